@@ -1,0 +1,62 @@
+# keepwarm: the two commands that set up everything on a fresh machine.
+#   make demo   create .venv, install, import the bundled demo year and write the digest
+#   make test   install the test extras and system packages, then lint, type-check and test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR := $(CURDIR)/.demo
+STAMP := $(VENV)/.installed
+# Strict editable installs (needed by mypy) see new modules only after a reinstall: directory
+# mtimes change when files are added or removed, so depending on them reinstalls exactly then.
+PKG_DIRS := $(shell find daemon connectors digests -type d -not -name __pycache__)
+TEST_STAMP := $(VENV)/.installed-test
+SYS_STAMP := $(VENV)/.system-packages
+# Debian packages the tests need: a real IMAP server and systemd-analyze.
+SYSTEM_PACKAGES := dovecot-imapd systemd
+
+.PHONY: demo test lint typecheck pytest system-deps bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml $(PKG_DIRS) | $(BIN)/python
+	$(BIN)/python -m pip install -q -e . --config-settings editable_mode=strict
+	touch $@
+
+$(TEST_STAMP): pyproject.toml $(PKG_DIRS) | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]' --config-settings editable_mode=strict
+	touch $@ $(STAMP)
+
+# Installs what the test-suite needs from Debian when it is missing (CI runs as root).
+$(SYS_STAMP): | $(BIN)/python
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	touch $@
+
+demo: $(STAMP)
+	@rm -rf $(DEMO_DIR)
+	$(BIN)/keepwarm demo --dir $(DEMO_DIR)
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy
+
+pytest: $(TEST_STAMP) $(SYS_STAMP)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,184 @@
+"""The connector contract: normalized records, batches, the Connector protocol and its errors.
+
+Connectors do I/O and normalization only. They never touch SQL, never print and never compute
+scores. A connector turns a source (Gmail, Graph, IMAP, a maildir ...) into a stream of
+:class:`Batch` objects. Each batch carries records plus an opaque cursor; the daemon commits the
+records and the cursor in one transaction, so a batch is the unit of progress and of resumption.
+
+Vocabulary
+----------
+account
+    The configured account name (``[[accounts]] name``). Every record carries it.
+provider_id
+    The record's id inside its account: a Gmail message id, a maildir file key, an IMAP
+    ``folder/uidvalidity/uid`` triple, an event id. ``(account, provider_id)`` is unique.
+cursor
+    An opaque string that lets the connector resume after the last committed batch.
+    ``None`` means "start from scratch" (a full, bounded sync).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+MessageRole = Literal["from", "to", "cc", "bcc", "reply_to", "sender"]
+ResponseStatus = Literal["accepted", "declined", "tentative", "needsAction", "unknown"]
+EventStatus = Literal["confirmed", "tentative", "cancelled"]
+EventType = Literal["default", "birthday", "outOfOffice", "focusTime", "workingLocation", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One mailbox: a normalized address (see :func:`headers.normalize_address`) and a display name."""
+
+    email: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMeta:
+    """Metadata of one mail message. Never carries a body.
+
+    ``date`` is timezone-aware UTC. ``markers`` lists the automation / bulk evidence found in the
+    headers or labels, as short strings: ``list-id``, ``list-unsubscribe``, ``precedence:bulk``,
+    ``auto-submitted:auto-replied``, ``return-path-null``, ``x-auto-response-suppress``,
+    ``category:promotions``, ``inference:other``, ``keepwarm-digest`` ... Identity and the engine
+    decide what they mean; connectors only report them.
+    """
+
+    account: str
+    provider_id: str
+    date: datetime
+    sender: Address | None
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    bcc: tuple[Address, ...] = ()
+    reply_to: tuple[Address, ...] = ()
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    subject: str | None = None
+    thread_hint: str | None = None  # provider thread id (Gmail threadId, Graph conversationId)
+    folder: str | None = None
+    labels: tuple[str, ...] = ()
+    list_id: str | None = None
+    markers: tuple[str, ...] = ()
+    date_from_provider: bool = False  # True when the header date was unusable
+
+
+@dataclass(frozen=True, slots=True)
+class Attendee:
+    """One attendee of an event, with their response."""
+
+    email: str
+    name: str = ""
+    response: ResponseStatus = "unknown"
+    organizer: bool = False
+    optional: bool = False
+    resource: bool = False
+    is_self: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EventMeta:
+    """Metadata of one calendar event occurrence. ``start``/``end`` are UTC; no description."""
+
+    account: str
+    provider_id: str
+    start: datetime
+    end: datetime
+    all_day: bool = False
+    ical_uid: str | None = None
+    organizer: Address | None = None
+    attendees: tuple[Attendee, ...] = ()
+    attendees_omitted: bool = False
+    my_response: ResponseStatus = "unknown"
+    status: EventStatus = "confirmed"
+    recurring: bool = False
+    event_type: EventType = "default"
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """A record that disappeared from its source (deleted, moved to spam or trash)."""
+
+    account: str
+    provider_id: str
+    kind: Literal["message", "event"] = "message"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a sync has come: ``done`` of an estimated ``total`` units (messages or events)."""
+
+    done: int
+    total: int | None = None
+    phase: str = ""
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records plus the cursor that is valid once they are stored.
+
+    ``reset`` asks the store to forget every record of this account before applying the batch's
+    records (used when a source can only be re-read whole, e.g. an .ics file that changed).
+    ``skipped`` counts records that could not be used, by reason ("unparseable date": 3).
+    """
+
+    messages: list[MessageMeta] = field(default_factory=list)
+    events: list[EventMeta] = field(default_factory=list)
+    deletions: list[Deletion] = field(default_factory=list)
+    cursor: str | None = None
+    progress: Progress | None = None
+    reset: bool = False
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.messages) + len(self.events) + len(self.deletions)
+
+
+class Connector(Protocol):
+    """What every source implements.
+
+    ``sync(cursor)`` yields batches. ``cursor`` is the cursor of the last committed batch of this
+    account, or ``None``. The generator must be safe to abandon at any yield (the daemon may stop
+    between batches) and to resume from any cursor it yielded, without losing or duplicating
+    records. It raises one of the errors below; anything else is a bug.
+    """
+
+    kind: str
+    account: str
+
+    def sync(self, cursor: str | None) -> Iterator[Batch]: ...
+
+
+class ConnectorError(Exception):
+    """Base of all connector errors. ``str()`` must be a sentence a user can act on."""
+
+
+class TransientError(ConnectorError):
+    """Retry later: 5xx, 429, timeouts, dropped connections. ``retry_after`` in seconds if known."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthRequired(ConnectorError):
+    """The credentials no longer work; the user must re-authorise. ``fix`` is the command to run."""
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+class CursorExpired(ConnectorError):
+    """The stored cursor is no longer valid; the daemon clears it and runs a full sync."""
+
+
+class SourceError(ConnectorError):
+    """A permanent problem with the source that the user must fix (missing path, bad folder)."""

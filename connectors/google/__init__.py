@@ -1,0 +1,3 @@
+"""Package."""
+
+from __future__ import annotations

@@ -1,0 +1,398 @@
+"""RFC 5322 / RFC 2047 header parsing and address normalization, shared by every mail connector.
+
+Only the header block is ever looked at: :func:`header_block` stops at the first empty line and
+caps the size, so a body is never read into a record. Everything here is total: on arbitrary
+bytes it returns something or a skip reason, and never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from email.header import decode_header
+from email.utils import getaddresses, parsedate_tz
+
+from keepwarm.connectors.base import Address, MessageMeta
+
+# Header fields a mail connector needs (IMAP FETCH list, Gmail metadataHeaders allow-list).
+WANTED_HEADERS: tuple[str, ...] = (
+    "From",
+    "Sender",
+    "To",
+    "Cc",
+    "Bcc",
+    "Reply-To",
+    "Date",
+    "Subject",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Post",
+    "Precedence",
+    "Auto-Submitted",
+    "X-Auto-Response-Suppress",
+    "X-Autoreply",
+    "X-Autorespond",
+    "Return-Path",
+    "X-Keepwarm-Digest",
+)
+
+MAX_HEADER_BLOCK = 256 * 1024  # a "megabyte header block" is cut here
+MAX_FIELD = 16 * 1024  # one header value
+MAX_ADDRESSES = 500  # per header
+MAX_SUBJECT = 998
+
+# Dates outside [EARLIEST, latest] are absurd: year 1706, the 1979-12-31 Lotus placeholder, 2028...
+EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=2)
+
+GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+_SUBJECT_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|antw|tr|rif|ref|r|odp|vb|atb)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*|\[[^\]]{1,40}\]\s*)+",
+    re.IGNORECASE,
+)
+_WS = re.compile(r"\s+")
+_MSGID = re.compile(r"<([^<>\s]{1,500})>")
+_ENCODED_WORD = re.compile(r"=\?[^?]*\?[bBqQ]\?[^?]*\?=")
+_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+# -- header blocks -----------------------------------------------------------------------------
+def header_block(data: bytes) -> bytes:
+    """The bytes before the first empty line (the header block), capped at MAX_HEADER_BLOCK."""
+    head = data[:MAX_HEADER_BLOCK]
+    if head.startswith((b"\r\n", b"\n")):
+        return b""
+    cut = len(head)
+    for sep in (b"\n\n", b"\r\n\r\n", b"\n\r\n"):
+        i = head.find(sep)
+        if i != -1 and i < cut:
+            cut = i
+    return head[:cut]
+
+
+def _decode_bytes(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def parse_header_block(data: bytes | str) -> dict[str, list[str]]:
+    """Parse a header block into ``{lowercased-name: [unfolded values...]}``.
+
+    Accepts a whole message too: parsing stops at the first empty line. Lines that are not
+    ``Name: value`` and not continuations are ignored (mbox ``From `` lines, garbage).
+    """
+    text = _decode_bytes(header_block(data)) if isinstance(data, bytes) else data[:MAX_HEADER_BLOCK]
+    if not isinstance(data, bytes):
+        end = re.search(r"\r?\n\r?\n", text)
+        if end:
+            text = text[: end.start()]
+    out: dict[str, list[str]] = {}
+    name: str | None = None
+    parts: list[str] = []
+
+    def flush() -> None:
+        if name is not None:
+            value = " ".join(p.strip() for p in parts).strip()
+            out.setdefault(name, []).append(value[:MAX_FIELD])
+
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line[0] in " \t":
+            if name is not None and sum(len(p) for p in parts) < MAX_FIELD:
+                parts.append(line)
+            continue
+        colon = line.find(":")
+        if colon <= 0 or colon > 76 or " " in line[:colon].strip():
+            flush()
+            name = None
+            parts = []
+            continue
+        flush()
+        name = line[:colon].strip().lower()
+        parts = [line[colon + 1 :]]
+    flush()
+    return out
+
+
+def first(headers: Mapping[str, Sequence[str]], name: str) -> str | None:
+    values = headers.get(name.lower())
+    return values[0] if values else None
+
+
+# -- RFC 2047 -----------------------------------------------------------------------------------
+def _decode_chunk(chunk: bytes, charset: str | None) -> str:
+    for cs in (charset, "utf-8", "cp1252", "latin-1"):
+        if not cs:
+            continue
+        cs = {"unknown-8bit": "latin-1", "x-unknown": "latin-1", "ks_c_5601-1987": "cp949"}.get(
+            cs.lower(), cs
+        )
+        try:
+            return chunk.decode(cs)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return chunk.decode("latin-1")
+
+
+def decode_words(value: str) -> str:
+    """Decode RFC 2047 encoded words; wrong or missing charsets fall back to utf-8, cp1252, latin-1."""
+    if "=?" not in value:
+        return clean_text(value)
+    try:
+        pieces = decode_header(value)
+    except Exception:  # email.header raises several types on garbage; treat as plain text
+        return clean_text(value)
+    out: list[str] = []
+    for chunk, charset in pieces:
+        out.append(chunk if isinstance(chunk, str) else _decode_chunk(chunk, charset))
+    text = "".join(out)
+    if _ENCODED_WORD.search(text):  # malformed words decode_header left alone
+        text = _ENCODED_WORD.sub(lambda m: _decode_single(m.group(0)), text)
+    return clean_text(text)
+
+
+def _decode_single(word: str) -> str:
+    try:
+        pieces = decode_header(word)
+    except Exception:
+        return word
+    return "".join(c if isinstance(c, str) else _decode_chunk(c, cs) for c, cs in pieces)
+
+
+def clean_text(value: str) -> str:
+    """Collapse whitespace, drop control and bidi-override characters."""
+    return _WS.sub(" ", _CTRL.sub("", value)).strip()
+
+
+# -- addresses ----------------------------------------------------------------------------------
+def normalize_address(raw: str) -> str | None:
+    """Normalize one bare address: case, IDNA domain, Gmail dots and plus tags. None if invalid."""
+    s = raw.strip().strip("<>").strip().strip("'\"").strip()
+    if s.lower().startswith("mailto:"):
+        s = s[7:]
+    if not s or len(s) > 320 or any(c.isspace() for c in s) or s.count("@") != 1:
+        return None
+    local, domain = s.split("@")
+    domain = domain.strip(".").lower()
+    if not local or not domain or ("." not in domain and domain != "localhost"):
+        return None
+    if any(c in local for c in '<>(),;:\\"[]') or any(c in domain for c in "<>(),;:\\\"[]@'"):
+        return None
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    local = local.lower()
+    if domain in GMAIL_DOMAINS:
+        local = local.split("+", 1)[0].replace(".", "")
+        domain = "gmail.com"
+        if not local:
+            return None
+    return f"{local}@{domain}"
+
+
+def parse_addresses(value: str | None) -> tuple[Address, ...]:
+    """Parse an address-list header value. Invalid entries are dropped; duplicates removed."""
+    if not value:
+        return ()
+    value = value[:MAX_FIELD]
+    try:
+        pairs = getaddresses([value])
+    except Exception:
+        pairs = []
+    seen: dict[str, Address] = {}
+    for name, addr in pairs[: MAX_ADDRESSES * 2]:
+        email = normalize_address(addr)
+        if email is None:
+            # "Doe, John <john@example.com>" split at the comma, or "=?utf-8?...?= <x@y>"
+            m = re.search(r"<([^<>\s]+@[^<>\s]+)>", name) if name else None
+            email = normalize_address(m.group(1)) if m else None
+            if email is None:
+                continue
+            name = name[: m.start()] if m else name
+        if email not in seen:
+            seen[email] = Address(email, decode_words(name).strip(" '\"")[:200])
+        if len(seen) >= MAX_ADDRESSES:
+            break
+    return tuple(seen.values())
+
+
+# -- dates ----------------------------------------------------------------------------------------
+def parse_date(value: str | None) -> datetime | None:
+    """Parse an RFC 5322 date and its broken real-world variants into aware UTC, or None."""
+    if not value:
+        return None
+    v = value.strip()[:200]
+    v = re.sub(r"\s*\(.*?\)\s*$", "", v)  # trailing "(PST)" comments
+    v = v.replace(",", ", ").replace("  ", " ")
+    try:
+        parts = parsedate_tz(v)
+    except Exception:
+        parts = None
+    if parts is None:
+        return _parse_iso(v)
+    year, month, day, hh, mm, ss = parts[:6]
+    offset = parts[9] or 0
+    if year < 100:
+        year += 2000 if year < 50 else 1900
+    if abs(offset) > 14 * 3600:
+        offset = 0
+    try:
+        dt = datetime(year, month, day, min(hh, 23), min(mm, 59), min(ss, 59), tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+    return dt - timedelta(seconds=offset)
+
+
+def _parse_iso(v: str) -> datetime | None:
+    try:
+        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def plausible(dt: datetime | None, now: datetime | None = None) -> bool:
+    """False for absurd dates: before 1990, after ``now`` (+2 days), the 1979/1980 placeholders."""
+    if dt is None:
+        return False
+    limit = (now or datetime.now(UTC)) + FUTURE_SLACK
+    return EARLIEST_DATE <= dt <= limit
+
+
+# -- ids and subjects -----------------------------------------------------------------------------
+def normalize_message_id(value: str | None) -> str | None:
+    """``<abc@host>`` -> ``abc@host``; None for empty or junk values."""
+    if not value:
+        return None
+    m = _MSGID.search(value)
+    s = m.group(1) if m else value.strip().strip("<>").strip()
+    if not s or len(s) > 500 or any(c.isspace() for c in s):
+        return None
+    return s
+
+
+def parse_message_ids(value: str | None, limit: int = 50) -> tuple[str, ...]:
+    """All ``<...>`` ids in a References / In-Reply-To value (the last ``limit`` of them)."""
+    if not value:
+        return ()
+    ids = _MSGID.findall(value[:MAX_FIELD])
+    return tuple(dict.fromkeys(ids))[-limit:]
+
+
+def normalize_subject(subject: str) -> str:
+    """Lowercased subject without Re:/Fwd:/AW:/SV:/[list] prefixes, for threading."""
+    s = clean_text(subject)
+    prev = None
+    while prev != s:
+        prev = s
+        s = _SUBJECT_PREFIX.sub("", s).strip()
+    return s.lower()[:300]
+
+
+# -- automation markers ---------------------------------------------------------------------------
+def automation_markers(headers: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """Evidence that a message is list, bulk or automatic mail, as short marker strings."""
+    marks: list[str] = []
+    if first(headers, "list-id"):
+        marks.append("list-id")
+    if first(headers, "list-unsubscribe"):
+        marks.append("list-unsubscribe")
+    if first(headers, "list-post"):
+        marks.append("list-post")
+    prec = (first(headers, "precedence") or "").strip().lower()
+    if prec in {"bulk", "list", "junk", "auto_reply"}:
+        marks.append(f"precedence:{prec}")
+    auto = (first(headers, "auto-submitted") or "").strip().lower().split(";")[0].strip()
+    if auto and auto != "no":
+        marks.append(f"auto-submitted:{auto[:30]}")
+    if first(headers, "x-auto-response-suppress"):
+        marks.append("x-auto-response-suppress")
+    if first(headers, "x-autoreply") or first(headers, "x-autorespond"):
+        marks.append("x-autoreply")
+    rp = first(headers, "return-path")
+    if rp is not None and rp.replace(" ", "") == "<>":
+        marks.append("return-path-null")
+    if first(headers, "x-keepwarm-digest"):
+        marks.append("keepwarm-digest")
+    return tuple(marks)
+
+
+def list_id(headers: Mapping[str, Sequence[str]]) -> str | None:
+    raw = first(headers, "list-id")
+    if not raw:
+        return None
+    m = re.search(r"<([^<>]+)>", raw)
+    return clean_text(m.group(1) if m else raw).lower()[:200] or None
+
+
+# -- the whole record ---------------------------------------------------------------------------
+def message_from_headers(
+    headers: Mapping[str, Sequence[str]],
+    *,
+    account: str,
+    provider_id: str,
+    fallback_date: datetime | None = None,
+    now: datetime | None = None,
+    folder: str | None = None,
+    labels: Iterable[str] = (),
+    thread_hint: str | None = None,
+    extra_markers: Iterable[str] = (),
+    keep_subject: bool = True,
+) -> MessageMeta | str:
+    """Build a :class:`MessageMeta` from parsed headers, or return a skip reason string.
+
+    The header date is used when plausible; otherwise ``fallback_date`` (the provider's or file's
+    time) if that is plausible; otherwise the message is skipped as ``"unparseable date"``.
+    """
+    if not headers:
+        return "no headers"
+    from_list = parse_addresses(first(headers, "from"))
+    sender = from_list[0] if from_list else None
+    if sender is None:
+        sender_h = parse_addresses(first(headers, "sender"))
+        sender = sender_h[0] if sender_h else None
+    to = parse_addresses(", ".join(headers.get("to", [])))
+    cc = parse_addresses(", ".join(headers.get("cc", [])))
+    if sender is None and not to and not cc:
+        return "no addresses"
+    date = parse_date(first(headers, "date"))
+    from_provider = False
+    if not plausible(date, now):
+        if fallback_date is not None and plausible(fallback_date, now):
+            date = fallback_date.astimezone(UTC)
+            from_provider = True
+        else:
+            return "unparseable date"
+    assert date is not None
+    subject_raw = first(headers, "subject")
+    subject = decode_words(subject_raw)[:MAX_SUBJECT] if (subject_raw and keep_subject) else None
+    irt = parse_message_ids(first(headers, "in-reply-to"), limit=1)
+    return MessageMeta(
+        account=account,
+        provider_id=provider_id,
+        date=date,
+        sender=sender,
+        to=to,
+        cc=cc,
+        bcc=parse_addresses(", ".join(headers.get("bcc", []))),
+        reply_to=parse_addresses(first(headers, "reply-to")),
+        message_id=normalize_message_id(first(headers, "message-id")),
+        in_reply_to=irt[0] if irt else None,
+        references=parse_message_ids(first(headers, "references")),
+        subject=subject or None,
+        thread_hint=thread_hint,
+        folder=folder,
+        labels=tuple(labels),
+        list_id=list_id(headers),
+        markers=automation_markers(headers) + tuple(extra_markers),
+        date_from_provider=from_provider,
+    )

@@ -1,0 +1,557 @@
+"""The store: one SQLite file per user, the single writer, batches + cursors in one transaction.
+
+Deduplication: a message seen through two folders, two accounts or two copies is one row in
+``messages``; each place it was seen is a row in ``message_sources``. A new record joins an
+existing message when
+
+1. the same ``(account, provider_id)`` was stored before (a re-applied batch), or
+2. its Message-ID matches a stored one *and* the sender agrees and the dates are within two days
+   (a Message-ID reused for a different message - seen in damaged PST exports - is not trusted), or
+3. its content key (date to the second, sender, To+Cc set, normalized subject) matches: Lotus Notes
+   exports file copies of one message under different Message-IDs.
+
+Removing the last source of a message removes the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from keepwarm.connectors.base import Address, Batch, Deletion, EventMeta, MessageMeta
+from keepwarm.connectors.headers import normalize_subject
+from keepwarm.daemon.store.migrations import (
+    ROLE_BCC,
+    ROLE_CC,
+    ROLE_FROM,
+    ROLE_REPLY_TO,
+    ROLE_TO,
+    migrations,
+)
+
+MESSAGE_ID_MAX_DRIFT = 2 * 86400
+
+
+class StoreError(Exception):
+    """A problem with the database file that the user must fix (permissions, disk full, corrupt)."""
+
+
+@dataclass
+class ApplyResult:
+    """What applying one batch changed."""
+
+    added: int = 0
+    merged: int = 0  # records that joined an existing message/event (dedupe)
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AccountState:
+    name: str
+    kind: str
+    state: str
+    cursor: str | None
+    last_attempt_at: int | None
+    last_ok_at: int | None
+    last_error: str | None
+    fix: str | None
+    failures: int
+    next_attempt_at: int | None
+    progress_done: int | None
+    progress_total: int | None
+
+
+def _epoch(dt: object) -> int:
+    from datetime import datetime
+
+    assert isinstance(dt, datetime) and dt.tzinfo is not None, "store needs aware datetimes"
+    return int(dt.timestamp())
+
+
+def content_key(msg: MessageMeta) -> str:
+    """A key that is equal for copies of one message filed under different Message-IDs."""
+    recipients = sorted({a.email for a in msg.to} | {a.email for a in msg.cc})
+    parts = [
+        str(_epoch(msg.date)),
+        msg.sender.email if msg.sender else "",
+        ",".join(recipients),
+        normalize_subject(msg.subject or ""),
+    ]
+    return hashlib.blake2b(
+        "\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=12
+    ).hexdigest()
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file with mode 0600 before SQLite opens it."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+class Store:
+    """The one writer of the history database."""
+
+    def __init__(self, db: Database, path: Path | None = None) -> None:
+        self.db = db
+        self.path = path
+        self.conn: sqlite3.Connection = db.conn
+        self._address_ids: dict[str, int] = {}
+
+    # -- opening -----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        """Open (creating 0600 if needed) and migrate the database at ``path``."""
+        p = Path(path).expanduser()
+        old_umask = os.umask(0o077)
+        try:
+            _create_private(p)
+            db = Database(p, execute_plugins=False)
+            db.conn.execute("PRAGMA busy_timeout=10000")
+            db.enable_wal()
+            db.conn.execute("PRAGMA synchronous=NORMAL")
+            db.conn.execute("PRAGMA foreign_keys=ON")
+            store = cls(db, p)
+            store.migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot open the keepwarm database {p}: {exc}. "
+                "Check the file's permissions and free disk space; if the file is damaged, "
+                "restore it from a backup or move it aside and run 'keepwarm sync' to re-import."
+            ) from exc
+        except OSError as exc:
+            raise StoreError(f"cannot create the keepwarm database {p}: {exc.strerror}") from exc
+        finally:
+            os.umask(old_umask)
+        for suffix in ("-wal", "-shm"):
+            side = Path(str(p) + suffix)
+            if side.exists():
+                os.chmod(side, 0o600)
+        return store
+
+    @classmethod
+    def memory(cls) -> Store:
+        db = Database(memory=True, execute_plugins=False)
+        db.conn.execute("PRAGMA foreign_keys=ON")
+        store = cls(db)
+        store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        try:
+            with self.db.atomic():
+                yield
+        except sqlite3.OperationalError as exc:
+            if "disk" in str(exc) or "full" in str(exc):
+                raise StoreError(
+                    f"the database could not be written: {exc}. Free disk space."
+                ) from exc
+            raise
+
+    # -- addresses ---------------------------------------------------------------------------
+    def address_id(self, addr: Address) -> int:
+        cached = self._address_ids.get(addr.email)
+        if cached is not None:
+            return cached
+        row = self.conn.execute(
+            "SELECT id, name FROM addresses WHERE email = ?", (addr.email,)
+        ).fetchone()
+        if row is None:
+            cur = self.conn.execute(
+                "INSERT INTO addresses (email, name) VALUES (?, ?)", (addr.email, addr.name)
+            )
+            assert cur.lastrowid is not None
+            aid = int(cur.lastrowid)
+        else:
+            aid = int(row[0])
+            if addr.name and not row[1]:
+                self.conn.execute("UPDATE addresses SET name = ? WHERE id = ?", (addr.name, aid))
+        self._address_ids[addr.email] = aid
+        return aid
+
+    # -- accounts ----------------------------------------------------------------------------
+    def ensure_account(self, name: str, kind: str) -> None:
+        self.conn.execute(
+            "INSERT INTO accounts (name, kind) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET kind = excluded.kind",
+            (name, kind),
+        )
+
+    def cursor(self, account: str) -> str | None:
+        row = self.conn.execute("SELECT cursor FROM accounts WHERE name = ?", (account,)).fetchone()
+        return None if row is None else row[0]
+
+    def clear_cursor(self, account: str) -> None:
+        with self.atomic():
+            self.conn.execute("UPDATE accounts SET cursor = NULL WHERE name = ?", (account,))
+
+    def set_account_state(
+        self,
+        account: str,
+        kind: str,
+        state: str,
+        *,
+        error: str | None = None,
+        fix: str | None = None,
+        now: float | None = None,
+        next_attempt_at: float | None = None,
+        ok: bool = False,
+        failures: int | None = None,
+    ) -> None:
+        """Record the outcome of a sync attempt."""
+        ts = int(now if now is not None else time.time())
+        with self.atomic():
+            self.ensure_account(account, kind)
+            self.conn.execute(
+                """UPDATE accounts SET state = ?, last_attempt_at = ?, last_error = ?, fix = ?,
+                       next_attempt_at = ?,
+                       last_ok_at = CASE WHEN ? THEN ? ELSE last_ok_at END,
+                       failures = COALESCE(?, CASE WHEN ? THEN 0 ELSE failures + 1 END)
+                   WHERE name = ?""",
+                (
+                    state,
+                    ts,
+                    error,
+                    fix,
+                    int(next_attempt_at) if next_attempt_at is not None else None,
+                    ok,
+                    ts,
+                    failures,
+                    ok,
+                    account,
+                ),
+            )
+
+    def account_states(self) -> list[AccountState]:
+        rows = self.conn.execute(
+            """SELECT name, kind, state, cursor, last_attempt_at, last_ok_at, last_error, fix, failures,
+                      next_attempt_at, progress_done, progress_total FROM accounts ORDER BY name"""
+        ).fetchall()
+        return [AccountState(*r) for r in rows]
+
+    def forget_account(self, account: str) -> int:
+        """Remove every record seen only through ``account``. Returns the number of sources removed."""
+        with self.atomic():
+            n = self._remove_sources(account)
+            self.conn.execute("DELETE FROM accounts WHERE name = ?", (account,))
+        return n
+
+    # -- batches -----------------------------------------------------------------------------
+    def apply_batch(self, account: str, kind: str, batch: Batch) -> ApplyResult:
+        """Store a batch's records and its cursor in one transaction. Idempotent."""
+        result = ApplyResult(skipped=dict(batch.skipped))
+        with self.atomic():
+            self.ensure_account(account, kind)
+            if batch.reset:
+                result.deleted += self._remove_sources(account)
+            for msg in batch.messages:
+                self._upsert_message(msg, result)
+            for ev in batch.events:
+                self._upsert_event(ev, result)
+            for d in batch.deletions:
+                result.deleted += self._delete(d)
+            progress = batch.progress
+            self.conn.execute(
+                """UPDATE accounts SET cursor = ?, progress_done = ?, progress_total = ?
+                   WHERE name = ?""",
+                (
+                    batch.cursor,
+                    progress.done if progress else None,
+                    progress.total if progress else None,
+                    account,
+                ),
+            )
+        return result
+
+    def _remove_sources(self, account: str) -> int:
+        msg_ids = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT message FROM message_sources WHERE account = ?", (account,)
+            )
+        ]
+        ev_ids = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT event FROM event_sources WHERE account = ?", (account,)
+            )
+        ]
+        self.conn.execute("DELETE FROM message_sources WHERE account = ?", (account,))
+        self.conn.execute("DELETE FROM event_sources WHERE account = ?", (account,))
+        self._drop_orphans(msg_ids, ev_ids)
+        return len(msg_ids) + len(ev_ids)
+
+    def _drop_orphans(self, msg_ids: Iterable[int], ev_ids: Iterable[int]) -> None:
+        self.conn.executemany(
+            "DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM message_sources WHERE message = ?)",
+            [(i, i) for i in msg_ids],
+        )
+        self.conn.executemany(
+            "DELETE FROM events WHERE id = ? AND NOT EXISTS (SELECT 1 FROM event_sources WHERE event = ?)",
+            [(i, i) for i in ev_ids],
+        )
+
+    def _delete(self, d: Deletion) -> int:
+        if d.kind == "message":
+            row = self.conn.execute(
+                "SELECT message FROM message_sources WHERE account = ? AND provider_id = ?",
+                (d.account, d.provider_id),
+            ).fetchone()
+            if row is None:
+                return 0
+            self.conn.execute(
+                "DELETE FROM message_sources WHERE account = ? AND provider_id = ?",
+                (d.account, d.provider_id),
+            )
+            self._drop_orphans([row[0]], [])
+            return 1
+        row = self.conn.execute(
+            "SELECT event FROM event_sources WHERE account = ? AND provider_id = ?",
+            (d.account, d.provider_id),
+        ).fetchone()
+        if row is None:
+            return 0
+        self.conn.execute(
+            "DELETE FROM event_sources WHERE account = ? AND provider_id = ?",
+            (d.account, d.provider_id),
+        )
+        self._drop_orphans([], [row[0]])
+        return 1
+
+    def _find_message(self, msg: MessageMeta, ckey: str) -> int | None:
+        if msg.message_id:
+            sender = self._address_ids.get(msg.sender.email) if msg.sender else None
+            if msg.sender and sender is None:
+                srow = self.conn.execute(
+                    "SELECT id FROM addresses WHERE email = ?", (msg.sender.email,)
+                ).fetchone()
+                sender = srow[0] if srow else -1
+            when = _epoch(msg.date)
+            for mid, mdate, msender in self.conn.execute(
+                "SELECT id, date, sender FROM messages WHERE message_id = ?", (msg.message_id,)
+            ):
+                same_sender = msender is None or sender is None or msender == sender
+                if same_sender and abs(mdate - when) <= MESSAGE_ID_MAX_DRIFT:
+                    return int(mid)
+        row = self.conn.execute("SELECT id FROM messages WHERE content_key = ?", (ckey,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _upsert_message(self, msg: MessageMeta, result: ApplyResult) -> None:
+        labels = " ".join(msg.labels) or None
+        existing = self.conn.execute(
+            "SELECT message, folder, labels FROM message_sources WHERE account = ? AND provider_id = ?",
+            (msg.account, msg.provider_id),
+        ).fetchone()
+        if existing is not None:
+            if (existing[1], existing[2]) != (msg.folder, labels):
+                self.conn.execute(
+                    "UPDATE message_sources SET folder = ?, labels = ? WHERE account = ? AND provider_id = ?",
+                    (msg.folder, labels, msg.account, msg.provider_id),
+                )
+            result.unchanged += 1
+            return
+        ckey = content_key(msg)
+        mid = self._find_message(msg, ckey)
+        if mid is None:
+            sender = self.address_id(msg.sender) if msg.sender else None
+            n_recipients = len({a.email for a in (*msg.to, *msg.cc, *msg.bcc)})
+            cur = self.conn.execute(
+                """INSERT INTO messages (message_id, content_key, date, sender, subject, norm_subject,
+                       in_reply_to, refs, thread_hint, list_id, markers, n_recipients)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    msg.message_id,
+                    ckey,
+                    _epoch(msg.date),
+                    sender,
+                    msg.subject,
+                    normalize_subject(msg.subject or "") or None,
+                    msg.in_reply_to,
+                    " ".join(msg.references) or None,
+                    msg.thread_hint,
+                    msg.list_id,
+                    " ".join(msg.markers) or None,
+                    n_recipients,
+                ),
+            )
+            assert cur.lastrowid is not None
+            mid = int(cur.lastrowid)
+            rows: set[tuple[int, int, int]] = set()
+            if sender is not None:
+                rows.add((mid, ROLE_FROM, sender))
+            for role, addrs in (
+                (ROLE_TO, msg.to),
+                (ROLE_CC, msg.cc),
+                (ROLE_BCC, msg.bcc),
+                (ROLE_REPLY_TO, msg.reply_to),
+            ):
+                for a in addrs:
+                    rows.add((mid, role, self.address_id(a)))
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO message_addresses (message, role, address) VALUES (?, ?, ?)",
+                rows,
+            )
+            result.added += 1
+        else:
+            # A copy seen elsewhere: keep what the new copy knows that the stored one lacks.
+            if msg.bcc:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO message_addresses (message, role, address) VALUES (?, ?, ?)",
+                    [(mid, ROLE_BCC, self.address_id(a)) for a in msg.bcc],
+                )
+            if msg.markers:
+                row = self.conn.execute(
+                    "SELECT markers FROM messages WHERE id = ?", (mid,)
+                ).fetchone()
+                have = set((row[0] or "").split())
+                merged = have | set(msg.markers)
+                if merged != have:
+                    self.conn.execute(
+                        "UPDATE messages SET markers = ? WHERE id = ?",
+                        (" ".join(sorted(merged)), mid),
+                    )
+            result.merged += 1
+        self.conn.execute(
+            "INSERT INTO message_sources (account, provider_id, message, folder, labels) VALUES (?, ?, ?, ?, ?)",
+            (msg.account, msg.provider_id, mid, msg.folder, labels),
+        )
+
+    def _upsert_event(self, ev: EventMeta, result: ApplyResult) -> None:
+        existing = self.conn.execute(
+            "SELECT event FROM event_sources WHERE account = ? AND provider_id = ?",
+            (ev.account, ev.provider_id),
+        ).fetchone()
+        fields = self._event_fields(ev)
+        if existing is not None:
+            row = self.conn.execute(
+                """SELECT dedupe_key, ical_uid, start, "end", all_day, status, event_type, organizer,
+                          my_response, recurring, attendees_omitted, n_attendees, title
+                   FROM events WHERE id = ?""",
+                (existing[0],),
+            ).fetchone()
+            if row is not None and tuple(row) == fields and self._attendees_equal(existing[0], ev):
+                result.unchanged += 1
+                return
+            # Changed (moved, re-responded...): replace this source's view of the event.
+            self.conn.execute(
+                "DELETE FROM event_sources WHERE account = ? AND provider_id = ?",
+                (ev.account, ev.provider_id),
+            )
+            self._drop_orphans([], [existing[0]])
+        dedupe_key = fields[0]
+        row = self.conn.execute(
+            "SELECT id, my_response FROM events WHERE dedupe_key = ?", (dedupe_key,)
+        ).fetchone()
+        if row is None:
+            cur = self.conn.execute(
+                """INSERT INTO events (dedupe_key, ical_uid, start, "end", all_day, status, event_type,
+                       organizer, my_response, recurring, attendees_omitted, n_attendees, title)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                fields,
+            )
+            assert cur.lastrowid is not None
+            eid = int(cur.lastrowid)
+            self._write_attendees(eid, ev)
+            result.added += 1
+        else:
+            eid = int(row[0])
+            if row[1] == "unknown" and ev.my_response != "unknown":
+                self.conn.execute(
+                    "UPDATE events SET my_response = ? WHERE id = ?", (ev.my_response, eid)
+                )
+            result.merged += 1
+        self.conn.execute(
+            "INSERT INTO event_sources (account, provider_id, event) VALUES (?, ?, ?)",
+            (ev.account, ev.provider_id, eid),
+        )
+
+    def _event_fields(self, ev: EventMeta) -> tuple[object, ...]:
+        start = _epoch(ev.start)
+        key = f"uid:{ev.ical_uid}@{start}" if ev.ical_uid else f"src:{ev.account}/{ev.provider_id}"
+        organizer = self.address_id(ev.organizer) if ev.organizer else None
+        return (
+            key,
+            ev.ical_uid,
+            start,
+            _epoch(ev.end),
+            int(ev.all_day),
+            ev.status,
+            ev.event_type,
+            organizer,
+            ev.my_response,
+            int(ev.recurring),
+            int(ev.attendees_omitted),
+            len(ev.attendees),
+            ev.title,
+        )
+
+    def _attendee_rows(self, eid: int, ev: EventMeta) -> set[tuple[object, ...]]:
+        rows: dict[int, tuple[object, ...]] = {}
+        for a in ev.attendees:
+            aid = self.address_id(Address(a.email, a.name))
+            rows[aid] = (
+                eid,
+                aid,
+                a.response,
+                int(a.organizer),
+                int(a.optional),
+                int(a.resource),
+                int(a.is_self),
+            )
+        return set(rows.values())
+
+    def _attendees_equal(self, eid: int, ev: EventMeta) -> bool:
+        have = {
+            tuple(r)
+            for r in self.conn.execute(
+                "SELECT event, address, response, organizer, optional, resource, is_self FROM event_attendees WHERE event = ?",
+                (eid,),
+            )
+        }
+        return have == self._attendee_rows(eid, ev)
+
+    def _write_attendees(self, eid: int, ev: EventMeta) -> None:
+        self.conn.executemany(
+            """INSERT OR REPLACE INTO event_attendees (event, address, response, organizer, optional, resource, is_self)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            self._attendee_rows(eid, ev),
+        )
+
+    # -- small helpers used by the CLI ------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for table in (
+            "messages",
+            "events",
+            "addresses",
+            "accounts",
+            "message_sources",
+            "event_sources",
+        ):
+            out[table] = int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        return out
+
+    def set_skipped(self, account: str, skipped: dict[str, int]) -> None:
+        with self.atomic():
+            self.conn.execute(
+                "UPDATE accounts SET skipped = ? WHERE name = ?",
+                (json.dumps(skipped, sort_keys=True), account),
+            )

@@ -1,0 +1,136 @@
+"""Schema, only ever changed by appending a migration. The history DB is user data: never rebuilt."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("keepwarm")
+
+# Address roles in message_addresses (small integers keep the table compact).
+ROLE_FROM, ROLE_TO, ROLE_CC, ROLE_BCC, ROLE_REPLY_TO = 0, 1, 2, 3, 4
+ROLE_NAMES = {
+    ROLE_FROM: "from",
+    ROLE_TO: "to",
+    ROLE_CC: "cc",
+    ROLE_BCC: "bcc",
+    ROLE_REPLY_TO: "reply_to",
+}
+
+
+@migrations(name="0001_initial")
+def m0001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE accounts (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            cursor TEXT,
+            state TEXT NOT NULL DEFAULT 'new',   -- new | ok | backoff | auth_required | failing
+            last_attempt_at INTEGER,
+            last_ok_at INTEGER,
+            last_error TEXT,
+            fix TEXT,
+            failures INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER,
+            progress_done INTEGER,
+            progress_total INTEGER,
+            skipped TEXT                          -- JSON {reason: count} of the last run
+        );
+        CREATE TABLE addresses (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT,
+            content_key TEXT NOT NULL UNIQUE,
+            date INTEGER NOT NULL,                -- UTC epoch seconds
+            sender INTEGER REFERENCES addresses(id),
+            subject TEXT,
+            norm_subject TEXT,
+            in_reply_to TEXT,
+            refs TEXT,                            -- space separated Message-IDs
+            thread_hint TEXT,
+            list_id TEXT,
+            markers TEXT,                         -- space separated markers
+            n_recipients INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX messages_message_id ON messages(message_id);
+        CREATE INDEX messages_date ON messages(date);
+        CREATE TABLE message_addresses (
+            message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            role INTEGER NOT NULL,
+            address INTEGER NOT NULL REFERENCES addresses(id),
+            PRIMARY KEY (message, role, address)
+        ) WITHOUT ROWID;
+        CREATE INDEX message_addresses_address ON message_addresses(address);
+        CREATE TABLE message_sources (
+            account TEXT NOT NULL,
+            provider_id TEXT NOT NULL,
+            message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            folder TEXT,
+            labels TEXT,
+            PRIMARY KEY (account, provider_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX message_sources_message ON message_sources(message);
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            dedupe_key TEXT NOT NULL UNIQUE,      -- iCalUID + start, or account + provider id
+            ical_uid TEXT,
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            all_day INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'confirmed',
+            event_type TEXT NOT NULL DEFAULT 'default',
+            organizer INTEGER REFERENCES addresses(id),
+            my_response TEXT NOT NULL DEFAULT 'unknown',
+            recurring INTEGER NOT NULL DEFAULT 0,
+            attendees_omitted INTEGER NOT NULL DEFAULT 0,
+            n_attendees INTEGER NOT NULL DEFAULT 0,
+            title TEXT
+        );
+        CREATE INDEX events_start ON events(start);
+        CREATE TABLE event_attendees (
+            event INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+            address INTEGER NOT NULL REFERENCES addresses(id),
+            response TEXT NOT NULL DEFAULT 'unknown',
+            organizer INTEGER NOT NULL DEFAULT 0,
+            optional INTEGER NOT NULL DEFAULT 0,
+            resource INTEGER NOT NULL DEFAULT 0,
+            is_self INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (event, address)
+        ) WITHOUT ROWID;
+        CREATE INDEX event_attendees_address ON event_attendees(address);
+        CREATE TABLE event_sources (
+            account TEXT NOT NULL,
+            provider_id TEXT NOT NULL,
+            event INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+            PRIMARY KEY (account, provider_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX event_sources_event ON event_sources(event);
+        CREATE TABLE snoozes (
+            person TEXT PRIMARY KEY,              -- a normalized address of the person
+            until INTEGER NOT NULL,               -- UTC epoch seconds
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE digests (
+            local_date TEXT PRIMARY KEY,          -- YYYY-MM-DD in the user's zone
+            message_id TEXT NOT NULL,
+            state TEXT NOT NULL,                  -- intent | sent | failed
+            method TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            sent_at INTEGER,
+            last_error TEXT,
+            subject TEXT
+        );
+        CREATE TABLE suggestions_shown (
+            local_date TEXT NOT NULL,
+            person TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            PRIMARY KEY (local_date, person, kind)
+        ) WITHOUT ROWID;
+        """
+    )

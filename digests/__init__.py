@@ -1,0 +1,11 @@
+"""keepwarm.digests."""
+
+from __future__ import annotations
+
+if (
+    __name__ != "keepwarm.digests"
+):  # pragma: no cover - guards against shadowing python-daemon & co.
+    raise ImportError(
+        f"{__file__} was imported as {__name__!r}; import keepwarm.digests instead "
+        "(run the tests with 'pytest', not 'python -m pytest')"
+    )
