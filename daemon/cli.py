@@ -1,0 +1,366 @@
+"""The ``keepwarm`` command: the only code that talks to people (prints, prompts, exit codes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, time
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import click
+
+from keepwarm.connectors.base import Batch, ConnectorError, Progress
+from keepwarm.daemon import config as cfgmod
+from keepwarm.daemon.config import Config, ConfigError
+from keepwarm.daemon.store import Store, StoreError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_USER = 2  # the user's input or config is wrong
+EXIT_FAIL = 1  # something failed (network, source)
+
+
+class UserError(click.ClickException):
+    """A problem the user can fix; printed without a traceback."""
+
+    exit_code = EXIT_USER
+
+
+class Ctx:
+    """Per-invocation state: where the config is, loaded lazily."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = cfgmod.load(self.config_path)
+            except ConfigError as exc:
+                raise UserError(str(exc)) from None
+        return self._config
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        try:
+            store = Store.open(self.config.store_path)
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def parse_as_of(value: str | None, zone: ZoneInfo) -> datetime | None:
+    """``--as-of 2024-06-01`` means the end of that local day; a full ISO timestamp is taken as is."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            d = datetime.strptime(value, "%Y-%m-%d").date()
+            return datetime.combine(d, time(23, 59, 59), zone).astimezone(UTC)
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise UserError(
+            f"--as-of: expected a date YYYY-MM-DD or an ISO timestamp, found {value!r}"
+        ) from None
+    return (dt.replace(tzinfo=zone) if dt.tzinfo is None else dt).astimezone(UTC)
+
+
+def as_of_option(f: F) -> F:
+    return click.option(
+        "--as-of",
+        "as_of",
+        metavar="DATE",
+        help="Run as if today were DATE (YYYY-MM-DD, end of that day in your zone): only history up to it is seen.",
+    )(f)
+
+
+def now_utc(as_of: datetime | None) -> datetime:
+    return as_of or datetime.now(UTC)
+
+
+def setup_logging(level: str = "warning") -> None:
+    """Plain lines to stderr; journald-friendly ``<N>`` priority prefixes when under systemd."""
+    from keepwarm.daemon.logs import configure
+
+    configure(level)
+
+
+# -- progress -------------------------------------------------------------------------------------
+class ProgressPrinter:
+    """A progress bar on a terminal (messages done / estimated, rate, ETA); silent otherwise."""
+
+    def __init__(self, label: str, stream: Any = None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = datetime.now(UTC)
+        self.done = 0
+        self._shown = False
+
+    def __call__(self, account: str, progress: Progress | None, batch: Batch) -> None:
+        self.done = progress.done if progress else self.done + len(batch)
+        if not self.enabled:
+            return
+        elapsed = max((datetime.now(UTC) - self.start).total_seconds(), 1e-6)
+        rate = self.done / elapsed
+        total = progress.total if progress else None
+        if total:
+            frac = min(1.0, self.done / max(total, 1))
+            bar = "#" * int(frac * 24)
+            eta = (total - self.done) / rate if rate > 0 else 0
+            line = f"\r{self.label}: [{bar:<24}] {self.done:,}/{total:,} {rate:,.0f}/s ETA {int(eta) // 60}m{int(eta) % 60:02d}s"
+        else:
+            line = f"\r{self.label}: {self.done:,} done, {rate:,.0f}/s"
+        self.stream.write(line[:120])
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# -- the group ------------------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="Config file (default: $KEEPWARM_CONFIG, then ~/.config/keepwarm/config.toml).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="keepwarm")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """keepwarm keeps your professional relationships warm.
+
+    It reads mail and calendar metadata (never bodies), learns the rhythm of each relationship and
+    mails you a short morning digest of value-adding touches.
+    """
+    setup_logging({0: "warning", 1: "info"}.get(verbose, "debug"))
+    ctx.obj = Ctx(config_path)
+
+
+STARTER = """\
+# keepwarm configuration. Every option is documented in config.example.toml.
+[me]
+name = "{name}"
+addresses = [{addresses}]
+timezone = "{timezone}"
+
+# Add your mail and calendar accounts, for example:
+# [[accounts]]
+# name = "archive"
+# kind = "maildir"          # mbox | maildir | ics | imap | gmail | gcal | microsoft
+# path = "~/Mail/archive"
+
+[digest]
+time = "07:30"
+max_items = 7
+
+[delivery]
+method = "file"             # file | smtp | gmail | microsoft
+"""
+
+
+def _local_zone_name() -> str:
+    tz = os.environ.get("TZ")
+    if tz and "/" in tz:
+        return tz.lstrip(":")
+    try:
+        link = os.readlink("/etc/localtime")
+        if "zoneinfo/" in link:
+            return link.split("zoneinfo/", 1)[1]
+    except OSError:
+        pass
+    return "UTC"
+
+
+@cli.command()
+@click.option("--name", prompt="Your name", help="Your name.")
+@click.option(
+    "--address", "addresses", multiple=True, help="An address you send from (repeatable)."
+)
+@click.option(
+    "--timezone",
+    default=_local_zone_name,
+    show_default="this machine's zone",
+    help="IANA time zone.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@pass_ctx
+def init(obj: Ctx, name: str, addresses: tuple[str, ...], timezone: str, force: bool) -> None:
+    """Write a commented starter config."""
+    path = cfgmod.find_config(obj.config_path)
+    if path.exists() and not force:
+        raise UserError(f"{path} already exists; edit it, or pass --force to overwrite it")
+    if not addresses:
+        addresses = tuple(click.prompt("Your email address(es), comma separated").split(","))
+    text = STARTER.format(
+        name=name.replace('"', "'"),
+        addresses=", ".join(json.dumps(a.strip()) for a in addresses if a.strip()),
+        timezone=timezone,
+    )
+    try:
+        cfgmod.loads(text)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    click.echo(f"wrote {path}")
+
+
+def sync_accounts(obj: Ctx, names: list[str], *, quiet: bool = False) -> int:
+    """Sync the named accounts (all enabled ones if empty); returns the number that failed."""
+    from keepwarm.daemon.accounts import make_connector
+    from keepwarm.daemon.sync import run_account
+
+    config = obj.config
+    accounts = (
+        [config.account(n) for n in names] if names else [a for a in config.accounts if a.enabled]
+    )
+    if not accounts:
+        raise UserError(
+            "no accounts configured: add an [[accounts]] table to your config (see config.example.toml)"
+        )
+    failed = 0
+    with obj.store() as store:
+        for account in accounts:
+            try:
+                connector = make_connector(account, config)
+            except ConnectorError as exc:
+                click.echo(f"{account.name}: {exc}", err=True)
+                failed += 1
+                continue
+            printer = ProgressPrinter(account.name)
+            try:
+                outcome = run_account(store, connector, on_batch=printer)
+            except StoreError as exc:
+                raise UserError(str(exc)) from None
+            finally:
+                printer.close()
+            if outcome.state in ("ok", "interrupted"):
+                if not quiet:
+                    click.echo(f"{account.name}: {outcome.summary()}")
+            else:
+                failed += 1
+                fix = f" To fix: {outcome.fix}" if outcome.fix else ""
+                click.echo(
+                    f"{account.name}: {outcome.state.replace('_', ' ')}: {outcome.error}.{fix}",
+                    err=True,
+                )
+    return failed
+
+
+@cli.command()
+@click.argument("accounts", nargs=-1)
+@pass_ctx
+def sync(obj: Ctx, accounts: tuple[str, ...]) -> None:
+    """Sync configured accounts now (all enabled ones by default)."""
+    if sync_accounts(obj, list(accounts)):
+        sys.exit(EXIT_FAIL)
+
+
+def _fmt_ts(ts: int | None, zone: ZoneInfo) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).astimezone(zone).isoformat(timespec="minutes")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def status(obj: Ctx, as_json: bool) -> None:
+    """Counts of messages, events and people, and each account's sync state."""
+    config = obj.config
+    with obj.store() as store:
+        counts = store.counts()
+        states = {s.name: s for s in store.account_states()}
+        digests = store.conn.execute(
+            "SELECT local_date, state, last_error FROM digests ORDER BY local_date DESC LIMIT 1"
+        ).fetchone()
+    zone = config.zone
+    accounts: list[dict[str, Any]] = []
+    for acct in config.accounts:
+        s = states.get(acct.name)
+        accounts.append(
+            {
+                "name": acct.name,
+                "kind": acct.kind,
+                "enabled": acct.enabled,
+                "state": s.state if s else "never synced",
+                "last_ok": _fmt_ts(s.last_ok_at, zone) if s else None,
+                "last_attempt": _fmt_ts(s.last_attempt_at, zone) if s else None,
+                "last_error": s.last_error if s else None,
+                "fix": s.fix if s else None,
+                "progress": [s.progress_done, s.progress_total]
+                if s and s.progress_done is not None
+                else None,
+            }
+        )
+    data: dict[str, Any] = {
+        "database": str(config.store_path),
+        "messages": counts["messages"],
+        "events": counts["events"],
+        "addresses": counts["addresses"],
+        "accounts": accounts,
+        "last_digest": {"date": digests[0], "state": digests[1], "error": digests[2]}
+        if digests
+        else None,
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"database   {data['database']}")
+    click.echo(f"messages   {counts['messages']:,}")
+    click.echo(f"events     {counts['events']:,}")
+    click.echo(f"addresses  {counts['addresses']:,}")
+    for a in accounts:
+        line = f"account    {a['name']} ({a['kind']}): {a['state']}"
+        if a["last_ok"]:
+            line += f", last synced {a['last_ok']}"
+        click.echo(line)
+        if a["last_error"] and a["state"] != "ok":
+            click.echo(f"           error: {a['last_error']}")
+        if a["fix"] and a["state"] != "ok":
+            click.echo(f"           fix:   {a['fix']}")
+    if data["last_digest"]:
+        d = data["last_digest"]
+        click.echo(
+            f"digest     {d['date']}: {d['state']}" + (f" ({d['error']})" if d["error"] else "")
+        )
+
+
+def main() -> None:
+    """Console-script entry point: user errors without tracebacks, unexpected ones with a hint."""
+    try:
+        cli.main(prog_name="keepwarm", standalone_mode=True)
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        click.echo("interrupted; everything committed so far is kept", err=True)
+        sys.exit(130)
+
+
+def _register_subcommands() -> None:
+    """Command modules add themselves to the group; imported here so ``cli`` is complete."""
+    import importlib
+
+    for module in ("local", "people", "digest", "google", "microsoft", "service", "demo"):
+        importlib.import_module(f"keepwarm.daemon.commands.{module}")
+
+
+_register_subcommands()

@@ -1,0 +1,7 @@
+"""keepwarm CLI commands: digest."""
+
+from __future__ import annotations
+
+from keepwarm.daemon.cli import cli
+
+__all__ = ["cli"]

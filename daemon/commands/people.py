@@ -1,0 +1,7 @@
+"""keepwarm CLI commands: people."""
+
+from __future__ import annotations
+
+from keepwarm.daemon.cli import cli
+
+__all__ = ["cli"]

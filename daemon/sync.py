@@ -1,0 +1,139 @@
+"""Run one account's connector into the store: each batch and its cursor in one transaction.
+
+This is the only place the cursor protocol is implemented; every connector relies on it.
+Failures are classified (STYLE.md rule 9): transient -> back off; auth -> park the account until
+the user re-authorises; cursor expired -> forget the cursor and do one full sync right away;
+source error -> failing, with the message for the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from keepwarm.connectors.base import (
+    AuthRequired,
+    Batch,
+    Connector,
+    ConnectorError,
+    CursorExpired,
+    Progress,
+    SourceError,
+    TransientError,
+)
+from keepwarm.daemon.store import Store
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, Progress | None, Batch], None]
+
+
+@dataclass
+class SyncOutcome:
+    account: str
+    state: str = "ok"  # ok | backoff | auth_required | failing | interrupted
+    added: int = 0
+    merged: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    batches: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    fix: str | None = None
+    retry_after: float | None = None
+    full_resync: bool = False
+
+    def summary(self) -> str:
+        """One line: '12,408 imported, 31 skipped: 29 unparseable date, 2 unreadable'."""
+        parts = [f"{self.added:,} imported"]
+        if self.merged:
+            parts.append(f"{self.merged:,} already known from elsewhere")
+        if self.deleted:
+            parts.append(f"{self.deleted:,} removed")
+        text = ", ".join(parts)
+        total_skipped = sum(self.skipped.values())
+        if total_skipped:
+            reasons = ", ".join(
+                f"{n:,} {r}" for r, n in sorted(self.skipped.items(), key=lambda kv: -kv[1])
+            )
+            text += f", {total_skipped:,} skipped: {reasons}"
+        return text
+
+
+def backoff_delay(
+    failures: int, base: timedelta, cap: timedelta, retry_after: float | None = None
+) -> float:
+    """Exponential backoff with full jitter, never shorter than the server's Retry-After."""
+    exp = min(cap.total_seconds(), base.total_seconds() * (2 ** max(0, failures - 1)))
+    delay = random.uniform(exp / 2, exp)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, cap.total_seconds()) if retry_after is None else delay
+
+
+def run_account(
+    store: Store,
+    connector: Connector,
+    *,
+    on_batch: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+    now: Callable[[], float] = time.time,
+) -> SyncOutcome:
+    """Sync one account until its connector is caught up, ``stop`` is set, or an error occurs.
+
+    ``stop`` is checked between batches only, so a batch in hand is always committed whole.
+    """
+    account, kind = connector.account, connector.kind
+    outcome = SyncOutcome(account)
+    with store.atomic():
+        store.ensure_account(account, kind)
+    for attempt in range(2):
+        try:
+            for batch in connector.sync(store.cursor(account)):
+                res = store.apply_batch(account, kind, batch)
+                outcome.batches += 1
+                outcome.added += res.added
+                outcome.merged += res.merged
+                outcome.unchanged += res.unchanged
+                outcome.deleted += res.deleted
+                for reason, n in res.skipped.items():
+                    outcome.skipped[reason] = outcome.skipped.get(reason, 0) + n
+                if on_batch is not None:
+                    on_batch(account, batch.progress, batch)
+                if stop is not None and stop.is_set():
+                    outcome.state = "interrupted"
+                    break
+            break
+        except CursorExpired as exc:
+            if attempt == 1:
+                outcome.state, outcome.error = "failing", f"cursor expired twice in a row: {exc}"
+                break
+            log.warning("account %s: %s; starting a full resync", account, exc)
+            store.clear_cursor(account)
+            outcome.full_resync = True
+        except TransientError as exc:
+            outcome.state, outcome.error, outcome.retry_after = "backoff", str(exc), exc.retry_after
+            break
+        except AuthRequired as exc:
+            outcome.state, outcome.error = "auth_required", str(exc)
+            outcome.fix = exc.fix or f"keepwarm auth {kind} {account}"
+            break
+        except SourceError as exc:
+            outcome.state, outcome.error = "failing", str(exc)
+            break
+        except ConnectorError as exc:
+            outcome.state, outcome.error = "failing", str(exc)
+            break
+    if outcome.state in ("ok", "interrupted"):
+        store.set_account_state(account, kind, "ok", now=now(), ok=True)
+        store.set_skipped(account, outcome.skipped)
+    else:
+        store.set_account_state(
+            account, kind, outcome.state, error=outcome.error, fix=outcome.fix, now=now()
+        )
+    return outcome

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from keepwarm.daemon import config as c
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+MINIMAL = """
+[me]
+name = "Jane Doe"
+addresses = ["jane@example.com", "jane.doe@gmail.com"]
+timezone = "Europe/Berlin"
+"""
+
+
+def test_minimal_config_has_sane_defaults() -> None:
+    cfg = c.loads(MINIMAL)
+    assert cfg.addresses == ("jane@example.com", "janedoe@gmail.com")
+    assert [t.name for t in cfg.tiers] == ["inner", "close", "active", "wider"]
+    assert cfg.tiers[0].cadence == timedelta(weeks=2)
+    assert cfg.delivery_method == "file"
+    assert cfg.digest["max_items"] == 7
+
+
+def test_example_config_loads() -> None:
+    cfg = c.load(EXAMPLE)
+    assert {a.kind for a in cfg.accounts} == set(c.ACCOUNT_KINDS)
+
+
+def test_every_schema_key_is_documented_in_the_example() -> None:
+    text = EXAMPLE.read_text()
+    keys: set[str] = set()
+    for spec in (
+        c.ME,
+        c.STORE,
+        c.PRIVACY,
+        c.DAEMON,
+        c.PEOPLE,
+        c.EXCLUDE,
+        c.TIER,
+        c.ENGINE,
+        c.GREETING,
+        c.DIGEST,
+        c.SMTP,
+        c.DELIVERY,
+        c.ACCOUNT_COMMON,
+        *c.ACCOUNT_KINDS.values(),
+    ):
+        keys |= set(spec)
+    missing = [
+        k for k in sorted(keys) if not re.search(rf"^\s*#?\s*{re.escape(k)}\s*=", text, re.M)
+    ]
+    assert not missing, f"undocumented config keys: {missing}"
+
+
+def test_all_problems_reported_at_once_with_did_you_mean() -> None:
+    bad = """
+[me]
+name = "J"
+addresses = ["not an address"]
+timezone = "Mars/Olympus"
+[engine]
+half_lfe = "90d"
+fading_factor = "two"
+[[accounts]]
+name = "x"
+kind = "imap"
+host = "imap.example.com"
+username = "u"
+security = "none"
+"""
+    with pytest.raises(c.ConfigError) as err:
+        c.loads(bad)
+    text = "\n".join(err.value.problems)
+    assert "me.addresses" in text and "Mars/Olympus" in text
+    assert 'did you mean "half_life"' in text
+    assert "engine.fading_factor: expected a number" in text
+    assert "password_file, password_env or password_command" in text
+    assert "loopback" in text
+    assert len(err.value.problems) >= 5
+
+
+def test_wrong_types_and_bad_toml_are_clear() -> None:
+    with pytest.raises(c.ConfigError, match="not valid TOML"):
+        c.loads("[me\nname=")
+    with pytest.raises(c.ConfigError, match=r"digest.time: expected a local time"):
+        c.loads(MINIMAL + '[digest]\ntime = "7.30am"\n')
+    with pytest.raises(c.ConfigError, match=r"unknown section; did you mean \"digest\""):
+        c.loads(MINIMAL + "[digets]\n")
+
+
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("KEEPWARM_CONFIG", raising=False)
+    monkeypatch.delenv("CONFIGURATION_DIRECTORY", raising=False)
+    assert c.find_config(None) == tmp_path / "xdg" / "keepwarm" / "config.toml"
+    monkeypatch.setenv("KEEPWARM_CONFIG", str(tmp_path / "env.toml"))
+    assert c.find_config(None) == tmp_path / "env.toml"
+    assert c.find_config(tmp_path / "explicit.toml") == tmp_path / "explicit.toml"
+
+
+def test_durations() -> None:
+    assert c.parse_duration("90d") == timedelta(days=90)
+    assert c.parse_duration("15m") == timedelta(minutes=15)
+    with pytest.raises(ValueError):
+        c.parse_duration("soon")
