@@ -1,7 +1,261 @@
-"""keepwarm CLI commands: people."""
+"""keepwarm CLI commands: people, person."""
 
 from __future__ import annotations
 
-from keepwarm.daemon.cli import cli
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
-__all__ = ["cli"]
+import click
+
+from keepwarm.connectors.headers import normalize_address
+from keepwarm.daemon.cli import Ctx, UserError, as_of_option, cli, parse_as_of, pass_ctx
+from keepwarm.daemon.config import Config
+from keepwarm.daemon.identity import (
+    Activity,
+    Identity,
+    Person,
+    load_activity,
+    merge_candidates,
+    name_key,
+    resolve_activity,
+)
+from keepwarm.daemon.people_stats import (
+    PersonStats,
+    history,
+    iso,
+    person_record,
+    person_stats,
+)
+from keepwarm.daemon.store import Store
+
+__all__ = ["PeopleView", "cli", "load_view", "people_records"]
+
+
+@dataclass(frozen=True)
+class PeopleView:
+    """Identity plus per-person stats as of one moment: what the people commands show."""
+
+    identity: Identity
+    activity: Activity
+    stats: dict[str, PersonStats]
+    as_of: datetime | None
+
+
+def load_view(store: Store, config: Config, as_of: datetime | None) -> PeopleView:
+    activity = load_activity(store, config, as_of)
+    identity = resolve_activity(activity, config)
+    return PeopleView(identity, activity, person_stats(identity, activity), as_of)
+
+
+def selected_people(view: PeopleView, all_kinds: bool) -> list[Person]:
+    """Relationships (two-way persons) by default; with ``all_kinds`` every cluster with history."""
+    chosen = [
+        p
+        for p in view.identity.people.values()
+        if (p.kind == "person" and p.two_way) or (all_kinds and view.stats[p.key].interactions > 0)
+    ]
+    return sorted(chosen, key=lambda p: _order(p, view.stats[p.key], all_kinds))
+
+
+def _order(p: Person, s: PersonStats, all_kinds: bool) -> tuple[Any, ...]:
+    last = -(s.last_touch.timestamp()) if s.last_touch else 0.0
+    kind_rank = ("person", "self", "role", "list", "robot", "excluded").index(p.kind)
+    return (kind_rank if all_kinds else 0, last, p.key)
+
+
+def people_records(view: PeopleView, all_kinds: bool) -> list[dict[str, Any]]:
+    """The JSON array of ``keepwarm people --json`` (other parts add fields to each dict)."""
+    return [person_record(p, view.stats[p.key]) for p in selected_people(view, all_kinds)]
+
+
+def _day(dt: datetime | None, zone: ZoneInfo) -> str:
+    return dt.astimezone(zone).strftime("%Y-%m-%d") if dt else "-"
+
+
+def print_people(view: PeopleView, zone: ZoneInfo, all_kinds: bool) -> None:
+    people = selected_people(view, all_kinds)
+    if not people:
+        what = "address clusters" if all_kinds else "relationships (two-way contact)"
+        click.echo(f"no {what} found yet; run 'keepwarm sync' or 'keepwarm import' first")
+        return
+    header = f"{'name':<28} {'address':<34} {'last touch':<10} {'in':>5} {'out':>5} {'meet':>4}"
+    click.echo(header + ("  kind" if all_kinds else ""))
+    for p in people:
+        s = view.stats[p.key]
+        extra = f"  +{len(p.addresses) - 1}" if len(p.addresses) > 1 else ""
+        line = (
+            f"{p.name[:28]:<28} {(p.key + extra)[:34]:<34} {_day(s.last_touch, zone):<10} "
+            f"{s.messages_in:>5} {s.messages_out:>5} {s.meetings:>4}"
+        )
+        if all_kinds:
+            line += f"  {p.kind}{'' if p.two_way or p.kind != 'person' else ' (one-way)'}"
+        click.echo(line)
+    n_rel = sum(1 for p in people if p.kind == "person" and p.two_way)
+    click.echo(f"{n_rel} relationships" + (f", {len(people)} clusters" if all_kinds else ""))
+
+
+def print_candidates(cands: list[tuple[Person, Person, str]], as_json: bool) -> None:
+    if as_json:
+        rows = [
+            {
+                "a": a.key,
+                "b": b.key,
+                "a_addresses": list(a.addresses),
+                "b_addresses": list(b.addresses),
+                "reason": why,
+            }
+            for a, b, why in cands
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not cands:
+        click.echo("no likely merges found")
+        return
+    for a, b, why in cands:
+        click.echo(f"{a.key}  <->  {b.key}: {why}")
+    click.echo(
+        "\nTo merge, add the addresses to [people] aliases in your config, for example:\n"
+        f'aliases = [["{cands[0][0].key}", "{cands[0][1].key}"]]'
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of people.")
+@click.option("--all", "all_kinds", is_flag=True, help="Every address cluster with its kind.")
+@click.option(
+    "--merge-candidates",
+    "merges",
+    is_flag=True,
+    help="List addresses that are likely the same person (confirm with people.aliases).",
+)
+@as_of_option
+@pass_ctx
+def people(obj: Ctx, as_json: bool, all_kinds: bool, merges: bool, as_of: str | None) -> None:
+    """List your relationships: people you have two-way contact with.
+
+    --all lists every address cluster with its kind (person, list, robot, role, excluded, self);
+    `keepwarm person ADDRESS` explains one classification.
+    """
+    config = obj.config
+    when = parse_as_of(as_of, config.zone)
+    with obj.store() as store:
+        view = load_view(store, config, when)
+    if merges:
+        print_candidates(merge_candidates(view.identity), as_json)
+    elif as_json:
+        click.echo(json.dumps(people_records(view, all_kinds), indent=2))
+    else:
+        print_people(view, config.zone, all_kinds)
+
+
+# -- person -----------------------------------------------------------------------------------------
+def find_person(identity: Identity, query: str) -> Person:
+    """The cluster of an address, or of a unique display-name match."""
+    norm = normalize_address(query)
+    if norm:
+        key = identity.person_of.get(norm)
+        if key is None:
+            raise UserError(
+                f"{query} is not in your mail or calendar; "
+                "'keepwarm people --all' lists every known address"
+            )
+        return identity.people[key]
+    needle = " ".join(query.casefold().split())
+    hits = [
+        p
+        for p in identity.people.values()
+        if needle in p.name.casefold() or needle == (name_key(p.name) or "")
+    ]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise UserError(f'nobody named "{query}"; pass an email address')
+    shown = ", ".join(f"{p.name} <{p.key}>" for p in sorted(hits, key=lambda p: p.key)[:10])
+    raise UserError(f'"{query}" matches several people: {shown}; pass an email address')
+
+
+@cli.command()
+@click.argument("address")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--limit", default=20, show_default=True, help="How many recent messages to show.")
+@as_of_option
+@pass_ctx
+def person(obj: Ctx, address: str, as_json: bool, limit: int, as_of: str | None) -> None:
+    """One person's history (recent mail and meetings) and why they are classified as they are."""
+    config = obj.config
+    when = parse_as_of(as_of, config.zone)
+    with obj.store() as store:
+        view = load_view(store, config, when)
+        p = find_person(view.identity, address)
+        msgs, meets = history(
+            store,
+            p,
+            view.activity,
+            max_recipients=int(config.engine.get("max_recipients") or 10),
+            max_attendees=int(config.engine.get("max_attendees") or 8),
+            limit=limit,
+        )
+    record = person_record(p, view.stats[p.key])
+    if as_json:
+        record["messages"] = [
+            {
+                "date": iso(m.date),
+                "direction": m.direction,
+                "subject": m.subject,
+                "recipients": m.recipients,
+                "mass": m.mass,
+            }
+            for m in msgs
+        ]
+        record["recent_meetings"] = [
+            {
+                "start": iso(m.start),
+                "title": m.title,
+                "attendees": m.attendees,
+                "response": m.response,
+                "small": m.small,
+            }
+            for m in meets
+        ]
+        click.echo(json.dumps(record, indent=2))
+        return
+    _print_person(record, msgs, meets, config.zone)
+
+
+def _print_person(
+    record: dict[str, Any], msgs: list[Any], meets: list[Any], zone: ZoneInfo
+) -> None:
+    click.echo(f"{record['name']} <{record['key']}>")
+    for extra in record["addresses"][1:]:
+        click.echo(f"  also {extra}")
+    kind = record["kind"]
+    rel = "a relationship" if kind == "person" and record["two_way"] else "not a relationship"
+    click.echo(f"kind: {kind} ({rel})")
+    for why in record["reasons"]:
+        click.echo(f"  - {why}")
+    click.echo(
+        f"messages: {record['messages_in']} from them ({record['direct_in']} direct), "
+        f"{record['messages_out']} from you ({record['direct_out']} direct); "
+        f"meetings: {record['meetings']}"
+    )
+    click.echo(
+        f"first touch {record['first_touch'] or '-'}, last touch {record['last_touch'] or '-'}"
+    )
+    if msgs:
+        click.echo("recent messages:")
+        for m in msgs:
+            arrow = "<-" if m.direction == "in" else "->"
+            note = "  (mass mail, not a touch)" if m.mass else ""
+            subject = m.subject if m.subject is not None else "(subject not stored)"
+            click.echo(f"  {m.date.astimezone(zone):%Y-%m-%d %H:%M} {arrow} {subject}{note}")
+    if meets:
+        click.echo("recent meetings:")
+        for mt in meets:
+            size = f"{mt.attendees} attendees" + ("" if mt.small else ", large: not a touch")
+            click.echo(
+                f"  {mt.start.astimezone(zone):%Y-%m-%d %H:%M} {mt.title or '(untitled)'} "
+                f"({size}; they {mt.response})"
+            )

@@ -109,6 +109,7 @@ class Store:
         self.path = path
         self.conn: sqlite3.Connection = db.conn
         self._address_ids: dict[str, int] = {}
+        self._named: set[str] = set()  # addresses whose stored display name is not empty
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -170,7 +171,7 @@ class Store:
     # -- addresses ---------------------------------------------------------------------------
     def address_id(self, addr: Address) -> int:
         cached = self._address_ids.get(addr.email)
-        if cached is not None:
+        if cached is not None and (not addr.name or addr.email in self._named):
             return cached
         row = self.conn.execute(
             "SELECT id, name FROM addresses WHERE email = ?", (addr.email,)
@@ -185,6 +186,8 @@ class Store:
             aid = int(row[0])
             if addr.name and not row[1]:
                 self.conn.execute("UPDATE addresses SET name = ? WHERE id = ?", (addr.name, aid))
+        if addr.name or (row is not None and row[1]):
+            self._named.add(addr.email)
         self._address_ids[addr.email] = aid
         return aid
 

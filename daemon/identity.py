@@ -1,0 +1,700 @@
+"""Identity: which addresses are me, which are the same person, and which are not people at all.
+
+``resolve(store, config, as_of)`` turns the stored addresses into clusters (:class:`Person`) with a
+classification and the facts behind it:
+
+self
+    my configured addresses (Gmail dot/plus rules applied by the config loader) and each
+    account's own address where the config names one (IMAP ``username`` when it is an address).
+excluded
+    anything matched by ``[exclude]``: addresses, domains (and their subdomains), globs (fnmatch
+    over the whole address), regexes (searched in the whole address, case-insensitive).
+robot
+    automated senders by local part (noreply, donotreply, mailer-daemon, bounce*, notifications,
+    ``*-noreply`` ...), matched by token so that ``newsom@`` is not ``news@``, and senders whose
+    mail is mostly auto-submitted or sent with a null Return-Path.
+list
+    addresses whose mail is mostly list or bulk mail (List-Id, List-Unsubscribe, Precedence
+    bulk/list/junk, Gmail promotion/social/update/forum categories), and list addresses that
+    mostly receive such mail - unless there is real two-way contact with them.
+role
+    role mailboxes by first token of the local part (info@, support@, billing@ ...) plus
+    ``people.role_accounts``, minus ``people.not_roles``.
+person
+    everyone else. ``two_way`` says whether there is a real relationship: at least one direct
+    message each way (not list/bulk/automatic, at most ``engine.max_recipients`` recipients) or a
+    small meeting (at most ``engine.max_attendees``) they accepted or organised.
+
+Messages carrying the ``keepwarm-digest`` marker (our own digests) are never interactions.
+People are clusters: ``people.aliases`` merge addresses for sure; :func:`merge_candidates` only
+lists likely merges (one display name at two addresses, a likely second address of mine).
+
+The heavy lifting is a handful of GROUP BY queries (:func:`load_activity`), so resolving a store of
+a million messages costs a few table scans, not a Python loop per message.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from keepwarm.connectors.headers import normalize_address
+from keepwarm.daemon.config import Config
+from keepwarm.daemon.store import Store
+
+PersonKind = Literal["person", "list", "robot", "role", "excluded", "self"]
+
+# -- vocabularies (API_FACTS.md section 7) ----------------------------------------------------------
+# Markers (see connectors/base.py MessageMeta.markers) that make a message list or bulk mail.
+BULK_MARKERS = frozenset(
+    {
+        "list-id",
+        "list-unsubscribe",
+        "list-post",
+        "precedence:bulk",
+        "precedence:list",
+        "precedence:junk",
+        "category:promotions",
+        "category:social",
+        "category:updates",
+        "category:forums",
+    }
+)
+DIGEST_MARKER = "keepwarm-digest"
+# Robot local parts, compared against tokens and joined runs of up to three tokens.
+ROBOT_WORDS = frozenset(
+    {
+        "noreply",
+        "donotreply",
+        "dontreply",
+        "mailerdaemon",
+        "postmaster",
+        "notifications",
+        "notification",
+        "notify",
+        "alerts",
+        "alert",
+        "newsletter",
+        "newsletters",
+        "news",
+        "updates",
+        "daemon",
+        "autoreply",
+        "autoresponder",
+        "calendarnotification",
+        "automated",
+        "bot",
+    }
+)
+ROBOT_PREFIXES = ("bounce",)  # bounce, bounces, bounce-12345 ...
+ROLE_WORDS = frozenset(
+    {
+        "info",
+        "support",
+        "billing",
+        "sales",
+        "hello",
+        "contact",
+        "team",
+        "help",
+        "helpdesk",
+        "feedback",
+        "service",
+        "services",
+        "invites",
+        "invite",
+        "welcome",
+        "admin",
+        "administrator",
+        "office",
+        "marketing",
+        "abuse",
+        "noc",
+        "security",
+        "hostmaster",
+        "webmaster",
+        "www",
+        "usenet",
+        "uucp",
+        "ftp",
+        "accounts",
+        "accounting",
+        "invoice",
+        "invoices",
+        "orders",
+        "jobs",
+        "careers",
+        "hr",
+        "press",
+        "media",
+        "enquiries",
+        "inquiries",
+        "reception",
+        "customerservice",
+        "customercare",
+        "care",
+        "general",
+    }
+)
+_TOKEN_SPLIT = re.compile(r"[.\-_+=]+")
+# A sender is a list / robot when more than this share of its mail carries the evidence.
+MOSTLY = 0.5
+KIND_ORDER: tuple[PersonKind, ...] = ("self", "excluded", "robot", "list", "role", "person")
+
+
+@dataclass(frozen=True)
+class Person:
+    key: str  # canonical address of the cluster (its most used address)
+    name: str  # best display name
+    addresses: tuple[str, ...]
+    kind: PersonKind
+    reasons: tuple[str, ...]  # human-readable facts behind the classification
+    two_way: bool  # real two-way contact (DESIGN.md "Identity")
+
+
+@dataclass(frozen=True)
+class Identity:
+    people: Mapping[str, Person]  # key -> Person, every cluster of every kind
+    person_of: Mapping[str, str]  # every known normalized address -> person key
+    self_addresses: frozenset[str]
+
+
+# -- per-address activity -------------------------------------------------------------------------
+@dataclass(slots=True)
+class AddressActivity:
+    """What one address did up to ``as_of``: the aggregates identity and the stats are built on.
+
+    "direct" messages are the ones that can count as a touch: not list/bulk, not automatic, at most
+    ``engine.max_recipients`` recipients. Dates are UTC epoch seconds.
+    """
+
+    id: int
+    email: str
+    name: str
+    sent: int = 0  # messages from this address (not from me)
+    sent_bulk: int = 0
+    sent_auto: int = 0
+    sent_direct: int = 0
+    in_first: int | None = None
+    in_last: int | None = None
+    in_direct_last: int | None = None
+    out: int = 0  # messages from me with this address as To/Cc/Bcc
+    out_direct: int = 0
+    out_first: int | None = None
+    out_last: int | None = None
+    out_direct_last: int | None = None
+    recv_other: int = 0  # To/Cc of messages not from me
+    recv_bulk: int = 0
+    meetings: int = 0  # small meetings (<= max_attendees) they did not decline
+    meetings_accepted: int = 0  # ... that they accepted or organised
+    meet_first: int | None = None
+    meet_last: int | None = None
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.out + self.meetings
+
+
+@dataclass
+class Activity:
+    """Every address's activity, plus what the queries needed to know."""
+
+    by_id: dict[int, AddressActivity]
+    self_ids: frozenset[int]
+    as_of: datetime | None
+    bulk_markers: tuple[str, ...] = ()
+    by_email: dict[str, AddressActivity] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.by_email:
+            self.by_email = {a.email: a for a in self.by_id.values()}
+
+
+def marker_classes(store: Store) -> tuple[list[str], list[str], list[str]]:
+    """The distinct stored ``markers`` strings that mean bulk, automatic, and our own digest."""
+    bulk: list[str] = []
+    auto: list[str] = []
+    digest: list[str] = []
+    for (markers,) in store.conn.execute(
+        "SELECT DISTINCT markers FROM messages WHERE markers IS NOT NULL"
+    ):
+        words = set(str(markers).split())
+        if words & BULK_MARKERS:
+            bulk.append(markers)
+        if any(w.startswith("auto-submitted:") or w == "return-path-null" for w in words):
+            auto.append(markers)
+        if DIGEST_MARKER in words:
+            digest.append(markers)
+    return bulk, auto, digest
+
+
+def self_addresses(config: Config) -> frozenset[str]:
+    """My addresses: the configured ones and each account's own address where the config has one."""
+    found = set(config.addresses)
+    for account in config.accounts:
+        for key in ("username", "address"):
+            value = account.opt(key)
+            if isinstance(value, str) and "@" in value:
+                norm = normalize_address(value)
+                if norm:
+                    found.add(norm)
+    return frozenset(found)
+
+
+_SQL_FLAGS = """
+    WITH flagged AS (
+        SELECT m.id, m.sender, m.date, m.n_recipients,
+               (m.list_id IS NOT NULL
+                OR coalesce(m.markers, '') IN (SELECT value FROM json_each(:bulk))) AS bulk,
+               (coalesce(m.markers, '') IN (SELECT value FROM json_each(:auto))) AS auto
+        FROM messages m
+        WHERE m.date <= :as_of
+          AND (m.markers IS NULL OR m.markers NOT IN (SELECT value FROM json_each(:digest)))
+    ),
+    scored AS (
+        SELECT *, (NOT bulk AND NOT auto AND n_recipients <= :max_r) AS direct FROM flagged
+    )
+"""
+
+_SQL_SENT = (
+    _SQL_FLAGS
+    + """
+    SELECT sender, count(*), sum(bulk), sum(auto), sum(direct), min(date), max(date),
+           max(CASE WHEN direct THEN date END)
+    FROM scored
+    WHERE sender IS NOT NULL AND sender NOT IN (SELECT value FROM json_each(:self))
+    GROUP BY sender
+"""
+)
+
+_SQL_OUT = (
+    _SQL_FLAGS
+    + """
+    SELECT ma.address, count(*), sum(s.direct), min(s.date), max(s.date),
+           max(CASE WHEN s.direct THEN s.date END)
+    FROM scored s JOIN message_addresses ma ON ma.message = s.id AND ma.role IN (1, 2, 3)
+    WHERE s.sender IN (SELECT value FROM json_each(:self))
+    GROUP BY ma.address
+"""
+)
+
+_SQL_RECV_BULK = (
+    _SQL_FLAGS
+    + """
+    SELECT ma.address, count(*)
+    FROM scored s JOIN message_addresses ma ON ma.message = s.id AND ma.role IN (1, 2)
+    WHERE s.bulk AND (s.sender IS NULL OR s.sender NOT IN (SELECT value FROM json_each(:self)))
+    GROUP BY ma.address
+"""
+)
+
+_SQL_RECV_TOTAL = """
+    SELECT ma.address, count(*)
+    FROM message_addresses ma JOIN messages m ON m.id = ma.message
+    WHERE ma.address IN (SELECT value FROM json_each(:ids)) AND ma.role IN (1, 2)
+      AND m.date <= :as_of
+      AND (m.sender IS NULL OR m.sender NOT IN (SELECT value FROM json_each(:self)))
+      AND (m.markers IS NULL OR m.markers NOT IN (SELECT value FROM json_each(:digest)))
+    GROUP BY ma.address
+"""
+
+# Meetings: not cancelled, not declined by me, not all-day, ordinary events, at most max_attendees.
+_SQL_MEET = """
+    SELECT ea.address, count(*),
+           sum(ea.response = 'accepted' OR ea.organizer = 1),
+           min(e.start), max(e.start)
+    FROM events e JOIN event_attendees ea ON ea.event = e.id
+    WHERE e.start <= :as_of AND e.status != 'cancelled' AND e.my_response != 'declined'
+      AND e.all_day = 0 AND e.event_type = 'default' AND e.n_attendees <= :max_a
+      AND ea.response != 'declined' AND ea.resource = 0
+    GROUP BY ea.address
+"""
+
+FAR_FUTURE = 2**62
+
+
+def load_activity(store: Store, config: Config, as_of: datetime | None = None) -> Activity:
+    """Aggregate every address's mail and meetings up to ``as_of`` (all of history if None)."""
+    me = self_addresses(config)
+    by_id: dict[int, AddressActivity] = {}
+    by_email: dict[str, AddressActivity] = {}
+    for aid, email, name in store.conn.execute("SELECT id, email, name FROM addresses"):
+        act = AddressActivity(int(aid), str(email), str(name or ""))
+        by_id[act.id] = act
+        by_email[act.email] = act
+    self_ids = frozenset(by_email[e].id for e in me if e in by_email)
+    bulk, auto, digest = marker_classes(store)
+    params: dict[str, Any] = {
+        "bulk": json.dumps(bulk),
+        "auto": json.dumps(auto),
+        "digest": json.dumps(digest),
+        "self": json.dumps(sorted(self_ids)),
+        "as_of": int(as_of.timestamp()) if as_of else FAR_FUTURE,
+        "max_r": int(config.engine.get("max_recipients") or 10),
+        "max_a": int(config.engine.get("max_attendees") or 8),
+    }
+    _load_messages(store, params, by_id)
+    _load_meetings(store, params, by_id)
+    return Activity(by_id, self_ids, as_of, tuple(bulk), by_email)
+
+
+def _load_messages(store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]) -> None:
+    conn = store.conn
+    for aid, n, nb, na, nd, first, last, dlast in conn.execute(_SQL_SENT, params):
+        a = by_id.get(aid)
+        if a is not None:
+            a.sent, a.sent_bulk, a.sent_auto, a.sent_direct = n, nb or 0, na or 0, nd or 0
+            a.in_first, a.in_last, a.in_direct_last = first, last, dlast
+    for aid, n, nd, first, last, dlast in conn.execute(_SQL_OUT, params):
+        a = by_id.get(aid)
+        if a is not None:
+            a.out, a.out_direct, a.out_first, a.out_last, a.out_direct_last = (
+                n,
+                nd or 0,
+                first,
+                last,
+                dlast,
+            )
+    self_ids = set(json.loads(params["self"]))
+    bulk_recv = {aid: n for aid, n in conn.execute(_SQL_RECV_BULK, params) if aid not in self_ids}
+    if bulk_recv:
+        totals = conn.execute(
+            _SQL_RECV_TOTAL, {**params, "ids": json.dumps(sorted(bulk_recv))}
+        ).fetchall()
+        for aid, n in totals:
+            a = by_id.get(aid)
+            if a is not None:
+                a.recv_other, a.recv_bulk = n, bulk_recv.get(aid, 0)
+
+
+def _load_meetings(store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]) -> None:
+    for aid, n, acc, first, last in store.conn.execute(_SQL_MEET, params):
+        a = by_id.get(aid)
+        if a is not None:
+            a.meetings, a.meetings_accepted, a.meet_first, a.meet_last = n, acc or 0, first, last
+
+
+# -- classification of one address -----------------------------------------------------------------
+def local_tokens(email: str) -> list[str]:
+    """The local part split on . - _ + = (a VERP / plus tag is just more tokens)."""
+    local = email.rsplit("@", 1)[0].lower()
+    return [t for t in _TOKEN_SPLIT.split(local) if t]
+
+
+def _runs(tokens: list[str], longest: int = 3) -> Iterable[str]:
+    """Each token and each joined run of up to ``longest`` adjacent tokens (no-reply -> noreply)."""
+    for i in range(len(tokens)):
+        for j in range(i + 1, min(len(tokens), i + longest) + 1):
+            yield "".join(tokens[i:j])
+
+
+def robot_word(email: str) -> str | None:
+    """The robot word in the local part (``noreply`` for ``drive-shares-dm-noreply@``), if any."""
+    tokens = local_tokens(email)
+    for run in _runs(tokens):
+        if run in ROBOT_WORDS:
+            return run
+    for t in tokens:
+        if t.startswith(ROBOT_PREFIXES):
+            return t
+    return None
+
+
+def role_word(email: str, extra: frozenset[str] = frozenset()) -> str | None:
+    """The role word when the local part is a role mailbox (info@, support-team@, sales.emea@)."""
+    tokens = local_tokens(email)
+    if not tokens:
+        return None
+    words = ROLE_WORDS | extra
+    joined = "".join(tokens)
+    if joined in words:
+        return joined
+    return tokens[0] if tokens[0] in words else None
+
+
+class Exclusions:
+    """The ``[exclude]`` table as a matcher that says which rule matched."""
+
+    def __init__(self, exclude: Mapping[str, Any]) -> None:
+        self.addresses = frozenset(exclude.get("addresses") or ())
+        self.domains = tuple(
+            str(d).lower().lstrip("@").strip(".") for d in exclude.get("domains") or ()
+        )
+        self.globs = tuple(str(g).lower() for g in exclude.get("globs") or ())
+        self.regexes = tuple(re.compile(r, re.IGNORECASE) for r in exclude.get("regexes") or ())
+
+    def match(self, email: str) -> str | None:
+        if email in self.addresses:
+            return "listed in exclude.addresses"
+        domain = email.rsplit("@", 1)[-1]
+        for d in self.domains:
+            if domain == d or domain.endswith("." + d):
+                return f'domain matches exclude.domains "{d}"'
+        for g in self.globs:
+            if fnmatch.fnmatchcase(email, g):
+                return f'matches exclude.globs "{g}"'
+        for r in self.regexes:
+            if r.search(email):
+                return f'matches exclude.regexes "{r.pattern}"'
+        return None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Everything from the config that classification needs."""
+
+    me: frozenset[str]
+    exclusions: Exclusions
+    roles: frozenset[str]
+    not_roles: frozenset[str]
+
+    @classmethod
+    def from_config(cls, config: Config) -> Rules:
+        people = config.people
+        return cls(
+            me=self_addresses(config),
+            exclusions=Exclusions(config.exclude),
+            roles=frozenset(str(r).lower() for r in people.get("role_accounts") or ()),
+            not_roles=frozenset(people.get("not_roles") or ()),
+        )
+
+
+def is_two_way(acts: Iterable[AddressActivity]) -> bool:
+    """One direct message each way, or a small meeting they accepted, over all the addresses."""
+    out = inbound = meet = False
+    for a in acts:
+        out = out or a.out_direct > 0
+        inbound = inbound or a.sent_direct > 0
+        meet = meet or a.meetings_accepted > 0
+    return (out and inbound) or meet
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part} of {whole}"
+
+
+def classify(email: str, act: AddressActivity | None, rules: Rules) -> tuple[PersonKind, list[str]]:
+    """The kind of one address and the reasons, before clustering."""
+    if email in rules.me:
+        return "self", ["one of your addresses (me.addresses or an account's own address)"]
+    why = rules.exclusions.match(email)
+    if why:
+        return "excluded", [why]
+    a = act or AddressActivity(0, email, "")
+    two_way = is_two_way([a])
+    vouched = email in rules.not_roles  # the user says this role-looking address is a person
+    word = None if vouched else robot_word(email)
+    if word:
+        return "robot", [f'automated sender: local part contains "{word}"']
+    if a.sent and a.sent_auto / a.sent > MOSTLY:
+        return "robot", [
+            f"{_share(a.sent_auto, a.sent)} messages from this address are automatic "
+            "(Auto-Submitted or an empty Return-Path)"
+        ]
+    list_reason = _list_reason(a)
+    if list_reason and not two_way:
+        return "list", [list_reason]
+    if not vouched:
+        role = role_word(email, rules.roles)
+        if role:
+            return "role", [f'role mailbox: "{role}" is a role, not a person']
+    reasons = [list_reason + ", but you also write to each other directly"] if list_reason else []
+    return "person", reasons
+
+
+def _list_reason(a: AddressActivity) -> str | None:
+    if a.sent and a.sent_bulk / a.sent > MOSTLY:
+        return f"{_share(a.sent_bulk, a.sent)} messages from this address are list or bulk mail"
+    if a.recv_other and a.recv_bulk / a.recv_other > MOSTLY and a.sent_direct == 0:
+        return (
+            f"a list address: {_share(a.recv_bulk, a.recv_other)} messages it received "
+            "are list or bulk mail"
+        )
+    return None
+
+
+# -- clusters -------------------------------------------------------------------------------------
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        root = self.parent.setdefault(x, x)
+        while root != self.parent[root]:
+            root = self.parent[root]
+        while x != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _clusters(emails: Iterable[str], config: Config, me: frozenset[str]) -> dict[str, list[str]]:
+    uf = _UnionFind()
+    for e in emails:
+        uf.find(e)
+    for group in config.people.get("aliases") or ():
+        group = [g for g in group if g]
+        for other in group[1:]:
+            uf.union(group[0], other)
+    mine = sorted(me)
+    for other in mine[1:]:
+        uf.union(mine[0], other)
+    out: dict[str, list[str]] = defaultdict(list)
+    for e in list(uf.parent):
+        out[uf.find(e)].append(e)
+    return out
+
+
+def _cluster_kind(kinds: Mapping[str, PersonKind]) -> PersonKind:
+    """Self and exclusions win; aliases assert a person, so any person address makes a person."""
+    values = set(kinds.values())
+    for k in ("self", "excluded", "person"):
+        if k in values:
+            return k  # type: ignore[return-value]
+    return min(values, key=KIND_ORDER.index)
+
+
+def _best_name(members: list[str], key: str, acts: Mapping[str, AddressActivity]) -> str:
+    names = Counter(
+        acts[e].name for e in members if e in acts and acts[e].name and "@" not in acts[e].name
+    )
+    if key in acts and acts[key].name and "@" not in acts[key].name:
+        return acts[key].name
+    if names:
+        return names.most_common(1)[0][0]
+    return key.split("@", 1)[0]
+
+
+def _make_person(
+    members: list[str], acts: Mapping[str, AddressActivity], rules: Rules, my_name: str
+) -> Person:
+    members.sort(key=lambda e: (-(acts[e].total if e in acts else 0), e))
+    key = members[0]
+    kinds: dict[str, PersonKind] = {}
+    reasons: list[str] = []
+    for e in members:
+        kind, why = classify(e, acts.get(e), rules)
+        kinds[e] = kind
+        prefix = f"{e}: " if len(members) > 1 and why else ""
+        reasons.extend(prefix + w for w in why)
+    kind = _cluster_kind(kinds)
+    if len(members) > 1 and kind != "self":
+        reasons.append(f"{len(members)} addresses merged by people.aliases")
+    cluster_acts = [acts[e] for e in members if e in acts]
+    two_way = is_two_way(cluster_acts)
+    reasons.append(_two_way_reason(cluster_acts, two_way))
+    return Person(
+        key=key,
+        name=my_name if kind == "self" else _best_name(members, key, acts),
+        addresses=tuple(members),
+        kind=kind,
+        reasons=tuple(reasons),
+        two_way=two_way,
+    )
+
+
+def _two_way_reason(acts: list[AddressActivity], two_way: bool) -> str:
+    out = sum(a.out_direct for a in acts)
+    inbound = sum(a.sent_direct for a in acts)
+    meet = sum(a.meetings_accepted for a in acts)
+    facts = f"{out} direct messages from you, {inbound} to you, {meet} small meetings they accepted"
+    if two_way:
+        return f"two-way contact: {facts}"
+    return f"no two-way contact yet: {facts}"
+
+
+def resolve_activity(activity: Activity, config: Config) -> Identity:
+    """Build the identity from already loaded activity (lets the CLI reuse one load for stats)."""
+    rules = Rules.from_config(config)
+    emails: set[str] = set(activity.by_email) | set(rules.me)
+    clusters = _clusters(emails, config, rules.me)
+    people: dict[str, Person] = {}
+    person_of: dict[str, str] = {}
+    for members in clusters.values():
+        p = _make_person(members, activity.by_email, rules, config.name)
+        people[p.key] = p
+        for e in p.addresses:
+            person_of[e] = p.key
+    return Identity(people=people, person_of=person_of, self_addresses=rules.me)
+
+
+def resolve(store: Store, config: Config, as_of: datetime | None = None) -> Identity:
+    """Every address cluster with its classification, from history up to ``as_of``."""
+    return resolve_activity(load_activity(store, config, as_of), config)
+
+
+# -- likely merges ------------------------------------------------------------------------------
+_PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_NONWORD = re.compile(r"[^\w\s]+")
+
+
+def name_key(name: str) -> str | None:
+    """A comparable form of a display name, or None when it is too weak to match on.
+
+    ``"Lopez, Maria (OldCorp)"`` and ``"maria lopez"`` give the same key; one-word names
+    (``"Support"``, ``"John"``) and names that are addresses give None.
+    """
+    if not name or "@" in name:
+        return None
+    n = _PAREN.sub(" ", name)
+    if n.count(",") == 1:
+        last, first = n.split(",")
+        n = f"{first} {last}"
+    words = _NONWORD.sub(" ", n.casefold()).split()
+    if len(words) < 2:
+        return None
+    return " ".join(words)
+
+
+def merge_candidates(identity: Identity) -> list[tuple[Person, Person, str]]:
+    """Likely merges for the user to confirm (``people.aliases``), each with the reason.
+
+    Persons with the same display name; and addresses that look like mine (my display name or the
+    local part of one of my addresses), paired with my own cluster.
+    """
+    out: list[tuple[Person, Person, str]] = []
+    people = sorted(identity.people.values(), key=lambda p: p.key)
+    mine = [p for p in people if p.kind == "self"]
+    by_name: dict[str, list[Person]] = defaultdict(list)
+    for p in people:
+        k = name_key(p.name)
+        if k and p.kind == "person":
+            by_name[k].append(p)
+    for group in by_name.values():
+        if 2 <= len(group) <= 6:
+            for i, a in enumerate(group):
+                for b in group[i + 1 :]:
+                    out.append((a, b, _same_name_reason(a, b)))
+    if mine:
+        out.extend(_likely_self(mine[0], people))
+    return out
+
+
+def _same_name_reason(a: Person, b: Person) -> str:
+    da, db = a.key.rsplit("@", 1)[-1], b.key.rsplit("@", 1)[-1]
+    where = f"at {da} and {db}" if da != db else f"at two addresses on {da}"
+    return f'same display name "{a.name}" {where}'
+
+
+def _likely_self(me: Person, people: list[Person]) -> list[tuple[Person, Person, str]]:
+    my_names = {k for k in (name_key(me.name),) if k}
+    my_locals = {e.split("@", 1)[0] for e in me.addresses if len(e.split("@", 1)[0]) >= 4}
+    out: list[tuple[Person, Person, str]] = []
+    for p in people:
+        if p.kind in ("self", "list", "robot", "excluded"):
+            continue
+        if name_key(p.name) in my_names:
+            out.append((me, p, f'likely one of your addresses: display name "{p.name}"'))
+        elif any(e.split("@", 1)[0] in my_locals for e in p.addresses):
+            out.append((me, p, "likely one of your addresses: same local part as yours"))
+    return out

@@ -1,0 +1,195 @@
+"""Per-person figures (first/last touch, messages each way, meetings) and one person's history.
+
+The figures come from the same aggregates identity is built on (:func:`identity.load_activity`),
+summed over each cluster's addresses, so listing every person costs no extra query.
+:func:`person_record` is the JSON object of ``keepwarm people --json``; other parts (the cadence
+engine) add their fields to that dict.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from keepwarm.daemon.identity import FAR_FUTURE, Activity, AddressActivity, Identity, Person
+from keepwarm.daemon.store import Store
+
+
+@dataclass(frozen=True)
+class PersonStats:
+    """What happened with one person up to ``as_of``.
+
+    ``messages_in``: messages from them; ``messages_out``: messages from me with them as To, Cc
+    or Bcc (our own digests never count). ``direct_*`` count only the ones that can be a touch
+    (not list/bulk/automatic, at most ``engine.max_recipients`` recipients). ``meetings``: small
+    meetings (at most ``engine.max_attendees``) not declined. ``first_touch``/``last_touch``
+    span all of those messages and meetings.
+    """
+
+    first_touch: datetime | None
+    last_touch: datetime | None
+    last_inbound: datetime | None
+    last_outbound: datetime | None
+    messages_in: int
+    messages_out: int
+    direct_in: int
+    direct_out: int
+    meetings: int
+
+    @property
+    def interactions(self) -> int:
+        return self.messages_in + self.messages_out + self.meetings
+
+
+def _dt(ts: int | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _min(values: Iterable[int | None]) -> int | None:
+    vs = [v for v in values if v is not None]
+    return min(vs) if vs else None
+
+
+def _max(values: Iterable[int | None]) -> int | None:
+    vs = [v for v in values if v is not None]
+    return max(vs) if vs else None
+
+
+def stats_for(acts: list[AddressActivity]) -> PersonStats:
+    """Sum one cluster's address aggregates."""
+    last_in = _max(a.in_last for a in acts)
+    last_out = _max(a.out_last for a in acts)
+    return PersonStats(
+        first_touch=_dt(_min(v for a in acts for v in (a.in_first, a.out_first, a.meet_first))),
+        last_touch=_dt(_max((last_in, last_out, _max(a.meet_last for a in acts)))),
+        last_inbound=_dt(last_in),
+        last_outbound=_dt(last_out),
+        messages_in=sum(a.sent for a in acts),
+        messages_out=sum(a.out for a in acts),
+        direct_in=sum(a.sent_direct for a in acts),
+        direct_out=sum(a.out_direct for a in acts),
+        meetings=sum(a.meetings for a in acts),
+    )
+
+
+def person_stats(identity: Identity, activity: Activity) -> dict[str, PersonStats]:
+    """Stats of every cluster, by person key."""
+    out: dict[str, PersonStats] = {}
+    for key, person in identity.people.items():
+        acts = [activity.by_email[e] for e in person.addresses if e in activity.by_email]
+        out[key] = stats_for(acts)
+    return out
+
+
+def iso(dt: datetime | None) -> str | None:
+    """ISO 8601 UTC with a Z, seconds precision."""
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def person_record(person: Person, stats: PersonStats) -> dict[str, Any]:
+    """The JSON object for one person (``keepwarm people --json``)."""
+    return {
+        "key": person.key,
+        "name": person.name,
+        "addresses": list(person.addresses),
+        "kind": person.kind,
+        "two_way": person.two_way,
+        "first_touch": iso(stats.first_touch),
+        "last_touch": iso(stats.last_touch),
+        "last_inbound": iso(stats.last_inbound),
+        "last_outbound": iso(stats.last_outbound),
+        "messages_in": stats.messages_in,
+        "messages_out": stats.messages_out,
+        "direct_in": stats.direct_in,
+        "direct_out": stats.direct_out,
+        "meetings": stats.meetings,
+        "reasons": list(person.reasons),
+    }
+
+
+# -- one person's history -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HistoryMessage:
+    date: datetime
+    direction: str  # "in" (from them) or "out" (from me)
+    subject: str | None
+    recipients: int
+    mass: bool  # list/bulk/automatic or too many recipients: not a touch
+
+
+@dataclass(frozen=True)
+class HistoryMeeting:
+    start: datetime
+    title: str | None
+    attendees: int
+    response: str  # their response
+    small: bool
+
+
+_SQL_HISTORY = """
+    SELECT DISTINCT m.id, m.date, m.subject, m.n_recipients, m.markers, m.list_id,
+           m.sender IN (SELECT value FROM json_each(:ids)) AS inbound
+    FROM message_addresses ma JOIN messages m ON m.id = ma.message
+    WHERE ma.address IN (SELECT value FROM json_each(:ids)) AND m.date <= :as_of
+      AND (ma.role = 0 OR (ma.role IN (1, 2, 3)
+           AND m.sender IN (SELECT value FROM json_each(:self))))
+    ORDER BY m.date DESC, m.id DESC LIMIT :limit
+"""
+
+_SQL_MEETINGS = """
+    SELECT e.start, e.title, e.n_attendees, ea.response
+    FROM event_attendees ea JOIN events e ON e.id = ea.event
+    WHERE ea.address IN (SELECT value FROM json_each(:ids)) AND e.start <= :as_of
+      AND e.status != 'cancelled' AND e.all_day = 0 AND e.event_type = 'default'
+    ORDER BY e.start DESC LIMIT :limit
+"""
+
+
+def _address_ids(store: Store, emails: Iterable[str]) -> list[int]:
+    emails = list(emails)
+    rows = store.conn.execute(
+        "SELECT id FROM addresses WHERE email IN (SELECT value FROM json_each(?))",
+        (json.dumps(emails),),
+    ).fetchall()
+    return sorted(int(r[0]) for r in rows)
+
+
+def history(
+    store: Store,
+    person: Person,
+    activity: Activity,
+    *,
+    max_recipients: int,
+    max_attendees: int,
+    limit: int = 20,
+) -> tuple[list[HistoryMessage], list[HistoryMeeting]]:
+    """The most recent messages each way and meetings with ``person``, up to ``activity.as_of``."""
+    params: Mapping[str, Any] = {
+        "ids": json.dumps(_address_ids(store, person.addresses)),
+        "self": json.dumps(sorted(activity.self_ids)),
+        "as_of": int(activity.as_of.timestamp()) if activity.as_of else FAR_FUTURE,
+        "limit": limit,
+    }
+    bulk = set(activity.bulk_markers)
+    messages: list[HistoryMessage] = []
+    for _id, date, subject, n, markers, list_id, inbound in store.conn.execute(
+        _SQL_HISTORY, params
+    ):
+        words = set((markers or "").split())
+        if "keepwarm-digest" in words:
+            continue
+        auto = any(w.startswith("auto-submitted:") or w == "return-path-null" for w in words)
+        mass = bool(list_id) or markers in bulk or auto or n > max_recipients
+        messages.append(
+            HistoryMessage(_dt(date) or datetime.min, "in" if inbound else "out", subject, n, mass)
+        )
+    meetings = [
+        HistoryMeeting(_dt(s) or datetime.min, t, n, r, n <= max_attendees)
+        for s, t, n, r in store.conn.execute(_SQL_MEETINGS, params)
+    ]
+    return messages, meetings

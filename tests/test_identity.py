@@ -1,0 +1,396 @@
+"""Identity resolution on small hand-built stores."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
+from keepwarm.daemon.config import Config, loads
+from keepwarm.daemon.identity import (
+    Identity,
+    Person,
+    local_tokens,
+    merge_candidates,
+    name_key,
+    resolve,
+    robot_word,
+    role_word,
+)
+from keepwarm.daemon.store import Store
+
+ME = "me@example.com"
+T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+_counter = iter(range(10**9))
+
+
+def config(extra: str = "") -> Config:
+    return loads(
+        f"""
+[me]
+name = "Jane Doe"
+addresses = ["{ME}", "jane.doe@gmail.com"]
+timezone = "Europe/Berlin"
+{extra}
+"""
+    )
+
+
+def mail(
+    sender: str,
+    to: list[str],
+    *,
+    days: float = 0,
+    cc: list[str] = (),  # type: ignore[assignment]
+    markers: tuple[str, ...] = (),
+    list_id: str | None = None,
+    name: str = "",
+    subject: str = "hello",
+) -> MessageMeta:
+    n = next(_counter)
+    return MessageMeta(
+        account="a",
+        provider_id=f"p{n}",
+        date=T0 + timedelta(days=days, seconds=n),
+        sender=Address(sender, name),
+        to=tuple(Address(t) for t in to),
+        cc=tuple(Address(c) for c in cc),
+        message_id=f"m{n}@x",
+        subject=f"{subject} {n}",
+        list_id=list_id,
+        markers=markers,
+    )
+
+
+def talk(addr: str, name: str = "", days: float = 0) -> list[MessageMeta]:
+    """One message each way: a relationship."""
+    return [mail(ME, [addr], days=days), mail(addr, [ME], days=days + 1, name=name)]
+
+
+def build(
+    messages: list[MessageMeta],
+    events: list[EventMeta] = (),
+    extra: str = "",  # type: ignore[assignment]
+) -> tuple[Store, Config]:
+    store = Store.memory()
+    store.apply_batch("a", "maildir", Batch(messages=list(messages), events=list(events)))
+    return store, config(extra)
+
+
+def kind(identity: Identity, addr: str) -> str:
+    return identity.people[identity.person_of[addr]].kind
+
+
+def person(identity: Identity, addr: str) -> Person:
+    return identity.people[identity.person_of[addr]]
+
+
+def test_two_way_person_and_self() -> None:
+    store, cfg = build(talk("bob@corp.com", "Bob Stone"))
+    ident = resolve(store, cfg)
+    bob = person(ident, "bob@corp.com")
+    assert bob.kind == "person" and bob.two_way and bob.name == "Bob Stone"
+    assert kind(ident, ME) == "self"
+    assert ident.self_addresses == {ME, "janedoe@gmail.com"}
+    # both configured addresses are one self cluster, even if only one was ever seen
+    assert ident.person_of["janedoe@gmail.com"] == ident.person_of[ME]
+    assert person(ident, ME).name == "Jane Doe"
+
+
+def test_one_way_reader_and_one_way_writer_are_not_relationships() -> None:
+    msgs = [mail("fan@corp.com", [ME], days=i) for i in range(5)]
+    msgs += [mail(ME, ["ignored@corp.com"], days=i) for i in range(5)]
+    store, cfg = build(msgs)
+    ident = resolve(store, cfg)
+    for addr in ("fan@corp.com", "ignored@corp.com"):
+        p = person(ident, addr)
+        assert p.kind == "person" and not p.two_way
+        assert any("no two-way contact" in r for r in p.reasons)
+
+
+def test_blast_to_forty_people_is_not_a_touch() -> None:
+    crowd = [f"p{i}@corp.com" for i in range(40)]
+    msgs = [mail(ME, crowd)] + [mail(a, [ME]) for a in crowd]
+    store, cfg = build(msgs)
+    ident = resolve(store, cfg)
+    assert not any(person(ident, a).two_way for a in crowd)
+    # ... but a message to a handful is
+    store2, cfg2 = build([mail(ME, crowd[:5]), mail(crowd[0], [ME])])
+    assert person(resolve(store2, cfg2), crowd[0]).two_way
+
+
+def test_max_recipients_is_configurable() -> None:
+    msgs = [mail(ME, ["a@corp.com", "b@corp.com", "c@corp.com"]), mail("a@corp.com", [ME])]
+    store, cfg = build(msgs, extra="[engine]\nmax_recipients = 2")
+    assert not person(resolve(store, cfg), "a@corp.com").two_way
+
+
+def test_mass_inbound_does_not_count_as_their_half() -> None:
+    msgs = [mail(ME, ["pat@corp.com"]), mail("pat@corp.com", [ME], markers=("precedence:bulk",))]
+    store, cfg = build(msgs)
+    assert not person(resolve(store, cfg), "pat@corp.com").two_way
+
+
+def test_lists_by_sender_markers_and_by_list_address() -> None:
+    msgs = [mail("news@shop.com", [ME], days=i, markers=("list-unsubscribe",)) for i in range(4)]
+    msgs += [
+        mail(
+            "poster@corp.com",
+            ["devs@lists.corp.com"],
+            days=i,
+            list_id="devs.lists.corp.com",
+            markers=("list-id",),
+        )
+        for i in range(3)
+    ]
+    msgs += [
+        mail("promo@deals.com", [ME], days=i, markers=("category:promotions",)) for i in range(3)
+    ]
+    msgs += talk("bob@corp.com")  # unmarked mail beside marked mail (NULL markers in SQL)
+    store, cfg = build(msgs)
+    ident = resolve(store, cfg)
+    assert person(ident, "bob@corp.com").two_way
+    assert kind(ident, "devs@lists.corp.com") == "list"
+    assert kind(ident, "poster@corp.com") == "list"
+    assert kind(ident, "promo@deals.com") == "list"
+    # news@ is a robot word: still not a person
+    assert kind(ident, "news@shop.com") in ("robot", "list")
+    assert any("list" in r for r in person(ident, "devs@lists.corp.com").reasons)
+
+
+def test_list_poster_with_direct_contact_stays_a_person() -> None:
+    msgs = [
+        mail("kim@corp.com", ["devs@lists.corp.com"], days=i, list_id="devs.lists.corp.com")
+        for i in range(6)
+    ]
+    msgs += talk("kim@corp.com")
+    store, cfg = build(msgs)
+    kim = person(resolve(store, cfg), "kim@corp.com")
+    assert kim.kind == "person" and kim.two_way
+
+
+def test_mostly_rule_needs_most_mail() -> None:
+    msgs = [*talk("lee@corp.com"), mail("lee@corp.com", [ME], markers=("list-id",))]
+    msgs += [mail("lee@corp.com", [ME], days=3)]
+    store, cfg = build(msgs)
+    assert kind(resolve(store, cfg), "lee@corp.com") == "person"
+
+
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "noreply@corp.com",
+        "no-reply@corp.com",
+        "do_not_reply@corp.com",
+        "donotreply@corp.com",
+        "mailer-daemon@corp.com",
+        "postmaster@corp.com",
+        "bounces+123-abc@mail.corp.com",
+        "bounce@corp.com",
+        "drive-shares-dm-noreply@google.com",
+        "calendar-notification@google.com",
+        "notifications@github.com",
+    ],
+)
+def test_robots_by_local_part(addr: str) -> None:
+    store, cfg = build(talk(addr))
+    p = person(resolve(store, cfg), addr)
+    assert p.kind == "robot", p.reasons
+
+
+def test_auto_submitted_sender_is_a_robot() -> None:
+    msgs = [
+        mail("ops@corp.com", [ME], days=i, markers=("auto-submitted:auto-generated",))
+        for i in range(3)
+    ]
+    store, cfg = build(msgs)
+    p = person(resolve(store, cfg), "ops@corp.com")
+    assert p.kind == "robot" and "automatic" in " ".join(p.reasons)
+
+
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "info@corp.com",
+        "support@corp.com",
+        "billing@corp.com",
+        "sales.emea@corp.com",
+        "hello@corp.com",
+        "team@corp.com",
+        "contact@corp.com",
+        "support-team@corp.com",
+    ],
+)
+def test_role_accounts(addr: str) -> None:
+    store, cfg = build(talk(addr))
+    assert kind(resolve(store, cfg), addr) == "role"
+
+
+def test_token_matching_not_substring() -> None:
+    for addr in (
+        "newsom@corp.com",
+        "information.desk.jo@x.com",
+        "noreplyson@x.com",
+        "bobby.infoson@x.com",
+        "teamster@x.com",
+        "salesky@x.com",
+    ):
+        assert robot_word(addr) is None and role_word(addr) is None, addr
+    assert local_tokens("A.b-c_d+e@x.com") == ["a", "b", "c", "d", "e"]
+    store, cfg = build(talk("newsom@corp.com") + talk("mary.sales@corp.com"))
+    ident = resolve(store, cfg)
+    assert kind(ident, "newsom@corp.com") == "person"
+    assert kind(ident, "mary.sales@corp.com") == "person"
+
+
+def test_config_role_accounts_and_not_roles() -> None:
+    extra = '[people]\nrole_accounts = ["Invoices"]\nnot_roles = ["info@tiny.example"]'
+    store, cfg = build(talk("invoices@corp.com") + talk("info@tiny.example"), extra=extra)
+    ident = resolve(store, cfg)
+    assert kind(ident, "invoices@corp.com") == "role"
+    assert kind(ident, "info@tiny.example") == "person"
+
+
+@pytest.mark.parametrize(
+    ("extra", "addr"),
+    [
+        ('[exclude]\naddresses = ["Boss.Assistant@corp.com"]', "boss.assistant@corp.com"),
+        ('[exclude]\ndomains = ["vendor.com"]', "sam@vendor.com"),
+        ('[exclude]\ndomains = ["vendor.com"]', "sam@eu.mail.vendor.com"),
+        ('[exclude]\nglobs = ["*@*.salesforce.com"]', "x@na1.salesforce.com"),
+        ('[exclude]\nregexes = ["^alerts?[-+.]"]', "alert-pager@corp.com"),
+    ],
+)
+def test_exclusions(extra: str, addr: str) -> None:
+    store, cfg = build(talk(addr) + talk("keep@corp.com") + talk("sam@notvendor.com"), extra=extra)
+    ident = resolve(store, cfg)
+    p = person(ident, addr)
+    assert p.kind == "excluded" and p.reasons[0].startswith(("listed", "domain", "matches"))
+    assert kind(ident, "keep@corp.com") == "person"
+    assert kind(ident, "sam@notvendor.com") == "person"  # suffix without a dot is not a subdomain
+
+
+def test_aliases_merge_and_key_is_most_used_address() -> None:
+    msgs = talk("maria@oldcorp.com", "Maria Lopez") + talk("maria@newcorp.io", "Maria Lopez")
+    msgs += talk("maria@newcorp.io", days=5)
+    extra = '[people]\naliases = [["maria@oldcorp.com", "Maria@NewCorp.io"]]'
+    store, cfg = build(msgs, extra=extra)
+    ident = resolve(store, cfg)
+    p = person(ident, "maria@oldcorp.com")
+    assert p.key == "maria@newcorp.io"
+    assert set(p.addresses) == {"maria@oldcorp.com", "maria@newcorp.io"}
+    assert ident.person_of["maria@oldcorp.com"] == ident.person_of["maria@newcorp.io"]
+    assert not merge_candidates(ident)
+
+
+def test_alias_of_one_way_halves_is_two_way() -> None:
+    msgs = [mail(ME, ["al@old.com"]), mail("al@new.com", [ME])]
+    store, cfg = build(msgs)
+    assert not person(resolve(store, cfg), "al@old.com").two_way
+    store, cfg = build(msgs, extra='[people]\naliases = [["al@old.com", "al@new.com"]]')
+    assert person(resolve(store, cfg), "al@old.com").two_way
+
+
+def test_merge_candidates_same_display_name() -> None:
+    msgs = talk("maria@oldcorp.com", "Maria Lopez") + talk("mlopez@newcorp.io", "Lopez, Maria")
+    msgs += talk("sam@a.com", "Sam") + talk("sam@b.com", "Sam")  # one-word names are too weak
+    store, cfg = build(msgs)
+    cands = merge_candidates(resolve(store, cfg))
+    pairs = {frozenset((a.key, b.key)) for a, b, _ in cands}
+    assert pairs == {frozenset(("maria@oldcorp.com", "mlopez@newcorp.io"))}
+    assert "oldcorp.com" in cands[0][2] and "newcorp.io" in cands[0][2]
+
+
+def test_likely_self_addresses_are_merge_candidates() -> None:
+    msgs = [mail("jane@home.example", [ME], name="Jane Doe")]
+    store, cfg = build(msgs)
+    ident = resolve(store, cfg)
+    assert kind(ident, "jane@home.example") == "person"
+    cands = merge_candidates(ident)
+    assert any(a.kind == "self" and b.key == "jane@home.example" for a, b, _ in cands)
+
+
+def test_small_accepted_meeting_is_two_way_large_one_is_not() -> None:
+    def ev(n: int, response: str, attendees: int) -> EventMeta:
+        others = [Attendee(f"x{i}@corp.com", response=response) for i in range(attendees - 1)]
+        return EventMeta(
+            account="a",
+            provider_id=f"e{n}",
+            start=T0 + timedelta(days=n),
+            end=T0 + timedelta(days=n, hours=1),
+            ical_uid=f"u{n}",
+            attendees=(Attendee(ME, response="accepted", is_self=True), *others),
+        )
+
+    store, cfg = build([], [ev(1, "accepted", 3)])
+    assert person(resolve(store, cfg), "x0@corp.com").two_way
+    store, cfg = build([], [ev(1, "accepted", 20)])
+    assert not person(resolve(store, cfg), "x0@corp.com").two_way
+    store, cfg = build([], [ev(1, "needsAction", 3)])
+    assert not person(resolve(store, cfg), "x0@corp.com").two_way
+    cancelled = replace(ev(1, "accepted", 3), status="cancelled")
+    store, cfg = build([], [cancelled])
+    assert not person(resolve(store, cfg), "x0@corp.com").two_way
+
+
+def test_digest_mail_is_never_an_interaction() -> None:
+    msgs = [mail(ME, ["bob@corp.com"], markers=("keepwarm-digest",)), mail("bob@corp.com", [ME])]
+    store, cfg = build(msgs)
+    assert not person(resolve(store, cfg), "bob@corp.com").two_way
+
+
+def test_as_of_sees_only_earlier_history() -> None:
+    msgs = [mail(ME, ["bob@corp.com"], days=0), mail("bob@corp.com", [ME], days=10)]
+    store, cfg = build(msgs)
+    assert not person(resolve(store, cfg, as_of=T0 + timedelta(days=5)), "bob@corp.com").two_way
+    assert person(resolve(store, cfg, as_of=T0 + timedelta(days=11)), "bob@corp.com").two_way
+
+
+def test_name_key() -> None:
+    assert name_key("Lopez, Maria (OldCorp)") == name_key("maria  LOPEZ") == "maria lopez"
+    assert name_key("Support") is None and name_key("a@b.com") is None and name_key("") is None
+
+
+def _corpus() -> list[MessageMeta]:
+    msgs = talk("bob@corp.com", "Bob") + talk("ann@corp.com", "Ann Lee")
+    msgs += [mail("news@shop.com", [ME], markers=("list-unsubscribe",))]
+    msgs += [mail("noreply@corp.com", [ME]), mail("info@corp.com", [ME])]
+    msgs += [mail(ME, [f"p{i}@corp.com" for i in range(20)])]
+    msgs += [mail("ann.lee@other.org", [ME], name="Ann Lee")]
+    return msgs
+
+
+def _snapshot(ident: Identity) -> tuple[object, ...]:
+    return (
+        sorted(
+            (p.key, p.kind, p.two_way, tuple(sorted(p.addresses)), p.name)
+            for p in ident.people.values()
+        ),
+        sorted(ident.person_of.items()),
+        sorted((a.key, b.key, w) for a, b, w in merge_candidates(ident)),
+    )
+
+
+@given(seed=st.integers(0, 2**32), dupes=st.integers(0, 5))
+def test_resolve_is_stable_under_order_and_duplicates(seed: int, dupes: int) -> None:
+    msgs = _corpus()
+    base_store, cfg = build(msgs)
+    expected = _snapshot(resolve(base_store, cfg))
+    rng = random.Random(seed)
+    shuffled = msgs[:]
+    rng.shuffle(shuffled)
+    # duplicates: the same messages seen again through another account
+    copies = [
+        replace(m, account="b", provider_id="b" + m.provider_id) for m in rng.sample(msgs, dupes)
+    ]
+    store = Store.memory()
+    for m in shuffled:
+        store.apply_batch("a", "maildir", Batch(messages=[m]))
+    if copies:
+        store.apply_batch("b", "maildir", Batch(messages=copies))
+    assert _snapshot(resolve(store, cfg)) == expected

@@ -1,0 +1,146 @@
+"""keepwarm people / person through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
+from keepwarm.daemon.cli import cli
+from keepwarm.daemon.store import Store
+
+ME = "me@example.com"
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+FIELDS = {
+    "name",
+    "addresses",
+    "kind",
+    "first_touch",
+    "last_touch",
+    "last_inbound",
+    "last_outbound",
+    "messages_in",
+    "messages_out",
+    "meetings",
+}
+
+
+def _mail(n: int, sender: str, to: list[str], days: float, **kw: object) -> MessageMeta:
+    return MessageMeta(
+        account="a",
+        provider_id=f"p{n}",
+        date=T0 + timedelta(days=days),
+        sender=Address(sender, kw.pop("name", "")),  # type: ignore[arg-type]
+        to=tuple(Address(t) for t in to),
+        message_id=f"m{n}@x",
+        subject=str(kw.pop("subject", f"subject {n}")),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    db = tmp_path / "kw.db"
+    store = Store.open(db)
+    msgs = [
+        _mail(1, ME, ["bob@corp.com"], 0),
+        _mail(2, "bob@corp.com", [ME], 1, name="Bob Stone", subject="Re: budget"),
+        _mail(3, "bob@corp.com", [ME], 20, name="Bob Stone", subject="later news"),
+        _mail(4, "news@shop.com", [ME], 2, markers=("list-unsubscribe",)),
+        _mail(5, "fan@corp.com", [ME], 3, name="Fan Person"),
+        _mail(6, ME, ["carol@corp.com"], 4),
+    ]
+    ev = EventMeta(
+        account="a",
+        provider_id="e1",
+        start=T0 + timedelta(days=5),
+        end=T0 + timedelta(days=5, hours=1),
+        ical_uid="u1",
+        title="Planning",
+        attendees=(
+            Attendee(ME, response="accepted", is_self=True),
+            Attendee("carol@corp.com", "Carol King", response="accepted"),
+        ),
+    )
+    store.apply_batch("a", "maildir", Batch(messages=msgs, events=[ev]))
+    store.close()
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[me]\nname = "Jane Doe"\naddresses = ["{ME}"]\ntimezone = "UTC"\n[store]\npath = "{db}"\n'
+    )
+    return path
+
+
+def run(cfg: Path, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["--config", str(cfg), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_people_json_lists_relationships_only(cfg: Path) -> None:
+    rows = json.loads(run(cfg, "people", "--json"))
+    assert {r["key"] for r in rows} == {"bob@corp.com", "carol@corp.com"}
+    bob = next(r for r in rows if r["key"] == "bob@corp.com")
+    assert set(bob) >= FIELDS
+    assert bob["messages_in"] == 2 and bob["messages_out"] == 1 and bob["meetings"] == 0
+    assert bob["first_touch"] == "2025-03-03T09:00:00Z"
+    assert bob["last_inbound"] == "2025-03-23T09:00:00Z"
+    assert bob["last_outbound"] == "2025-03-03T09:00:00Z"
+    assert bob["name"] == "Bob Stone" and bob["kind"] == "person"
+    carol = next(r for r in rows if r["key"] == "carol@corp.com")
+    assert carol["meetings"] == 1 and carol["name"] == "Carol King"
+
+
+def test_people_as_of_limits_history(cfg: Path) -> None:
+    rows = json.loads(run(cfg, "people", "--json", "--as-of", "2025-03-10"))
+    bob = next(r for r in rows if r["key"] == "bob@corp.com")
+    assert bob["messages_in"] == 1 and bob["last_inbound"] == "2025-03-04T09:00:00Z"
+    rows = json.loads(run(cfg, "people", "--json", "--as-of", "2025-03-03"))
+    assert rows == []  # only my first message: no two-way contact yet
+
+
+def test_people_all_shows_every_kind(cfg: Path) -> None:
+    rows = json.loads(run(cfg, "people", "--json", "--all"))
+    kinds = {r["key"]: r["kind"] for r in rows}
+    assert kinds["news@shop.com"] in ("list", "robot")
+    assert kinds["fan@corp.com"] == "person"
+    assert not next(r for r in rows if r["key"] == "fan@corp.com")["two_way"]
+    text = run(cfg, "people", "--all")
+    assert "fan@corp.com" in text and "one-way" in text
+    assert "fan@corp.com" not in run(cfg, "people")
+
+
+def test_person_shows_history_and_reasons(cfg: Path) -> None:
+    text = run(cfg, "person", "Bob@Corp.com")
+    assert "Bob Stone <bob@corp.com>" in text and "kind: person (a relationship)" in text
+    assert "Re: budget" in text and "two-way contact" in text
+    data = json.loads(run(cfg, "person", "bob@corp.com", "--json"))
+    assert [m["direction"] for m in data["messages"]] == ["in", "in", "out"]
+    data = json.loads(run(cfg, "person", "carol@corp.com", "--json"))
+    assert data["recent_meetings"][0]["title"] == "Planning"
+    news = run(cfg, "person", "news@shop.com")
+    assert "list or bulk" in news or "automated" in news
+    assert "Bob Stone" in run(cfg, "person", "bob stone")
+
+
+def test_person_unknown_address_is_a_clear_error(cfg: Path) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(cfg), "person", "nobody@x.com"])
+    assert result.exit_code == 2 and "people --all" in result.output
+
+
+def test_merge_candidates_command(cfg: Path, tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "kw.db")
+    store.apply_batch(
+        "a",
+        "maildir",
+        Batch(messages=[_mail(9, "bstone@newco.io", [ME], 30, name="Bob Stone")]),
+    )
+    store.close()
+    out = run(cfg, "people", "--merge-candidates")
+    assert "bob@corp.com" in out and "bstone@newco.io" in out and "aliases" in out
+    rows = json.loads(run(cfg, "people", "--merge-candidates", "--json"))
+    assert {rows[0]["a"], rows[0]["b"]} == {"bob@corp.com", "bstone@newco.io"}
