@@ -1,0 +1,430 @@
+"""The entry point: :func:`analyze` turns a history into a :class:`NetworkReport`.
+
+Pure: no I/O, no clock. Everything is computed as of ``now``; records dated after ``now`` are
+ignored, except meetings later today (for preparation).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from statistics import median
+from zoneinfo import ZoneInfo
+
+from keepwarm.digests.cadence import signals as sig
+from keepwarm.digests.cadence.ledger import DAY, Clock, Ledger, add_mails, add_meeting
+from keepwarm.digests.cadence.model import (
+    Directory,
+    EngineSettings,
+    MeetingReport,
+    NetworkReport,
+    NetworkWarning,
+    PersonReport,
+    Stage,
+    TierSpec,
+    TierUsage,
+)
+from keepwarm.digests.cadence.rhythm import (
+    ACTIVE_MIN_DAYS,
+    rhythm,
+    strength,
+)
+from keepwarm.digests.cadence.state import Context, Person
+from keepwarm.digests.cadence.touches import (
+    Mail,
+    Meeting,
+    assign_threads,
+    classify_event,
+    classify_message,
+    out_of_office,
+)
+from keepwarm.digests.queries import EventRecord, History, MessageRecord
+
+DRIFT_DAYS = 30
+GROWING_LOOKBACK = 90
+GROWING_MAX_AGE = 365
+
+
+def analyze(
+    history: History, directory: Directory, settings: EngineSettings, now: datetime
+) -> NetworkReport:
+    """Everything the engine knows as of ``now`` (an aware datetime)."""
+    if now.tzinfo is None:
+        raise ValueError("analyze needs an aware datetime for now")
+    zone = ZoneInfo(settings.timezone)
+    clock = _clock(settings, now, zone)
+    today = clock.day(clock.now)
+    ctx = Context(settings, directory, clock, today, zone, now.astimezone(UTC))
+
+    mails = _mails(history.messages, directory, settings, clock.now)
+    assign_threads(mails)
+    ledgers: dict[str, Ledger] = {}
+    add_mails(ledgers, mails, clock)
+    events = _unique_events(history.events)
+    meetings, ooo_days, birthdays = _calendar(events, directory, settings, clock)
+    for mt in meetings:
+        if mt.start <= clock.now:
+            add_meeting(ledgers, mt, clock)
+
+    people = _people(ledgers, settings, directory, today, ooo_days)
+    _assign_tiers(people, settings.tiers, then=False)
+    _assign_tiers(people, settings.tiers, then=True)
+    _assign_stages(people, settings, today)
+    reports = {k: _report(p, ctx, history, birthdays) for k, p in people.items()}
+    order = sorted(people.values(), key=lambda p: (-p.strength, p.led.key))
+
+    today_meetings = _meetings_on(meetings, clock, today, ctx)
+    yesterday_meetings = _meetings_on(meetings, clock, today - 1, ctx)
+    signals = sig.build(
+        ctx, people, reports, mails, meetings, today_meetings, yesterday_meetings, birthdays
+    )
+    return NetworkReport(
+        now=ctx.now,
+        people=tuple(reports[p.led.key] for p in order),
+        tiers=_tier_usage(people, settings.tiers),
+        acquaintances=sum(1 for p in people.values() if p.tier is None),
+        warnings=_warnings(people, settings.tiers, reports),
+        meetings_today=tuple(_meeting_report(m, ctx) for m in today_meetings),
+        meetings_yesterday=tuple(_meeting_report(m, ctx) for m in yesterday_meetings),
+        signals=tuple(signals),
+    )
+
+
+# -- input ----------------------------------------------------------------------------------------
+def _clock(settings: EngineSettings, now: datetime, zone: ZoneInfo) -> Clock:
+    ts = int(now.timestamp())
+    offset = now.astimezone(zone).utcoffset() or timedelta(0)
+    return Clock(
+        now=ts,
+        offset=int(offset.total_seconds()),
+        window_start=ts - int(settings.reciprocity_window.total_seconds()),
+        reply_grace=int(settings.reply_grace.total_seconds()),
+        reply_max_age=int(settings.reply_max_age.total_seconds()),
+        outreach_wait=int(settings.outreach_wait.total_seconds()),
+    )
+
+
+def _mails(
+    messages: Iterable[MessageRecord], d: Directory, settings: EngineSettings, now: int
+) -> list[Mail]:
+    """The touches among the messages up to ``now``, deduplicated, oldest first."""
+    unique = {m.id: m for m in messages if m.date <= now}
+    out: list[Mail] = []
+    for m in sorted(unique.values(), key=lambda m: (m.date, m.id)):
+        mail = classify_message(m, d, settings.max_recipients)
+        if mail is not None:
+            out.append(mail)
+    return out
+
+
+def _unique_events(events: Iterable[EventRecord]) -> list[EventRecord]:
+    unique = {e.id: e for e in events}
+    return sorted(unique.values(), key=lambda e: (e.start, e.id))
+
+
+def _calendar(
+    events: list[EventRecord], d: Directory, settings: EngineSettings, clock: Clock
+) -> tuple[list[Meeting], tuple[int, ...], dict[str, str]]:
+    """Meetings (held, or later today), the user's out-of-office days, birthdays from the calendar."""
+    end_of_today = (clock.day(clock.now) + 1) * DAY - clock.offset
+    meetings: list[Meeting] = []
+    ooo: set[int] = set()
+    today = clock.day(clock.now)
+    birthdays: dict[str, str] = {}
+    for e in events:
+        if e.start > end_of_today:
+            continue
+        if e.start <= clock.now and out_of_office(e, d):
+            last = min(e.end - 1, clock.now)
+            ooo.update(range(clock.day(e.start), min(clock.day(last), today) + 1))
+            continue
+        if e.event_type == "birthday" and e.start <= end_of_today:
+            _calendar_birthday(e, d, birthdays, clock)
+            continue
+        mt, _held = classify_event(e, d, settings.max_attendees, clock.now)
+        if mt is not None:
+            meetings.append(mt)
+    return meetings, tuple(sorted(ooo)), birthdays
+
+
+def _calendar_birthday(e: EventRecord, d: Directory, out: dict[str, str], clock: Clock) -> None:
+    local = datetime.fromtimestamp(e.start + clock.offset, UTC)
+    if e.all_day:
+        local = datetime.fromtimestamp(e.start, UTC)
+    md = local.strftime("%m-%d")
+    addresses = [a.email for a in e.attendees] + ([e.organizer] if e.organizer else [])
+    for a in addresses:
+        if a in d.self_addresses:
+            continue
+        key = d.key_of(a)
+        if d.kind_of(key) == "person":
+            out[key] = md
+            return
+    title = (e.title or "").lower()
+    if not title:
+        return
+    for key, info in d.people.items():
+        if info.kind == "person" and " " in info.name.strip() and info.name.lower() in title:
+            out[key] = md
+            return
+
+
+# -- people ---------------------------------------------------------------------------------------
+def _pinned_tier(addresses: Iterable[str], tiers: tuple[TierSpec, ...]) -> int | None:
+    addrs = [a.lower() for a in addresses]
+    for i, t in enumerate(tiers):
+        for pattern in t.members:
+            if any(_matches(a, pattern.lower()) for a in addrs):
+                return i
+    return None
+
+
+def _matches(address: str, pattern: str) -> bool:
+    if pattern.startswith("@"):
+        domain = address.rpartition("@")[2]
+        want = pattern[1:]
+        return domain == want or domain.endswith("." + want)
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(address, pattern)
+    return address == pattern
+
+
+def _people(
+    ledgers: dict[str, Ledger],
+    settings: EngineSettings,
+    d: Directory,
+    today: int,
+    ooo_days: tuple[int, ...],
+) -> dict[str, Person]:
+    half = max(settings.half_life.total_seconds() / DAY, 1.0)
+    cadences = tuple(t.cadence.total_seconds() / DAY for t in settings.tiers)
+    out: dict[str, Person] = {}
+    for key in sorted(ledgers):
+        led = ledgers[key]
+        info = d.people.get(key)
+        addresses = info.addresses if info is not None else (key,)
+        pinned = _pinned_tier((*addresses, key), settings.tiers)
+        pin_cadence = cadences[pinned] if pinned is not None else None
+        r = rhythm(led.days, today, ooo_days, cadences, pin_cadence)
+        out[key] = Person(
+            led=led,
+            strength=strength(led, today, half),
+            strength_then=strength(led, today - DRIFT_DAYS, half),
+            pinned=pinned,
+            rhythm=r,
+        )
+    return out
+
+
+def _assign_tiers(people: dict[str, Person], tiers: tuple[TierSpec, ...], *, then: bool) -> None:
+    """Pinned people first, then the strongest two-way ties fill each tier up to its size."""
+    used = [0] * len(tiers)
+    for p in people.values():
+        tier = p.pinned
+        if tier is not None:
+            used[tier] += 1
+        if then:
+            p.tier_then = tier
+        else:
+            p.tier = tier
+
+    def score(p: Person) -> float:
+        return p.strength_then if then else p.strength
+
+    candidates = [p for p in people.values() if p.pinned is None and p.led.days and score(p) > 0.0]
+    candidates.sort(key=lambda p: (-score(p), p.led.key))
+    i = 0
+    for n, t in enumerate(tiers):
+        free = max(0, t.size - used[n])
+        for p in candidates[i : i + free]:
+            if then:
+                p.tier_then = n
+            else:
+                p.tier = n
+        i += free
+
+
+def _assign_stages(people: dict[str, Person], settings: EngineSettings, today: int) -> None:
+    new_days = settings.new_window.total_seconds() / DAY
+    growing: list[Person] = []
+    for p in people.values():
+        p.stage = _stage(p, settings, today, new_days)
+        if p.stage == "established" and _is_growing(p, today):
+            growing.append(p)
+    growing.sort(key=lambda p: (-p.strength, p.led.key))
+    for p in growing[: settings.max_growing]:
+        p.stage = "growing"
+
+
+def _stage(p: Person, settings: EngineSettings, today: int, new_days: float) -> Stage:
+    r = p.rhythm
+    if not r.contact_days:
+        first = p.led.first_seen
+        recent = first is not None and (today - (first // DAY)) <= new_days
+        return "new" if recent else "dormant"
+    ratio = r.overdue_ratio or 0.0
+    if ratio >= settings.dormant_factor:
+        return "dormant"
+    if ratio >= settings.fading_factor and len(r.contact_days) >= ACTIVE_MIN_DAYS:
+        return "fading"
+    if today - r.contact_days[0] <= new_days:
+        return "new"
+    return "established"
+
+
+def _is_growing(p: Person, today: int) -> bool:
+    days = p.rhythm.contact_days
+    if not days or today - days[0] > GROWING_MAX_AGE:
+        return False
+    recent = sum(1 for d in days if d > today - GROWING_LOOKBACK)
+    before = sum(1 for d in days if today - 2 * GROWING_LOOKBACK < d <= today - GROWING_LOOKBACK)
+    return recent >= 3 and recent > before
+
+
+# -- report ---------------------------------------------------------------------------------------
+def _dt(ts: int | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _median_hours(values: list[int]) -> float | None:
+    return round(median(values) / 3600, 1) if values else None
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def _report(p: Person, ctx: Context, history: History, birthdays: dict[str, str]) -> PersonReport:
+    led, r, s = p.led, p.rhythm, ctx.settings
+    info = ctx.directory.people.get(led.key)
+    addresses = info.addresses if info is not None else (led.key,)
+    name = (info.name if info is not None else "") or _name(addresses, history) or led.key
+    by_me = led.threads_by_me + led.meetings_by_me
+    by_them = led.threads_by_them + led.meetings_by_them
+    times = led.contact_times
+    subjects = [subj for _d, subj in sorted(led.subjects, key=lambda x: (-x[0], x[1]))]
+    return PersonReport(
+        key=led.key,
+        name=name,
+        addresses=tuple(addresses),
+        tier=s.tiers[p.tier].name if p.tier is not None else None,
+        pinned=p.pinned is not None,
+        strength=p.strength,
+        stage=p.stage,
+        two_way=bool(r.contact_days),
+        contact_days=len(r.contact_days),
+        typical_gap_days=r.typical_gap,
+        expected_gap_days=round(r.expected_gap, 2),
+        days_since_contact=r.days_since,
+        overdue_ratio=r.overdue_ratio,
+        last_contact=_dt(max(times)) if times else None,
+        first_contact=_dt(min(times)) if times else None,
+        initiated_by_me=by_me,
+        initiated_by_them=by_them,
+        messages_in=led.w_in,
+        messages_out=led.w_out,
+        answered_by_me=_share(led.w_in_answered, led.w_in),
+        answered_by_them=_share(led.w_out_answered, led.w_out),
+        my_reply_hours=_median_hours(led.my_latencies),
+        their_reply_hours=_median_hours(led.their_latencies),
+        meetings_by_me=led.meetings_by_me,
+        meetings_by_them=led.meetings_by_them,
+        replies_owed_by_me=len(led.owed_by_me),
+        replies_owed_to_me=len(led.owed_to_me),
+        balance=round((by_me - by_them) / (by_me + by_them), 3) if by_me + by_them else 0.0,
+        last_subjects=tuple(dict.fromkeys(subjects))[:3],
+        occasions=sig.occasions_of(p, ctx, birthdays),
+    )
+
+
+def _name(addresses: Iterable[str], history: History) -> str:
+    for a in addresses:
+        n = history.names.get(a)
+        if n:
+            return n
+    return ""
+
+
+def _meetings_on(meetings: list[Meeting], clock: Clock, day: int, ctx: Context) -> list[Meeting]:
+    return [m for m in meetings if clock.day(m.start) == day]
+
+
+def _meeting_report(m: Meeting, ctx: Context) -> MeetingReport:
+    return MeetingReport(
+        event_id=m.event_id,
+        start=datetime.fromtimestamp(m.start, UTC),
+        end=datetime.fromtimestamp(m.end, UTC),
+        title=m.title,
+        people=tuple(sorted(m.people)),
+        organised_by_me=m.organiser == "",
+    )
+
+
+def _tier_usage(people: dict[str, Person], tiers: tuple[TierSpec, ...]) -> tuple[TierUsage, ...]:
+    out: list[TierUsage] = []
+    for n, t in enumerate(tiers):
+        members = [p for p in people.values() if p.tier == n]
+        fading = sum(1 for p in members if p.stage == "fading")
+        dormant = sum(1 for p in members if p.stage == "dormant")
+        out.append(
+            TierUsage(
+                name=t.name,
+                size=t.size,
+                cadence_days=t.cadence.total_seconds() / DAY,
+                members=len(members),
+                pinned=sum(1 for p in members if p.pinned is not None),
+                warm=len(members) - fading - dormant,
+                fading=fading,
+                dormant=dormant,
+            )
+        )
+    return tuple(out)
+
+
+def _warnings(
+    people: dict[str, Person], tiers: tuple[TierSpec, ...], reports: dict[str, PersonReport]
+) -> tuple[NetworkWarning, ...]:
+    out: list[NetworkWarning] = []
+    capacity = sum(t.size for t in tiers)
+    active = [p for p in people.values() if p.rhythm.contact_days and p.stage != "dormant"]
+    if len(active) > capacity:
+        out.append(
+            NetworkWarning(
+                "over_capacity",
+                f"You keep {len(active)} active relationships, more than the {capacity} your tiers hold; "
+                "the weakest are treated as acquaintances.",
+                facts={"active": len(active), "capacity": capacity},
+            )
+        )
+    for n, t in enumerate(tiers):
+        pinned = sum(1 for p in people.values() if p.pinned == n)
+        if pinned > t.size:
+            out.append(
+                NetworkWarning(
+                    "tier_over_capacity",
+                    f'You pinned {pinned} people to "{t.name}", which holds {t.size}.',
+                    facts={"tier": t.name, "pinned": pinned, "size": t.size},
+                )
+            )
+    drifted = [
+        p
+        for p in people.values()
+        if p.tier_then is not None
+        and p.tier_then <= 1
+        and (p.tier is None or p.tier > p.tier_then)
+        and p.pinned is None
+    ]
+    for p in sorted(drifted, key=lambda p: (p.tier_then or 0, -p.strength, p.led.key)):
+        old = tiers[p.tier_then or 0].name
+        new = tiers[p.tier].name if p.tier is not None else "acquaintances"
+        name = reports[p.led.key].name
+        out.append(
+            NetworkWarning(
+                "drift",
+                f"{name} moved from {old} to {new} over the last {DRIFT_DAYS} days.",
+                person_key=p.led.key,
+                facts={"from": old, "to": new, "days": DRIFT_DAYS},
+            )
+        )
+    return tuple(out)

@@ -1,0 +1,216 @@
+"""Per-person ledgers: contact days, give-and-take and open loops, from touches and threads.
+
+A *contact day* is a local day with two-way contact with the person: a message in a thread where
+both of you wrote to each other, or a small meeting they did not decline. Counting days rather than
+messages is the better tie-strength signal (Ureña-Carrion et al. 2020) and makes the engine
+insensitive to bursts and duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from keepwarm.digests.cadence.touches import Mail, Meeting
+
+DAY = 86400
+ONE_WAY_FACTOR = 0.25  # a message nobody answered still says a little about a tie
+
+
+@dataclass(slots=True)
+class Owed:
+    """An open loop: a message waiting for an answer."""
+
+    date: int
+    subject: str | None
+    thread: int
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Everything the engine accumulates about one person."""
+
+    key: str
+    days: dict[int, float] = field(default_factory=dict)  # two-way contact day -> weight
+    one_way_days: dict[int, float] = field(default_factory=dict)
+    contact_times: list[int] = field(default_factory=list)  # epoch of each two-way touch
+    first_seen: int | None = None
+    last_seen: int | None = None
+    msgs_in: int = 0  # all time
+    msgs_out: int = 0
+    # reciprocity window
+    w_in: int = 0
+    w_out: int = 0
+    w_in_answered: int = 0
+    w_out_answered: int = 0
+    my_latencies: list[int] = field(default_factory=list)
+    their_latencies: list[int] = field(default_factory=list)
+    threads_by_me: int = 0
+    threads_by_them: int = 0
+    meetings_by_me: int = 0
+    meetings_by_them: int = 0
+    recent_initiators: list[tuple[int, bool]] = field(default_factory=list)  # (date, by me)
+    owed_by_me: list[Owed] = field(default_factory=list)
+    owed_to_me: list[Owed] = field(default_factory=list)
+    subjects: list[tuple[int, str]] = field(default_factory=list)  # (date, subject) two-way
+    domains_in: dict[str, list[int]] = field(
+        default_factory=dict
+    )  # sender domain -> [first, last, n]
+    last_mail: int | None = None  # last message either way (any thread)
+    meetings: int = 0  # held small meetings, all time
+
+    def seen(self, when: int) -> None:
+        if self.first_seen is None or when < self.first_seen:
+            self.first_seen = when
+        if self.last_seen is None or when > self.last_seen:
+            self.last_seen = when
+
+    def add_day(self, day: int, weight: float, two_way: bool) -> None:
+        target = self.days if two_way else self.one_way_days
+        if weight > target.get(day, 0.0) or day not in target:
+            target[day] = weight
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """Times the ledger needs, as epoch seconds and local day numbers."""
+
+    now: int
+    offset: int  # the user's UTC offset at ``now``, seconds
+    window_start: int
+    reply_grace: int
+    reply_max_age: int
+    outreach_wait: int
+
+    def day(self, ts: int) -> int:
+        return (ts + self.offset) // DAY
+
+
+def add_mails(ledgers: dict[str, Ledger], mails: list[Mail], clock: Clock) -> None:
+    """Fold every mail into the ledgers of the people it touches, thread by thread."""
+    threads: dict[int, list[Mail]] = {}
+    for m in mails:
+        threads.setdefault(m.thread, []).append(m)
+    for thread in threads.values():
+        first = thread[0]
+        per_person: dict[str, list[Mail]] = {}
+        for m in thread:
+            for p in m.targets:
+                per_person.setdefault(p, []).append(m)
+        for p, seq in per_person.items():
+            led = ledgers.get(p)
+            if led is None:
+                led = ledgers[p] = Ledger(p)
+            _fold_thread(led, p, seq, first, clock)
+
+
+def _initiator(first: Mail, p: str) -> bool | None:
+    """True when I started the thread with ``p``, False when they did, None otherwise."""
+    if first.out:
+        return True if p in first.direct else None
+    return False if first.sender == p else None
+
+
+def _fold_thread(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
+    two_way = any(m.out for m in seq) and any(not m.out for m in seq)
+    for m in seq:
+        date = m.rec.date
+        led.seen(date)
+        led.add_day(clock.day(date), m.targets[p], two_way)
+        if led.last_mail is None or date > led.last_mail:
+            led.last_mail = date
+        if m.out:
+            led.msgs_out += 1
+        else:
+            led.msgs_in += 1
+            if m.rec.sender:
+                _note_domain(led, m.rec.sender, date)
+        if two_way:
+            led.contact_times.append(date)
+            if m.rec.subject:
+                led.subjects.append((date, m.rec.subject))
+    _reciprocity(led, p, seq, first, clock)
+    _open_loops(led, p, seq, first, clock)
+
+
+def _note_domain(led: Ledger, address: str, date: int) -> None:
+    domain = address.rpartition("@")[2]
+    slot = led.domains_in.get(domain)
+    if slot is None:
+        led.domains_in[domain] = [date, date, 1]
+    else:
+        slot[0] = min(slot[0], date)
+        slot[1] = max(slot[1], date)
+        slot[2] += 1
+
+
+def _reciprocity(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
+    if first.rec.date >= clock.window_start and seq[0] is first:
+        by = _initiator(first, p)
+        if by is True:
+            led.threads_by_me += 1
+        elif by is False:
+            led.threads_by_them += 1
+        if by is not None:
+            led.recent_initiators.append((first.rec.date, by))
+    answers: list[Mail | None] = [None] * len(seq)
+    next_out: Mail | None = None
+    next_in: Mail | None = None
+    for i in range(len(seq) - 1, -1, -1):
+        m = seq[i]
+        answers[i] = next_in if m.out else next_out
+        if m.out:
+            next_out = m
+        else:
+            next_in = m
+    for i, m in enumerate(seq):
+        if m.rec.date < clock.window_start:
+            continue
+        answer = answers[i]
+        if m.out:
+            led.w_out += 1
+            if answer is not None:
+                led.w_out_answered += 1
+                led.their_latencies.append(answer.rec.date - m.rec.date)
+        else:
+            led.w_in += 1
+            if answer is not None:
+                led.w_in_answered += 1
+                led.my_latencies.append(answer.rec.date - m.rec.date)
+
+
+def _open_loops(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
+    last = seq[-1]
+    age = clock.now - last.rec.date
+    if not last.out and p in last.direct and clock.reply_grace <= age <= clock.reply_max_age:
+        led.owed_by_me.append(Owed(last.rec.date, last.rec.subject, last.thread))
+    started_by_me = seq[0] is first and _initiator(first, p) is True
+    if (
+        started_by_me
+        and all(m.out for m in seq)
+        and clock.outreach_wait <= age <= clock.reply_max_age
+    ):
+        led.owed_to_me.append(Owed(last.rec.date, last.rec.subject, last.thread))
+
+
+def add_meeting(ledgers: dict[str, Ledger], mt: Meeting, clock: Clock) -> None:
+    """A held meeting: a contact day with every attendee who did not decline (if small)."""
+    if not mt.small:
+        return
+    day = clock.day(mt.start)
+    for p, w in mt.people.items():
+        led = ledgers.get(p)
+        if led is None:
+            led = ledgers[p] = Ledger(p)
+        led.seen(mt.start)
+        led.meetings += 1
+        led.add_day(day, w, True)
+        led.contact_times.append(mt.start)
+        if mt.title:
+            led.subjects.append((mt.start, mt.title))
+        if mt.start >= clock.window_start:
+            if mt.organiser == "":
+                led.meetings_by_me += 1
+                led.recent_initiators.append((mt.start, True))
+            elif mt.organiser == p:
+                led.meetings_by_them += 1
+                led.recent_initiators.append((mt.start, False))

@@ -1,0 +1,240 @@
+"""The engine's public types: its inputs (settings, the people directory) and its report.
+
+Everything here is plain data. The daemon converts its config into :class:`EngineSettings` and its
+identity result into a :class:`Directory`; the digest reads :class:`NetworkReport`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+Stage = Literal["new", "growing", "established", "fading", "dormant"]
+PersonKind = Literal["person", "list", "robot", "role", "excluded", "self"]
+SignalKind = Literal[
+    "reply_owed",
+    "awaiting_reply",
+    "fading",
+    "dormant",
+    "lopsided_me",
+    "lopsided_them",
+    "new",
+    "growing",
+    "meeting_followup",
+    "meeting_today",
+    "occasion_birthday",
+    "occasion_anniversary",
+    "occasion_job_change",
+    "occasion_greeting",
+    "introduce",
+]
+SIGNAL_KINDS: tuple[SignalKind, ...] = (
+    "reply_owed",
+    "awaiting_reply",
+    "fading",
+    "dormant",
+    "lopsided_me",
+    "lopsided_them",
+    "new",
+    "growing",
+    "meeting_followup",
+    "meeting_today",
+    "occasion_birthday",
+    "occasion_anniversary",
+    "occasion_job_change",
+    "occasion_greeting",
+    "introduce",
+)
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TierSpec:
+    """One Dunbar layer: at most ``size`` people, who should hear from you every ``cadence``.
+
+    ``members`` pins people: exact addresses, ``@domain`` (and its subdomains) or shell globs.
+    """
+
+    name: str
+    size: int
+    cadence: timedelta
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GreetingSpec:
+    """A seasonal greeting on ``date`` (``MM-DD``) for the people in ``tiers`` (empty: all)."""
+
+    name: str
+    date: str
+    tiers: tuple[str, ...] = ()
+
+
+DEFAULT_TIERS: tuple[TierSpec, ...] = (
+    TierSpec("inner", 5, timedelta(weeks=2)),
+    TierSpec("close", 15, timedelta(weeks=4)),
+    TierSpec("active", 50, timedelta(weeks=12)),
+    TierSpec("wider", 150, timedelta(weeks=26)),
+)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Every knob of the engine, with the defaults of the ``[engine]`` config section."""
+
+    half_life: timedelta = timedelta(days=90)
+    max_attendees: int = 8
+    max_recipients: int = 10
+    fading_factor: float = 2.0
+    dormant_factor: float = 8.0
+    reciprocity_window: timedelta = timedelta(days=180)
+    reply_grace: timedelta = timedelta(days=2)
+    reply_max_age: timedelta = timedelta(days=30)
+    outreach_wait: timedelta = timedelta(days=7)
+    max_growing: int = 3
+    new_window: timedelta = timedelta(days=60)
+    lopsided_share: float = 0.8
+    lopsided_min_threads: int = 5
+    tiers: tuple[TierSpec, ...] = DEFAULT_TIERS
+    greetings: tuple[GreetingSpec, ...] = ()
+    birthdays: Mapping[str, str] = field(default_factory=dict)  # address -> "MM-DD"
+    timezone: str = "UTC"  # the user's zone: "today", "yesterday" and contact days are local
+
+
+@dataclass(frozen=True)
+class PersonInfo:
+    """One identity cluster, as the engine needs it."""
+
+    key: str
+    name: str
+    addresses: tuple[str, ...]
+    kind: PersonKind = "person"
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Who is who: people by key, each address's person, and the user's own addresses.
+
+    An address missing from ``person_of`` is its own unnamed person (key = the address), so the
+    engine can run on raw history; identity normally maps every stored address.
+    """
+
+    people: Mapping[str, PersonInfo]
+    person_of: Mapping[str, str]
+    self_addresses: frozenset[str]
+
+    def key_of(self, address: str) -> str:
+        return self.person_of.get(address, address)
+
+    def kind_of(self, key: str) -> PersonKind:
+        info = self.people.get(key)
+        return info.kind if info is not None else "person"
+
+
+# -- output ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Signal:
+    """Something worth attention today, with the facts behind it.
+
+    ``urgency`` is in 0..1. ``facts`` holds the numbers structurally (JSON-friendly values);
+    ``because`` says the same in plain English, one fact per line.
+    """
+
+    kind: SignalKind
+    person_key: str
+    urgency: float
+    facts: dict[str, object]
+    because: list[str]
+
+
+@dataclass(frozen=True)
+class PersonReport:
+    """Everything the engine knows about one person, as of ``now``."""
+
+    key: str
+    name: str
+    addresses: tuple[str, ...]
+    tier: str | None  # None: an acquaintance (no cadence nudges)
+    pinned: bool
+    strength: float
+    stage: Stage
+    two_way: bool  # at least one conversation in both directions, or a small meeting
+    contact_days: int  # days with two-way contact, all time
+    typical_gap_days: float | None  # median of recent gaps between contact days
+    expected_gap_days: float  # the gap the overdue ratio divides by (rhythm blended with tier)
+    days_since_contact: int | None
+    overdue_ratio: float | None
+    last_contact: datetime | None
+    first_contact: datetime | None
+    initiated_by_me: int  # threads (and meetings) in the reciprocity window
+    initiated_by_them: int
+    messages_in: int  # their messages to me in the window
+    messages_out: int  # my messages to them in the window
+    answered_by_me: float | None  # share of their messages I answered
+    answered_by_them: float | None  # share of my messages they answered
+    my_reply_hours: float | None  # median time I take to answer them
+    their_reply_hours: float | None
+    meetings_by_me: int
+    meetings_by_them: int
+    replies_owed_by_me: int
+    replies_owed_to_me: int
+    balance: float  # -1 they carry the relationship .. 0 even .. +1 I carry it
+    last_subjects: tuple[str, ...]
+    occasions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TierUsage:
+    name: str
+    size: int
+    cadence_days: float
+    members: int
+    pinned: int
+    warm: int  # not fading or dormant
+    fading: int
+    dormant: int
+
+
+@dataclass(frozen=True)
+class NetworkWarning:
+    """``kind``: over_capacity | tier_over_capacity | drift. ``text`` is a sentence for the user."""
+
+    kind: str
+    text: str
+    person_key: str | None = None
+    facts: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MeetingReport:
+    """A meeting with at least one person from the network (for prep and follow-up)."""
+
+    event_id: int
+    start: datetime
+    end: datetime
+    title: str | None
+    people: tuple[str, ...]  # person keys, not me
+    organised_by_me: bool
+
+
+@dataclass(frozen=True)
+class NetworkReport:
+    now: datetime
+    people: tuple[PersonReport, ...]  # strongest first
+    tiers: tuple[TierUsage, ...]
+    acquaintances: int
+    warnings: tuple[NetworkWarning, ...]
+    meetings_today: tuple[MeetingReport, ...]
+    meetings_yesterday: tuple[MeetingReport, ...]
+    signals: tuple[Signal, ...]  # most urgent first
+
+    def person(self, key: str) -> PersonReport | None:
+        for p in self.people:
+            if p.key == key:
+                return p
+        return None
+
+    def signals_for(self, key: str) -> tuple[Signal, ...]:
+        return tuple(s for s in self.signals if s.person_key == key or s.facts.get("other") == key)

@@ -1,0 +1,118 @@
+"""Strength, rhythm and overdue ratio for one person, from their ledger. Pure arithmetic.
+
+* strength: each two-way contact day's weight, halved every ``half_life`` of age, summed; one-way
+  days count a quarter; then raised by up to 50% for reciprocity (messages both ways) and up to
+  50% for the length of the history (a year or more).
+* rhythm: the median of the last :data:`RECENT_GAPS` gaps between contact days; while there are
+  fewer than :data:`FULL_GAPS` gaps it is blended with a prior (the pinned tier's cadence, else
+  the tier cadence nearest to what was observed), and never below :data:`MIN_GAP_DAYS`.
+* overdue ratio: days since the last contact day, minus days the user was out of office, over
+  the expected gap. It only depends on the history and grows with silence.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+from dataclasses import dataclass
+from statistics import median
+
+from keepwarm.digests.cadence.ledger import Ledger
+
+RECENT_GAPS = 8
+FULL_GAPS = 5
+MIN_GAP_DAYS = 7.0
+ACTIVE_MIN_DAYS = 4  # a tie needs this many contact days to be "really active" (can fade)
+LENGTH_FULL_DAYS = 365
+
+
+@dataclass(frozen=True, slots=True)
+class Rhythm:
+    contact_days: tuple[int, ...]
+    typical_gap: float | None
+    expected_gap: float
+    days_since: int | None
+    paused_days: int
+    silence_days: int | None
+    overdue_ratio: float | None
+
+
+def decayed(days: dict[int, float], today: int, half_life_days: float) -> float:
+    total = 0.0
+    for d in sorted(days):
+        if d <= today:
+            total += days[d] * math.pow(0.5, (today - d) / half_life_days)
+    return total
+
+
+def strength(led: Ledger, today: int, half_life_days: float) -> float:
+    """Time-decayed contact, boosted by reciprocity and history length. Zero before any touch."""
+    base = decayed(led.days, today, half_life_days)
+    one_way = {d: w for d, w in led.one_way_days.items() if d not in led.days}
+    base += 0.25 * decayed(one_way, today, half_life_days)
+    if base <= 0.0:
+        return 0.0
+    ins, outs = led.msgs_in + led.meetings, led.msgs_out + led.meetings
+    recip = min(ins, outs) / max(ins, outs) if max(ins, outs) else 0.0
+    past = [d for d in led.days if d <= today]
+    span = (max(past) - min(past)) if past else 0
+    length = min(1.0, span / LENGTH_FULL_DAYS)
+    return round(base * (1 + 0.5 * recip) * (1 + 0.5 * length), 6)
+
+
+def prior_cadence(
+    typical: float | None, cadences: tuple[float, ...], pinned: float | None
+) -> float:
+    """The cadence to lean on while a rhythm is still being learnt."""
+    if pinned is not None:
+        return pinned
+    if not cadences:
+        return 30.0
+    if typical is None:
+        return cadences[-1]
+    t = max(typical, 1.0)
+    return min(cadences, key=lambda c: (abs(math.log(c / t)), c))
+
+
+def rhythm(
+    days: dict[int, float],
+    today: int,
+    ooo_days: tuple[int, ...],
+    cadences: tuple[float, ...],
+    pinned: float | None,
+) -> Rhythm:
+    """The person's rhythm and how overdue they are, ``today`` being the local day number."""
+    cdays = tuple(sorted(d for d in days if d <= today))
+    gaps = [b - a for a, b in itertools.pairwise(cdays)]
+    recent = gaps[-RECENT_GAPS:]
+    typical = float(median(recent)) if recent else None
+    prior = prior_cadence(typical, cadences, pinned)
+    w = min(1.0, len(recent) / FULL_GAPS)
+    learnt = (w * typical + (1 - w) * prior) if typical is not None else prior
+    expected = max(MIN_GAP_DAYS, learnt)
+    if not cdays:
+        return Rhythm(cdays, None, expected, None, 0, None, None)
+    last = cdays[-1]
+    since = today - last
+    paused = bisect.bisect_right(ooo_days, today) - bisect.bisect_right(ooo_days, last)
+    silence = max(0, since - paused)
+    return Rhythm(cdays, typical, expected, since, paused, silence, round(silence / expected, 4))
+
+
+def human_gap(days: float) -> str:
+    """ "5 days", "3 weeks", "2 months" """
+    if days < 7:
+        n = max(1, round(days))
+        return f"{n} day{'s' if n != 1 else ''}"
+    if days < 60:
+        n = round(days / 7)
+        return f"{n} week{'s' if n != 1 else ''}"
+    n = round(days / 30.4)
+    return f"{n} month{'s' if n != 1 else ''}"
+
+
+def every(days: float) -> str:
+    """ "every day", "every week", "every 3 weeks" """
+    gap = human_gap(days)
+    return "every " + (gap[2:] if gap.startswith("1 ") else gap)

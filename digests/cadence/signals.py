@@ -1,0 +1,516 @@
+"""Signals: what deserves attention today, each with its facts and a plain-English "because"."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from keepwarm.digests.cadence.ledger import DAY
+from keepwarm.digests.cadence.model import PersonReport, Signal, SignalKind
+from keepwarm.digests.cadence.rhythm import ACTIVE_MIN_DAYS, every
+from keepwarm.digests.cadence.state import Context, Person
+from keepwarm.digests.cadence.touches import Mail, Meeting
+
+BIRTHDAY_LEAD_DAYS = 2
+GREETING_LEAD_DAYS = 3
+INTRODUCE_MAX = 3
+INTRODUCE_TIERS = 3  # the inner three tiers hold the "strong ties"
+JOB_QUIET_DAYS = 30
+FREEMAIL = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "hotmail.com",
+        "outlook.com",
+        "live.com",
+        "msn.com",
+        "yahoo.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "aol.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "proton.me",
+        "protonmail.com",
+        "fastmail.com",
+        "hey.com",
+        "mail.com",
+        "yandex.ru",
+        "qq.com",
+        "163.com",
+    }
+)
+_SECOND_LEVEL = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ne", "or", "go"})
+
+
+@dataclass(frozen=True, slots=True)
+class Occasion:
+    kind: SignalKind
+    urgency: float
+    facts: dict[str, object]
+    because: list[str]
+
+
+def _days(n: int, unit: str = "day") -> str:
+    return f"{n} {unit}{'s' if n != 1 else ''}"
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def local_date(ctx: Context, ts: int) -> date:
+    return datetime.fromtimestamp(ts + ctx.clock.offset, UTC).date()
+
+
+def days_until(today: date, month_day: str) -> int:
+    """Days from ``today`` to the next ``MM-DD`` (0 = today); Feb 29 falls on Feb 28 otherwise."""
+    month, day = (int(x) for x in month_day.split("-"))
+    for year in (today.year, today.year + 1):
+        try:
+            d = date(year, month, day)
+        except ValueError:
+            d = date(year, month, 28)
+        if d >= today:
+            return (d - today).days
+    return 366
+
+
+# -- occasions ------------------------------------------------------------------------------------
+def occasions(p: Person, ctx: Context, birthdays: dict[str, str]) -> list[Occasion]:
+    out: list[Occasion] = []
+    today = local_date(ctx, ctx.clock.now)
+    md = _birthday(p, ctx, birthdays)
+    if md is not None:
+        n = days_until(today, md)
+        if n <= BIRTHDAY_LEAD_DAYS:
+            when = "today" if n == 0 else ("tomorrow" if n == 1 else f"in {n} days")
+            out.append(
+                Occasion(
+                    "occasion_birthday",
+                    0.8 if n == 0 else 0.5,
+                    {"date": md, "days_until": n},
+                    [f"birthday {when} ({md})"],
+                )
+            )
+    out.extend(_anniversary(p, ctx, today))
+    out.extend(_job_change(p, ctx))
+    out.extend(_greetings(p, ctx, today))
+    return out
+
+
+def occasions_of(p: Person, ctx: Context, birthdays: dict[str, str]) -> tuple[str, ...]:
+    """Short names of today's occasions for a person report."""
+    return tuple(o.kind.removeprefix("occasion_") for o in occasions(p, ctx, birthdays))
+
+
+def _birthday(p: Person, ctx: Context, birthdays: dict[str, str]) -> str | None:
+    if p.led.key in birthdays:
+        return birthdays[p.led.key]
+    info = ctx.directory.people.get(p.led.key)
+    for a in (*(info.addresses if info else ()), p.led.key):
+        if a in ctx.settings.birthdays:
+            return ctx.settings.birthdays[a]
+    return None
+
+
+def _anniversary(p: Person, ctx: Context, today: date) -> list[Occasion]:
+    if p.tier is None or not p.led.contact_times:
+        return []
+    first = local_date(ctx, min(p.led.contact_times))
+    years = today.year - first.year
+    if years < 1 or days_until(today, first.strftime("%m-%d")) != 0:
+        return []
+    return [
+        Occasion(
+            "occasion_anniversary",
+            0.3,
+            {"first_contact": first.isoformat(), "years": years},
+            [f"you first talked {_days(years, 'year')} ago today ({first.isoformat()})"],
+        )
+    ]
+
+
+def org_family(domain: str) -> str | None:
+    """``mail.acme.co.uk`` -> ``acme``; free-mail domains have no organisation."""
+    if domain in FREEMAIL:
+        return None
+    labels = domain.split(".")
+    if len(labels) >= 3 and labels[-2] in _SECOND_LEVEL and len(labels[-1]) == 2:
+        return labels[-3]
+    return labels[-2] if len(labels) >= 2 else domain
+
+
+def _job_change(p: Person, ctx: Context) -> list[Occasion]:
+    doms = {d: v for d, v in p.led.domains_in.items() if org_family(d) is not None}
+    if len(doms) < 2:
+        return []
+    newest = max(doms, key=lambda d: (doms[d][0], d))
+    first_new = doms[newest][0]
+    new_days = ctx.settings.new_window.total_seconds() / DAY
+    if (ctx.clock.now - first_new) / DAY > new_days:
+        return []
+    old = [
+        d
+        for d, (_f, last, n) in doms.items()
+        if d != newest
+        and org_family(d) != org_family(newest)
+        and last < first_new
+        and n >= 2
+        and (ctx.clock.now - last) / DAY >= JOB_QUIET_DAYS
+    ]
+    if not old:
+        return []
+    previous = max(old, key=lambda d: (doms[d][1], d))
+    return [
+        Occasion(
+            "occasion_job_change",
+            0.6,
+            {"new_domain": newest, "old_domain": previous, "since": _iso(first_new)},
+            [
+                f"now writes from {newest} (since {local_date(ctx, first_new).isoformat()})",
+                f"nothing from {previous} for {_days(int((ctx.clock.now - doms[previous][1]) / DAY))}",
+            ],
+        )
+    ]
+
+
+def _greetings(p: Person, ctx: Context, today: date) -> list[Occasion]:
+    if p.tier is None or p.stage == "dormant":
+        return []
+    tier = ctx.settings.tiers[p.tier].name
+    out: list[Occasion] = []
+    for g in ctx.settings.greetings:
+        if g.tiers and tier not in g.tiers:
+            continue
+        n = days_until(today, g.date)
+        if n <= GREETING_LEAD_DAYS:
+            out.append(
+                Occasion(
+                    "occasion_greeting",
+                    0.25,
+                    {"greeting": g.name, "date": g.date, "days_until": n, "tier": tier},
+                    [f"{g.name} on {g.date}", f"a light touch for your {tier} tier"],
+                )
+            )
+    return out
+
+
+# -- the builder ----------------------------------------------------------------------------------
+def build(
+    ctx: Context,
+    people: dict[str, Person],
+    reports: dict[str, PersonReport],
+    mails: list[Mail],
+    meetings: list[Meeting],
+    today_meetings: list[Meeting],
+    yesterday_meetings: list[Meeting],
+    birthdays: dict[str, str],
+) -> list[Signal]:
+    out: list[Signal] = []
+    for key in sorted(people):
+        p, rep = people[key], reports[key]
+        out.extend(_loops(p, rep, ctx))
+        out.extend(_rhythm_signals(p, rep, ctx))
+        out.extend(_lopsided(p, rep, ctx))
+        out.extend(_stage_signals(p, rep))
+        for o in occasions(p, ctx, birthdays):
+            out.append(Signal(o.kind, key, o.urgency, o.facts, o.because))
+    out.extend(_meeting_today(today_meetings, people, reports, ctx))
+    out.extend(_meeting_followup(yesterday_meetings, people, reports, ctx))
+    out.extend(_introduce(people, reports, mails, meetings, ctx))
+    out.sort(key=lambda s: (-s.urgency, s.kind, s.person_key, str(s.facts.get("other", ""))))
+    return out
+
+
+def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
+    out: list[Signal] = []
+    now = ctx.clock.now
+    if p.led.owed_by_me:
+        oldest = min(p.led.owed_by_me, key=lambda o: (o.date, o.thread))
+        waiting = int((now - oldest.date) / DAY)
+        because = [f"{rep.name} wrote to you {_days(waiting)} ago and has no answer yet"]
+        if oldest.subject:
+            because.append(f'about "{oldest.subject}"')
+        if len(p.led.owed_by_me) > 1:
+            because.append(f"{len(p.led.owed_by_me)} threads are waiting for you")
+        out.append(
+            Signal(
+                "reply_owed",
+                p.led.key,
+                round(min(1.0, 0.6 + 0.03 * waiting), 3),
+                {
+                    "count": len(p.led.owed_by_me),
+                    "oldest": _iso(oldest.date),
+                    "days_waiting": waiting,
+                    "subject": oldest.subject,
+                },
+                because,
+            )
+        )
+    if p.led.owed_to_me:
+        oldest = min(p.led.owed_to_me, key=lambda o: (o.date, o.thread))
+        waiting = int((now - oldest.date) / DAY)
+        because = [f"you wrote {_days(waiting)} ago and have had no answer"]
+        if oldest.subject:
+            because.append(f'about "{oldest.subject}"')
+        out.append(
+            Signal(
+                "awaiting_reply",
+                p.led.key,
+                round(min(0.7, 0.3 + 0.01 * waiting), 3),
+                {
+                    "count": len(p.led.owed_to_me),
+                    "oldest": _iso(oldest.date),
+                    "days_waiting": waiting,
+                    "subject": oldest.subject,
+                },
+                because,
+            )
+        )
+    return out
+
+
+def rhythm_facts(p: Person, rep: PersonReport) -> tuple[dict[str, object], list[str]]:
+    r = p.rhythm
+    facts: dict[str, object] = {
+        "days_since_contact": r.days_since,
+        "typical_gap_days": r.typical_gap,
+        "expected_gap_days": round(r.expected_gap, 1),
+        "overdue_ratio": r.overdue_ratio,
+        "contact_days": len(r.contact_days),
+        "paused_days": r.paused_days,
+        "tier": rep.tier,
+        "last_contact": rep.last_contact.isoformat() if rep.last_contact else None,
+    }
+    because = [f"last contact {_days(r.days_since or 0)} ago"]
+    if r.typical_gap is not None:
+        because.append(f"you usually talk {every(r.expected_gap)}")
+    if r.overdue_ratio is not None:
+        because.append(f"that is {r.overdue_ratio:.1f} times your usual gap")
+    if r.paused_days:
+        because.append(f"not counting {_days(r.paused_days)} you were out of office")
+    return facts, because
+
+
+def _rhythm_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
+    r, s = p.rhythm, ctx.settings
+    if r.overdue_ratio is None:
+        return []
+    if p.stage == "fading" and p.tier is not None:
+        facts, because = rhythm_facts(p, rep)
+        urgency = min(1.0, 0.45 + 0.08 * (r.overdue_ratio - s.fading_factor))
+        return [Signal("fading", p.led.key, round(urgency, 3), facts, because)]
+    if (
+        p.stage == "dormant"
+        and len(r.contact_days) >= ACTIVE_MIN_DAYS
+        and r.overdue_ratio < 1.5 * s.dormant_factor
+    ):
+        facts, because = rhythm_facts(p, rep)
+        because.append(f"{len(r.contact_days)} days of contact before the silence")
+        return [Signal("dormant", p.led.key, 0.2, facts, because)]
+    return []
+
+
+def _lopsided(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
+    s = ctx.settings
+    recent = sorted(p.led.recent_initiators)
+    total = len(recent)
+    if total < s.lopsided_min_threads:
+        return []
+    mine = sum(1 for _d, by_me in recent if by_me)
+    share_me = mine / total
+    window = int(s.reciprocity_window.total_seconds() / DAY)
+    facts: dict[str, object] = {
+        "initiated_by_me": mine,
+        "initiated_by_them": total - mine,
+        "window_days": window,
+        "answered_by_me": rep.answered_by_me,
+        "answered_by_them": rep.answered_by_them,
+        "balance": rep.balance,
+    }
+    if share_me >= s.lopsided_share:
+        because = [f"{mine} of the last {total} threads and meetings were started by you"]
+        if rep.answered_by_them is not None:
+            because.append(f"they answered {round(100 * rep.answered_by_them)}% of your messages")
+        return [Signal("lopsided_me", p.led.key, 0.3, facts, because)]
+    if 1 - share_me >= s.lopsided_share:
+        because = [f"{total - mine} of the last {total} threads and meetings were started by them"]
+        if rep.answered_by_me is not None:
+            because.append(f"you answered {round(100 * rep.answered_by_me)}% of their messages")
+        return [Signal("lopsided_them", p.led.key, 0.45, facts, because)]
+    return []
+
+
+def _stage_signals(p: Person, rep: PersonReport) -> list[Signal]:
+    if not rep.two_way or rep.first_contact is None:
+        return []
+    facts: dict[str, object] = {
+        "first_contact": rep.first_contact.isoformat(),
+        "contact_days": rep.contact_days,
+        "strength": rep.strength,
+    }
+    if p.stage == "new":
+        return [
+            Signal(
+                "new",
+                p.led.key,
+                0.3,
+                facts,
+                [
+                    f"first two-way contact on {rep.first_contact.date().isoformat()}",
+                    f"{_days(rep.contact_days)} of contact so far",
+                ],
+            )
+        ]
+    if p.stage == "growing":
+        return [
+            Signal(
+                "growing",
+                p.led.key,
+                0.35,
+                facts,
+                [
+                    "you have been in touch more often lately",
+                    f"{_days(rep.contact_days)} of contact since {rep.first_contact.date().isoformat()}",
+                ],
+            )
+        ]
+    return []
+
+
+def _meeting_today(
+    meetings: list[Meeting],
+    people: dict[str, Person],
+    reports: dict[str, PersonReport],
+    ctx: Context,
+) -> list[Signal]:
+    out: list[Signal] = []
+    for m in meetings:
+        if not m.small:
+            continue
+        local = datetime.fromtimestamp(m.start + ctx.clock.offset, UTC).strftime("%H:%M")
+        for key in sorted(m.people):
+            rep = reports.get(key)
+            p = people.get(key)
+            if rep is None or p is None:
+                continue
+            last = [d for d in p.rhythm.contact_days if d < ctx.today]
+            facts: dict[str, object] = {
+                "event_id": m.event_id,
+                "title": m.title,
+                "start": _iso(m.start),
+                "local_time": local,
+                "with": sorted(m.people),
+                "days_since_contact": (ctx.today - last[-1]) if last else None,
+                "replies_owed_by_me": rep.replies_owed_by_me,
+                "replies_owed_to_me": rep.replies_owed_to_me,
+                "last_subject": rep.last_subjects[0] if rep.last_subjects else None,
+            }
+            because = [f'meeting "{m.title or "untitled"}" today at {local}']
+            because.append(
+                f"last contact {_days(ctx.today - last[-1])} ago" if last else "no contact before"
+            )
+            if rep.replies_owed_by_me:
+                because.append(f"you owe them {_days(rep.replies_owed_by_me, 'reply')}")
+            if rep.replies_owed_to_me:
+                because.append(f"they owe you {_days(rep.replies_owed_to_me, 'reply')}")
+            if rep.last_subjects:
+                because.append(f'last subject: "{rep.last_subjects[0]}"')
+            out.append(Signal("meeting_today", key, 0.55, facts, because))
+    return out
+
+
+def _meeting_followup(
+    meetings: list[Meeting],
+    people: dict[str, Person],
+    reports: dict[str, PersonReport],
+    ctx: Context,
+) -> list[Signal]:
+    out: list[Signal] = []
+    for m in meetings:
+        if not m.small or m.start > ctx.clock.now:
+            continue
+        for key in sorted(m.people):
+            p = people.get(key)
+            if p is None or (p.led.last_mail is not None and p.led.last_mail >= m.start):
+                continue
+            facts: dict[str, object] = {
+                "event_id": m.event_id,
+                "title": m.title,
+                "start": _iso(m.start),
+                "with": sorted(m.people),
+            }
+            because = [
+                f'you met yesterday ("{m.title or "untitled"}")',
+                "no mail between you since",
+            ]
+            out.append(Signal("meeting_followup", key, 0.5, facts, because))
+    return out
+
+
+def _introduce(
+    people: dict[str, Person],
+    reports: dict[str, PersonReport],
+    mails: list[Mail],
+    meetings: list[Meeting],
+    ctx: Context,
+) -> list[Signal]:
+    strong = {
+        k: p
+        for k, p in people.items()
+        if p.tier is not None
+        and p.tier < INTRODUCE_TIERS
+        and p.stage not in ("dormant", "fading")
+        and p.rhythm.contact_days
+    }
+    if len(strong) < 2:
+        return []
+    together: set[tuple[str, str]] = set()
+    for group in itertools.chain(
+        (m.participants for m in mails), (frozenset(m.people) for m in meetings)
+    ):
+        members = sorted(k for k in group if k in strong)
+        together.update(itertools.combinations(members, 2))
+    families = {k: _families(reports[k].addresses) for k in strong}
+    pairs: list[tuple[float, str, str, str]] = []
+    for a, b in itertools.combinations(sorted(strong), 2):
+        if (a, b) in together:
+            continue
+        shared = sorted(families[a] & families[b])
+        if shared:
+            pairs.append((min(strong[a].strength, strong[b].strength), a, b, shared[0]))
+    pairs.sort(key=lambda x: (-x[0], x[1], x[2]))
+    out: list[Signal] = []
+    for _s, a, b, family in pairs[:INTRODUCE_MAX]:
+        first, second = sorted((a, b), key=lambda k: (-strong[k].strength, k))
+        ra, rb = reports[first], reports[second]
+        out.append(
+            Signal(
+                "introduce",
+                first,
+                0.2,
+                {"other": second, "field": family, "tiers": [ra.tier, rb.tier]},
+                [
+                    f"{ra.name} ({ra.tier}) and {rb.name} ({rb.tier}) are both strong ties",
+                    f"both work in the {family} organisation family",
+                    "they have never been on a thread or in a meeting with you together",
+                ],
+            )
+        )
+    return out
+
+
+def _families(addresses: tuple[str, ...]) -> set[str]:
+    out: set[str] = set()
+    for a in addresses:
+        fam = org_family(a.rpartition("@")[2])
+        if fam:
+            out.add(fam)
+    return out
+
+
+__all__ = ["Occasion", "build", "days_until", "occasions", "occasions_of", "org_family"]
