@@ -2,6 +2,91 @@
 
 from __future__ import annotations
 
-from keepwarm.daemon.cli import cli
+from datetime import date
+from pathlib import Path
+
+import click
+
+from keepwarm.connectors.base import SourceError
+from keepwarm.daemon.cli import Ctx, UserError, cli, parse_as_of, sync_accounts
+from keepwarm.daemon.commands.people import load_view, print_people
+from keepwarm.daemon.demo import DEMO_SEED, DEMO_TODAY, DemoManifest, generate, import_direct
 
 __all__ = ["cli"]
+
+
+def connectors_available(obj: Ctx) -> bool:
+    """Whether this build has the maildir and ics connectors the demo config names."""
+    from keepwarm.daemon.accounts import make_connector
+
+    try:
+        for account in obj.config.accounts:
+            make_connector(account, obj.config)
+    except SourceError:
+        return False
+    return True
+
+
+def import_demo(obj: Ctx, manifest: DemoManifest) -> str:
+    """Import through the real connectors when present; otherwise parse the files directly."""
+    if connectors_available(obj):
+        if sync_accounts(obj, [], quiet=False):
+            raise UserError("the demo import failed; see the messages above")
+        return "imported through the maildir and ics connectors"
+    with obj.store() as store:
+        n_msgs, n_events = import_direct(store, manifest)
+    return (
+        f"imported {n_msgs:,} messages and {n_events:,} events directly "
+        "(this build has no maildir/ics connectors yet)"
+    )
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the demo mail, calendar, config and database.",
+)
+@click.option("--seed", default=DEMO_SEED, show_default=True, help="Random seed.")
+@click.option(
+    "--today",
+    default=DEMO_TODAY.isoformat(),
+    show_default=True,
+    help="The demo's today (YYYY-MM-DD); the year of history ends there.",
+)
+def demo(directory: Path, seed: int, today: str) -> None:
+    """Generate a realistic year of demo mail and calendar, import it and show the result.
+
+    Writes DIR/mail (a maildir), DIR/calendar.ics and DIR/config.toml, imports them into
+    DIR/keepwarm.db and prints your relationships as of the demo day. Explore further with
+    `keepwarm --config DIR/config.toml people --all --as-of DAY`.
+    """
+    try:
+        day = date.fromisoformat(today)
+    except ValueError:
+        raise UserError(f"--today: expected YYYY-MM-DD, found {today!r}") from None
+    if directory.exists() and any(directory.iterdir()):
+        raise UserError(f"{directory} is not empty; pass a new or empty directory")
+    manifest = generate(directory, seed, day)
+    click.echo(
+        f"wrote {manifest.messages:,} messages to {manifest.mail_dir} and "
+        f"{manifest.events:,} meetings to {manifest.ics_path}"
+    )
+    obj = Ctx(str(manifest.config_path))
+    click.echo(import_demo(obj, manifest))
+    config = obj.config
+    when = parse_as_of(manifest.as_of, config.zone)
+    with obj.store() as store:
+        view = load_view(store, config, when)
+    kinds: dict[str, int] = {}
+    for p in view.identity.people.values():
+        if view.stats[p.key].interactions:
+            kinds[p.kind] = kinds.get(p.kind, 0) + 1
+    shown = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    click.echo(f"address clusters as of {manifest.as_of}: {shown}\n")
+    print_people(view, config.zone, all_kinds=False)
+    click.echo(
+        f"\nnext: keepwarm --config {manifest.config_path} people --all --as-of {manifest.as_of}"
+    )
