@@ -486,3 +486,14 @@ def test_every_signal_explains_itself() -> None:
     for s in r.signals:
         assert s.because and all(isinstance(b, str) and b for b in s.because)
         assert s.facts and 0.0 <= s.urgency <= 1.0
+
+
+def test_their_answer_to_my_mail_closes_the_loop_but_a_follow_up_opens_one() -> None:
+    h = H()
+    h.mail(ago(10), ME, [BOB], subject="offer")
+    h.mail(ago(9), BOB, [ME], subject="Re: offer")
+    h.mail(ago(10), ME, [CAROL], subject="offer")
+    h.mail(ago(9), CAROL, [ME], subject="Re: offer")
+    h.mail(ago(8), CAROL, [ME], subject="Re: offer")  # a follow-up: now she waits for me
+    r = run(h)
+    assert {s.person_key for s in signals(r, "reply_owed")} == {CAROL}

@@ -11,7 +11,15 @@ from zoneinfo import ZoneInfo
 import click
 
 from keepwarm.connectors.headers import normalize_address
-from keepwarm.daemon.cli import Ctx, UserError, as_of_option, cli, parse_as_of, pass_ctx
+from keepwarm.daemon.cli import (
+    Ctx,
+    UserError,
+    as_of_option,
+    cli,
+    now_utc,
+    parse_as_of,
+    pass_ctx,
+)
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.identity import (
     Activity,
@@ -22,6 +30,7 @@ from keepwarm.daemon.identity import (
     name_key,
     resolve_activity,
 )
+from keepwarm.daemon.network import build_report, engine_fields, signal_json, wanted
 from keepwarm.daemon.people_stats import (
     PersonStats,
     history,
@@ -30,6 +39,7 @@ from keepwarm.daemon.people_stats import (
     person_stats,
 )
 from keepwarm.daemon.store import Store
+from keepwarm.digests.cadence import NetworkReport, PersonReport
 
 __all__ = ["PeopleView", "cli", "load_view", "people_records"]
 
@@ -50,14 +60,23 @@ def load_view(store: Store, config: Config, as_of: datetime | None) -> PeopleVie
     return PeopleView(identity, activity, person_stats(identity, activity), as_of)
 
 
-def selected_people(view: PeopleView, all_kinds: bool) -> list[Person]:
-    """Relationships (two-way persons) by default; with ``all_kinds`` every cluster with history."""
+def selected_people(
+    view: PeopleView, all_kinds: bool, report: NetworkReport | None = None
+) -> list[Person]:
+    """Relationships (two-way persons) by default; with ``all_kinds`` every cluster with history.
+
+    With the engine's ``report``: strongest first (people the engine has no data on last).
+    """
     chosen = [
         p
         for p in view.identity.people.values()
         if (p.kind == "person" and p.two_way) or (all_kinds and view.stats[p.key].interactions > 0)
     ]
-    return sorted(chosen, key=lambda p: _order(p, view.stats[p.key], all_kinds))
+    chosen.sort(key=lambda p: _order(p, view.stats[p.key], all_kinds))
+    if report is not None:
+        rank = {r.key: i for i, r in enumerate(report.people)}
+        chosen.sort(key=lambda p: rank.get(p.key, len(rank)))
+    return chosen
 
 
 def _order(p: Person, s: PersonStats, all_kinds: bool) -> tuple[Any, ...]:
@@ -66,17 +85,39 @@ def _order(p: Person, s: PersonStats, all_kinds: bool) -> tuple[Any, ...]:
     return (kind_rank if all_kinds else 0, last, p.key)
 
 
-def people_records(view: PeopleView, all_kinds: bool) -> list[dict[str, Any]]:
-    """The JSON array of ``keepwarm people --json`` (other parts add fields to each dict)."""
-    return [person_record(p, view.stats[p.key]) for p in selected_people(view, all_kinds)]
+def people_records(
+    view: PeopleView,
+    all_kinds: bool,
+    report: NetworkReport | None = None,
+    people: list[Person] | None = None,
+) -> list[dict[str, Any]]:
+    """The JSON array of ``keepwarm people --json``, with the engine's fields when ``report``."""
+    chosen = people if people is not None else selected_people(view, all_kinds, report)
+    out = []
+    for p in chosen:
+        record = person_record(p, view.stats[p.key])
+        if report is not None:
+            record.update(engine_fields(report.person(p.key)))
+        out.append(record)
+    return out
 
 
 def _day(dt: datetime | None, zone: ZoneInfo) -> str:
     return dt.astimezone(zone).strftime("%Y-%m-%d") if dt else "-"
 
 
-def print_people(view: PeopleView, zone: ZoneInfo, all_kinds: bool) -> None:
-    people = selected_people(view, all_kinds)
+def print_people(
+    view: PeopleView,
+    zone: ZoneInfo,
+    all_kinds: bool,
+    report: NetworkReport | None = None,
+    people: list[Person] | None = None,
+    explain: bool = False,
+) -> None:
+    people = people if people is not None else selected_people(view, all_kinds, report)
+    if report is not None and not all_kinds:
+        print_network(people, report, explain)
+        return
     if not people:
         what = "address clusters" if all_kinds else "relationships (two-way contact)"
         click.echo(f"no {what} found yet; run 'keepwarm sync' or 'keepwarm import' first")
@@ -95,6 +136,37 @@ def print_people(view: PeopleView, zone: ZoneInfo, all_kinds: bool) -> None:
         click.echo(line)
     n_rel = sum(1 for p in people if p.kind == "person" and p.two_way)
     click.echo(f"{n_rel} relationships" + (f", {len(people)} clusters" if all_kinds else ""))
+
+
+def _gap(rep: PersonReport) -> str:
+    if rep.days_since_contact is None:
+        return "-"
+    return f"{rep.days_since_contact}d/{rep.expected_gap_days:.0f}d"
+
+
+def print_network(people: list[Person], report: NetworkReport, explain: bool) -> None:
+    """Relationships with the engine's view: tier, stage, strength, silence against rhythm."""
+    if not people:
+        click.echo("nobody matches; 'keepwarm people' lists every relationship")
+        return
+    click.echo(
+        f"{'name':<26} {'address':<32} {'tier':<8} {'stage':<11} {'strength':>8} "
+        f"{'since/usual':>11} {'owed':>5}"
+    )
+    for p in people:
+        rep = report.person(p.key)
+        if rep is None:
+            click.echo(f"{p.name[:26]:<26} {p.key[:32]:<32} (no touches the engine counts)")
+            continue
+        owed = f"{rep.replies_owed_by_me}/{rep.replies_owed_to_me}"
+        click.echo(
+            f"{p.name[:26]:<26} {p.key[:32]:<32} {rep.tier or '-':<8} {rep.stage:<11} "
+            f"{rep.strength:>8.2f} {_gap(rep):>11} {owed:>5}"
+        )
+        if explain:
+            for sig in report.signals_for(p.key):
+                click.echo(f"    {sig.kind}: {'; '.join(sig.because)}")
+    click.echo(f"{len(people)} people (owed: replies you owe / replies owed to you)")
 
 
 def print_candidates(cands: list[tuple[Person, Person, str]], as_json: bool) -> None:
@@ -131,24 +203,54 @@ def print_candidates(cands: list[tuple[Person, Person, str]], as_json: bool) -> 
     is_flag=True,
     help="List addresses that are likely the same person (confirm with people.aliases).",
 )
+@click.option("--tier", "tier", metavar="NAME", help="Only people in this tier.")
+@click.option("--fading", is_flag=True, help="Only ties silent well past their own usual rhythm.")
+@click.option(
+    "--lopsided", is_flag=True, help="Only ties where one side does nearly all the reaching out."
+)
+@click.option("--owed", is_flag=True, help="Only people with a reply owed, by you or to you.")
 @as_of_option
 @pass_ctx
-def people(obj: Ctx, as_json: bool, all_kinds: bool, merges: bool, as_of: str | None) -> None:
-    """List your relationships: people you have two-way contact with.
+def people(
+    obj: Ctx,
+    as_json: bool,
+    all_kinds: bool,
+    merges: bool,
+    tier: str | None,
+    fading: bool,
+    lopsided: bool,
+    owed: bool,
+    as_of: str | None,
+) -> None:
+    """List your relationships, strongest first, with tier, stage and rhythm.
 
     --all lists every address cluster with its kind (person, list, robot, role, excluded, self);
-    `keepwarm person ADDRESS` explains one classification.
+    --fading, --lopsided, --owed and --tier filter (and explain why each person is listed);
+    `keepwarm person ADDRESS --why` explains one person.
     """
     config = obj.config
     when = parse_as_of(as_of, config.zone)
+    if tier is not None and tier not in {t.name for t in config.tiers}:
+        names = ", ".join(t.name for t in config.tiers)
+        raise UserError(f'--tier: no tier named "{tier}"; your tiers are {names}')
+    report: NetworkReport | None = None
     with obj.store() as store:
         view = load_view(store, config, when)
-    if merges:
+        if not merges:
+            report = build_report(config, store, now_utc(when), identity=view.identity)
+    if merges or report is None:
         print_candidates(merge_candidates(view.identity), as_json)
-    elif as_json:
-        click.echo(json.dumps(people_records(view, all_kinds), indent=2))
+        return
+    chosen = [
+        p
+        for p in selected_people(view, all_kinds, report)
+        if wanted(report, p.key, tier=tier, fading=fading, lopsided=lopsided, owed=owed)
+    ]
+    if as_json:
+        click.echo(json.dumps(people_records(view, all_kinds, report, chosen), indent=2))
     else:
-        print_people(view, config.zone, all_kinds)
+        explain = bool(tier or fading or lopsided or owed)
+        print_people(view, config.zone, all_kinds, report, chosen, explain)
 
 
 # -- person -----------------------------------------------------------------------------------------
@@ -181,9 +283,12 @@ def find_person(identity: Identity, query: str) -> Person:
 @click.argument("address")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--limit", default=20, show_default=True, help="How many recent messages to show.")
+@click.option(
+    "--why", is_flag=True, help="Also show the engine's view: tier, rhythm, give-and-take, signals."
+)
 @as_of_option
 @pass_ctx
-def person(obj: Ctx, address: str, as_json: bool, limit: int, as_of: str | None) -> None:
+def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: str | None) -> None:
     """One person's history (recent mail and meetings) and why they are classified as they are."""
     config = obj.config
     when = parse_as_of(as_of, config.zone)
@@ -198,7 +303,11 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, as_of: str | None)
             max_attendees=int(config.engine.get("max_attendees") or 8),
             limit=limit,
         )
+        report = build_report(config, store, now_utc(when), identity=view.identity) if why else None
     record = person_record(p, view.stats[p.key])
+    if report is not None:
+        record.update(engine_fields(report.person(p.key)))
+        record["signals"] = [signal_json(s) for s in report.signals_for(p.key)]
     if as_json:
         record["messages"] = [
             {
@@ -223,6 +332,39 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, as_of: str | None)
         click.echo(json.dumps(record, indent=2))
         return
     _print_person(record, msgs, meets, config.zone)
+    if report is not None:
+        _print_why(report, p.key)
+
+
+def _print_why(report: NetworkReport, key: str) -> None:
+    rep = report.person(key)
+    if rep is None:
+        click.echo("engine: no touches it counts (mass mail, automatic mail or one-way only)")
+        return
+    click.echo(
+        f"engine: tier {rep.tier or 'none (acquaintance)'}, stage {rep.stage}, "
+        f"strength {rep.strength:.2f}, {rep.contact_days} days with two-way contact"
+    )
+    if rep.days_since_contact is not None:
+        usual = f"{rep.typical_gap_days:g}" if rep.typical_gap_days is not None else "-"
+        click.echo(
+            f"  rhythm: last contact {rep.days_since_contact} days ago; usual gap {usual} days, "
+            f"expected {rep.expected_gap_days:g}; overdue ratio {rep.overdue_ratio}"
+        )
+    click.echo(
+        f"  give and take: started by you {rep.initiated_by_me}, by them {rep.initiated_by_them}; "
+        f"balance {rep.balance:+.2f}; replies you owe {rep.replies_owed_by_me}, "
+        f"owed to you {rep.replies_owed_to_me}"
+    )
+    sigs = report.signals_for(key)
+    if not sigs:
+        click.echo("  signals: none today")
+    for sig in sigs:
+        click.echo(f"  {sig.kind} (urgency {sig.urgency:.2f})")
+        for line in sig.because:
+            click.echo(f"    - {line}")
+        facts = ", ".join(f"{k}={v}" for k, v in sig.facts.items() if v is not None)
+        click.echo(f"    facts: {facts}")
 
 
 def _print_person(

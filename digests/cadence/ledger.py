@@ -181,9 +181,16 @@ def _reciprocity(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock
 def _open_loops(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
     last = seq[-1]
     age = clock.now - last.rec.date
-    if not last.out and p in last.direct and clock.reply_grace <= age <= clock.reply_max_age:
-        led.owed_by_me.append(Owed(last.rec.date, last.rec.subject, last.thread))
     started_by_me = seq[0] is first and _initiator(first, p) is True
+    # Their answer to my message closes the loop; their new thread or follow-up opens one.
+    answers_me = len(seq) > 1 and seq[-2].out
+    if (
+        not last.out
+        and p in last.direct
+        and not (started_by_me and answers_me)
+        and clock.reply_grace <= age <= clock.reply_max_age
+    ):
+        led.owed_by_me.append(Owed(last.rec.date, last.rec.subject, last.thread))
     if (
         started_by_me
         and all(m.out for m in seq)

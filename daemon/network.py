@@ -1,0 +1,164 @@
+"""The daemon-side glue of the engine: config -> settings, identity -> directory, store -> report.
+
+The digest and the people commands both call :func:`build_report`, so they always agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from keepwarm.daemon.config import Config
+from keepwarm.daemon.identity import Identity, resolve
+from keepwarm.daemon.store import Store
+from keepwarm.digests.cadence import (
+    Directory,
+    EngineSettings,
+    GreetingSpec,
+    NetworkReport,
+    PersonInfo,
+    PersonReport,
+    Signal,
+    TierSpec,
+    analyze,
+)
+from keepwarm.digests.queries import load_history
+
+__all__ = [
+    "ENGINE_FIELDS",
+    "build_report",
+    "directory",
+    "end_of_local_day",
+    "engine_fields",
+    "engine_settings",
+    "signal_json",
+    "wanted",
+]
+
+
+def engine_settings(config: Config) -> EngineSettings:
+    """The ``[engine]``, ``[[tiers]]``, ``[[greetings]]`` and birthdays of the config."""
+    e: dict[str, Any] = dict(config.engine)
+    defaults = EngineSettings()
+    return EngineSettings(
+        half_life=e.get("half_life") or defaults.half_life,
+        max_attendees=int(e.get("max_attendees") or defaults.max_attendees),
+        max_recipients=int(e.get("max_recipients") or defaults.max_recipients),
+        fading_factor=float(e.get("fading_factor") or defaults.fading_factor),
+        dormant_factor=float(e.get("dormant_factor") or defaults.dormant_factor),
+        reciprocity_window=e.get("reciprocity_window") or defaults.reciprocity_window,
+        reply_grace=e.get("reply_grace") or defaults.reply_grace,
+        reply_max_age=e.get("reply_max_age") or defaults.reply_max_age,
+        outreach_wait=e.get("outreach_wait") or defaults.outreach_wait,
+        max_growing=int(e.get("max_growing", defaults.max_growing)),
+        new_window=e.get("new_window") or defaults.new_window,
+        lopsided_share=float(e.get("lopsided_share") or defaults.lopsided_share),
+        lopsided_min_threads=int(e.get("lopsided_min_threads") or defaults.lopsided_min_threads),
+        tiers=tuple(TierSpec(t.name, t.size, t.cadence, t.members) for t in config.tiers)
+        or defaults.tiers,
+        greetings=tuple(GreetingSpec(g.name, g.date, g.tiers) for g in config.greetings),
+        birthdays=dict(config.people.get("birthdays") or {}),
+        timezone=config.timezone,
+    )
+
+
+def directory(identity: Identity) -> Directory:
+    people = {
+        k: PersonInfo(p.key, p.name, tuple(p.addresses), p.kind) for k, p in identity.people.items()
+    }
+    return Directory(people, dict(identity.person_of), frozenset(identity.self_addresses))
+
+
+def end_of_local_day(now: datetime, config: Config) -> datetime:
+    local = now.astimezone(config.zone)
+    nxt = datetime.combine(local.date() + timedelta(days=1), time(0, 0), config.zone)
+    return nxt.astimezone(UTC)
+
+
+def build_report(
+    config: Config, store: Store, now: datetime, *, identity: Identity | None = None
+) -> NetworkReport:
+    """The engine's report as of ``now``: history after ``now`` is not read (``--as-of``),
+    except today's meetings, which are needed for preparation."""
+    if identity is None:
+        identity = resolve(store, config, now)
+    history = load_history(store.conn, until=now, events_until=end_of_local_day(now, config))
+    return analyze(history, directory(identity), engine_settings(config), now)
+
+
+# -- helpers for the people commands ------------------------------------------------------------
+def engine_fields(rep: PersonReport | None) -> dict[str, Any]:
+    """The engine's view of one person for ``keepwarm people --json`` (nulls when unknown)."""
+    if rep is None:
+        return dict.fromkeys(ENGINE_FIELDS)
+    return {
+        "tier": rep.tier,
+        "strength": round(rep.strength, 3),
+        "stage": rep.stage,
+        "typical_gap_days": rep.typical_gap_days,
+        "expected_gap_days": rep.expected_gap_days,
+        "days_since_contact": rep.days_since_contact,
+        "overdue_ratio": rep.overdue_ratio,
+        "contact_days": rep.contact_days,
+        "initiated_by_me": rep.initiated_by_me,
+        "initiated_by_them": rep.initiated_by_them,
+        "answered_by_me": rep.answered_by_me,
+        "answered_by_them": rep.answered_by_them,
+        "replies_owed_by_me": rep.replies_owed_by_me,
+        "replies_owed_to_me": rep.replies_owed_to_me,
+        "balance": rep.balance,
+        "occasions": list(rep.occasions),
+    }
+
+
+ENGINE_FIELDS = (
+    "tier",
+    "strength",
+    "stage",
+    "typical_gap_days",
+    "expected_gap_days",
+    "days_since_contact",
+    "overdue_ratio",
+    "contact_days",
+    "initiated_by_me",
+    "initiated_by_them",
+    "answered_by_me",
+    "answered_by_them",
+    "replies_owed_by_me",
+    "replies_owed_to_me",
+    "balance",
+    "occasions",
+)
+
+
+def wanted(
+    report: NetworkReport,
+    key: str,
+    *,
+    tier: str | None = None,
+    fading: bool = False,
+    lopsided: bool = False,
+    owed: bool = False,
+) -> bool:
+    """Does the person pass the ``people`` filters? (all given filters must hold)"""
+    rep = report.person(key)
+    if rep is None:
+        return not (tier or fading or lopsided or owed)
+    kinds = {s.kind for s in report.signals if s.person_key == key}
+    if tier is not None and rep.tier != tier:
+        return False
+    if fading and rep.stage != "fading":
+        return False
+    if lopsided and not kinds & {"lopsided_me", "lopsided_them"}:
+        return False
+    return not (owed and not (rep.replies_owed_by_me or rep.replies_owed_to_me))
+
+
+def signal_json(s: Signal) -> dict[str, Any]:
+    return {
+        "kind": s.kind,
+        "person": s.person_key,
+        "urgency": s.urgency,
+        "facts": s.facts,
+        "because": list(s.because),
+    }
