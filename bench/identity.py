@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from keepwarm.connectors.base import Address, Batch, MessageMeta
-from keepwarm.daemon.commands.people import load_view
 from keepwarm.daemon.config import loads
 from keepwarm.daemon.identity import resolve
+from keepwarm.daemon.people_stats import load_view
 from keepwarm.daemon.store import Store
 
 ME = "me@example.com"

@@ -25,6 +25,10 @@ person
     message each way (not list/bulk/automatic, at most ``engine.max_recipients`` recipients) or a
     small meeting (at most ``engine.max_attendees``) they accepted or organised.
 
+An address gets the first kind that applies, in the order self, excluded, list, robot, role,
+person; a cluster of several addresses (aliases) is self or excluded if any address is, else a
+person if any address is, else the kind of its main address.
+
 Messages carrying the ``keepwarm-digest`` marker (our own digests) are never interactions.
 People are clusters: ``people.aliases`` merge addresses for sure; :func:`merge_candidates` only
 lists likely merges (one display name at two addresses, a likely second address of mine).
@@ -145,7 +149,7 @@ ROLE_WORDS = frozenset(
 _TOKEN_SPLIT = re.compile(r"[.\-_+=]+")
 # A sender is a list / robot when more than this share of its mail carries the evidence.
 MOSTLY = 0.5
-KIND_ORDER: tuple[PersonKind, ...] = ("self", "excluded", "robot", "list", "role", "person")
+KIND_ORDER: tuple[PersonKind, ...] = ("self", "excluded", "list", "robot", "role", "person")
 
 
 @dataclass(frozen=True)
@@ -489,6 +493,9 @@ def classify(email: str, act: AddressActivity | None, rules: Rules) -> tuple[Per
     a = act or AddressActivity(0, email, "")
     two_way = is_two_way([a])
     vouched = email in rules.not_roles  # the user says this role-looking address is a person
+    list_reason = _list_reason(a)
+    if list_reason and not two_way:  # header evidence first: updates@ximian.com is a list
+        return "list", [list_reason]
     word = None if vouched else robot_word(email)
     if word:
         return "robot", [f'automated sender: local part contains "{word}"']
@@ -497,9 +504,6 @@ def classify(email: str, act: AddressActivity | None, rules: Rules) -> tuple[Per
             f"{_share(a.sent_auto, a.sent)} messages from this address are automatic "
             "(Auto-Submitted or an empty Return-Path)"
         ]
-    list_reason = _list_reason(a)
-    if list_reason and not two_way:
-        return "list", [list_reason]
     if not vouched:
         role = role_word(email, rules.roles)
         if role:

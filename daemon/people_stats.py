@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from keepwarm.daemon.identity import FAR_FUTURE, Activity, AddressActivity, Identity, Person
+from keepwarm.daemon.config import Config
+from keepwarm.daemon.identity import (
+    FAR_FUTURE,
+    Activity,
+    AddressActivity,
+    Identity,
+    Person,
+    load_activity,
+    resolve_activity,
+)
 from keepwarm.daemon.store import Store
 
 
@@ -193,3 +202,20 @@ def history(
         for s, t, n, r in store.conn.execute(_SQL_MEETINGS, params)
     ]
     return messages, meetings
+
+
+# -- the people view (identity + stats as of one moment) ------------------------------------------
+@dataclass(frozen=True)
+class PeopleView:
+    """Identity plus per-person stats as of one moment: what the people commands show."""
+
+    identity: Identity
+    activity: Activity
+    stats: dict[str, PersonStats]
+    as_of: datetime | None
+
+
+def load_view(store: Store, config: Config, as_of: datetime | None) -> PeopleView:
+    activity = load_activity(store, config, as_of)
+    identity = resolve_activity(activity, config)
+    return PeopleView(identity, activity, person_stats(identity, activity), as_of)

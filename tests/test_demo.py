@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from keepwarm.connectors.headers import header_block, parse_header_block
 from keepwarm.daemon.cli import Ctx, cli, parse_as_of
 from keepwarm.daemon.commands.demo import import_demo
-from keepwarm.daemon.commands.people import PeopleView, load_view
 from keepwarm.daemon.demo import DEMO_TODAY, DemoManifest, digest_of_files, generate
 from keepwarm.daemon.identity import merge_candidates
+from keepwarm.daemon.people_stats import PeopleView, load_view
 
 
 @pytest.fixture(scope="module")

@@ -144,3 +144,23 @@ def test_merge_candidates_command(cfg: Path, tmp_path: Path) -> None:
     assert "bob@corp.com" in out and "bstone@newco.io" in out and "aliases" in out
     rows = json.loads(run(cfg, "people", "--merge-candidates", "--json"))
     assert {rows[0]["a"], rows[0]["b"]} == {"bob@corp.com", "bstone@newco.io"}
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "keepwarm.daemon.commands.people",
+        "keepwarm.daemon.commands.demo",
+        "keepwarm.daemon.people_stats",
+        "keepwarm.daemon.identity",
+        "keepwarm.daemon.demo",
+    ],
+)
+def test_module_imports_first_without_cycles(module: str) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr

@@ -9,8 +9,8 @@ import click
 
 from keepwarm.connectors.base import SourceError
 from keepwarm.daemon.cli import Ctx, UserError, cli, parse_as_of, sync_accounts
-from keepwarm.daemon.commands.people import load_view, print_people
 from keepwarm.daemon.demo import DEMO_SEED, DEMO_TODAY, DemoManifest, generate, import_direct
+from keepwarm.daemon.people_stats import load_view
 
 __all__ = ["cli"]
 
@@ -76,6 +76,8 @@ def demo(directory: Path, seed: int, today: str) -> None:
     )
     obj = Ctx(str(manifest.config_path))
     click.echo(import_demo(obj, manifest))
+    from keepwarm.daemon.commands.people import print_people  # a sibling command module
+
     config = obj.config
     when = parse_as_of(manifest.as_of, config.zone)
     with obj.store() as store:

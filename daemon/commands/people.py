@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,44 +19,19 @@ from keepwarm.daemon.cli import (
     parse_as_of,
     pass_ctx,
 )
-from keepwarm.daemon.config import Config
-from keepwarm.daemon.identity import (
-    Activity,
-    Identity,
-    Person,
-    load_activity,
-    merge_candidates,
-    name_key,
-    resolve_activity,
-)
+from keepwarm.daemon.identity import Identity, Person, merge_candidates, name_key
 from keepwarm.daemon.network import build_report, engine_fields, signal_json, wanted
 from keepwarm.daemon.people_stats import (
+    PeopleView,
     PersonStats,
     history,
     iso,
+    load_view,
     person_record,
-    person_stats,
 )
-from keepwarm.daemon.store import Store
 from keepwarm.digests.cadence import NetworkReport, PersonReport
 
 __all__ = ["PeopleView", "cli", "load_view", "people_records"]
-
-
-@dataclass(frozen=True)
-class PeopleView:
-    """Identity plus per-person stats as of one moment: what the people commands show."""
-
-    identity: Identity
-    activity: Activity
-    stats: dict[str, PersonStats]
-    as_of: datetime | None
-
-
-def load_view(store: Store, config: Config, as_of: datetime | None) -> PeopleView:
-    activity = load_activity(store, config, as_of)
-    identity = resolve_activity(activity, config)
-    return PeopleView(identity, activity, person_stats(identity, activity), as_of)
 
 
 def selected_people(
