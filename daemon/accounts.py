@@ -22,3 +22,35 @@ Builder = Callable[[Account, Config], Connector]
 
 # kind -> builder; each connector's builder is registered below it.
 _BUILDERS: dict[str, Builder] = {}
+
+
+def _build_imap(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.imap import ImapConnector, ImapSettings
+    from keepwarm.daemon.secrets import resolve_secret
+
+    secret = account.secret()
+    what = f'account "{account.name}"'
+    if secret.file:
+        hint = str(secret.file)
+    elif secret.env:
+        hint = f"the environment variable {secret.env}"
+    else:
+        hint = "the output of password_command"
+    settings = ImapSettings(
+        host=account.opt("host"),
+        username=account.opt("username"),
+        password=lambda: resolve_secret(secret, what),
+        port=account.opt("port"),
+        security=account.opt("security"),
+        folders=tuple(account.opt("folders") or ()),
+        exclude_folders=tuple(account.opt("exclude_folders") or ()),
+        timeout=account.opt("timeout").total_seconds(),
+        ca_file=account.opt("ca_file"),
+        backfill=account.opt("backfill"),
+        keep_subjects=config.store_subjects,
+        password_hint=hint,
+    )
+    return ImapConnector(account.name, settings)
+
+
+_BUILDERS["imap"] = _build_imap
