@@ -147,7 +147,7 @@ def wanted(
     kinds = {s.kind for s in report.signals if s.person_key == key}
     if tier is not None and rep.tier != tier:
         return False
-    if fading and rep.stage != "fading":
+    if fading and not kinds & {"fading", "dormant"}:
         return False
     if lopsided and not kinds & {"lopsided_me", "lopsided_them"}:
         return False

@@ -48,11 +48,14 @@ def test_monthly_friend_silent_five_weeks_is_not_fading() -> None:
 
 def test_far_beyond_the_rhythm_is_dormant() -> None:
     h = H()
-    weekly(h, BOB, 200 + 70, 200)
+    weekly(h, BOB, 150 + 70, 150)
     r = run(h)
     bob = r.person(BOB)
     assert bob is not None and bob.stage == "dormant"
     assert bob.overdue_ratio is not None and bob.overdue_ratio >= 8
+    [s] = signals(r, "dormant", BOB)  # went quiet within half a year: worth a reconnect
+    assert "11 days of contact before the silence" in s.because
+    assert not signals(run(h, now=NOW + timedelta(days=365)), "dormant")
 
 
 def test_a_tie_that_was_never_really_active_does_not_fade() -> None:
@@ -65,8 +68,8 @@ def test_a_tie_that_was_never_really_active_does_not_fade() -> None:
 
 def test_short_history_leans_on_the_tier_cadence() -> None:
     h = H()
-    h.exchange(BOB, ago(20))
-    h.exchange(BOB, ago(13))  # one gap of 7 days
+    h.exchange(BOB, ago(20), subject="first")
+    h.exchange(BOB, ago(13), subject="second")  # one gap of 7 days
     bob = run(h).person(BOB)
     assert bob is not None
     assert bob.typical_gap_days == 7
@@ -190,6 +193,15 @@ def test_one_way_mail_is_not_a_relationship() -> None:
     bob = r.person(BOB)
     assert bob is not None
     assert not bob.two_way and bob.tier is None and bob.contact_days == 0
+
+
+def test_rhythm_counts_conversations_not_the_days_one_spans() -> None:
+    h = H()
+    for d in range(100, 10, -7):  # weekly conversations, each answered the next day
+        h.mail(ago(d), ME, [BOB], subject=f"topic {d}")
+        h.mail(ago(d - 1), BOB, [ME], subject=f"Re: topic {d}")
+    bob = run(h).person(BOB)
+    assert bob is not None and bob.typical_gap_days == 7 and bob.contact_days == 26
 
 
 def test_contact_days_count_days_not_messages() -> None:
@@ -497,3 +509,13 @@ def test_their_answer_to_my_mail_closes_the_loop_but_a_follow_up_opens_one() -> 
     h.mail(ago(8), CAROL, [ME], subject="Re: offer")  # a follow-up: now she waits for me
     r = run(h)
     assert {s.person_key for s in signals(r, "reply_owed")} == {CAROL}
+
+
+def test_a_recurring_series_is_not_a_fresh_initiative_each_week() -> None:
+    h = H()
+    for i in range(8):
+        h.meeting(ago(3 + 7 * i), {BOB: "accepted"}, recurring=True, title="weekly 1:1")
+    r = run(h)
+    bob = r.person(BOB)
+    assert bob is not None and bob.contact_days == 8 and bob.initiated_by_me == 0
+    assert not signals(r, "lopsided_me")

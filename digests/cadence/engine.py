@@ -206,7 +206,7 @@ def _people(
         addresses = info.addresses if info is not None else (key,)
         pinned = _pinned_tier((*addresses, key), settings.tiers)
         pin_cadence = cadences[pinned] if pinned is not None else None
-        r = rhythm(led.days, today, ooo_days, cadences, pin_cadence)
+        r = rhythm(led.days, led.starts, today, ooo_days, cadences, pin_cadence)
         out[key] = Person(
             led=led,
             strength=strength(led, today, half),

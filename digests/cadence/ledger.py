@@ -32,6 +32,7 @@ class Ledger:
     key: str
     days: dict[int, float] = field(default_factory=dict)  # two-way contact day -> weight
     one_way_days: dict[int, float] = field(default_factory=dict)
+    starts: set[int] = field(default_factory=set)  # days a two-way conversation began
     contact_times: list[int] = field(default_factory=list)  # epoch of each two-way touch
     first_seen: int | None = None
     last_seen: int | None = None
@@ -125,6 +126,8 @@ def _fold_thread(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock
             if m.rec.sender:
                 _note_domain(led, m.rec.sender, date)
         if two_way:
+            if m is seq[0]:
+                led.starts.add(clock.day(date))
             led.contact_times.append(date)
             if m.rec.subject:
                 led.subjects.append((date, m.rec.subject))
@@ -182,12 +185,10 @@ def _open_loops(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock)
     last = seq[-1]
     age = clock.now - last.rec.date
     started_by_me = seq[0] is first and _initiator(first, p) is True
-    # Their answer to my message closes the loop; their new thread or follow-up opens one.
-    answers_me = len(seq) > 1 and seq[-2].out
     if (
         not last.out
         and p in last.direct
-        and not (started_by_me and answers_me)
+        and _waits_for_me(seq)
         and clock.reply_grace <= age <= clock.reply_max_age
     ):
         led.owed_by_me.append(Owed(last.rec.date, last.rec.subject, last.thread))
@@ -197,6 +198,18 @@ def _open_loops(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock)
         and clock.outreach_wait <= age <= clock.reply_max_age
     ):
         led.owed_to_me.append(Owed(last.rec.date, last.rec.subject, last.thread))
+
+
+def _waits_for_me(seq: list[Mail]) -> bool:
+    """Their trailing messages open a loop when they started the thread and I never answered,
+    or when they wrote twice in a row (a follow-up). A single answer to my mail is the natural
+    end of a conversation, not a question left hanging."""
+    run = 0
+    for m in reversed(seq):
+        if m.out:
+            break
+        run += 1
+    return run == len(seq) or run >= 2
 
 
 def add_meeting(ledgers: dict[str, Ledger], mt: Meeting, clock: Clock) -> None:
@@ -210,11 +223,12 @@ def add_meeting(ledgers: dict[str, Ledger], mt: Meeting, clock: Clock) -> None:
             led = ledgers[p] = Ledger(p)
         led.seen(mt.start)
         led.meetings += 1
+        led.starts.add(day)
         led.add_day(day, w, True)
         led.contact_times.append(mt.start)
         if mt.title:
             led.subjects.append((mt.start, mt.title))
-        if mt.start >= clock.window_start:
+        if mt.start >= clock.window_start and not mt.recurring:
             if mt.organiser == "":
                 led.meetings_by_me += 1
                 led.recent_initiators.append((mt.start, True))

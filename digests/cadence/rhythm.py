@@ -3,7 +3,8 @@
 * strength: each two-way contact day's weight, halved every ``half_life`` of age, summed; one-way
   days count a quarter; then raised by up to 50% for reciprocity (messages both ways) and up to
   50% for the length of the history (a year or more).
-* rhythm: the median of the last :data:`RECENT_GAPS` gaps between contact days; while there are
+* rhythm: the median of the last :data:`RECENT_GAPS` gaps between the days conversations began
+  (a new two-way thread or a meeting: a two-day exchange is one contact, not a 1-day rhythm); while there are
   fewer than :data:`FULL_GAPS` gaps it is blended with a prior (the pinned tier's cadence, else
   the tier cadence nearest to what was observed), and never below :data:`MIN_GAP_DAYS`.
 * overdue ratio: days since the last contact day, minus days the user was out of office, over
@@ -77,6 +78,7 @@ def prior_cadence(
 
 def rhythm(
     days: dict[int, float],
+    starts: set[int],
     today: int,
     ooo_days: tuple[int, ...],
     cadences: tuple[float, ...],
@@ -84,7 +86,8 @@ def rhythm(
 ) -> Rhythm:
     """The person's rhythm and how overdue they are, ``today`` being the local day number."""
     cdays = tuple(sorted(d for d in days if d <= today))
-    gaps = [b - a for a, b in itertools.pairwise(cdays)]
+    begun = sorted(d for d in starts if d <= today)
+    gaps = [b - a for a, b in itertools.pairwise(begun)]
     recent = gaps[-RECENT_GAPS:]
     typical = float(median(recent)) if recent else None
     prior = prior_cadence(typical, cadences, pinned)

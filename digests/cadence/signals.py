@@ -17,6 +17,7 @@ GREETING_LEAD_DAYS = 3
 INTRODUCE_MAX = 3
 INTRODUCE_TIERS = 3  # the inner three tiers hold the "strong ties"
 JOB_QUIET_DAYS = 30
+RECONNECT_MAX_DAYS = 182  # a tie that went quiet this recently is still worth a reconnect
 FREEMAIL = frozenset(
     {
         "gmail.com",
@@ -307,7 +308,10 @@ def _rhythm_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
     if (
         p.stage == "dormant"
         and len(r.contact_days) >= ACTIVE_MIN_DAYS
-        and r.overdue_ratio < 1.5 * s.dormant_factor
+        and (
+            r.overdue_ratio < 2 * s.dormant_factor
+            or (r.silence_days or 0) <= RECONNECT_MAX_DAYS
+        )
     ):
         facts, because = rhythm_facts(p, rep)
         because.append(f"{len(r.contact_days)} days of contact before the silence")

@@ -76,6 +76,7 @@ class Meeting:
     people: dict[str, float]  # person key -> weight (attendees who did not decline)
     organiser: str | None  # person key, or "" when I organised it
     small: bool
+    recurring: bool = False  # one occurrence of a series: organising it is not a fresh initiative
 
 
 def _person(d: Directory, address: str) -> str | None:
@@ -157,7 +158,7 @@ def classify_event(
     small = total <= max_attendees and not e.attendees_omitted
     k = len(others)
     people = dict.fromkeys(others, MEETING_WEIGHT / k if small else 0.0)
-    meeting = Meeting(e.id, e.start, e.end, e.title, people, org_key, small)
+    meeting = Meeting(e.id, e.start, e.end, e.title, people, org_key, small, e.recurring)
     return meeting, e.start <= now
 
 
