@@ -308,10 +308,7 @@ def _rhythm_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
     if (
         p.stage == "dormant"
         and len(r.contact_days) >= ACTIVE_MIN_DAYS
-        and (
-            r.overdue_ratio < 2 * s.dormant_factor
-            or (r.silence_days or 0) <= RECONNECT_MAX_DAYS
-        )
+        and (r.overdue_ratio < 2 * s.dormant_factor or (r.silence_days or 0) <= RECONNECT_MAX_DAYS)
     ):
         facts, because = rhythm_facts(p, rep)
         because.append(f"{len(r.contact_days)} days of contact before the silence")
