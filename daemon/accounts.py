@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from keepwarm.connectors.base import Connector, SourceError
 from keepwarm.daemon.config import Account, Config
+
+if TYPE_CHECKING:
+    from keepwarm.connectors.google.client import GoogleClient
 
 
 def make_connector(account: Account, config: Config) -> Connector:
@@ -54,3 +58,52 @@ def _build_imap(account: Account, config: Config) -> Connector:
 
 
 _BUILDERS["imap"] = _build_imap
+
+
+# -- Google (gmail, gcal) ----------------------------------------------------------------------
+def google_client(account: Account, config: Config) -> GoogleClient:
+    """The API client of a gmail/gcal account: token file, endpoint, timeout, quota, concurrency."""
+    from keepwarm.connectors.google.auth import KIND_SCOPES
+    from keepwarm.connectors.google.client import ClientSettings, GoogleClient
+    from keepwarm.connectors.google.quota import Limits, TokenBucket
+
+    if account.kind == "gmail":
+        budget, concurrency = account.opt("quota_units_per_minute"), account.opt("max_concurrency")
+    else:
+        budget, concurrency = account.opt("requests_per_minute"), 4
+    settings = ClientSettings(
+        account=account.name,
+        token_path=config.token_path(account),
+        scopes=KIND_SCOPES.get(account.kind, ()),
+        api_endpoint=account.opt("api_endpoint"),
+        token_uri=account.opt("token_uri"),
+        timeout=account.opt("timeout").total_seconds(),
+    )
+    return GoogleClient(settings, Limits(TokenBucket(budget), concurrency))
+
+
+def _build_gmail(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.google.gmail import GmailConnector, GmailOptions
+
+    options = GmailOptions(
+        backfill=account.opt("backfill"),
+        store_subjects=config.store_subjects,
+        max_concurrency=account.opt("max_concurrency"),
+    )
+    return GmailConnector(account.name, google_client(account, config), options)
+
+
+def _build_gcal(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.google.calendar import CalendarOptions, GoogleCalendarConnector
+
+    options = CalendarOptions(
+        window_past=account.opt("window_past"),
+        window_future=account.opt("window_future"),
+        calendars=tuple(account.opt("calendars") or ()),
+        store_subjects=config.store_subjects,
+    )
+    return GoogleCalendarConnector(account.name, google_client(account, config), options)
+
+
+_BUILDERS["gmail"] = _build_gmail
+_BUILDERS["gcal"] = _build_gcal

@@ -1,0 +1,344 @@
+"""Google Calendar metadata (``calendar.readonly``): who met whom, when, and who accepted.
+
+Full sync: the calendar list (holiday/contacts calendars skipped, or the configured ids), then
+``events.list`` per calendar with ``singleEvents=true`` over ``[now - window_past, now +
+window_future]``; the last page's ``nextSyncToken`` is kept per calendar. Incremental sync repeats
+the query with ``syncToken`` (without the time bounds, which Google rejects alongside it). A 410
+``fullSyncRequired`` starts a clean resync: the first batch resets the account's events.
+The full sync is also redone when it is older than half the future window, so events that were
+created long ago but only now come into the window are seen.
+
+Mapping: attendees with their response (rooms flagged as resources, ``attendeesOmitted`` kept),
+my response from the ``self`` attendee, the organizer, cancellations as :class:`Deletion`,
+``birthday`` and ``outOfOffice`` kept as event types (the engine uses them), focus time and
+working location dropped (they are not meetings), the description never read, titles only when
+the user keeps subjects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import Any, cast
+
+from googleapiclient.errors import HttpError
+
+from keepwarm.connectors.base import (
+    Address,
+    Attendee,
+    Batch,
+    Deletion,
+    EventMeta,
+    EventType,
+    Progress,
+    ResponseStatus,
+    SourceError,
+)
+from keepwarm.connectors.google.client import GoogleClient
+from keepwarm.connectors.google.quota import give_up
+from keepwarm.connectors.headers import normalize_address
+
+CURSOR_VERSION = 1
+RESPONSES = {"accepted", "declined", "tentative", "needsAction"}
+KEPT_TYPES: dict[str, EventType] = {
+    "default": "default",
+    "birthday": "birthday",
+    "outOfOffice": "outOfOffice",
+    "fromGmail": "other",
+}
+DROPPED_TYPES = {"focusTime": "focus time", "workingLocation": "working location"}
+SKIP_SUFFIXES = ("#holiday@group.v.calendar.google.com", "#contacts@group.v.calendar.google.com")
+
+
+@dataclass
+class CalendarOptions:
+    window_past: timedelta = timedelta(days=730)
+    window_future: timedelta = timedelta(days=14)
+    calendars: tuple[str, ...] = ()
+    store_subjects: bool = True
+    page_size: int = 250
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+# -- pure mapping --------------------------------------------------------------------------------------
+def _instant(t: dict[str, Any]) -> tuple[datetime, bool] | None:
+    try:
+        if "dateTime" in t:
+            dt = datetime.fromisoformat(str(t["dateTime"]).replace("Z", "+00:00"))
+            if dt.tzinfo is None:
+                return None
+            return dt.astimezone(UTC), False
+        if "date" in t:
+            d = date.fromisoformat(str(t["date"]))
+            return datetime(d.year, d.month, d.day, tzinfo=UTC), True
+    except (ValueError, TypeError):
+        return None
+    return None
+
+
+def _response(value: Any) -> ResponseStatus:
+    return cast(ResponseStatus, value) if value in RESPONSES else "unknown"
+
+
+def _attendee(a: dict[str, Any]) -> Attendee | None:
+    email = normalize_address(str(a.get("email") or ""))
+    if email is None:
+        return None
+    return Attendee(
+        email=email,
+        name=str(a.get("displayName") or ""),
+        response=_response(a.get("responseStatus")),
+        organizer=bool(a.get("organizer")),
+        optional=bool(a.get("optional")),
+        resource=bool(a.get("resource")),
+        is_self=bool(a.get("self")),
+    )
+
+
+def to_event(
+    ev: dict[str, Any], *, account: str, calendar_id: str, store_subjects: bool
+) -> EventMeta | Deletion | str:
+    """A Calendar v3 event -> EventMeta, a Deletion (cancelled), or a skip reason."""
+    pid = f"{calendar_id}/{ev.get('id')}"
+    if ev.get("status") == "cancelled":
+        return Deletion(account, pid, kind="event")
+    etype = str(ev.get("eventType") or "default")
+    if etype in DROPPED_TYPES:
+        return DROPPED_TYPES[etype]
+    start = _instant(ev.get("start") or {})
+    end = _instant(ev.get("end") or {})
+    if start is None or end is None:
+        return "unreadable event time"
+    attendees = tuple(a for a in (_attendee(x) for x in ev.get("attendees") or []) if a)
+    me = next((a for a in attendees if a.is_self), None)
+    org = ev.get("organizer") or {}
+    org_email = normalize_address(str(org.get("email") or ""))
+    organizer = Address(org_email, str(org.get("displayName") or "")) if org_email else None
+    if me is not None:
+        mine = me.response
+    elif org.get("self") or not attendees:
+        mine = "accepted"  # my own event, or one on my calendar without guests
+    else:
+        mine = "unknown"
+    status = ev.get("status")
+    return EventMeta(
+        account=account,
+        provider_id=pid,
+        start=start[0],
+        end=max(end[0], start[0]),
+        all_day=start[1],
+        ical_uid=ev.get("iCalUID"),
+        organizer=organizer,
+        attendees=attendees,
+        attendees_omitted=bool(ev.get("attendeesOmitted")),
+        my_response=mine,
+        status="tentative" if status == "tentative" else "confirmed",
+        recurring=bool(ev.get("recurringEventId")),
+        event_type=KEPT_TYPES.get(etype, "other"),
+        title=str(ev["summary"])[:998] if store_subjects and ev.get("summary") else None,
+    )
+
+
+def wanted_calendar(entry: dict[str, Any], chosen: tuple[str, ...]) -> bool:
+    cid = str(entry.get("id") or "")
+    if chosen:
+        return cid in chosen or (bool(entry.get("primary")) and "primary" in chosen)
+    if entry.get("deleted") or cid.endswith(SKIP_SUFFIXES):
+        return False
+    return entry.get("accessRole") in ("owner", "writer", "reader")
+
+
+def _rfc3339(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- the connector -------------------------------------------------------------------------------------
+class GoogleCalendarConnector:
+    """Google Calendar metadata for one account (``kind = "gcal"``)."""
+
+    kind = "gcal"
+
+    def __init__(self, account: str, client: GoogleClient, options: CalendarOptions) -> None:
+        self.account = account
+        self.client = client
+        self.options = options
+
+    @property
+    def api(self) -> Any:
+        return self.client.service("calendar", "v3")
+
+    def sync(self, cursor: str | None) -> Iterator[Batch]:
+        state = self._load(cursor)
+        try:
+            refresh_after = max(self.options.window_future / 2, timedelta(days=1)).total_seconds()
+            stale = (
+                state is not None
+                and state.get("mode") == "incr"
+                and (
+                    self.options.now().timestamp() - float(state.get("full_at", 0)) > refresh_after
+                )
+            )
+            if state is None or stale:
+                yield from self._full(None, reset=stale)
+            elif state["mode"] == "full":
+                yield from self._full(state, reset=False)
+            else:
+                yield from self._incremental(state)
+        finally:
+            self.client.close()
+
+    @staticmethod
+    def _load(cursor: str | None) -> dict[str, Any] | None:
+        if not cursor:
+            return None
+        try:
+            state = json.loads(cursor)
+        except ValueError:
+            return None
+        ok = isinstance(state, dict) and state.get("v") == CURSOR_VERSION
+        return state if ok and state.get("mode") in ("full", "incr") else None
+
+    @staticmethod
+    def _dump(state: dict[str, Any]) -> str:
+        return json.dumps({"v": CURSOR_VERSION, **state}, separators=(",", ":"), sort_keys=True)
+
+    def _calendars(self) -> list[str]:
+        ids: list[str] = []
+        token: str | None = None
+        while True:
+            page: dict[str, Any] = {"pageToken": token} if token else {}
+            resp = self.client.execute(
+                partial(self.api.calendarList().list, maxResults=250, **page),
+                1,
+                "listing calendars",
+            )
+            ids += [
+                str(e["id"])
+                for e in resp.get("items") or []
+                if wanted_calendar(e, self.options.calendars)
+            ]
+            token = resp.get("nextPageToken")
+            if not token:
+                break
+        if self.options.calendars and not ids:
+            raise SourceError(
+                "none of the configured calendars was found; check the `calendars` ids in your config"
+            )
+        return ids
+
+    def _full(self, state: dict[str, Any] | None, *, reset: bool) -> Iterator[Batch]:
+        if state is None:
+            now = self.options.now()
+            state = {
+                "mode": "full",
+                "pending": self._calendars(),
+                "page": None,
+                "tokens": {},
+                "full_at": now.timestamp(),
+                "time_min": _rfc3339(now - self.options.window_past),
+                "time_max": _rfc3339(now + self.options.window_future),
+                "done": 0,
+            }
+        st = dict(state)
+        first = True
+        while st["pending"]:
+            cal = st["pending"][0]
+            args = {"timeMin": st["time_min"], "timeMax": st["time_max"]}
+            resp = self._list(cal, st.get("page"), args)
+            batch, skipped = self._map(resp, cal, full=True)
+            st["done"] = int(st["done"]) + len(resp.get("items") or [])
+            if resp.get("nextPageToken"):
+                st["page"] = resp["nextPageToken"]
+            else:
+                st["tokens"] = {**st["tokens"], cal: resp.get("nextSyncToken")}
+                st["pending"], st["page"] = st["pending"][1:], None
+            cur = (
+                st
+                if st["pending"]
+                else {"mode": "incr", "tokens": st["tokens"], "full_at": st["full_at"]}
+            )
+            batch.cursor = self._dump(cur)
+            batch.progress = Progress(int(st["done"]), None, "calendar")
+            batch.skipped = dict(skipped)
+            batch.reset = reset and first
+            first = False
+            yield batch
+        if first:  # no calendar at all: still record the cursor
+            yield Batch(
+                cursor=self._dump({"mode": "incr", "tokens": {}, "full_at": st["full_at"]}),
+                reset=reset,
+            )
+
+    def _incremental(self, state: dict[str, Any]) -> Iterator[Batch]:
+        tokens: dict[str, str | None] = dict(state.get("tokens") or {})
+        for cal in list(tokens):
+            page: str | None = None
+            while True:
+                try:
+                    resp = self._list(cal, page, {"syncToken": tokens[cal]} if tokens[cal] else {})
+                except _Gone:
+                    yield from self._full(None, reset=True)
+                    return
+                batch, skipped = self._map(resp, cal, full=False)
+                page = resp.get("nextPageToken")
+                if not page:
+                    tokens[cal] = resp.get("nextSyncToken")
+                batch.cursor = self._dump(
+                    {"mode": "incr", "tokens": tokens, "full_at": state.get("full_at", 0)}
+                )
+                batch.skipped = dict(skipped)
+                yield batch
+                if not page:
+                    break
+
+    def _list(self, cal: str, page: str | None, args: dict[str, Any]) -> Any:
+        kwargs = {
+            "calendarId": cal,
+            "singleEvents": True,
+            "maxResults": self.options.page_size,
+            **args,
+        }
+        if page:
+            kwargs["pageToken"] = page
+        try:
+            return self.client.execute(
+                lambda: self.api.events().list(**kwargs), 1, "listing calendar events"
+            )
+        except HttpError as exc:
+            status = int(exc.resp.status)
+            if status == 410:
+                raise _Gone() from None
+            if status == 404:
+                raise SourceError(
+                    f'calendar "{cal}" is gone or no longer shared with you; remove it from `calendars`'
+                ) from None
+            raise give_up("listing calendar events", None) from None
+
+    def _map(self, resp: dict[str, Any], cal: str, *, full: bool) -> tuple[Batch, Counter[str]]:
+        batch = Batch()
+        skipped: Counter[str] = Counter()
+        horizon = self.options.now() - self.options.window_past
+        for ev in resp.get("items") or []:
+            rec = to_event(
+                ev,
+                account=self.account,
+                calendar_id=cal,
+                store_subjects=self.options.store_subjects,
+            )
+            if isinstance(rec, Deletion):
+                batch.deletions.append(rec)
+            elif isinstance(rec, str):
+                skipped[rec] += 1
+                if not full:  # e.g. an event that became focus time: forget the old version
+                    batch.deletions.append(Deletion(self.account, f"{cal}/{ev.get('id')}", "event"))
+            elif rec.end >= horizon:
+                batch.events.append(rec)
+        return batch, skipped
+
+
+class _Gone(Exception):
+    """The sync token expired (HTTP 410)."""

@@ -1,0 +1,229 @@
+"""One account's connection to Google APIs: credentials, services, quota-aware calls and batches.
+
+Services are built offline from the discovery documents shipped with google-api-python-client.
+When ``api_endpoint`` is set (a proxy or the test emulator), the document's ``rootUrl`` is replaced
+before building, so method URLs *and* the batch URI point there (``client_options`` would leave
+the batch URI at googleapis.com, API_FACTS.md 3.3). Every HTTP object has a timeout; httplib2 is
+not thread-safe, so each thread gets its own.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import google.auth.exceptions
+import google_auth_httplib2
+import httplib2
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import build_from_document
+from googleapiclient.discovery_cache import get_static_doc
+from googleapiclient.errors import BatchError, HttpError
+
+from keepwarm.connectors.base import AuthRequired, TransientError
+from keepwarm.connectors.google.auth import (
+    fix_command,
+    load_credentials,
+    refresh_failure,
+    save_credentials,
+)
+from keepwarm.connectors.google.quota import (
+    Limits,
+    RetryPolicy,
+    error_reason,
+    give_up,
+    is_retryable,
+    retry_after_seconds,
+)
+
+log = logging.getLogger(__name__)
+
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # timeouts, resets, refused connections
+    http.client.HTTPException,
+    httplib2.HttpLib2Error,
+)
+
+
+@dataclass
+class ClientSettings:
+    account: str
+    token_path: Path
+    scopes: tuple[str, ...]
+    api_endpoint: str | None = None
+    token_uri: str | None = None
+    timeout: float = 60.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass
+class PartResult:
+    """What a batch round produced, by caller key."""
+
+    ok: dict[str, Any] = field(default_factory=dict)
+    failed: dict[str, HttpError] = field(default_factory=dict)
+    retry: list[str] = field(default_factory=list)
+    retry_after: float | None = None
+
+
+class GoogleClient:
+    """Credentials + services + retries for one account. ``close()`` saves a refreshed token."""
+
+    def __init__(self, settings: ClientSettings, limits: Limits) -> None:
+        self.settings = settings
+        self.limits = limits
+        self.retry = settings.retry
+        self._creds: Credentials | None = None
+        self._loaded_token: str | None = None
+        self._local = threading.local()
+        self._services: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    # -- setup
+    @property
+    def creds(self) -> Credentials:
+        if self._creds is None:
+            self._creds = load_credentials(
+                self.settings.token_path,
+                account=self.settings.account,
+                needed=self.settings.scopes,
+                token_uri=self.settings.token_uri,
+            )
+            self._loaded_token = self._creds.token
+        return self._creds
+
+    def http(self) -> google_auth_httplib2.AuthorizedHttp:
+        h = getattr(self._local, "http", None)
+        if h is None:
+            h = google_auth_httplib2.AuthorizedHttp(
+                self.creds, http=httplib2.Http(timeout=self.settings.timeout)
+            )
+            self._local.http = h
+        return h
+
+    def service(self, api: str, version: str) -> Any:
+        with self._lock:
+            svc = self._services.get(api)
+            if svc is None:
+                doc = json.loads(get_static_doc(api, version) or "{}")
+                endpoint = self.settings.api_endpoint
+                if endpoint:
+                    root = endpoint if endpoint.endswith("/") else endpoint + "/"
+                    doc["rootUrl"] = doc["mtlsRootUrl"] = root
+                svc = build_from_document(doc, http=self.http())
+                self._services[api] = svc
+            return svc
+
+    def close(self) -> None:
+        """Persist a refreshed access token so the next run need not refresh again."""
+        creds = self._creds
+        if creds is not None and creds.token and creds.token != self._loaded_token:
+            try:
+                save_credentials(creds, self.settings.token_path)
+                self._loaded_token = creds.token
+            except OSError as exc:
+                log.warning("could not update the token file: %s", exc.strerror)
+
+    # -- error mapping
+    def _auth_error(self, status: int, reason: str | None) -> AuthRequired | None:
+        account = self.settings.account
+        if status == 401:
+            return AuthRequired(
+                f'Google rejected the credentials of "{account}"; authorise again',
+                fix_command(account),
+            )
+        if status == 403 and reason in (
+            "insufficientPermissions",
+            "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+        ):
+            return AuthRequired(
+                f'the Google token of "{account}" lacks a needed permission; authorise again',
+                fix_command(account),
+            )
+        return None
+
+    def _classify(self, exc: BaseException) -> tuple[bool, float | None]:
+        """(retryable, retry_after) for an exception from a call; raises auth problems."""
+        if isinstance(exc, BatchError) or (isinstance(exc, HttpError) and exc.resp is None):
+            return True, None  # a garbled batch response: send it again
+        if isinstance(exc, HttpError):
+            status = int(exc.resp.status)
+            reason = error_reason(exc.content)
+            auth = self._auth_error(status, reason)
+            if auth is not None:
+                raise auth from None
+            if not is_retryable(status, reason):
+                return False, None
+            ra = retry_after_seconds(exc.resp.get("retry-after"))
+            if status in (403, 429):
+                self.limits.bucket.pause(ra if ra is not None else self.retry.base)
+            return True, ra
+        if isinstance(exc, google.auth.exceptions.GoogleAuthError):
+            raise refresh_failure(exc, self.settings.account) from None
+        if isinstance(exc, NETWORK_ERRORS):
+            return True, None
+        return False, None
+
+    # -- calls
+    def execute(self, make: Callable[[], Any], units: float, what: str) -> Any:
+        """Run one API request with quota, concurrency limit and bounded retries.
+
+        Non-retryable HttpErrors (404, 410, 400 ...) are re-raised for the caller to interpret.
+        """
+        retry_after: float | None = None
+        for attempt in range(self.retry.attempts):
+            try:
+                with self.limits.slot(units):
+                    self.calls += 1
+                    return make().execute(http=self.http())
+            except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as exc:
+                retryable, retry_after = self._classify(exc)
+                if not retryable:
+                    raise
+                log.debug("retrying %s after %s", what, type(exc).__name__)
+                if attempt + 1 < self.retry.attempts:
+                    self.retry.sleep(self.retry.delay(attempt, retry_after))
+        raise give_up(what, retry_after)
+
+    def batch_round(
+        self, api: str, requests: Sequence[tuple[str, Any]], units_each: float
+    ) -> PartResult:
+        """Send one batch; sort the parts into ok, failed for good (404...) and to retry."""
+        out = PartResult()
+        svc = self._services[api]
+
+        def callback(key: str, response: Any, exc: HttpError | None) -> None:
+            if exc is None:
+                out.ok[key] = response
+                return
+            status = int(exc.resp.status)
+            reason = error_reason(exc.content)
+            auth = self._auth_error(status, reason)
+            if auth is not None:
+                raise auth
+            if is_retryable(status, reason):
+                out.retry.append(key)
+            else:
+                out.failed[key] = exc
+
+        batch = svc.new_batch_http_request(callback=callback)
+        for key, req in requests:
+            batch.add(req, request_id=key)
+        try:
+            with self.limits.slot(units_each * len(requests)):
+                self.calls += 1
+                batch.execute(http=self.http())
+        except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as exc:
+            retryable, out.retry_after = self._classify(exc)
+            if not retryable:
+                raise TransientError(f"a Google batch request failed: {exc}") from None
+            done = set(out.ok) | set(out.failed)
+            out.retry = [k for k, _ in requests if k not in done]
+        return out

