@@ -40,7 +40,7 @@ class GmailWorld:
 
     def delete_one(self) -> str:
         msg = next(iter(self.emu.mailbox.messages.values()))
-        mid = dict((k.lower(), v) for k, v in msg.headers)["message-id"].strip("<>")
+        mid = {k.lower(): v for k, v in msg.headers}["message-id"].strip("<>")
         self.emu.mailbox.delete(msg.id)
         return mid
 
@@ -199,7 +199,9 @@ def test_refreshed_token_is_saved_0600(world: GmailWorld) -> None:
 def _sync_until_caught_up(store: Store, world: GmailWorld, tries: int = 40) -> list[str]:
     states: list[str] = []
     while len(states) < tries:
-        states.append(sync(store, world, page_size=40, batch_size=10, records_per_batch=20, timeout=0.3))
+        states.append(
+            sync(store, world, page_size=40, batch_size=10, records_per_batch=20, timeout=0.3)
+        )
         if states[-1] == "ok" and '"incr"' in (store.cursor("gm") or ""):
             break
     return states
@@ -215,12 +217,12 @@ def test_twenty_percent_faults_converge(world: GmailWorld) -> None:
     for _ in range(3):
         world.delete_one()
     assert _sync_until_caught_up(store, world)[-1] == "ok"
-    assert sync(store, world) == "ok" or True  # one more pass with faults still on
     world.emu.heal()
     assert sync(store, world) == "ok"
     assert stored_ids(store, "gm") == sorted(world.expected_ids())
     kinds = world.emu.faults_injected
-    assert kinds["drop"] and kinds["timeout"] and kinds["503"] and sum(kinds.values()) > 20
+    assert kinds["drop"] and kinds["timeout"] and kinds["500"] + kinds["503"]
+    assert sum(kinds.values()) > 20
 
 
 def test_history_actions() -> None:

@@ -555,7 +555,7 @@ class GoogleEmulator:
         if in_batch is None and path in ("/batch", "/batch/gmail/v1", "/batch/calendar/v3"):
             return self._batch(path, headers, body)
         if in_batch is None and path == "/token":
-            return self._token(body)
+            return self._token(body, headers)
         if in_batch is None and path == "/auth":
             return self._auth(query)
         try:
@@ -985,8 +985,13 @@ class GoogleEmulator:
         return r, r.body.decode()
 
     # -- OAuth
-    def _token(self, body: bytes) -> Reply:
+    def _token(self, body: bytes, headers: dict[str, str]) -> Reply:
         form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
+        basic = headers.get("authorization", "")
+        if basic.lower().startswith("basic "):  # client_secret_basic, as requests-oauthlib sends it
+            cid, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
+            form.setdefault("client_id", urllib.parse.unquote_plus(cid))
+            form.setdefault("client_secret", urllib.parse.unquote_plus(secret))
         invalid_grant = Reply(
             400,
             {"error": "invalid_grant", "error_description": "Token has been expired or revoked."},

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from fakes.google_api import CALENDAR_READONLY, GMAIL_METADATA, GoogleEmulator
-
 from keepwarm.connectors.google.calendar import CalendarOptions, GoogleCalendarConnector
 from keepwarm.connectors.google.client import ClientSettings, GoogleClient
 from keepwarm.connectors.google.gmail import GmailConnector, GmailOptions
