@@ -1,0 +1,299 @@
+"""Health checks for ``keepwarm doctor`` and the start-up permission check of ``keepwarm run``.
+
+Each check yields one :class:`Check` line: what was checked, whether it passed, and for a
+failure the fix. Network checks only open a TCP connection (or an SMTP login), with a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import smtplib
+import socket
+import ssl
+import stat
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from keepwarm.daemon.config import Account, Config, Secret, SmtpConfig
+
+OAUTH_KINDS = ("gmail", "gcal", "microsoft")
+LOCAL_KINDS = ("mbox", "maildir", "ics")
+NETWORK_TIMEOUT = 5.0
+_DEFAULT_HOSTS = {
+    "gmail": "https://gmail.googleapis.com",
+    "gcal": "https://www.googleapis.com",
+    "microsoft": "https://graph.microsoft.com",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+    warning: bool = False  # informational: shown, never fails the run
+
+    def line(self) -> str:
+        mark = "ok  " if self.ok else ("warn" if self.warning else "FAIL")
+        text = f"[{mark}] {self.name}: {self.detail}"
+        if not self.ok and self.fix:
+            text += f"\n       fix: {self.fix}"
+        return text
+
+
+# -- permissions ----------------------------------------------------------------------------------
+def private_files(config: Config) -> list[tuple[str, Path]]:
+    """Files that must be accessible to their owner only: config, tokens, passwords, database."""
+    files: list[tuple[str, Path]] = []
+    if config.path is not None:
+        files.append(("config", config.path))
+    for acct in config.accounts:
+        if acct.kind in OAUTH_KINDS:
+            files.append((f"token of {acct.name}", config.token_path(acct)))
+        pw = acct.secret().file
+        if pw is not None:
+            files.append((f"password file of {acct.name}", Path(pw)))
+    if config.smtp is not None and config.smtp.secret.file is not None:
+        files.append(("SMTP password file", Path(config.smtp.secret.file)))
+    db = config.store_path
+    files += [("database", db), ("database", Path(f"{db}-wal")), ("database", Path(f"{db}-shm"))]
+    return files
+
+
+def permission_problems(config: Config) -> list[Check]:
+    """One failed Check per existing private file that group or others can access."""
+    out: list[Check] = []
+    for what, path in private_files(config):
+        try:
+            st = path.stat()
+        except OSError:
+            continue  # missing files are reported by the checks that need them
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        loose = stat.S_IMODE(st.st_mode) & 0o077
+        if loose:
+            out.append(
+                Check(
+                    f"permissions of {what}",
+                    False,
+                    f"{path} is mode {stat.S_IMODE(st.st_mode):04o}: group or others can access it",
+                    f"chmod 600 {shlex.quote(str(path))}",
+                )
+            )
+    return out
+
+
+def check_permissions(config: Config) -> Iterator[Check]:
+    problems = permission_problems(config)
+    if problems:
+        yield from problems
+    else:
+        n = sum(1 for _, p in private_files(config) if p.exists())
+        yield Check("permissions", True, f"{n} private file(s) accessible to their owner only")
+
+
+# -- tokens and sources ---------------------------------------------------------------------------
+def check_tokens(config: Config) -> Iterator[Check]:
+    for acct in config.accounts:
+        if acct.kind not in OAUTH_KINDS or not acct.enabled:
+            continue
+        path = config.token_path(acct)
+        provider = "google" if acct.kind in ("gmail", "gcal") else "microsoft"
+        if path.is_file():
+            yield Check(f"token of {acct.name}", True, f"present ({path})")
+        else:
+            yield Check(
+                f"token of {acct.name}",
+                False,
+                f"no token file at {path}",
+                f"keepwarm auth {provider} {acct.name}",
+            )
+
+
+def _tcp(host: str, port: int, timeout: float) -> str | None:
+    """None when a TCP connection succeeds, else the reason."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _local_source(acct: Account) -> Check:
+    path = Path(acct.opt("path"))
+    name = f"source of {acct.name}"
+    if not path.exists():
+        return Check(
+            name,
+            False,
+            f"{path} does not exist",
+            f'fix accounts "{acct.name}" path in the config, or mount the disk that holds it',
+        )
+    if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+        return Check(
+            name,
+            False,
+            f"{path} is not readable by this user",
+            f"chmod u+r {shlex.quote(str(path))} (or run keepwarm as its owner)",
+        )
+    if acct.kind == "maildir" and not (path / "cur").is_dir() and not any(path.glob("*/cur")):
+        return Check(
+            name,
+            False,
+            f"{path} is not a maildir (no cur/ folder)",
+            "point path at a maildir (a folder with cur/ new/ tmp/) or at a tree of them",
+        )
+    return Check(name, True, f"{path} readable")
+
+
+def _remote_source(acct: Account, timeout: float) -> Check:
+    name = f"reachability of {acct.name}"
+    if acct.kind == "imap":
+        host = str(acct.opt("host"))
+        port = int(acct.opt("port") or (993 if acct.opt("security") == "tls" else 143))
+    else:
+        key = "graph_endpoint" if acct.kind == "microsoft" else "api_endpoint"
+        url = str(acct.opt(key) or _DEFAULT_HOSTS[acct.kind])
+        parts = urlsplit(url if "//" in url else f"https://{url}")
+        host = parts.hostname or url
+        port = parts.port or (80 if parts.scheme == "http" else 443)
+    err = _tcp(host, port, timeout)
+    if err:
+        return Check(
+            name,
+            False,
+            f"cannot connect to {host}:{port}: {err}",
+            "check the host and port in the config, the network and any firewall",
+        )
+    return Check(name, True, f"{host}:{port} accepts connections")
+
+
+def check_sources(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[Check]:
+    if not config.accounts:
+        yield Check(
+            "accounts",
+            False,
+            "no accounts configured",
+            "add an [[accounts]] table (see config.example.toml)",
+        )
+    for acct in config.accounts:
+        if not acct.enabled:
+            yield Check(f"source of {acct.name}", True, "disabled (skipped)")
+        elif acct.kind in LOCAL_KINDS:
+            yield _local_source(acct)
+        else:
+            yield _remote_source(acct, timeout)
+
+
+# -- SMTP -----------------------------------------------------------------------------------------
+def read_secret(secret: Secret) -> str:
+    """The password from a file, an environment variable or a command (first line, stripped)."""
+    if secret.file is not None:
+        return Path(secret.file).read_text(encoding="utf-8").splitlines()[0].strip()
+    if secret.env is not None:
+        value = os.environ.get(secret.env)
+        if value is None:
+            raise OSError(f"environment variable {secret.env} is not set")
+        return value
+    if secret.command is not None:
+        res = subprocess.run(
+            secret.command, shell=True, capture_output=True, text=True, timeout=30, check=False
+        )
+        if res.returncode != 0:
+            raise OSError(f"password_command exited with status {res.returncode}")
+        return res.stdout.splitlines()[0].strip() if res.stdout else ""
+    raise OSError("no password source configured")
+
+
+def _smtp_login(smtp: SmtpConfig, timeout: float) -> str | None:
+    ctx = ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None)
+    client: smtplib.SMTP
+    if smtp.security == "tls":
+        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=ctx)
+    else:
+        client = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
+    try:
+        client.ehlo()
+        if smtp.security == "starttls":
+            client.starttls(context=ctx)
+            client.ehlo()
+        if smtp.username:
+            client.login(smtp.username, read_secret(smtp.secret))
+            return "login accepted"
+        return "connected (no username configured, so no login)"
+    finally:
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            client.close()
+
+
+def check_smtp(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[Check]:
+    if config.delivery_method != "smtp" or config.smtp is None:
+        where = config.outbox if config.delivery_method == "file" else config.delivery_account
+        yield Check("delivery", True, f"{config.delivery_method} ({where})")
+        return
+    smtp = config.smtp
+    name = f"SMTP {smtp.host}:{smtp.port}"
+    try:
+        detail = _smtp_login(smtp, timeout)
+    except smtplib.SMTPAuthenticationError as exc:
+        yield Check(
+            name,
+            False,
+            f"login refused ({exc.smtp_code})",
+            "check [delivery.smtp] username and the password source (an app password for Gmail/Outlook)",
+        )
+    except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+        yield Check(
+            name,
+            False,
+            f"{type(exc).__name__}: {exc}",
+            "check [delivery.smtp] host, port and security, the network, and the password source",
+        )
+    else:
+        yield Check(name, True, detail or "ok")
+
+
+# -- time zone and schedule -----------------------------------------------------------------------
+def check_schedule(config: Config, now: datetime) -> Iterator[Check]:
+    from keepwarm.daemon.scheduler import next_digest_at
+
+    zone = config.zone
+    at = next_digest_at(now, config.digest["time"], zone)
+    local = at.astimezone(zone)
+    mins = int((at - now).total_seconds() // 60)
+    yield Check(
+        "time zone",
+        True,
+        f"{config.timezone} (now {now.astimezone(zone):%Y-%m-%d %H:%M %Z})",
+    )
+    yield Check(
+        "schedule",
+        True,
+        f"next digest {local:%Y-%m-%d %H:%M %Z} (in {mins // 60}h {mins % 60:02d}m); "
+        f"syncs every {_fmt_interval(config.daemon['sync_interval'].total_seconds())}",
+    )
+
+
+def _fmt_interval(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{int(seconds)} s"
+
+
+def run_checks(config: Config, now: datetime, timeout: float = NETWORK_TIMEOUT) -> Iterator[Check]:
+    """Every check after the config loaded, in the order ``doctor`` prints them."""
+    yield from check_permissions(config)
+    yield from check_tokens(config)
+    yield from check_sources(config, timeout)
+    yield from check_smtp(config, timeout)
+    yield from check_schedule(config, now)
