@@ -306,6 +306,8 @@ def status(obj: Ctx, as_json: bool) -> None:
                 "state": s.state if s else "never synced",
                 "last_ok": _fmt_ts(s.last_ok_at, zone) if s else None,
                 "last_attempt": _fmt_ts(s.last_attempt_at, zone) if s else None,
+                "health": _HEALTH.get(s.state, s.state) if s else "never synced",
+                "next_attempt": _fmt_ts(s.next_attempt_at, zone) if s else None,
                 "last_error": s.last_error if s else None,
                 "fix": s.fix if s else None,
                 "progress": [s.progress_done, s.progress_total]
@@ -322,6 +324,7 @@ def status(obj: Ctx, as_json: bool) -> None:
         "last_digest": {"date": digests[0], "state": digests[1], "error": digests[2]}
         if digests
         else None,
+        **_daemon_info(config),
     }
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -331,9 +334,11 @@ def status(obj: Ctx, as_json: bool) -> None:
     click.echo(f"events     {counts['events']:,}")
     click.echo(f"addresses  {counts['addresses']:,}")
     for a in accounts:
-        line = f"account    {a['name']} ({a['kind']}): {a['state']}"
+        line = f"account    {a['name']} ({a['kind']}): {a['health']}"
         if a["last_ok"]:
             line += f", last synced {a['last_ok']}"
+        if a["next_attempt"]:
+            line += f", next attempt {a['next_attempt']}"
         click.echo(line)
         if a["last_error"] and a["state"] != "ok":
             click.echo(f"           error: {a['last_error']}")
@@ -344,6 +349,34 @@ def status(obj: Ctx, as_json: bool) -> None:
         click.echo(
             f"digest     {d['date']}: {d['state']}" + (f" ({d['error']})" if d["error"] else "")
         )
+    click.echo(f"next       digest {data['next_digest']} {config.timezone}")
+    dmn = data["daemon"]
+    click.echo(
+        f"daemon     running (pid {dmn['pid']}, since {dmn['started']})"
+        if dmn["running"]
+        else "daemon     not running (start it with 'keepwarm run' or its systemd unit)"
+    )
+
+
+_HEALTH = {"backoff": "backing off", "auth_required": "auth required", "new": "not synced yet"}
+
+
+def _daemon_info(config: Config) -> dict[str, Any]:
+    """Whether ``keepwarm run`` holds the lock, and when the next digest is due."""
+    from keepwarm.daemon.lock import lock_path_for, running_daemon
+    from keepwarm.daemon.scheduler import next_digest_at
+
+    info = running_daemon(lock_path_for(config.store_path))
+    zone = config.zone
+    nxt = next_digest_at(datetime.now(UTC), config.digest["time"], zone)
+    return {
+        "daemon": {
+            "running": info is not None,
+            "pid": info.pid if info else None,
+            "started": _fmt_ts(int(info.started_at), zone) if info and info.started_at else None,
+        },
+        "next_digest": nxt.astimezone(zone).isoformat(timespec="minutes"),
+    }
 
 
 def main() -> None:
