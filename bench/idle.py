@@ -108,7 +108,9 @@ def main() -> int:
             proc.wait(30)
             sock.close()
     print(f"ready after        {ready:.2f} s (start-up, config and store open)")
-    print(f"RSS after start-up {rss:.1f} MB (after {args.seconds:.0f} s idle: {rss_end:.1f} MB; target < 100 MB)")
+    print(
+        f"RSS after start-up {rss:.1f} MB (after {args.seconds:.0f} s idle: {rss_end:.1f} MB; target < 100 MB)"
+    )
     print(
         f"CPU while idle     {cpu:.3f} s over {args.seconds:.0f} s "
         f"(= {cpu * 60 / args.seconds:.3f} s per 60 s; target < 0.5 s)"

@@ -73,10 +73,22 @@ ConnectorFactory = Callable[[Account, Config], Connector]
 def default_digest_job(
     config: Config, store: Store, *, now: datetime, send: bool = True
 ) -> DigestResult:
-    from keepwarm.daemon.digest_job import run_digest  # type: ignore[import-not-found,unused-ignore]
-
+    try:
+        from keepwarm.daemon.digest_job import (  # type: ignore[import-not-found,unused-ignore]
+            run_digest,
+        )
+    except ImportError:
+        return _Failed(local_date(now, config.zone), "this keepwarm version has no digest job")
     result: DigestResult = run_digest(config, store, now=now, send=send)
     return result
+
+
+@dataclass
+class _Failed:
+    local_date: Any
+    error: str | None
+    state: str = "failed"
+    transient: bool = False
 
 
 def default_connector(account: Account, config: Config) -> Connector:
