@@ -12,14 +12,14 @@ import smtplib
 import socket
 import ssl
 import stat
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from keepwarm.daemon.config import Account, Config, Secret, SmtpConfig
+from keepwarm.daemon.config import Account, Config, SmtpConfig
+from keepwarm.daemon.secrets import SecretError, resolve_secret
 
 OAUTH_KINDS = ("gmail", "gcal", "microsoft")
 LOCAL_KINDS = ("mbox", "maildir", "ics")
@@ -192,25 +192,6 @@ def check_sources(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[
 
 
 # -- SMTP -----------------------------------------------------------------------------------------
-def read_secret(secret: Secret) -> str:
-    """The password from a file, an environment variable or a command (first line, stripped)."""
-    if secret.file is not None:
-        return Path(secret.file).read_text(encoding="utf-8").splitlines()[0].strip()
-    if secret.env is not None:
-        value = os.environ.get(secret.env)
-        if value is None:
-            raise OSError(f"environment variable {secret.env} is not set")
-        return value
-    if secret.command is not None:
-        res = subprocess.run(
-            secret.command, shell=True, capture_output=True, text=True, timeout=30, check=False
-        )
-        if res.returncode != 0:
-            raise OSError(f"password_command exited with status {res.returncode}")
-        return res.stdout.splitlines()[0].strip() if res.stdout else ""
-    raise OSError("no password source configured")
-
-
 def _smtp_login(smtp: SmtpConfig, timeout: float) -> str | None:
     ctx = ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None)
     client: smtplib.SMTP
@@ -224,7 +205,7 @@ def _smtp_login(smtp: SmtpConfig, timeout: float) -> str | None:
             client.starttls(context=ctx)
             client.ehlo()
         if smtp.username:
-            client.login(smtp.username, read_secret(smtp.secret))
+            client.login(smtp.username, resolve_secret(smtp.secret, "delivery.smtp"))
             return "login accepted"
         return "connected (no username configured, so no login)"
     finally:
@@ -243,6 +224,8 @@ def check_smtp(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[Che
     name = f"SMTP {smtp.host}:{smtp.port}"
     try:
         detail = _smtp_login(smtp, timeout)
+    except SecretError as exc:
+        yield Check(name, False, str(exc), exc.fix or None)
     except smtplib.SMTPAuthenticationError as exc:
         yield Check(
             name,
