@@ -10,6 +10,8 @@ from keepwarm.daemon.config import Account, Config
 
 if TYPE_CHECKING:
     from keepwarm.connectors.google.client import GoogleClient
+    from keepwarm.connectors.microsoft.auth import MicrosoftAuth as MicrosoftAuthT
+    from keepwarm.connectors.microsoft.graph import GraphClient as GraphClientT
 
 
 def make_connector(account: Account, config: Config) -> Connector:
@@ -107,3 +109,49 @@ def _build_gcal(account: Account, config: Config) -> Connector:
 
 _BUILDERS["gmail"] = _build_gmail
 _BUILDERS["gcal"] = _build_gcal
+
+
+def microsoft_auth(account: Account, config: Config) -> MicrosoftAuthT:
+    from keepwarm.connectors.microsoft import make_auth
+
+    return make_auth(
+        account=account.name,
+        client_id=account.opt("client_id"),
+        tenant=account.opt("tenant") or "common",
+        token_path=config.token_path(account),
+        mail=bool(account.opt("mail")),
+        calendar=bool(account.opt("calendar")),
+        send=config.delivery_method == "microsoft" and config.delivery_account == account.name,
+        authority_host=account.opt("authority_host"),
+        ca_file=account.opt("ca_file"),
+        timeout=account.opt("timeout"),
+    )
+
+
+def microsoft_client(account: Account, config: Config) -> GraphClientT:
+    """The Graph client of a ``microsoft`` account (sync, and sendMail delivery)."""
+    from keepwarm.connectors.microsoft import make_client
+
+    return make_client(
+        microsoft_auth(account, config),
+        graph_endpoint=account.opt("graph_endpoint"),
+        timeout=account.opt("timeout"),
+    )
+
+
+def _build_microsoft(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.microsoft import MicrosoftConnector, Options
+
+    options = Options(
+        mail=bool(account.opt("mail")),
+        calendar=bool(account.opt("calendar")),
+        backfill=account.opt("backfill"),
+        window_past=account.opt("window_past"),
+        window_future=account.opt("window_future"),
+        keep_subjects=config.store_subjects,
+        me=config.addresses,
+    )
+    return MicrosoftConnector(account.name, microsoft_client(account, config), options)
+
+
+_BUILDERS["microsoft"] = _build_microsoft

@@ -1,7 +1,46 @@
-"""keepwarm CLI commands: microsoft."""
+"""keepwarm CLI commands: microsoft (``keepwarm auth microsoft ACCOUNT``)."""
 
 from __future__ import annotations
 
-from keepwarm.daemon.cli import cli
+import click
 
-__all__ = ["cli"]
+from keepwarm.connectors.base import AuthRequired, ConnectorError
+from keepwarm.daemon.cli import Ctx, UserError, cli, pass_ctx
+from keepwarm.daemon.commands.google import auth
+
+__all__ = ["cli", "microsoft"]
+
+
+@auth.command("microsoft")
+@click.argument("account")
+@pass_ctx
+def microsoft(obj: Ctx, account: str) -> None:
+    """Sign in to a Microsoft 365 / Outlook account with the device-code flow.
+
+    Prints a code and a URL; open the URL on any device, enter the code and sign in. The token is
+    saved (0600) in the state directory, and syncs then refresh it silently.
+    """
+    from keepwarm.daemon.accounts import microsoft_auth
+
+    config = obj.config
+    acct = config.account(account) if account else None
+    if acct is None or acct.kind != "microsoft":
+        kind = acct.kind if acct else "?"
+        raise UserError(f'account "{account}" is of kind "{kind}", not "microsoft"')
+    try:
+        auth = microsoft_auth(acct, config)
+        flow = auth.start_device_flow()
+        click.echo(str(flow.get("message") or _message(flow)))
+        click.echo("Waiting for you to sign in (Ctrl-C to give up)...", err=True)
+        who = auth.finish_device_flow(flow)
+    except AuthRequired as exc:
+        raise UserError(f"{exc}. Run 'keepwarm auth microsoft {account}' to try again") from None
+    except ConnectorError as exc:
+        raise UserError(str(exc)) from None
+    path = config.token_path(acct)
+    click.echo(f"Signed in{' as ' + who if who else ''}; token saved to {path}.")
+    click.echo(f"Next: keepwarm sync {account}")
+
+
+def _message(flow: dict[str, object]) -> str:
+    return f"To sign in, open {flow.get('verification_uri')} and enter the code {flow.get('user_code')}"

@@ -1,0 +1,307 @@
+"""A thin Microsoft Graph HTTP client on requests: auth header, throttling, retries, error codes.
+
+- ``Retry-After`` (seconds, possibly fractional) is honoured on 429 and 503.
+- At most :data:`MAX_CONCURRENT` requests per mailbox are in flight (Outlook's limit), shared by
+  every client of the same mailbox in the process.
+- Other 5xx, timeouts and dropped connections: exponential backoff with full jitter.
+- After :attr:`GraphClient.max_attempts` tries a :class:`TransientError` carrying the last
+  ``Retry-After`` is raised, so the daemon backs off and resumes from the last committed cursor.
+- A 401 triggers one silent token refresh; a second 401 (or a 403) is :class:`AuthRequired`.
+- Delta state that the server no longer knows (410, ``SyncStateNotFound``) is :class:`DeltaExpired`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from keepwarm.connectors.base import AuthRequired, SourceError, TransientError
+from keepwarm.connectors.microsoft.auth import MicrosoftAuth, fix_command
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRAPH = "https://graph.microsoft.com/v1.0"
+MAX_CONCURRENT = 4  # Outlook: four concurrent requests per app and mailbox
+MAX_BATCH = 20  # JSON batching limit
+MAX_RETRY_AFTER_WAIT = 60.0  # longer server waits are left to the daemon's backoff
+RESYNC_CODES = frozenset({"syncstatenotfound", "syncstateinvalid", "resyncrequired"})
+
+_semaphores: dict[str, threading.BoundedSemaphore] = {}
+_semaphores_lock = threading.Lock()
+
+
+def mailbox_semaphore(key: str) -> threading.BoundedSemaphore:
+    """The process-wide concurrency gate for one mailbox (Graph endpoint + account)."""
+    with _semaphores_lock:
+        sem = _semaphores.get(key)
+        if sem is None:
+            sem = _semaphores[key] = threading.BoundedSemaphore(MAX_CONCURRENT)
+        return sem
+
+
+class DeltaExpired(Exception):
+    """The delta or skip token is no longer known to Graph: restart that delta round."""
+
+
+class NotFound(Exception):
+    """404 from Graph (a folder or message that no longer exists)."""
+
+
+class GraphError(Exception):
+    """A non-retryable Graph error response."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+def error_code(resp: requests.Response) -> tuple[str, str]:
+    """``(code, message)`` from a Graph error body, tolerating non-JSON bodies."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return "", resp.reason or ""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("code") or ""), str(err.get("message") or "")[:300]
+    if isinstance(err, str):  # OAuth-style bodies
+        return err, str(body.get("error_description") or "")[:300]
+    return "", ""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: ``"2.128"`` or ``"10"``; HTTP dates are ignored."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def quote_id(item_id: str) -> str:
+    return quote(item_id, safe="")
+
+
+class GraphClient:
+    """GET/POST JSON against Graph for one mailbox, with throttling and retries."""
+
+    def __init__(
+        self,
+        auth: MicrosoftAuth,
+        *,
+        base_url: str = DEFAULT_GRAPH,
+        timeout: float = 60.0,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.auth = auth
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.sleep = sleep
+        self.session = requests.Session()
+        self.session.verify = auth.session.verify
+        self.gate = mailbox_semaphore(f"{self.base_url}|{auth.account}")
+        self.requests = 0  # HTTP requests sent, retries included (for benchmarks and logs)
+
+    def url(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            return path_or_url
+        return f"{self.base_url}/{path_or_url.lstrip('/')}"
+
+    def get(
+        self,
+        path_or_url: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return self.request("GET", path_or_url, params=params, headers=headers)
+
+    def post(
+        self,
+        path: str,
+        body: Any,
+        headers: Mapping[str, str] | None = None,
+        *,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        return self.request("POST", path, body=body, headers=headers, idempotent=idempotent)
+
+    # -- the retry loop --------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        url = self.url(path_or_url)
+        retry_after: float | None = None
+        refreshed = False
+        last = "no response"
+        for attempt in range(1, self.max_attempts + 1):
+            token = self.auth.access_token()
+            hdrs = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            hdrs.update(headers or {})
+            try:
+                resp = self._send(method, url, params, hdrs, body)
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                last = type(exc).__name__
+                if not idempotent:
+                    raise TransientError(
+                        f"Microsoft Graph did not answer ({last}); will retry later"
+                    ) from None
+                self._pause(attempt, None)
+                continue
+            status = resp.status_code
+            if status < 300:
+                try:
+                    return _json_body(resp)
+                except ValueError:
+                    last = "a truncated response"
+                    self._pause(attempt, None)
+                    continue
+            code, message = error_code(resp)
+            if status == 401 and not refreshed:
+                refreshed = True
+                self.auth.invalidate()
+                self.auth.access_token(force_refresh=True)
+                continue
+            if status in (401, 403):
+                raise AuthRequired(
+                    f"Microsoft Graph refused access for account {self.auth.account} "
+                    f"({status} {code or 'error'}); sign in again and grant the permissions",
+                    fix=fix_command(self.auth.account),
+                )
+            if status == 410 or code.lower() in RESYNC_CODES:
+                raise DeltaExpired(code or "Gone")
+            if status == 404:
+                raise NotFound(code or "NotFound")
+            if status == 429 or status >= 500:
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                last = f"{status} {code}".strip()
+                log.debug("graph %s %s: %s, retry-after %s", method, status, code, retry_after)
+                if retry_after is not None and retry_after > MAX_RETRY_AFTER_WAIT:
+                    break
+                if not idempotent and status >= 500 and status != 503:
+                    break
+                self._pause(attempt, retry_after)
+                continue
+            raise GraphError(status, code or "error", message)
+        raise TransientError(
+            f"Microsoft Graph is busy or unavailable ({last}); will retry later",
+            retry_after=retry_after,
+        )
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: dict[str, str],
+        body: Any,
+    ) -> requests.Response:
+        with self.gate:
+            self.requests += 1
+            if body is None:
+                return self.session.request(
+                    method, url, params=params, headers=headers, timeout=self.timeout
+                )
+            headers["Content-Type"] = "application/json"
+            return self.session.request(
+                method,
+                url,
+                params=params,
+                headers=headers,
+                data=json.dumps(body),
+                timeout=self.timeout,
+            )
+
+    def _pause(self, attempt: int, retry_after: float | None) -> None:
+        if attempt >= self.max_attempts:
+            return
+        if retry_after is not None:
+            delay = retry_after
+        else:
+            exp = min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1)))
+            delay = random.uniform(0, exp)  # full jitter
+        self.sleep(delay)
+
+    # -- JSON batching ---------------------------------------------------------------------------
+    def batch_get(
+        self, urls: Mapping[str, str], headers: Mapping[str, str] | None = None
+    ) -> dict[str, tuple[int, dict[str, Any]]]:
+        """GET up to any number of relative URLs via ``$batch`` (20 per call); ``{key: (status, body)}``.
+
+        Throttled or failed members are retried (with the same bounds as single requests).
+        """
+        results: dict[str, tuple[int, dict[str, Any]]] = {}
+        pending = dict(urls)
+        for attempt in range(1, self.max_attempts + 1):
+            if not pending:
+                return results
+            retry_after: float | None = None
+            keys = list(pending)
+            for i in range(0, len(keys), MAX_BATCH):
+                chunk = keys[i : i + MAX_BATCH]
+                reqs = [
+                    {
+                        "id": str(n),
+                        "method": "GET",
+                        "url": pending[k],
+                        "headers": dict(headers or {}),
+                    }
+                    for n, k in enumerate(chunk)
+                ]
+                reply = self.post("$batch", {"requests": reqs})
+                for item in reply.get("responses") or []:
+                    try:
+                        key = chunk[int(item.get("id"))]
+                    except (TypeError, ValueError, IndexError):
+                        continue
+                    status = int(item.get("status") or 0)
+                    if status == 429 or status >= 500 or status == 0:
+                        ra = parse_retry_after((item.get("headers") or {}).get("Retry-After"))
+                        if ra is not None:
+                            retry_after = max(retry_after or 0.0, ra)
+                        continue
+                    body = item.get("body")
+                    results[key] = (status, body if isinstance(body, dict) else {})
+                    pending.pop(key, None)
+            if pending:
+                self._pause(attempt, retry_after)
+        if pending:
+            raise TransientError("Microsoft Graph kept throttling a batch; will retry later")
+        return results
+
+
+def _json_body(resp: requests.Response) -> dict[str, Any]:
+    """The JSON object of a 2xx response; ValueError when it is cut short or not JSON."""
+    if resp.status_code in (202, 204) or not resp.content:
+        return {}
+    data = resp.json()
+    if not isinstance(data, dict):
+        raise SourceError("Microsoft Graph sent an unexpected response; check graph_endpoint")
+    return data
