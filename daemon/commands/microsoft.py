@@ -7,6 +7,7 @@ import click
 from keepwarm.connectors.base import AuthRequired, ConnectorError
 from keepwarm.daemon.cli import Ctx, UserError, cli, pass_ctx
 from keepwarm.daemon.commands.google import auth
+from keepwarm.daemon.config import ConfigError
 
 __all__ = ["cli", "microsoft"]
 
@@ -23,10 +24,12 @@ def microsoft(obj: Ctx, account: str) -> None:
     from keepwarm.daemon.accounts import microsoft_auth
 
     config = obj.config
-    acct = config.account(account) if account else None
-    if acct is None or acct.kind != "microsoft":
-        kind = acct.kind if acct else "?"
-        raise UserError(f'account "{account}" is of kind "{kind}", not "microsoft"')
+    try:
+        acct = config.account(account)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    if acct.kind != "microsoft":
+        raise UserError(f'account "{account}" is of kind "{acct.kind}", not "microsoft"')
     try:
         auth = microsoft_auth(acct, config)
         flow = auth.start_device_flow()
@@ -43,4 +46,6 @@ def microsoft(obj: Ctx, account: str) -> None:
 
 
 def _message(flow: dict[str, object]) -> str:
-    return f"To sign in, open {flow.get('verification_uri')} and enter the code {flow.get('user_code')}"
+    return (
+        f"To sign in, open {flow.get('verification_uri')} and enter the code {flow.get('user_code')}"
+    )

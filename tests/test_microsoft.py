@@ -1,0 +1,464 @@
+"""Microsoft 365 connector behaviour against the emulator, through real msal and requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from contract import stored_ids
+from fakes.graph_api import GraphEmulator
+from ms_world import ACCOUNT, auth_for, connector_for, sign_in
+
+from keepwarm.connectors.base import AuthRequired, Batch, TransientError
+from keepwarm.connectors.microsoft import make_client
+from keepwarm.connectors.microsoft.graph import GraphClient, parse_retry_after
+from keepwarm.connectors.microsoft.records import BODY_FIELDS, MESSAGE_FIELDS
+from keepwarm.connectors.microsoft.send import send_mail
+from keepwarm.daemon.store import Store
+from keepwarm.daemon.sync import run_account
+
+
+@pytest.fixture
+def emu() -> Iterator[GraphEmulator]:
+    with GraphEmulator() as e:
+        yield e
+
+
+@pytest.fixture
+def token(tmp_path: Path, emu: GraphEmulator) -> Path:
+    path = tmp_path / "tokens" / "office.json"
+    sign_in(emu, path)
+    return path
+
+
+def sync(store: Store, emu: GraphEmulator, token: Path, **kw: object) -> str:
+    return run_account(store, connector_for(emu, token, **kw)).state  # type: ignore[arg-type]
+
+
+def sources(store: Store) -> list[tuple[str, str, str | None]]:
+    rows = store.conn.execute(
+        """SELECT m.message_id, s.provider_id, s.folder FROM message_sources s
+           JOIN messages m ON m.id = s.message ORDER BY m.message_id"""
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def msgid(emu: GraphEmulator, mid: str) -> str:
+    return str(emu.messages[mid]["internetMessageId"]).strip("<>")
+
+
+# -- auth -----------------------------------------------------------------------------------------
+def test_device_flow_creates_a_private_cache_with_an_account(
+    emu: GraphEmulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "t" / "office.json"
+    who = sign_in(emu, path)
+    assert who == emu.user
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    cache = json.loads(path.read_text())
+    assert cache["Account"] and cache["RefreshToken"]
+    assert emu.token_requests["urn:ietf:params:oauth:grant-type:device_code"] >= 1
+
+
+def test_silent_token_comes_from_the_cache_and_the_file_is_not_rewritten(
+    emu: GraphEmulator, token: Path
+) -> None:
+    before = (token.stat().st_mtime_ns, token.read_text())
+    auth = auth_for(emu, token)
+    assert auth.access_token().startswith("at-")
+    assert emu.token_requests["refresh_token"] == 0  # scope echo -> cache hit, no refresh
+    assert (token.stat().st_mtime_ns, token.read_text()) == before
+
+
+def test_expired_refresh_token_parks_the_account_with_the_fix(
+    emu: GraphEmulator, tmp_path: Path
+) -> None:
+    emu.access_token_lifetime = 1  # msal treats it as expired at once and refreshes
+    path = tmp_path / "office.json"
+    sign_in(emu, path)
+    emu.refresh_tokens.clear()  # the refresh token expired (AADSTS700082)
+    store = Store.memory()
+    emu.add_message()
+    outcome = run_account(store, connector_for(emu, path))
+    assert outcome.state == "auth_required"
+    assert outcome.fix == f"keepwarm auth microsoft {ACCOUNT}"
+    state = {s.name: s for s in store.account_states()}[ACCOUNT]
+    assert state.fix == f"keepwarm auth microsoft {ACCOUNT}" and state.last_error
+    assert "at-" not in (state.last_error or "") and "rt-" not in (state.last_error or "")
+
+
+def test_no_sign_in_yet_is_auth_required(emu: GraphEmulator, tmp_path: Path) -> None:
+    outcome = run_account(Store.memory(), connector_for(emu, tmp_path / "none.json"))
+    assert outcome.state == "auth_required"
+    assert outcome.fix == f"keepwarm auth microsoft {ACCOUNT}"
+
+
+def test_wrong_client_id_is_a_clear_error(emu: GraphEmulator, tmp_path: Path) -> None:
+    from keepwarm.connectors.base import SourceError
+
+    auth = auth_for(emu, tmp_path / "x.json", client_id="not-registered")
+    with pytest.raises(SourceError, match="client_id"):
+        auth.start_device_flow()
+
+
+# -- mail -----------------------------------------------------------------------------------------
+def test_only_metadata_fields_are_requested_with_immutable_ids(
+    emu: GraphEmulator, token: Path
+) -> None:
+    emu.add_bulk(30)
+    store = Store.memory()
+    assert sync(store, emu, token) == "ok"
+    assert emu.selected and not (emu.selected & BODY_FIELDS)
+    assert emu.selected <= {*MESSAGE_FIELDS, "parentFolderId", "id"}
+    assert all('IdType="ImmutableId"' in p for p in emu.prefers)
+    assert any("odata.maxpagesize=" in p for p in emu.prefers)
+    dump = "\n".join(store.conn.iterdump())
+    assert "SECRET" not in dump
+
+
+def test_records_are_mapped_from_graph_fields(emu: GraphEmulator, token: Path) -> None:
+    sent = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+    emu.add_message(
+        "sentitems",
+        sender=emu.user,
+        to=["Bob.Smith@Example.ORG"],
+        cc=["carol@example.net"],
+        bcc=["dave@example.com"],
+        subject="Quarterly review",
+        sent=sent,
+        message_id="<abc-1@mail.contoso.test>",
+        inference="other",
+        conversation="conv-1",
+    )
+    batches: list[Batch] = []
+    run_account(
+        Store.memory(),
+        connector_for(emu, token, now=datetime(2025, 6, 1, tzinfo=UTC)),
+        on_batch=lambda _a, _p, b: batches.append(b),
+    )
+    [m] = [m for b in batches for m in b.messages]
+    assert m.sender is not None and m.sender.email == emu.user
+    assert [a.email for a in m.to] == ["bob.smith@example.org"]
+    assert [a.email for a in m.cc] == ["carol@example.net"]
+    assert [a.email for a in m.bcc] == ["dave@example.com"]
+    assert m.date == sent and m.message_id == "abc-1@mail.contoso.test"
+    assert m.subject == "Quarterly review" and m.thread_hint == "conv-1"
+    assert m.folder == "Sent Items" and "inference:other" in m.markers
+
+
+def test_junk_deleted_drafts_and_draft_flags_are_skipped(emu: GraphEmulator, token: Path) -> None:
+    keep = emu.add_message("inbox")
+    emu.add_message("junkemail")
+    emu.add_message("deleteditems")
+    emu.add_message("drafts", is_draft=True)
+    emu.add_message("inbox", is_draft=True)
+    sub = emu.create_folder("Old project", "deleteditems")
+    emu.add_message(sub)
+    store = Store.memory()
+    assert sync(store, emu, token) == "ok"
+    assert stored_ids(store, ACCOUNT) == [msgid(emu, keep)]
+
+
+def test_backfill_window_is_applied(emu: GraphEmulator, token: Path) -> None:
+    now = datetime.now(UTC)
+    recent = emu.add_message(sent=now - timedelta(days=30))
+    emu.add_message(sent=now - timedelta(days=400))
+    store = Store.memory()
+    assert sync(store, emu, token, backfill=timedelta(days=365)) == "ok"
+    assert stored_ids(store, ACCOUNT) == [msgid(emu, recent)]
+
+
+def test_message_moved_between_folders_stays_one_interaction(
+    emu: GraphEmulator, token: Path
+) -> None:
+    projects = emu.create_folder("Projects", "inbox")
+    a = emu.add_message("inbox")
+    b = emu.add_message(projects)
+    store = Store.memory()
+    assert sync(store, emu, token, page_size=1) == "ok"
+    emu.move_message(a, projects)  # source folder synced before the target
+    emu.move_message(b, "inbox")  # target folder synced before the source
+    assert sync(store, emu, token, page_size=1) == "ok"
+    got = sources(store)
+    assert got == sorted([(msgid(emu, a), a, "Inbox/Projects"), (msgid(emu, b), b, "Inbox")])
+    assert store.counts()["messages"] == 2
+    emu.move_message(a, "deleteditems")  # moved to Deleted Items: gone
+    assert sync(store, emu, token) == "ok"
+    assert stored_ids(store, ACCOUNT) == [msgid(emu, b)]
+
+
+def test_folders_created_renamed_and_deleted_later(emu: GraphEmulator, token: Path) -> None:
+    emu.add_message("inbox")
+    store = Store.memory()
+    assert sync(store, emu, token) == "ok"
+    clients = emu.create_folder("Clients", "inbox")
+    c1 = emu.add_message(clients)
+    assert sync(store, emu, token) == "ok"
+    assert msgid(emu, c1) in stored_ids(store, ACCOUNT)
+    emu.rename_folder(clients, "Customers")
+    c2 = emu.add_message(clients)
+    assert sync(store, emu, token) == "ok"
+    assert (msgid(emu, c2), c2, "Inbox/Customers") in sources(store)
+    emu.delete_folder(clients)  # moves under Deleted Items
+    assert sync(store, emu, token) == "ok"
+    assert stored_ids(store, ACCOUNT) == sorted(emu.expected_message_ids())
+    assert msgid(emu, c1) not in stored_ids(store, ACCOUNT)
+
+
+def test_expired_delta_token_resyncs_only_that_round_without_duplicates(
+    emu: GraphEmulator, token: Path
+) -> None:
+    emu.add_bulk(40)
+    store = Store.memory()
+    assert sync(store, emu, token, page_size=7) == "ok"
+    emu.expire_tokens()
+    emu.add_bulk(5)
+    outcome = run_account(store, connector_for(emu, token, page_size=7))
+    assert outcome.state == "ok" and not outcome.full_resync
+    assert stored_ids(store, ACCOUNT) == sorted(emu.expected_message_ids())
+    assert outcome.added == 5
+
+
+def test_incremental_sync_with_no_change_is_cheap(emu: GraphEmulator, token: Path) -> None:
+    emu.add_bulk(200)
+    store = Store.memory()
+    assert sync(store, emu, token) == "ok"
+    before = emu.graph_requests
+    assert sync(store, emu, token) == "ok"
+    # folder listing (1) + one delta per synced folder (inbox, sent, archive) + calendar (1)
+    assert emu.graph_requests - before <= 6
+
+
+# -- throttling and faults ------------------------------------------------------------------------
+def test_retry_after_is_parsed_as_float() -> None:
+    assert parse_retry_after("2.128") == pytest.approx(2.128)
+    assert parse_retry_after("10") == 10.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
+    assert parse_retry_after(None) is None
+
+
+def _client(emu: GraphEmulator, token: Path, sleeps: list[float] | None = None) -> GraphClient:
+    client = make_client(auth_for(emu, token), graph_endpoint=emu.graph_endpoint)
+    if sleeps is not None:
+        client.sleep = sleeps.append
+    return client
+
+
+def test_429_and_503_honour_retry_after(emu: GraphEmulator, token: Path) -> None:
+    sleeps: list[float] = []
+    client = _client(emu, token, sleeps)
+    emu.retry_after = "0.125"
+    emu.force("429", "503", "429")
+    assert client.get("me/mailFolders")["value"]
+    assert sleeps == [pytest.approx(0.125), pytest.approx(0.02), pytest.approx(0.125)]
+
+
+def test_other_failures_back_off_exponentially_then_give_up(
+    emu: GraphEmulator, token: Path
+) -> None:
+    sleeps: list[float] = []
+    client = _client(emu, token, sleeps)
+    client.max_attempts = 4
+    emu.force("500", "drop", "500", "500")
+    with pytest.raises(TransientError):
+        client.get("me/mailFolders")
+    assert len(sleeps) == 3
+    assert all(0 <= s <= client.backoff_base * 2**i for i, s in enumerate(sleeps))
+
+
+def test_long_retry_after_is_left_to_the_daemon(emu: GraphEmulator, token: Path) -> None:
+    client = _client(emu, token, [])
+    emu.retry_after = "120"
+    emu.force("429")
+    with pytest.raises(TransientError) as exc:
+        client.get("me/mailFolders")
+    assert exc.value.retry_after == 120.0
+
+
+def test_at_most_four_concurrent_requests_per_mailbox(emu: GraphEmulator, token: Path) -> None:
+    emu.latency = 0.05
+    clients = [_client(emu, token) for _ in range(2)]  # two clients, one mailbox
+    errors: list[BaseException] = []
+
+    def work(c: GraphClient) -> None:
+        try:
+            for _ in range(3):
+                c.get("me/mailFolders")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(clients[i % 2],)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert emu.concurrency_rejections == 0
+    assert emu.max_inflight == 4
+
+
+def _converge(store: Store, emu: GraphEmulator, token: Path) -> list[str]:
+    states: list[str] = []
+    for _ in range(20):
+        states.append(sync(store, emu, token, page_size=50, timeout=0.4))
+        if states[-1] == "ok":
+            break
+    return states
+
+
+def test_twenty_percent_faults_converge_with_nothing_lost(emu: GraphEmulator, token: Path) -> None:
+    projects = emu.create_folder("Projects", "inbox")
+    ids = emu.add_bulk(1500, folders=("inbox", "sentitems", projects))
+    emu.add_event(subject="Standup")
+    emu.timeout_sleep = 0.6
+    emu.fault_rate = 0.2
+    store = Store.memory()
+    states = _converge(store, emu, token)  # a backfill under faults
+    assert states[-1] == "ok", states
+    assert stored_ids(store, ACCOUNT) == sorted(emu.expected_message_ids())
+    for mid in ids[:20]:
+        emu.move_message(
+            mid, "inbox" if emu.messages[mid]["parentFolderId"] == projects else projects
+        )
+    for mid in ids[20:40]:
+        emu.delete_message(mid)
+    emu.add_bulk(300, folders=("inbox", projects))
+    states = _converge(store, emu, token)  # incremental rounds under faults
+    assert states[-1] == "ok", states
+    assert sum(emu.faults_injected.values()) > 5
+    assert len(emu.faults_injected) >= 3  # several kinds of fault were served
+    assert stored_ids(store, ACCOUNT) == sorted(emu.expected_message_ids())
+    assert store.counts()["messages"] == len(emu.expected_message_ids())
+
+
+# -- calendar -------------------------------------------------------------------------------------
+def test_calendar_events_are_mapped_and_bodies_never_stored(
+    emu: GraphEmulator, token: Path
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    emu.add_event(
+        subject="Budget review",
+        start=now - timedelta(days=2),
+        organizer="alice@example.com",
+        attendees=[
+            ("alice@example.com", "organizer", "required"),
+            (emu.user, "accepted", "required"),
+            ("bob@example.org", "declined", "optional"),
+            ("room-4@contoso.test", "accepted", "resource"),
+        ],
+        my_response="tentativelyAccepted",
+    )
+    emu.add_event(subject="Cancelled sync", start=now - timedelta(days=1), is_cancelled=True)
+    master = emu.add_event(
+        subject="Weekly", start=now - timedelta(days=7), event_type="seriesMaster"
+    )
+    emu.add_event(
+        subject="Weekly",
+        start=now - timedelta(days=7),
+        event_type="occurrence",
+        series_master=master,
+    )
+    emu.add_event(
+        subject="Holiday", start=now + timedelta(days=3), show_as="oof", is_organizer=True
+    )
+    batches: list[Batch] = []
+    store = Store.memory()
+    run_account(store, connector_for(emu, token), on_batch=lambda _a, _p, b: batches.append(b))
+    events = {e.title: e for b in batches for e in b.events}
+    assert set(events) == {"Budget review", "Cancelled sync", "Weekly", "Holiday"}
+    review = events["Budget review"]
+    assert review.my_response == "tentative" and review.start == now - timedelta(days=2)
+    assert review.organizer is not None and review.organizer.email == "alice@example.com"
+    by = {a.email: a for a in review.attendees}
+    assert by["alice@example.com"].organizer and by["alice@example.com"].response == "accepted"
+    assert by["bob@example.org"].optional and by["bob@example.org"].response == "declined"
+    assert by["room-4@contoso.test"].resource
+    assert by[emu.user].is_self
+    assert events["Cancelled sync"].status == "cancelled"
+    assert events["Weekly"].recurring
+    assert (
+        events["Holiday"].event_type == "outOfOffice"
+        and events["Holiday"].my_response == "accepted"
+    )
+    dump = "\n".join(store.conn.iterdump())
+    assert "SECRET AGENDA" not in dump
+    assert store.counts()["events"] == 4
+
+
+def test_calendar_deletions_and_window(emu: GraphEmulator, token: Path) -> None:
+    now = datetime.now(UTC)
+    keep = emu.add_event(subject="Keep", start=now - timedelta(days=5))
+    drop = emu.add_event(subject="Drop", start=now - timedelta(days=4))
+    emu.add_event(subject="Too old", start=now - timedelta(days=1000))
+    store = Store.memory()
+    assert sync(store, emu, token) == "ok"
+    assert store.counts()["events"] == 2
+    emu.delete_event(drop)
+    emu.update_event(keep, subject="Kept")
+    assert sync(store, emu, token) == "ok"
+    titles = [r[0] for r in store.conn.execute("SELECT title FROM events")]
+    assert titles == ["Kept"] or store.counts()["events"] == 1
+
+
+def test_titles_are_not_stored_when_subjects_are_off(emu: GraphEmulator, token: Path) -> None:
+    emu.add_event(subject="Private title")
+    emu.add_message(subject="Private subject")
+    conn = connector_for(emu, token)
+    conn.options.keep_subjects = False
+    store = Store.memory()
+    assert run_account(store, conn).state == "ok"
+    dump = "\n".join(store.conn.iterdump())
+    assert "Private title" not in dump and "Private subject" not in dump
+
+
+# -- sendMail -------------------------------------------------------------------------------------
+def test_send_mail_needs_mail_send_and_is_accepted(emu: GraphEmulator, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.json"
+    sign_in(emu, plain)
+    client = make_client(auth_for(emu, plain), graph_endpoint=emu.graph_endpoint)
+    with pytest.raises(AuthRequired):
+        send_mail(client, to=["me@contoso.test"], subject="Digest", text="hi")
+    with_send = tmp_path / "send.json"
+    sign_in(emu, with_send, send=True)
+    client = make_client(auth_for(emu, with_send, send=True), graph_endpoint=emu.graph_endpoint)
+    send_mail(
+        client,
+        to=["me@contoso.test"],
+        subject="Digest",
+        text="hi",
+        headers={"X-Keepwarm-Digest": "2026-01-01"},
+    )
+    [sent] = emu.sent
+    assert sent["message"]["toRecipients"][0]["emailAddress"]["address"] == "me@contoso.test"
+    assert sent["message"]["internetMessageHeaders"] == [
+        {"name": "X-Keepwarm-Digest", "value": "2026-01-01"}
+    ]
+
+
+def test_send_mail_is_not_retried_after_a_dropped_connection(
+    emu: GraphEmulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "send.json"
+    sign_in(emu, path, send=True)
+    client = make_client(auth_for(emu, path, send=True), graph_endpoint=emu.graph_endpoint)
+    emu.force("drop")
+    with pytest.raises(TransientError):
+        send_mail(client, to=["me@contoso.test"], subject="Digest", text="hi")
+    assert emu.routes["sendMail"] == 0 and not emu.sent
+
+
+def test_token_file_permissions_survive_refresh(emu: GraphEmulator, tmp_path: Path) -> None:
+    emu.access_token_lifetime = 1
+    path = tmp_path / "office.json"
+    sign_in(emu, path)
+    os.chmod(path, 0o600)
+    auth = auth_for(emu, path)
+    auth.access_token()
+    assert emu.token_requests["refresh_token"] == 1
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
