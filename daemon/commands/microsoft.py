@@ -46,6 +46,4 @@ def microsoft(obj: Ctx, account: str) -> None:
 
 
 def _message(flow: dict[str, object]) -> str:
-    return (
-        f"To sign in, open {flow.get('verification_uri')} and enter the code {flow.get('user_code')}"
-    )
+    return f"To sign in, open {flow.get('verification_uri')} and enter the code {flow.get('user_code')}"
