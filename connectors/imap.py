@@ -29,11 +29,13 @@ import imaplib
 import ipaddress
 import json
 import logging
+import queue
 import random
 import socket
 import ssl
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,6 +117,7 @@ class ImapSettings:
     retry_base: float = 1.0  # seconds; doubled per attempt, with jitter
     fetch_chunk: int = FETCH_CHUNK
     use_extensions: bool = True  # ESEARCH, X-GM-EXT-1 (off: plain RFC 3501, for tests)
+    prefetch: bool = True  # read the next FETCH while the caller stores the last batch
 
     @property
     def effective_port(self) -> int:
@@ -581,6 +584,51 @@ class ImapConnector:
 
     # -- public -------------------------------------------------------------------------------
     def sync(self, cursor: str | None) -> Iterator[Batch]:
+        """Batches in order. With ``prefetch`` a worker thread reads the next FETCH from the
+        server while the caller stores the previous batch (each batch's cursor is fixed when it
+        is made, so abandoning the generator at any yield is safe)."""
+        if not self.settings.prefetch:
+            yield from self._sync(cursor)
+            return
+        q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+        stop = threading.Event()
+
+        def produce() -> None:
+            gen = self._sync(cursor)
+            try:
+                for batch in gen:
+                    while not stop.is_set():
+                        try:
+                            q.put(("batch", batch), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                q.put(("done", None))
+            except BaseException as exc:  # handed to the caller's thread
+                q.put(("error", exc))
+            finally:
+                gen.close()
+
+        worker = threading.Thread(target=produce, name=f"imap-{self.account}", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, value = q.get()
+                if kind == "batch":
+                    yield value
+                elif kind == "done":
+                    return
+                else:
+                    raise value
+        finally:
+            stop.set()
+            with contextlib.suppress(queue.Empty):
+                q.get_nowait()  # unblock a worker waiting to hand over a batch
+            worker.join(self.settings.timeout + 5)
+
+    def _sync(self, cursor: str | None) -> Generator[Batch, None, None]:
         state = SyncState.load(cursor)
         password = self.settings.password()
         self.round_trips = 0
@@ -687,7 +735,7 @@ class ImapConnector:
         s = self.settings
         listed = session.list_folders()
         names = [n for _f, _d, n in listed]
-        if session.gmail:
+        if session.gmail and not s.folders:  # one "All Mail" pass instead of every label
             for flags, _d, name in listed:
                 if b"\\all" in {f.lower() for f in flags}:
                     return [name]
