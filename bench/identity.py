@@ -1,6 +1,6 @@
 """Benchmark identity resolution: a synthetic store of N messages over M addresses.
 
-    .venv/bin/python bench/identity.py [--messages 1000000] [--addresses 20000]
+    .venv/bin/python bench/identity.py [--messages 1000000] [--addresses 20000] [--db PATH]
 
 Prints the time to build the store (not the target), then the time and peak RSS of
 ``resolve`` and of the full ``keepwarm people`` view (identity + per-person stats).
@@ -66,16 +66,21 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--addresses", type=int, default=20_000)
+    ap.add_argument("--db", type=Path, help="reuse (or build once) the store at this path")
     args = ap.parse_args()
     config = loads(f'[me]\nname = "Me"\naddresses = ["{ME}"]\ntimezone = "UTC"\n')
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.db"
+        db = args.db or Path(tmp) / "bench.db"
         t = time.perf_counter()
-        build(db, args.messages, args.addresses)
+        if not db.exists():
+            build(db, args.messages, args.addresses)
         print(
             f"built store: {args.messages:,} messages, {args.addresses:,} addresses in {time.perf_counter() - t:.1f}s"
         )
         store = Store.open(db)
+        t = time.perf_counter()
+        resolve(store, config)
+        print(f"resolve, first run (cold page cache): {time.perf_counter() - t:.2f}s")
         t = time.perf_counter()
         ident = resolve(store, config)
         t_resolve = time.perf_counter() - t

@@ -251,60 +251,48 @@ def self_addresses(config: Config) -> frozenset[str]:
     return frozenset(found)
 
 
-_SQL_FLAGS = """
-    WITH flagged AS (
-        SELECT m.id, m.sender, m.date, m.n_recipients,
-               (m.list_id IS NOT NULL
-                OR coalesce(m.markers, '') IN (SELECT value FROM json_each(:bulk))) AS bulk,
-               (coalesce(m.markers, '') IN (SELECT value FROM json_each(:auto))) AS auto
-        FROM messages m
-        WHERE m.date <= :as_of
-          AND (m.markers IS NULL OR m.markers NOT IN (SELECT value FROM json_each(:digest)))
-    ),
-    scored AS (
-        SELECT *, (NOT bulk AND NOT auto AND n_recipients <= :max_r) AS direct FROM flagged
-    )
-"""
-
-_SQL_SENT = (
-    _SQL_FLAGS
-    + """
-    SELECT sender, count(*), sum(bulk), sum(auto), sum(direct), min(date), max(date),
-           max(CASE WHEN direct THEN date END)
-    FROM scored
-    WHERE sender IS NOT NULL AND sender NOT IN (SELECT value FROM json_each(:self))
-    GROUP BY sender
-"""
+# Flags of one message ``m`` (the marker sets are the distinct stored strings, see marker_classes).
+_BULK = "(m.list_id IS NOT NULL OR coalesce(m.markers, '') IN (SELECT value FROM json_each(:bulk)))"
+_AUTO = "(coalesce(m.markers, '') IN (SELECT value FROM json_each(:auto)))"
+_DIRECT = f"(NOT {_BULK} AND NOT {_AUTO} AND m.n_recipients <= :max_r)"
+# "+m.date" keeps SQLite from walking the date index: a table scan is much faster here.
+_SEEN = (
+    "+m.date <= :as_of"
+    " AND (m.markers IS NULL OR m.markers NOT IN (SELECT value FROM json_each(:digest)))"
 )
+_NOT_MINE = "(m.sender IS NULL OR m.sender NOT IN (SELECT value FROM json_each(:self)))"
 
-_SQL_OUT = (
-    _SQL_FLAGS
-    + """
-    SELECT ma.address, count(*), sum(s.direct), min(s.date), max(s.date),
-           max(CASE WHEN s.direct THEN s.date END)
-    FROM scored s JOIN message_addresses ma ON ma.message = s.id AND ma.role IN (1, 2, 3)
-    WHERE s.sender IN (SELECT value FROM json_each(:self))
+_SQL_SENT = f"""
+    SELECT m.sender, count(*), sum({_BULK}), sum({_AUTO}), sum({_DIRECT}), min(m.date),
+           max(m.date), max(CASE WHEN {_DIRECT} THEN m.date END)
+    FROM messages m
+    WHERE {_SEEN} AND m.sender IS NOT NULL AND {_NOT_MINE}
+    GROUP BY m.sender
+"""
+
+_SQL_OUT = f"""
+    SELECT ma.address, count(*), sum({_DIRECT}), min(m.date), max(m.date),
+           max(CASE WHEN {_DIRECT} THEN m.date END)
+    FROM message_addresses f
+    JOIN messages m ON m.id = f.message
+    JOIN message_addresses ma ON ma.message = m.id AND ma.role IN (1, 2, 3)
+    WHERE f.role = 0 AND f.address IN (SELECT value FROM json_each(:self)) AND {_SEEN}
     GROUP BY ma.address
 """
-)
 
-_SQL_RECV_BULK = (
-    _SQL_FLAGS
-    + """
+# CROSS JOIN fixes the order: scan messages, then look up their recipients by primary key.
+_SQL_RECV_BULK = f"""
     SELECT ma.address, count(*)
-    FROM scored s JOIN message_addresses ma ON ma.message = s.id AND ma.role IN (1, 2)
-    WHERE s.bulk AND (s.sender IS NULL OR s.sender NOT IN (SELECT value FROM json_each(:self)))
+    FROM messages m CROSS JOIN message_addresses ma ON ma.message = m.id AND ma.role IN (1, 2)
+    WHERE {_SEEN} AND {_BULK} AND {_NOT_MINE}
     GROUP BY ma.address
 """
-)
 
-_SQL_RECV_TOTAL = """
+_SQL_RECV_TOTAL = f"""
     SELECT ma.address, count(*)
     FROM message_addresses ma JOIN messages m ON m.id = ma.message
     WHERE ma.address IN (SELECT value FROM json_each(:ids)) AND ma.role IN (1, 2)
-      AND m.date <= :as_of
-      AND (m.sender IS NULL OR m.sender NOT IN (SELECT value FROM json_each(:self)))
-      AND (m.markers IS NULL OR m.markers NOT IN (SELECT value FROM json_each(:digest)))
+      AND {_SEEN} AND {_NOT_MINE}
     GROUP BY ma.address
 """
 
@@ -314,7 +302,7 @@ _SQL_MEET = """
            sum(ea.response = 'accepted' OR ea.organizer = 1),
            min(e.start), max(e.start)
     FROM events e JOIN event_attendees ea ON ea.event = e.id
-    WHERE e.start <= :as_of AND e.status != 'cancelled' AND e.my_response != 'declined'
+    WHERE +e.start <= :as_of AND e.status != 'cancelled' AND e.my_response != 'declined'
       AND e.all_day = 0 AND e.event_type = 'default' AND e.n_attendees <= :max_a
       AND ea.response != 'declined' AND ea.resource = 0
     GROUP BY ea.address
@@ -365,8 +353,14 @@ def _load_messages(store: Store, params: dict[str, Any], by_id: dict[int, Addres
                 last,
                 dlast,
             )
-    self_ids = set(json.loads(params["self"]))
-    bulk_recv = {aid: n for aid, n in conn.execute(_SQL_RECV_BULK, params) if aid not in self_ids}
+    # Only an address that never wrote to me directly can be a list address (see _list_reason).
+    bulk_recv = {
+        aid: n
+        for aid, n in conn.execute(_SQL_RECV_BULK, params)
+        if aid in by_id and by_id[aid].sent_direct == 0
+    }
+    for aid in json.loads(params["self"]):
+        bulk_recv.pop(aid, None)
     if bulk_recv:
         totals = conn.execute(
             _SQL_RECV_TOTAL, {**params, "ids": json.dumps(sorted(bulk_recv))}
@@ -515,7 +509,7 @@ def classify(email: str, act: AddressActivity | None, rules: Rules) -> tuple[Per
 def _list_reason(a: AddressActivity) -> str | None:
     if a.sent and a.sent_bulk / a.sent > MOSTLY:
         return f"{_share(a.sent_bulk, a.sent)} messages from this address are list or bulk mail"
-    if a.recv_other and a.recv_bulk / a.recv_other > MOSTLY and a.sent_direct == 0:
+    if a.recv_other and a.recv_bulk / a.recv_other > MOSTLY:  # only computed for non-writers
         return (
             f"a list address: {_share(a.recv_bulk, a.recv_other)} messages it received "
             "are list or bulk mail"

@@ -394,3 +394,20 @@ def test_resolve_is_stable_under_order_and_duplicates(seed: int, dupes: int) -> 
     if copies:
         store.apply_batch("b", "maildir", Batch(messages=copies))
     assert _snapshot(resolve(store, cfg)) == expected
+
+
+def test_empty_store_has_only_me() -> None:
+    store, cfg = build([])
+    ident = resolve(store, cfg)
+    assert [p.kind for p in ident.people.values()] == ["self"]
+    assert merge_candidates(ident) == []
+
+
+def test_my_posts_to_a_list_do_not_make_it_a_person() -> None:
+    msgs = [mail(ME, ["devs@lists.corp.com"], days=i) for i in range(3)]
+    msgs += [
+        mail("kim@corp.com", ["devs@lists.corp.com"], days=i, list_id="devs.lists.corp.com")
+        for i in range(5)
+    ]
+    store, cfg = build(msgs)
+    assert kind(resolve(store, cfg), "devs@lists.corp.com") == "list"
