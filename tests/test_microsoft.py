@@ -462,3 +462,34 @@ def test_token_file_permissions_survive_refresh(emu: GraphEmulator, tmp_path: Pa
     auth.access_token()
     assert emu.token_requests["refresh_token"] == 1
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_send_mime_keeps_every_header(emu: GraphEmulator, tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    from keepwarm.connectors.microsoft.send import send_mime
+
+    path = tmp_path / "send.json"
+    sign_in(emu, path, send=True)
+    client = make_client(auth_for(emu, path, send=True), graph_endpoint=emu.graph_endpoint)
+    msg = EmailMessage()
+    msg["From"] = msg["To"] = emu.user
+    msg["Subject"] = "Your keepwarm digest"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Keepwarm-Digest"] = "2026-01-02"
+    msg.set_content("Three people to get back to.")
+    send_mime(client, msg)
+    [sent] = emu.sent
+    assert sent["headers"]["Auto-Submitted"] == "auto-generated"
+    assert sent["headers"]["X-Keepwarm-Digest"] == "2026-01-02"
+    assert b"Three people" in sent["mime"]
+
+
+def test_a_request_graph_rejects_is_a_failing_state_not_a_crash(
+    emu: GraphEmulator, token: Path
+) -> None:
+    emu.add_message()
+    emu.force("400")
+    outcome = run_account(Store.memory(), connector_for(emu, token))
+    assert outcome.state == "failing"
+    assert outcome.error and "ErrorInvalidRequest" in outcome.error

@@ -190,7 +190,7 @@ class MicrosoftAuth:
 
     def _required(self, why: str) -> AuthRequired:
         return AuthRequired(
-            f"Microsoft sign-in for account {self.account} is needed again ({why})",
+            f"Microsoft sign-in needed for account {self.account} ({why})",
             fix=fix_command(self.account),
         )
 

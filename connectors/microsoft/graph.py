@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import requests
 
-from keepwarm.connectors.base import AuthRequired, SourceError, TransientError
+from keepwarm.connectors.base import AuthRequired, CursorExpired, SourceError, TransientError
 from keepwarm.connectors.microsoft.auth import MicrosoftAuth, fix_command
 
 log = logging.getLogger(__name__)
@@ -47,19 +47,26 @@ def mailbox_semaphore(key: str) -> threading.BoundedSemaphore:
         return sem
 
 
-class DeltaExpired(Exception):
-    """The delta or skip token is no longer known to Graph: restart that delta round."""
+class DeltaExpired(CursorExpired):
+    """The delta or skip token is no longer known to Graph: restart that delta round.
+
+    The mail and calendar syncs restart the round themselves; should one escape, the daemon
+    treats it as an expired cursor (full resync, deduplicated by the store).
+    """
 
 
-class NotFound(Exception):
+class NotFound(SourceError):
     """404 from Graph (a folder or message that no longer exists)."""
 
 
-class GraphError(Exception):
-    """A non-retryable Graph error response."""
+class GraphError(SourceError):
+    """A Graph error response that retrying will not fix (a 4xx other than 401/403/404/410/429)."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
+        super().__init__(
+            f"Microsoft Graph rejected a request ({status} {code}: {message}); if this persists, "
+            "check graph_endpoint and the app registration's permissions"
+        )
         self.status = status
         self.code = code
 
@@ -196,9 +203,11 @@ class GraphClient:
                     fix=fix_command(self.auth.account),
                 )
             if status == 410 or code.lower() in RESYNC_CODES:
-                raise DeltaExpired(code or "Gone")
+                raise DeltaExpired(
+                    f"Microsoft Graph no longer knows this sync state ({code or 'Gone'})"
+                )
             if status == 404:
-                raise NotFound(code or "NotFound")
+                raise NotFound(f"Microsoft Graph: not found ({code or 'NotFound'}: {message})")
             if status == 429 or status >= 500:
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 last = f"{status} {code}".strip()
@@ -229,14 +238,14 @@ class GraphClient:
                 return self.session.request(
                     method, url, params=params, headers=headers, timeout=self.timeout
                 )
-            headers["Content-Type"] = "application/json"
+            if isinstance(body, bytes):  # a pre-encoded body (MIME sendMail)
+                headers.setdefault("Content-Type", "text/plain")
+                data = body
+            else:
+                headers["Content-Type"] = "application/json"
+                data = json.dumps(body).encode()
             return self.session.request(
-                method,
-                url,
-                params=params,
-                headers=headers,
-                data=json.dumps(body),
-                timeout=self.timeout,
+                method, url, params=params, headers=headers, data=data, timeout=self.timeout
             )
 
     def _pause(self, attempt: int, retry_after: float | None) -> None:

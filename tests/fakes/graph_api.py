@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email
+import email.policy
 import itertools
 import json
 import random
@@ -917,6 +919,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(
                 503, _error("ServiceUnavailable", "Service Unavailable"), {"Retry-After": "0.02"}
             )
+        elif kind == "400":  # only when forced: a request Graph will never accept
+            self._send(400, _error("ErrorInvalidRequest", "The request is invalid."))
         elif kind == "500":
             self._send(500, _error("InternalServerError", "Something went wrong."))
         elif kind == "drop":
@@ -959,8 +963,14 @@ class _Handler(BaseHTTPRequestHandler):
                     {},
                 )
             try:
-                payload = json.loads(raw)
-                assert payload["message"]["toRecipients"]
+                if (self.headers.get("Content-Type") or "").startswith("text/plain"):
+                    mime = base64.b64decode(raw, validate=True)
+                    parsed = email.message_from_bytes(mime, policy=email.policy.default)
+                    assert parsed["To"]
+                    payload = {"mime": mime, "headers": dict(parsed.items())}
+                else:
+                    payload = json.loads(raw)
+                    assert payload["message"]["toRecipients"]
             except (ValueError, KeyError, AssertionError, TypeError):
                 return (
                     400,
