@@ -12,8 +12,8 @@ STAMP := $(VENV)/.installed
 PKG_DIRS := $(shell find daemon connectors digests -type d -not -name __pycache__)
 TEST_STAMP := $(VENV)/.installed-test
 SYS_STAMP := $(VENV)/.system-packages
-# Debian packages the tests need: a real IMAP server and systemd-analyze.
-SYSTEM_PACKAGES := dovecot-imapd systemd
+# Debian packages the tests need: a real IMAP server, systemd-analyze, headless Chromium (digest render check).
+SYSTEM_PACKAGES := dovecot-imapd systemd chromium
 
 .PHONY: demo test lint typecheck pytest system-deps bench clean
 

@@ -1,0 +1,483 @@
+"""One day's digest: engine report -> suggestions -> render -> deliver, exactly once per local day.
+
+The ``digests`` table is the ledger (one row per local date):
+
+``intent``   recorded, with the day's stable Message-ID, BEFORE any delivery attempt begins.
+``sending``  recorded just before the point of no return (SMTP DATA; the outbox's final rename).
+``sent``     recorded after the server accepted the message (or the file was written).
+``failed``   the last attempt failed; ``last_error`` says why, ``attempts`` counts attempts.
+
+On a restart the row decides:
+
+- ``sent``: nothing to do (``already_sent``).
+- ``intent`` or ``failed``: nothing reached the point of no return, so it is safe to (re)send.
+- ``sending``: the process stopped (or the connection dropped) while the message was being handed
+  over. The file outbox can check whether the file is there. SMTP cannot ask the server, so the
+  rule is: **never resend automatically**; the row becomes ``sent`` with an "unconfirmed" note
+  that ``keepwarm status`` shows. The trade-off: in that narrow window a digest may be lost for
+  one day, but the user never gets two. (Resending with the same Message-ID would let Gmail
+  dedupe, but Outlook and Apple Mail would show both.) ``--force`` sends again deliberately,
+  with a new Message-ID.
+
+Transient failures (4xx, refused connections, timeouts) are retried in-process with a short,
+bounded backoff; the daemon retries later days/ticks as it sees ``transient``. Permanent ones (5xx,
+AUTH refused, bad TLS) stop at once and are shown by ``keepwarm status`` and in the next digest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from keepwarm.daemon.config import Config
+from keepwarm.daemon.store import Store
+from keepwarm.digests.deliver import (
+    Delivery,
+    DeliveryError,
+    FileOutbox,
+    SmtpDelivery,
+    SmtpSettings,
+    build_message,
+    message_id_for,
+)
+from keepwarm.digests.render import (
+    AccountHealth,
+    DigestModel,
+    RenderedDigest,
+    TierHealth,
+    render,
+)
+from keepwarm.digests.suggest import RankPolicy, Suggestion, build, rank
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS_PER_DAY = 8
+RETRY_DELAYS: tuple[float, ...] = (5.0, 30.0)  # in-process retries after a transient failure
+
+
+@dataclass(frozen=True)
+class DigestOutcome:
+    state: str  # sent | already_sent | failed | written
+    local_date: date
+    subject: str | None = None
+    path: Path | None = None
+    error: str | None = None
+    transient: bool = False
+    suggestions: tuple[Suggestion, ...] = ()
+    rendered: RenderedDigest | None = None
+
+
+# -- what the engine gives us (the engine's NetworkReport satisfies these) ------------------------
+class _Tier(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def members(self) -> int: ...
+    @property
+    def warm(self) -> int: ...
+    @property
+    def fading(self) -> int: ...
+    @property
+    def dormant(self) -> int: ...
+
+
+class _Person(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def tier(self) -> str | None: ...
+    @property
+    def strength(self) -> float: ...
+    @property
+    def addresses(self) -> tuple[str, ...]: ...
+
+
+class _Warning(Protocol):
+    @property
+    def text(self) -> str: ...
+
+
+class _Signal(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def person_key(self) -> str: ...
+    @property
+    def urgency(self) -> float: ...
+    @property
+    def facts(self) -> Mapping[str, Any]: ...
+    @property
+    def because(self) -> Sequence[str]: ...
+
+
+class Report(Protocol):
+    @property
+    def people(self) -> Sequence[_Person]: ...
+    @property
+    def tiers(self) -> Sequence[_Tier]: ...
+    @property
+    def warnings(self) -> Sequence[_Warning]: ...
+    @property
+    def signals(self) -> Sequence[_Signal]: ...
+
+
+ReportBuilder = Callable[[Config, Store, datetime], Report]
+
+
+def _default_builder() -> ReportBuilder:
+    import importlib
+
+    # The engine's glue (daemon/network.py) lands separately; resolved at call time.
+    builder: ReportBuilder = importlib.import_module("keepwarm.daemon.network").build_report
+    return builder
+
+
+# -- the ledger -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LedgerRow:
+    local_date: str
+    message_id: str
+    state: str
+    method: str
+    attempts: int
+    created_at: int
+    sent_at: int | None
+    last_error: str | None
+    subject: str | None
+
+
+def ledger_row(store: Store, local_date: date) -> LedgerRow | None:
+    row = store.conn.execute(
+        """SELECT local_date, message_id, state, method, attempts, created_at, sent_at, last_error,
+                  subject FROM digests WHERE local_date = ?""",
+        (local_date.isoformat(),),
+    ).fetchone()
+    return LedgerRow(*row) if row else None
+
+
+def _record(store: Store, local_date: date, **values: Any) -> None:
+    cols = ", ".join(f"{k} = ?" for k in values)
+    with store.atomic():
+        store.conn.execute(
+            f"UPDATE digests SET {cols} WHERE local_date = ?",
+            (*values.values(), local_date.isoformat()),
+        )
+
+
+def _record_intent(
+    store: Store, local_date: date, message_id: str, method: str, subject: str, now: datetime
+) -> None:
+    with store.atomic():
+        store.conn.execute(
+            """INSERT INTO digests (local_date, message_id, state, method, attempts, created_at, subject)
+               VALUES (?, ?, 'intent', ?, 0, ?, ?)
+               ON CONFLICT(local_date) DO UPDATE SET message_id = excluded.message_id,
+                   state = 'intent', method = excluded.method, subject = excluded.subject""",
+            (local_date.isoformat(), message_id, method, int(time.time()), subject),
+        )
+
+
+def previous_problem(store: Store, local_date: date) -> str | None:
+    """The newest failed (or unconfirmed) digest of the last week, as a sentence for the footer."""
+    since = (local_date - timedelta(days=7)).isoformat()
+    row = store.conn.execute(
+        """SELECT local_date, state, last_error FROM digests
+           WHERE local_date < ? AND local_date >= ? ORDER BY local_date DESC LIMIT 1""",
+        (local_date.isoformat(), since),
+    ).fetchone()
+    if row is None or row[1] != "failed":
+        return None
+    return f"The digest of {row[0]} was not delivered: {row[2] or 'unknown error'}."
+
+
+# -- shown history and snoozes --------------------------------------------------------------------
+def recently_shown(store: Store, today: date, cooldown: timedelta) -> dict[str, date]:
+    since = (today - timedelta(days=max(cooldown.days, 1))).isoformat()
+    rows = store.conn.execute(
+        "SELECT person, MAX(local_date) FROM suggestions_shown WHERE local_date >= ? GROUP BY person",
+        (since,),
+    ).fetchall()
+    return {p: date.fromisoformat(d) for p, d in rows}
+
+
+def record_shown(store: Store, local_date: date, suggestions: Iterable[Suggestion]) -> None:
+    with store.atomic():
+        for s in suggestions:
+            for person in filter(None, (s.person_key, s.other_key)):
+                store.conn.execute(
+                    "INSERT OR IGNORE INTO suggestions_shown (local_date, person, kind) VALUES (?, ?, ?)",
+                    (local_date.isoformat(), person, s.kind),
+                )
+
+
+def active_snoozes(store: Store, now: datetime) -> set[str]:
+    rows = store.conn.execute(
+        "SELECT person FROM snoozes WHERE until > ?", (int(now.timestamp()),)
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def snoozed_keys(people: Sequence[_Person], snoozed_addresses: set[str]) -> set[str]:
+    return {
+        p.key
+        for p in people
+        if p.key in snoozed_addresses or snoozed_addresses.intersection(p.addresses)
+    }
+
+
+# -- building the day's digest --------------------------------------------------------------------
+def account_health(config: Config, store: Store) -> list[AccountHealth]:
+    states = {s.name: s for s in store.account_states()}
+    out: list[AccountHealth] = []
+    for acct in config.accounts:
+        if not acct.enabled:
+            continue
+        s = states.get(acct.name)
+        out.append(
+            AccountHealth(
+                name=acct.name,
+                kind=acct.kind,
+                state=s.state if s else "new",
+                last_ok_at=datetime.fromtimestamp(s.last_ok_at, UTC)
+                if s and s.last_ok_at
+                else None,
+                last_error=s.last_error if s else None,
+                fix=s.fix if s else None,
+            )
+        )
+    return out
+
+
+def choose(
+    config: Config, store: Store, report: Report, now: datetime, local_date: date
+) -> list[Suggestion]:
+    people = {p.key: p for p in report.people}
+    addresses = {p.key: (p.addresses[0] if p.addresses else p.key) for p in report.people}
+    policy = RankPolicy(
+        max_items=int(config.digest.get("max_items") or 7),
+        tiers=tuple(t.name for t in config.tiers),
+    )
+    cooldown: timedelta = config.digest.get("cooldown") or timedelta(days=14)
+    candidates = build(report.signals, people, policy, config.zone, addresses)
+    return rank(
+        candidates,
+        people,
+        policy,
+        today=local_date,
+        shown=recently_shown(store, local_date, cooldown),
+        cooldown_days=cooldown.days,
+        snoozed=snoozed_keys(report.people, active_snoozes(store, now)),
+    )
+
+
+def compose(
+    config: Config, store: Store, report: Report, now: datetime, local_date: date
+) -> tuple[DigestModel, list[Suggestion]]:
+    suggestions = choose(config, store, report, now, local_date)
+    model = DigestModel(
+        local_date=local_date,
+        generated_at=now,
+        zone=config.timezone,
+        owner_name=config.name,
+        suggestions=suggestions,
+        tiers=[
+            TierHealth(t.name, t.size, t.members, t.warm, t.fading + t.dormant)
+            for t in report.tiers
+        ],
+        accounts=account_health(config, store),
+        warnings=[w.text for w in report.warnings],
+        delivery_problem=previous_problem(store, local_date),
+        people_total=sum(1 for p in report.people if p.tier is not None),
+    )
+    return model, suggestions
+
+
+# -- delivery -------------------------------------------------------------------------------------
+def make_delivery(config: Config) -> Delivery:
+    """The configured delivery method. Gmail/Graph send register through the same protocol."""
+    if config.delivery_method == "smtp" and config.smtp is not None:
+        return SmtpDelivery(smtp_settings(config))
+    if config.delivery_method in ("gmail", "microsoft"):
+        raise DeliveryError(
+            f'delivery method "{config.delivery_method}" is not available in this build; '
+            'use method = "smtp" or "file" in [delivery]',
+            transient=False,
+        )
+    return FileOutbox(config.outbox)
+
+
+def smtp_settings(config: Config) -> SmtpSettings:
+    from keepwarm.daemon.secrets import SecretError, resolve_secret
+
+    smtp = config.smtp
+    assert smtp is not None
+
+    def password() -> str:
+        try:
+            return resolve_secret(smtp.secret, "delivery.smtp")
+        except SecretError as exc:
+            fix = f" To fix: {exc.fix}" if exc.fix else ""
+            raise DeliveryError(f"{exc}.{fix}", transient=False) from None
+
+    return SmtpSettings(
+        host=smtp.host,
+        port=smtp.port,
+        security=smtp.security,
+        username=smtp.username,
+        password=password if smtp.secret.configured else None,
+        timeout=smtp.timeout.total_seconds(),
+        ca_file=smtp.ca_file,
+    )
+
+
+def _write_out(rendered: RenderedDigest, out: Path, message_bytes: bytes) -> None:
+    suffix = out.suffix.lower()
+    if suffix == ".eml":
+        out.write_bytes(message_bytes)
+    elif suffix in (".html", ".htm"):
+        out.write_text(rendered.html, encoding="utf-8")
+    else:
+        out.write_text(rendered.text, encoding="utf-8")
+
+
+def run_digest(
+    config: Config,
+    store: Store,
+    *,
+    now: datetime,
+    send: bool = True,
+    out: Path | None = None,
+    force: bool = False,
+    report_builder: ReportBuilder | None = None,
+    delivery: Delivery | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    retry_delays: Sequence[float] = RETRY_DELAYS,
+) -> DigestOutcome:
+    """Build the digest for ``now``'s local day; write it to ``out`` and/or deliver it once."""
+    local_date = now.astimezone(config.zone).date()
+    if send and not force:
+        done = _settle_previous(config, store, local_date, delivery, now)
+        if done is not None:
+            return done
+    report = (report_builder or _default_builder())(config, store, now)
+    model, suggestions = compose(config, store, report, now, local_date)
+    rendered = render(model)
+    sender = str(config.digest.get("from") or config.digest_to)
+    ledger = ledger_row(store, local_date)
+    resend = (ledger.attempts + 1) if force and ledger and ledger.state == "sent" else 0
+    message_id = message_id_for(local_date, config.digest_to, resend=resend)
+    msg = build_message(
+        rendered,
+        sender=sender,
+        sender_name=config.name,
+        to=config.digest_to,
+        message_id=message_id,
+        when=now,
+    )
+    base = DigestOutcome(
+        "written", local_date, rendered.subject, None, None, False, tuple(suggestions), rendered
+    )
+    if out is not None:
+        _write_out(rendered, out, msg.as_bytes())
+        base = _replace(base, path=out)
+    if not send:
+        return base
+    try:
+        chosen = delivery or make_delivery(config)
+    except DeliveryError as exc:
+        return _replace(base, state="failed", error=str(exc))
+    return _deliver(store, chosen, msg, rendered, base, now, sleep, retry_delays)
+
+
+def _replace(o: DigestOutcome, **changes: Any) -> DigestOutcome:
+    from dataclasses import replace
+
+    return replace(o, **changes)
+
+
+def _settle_previous(
+    config: Config, store: Store, local_date: date, delivery: Delivery | None, now: datetime
+) -> DigestOutcome | None:
+    """Resolve today's ledger row left by an earlier run; an outcome means "stop here"."""
+    row = ledger_row(store, local_date)
+    if row is None:
+        return None
+    if row.state == "sent":
+        return DigestOutcome("already_sent", local_date, row.subject, error=row.last_error)
+    if row.state == "sending":
+        try:
+            known = (delivery or make_delivery(config)).delivered(local_date, row.message_id)
+        except DeliveryError:
+            known = None
+        if known is False:
+            return None  # provably not delivered (outbox file missing): safe to deliver
+        note = (
+            None
+            if known
+            else "unconfirmed: keepwarm stopped while handing the digest to the server; "
+            "not resent so you never get two"
+        )
+        _record(store, local_date, state="sent", sent_at=int(time.time()), last_error=note)
+        return DigestOutcome("already_sent", local_date, row.subject, error=note)
+    if row.attempts >= MAX_ATTEMPTS_PER_DAY:
+        return DigestOutcome(
+            "failed",
+            local_date,
+            row.subject,
+            error=f"gave up after {row.attempts} attempts today: {row.last_error}",
+        )
+    return None  # intent / failed: nothing reached the point of no return
+
+
+def _deliver(
+    store: Store,
+    delivery: Delivery,
+    msg: Any,
+    rendered: RenderedDigest,
+    base: DigestOutcome,
+    now: datetime,
+    sleep: Callable[[float], None],
+    retry_delays: Sequence[float],
+) -> DigestOutcome:
+    local_date = base.local_date
+    message_id = str(msg["Message-ID"])
+    _record_intent(store, local_date, message_id, delivery.method, rendered.subject, now)
+    delays = list(retry_delays)
+    while True:
+        row = ledger_row(store, local_date)
+        attempts = (row.attempts if row else 0) + 1
+        _record(store, local_date, attempts=attempts)
+        try:
+            where = delivery.deliver(
+                msg,
+                local_date=local_date,
+                html=rendered.html,
+                before_data=lambda: _record(store, local_date, state="sending"),
+            )
+        except DeliveryError as exc:
+            if exc.maybe_sent:
+                note = f"unconfirmed: {exc}; not resent so you never get two"
+                _record(store, local_date, state="sent", sent_at=int(time.time()), last_error=note)
+                record_shown(store, local_date, base.suggestions)
+                log.warning("digest %s: delivery unconfirmed: %s", local_date, exc)
+                return _replace(base, state="sent", error=note)
+            _record(store, local_date, state="failed", last_error=str(exc))
+            if exc.transient and delays and attempts < MAX_ATTEMPTS_PER_DAY:
+                log.warning("digest %s: transient delivery failure, retrying: %s", local_date, exc)
+                sleep(delays.pop(0))
+                continue
+            log.error("digest %s: delivery failed: %s", local_date, exc)
+            return _replace(base, state="failed", error=str(exc), transient=exc.transient)
+        _record(store, local_date, state="sent", sent_at=int(time.time()), last_error=None)
+        record_shown(store, local_date, base.suggestions)
+        log.info("digest %s delivered via %s", local_date, delivery.method)
+        return _replace(base, state="sent", path=Path(where) if delivery.method == "file" else None)

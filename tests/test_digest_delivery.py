@@ -1,0 +1,301 @@
+from __future__ import annotations
+
+import email
+import os
+import stat
+from datetime import timedelta
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from digest_fixtures import NOW, builder, config
+from fakes.smtp import PASSWORD, USER, free_port, smtp_server
+
+from keepwarm.connectors.headers import automation_markers
+from keepwarm.daemon import digest_job
+from keepwarm.daemon.digest_job import ledger_row, run_digest
+from keepwarm.daemon.store import Store
+from keepwarm.digests.deliver import DeliveryError, FileOutbox
+
+NO_SLEEP: dict[str, Any] = {"sleep": lambda s: None}
+
+
+def _smtp_config(tmp_path: Path, port: int, ca_file: Path, security: str = "starttls") -> Any:
+    return config(
+        tmp_path,
+        f"""method = "smtp"
+[delivery.smtp]
+host = "127.0.0.1"
+port = {port}
+security = "{security}"
+username = "{USER}"
+password_env = "KW_TEST_SMTP_PASSWORD"
+timeout = "10s"
+ca_file = "{ca_file}"
+""",
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    s = Store.open(tmp_path / "kw.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def _password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KW_TEST_SMTP_PASSWORD", PASSWORD)
+
+
+def _run(cfg: Any, store: Store, **kw: Any) -> Any:
+    return run_digest(cfg, store, now=NOW, report_builder=builder(), **{**NO_SLEEP, **kw})
+
+
+def test_starttls_auth_delivery_has_the_right_mime_and_headers(
+    tmp_path: Path, store: Store
+) -> None:
+    with smtp_server(tmp_path) as srv:
+        cfg = _smtp_config(tmp_path, srv.port, srv.ca_file)
+        outcome = _run(cfg, store)
+        assert outcome.state == "sent", outcome.error
+        assert len(srv.handler.received) == 1
+        env = srv.handler.received[0]
+    assert env.mail_from == "jane@example.com" and env.rcpt_tos == ["jane@example.com"]
+    msg = email.message_from_bytes(env.content, policy=policy.default)
+    assert msg.get_content_type() == "multipart/alternative"
+    parts = [p.get_content_type() for p in msg.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "Reply to Maria's 'Budget review' (waiting 4 days)" in text
+    assert "Reply to Maria&#39;s &#39;Budget review&#39;" in html
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["X-Keepwarm-Digest"] == "1"
+    assert msg["Subject"] == outcome.subject and "keepwarm, Tue 24 Nov" in msg["Subject"]
+    assert msg["Message-ID"].startswith("<digest.2026-11-24.")
+    assert "Jane Doe (keepwarm)" in msg["From"]
+    # A digest read back by any connector is marked, so identity/engine never count it.
+    headers = {k.lower(): [str(v) for v in msg.get_all(k)] for k in msg}
+    assert "keepwarm-digest" in automation_markers(headers)
+    row = ledger_row(store, outcome.local_date)
+    assert row is not None and row.state == "sent" and row.method == "smtp" and row.attempts == 1
+    shown = store.conn.execute("SELECT COUNT(*) FROM suggestions_shown").fetchone()[0]
+    assert shown == len(outcome.suggestions) + sum(1 for s in outcome.suggestions if s.other_key)
+
+
+def test_implicit_tls_delivery(tmp_path: Path, store: Store) -> None:
+    with smtp_server(tmp_path, implicit_tls=True) as srv:
+        outcome = _run(_smtp_config(tmp_path, srv.port, srv.ca_file, "tls"), store)
+        assert outcome.state == "sent", outcome.error
+        assert len(srv.handler.received) == 1
+
+
+def test_sending_twice_on_one_day_sends_once(tmp_path: Path, store: Store) -> None:
+    with smtp_server(tmp_path) as srv:
+        cfg = _smtp_config(tmp_path, srv.port, srv.ca_file)
+        assert _run(cfg, store).state == "sent"
+        later = run_digest(
+            cfg, store, now=NOW + timedelta(hours=10), report_builder=builder(), **NO_SLEEP
+        )
+        assert later.state == "already_sent"
+        assert len(srv.handler.received) == 1
+        forced = _run(cfg, store, force=True)
+        assert forced.state == "sent" and len(srv.handler.received) == 2
+        ids = {e.content.split(b"Message-ID: ")[1].split(b"\r\n")[0] for e in srv.handler.received}
+        assert len(ids) == 2  # a deliberate resend is a new message
+
+
+class Crash(BaseException):
+    """Stands in for the process dying (SIGKILL, power loss)."""
+
+
+def test_crash_between_send_and_record_does_not_send_twice(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_record = digest_job._record
+
+    def dying_record(store_: Store, local_date: Any, **values: Any) -> None:
+        if values.get("state") == "sent":
+            raise Crash()
+        real_record(store_, local_date, **values)
+
+    with smtp_server(tmp_path) as srv:
+        cfg = _smtp_config(tmp_path, srv.port, srv.ca_file)
+        monkeypatch.setattr(digest_job, "_record", dying_record)
+        with pytest.raises(Crash):
+            _run(cfg, store)
+        assert len(srv.handler.received) == 1
+        monkeypatch.setattr(digest_job, "_record", real_record)
+        again = _run(cfg, store)
+        assert again.state == "already_sent"
+        assert again.error and "unconfirmed" in again.error
+        assert len(srv.handler.received) == 1
+    row = ledger_row(store, NOW.date())
+    assert row is not None and row.state == "sent"
+
+
+def test_crash_before_the_handover_sends_on_restart(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with smtp_server(tmp_path) as srv:
+        cfg = _smtp_config(tmp_path, srv.port, srv.ca_file)
+        original = digest_job.SmtpDelivery._connect
+
+        def die(self: Any) -> Any:
+            raise Crash()
+
+        monkeypatch.setattr(digest_job.SmtpDelivery, "_connect", die)
+        with pytest.raises(Crash):
+            _run(cfg, store)
+        assert ledger_row(store, NOW.date()).state == "intent"  # type: ignore[union-attr]
+        monkeypatch.setattr(digest_job.SmtpDelivery, "_connect", original)
+        assert _run(cfg, store).state == "sent"
+        assert _run(cfg, store).state == "already_sent"
+        assert len(srv.handler.received) == 1
+
+
+def test_server_down_is_transient_and_retried_with_backoff(tmp_path: Path, store: Store) -> None:
+    cfg = _smtp_config(tmp_path, free_port(), tmp_path / "none.pem")
+    (tmp_path / "none.pem").write_text("")
+    slept: list[float] = []
+    outcome = run_digest(
+        cfg, store, now=NOW, report_builder=builder(), sleep=slept.append, retry_delays=(1, 2)
+    )
+    assert outcome.state == "failed" and outcome.transient
+    assert "connection refused" in (outcome.error or "")
+    assert slept == [1, 2]
+    row = ledger_row(store, NOW.date())
+    assert row is not None and row.state == "failed" and row.attempts == 3
+
+
+def test_auth_refused_is_permanent_with_a_clear_error(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KW_TEST_SMTP_PASSWORD", "wrong")
+    with smtp_server(tmp_path) as srv:
+        outcome = _run(_smtp_config(tmp_path, srv.port, srv.ca_file), store)
+        assert srv.handler.received == []
+    assert outcome.state == "failed" and not outcome.transient
+    assert "rejected the login" in (outcome.error or "") and "535" in (outcome.error or "")
+    assert ledger_row(store, NOW.date()).state == "failed"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("reply", "transient", "attempts"),
+    [("451 4.3.0 Try again later", True, 3), ("554 5.7.1 Rejected as spam", False, 1)],
+)
+def test_4xx_and_5xx_answers(
+    tmp_path: Path, store: Store, reply: str, transient: bool, attempts: int
+) -> None:
+    with smtp_server(tmp_path) as srv:
+        srv.handler.reply_to_data = reply
+        cfg = _smtp_config(tmp_path, srv.port, srv.ca_file)
+        outcome = run_digest(
+            cfg, store, now=NOW, report_builder=builder(), sleep=lambda s: None, retry_delays=(1, 1)
+        )
+        assert outcome.state == "failed" and outcome.transient is transient
+        assert reply.split()[0] in (outcome.error or "")
+        row = ledger_row(store, NOW.date())
+        assert row is not None and row.attempts == attempts
+        # The server recovers: the next run delivers exactly one digest.
+        srv.handler.reply_to_data = None
+        assert _run(cfg, store).state == "sent"
+        assert _run(cfg, store).state == "already_sent"
+        assert len(srv.handler.received) == 1
+
+
+def test_untrusted_certificate_is_permanent(tmp_path: Path, store: Store) -> None:
+    with smtp_server(tmp_path) as srv:
+        other = tmp_path / "other"
+        other.mkdir()
+        with smtp_server(other) as _unused:
+            cfg = _smtp_config(tmp_path, srv.port, other / "test-ca.pem")
+            outcome = _run(cfg, store)
+    assert outcome.state == "failed" and not outcome.transient
+    assert "not trusted" in (outcome.error or "") and "ca_file" in (outcome.error or "")
+
+
+def test_missing_password_env_is_a_clear_permanent_error(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KW_TEST_SMTP_PASSWORD")
+    with smtp_server(tmp_path) as srv:
+        outcome = _run(_smtp_config(tmp_path, srv.port, srv.ca_file), store)
+    assert outcome.state == "failed" and not outcome.transient
+    assert "KW_TEST_SMTP_PASSWORD is not set" in (outcome.error or "")
+
+
+def test_file_outbox_writes_private_files_once(tmp_path: Path, store: Store) -> None:
+    cfg = config(tmp_path)
+    outcome = _run(cfg, store)
+    assert outcome.state == "sent"
+    eml = tmp_path / "outbox" / "2026-11-24.eml"
+    html = tmp_path / "outbox" / "2026-11-24.html"
+    assert outcome.path == eml
+    for p in (eml, html):
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
+    msg = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert msg["X-Keepwarm-Digest"] == "1"
+    before = eml.stat().st_mtime_ns
+    assert _run(cfg, store).state == "already_sent"
+    assert eml.stat().st_mtime_ns == before
+
+
+def test_file_outbox_crash_after_handover_is_checked_against_the_file(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = config(tmp_path)
+    real = FileOutbox.deliver
+
+    def crash_before_eml(self: FileOutbox, message: Any, **kw: Any) -> str:
+        kw["before_data"]()
+        raise Crash()
+
+    monkeypatch.setattr(FileOutbox, "deliver", crash_before_eml)
+    with pytest.raises(Crash):
+        _run(cfg, store)
+    assert ledger_row(store, NOW.date()).state == "sending"  # type: ignore[union-attr]
+    monkeypatch.setattr(FileOutbox, "deliver", real)
+    # The .eml is not there: provably not delivered, so it is written now, once.
+    assert _run(cfg, store).state == "sent"
+    assert (tmp_path / "outbox" / "2026-11-24.eml").exists()
+    assert _run(cfg, store).state == "already_sent"
+
+
+def test_outbox_unwritable_is_a_clear_error(tmp_path: Path, store: Store) -> None:
+    (tmp_path / "outbox").write_text("a file, not a directory")
+    outcome = _run(config(tmp_path), store)
+    assert outcome.state == "failed" and "outbox" in (outcome.error or "")
+    assert not outcome.transient
+
+
+def test_next_digest_reports_the_previous_failure(tmp_path: Path, store: Store) -> None:
+    (tmp_path / "outbox").write_text("blocker")
+    assert _run(config(tmp_path), store).state == "failed"
+    (tmp_path / "outbox").unlink()
+    nxt = run_digest(
+        config(tmp_path), store, now=NOW + timedelta(days=1), report_builder=builder(), **NO_SLEEP
+    )
+    assert nxt.state == "sent" and nxt.rendered is not None
+    assert "The digest of 2026-11-24 was not delivered" in nxt.rendered.text
+
+
+def test_preview_and_out_record_nothing(tmp_path: Path, store: Store) -> None:
+    cfg = config(tmp_path)
+    preview = _run(cfg, store, send=False)
+    assert preview.state == "written" and preview.rendered is not None
+    for name in ("d.html", "d.eml", "d.txt"):
+        out = tmp_path / name
+        assert _run(cfg, store, send=False, out=out).path == out
+    assert (tmp_path / "d.html").read_text().startswith("<!DOCTYPE html>")
+    assert b"X-Keepwarm-Digest: 1" in (tmp_path / "d.eml").read_bytes()
+    assert (tmp_path / "d.txt").read_text().startswith("Good morning, Jane")
+    assert ledger_row(store, NOW.date()) is None
+    assert store.conn.execute("SELECT COUNT(*) FROM suggestions_shown").fetchone()[0] == 0
+
+
+def test_delivery_error_carries_flags() -> None:
+    e = DeliveryError("x", transient=True, maybe_sent=True)
+    assert e.transient and e.maybe_sent

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from digest_fixtures import PEOPLE, SIGNALS, FakeSignal, person
+
+from keepwarm.digests.suggest import (
+    RankPolicy,
+    build,
+    clean_text,
+    first_name,
+    phrase,
+    rank,
+    summary,
+)
+
+ZONE = ZoneInfo("Europe/Berlin")
+TIERS = ("inner", "close", "active", "wider")
+TODAY = date(2026, 11, 24)
+PEOPLE_BY_KEY = {p.key: p for p in PEOPLE}
+
+
+def _rank(signals=SIGNALS, **kw):
+    policy = RankPolicy(max_items=kw.pop("max_items", 7), tiers=TIERS)
+    people = kw.pop("people", PEOPLE_BY_KEY)
+    cands = build(signals, people, policy, ZONE)
+    return rank(cands, people, policy, today=TODAY, **kw)
+
+
+def test_phrases_are_concrete_actions_with_the_facts() -> None:
+    assert (
+        phrase("reply_owed", "Maria", {"subject": "Budget review", "days_waiting": 4}, ZONE)
+        == "Reply to Maria's 'Budget review' (waiting 4 days)"
+    )
+    assert (
+        phrase("fading", "Tom", {"last_subject": "Q3 launch"}, ZONE)
+        == "Ask Tom how 'Q3 launch' went"
+    )
+    assert (
+        phrase("introduce", "Ana", {"shared": "payments"}, ZONE, other="Ben")
+        == "Introduce Ana to Ben: both work on payments"
+    )
+    assert "at 14:00" in phrase(
+        "meeting_today", "Ana", {"title": "Roadmap", "start": "2026-11-24T13:00:00+00:00"}, ZONE
+    )
+    assert phrase("occasion_job_change", "Erin", {"new_org": "acme.io"}, ZONE).endswith(
+        "at acme.io"
+    )
+
+
+def test_first_name_handles_addresses_and_last_first() -> None:
+    assert first_name("Maria Lopez", "m@x.com") == "Maria"
+    assert first_name("Lay, Kenneth", "k@x.com") == "Kenneth"
+    assert first_name("", "tom.becker@x.com") == "Tom"
+
+
+def test_one_suggestion_per_person_and_cap() -> None:
+    chosen = _rank(max_items=4)
+    assert len(chosen) == 4
+    keys = [s.person_key for s in chosen]
+    assert len(keys) == len(set(keys))
+
+
+def test_reply_owed_ranks_first_and_outer_people_get_light_touch_only() -> None:
+    chosen = _rank()
+    assert chosen[0].kind == "reply_owed" and chosen[0].person_key == "maria@example.com"
+    erin = [s for s in chosen if s.person_key == "erin@example.com"]
+    # Erin is in the outer tier: her fading nudge is dropped, the job-change occasion stays.
+    assert [s.kind for s in erin] == ["occasion_job_change"]
+    # Finn is an acquaintance, but an owed reply always counts.
+    assert any(s.person_key == "finn@example.com" and s.kind == "reply_owed" for s in chosen)
+
+
+def test_introduce_uses_both_people_once() -> None:
+    chosen = _rank()
+    intro = [s for s in chosen if s.kind == "introduce"]
+    used = [s.person_key for s in chosen] + [s.other_key for s in chosen if s.other_key]
+    assert len(used) == len(set(used))
+    if intro:
+        assert intro[0].other_name == "Ben Okafor"
+
+
+def test_cooldown_skips_recent_people_unless_a_reply_is_owed() -> None:
+    shown = {"maria@example.com": date(2026, 11, 20), "tom@example.com": date(2026, 11, 20)}
+    chosen = _rank(shown=shown, cooldown_days=14)
+    keys = {s.person_key: s.kind for s in chosen}
+    assert keys.get("maria@example.com") == "reply_owed"
+    assert "tom@example.com" not in keys
+    # Shown today (a re-run) does not block; an expired cooldown does not either.
+    again = _rank(shown={"tom@example.com": TODAY}, cooldown_days=14)
+    assert any(s.person_key == "tom@example.com" for s in again)
+    old = _rank(shown={"tom@example.com": date(2026, 10, 1)}, cooldown_days=14)
+    assert any(s.person_key == "tom@example.com" for s in old)
+
+
+def test_snoozed_people_are_left_out_entirely() -> None:
+    chosen = _rank(snoozed={"maria@example.com", "ben@example.net"})
+    keys = {s.person_key for s in chosen} | {s.other_key for s in chosen if s.other_key}
+    assert "maria@example.com" not in keys and "ben@example.net" not in keys
+
+
+def test_variety_limits_one_kind_when_others_wait() -> None:
+    people = {f"p{i}@x.com": person(f"p{i}@x.com", f"P{i}", "inner", 5.0) for i in range(10)}
+    signals = [FakeSignal("fading", k, 0.9) for k in list(people)[:8]]
+    signals += [FakeSignal("growing", k, 0.2) for k in list(people)[8:]]
+    chosen = _rank(signals=signals, people=people, max_items=6)
+    kinds = [s.kind for s in chosen]
+    assert kinds.count("growing") == 2 and len(chosen) == 6
+    # With nothing else waiting, one kind may fill the day.
+    only = _rank(signals=signals[:8], people=people, max_items=6)
+    assert len(only) == 6
+
+
+def test_resolved_touch_disappears_with_its_signal() -> None:
+    without = [s for s in SIGNALS if s.person_key != "maria@example.com"]
+    assert all(s.person_key != "maria@example.com" for s in _rank(signals=tuple(without)))
+
+
+def test_summary_counts_sections() -> None:
+    chosen = _rank()
+    words = dict(summary(chosen))
+    assert words["replies owed"] == 2
+
+
+def test_clean_text_strips_controls_bidi_and_length() -> None:
+    assert clean_text("a\r\nBcc: x@y.z", 100) == "a Bcc: x@y.z"
+    assert clean_text("evil\u202egnp.exe", 100) == "evilgnp.exe"
+    long = clean_text("x" * 2000, 60)
+    assert len(long) == 60 and long.endswith("…")
+    assert clean_text(None, 10) == ""
