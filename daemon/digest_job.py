@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -134,10 +135,11 @@ ReportBuilder = Callable[[Config, Store, datetime], Report]
 
 
 def _default_builder() -> ReportBuilder:
-    import importlib
+    from keepwarm.daemon.network import build_report
 
-    # The engine's glue (daemon/network.py) lands separately; resolved at call time.
-    builder: ReportBuilder = importlib.import_module("keepwarm.daemon.network").build_report
+    def builder(config: Config, store: Store, now: datetime) -> Report:
+        return build_report(config, store, now)
+
     return builder
 
 
@@ -299,6 +301,12 @@ def compose(
         people_total=sum(1 for p in report.people if p.tier is not None),
     )
     return model, suggestions
+
+
+def digest_moment(config: Config, day: date) -> datetime:
+    """The configured digest time ([digest].time) on ``day`` in the user's zone, as UTC."""
+    hh, mm = (int(x) for x in str(config.digest.get("time") or "07:30").split(":"))
+    return datetime.combine(day, dtime(hh, mm), config.zone).astimezone(UTC)
 
 
 # -- delivery -------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ This module is pure: no SQL, no clock, no I/O.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -234,8 +235,17 @@ def possessive(name: str) -> str:
     return f"{name}'" if name.endswith("s") else f"{name}'s"
 
 
+_REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|wg|sv|vs|tr|antw)\s*(?:\[\d+\])?\s*:\s*)+", re.I)
+
+
+def strip_prefixes(subject: str) -> str:
+    """'Re: Fwd: Budget' -> 'Budget' (reply/forward markers in common languages)."""
+    return _REPLY_PREFIX.sub("", subject).strip()
+
+
 def _quote(subject: object) -> str | None:
-    s = clean_text(subject, MAX_SUBJECT)
+    s = strip_prefixes(clean_text(subject, MAX_SUBJECT + 20))
+    s = clean_text(s, MAX_SUBJECT)
     return f"'{s}'" if s else None
 
 
@@ -314,10 +324,9 @@ def phrase(
         return f"{head} with {who}" + (f": last talked about {topic}" if topic else "")
     if kind == "occasion_birthday":
         n = facts.get("days_until")
-        when = ""
-        if isinstance(n, int) and n > 0:
-            when = " tomorrow" if n == 1 else f" on the day, in {n} days"
-        return f"Wish {who} a happy birthday{when}"
+        if isinstance(n, int) and n > 1:
+            return f"Note {possessive(who)} birthday in {n} days, and send a wish on the day"
+        return f"Wish {who} a happy birthday" + (" tomorrow" if n == 1 else " today")
     if kind == "occasion_anniversary":
         years = _fact(facts, "years")
         span = f"{years} year{'s' if years != 1 else ''}" if isinstance(years, int) else "a year"
@@ -417,20 +426,21 @@ def build(
             * tier_weight(tier, policy.tiers)
             * strength_factor(strength, top)
         )
+        action = phrase(
+            sig.kind,
+            who,
+            facts,
+            zone,
+            first_name(other_name or "", other_key) if isinstance(other_key, str) else None,
+        )
         out.append(
             Suggestion(
                 kind=sig.kind,
                 person_key=sig.person_key,
                 person_name=display,
                 person_address=clean_text(address, 254),
-                action=phrase(
-                    sig.kind,
-                    who,
-                    facts,
-                    zone,
-                    first_name(other_name or "", other_key) if isinstance(other_key, str) else None,
-                ),
-                reasons=tuple(clean_text(b, 160) for b in sig.because if clean_text(b, 160)),
+                action=action,
+                reasons=_reasons(sig.because, action),
                 urgency=float(sig.urgency),
                 score=score,
                 tier=tier,
@@ -473,14 +483,60 @@ def rank(
             continue
         eligible.append(s)
     eligible.sort(key=lambda s: (-s.score, s.kind, s.person_key))
-    return _pick(eligible, core, policy)
+    return [_with_also(s, eligible) for s in _pick(eligible, core, policy)]
+
+
+ALSO_KINDS = frozenset({"meeting_today", "occasion_birthday", "occasion_job_change", "reply_owed"})
+
+
+def _with_also(chosen: Suggestion, eligible: Sequence[Suggestion]) -> Suggestion:
+    """Fold a same-person meeting today, birthday, new role or owed reply into the reasons."""
+    from dataclasses import replace
+
+    for s in eligible:
+        if s.person_key == chosen.person_key and s.kind != chosen.kind and s.kind in ALSO_KINDS:
+            return replace(chosen, reasons=(*chosen.reasons[:3], also_note(s)))
+    return chosen
+
+
+def also_note(s: Suggestion) -> str:
+    """A short clause about a second reason to contact the same person today."""
+    f = s.facts
+    if s.kind == "meeting_today":
+        title = _quote(_fact(f, "title", "meeting_title"))
+        at = clean_text(f.get("local_time"), 5)
+        return (
+            "also: you meet today" + (f" at {at}" if at else "") + (f" ({title})" if title else "")
+        )
+    if s.kind == "occasion_birthday":
+        n = f.get("days_until")
+        when = "today" if n == 0 else "tomorrow" if n == 1 else f"in {n} days"
+        return f"also: birthday {when}"
+    if s.kind == "occasion_job_change":
+        org = clean_text(_fact(f, "new_org", "new_domain"), 60)
+        return "also: a new role" + (f" at {org}" if org else "")
+    subj = _quote(_fact(f, "subject"))
+    return "also: you owe a reply" + (f" on {subj}" if subj else "")
+
+
+def _reasons(because: Sequence[str], action: str) -> tuple[str, ...]:
+    """The engine's facts, minus lines that only repeat what the action already says."""
+    out: list[str] = []
+    for b in because:
+        line = clean_text(b, 160)
+        quoted = re.fullmatch(r'about "(.*)"', line)
+        if not line or (quoted and strip_prefixes(quoted.group(1)) in action):
+            continue
+        out.append(line)
+    return tuple(out)
 
 
 def _pick(ordered: list[Suggestion], core: set[str], policy: RankPolicy) -> list[Suggestion]:
     cap = policy.max_items
     per_kind = max(2, math.ceil(cap / 3))
-    per_kind_reply = max(per_kind, math.ceil(cap * 0.6))
+    per_kind_reply = max(per_kind, math.ceil(cap / 2))
     light_cap = max(1, math.floor(cap * policy.light_share))
+    owed = {s.person_key for s in ordered if s.kind == "reply_owed"}
     chosen: list[Suggestion] = []
     people_used: set[str] = set()
     kinds: Counter[str] = Counter()
@@ -494,6 +550,8 @@ def _pick(ordered: list[Suggestion], core: set[str], policy: RankPolicy) -> list
                 continue
             if s.other_key and s.other_key in people_used:
                 continue
+            if s.person_key in owed and s.kind != "reply_owed":
+                continue  # with a reply owed, the reply is the touch
             outer = s.person_key not in core
             if strict:
                 limit = per_kind_reply if s.kind == "reply_owed" else per_kind

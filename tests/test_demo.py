@@ -139,6 +139,7 @@ def test_demo_command(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     assert "relationships" in out.output and "Maya Patel" in out.output
     assert (tmp_path / "d" / "keepwarm.db").exists()
+    assert out.output.rstrip().splitlines()[-1].endswith("outbox/2026-11-17.html")  # the digest
     again = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "d")])
     assert again.exit_code == 2 and "not empty" in again.output
 

@@ -299,3 +299,52 @@ def test_preview_and_out_record_nothing(tmp_path: Path, store: Store) -> None:
 def test_delivery_error_carries_flags() -> None:
     e = DeliveryError("x", transient=True, maybe_sent=True)
     assert e.transient and e.maybe_sent
+
+
+def test_a_digest_read_back_from_the_mailbox_is_never_an_interaction(tmp_path: Path) -> None:
+    """The digest goes out From me To another of my mailboxes' addresses; when a connector later
+    reads it back (IMAP, an mbox export), identity and the engine must ignore it."""
+    from datetime import UTC, datetime
+
+    from keepwarm.connectors.base import Batch, MessageMeta
+    from keepwarm.connectors.headers import header_block, message_from_headers, parse_header_block
+    from keepwarm.daemon.network import build_report
+
+    cfg = _to_other(tmp_path)
+    store = Store.open(tmp_path / "kw.db")
+    try:
+        assert _run(cfg, store).state == "sent"
+        raw = (tmp_path / "outbox" / "2026-11-24.eml").read_bytes()
+        meta = message_from_headers(
+            parse_header_block(header_block(raw)),
+            account="imap",
+            provider_id="INBOX/1",
+            now=datetime(2026, 11, 25, tzinfo=UTC),
+        )
+        assert isinstance(meta, MessageMeta) and "keepwarm-digest" in meta.markers
+        store.apply_batch("imap", "imap", Batch(messages=[meta], cursor="1"))
+        report = build_report(cfg, store, NOW + timedelta(days=2))
+        assert not [p for p in report.people if "boss@other.example" in p.addresses]
+        assert not [s for s in report.signals if "boss" in s.person_key]
+    finally:
+        store.close()
+
+
+def _to_other(tmp_path: Path) -> Any:
+    from keepwarm.daemon.config import loads
+
+    return loads(
+        f"""
+[me]
+name = "Jane Doe"
+addresses = ["jane@example.com"]
+timezone = "Europe/Berlin"
+[store]
+path = "{tmp_path}/kw.db"
+[digest]
+to = "boss@other.example"
+from = "jane@example.com"
+[delivery]
+outbox = "{tmp_path}/outbox"
+"""
+    )

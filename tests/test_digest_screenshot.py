@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from keepwarm.digests.render import render
-
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "screenshot.py"
 
 
@@ -25,10 +23,8 @@ def test_chromium_renders_the_digest_at_phone_and_desktop_width(tmp_path: Path) 
     chromium = shot.find_chromium()  # type: ignore[attr-defined]
     if chromium is None:
         pytest.skip("chromium is not installed (make test installs it)")
-    from test_digest_render import _model
-
-    html = tmp_path / "digest.html"
-    html.write_text(render(_model()).html, encoding="utf-8")
+    # The demo digest pinned by tests/test_digest_demo.py (what docs/digest-*.png show).
+    html = Path(__file__).parent / "golden" / "demo.html"
     assert shot.main([str(html), str(tmp_path), "--name", "d"]) == 0  # type: ignore[attr-defined]
     for label, (width, height) in shot.WIDTHS.items():  # type: ignore[attr-defined]
         png = tmp_path / f"d-{label}.png"

@@ -129,3 +129,39 @@ def test_clean_text_strips_controls_bidi_and_length() -> None:
     long = clean_text("x" * 2000, 60)
     assert len(long) == 60 and long.endswith("…")
     assert clean_text(None, 10) == ""
+
+
+def test_with_a_reply_owed_the_reply_is_the_touch_and_other_reasons_fold_in() -> None:
+    people = {"j@x.com": person("j@x.com", "Jordan Reyes", "inner", 5.0)}
+    signals = [
+        FakeSignal("reply_owed", "j@x.com", 0.8, {"subject": "Re: invoice", "days_waiting": 9}),
+        FakeSignal("fading", "j@x.com", 1.0, {"last_subject": "invoice"}),
+        FakeSignal("meeting_today", "j@x.com", 0.9, {"title": "Coffee", "local_time": "15:00"}),
+    ]
+    chosen = _rank(signals=signals, people=people)
+    assert [s.kind for s in chosen] == ["reply_owed"]
+    assert chosen[0].action == "Reply to Jordan's 'invoice' (waiting 9 days)"
+    assert chosen[0].reasons[-1] == "also: you meet today at 15:00 ('Coffee')"
+
+
+def test_subject_prefixes_and_repeated_reasons_are_dropped() -> None:
+    people = {"j@x.com": person("j@x.com", "Jo", "inner", 5.0)}
+    sig = FakeSignal(
+        "reply_owed",
+        "j@x.com",
+        0.8,
+        {"subject": "RE: Fwd: AW: Budget"},
+        ["Jo wrote 3 days ago", 'about "Re: Budget"'],
+    )
+    (s,) = build([sig], people, RankPolicy(tiers=TIERS), ZONE)
+    assert s.action == "Reply to Jo's 'Budget'"
+    assert s.reasons == ("Jo wrote 3 days ago",)
+
+
+def test_birthday_phrasing() -> None:
+    assert (
+        phrase("occasion_birthday", "Maya", {"days_until": 0}, ZONE)
+        == "Wish Maya a happy birthday today"
+    )
+    assert phrase("occasion_birthday", "Maya", {"days_until": 1}, ZONE).endswith("tomorrow")
+    assert "in 3 days" in phrase("occasion_birthday", "Maya", {"days_until": 3}, ZONE)

@@ -92,3 +92,21 @@ def demo(directory: Path, seed: int, today: str) -> None:
     click.echo(
         f"\nnext: keepwarm --config {manifest.config_path} people --all --as-of {manifest.as_of}"
     )
+    click.echo(write_demo_digest(obj, day))
+
+
+def write_demo_digest(obj: Ctx, day: date) -> str:
+    """The demo morning's digest, delivered to the demo's file outbox; returns what to print."""
+    from keepwarm.daemon.digest_job import digest_moment, run_digest
+    from keepwarm.digests.deliver import FileOutbox
+
+    config = obj.config
+    with obj.store() as store:
+        outcome = run_digest(config, store, now=digest_moment(config, day), send=True)
+    if outcome.state not in ("sent", "already_sent"):
+        raise UserError(f"the demo digest could not be written: {outcome.error}")
+    eml, html = FileOutbox(config.outbox).paths(outcome.local_date)
+    return (
+        f"\ndigest for {day}: {outcome.subject}\n"
+        f"the message as mailed: {eml}\nthe digest, to open in a browser:\n{html}"
+    )
