@@ -440,7 +440,7 @@ def build(
                 person_name=display,
                 person_address=clean_text(address, 254),
                 action=action,
-                reasons=_reasons(sig.because, action),
+                reasons=_reasons(sig.because, action, _extra_reasons(sig.kind, who, person)),
                 urgency=float(sig.urgency),
                 score=score,
                 tier=tier,
@@ -519,16 +519,51 @@ def also_note(s: Suggestion) -> str:
     return "also: you owe a reply" + (f" on {subj}" if subj else "")
 
 
-def _reasons(because: Sequence[str], action: str) -> tuple[str, ...]:
+def _reasons(because: Sequence[str], action: str, extra: Sequence[str] = ()) -> tuple[str, ...]:
     """The engine's facts, minus lines that only repeat what the action already says."""
-    out: list[str] = []
-    for b in because:
-        line = clean_text(b, 160)
-        quoted = re.fullmatch(r'about "(.*)"', line)
-        if not line or (quoted and strip_prefixes(quoted.group(1)) in action):
-            continue
-        out.append(line)
+    lines = [line for line in (clean_text(b, 160) for b in because) if line]
+    out = [line for line in lines if not _redundant(line, action)]
+    out.extend(extra)
+    if not out and lines:
+        out.append(lines[0])
     return tuple(out)
+
+
+def _extra_reasons(kind: str, who: str, person: PersonLike | None) -> list[str]:
+    """Facts from the person report that make a reply owed concrete."""
+    if kind != "reply_owed" or person is None:
+        return []
+    hours = getattr(person, "my_reply_hours", None)
+    if not isinstance(hours, int | float) or isinstance(hours, bool) or hours <= 0:
+        return []
+    if hours < 1.5:
+        usual = "within the hour"
+    elif hours < 36:
+        usual = f"within {round(hours)} hours"
+    else:
+        usual = f"within {round(hours / 24)} days"
+    return [f"you usually answer {who} {usual}"]
+
+
+# Engine reasons that only restate the action (the quoted part must be in the action).
+_RESTATES = (
+    re.compile(r'(?:about|(?:last )?subject:) "(?P<q>.*)"'),
+    re.compile(r'meeting "(?P<q>.*)" today at \d{1,2}:\d{2}'),
+    re.compile(r".+ wrote to you .+ ago and has no answer yet"),
+)
+
+
+def _redundant(line: str, action: str) -> bool:
+    for pattern in _RESTATES:
+        m = pattern.fullmatch(line)
+        if m is None:
+            continue
+        quoted = m.groupdict().get("q")
+        if quoted is None:
+            return "waiting" in action
+        if strip_prefixes(quoted) in action:
+            return True
+    return False
 
 
 def _pick(ordered: list[Suggestion], core: set[str], policy: RankPolicy) -> list[Suggestion]:
