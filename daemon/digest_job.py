@@ -61,8 +61,10 @@ MAX_ATTEMPTS_PER_DAY = 8
 RETRY_DELAYS: tuple[float, ...] = (5.0, 30.0)  # in-process retries after a transient failure
 
 
-@dataclass(frozen=True)
+@dataclass
 class DigestOutcome:
+    """What one run did. (Plain, not frozen: the service's ``DigestResult`` protocol reads it.)"""
+
     state: str  # sent | already_sent | failed | written
     local_date: date
     subject: str | None = None
