@@ -15,6 +15,7 @@ pings and systemd restarts the service.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -137,7 +138,9 @@ class Worker(threading.Thread):
         self.digest_job = digest_job
         self.connector_factory = connector_factory
         self.clock = clock
-        self.tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
+        # The digest goes before queued syncs (and interrupts a running one between batches).
+        self.tasks: queue.PriorityQueue[tuple[int, int, Task | None]] = queue.PriorityQueue()
+        self._seq = itertools.count()
         self.results: queue.SimpleQueue[TaskResult] = queue.SimpleQueue()
         self.shutdown = threading.Event()
         self.interrupt = threading.Event()  # the current sync stops after its batch in hand
@@ -149,7 +152,11 @@ class Worker(threading.Thread):
 
     def submit(self, task: Task) -> None:
         self.pending += 1
-        self.tasks.put(task)
+        self.tasks.put((0 if task.kind == "digest" else 1, next(self._seq), task))
+
+    def finish(self) -> None:
+        """Stop after the tasks in hand (queued ones are skipped once ``shutdown`` is set)."""
+        self.tasks.put((2, next(self._seq), None))
 
     def stalled(self, limit: float) -> bool:
         return self.busy is not None and time.monotonic() - self.heartbeat > limit
@@ -165,7 +172,7 @@ class Worker(threading.Thread):
         self.opened.set()
         try:
             while True:
-                task = self.tasks.get()
+                _prio, _seq, task = self.tasks.get()
                 if task is None:
                     return
                 self.busy = task
@@ -466,7 +473,7 @@ class Service:
         if self.worker is not None and self.worker.is_alive():
             self.worker.shutdown.set()
             self.worker.interrupt.set()
-            self.worker.tasks.put(None)
+            self.worker.finish()
             self.worker.join(
                 5 if not self.stopping else max(0.1, self.stop_deadline - time.monotonic())
             )

@@ -18,7 +18,14 @@ from typing import Any
 
 import pytest
 
-from keepwarm.connectors.base import Address, AuthRequired, Batch, MessageMeta, TransientError
+from keepwarm.connectors.base import (
+    Address,
+    AuthRequired,
+    Batch,
+    MessageMeta,
+    Progress,
+    TransientError,
+)
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.config import Account, Config
 from keepwarm.daemon.service import Service
@@ -209,3 +216,58 @@ def test_a_transient_digest_failure_is_retried_and_a_permanent_one_is_not(
     plan = service.digest.plan
     assert plan is not None and not plan.catch_up
     assert plan.local_date > earlier.date()  # given up for today: next is tomorrow
+
+
+class Backfill:
+    """Many small batches, as a first import of a big mailbox."""
+
+    kind = "maildir"
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+
+    def sync(self, cursor: str | None) -> Iterator[Batch]:
+        start = int(cursor or 0)
+        for i in range(start, 50):
+            msg = MessageMeta(
+                account=self.account,
+                provider_id=str(i),
+                date=datetime(2026, 1, 5, 9, tzinfo=UTC) + timedelta(minutes=i),
+                sender=Address(f"p{i}@example.org"),
+                to=(Address("me@example.com"),),
+                message_id=f"b{i}@example.org",
+                subject=f"secret subject {i}",
+            )
+            yield Batch(messages=[msg], cursor=str(i + 1), progress=Progress(i + 1, 50))
+
+
+def test_long_syncs_log_progress_and_the_status_line_says_what_happened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keepwarm.daemon import service as svcmod
+
+    monkeypatch.setattr(svcmod, "PROGRESS_EVERY", 0.0)
+    caplog.set_level(logging.INFO, logger="keepwarm")
+    config = _config(tmp_path, "07:30")
+    config = cfgmod.loads(
+        config.path.read_text()
+        .replace('kind = "gmail"', 'kind = "maildir"\npath = "/"')  # type: ignore[union-attr]
+        .replace(f'token_file = "{tmp_path / "token.json"}"', ""),
+        config.path,
+    )
+    service = Service(
+        str(config.path),
+        config,
+        notifier=Notifier(None, watchdog_usec=300_000),
+        connector_factory=lambda a, c: Backfill(a.name),  # type: ignore[arg-type,misc]
+        digest_job=lambda *a, **k: Outcome("sent", None),
+    )
+
+    def scenario() -> None:
+        _until(lambda: all(rt.state == "ok" for rt in service.accounts.values()))
+
+    assert _run(service, scenario) == 0
+    assert "account work: 50 of about 50 records synced so far" in caplog.text
+    assert "secret subject" not in caplog.text and "example.org" not in caplog.text
+    line = service.status_line()
+    assert line.startswith("synced ") and " just now; next digest 07:30 Europe/Berlin" in line
