@@ -212,10 +212,11 @@ def _timezone(v: Any) -> str:
 
 def _clock(v: Any) -> str:
     s = _str(v)
-    m = re.fullmatch(r"(\d{1,2}):(\d{2})", s.strip())
-    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-        raise _Invalid('a local time "HH:MM" such as "07:30"')
-    return f"{int(m.group(1)):02d}:{m.group(2)}"
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", s.strip())
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59 or int(m.group(3) or 0) > 59:
+        raise _Invalid('a local time "HH:MM" such as "07:30" (or "HH:MM:SS")')
+    secs = f":{m.group(3)}" if m.group(3) else ""
+    return f"{int(m.group(1)):02d}:{m.group(2)}{secs}"
 
 
 def _month_day(v: Any) -> str:

@@ -41,8 +41,9 @@ def utc_now() -> datetime:
 
 # -- the digest -----------------------------------------------------------------------------------
 def parse_clock(value: str) -> time:
-    hh, mm = value.split(":")
-    return time(int(hh), int(mm))
+    """``"07:30"`` or ``"07:30:15"`` (as validated by the config) -> time."""
+    parts = [int(p) for p in value.split(":")]
+    return time(*parts)
 
 
 def local_datetime(day: date, at: time, zone: ZoneInfo) -> datetime:

@@ -449,11 +449,11 @@ class Service:
         wd = self.notifier.watchdog_interval
         if not wd or self.worker is None:
             return
-        if self.worker.stalled(wd):
-            return  # no progress: let systemd's watchdog restart us
         now = time.monotonic()
         if force or now - self._last_ping >= wd / 3 - 0.01:
-            self.notifier.watchdog()
+            if not self.worker.stalled(wd):
+                self.notifier.watchdog()
+            # else no progress: skip this ping and let systemd's watchdog restart us
             self._last_ping = now
 
     def _begin_stop(self, signum: int) -> None:

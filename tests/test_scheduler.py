@@ -186,3 +186,16 @@ def test_every_day_of_a_year_has_exactly_one_digest(zone: str) -> None:
             break
         days.append(t.astimezone(tz).date())
     assert days == [date(2026, 1, 1) + timedelta(days=i) for i in range(365)]
+
+
+def test_digest_time_may_carry_seconds() -> None:
+    from keepwarm.daemon.config import ConfigError, loads
+
+    base = '[me]\nname = "T"\naddresses = ["me@example.com"]\ntimezone = "Europe/Berlin"\n'
+    cfg = loads(base + '[digest]\ntime = "7:05:09"\n')
+    assert cfg.digest["time"] == "07:05:09"
+    assert digest_time_on(date(2026, 1, 15), cfg.digest["time"], BERLIN) == datetime(
+        2026, 1, 15, 6, 5, 9, tzinfo=UTC
+    )
+    with pytest.raises(ConfigError, match="HH:MM"):
+        loads(base + '[digest]\ntime = "07:05:60"\n')

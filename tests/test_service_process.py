@@ -1,7 +1,7 @@
 """``keepwarm run`` end to end: the real process, a maildir, an SMTP sink and a NOTIFY_SOCKET.
 
 Time is never faked here. The digest is triggered by configuring ``[digest].time`` relative to
-the real clock: the next minute (the scheduled path), or the current minute, which has just
+the real clock: a few seconds ahead (``HH:MM:SS``, the scheduled path), or the current minute, which has just
 passed (the catch-up path: the daemon starts as if the machine had been asleep at that time).
 "Two days" are simulated with two time zones exactly 24 hours apart (Etc/GMT+12 and Etc/GMT-12):
 the same wall-clock time falls on two consecutive local dates, so a daemon restarted with the
@@ -48,31 +48,37 @@ def _db(tmp_path: Path) -> Path:
     return tmp_path / "state" / "keepwarm" / "keepwarm.db"
 
 
-def _next_minute(zone: str) -> tuple[str, float]:
-    """The next HH:MM at least 4 s away, and the seconds until it."""
-    now = datetime.now(ZoneInfo(zone))
-    at = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
-    if (at - now).total_seconds() < 4:
-        at += timedelta(minutes=1)
-    return at.strftime("%H:%M"), (at - now).total_seconds()
-
-
-def test_ready_watchdog_reload_digest_on_time_and_clean_stop(
+def test_ready_watchdog_digest_on_time_reload_and_clean_stop(
     tmp_path: Path, sink: Sink, notify: NotifySocket
 ) -> None:
     zone = "Europe/Berlin"
     md = make_maildir(tmp_path, 30)
-    at, wait = _next_minute(zone)
+    due = (datetime.now(ZoneInfo(zone)) + timedelta(seconds=10)).replace(microsecond=0)
     cfg = write_config(
-        tmp_path / "config.toml", maildir=md, smtp_port=sink.port, zone=zone, digest_time=at
+        tmp_path / "config.toml",
+        maildir=md,
+        smtp_port=sink.port,
+        zone=zone,
+        digest_time=due.strftime("%H:%M:%S"),
     )
     daemon = Daemon(cfg, tmp_path / "state", notify, watchdog_usec=600_000)
     try:
         notify.wait_for("READY=1")
-        assert any(m.startswith("READY=1") and "STATUS=" in m for m in notify.messages)
+        assert any(m.startswith("READY=1\nSTATUS=") for m in notify.messages)
         notify.wait_for("WATCHDOG=1", n=3)
         wait_until(lambda: db_rows(_db(tmp_path), "SELECT count(*) FROM messages") == [(30,)])
+        wait_until(
+            lambda: any("STATUS=synced archive just now; next digest" in m for m in notify.poll())
+        )
         assert sink.messages == []  # not before its time
+
+        # The digest arrives at its configured local time, once, on the scheduled path.
+        wait_until(lambda: sink.messages, timeout=40)
+        day = datetime.now(ZoneInfo(zone)).date().isoformat()
+        wait_until(lambda: f"digest for {day} sent" in daemon.output())
+        assert datetime.now(ZoneInfo(zone)) >= due
+        assert db_rows(_db(tmp_path), "SELECT local_date, state FROM digests") == [(day, "sent")]
+        assert "catching up" not in daemon.output()
 
         # SIGHUP with a broken config: keeps running the old one and logs every problem.
         good = cfg.read_text()
@@ -84,29 +90,21 @@ def test_ready_watchdog_reload_digest_on_time_and_clean_stop(
         daemon.signal(signal.SIGHUP)
         wait_until(lambda: "reload failed" in daemon.output())
         notify.wait_for("RELOADING=1")
-        assert any(m.startswith("RELOADING=1\nMONOTONIC_USEC=") for m in notify.messages), (
-            notify.messages
-        )
+        assert any(m.startswith("RELOADING=1\nMONOTONIC_USEC=") for m in notify.messages)
         notify.wait_for("READY=1", n=2)
         wait_until(lambda: "Mars/Olympus" in daemon.output() and "often" in daemon.output())
         assert daemon.proc.poll() is None
         cfg.write_text(good)
         daemon.signal(signal.SIGHUP)
         wait_until(lambda: "config reloaded" in daemon.output())
-
-        # The digest arrives at its configured local minute, once.
-        wait_until(lambda: sink.messages, timeout=wait + 20)
-        time.sleep(0.5)
-        assert len(sink.messages) == 1
-        day = datetime.now(ZoneInfo(zone)).date().isoformat()
-        assert db_rows(_db(tmp_path), "SELECT local_date, state FROM digests") == [(day, "sent")]
-        assert "catching up" not in daemon.output()
+        assert len(sink.messages) == 1  # a reload does not send it again
         pings = notify.count("WATCHDOG=1")
         notify.wait_for("WATCHDOG=1", n=pings + 2)
     finally:
         rc = daemon.stop()
     assert rc == 0, daemon.output()
     assert notify.count("STOPPING=1") == 1
+    assert len(sink.messages) == 1
     out = daemon.output()
     assert "me@example.com" not in out and "person1@example.org" not in out  # no addresses at INFO
     assert "note 1" not in out  # nor subjects
