@@ -42,8 +42,8 @@ def utc_now() -> datetime:
 # -- the digest -----------------------------------------------------------------------------------
 def parse_clock(value: str) -> time:
     """``"07:30"`` or ``"07:30:15"`` (as validated by the config) -> time."""
-    parts = [int(p) for p in value.split(":")]
-    return time(*parts)
+    parts = [int(p) for p in value.split(":")] + [0]
+    return time(parts[0], parts[1], parts[2])
 
 
 def local_datetime(day: date, at: time, zone: ZoneInfo) -> datetime:
