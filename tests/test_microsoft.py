@@ -493,3 +493,18 @@ def test_a_request_graph_rejects_is_a_failing_state_not_a_crash(
     outcome = run_account(Store.memory(), connector_for(emu, token))
     assert outcome.state == "failing"
     assert outcome.error and "ErrorInvalidRequest" in outcome.error
+
+
+def test_keepwarm_digests_in_sent_items_are_marked(emu: GraphEmulator, token: Path) -> None:
+    emu.add_message(
+        "sentitems",
+        sender=emu.user,
+        to=[emu.user],
+        message_id="<digest.2026-01-02.ab12cd34ef@keepwarm.invalid>",
+    )
+    batches: list[Batch] = []
+    run_account(
+        Store.memory(), connector_for(emu, token), on_batch=lambda _a, _p, b: batches.append(b)
+    )
+    [m] = [m for b in batches for m in b.messages]
+    assert "keepwarm-digest" in m.markers

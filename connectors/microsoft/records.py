@@ -50,6 +50,9 @@ MESSAGE_FIELDS: tuple[str, ...] = (
     "inferenceClassification",
 )
 BODY_FIELDS = frozenset({"body", "bodyPreview", "uniqueBody"})
+# keepwarm's own digests carry Message-IDs in this domain (digests/deliver.py); Mail.ReadBasic
+# shows no X-Keepwarm-Digest header, so the Message-ID is how a digest is recognised here.
+DIGEST_MESSAGE_ID_DOMAIN = "@keepwarm.invalid"
 
 _RESPONSES: dict[str, ResponseStatus] = {
     "accepted": "accepted",
@@ -150,6 +153,9 @@ def message_from_graph(
     markers: list[str] = []
     if str(item.get("inferenceClassification") or "").lower() == "other":
         markers.append("inference:other")
+    message_id = normalize_message_id(str(item.get("internetMessageId") or ""))
+    if message_id and message_id.lower().endswith(DIGEST_MESSAGE_ID_DOMAIN):
+        markers.append("keepwarm-digest")
     conv = item.get("conversationId")
     return MessageMeta(
         account=account,
@@ -160,7 +166,7 @@ def message_from_graph(
         cc=cc,
         bcc=graph_addresses(item.get("bccRecipients")),
         reply_to=graph_addresses(item.get("replyTo")),
-        message_id=normalize_message_id(str(item.get("internetMessageId") or "")),
+        message_id=message_id,
         subject=subject,
         thread_hint=str(conv) if conv else None,
         folder=folder,

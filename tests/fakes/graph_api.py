@@ -968,6 +968,7 @@ class _Handler(BaseHTTPRequestHandler):
                     parsed = email.message_from_bytes(mime, policy=email.policy.default)
                     assert parsed["To"]
                     payload = {"mime": mime, "headers": dict(parsed.items())}
+                    self._save_sent(parsed)
                 else:
                     payload = json.loads(raw)
                     assert payload["message"]["toRecipients"]
@@ -1038,6 +1039,10 @@ class _Handler(BaseHTTPRequestHandler):
             emu.routes["folder messages"] += 1
             with emu.lock:
                 ids = [m for m, v in emu.messages.items() if v["parentFolderId"] == fid]
+                flt = query.get("$filter", "")
+                if flt.startswith("internetMessageId eq "):
+                    wanted = flt.split(" eq ", 1)[1].strip().strip("'").replace("''", "'")
+                    ids = [m for m in ids if emu.messages[m]["internetMessageId"] == wanted]
             skip, top = int(query.get("$skip", "0")), int(query.get("$top", "10"))
             out: dict[str, Any] = {"value": [{"id": m} for m in ids[skip : skip + top]]}
             if skip + top < len(ids):
@@ -1046,6 +1051,18 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             return 200, out, {}
         return 404, _error("ResourceNotFound", "unknown resource"), {}
+
+    def _save_sent(self, parsed: Any) -> None:
+        """Exchange keeps a sent MIME message (and its Message-ID) in Sent Items."""
+        emu = self.emu
+        emu.add_message(
+            "sentitems",
+            sender=emu.user,
+            to=[str(parsed["To"])],
+            subject=str(parsed["Subject"] or ""),
+            sent=datetime.now(UTC),
+            message_id=str(parsed["Message-ID"] or "") or None,
+        )
 
     def _batch(self, raw: bytes, scope: str) -> tuple[int, Any, dict[str, str]]:
         emu = self.emu
