@@ -47,6 +47,10 @@ def mailbox_semaphore(key: str) -> threading.BoundedSemaphore:
         return sem
 
 
+class NoAnswer(TransientError):
+    """A non-idempotent request (sendMail) got no clear answer: it may or may not have been done."""
+
+
 class DeltaExpired(CursorExpired):
     """The delta or skip token is no longer known to Graph: restart that delta round.
 
@@ -177,9 +181,7 @@ class GraphClient:
             ) as exc:
                 last = type(exc).__name__
                 if not idempotent:
-                    raise TransientError(
-                        f"Microsoft Graph did not answer ({last}); will retry later"
-                    ) from None
+                    raise NoAnswer(f"Microsoft Graph did not answer ({last})") from None
                 self._pause(attempt, None)
                 continue
             status = resp.status_code
@@ -215,7 +217,7 @@ class GraphClient:
                 if retry_after is not None and retry_after > MAX_RETRY_AFTER_WAIT:
                     break
                 if not idempotent and status >= 500 and status != 503:
-                    break
+                    raise NoAnswer(f"Microsoft Graph failed while handling the request ({last})")
                 self._pause(attempt, retry_after)
                 continue
             raise GraphError(status, code or "error", message)
