@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -155,11 +156,22 @@ class MailSync:
         return f"me/mailFolders/{quote_id(fid)}/messages/delta?$select={','.join(MESSAGE_FIELDS)}"
 
     def _folder(self, fid: str, st: dict[str, Any]) -> Iterator[Page]:
+        """One folder's delta round. The next page is fetched while the caller stores this one."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch")
+        try:
+            yield from self._folder_pages(fid, st, pool)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _folder_pages(
+        self, fid: str, st: dict[str, Any], pool: ThreadPoolExecutor
+    ) -> Iterator[Page]:
         link = st.get("link") or self._initial_url(fid)
         restarts = 0
+        ahead: Future[dict[str, Any]] | None = None
         while True:
             try:
-                data = self.client.get(link, headers=self.prefer)
+                data = ahead.result() if ahead else self.client.get(link, headers=self.prefer)
             except DeltaExpired:
                 restarts += 1
                 if restarts > MAX_RESTARTS:
@@ -168,18 +180,21 @@ class MailSync:
                     ) from None
                 log.info("account %s: a folder's delta state expired; resyncing it", self.account)
                 st["link"] = None
-                link = self._initial_url(fid)
+                link, ahead = self._initial_url(fid), None
                 continue
             except NotFound:
                 log.info("account %s: a mail folder disappeared during sync", self.account)
                 return
+            ahead = None
             page = self._page(st["path"], data.get("value") or [])
             nxt, delta = data.get("@odata.nextLink"), data.get("@odata.deltaLink")
             st["link"] = str(nxt or delta or "") or None
+            if nxt:
+                link = str(nxt)
+                ahead = pool.submit(self.client.get, link, None, self.prefer)
             yield page
             if not nxt:
                 return
-            link = str(nxt)
 
     def _page(self, path: str, items: list[Any]) -> Page:
         page = Page(path)
