@@ -11,15 +11,15 @@ replaces every label folder, and X-GM-LABELS / X-GM-THRID are recorded.
 
 Cursor (JSON, one entry per folder): UIDVALIDITY, the highest UID processed, the set of UIDs
 processed (as compact ranges), whether the first (backfill) pass finished, and the folder's
-``(UIDVALIDITY, UIDNEXT, MESSAGES)`` at the end of the last complete pass. That triple is an
-exact no-change test on every server (RFC 3501: UIDs ascend and are never reused within one
-UIDVALIDITY, so no new UID means UIDNEXT is unchanged and no expunge means MESSAGES is
-unchanged), so an idle folder costs one STATUS and nothing else. A changed folder costs one
+``(UIDVALIDITY, UIDNEXT, MESSAGES)`` at the end of the last complete pass. That triple is an exact
+no-change test on every server (RFC 3501: UIDs ascend and are never reused within one UIDVALIDITY,
+so no new UID means UIDNEXT is unchanged and no expunge means MESSAGES is unchanged), so an idle
+account costs one LIST (with LIST-STATUS) or one STATUS per folder. A changed folder costs one
 ``UID SEARCH ALL`` (ESEARCH-compact where offered), which yields both the new UIDs and, by
-comparison with the stored set, the deleted ones. A UIDVALIDITY change keeps the old generation
-in the cursor until the folder is read again, then deletes the old records: the store's
-Message-ID / content-key dedupe keeps each message one interaction. Deletions are emitted after
-every folder's new mail, so a message moved between folders is never dropped in between.
+comparison with the stored set, the deleted ones. A UIDVALIDITY change keeps the old generation in
+the cursor until the folder is read again, then deletes the old records: the store's Message-ID /
+content-key dedupe keeps each message one interaction. Deletions are emitted after every folder's
+new mail, so a message moved between folders is never dropped in between.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
-from imapclient.response_parser import parse_fetch_response
+from imapclient.imap_utf7 import decode as decode_utf7
+from imapclient.response_parser import parse_fetch_response, parse_response
 
 from keepwarm.connectors.base import (
     AuthRequired,
@@ -116,7 +117,7 @@ class ImapSettings:
     retries: int = 3  # reconnects inside one sync before giving up as transient
     retry_base: float = 1.0  # seconds; doubled per attempt, with jitter
     fetch_chunk: int = FETCH_CHUNK
-    use_extensions: bool = True  # ESEARCH, X-GM-EXT-1 (off: plain RFC 3501, for tests)
+    use_extensions: bool = True  # ESEARCH, LIST-STATUS, X-GM-EXT-1 (off: plain RFC 3501)
     prefetch: bool = True  # read the next FETCH while the caller stores the last batch
 
     @property
@@ -450,6 +451,8 @@ class _Session:
         self.esearch = ext and "ESEARCH" in caps
         self.gmail = ext and "X-GM-EXT-1" in caps
         self.special_use = "SPECIAL-USE" in caps
+        self.list_status = ext and "LIST-STATUS" in caps
+        self._statuses: dict[str, tuple[int, int, int]] = {}
         self.round_trips = 0
 
     def close(self) -> None:
@@ -460,17 +463,50 @@ class _Session:
                 self.client.shutdown()
 
     def list_folders(self) -> list[tuple[tuple[bytes, ...], str, str]]:
+        """The folders; with LIST-STATUS their STATUS comes in the same round trip."""
         self.round_trips += 1
+        if self.list_status:
+            raw, self._statuses = self._list_with_status()
+        else:
+            raw, self._statuses = self.client.list_folders(), {}
         out = []
-        for flags, delim, name in self.client.list_folders():
+        for flags, delim, name in raw:
             d = delim.decode() if isinstance(delim, bytes) else (delim or "")
             out.append((tuple(flags), d, str(name)))
         if any(SKIP_SPECIAL_USE & {f.lower() for f in fl} for fl, _d, _n in out):
             self.special_use = True
         return out
 
+    def _list_with_status(self) -> tuple[list[Any], dict[str, tuple[int, int, int]]]:
+        returns = "(SPECIAL-USE STATUS" if self.special_use else "(STATUS"
+        tag = self.imap._command(
+            "LIST", '""', '"*"', "RETURN", returns, "(UIDVALIDITY UIDNEXT MESSAGES))"
+        )
+        typ, dat = self.imap._command_complete("LIST", tag)
+        if typ != "OK":
+            raise imaplib.IMAP4.error(f"LIST failed: {dat!r}")
+        typ, list_data = self.imap._untagged_response(typ, dat, "LIST")
+        status_data = self.imap.untagged_responses.pop("STATUS", [])
+        statuses: dict[str, tuple[int, int, int]] = {}
+        for item in status_data:
+            try:
+                name, items = parse_response([item])[:2]
+                values = dict(zip(items[::2], items[1::2], strict=False))
+                key = decode_utf7(name) if isinstance(name, bytes) else str(name)
+                statuses[key] = (
+                    int(values[b"UIDVALIDITY"]),
+                    int(values[b"UIDNEXT"]),
+                    int(values[b"MESSAGES"]),
+                )
+            except (imaplib.IMAP4.error, ValueError, KeyError, TypeError):
+                continue  # that folder gets its own STATUS
+        return self.client._proc_folder_list(list_data), statuses
+
     def status(self, folder: str) -> tuple[int, int, int]:
         """(UIDVALIDITY, UIDNEXT, MESSAGES)."""
+        cached = self._statuses.pop(folder, None)
+        if cached is not None:
+            return cached
         self.round_trips += 1
         st = self.client.folder_status(folder, ["UIDVALIDITY", "UIDNEXT", "MESSAGES"])
         return int(st[b"UIDVALIDITY"]), int(st.get(b"UIDNEXT", 0)), int(st[b"MESSAGES"])

@@ -274,7 +274,11 @@ def test_idle_incremental_sync_touches_nothing(box: Mailbox) -> None:
     conn = box.connector()
     batches = list(conn.sync(store.cursor(ACCOUNT)))
     assert batches == []  # nothing changed: no batch, the cursor stays
-    assert conn.round_trips <= 4  # LIST + one STATUS per folder
+    assert conn.round_trips == 1  # LIST ... RETURN (STATUS ...): one command in all
+    box.tweaks["use_extensions"] = False
+    conn = box.connector()
+    assert list(conn.sync(store.cursor(ACCOUNT))) == []
+    assert conn.round_trips == 1 + 1  # LIST, then one STATUS per folder (INBOX)
 
 
 def test_junk_trash_drafts_are_skipped_and_folders_option(box: Mailbox) -> None:
@@ -491,3 +495,14 @@ def test_plain_rfc3501_server_path(box: Mailbox) -> None:
     box.delete("INBOX", mids[2])
     assert sync(store, box.connector()) == "ok"
     assert ids(store) == sorted(mids[:2] + mids[3:])
+
+
+def test_a_silent_server_times_out_and_backs_off(box: Mailbox) -> None:
+    box.append("INBOX")
+    box.proxy.stall = True
+    box.extra = 'timeout = "0.3s"\n'
+    started = time.monotonic()
+    outcome = run_account(Store.memory(), box.connector())
+    assert outcome.state == "backoff" and "timed out" in (outcome.error or "")
+    assert box.proxy.connections == 3  # the first try and two reconnects
+    assert time.monotonic() - started < 30

@@ -12,6 +12,8 @@ from keepwarm.connectors.base import CursorExpired
 from keepwarm.connectors.imap import (
     HEADER_ITEM,
     FolderState,
+    ImapConnector,
+    ImapSettings,
     SyncState,
     UidSet,
     _Session,
@@ -144,3 +146,60 @@ def test_cursor_round_trip_and_garbage() -> None:
     for bad in ("{", '{"v": 99}', '{"v": 1, "folders": {"x": {}}}', "[]"):
         with pytest.raises(CursorExpired):
             SyncState.load(bad)
+
+
+class _FakeSession:
+    def __init__(self, listed: list[tuple[tuple[bytes, ...], str, str]], gmail: bool) -> None:
+        self.listed, self.gmail, self.special_use = listed, gmail, True
+
+    def list_folders(self) -> list[tuple[tuple[bytes, ...], str, str]]:
+        return self.listed
+
+
+GMAIL_LIST = [
+    ((b"\\HasNoChildren",), "/", "INBOX"),
+    ((b"\\HasNoChildren",), "/", "Work"),
+    ((b"\\Noselect", b"\\HasChildren"), "/", "[Gmail]"),
+    ((b"\\All", b"\\HasNoChildren"), "/", "[Gmail]/All Mail"),
+    ((b"\\Junk", b"\\HasNoChildren"), "/", "[Gmail]/Spam"),
+    ((b"\\Sent", b"\\HasNoChildren"), "/", "[Gmail]/Sent Mail"),
+    ((b"\\Trash", b"\\HasNoChildren"), "/", "[Gmail]/Trash"),
+]
+
+
+def _connector(**kw: object) -> ImapConnector:
+    return ImapConnector("a", ImapSettings(host="h", username="u", password=lambda: "p", **kw))  # type: ignore[arg-type]
+
+
+def test_gmail_reads_all_mail_once_instead_of_every_label() -> None:
+    assert _connector()._select(_FakeSession(GMAIL_LIST, gmail=True)) == ["[Gmail]/All Mail"]  # type: ignore[arg-type]
+    plain = _connector()._select(_FakeSession(GMAIL_LIST, gmail=False))  # type: ignore[arg-type]
+    assert plain == ["INBOX", "Work", "[Gmail]/All Mail", "[Gmail]/Sent Mail"]
+    chosen = _connector(folders=("INBOX",))._select(_FakeSession(GMAIL_LIST, gmail=True))  # type: ignore[arg-type]
+    assert chosen == ["INBOX"]
+    excl = _connector(exclude_folders=("inbox", "Work"))._select(
+        _FakeSession(GMAIL_LIST, gmail=False)
+    )  # type: ignore[arg-type]
+    assert excl == ["[Gmail]/All Mail", "[Gmail]/Sent Mail"]
+
+
+def test_gmail_spam_and_trash_labels_are_skipped() -> None:
+    from keepwarm.connectors.imap import Fetched
+
+    c = _connector()
+    head = b"From: a@example.com\r\nTo: b@example.com\r\nDate: Thu, 1 Feb 2024 10:00:00 +0000\r\n"
+    batch = c._records(
+        "[Gmail]/All Mail",
+        7,
+        [
+            Fetched(1, None, (), head, ("\\Inbox", "Clients"), "123"),
+            Fetched(2, None, (), head, ("\\Spam",), None),
+            Fetched(3, None, ("\\Draft",), head, (), None),
+        ],
+    )
+    assert [m.provider_id for m in batch.messages] == ["[Gmail]/All Mail/7/1"]
+    assert (
+        batch.messages[0].labels == ("\\Inbox", "Clients")
+        and batch.messages[0].thread_hint == "123"
+    )
+    assert batch.skipped == {"spam or trash": 1, "draft": 1}

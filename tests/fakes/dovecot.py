@@ -13,6 +13,7 @@ As an ordinary user, every process runs as that user.
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
@@ -147,10 +148,12 @@ class Dovecot:
         uid, gid = self.mail_owner()
         if os.getuid() == 0:
             internal, login = _existing_user("dovecot"), _existing_user("dovenull")
+            group = grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name
             chroot = "login"
         else:
             me = pwd.getpwuid(os.getuid()).pw_name
             internal = login = me
+            group = grp.getgrgid(os.getgid()).gr_name
             chroot = ""
         return f"""
 base_dir = {r}/run
@@ -161,6 +164,7 @@ protocols = imap
 listen = 127.0.0.1
 shutdown_clients = yes
 default_internal_user = {internal}
+default_internal_group = {group}
 default_login_user = {login}
 first_valid_uid = {min(uid, 100)}
 first_valid_gid = {min(gid, 100)}
@@ -216,6 +220,7 @@ service imap-login {{
 # No growing per-IP delay after the wrong-password tests: the auth process cannot reach
 # anvil's penalty socket, which disables the penalty.
 service anvil {{
+  chroot = {"empty" if chroot else ""}
   unix_listener anvil-auth-penalty {{
     mode = 0
   }}

@@ -2,6 +2,7 @@
 real server (Dovecot) in tests.
 
 ``refuse = True`` closes every new connection at once (server unreachable / dropping);
+``stall = True`` accepts connections and never answers (a hung server: timeouts);
 ``cut_after = N`` forwards N bytes from the server on the next connection, then cuts it
 (a connection lost in the middle of a FETCH). Both are checked per connection.
 """
@@ -19,6 +20,7 @@ class TcpProxy:
     target_port: int
     host: str = "127.0.0.1"
     refuse: bool = False
+    stall: bool = False  # accept, then never answer (a hung server)
     cut_after: int | None = None  # bytes server->client, once (reset after use)
     connections: int = 0
     cuts: int = 0
@@ -65,6 +67,9 @@ class TcpProxy:
             self.connections += 1
             if self.refuse:
                 client.close()
+                continue
+            if self.stall:
+                self._open.append(client)  # held open, silent, until stop()
                 continue
             budget, self.cut_after = self.cut_after, None
             try:
