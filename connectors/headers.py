@@ -75,10 +75,18 @@ def header_block(data: bytes) -> bytes:
 
 
 def _decode_bytes(raw: bytes) -> str:
+    """UTF-8 where it is valid, line by line, else latin-1 (undeclared 8-bit headers mix both)."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        pass
+    lines = []
+    for line in raw.split(b"\n"):
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append(line.decode("latin-1"))
+    return "\n".join(lines)
 
 
 def parse_header_block(data: bytes | str) -> dict[str, list[str]]:
@@ -292,6 +300,16 @@ def _parse_iso(v: str) -> datetime | None:
     except ValueError:
         return None
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def received_date(headers: Mapping[str, Sequence[str]]) -> datetime | None:
+    """The delivery time from the topmost ``Received:`` header (the text after its last ';')."""
+    for value in headers.get("received", [])[:3]:
+        if ";" in value:
+            dt = parse_date(value.rsplit(";", 1)[1])
+            if dt is not None:
+                return dt
+    return None
 
 
 def plausible(dt: datetime | None, now: datetime | None = None) -> bool:

@@ -155,3 +155,13 @@ def _build_microsoft(account: Account, config: Config) -> Connector:
 
 
 _BUILDERS["microsoft"] = _build_microsoft
+
+
+# -- local files: mbox, maildir, ics ---------------------------------------------------------------
+def _maildir(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.local.maildir import MaildirConnector
+
+    return MaildirConnector(account.name, account.opt("path"), keep_subjects=config.store_subjects)
+
+
+_BUILDERS["maildir"] = _maildir

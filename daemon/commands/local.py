@@ -1,7 +1,133 @@
-"""keepwarm CLI commands: local."""
+"""keepwarm CLI commands: local (``keepwarm import mbox|maildir|ics PATH``)."""
 
 from __future__ import annotations
 
-from keepwarm.daemon.cli import cli
+import hashlib
+import re
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
 
-__all__ = ["cli"]
+import click
+
+from keepwarm.connectors.base import ConnectorError
+from keepwarm.daemon import config as cfgmod
+from keepwarm.daemon.cli import EXIT_FAIL, Ctx, ProgressPrinter, UserError, cli, pass_ctx
+from keepwarm.daemon.config import Account, Config
+from keepwarm.daemon.store import StoreError
+
+__all__ = ["cli", "default_account_name", "import_account"]
+
+KINDS = ("mbox", "maildir", "ics")
+
+
+def default_account_name(kind: str, path: Path) -> str:
+    """A stable account name for an imported path: the same path always gets the same name."""
+    absolute = str(path.expanduser().absolute())
+    slug = re.sub(r"[^a-z0-9]+", "-", path.name.lower()).strip("-")[:32] or "root"
+    digest = hashlib.blake2b(absolute.encode("utf-8", "surrogateescape"), digest_size=4).hexdigest()
+    return f"{kind}-{slug}-{digest}"
+
+
+def import_account(kind: str, name: str, path: Path, config: Config) -> Account:
+    """An account for ``keepwarm import`` with the kind's default options and ``path``."""
+    options = {key: f.default for key, f in cfgmod.ACCOUNT_KINDS[kind].items()}
+    options["path"] = path
+    interval = config.daemon.get("sync_interval") or timedelta(minutes=15)
+    return Account(name, kind, True, interval, options)
+
+
+def _load_config(obj: Ctx) -> Config:
+    path = cfgmod.find_config(obj.config_path)
+    if not path.exists():
+        raise UserError(
+            f"no keepwarm config at {path}: an import needs one (it says where the database lives "
+            "and which addresses are yours). Run 'keepwarm init' first, or pass --config PATH."
+        )
+    return obj.config
+
+
+@contextmanager
+def _stop_on_ctrl_c(stop: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C finishes the batch in hand and stops; a second one stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_sig: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("\nstopping after the current batch (Ctrl-C again to stop now)", err=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _check_name(obj: Ctx, config: Config, name: str, kind: str) -> None:
+    for acct in config.accounts:
+        if acct.name == name and acct.kind != kind:
+            raise UserError(
+                f'account "{name}" is configured as kind "{acct.kind}", not "{kind}"; '
+                "choose another name with --account NAME"
+            )
+    with obj.store() as store:
+        for state in store.account_states():
+            if state.name == name and state.kind != kind:
+                raise UserError(
+                    f'account "{name}" already holds {state.kind} data; '
+                    "choose another name with --account NAME"
+                )
+
+
+@cli.command("import")
+@click.argument("kind", type=click.Choice(KINDS))
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--account",
+    "account_name",
+    metavar="NAME",
+    help="Account name to file the records under (default: derived from the path, so "
+    "importing the same path again only adds what is new).",
+)
+@pass_ctx
+def import_(obj: Ctx, kind: str, path: Path, account_name: str | None) -> None:
+    """Import a Google Takeout mbox, a maildir (or Enron-style archive) or .ics files.
+
+    The config is not changed. Running the same import again reads only what changed since.
+    """
+    from keepwarm.daemon.accounts import make_connector
+    from keepwarm.daemon.sync import run_account
+
+    config = _load_config(obj)
+    path = path.expanduser().absolute()
+    name = account_name or default_account_name(kind, path)
+    _check_name(obj, config, name, kind)
+    try:
+        connector = make_connector(import_account(kind, name, path, config), config)
+    except ConnectorError as exc:
+        raise UserError(str(exc)) from None
+    printer = ProgressPrinter(f"importing {path.name or path}")
+    stop = threading.Event()
+    with obj.store() as store, _stop_on_ctrl_c(stop):
+        try:
+            outcome = run_account(store, connector, on_batch=printer, stop=stop)
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
+        finally:
+            printer.close()
+    if outcome.state == "ok":
+        click.echo(outcome.summary())
+    elif outcome.state == "interrupted":
+        click.echo(f"{outcome.summary()} (interrupted: run the same command again to continue)")
+    else:
+        click.echo(f"import failed: {outcome.error}", err=True)
+        sys.exit(EXIT_FAIL)

@@ -1,0 +1,343 @@
+"""Maildir folders and maildir-like archives (the Enron ``user/folder/N.`` layout).
+
+A scan lists the tree (following symlinks, but never into a directory twice), compares every
+message file's name, mtime and size with what the cursor remembers, and then:
+
+- files that vanished (or changed) become :class:`Deletion` records, in the first batches;
+- new (or changed) files are read *up to their header block only* and become records.
+
+Accepted layouts: a maildir (``cur/``, ``new/``, ``tmp/``; ``tmp/`` is ignored because files
+there are still being delivered), Maildir++ sub-folders (``.Sent/cur``), nested folders, and
+plain folders of one-message files (Enron, SpamAssassin). Trash and spam folders are skipped.
+A message's id is its folder plus the maildir unique name (the part before ``:2,``), so a flag
+change or a move from ``new/`` to ``cur/`` is not a new message.
+
+The cursor remembers ``{id: "mtime:size"}`` for every file seen, as compressed fragments: each
+batch appends one fragment (its own files), and the last batch of a scan compacts them, so
+cursor writes stay proportional to the batch and not to the archive.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from keepwarm.connectors.base import Batch, Deletion, MessageMeta, Progress
+from keepwarm.connectors.local.common import (
+    SYMLINK_LOOP,
+    TRASH,
+    UNREADABLE,
+    Skips,
+    decode_cursor,
+    encode_cursor,
+    message_from_head,
+    pack,
+    read_head,
+    require_path,
+    unpack,
+    utc_from_timestamp,
+)
+from keepwarm.connectors.local.envelope import envelope_date, is_envelope
+
+log = logging.getLogger(__name__)
+
+KIND = "maildir"
+DEFAULT_BATCH = 1000
+
+_FLAGS = re.compile(r"[:!;][12],[^/]*$")
+_METADATA_NAMES = frozenset(
+    {"maildirfolder", "subscriptions", "cmds", "index", "tags", "notmuch-config", "mbox.index"}
+)
+_METADATA_PREFIXES = ("dovecot", "courierimap", "courierpop3", ".")
+_METADATA_SUFFIXES = (".index", ".cache", ".log", ".lock", ".db", ".sqlite", ".journal")
+_TRASH_NAMES = frozenset(
+    {
+        "trash",
+        "deleted",
+        "deleted items",
+        "deleted messages",
+        "bin",
+        "spam",
+        "junk",
+        "junk e-mail",
+        "junk email",
+        "junk mail",
+        "bulk mail",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One message file found by the listing."""
+
+    path: str
+    folder: str
+    stamp: str  # "mtime:size"
+    mtime: float
+    trash: bool
+
+
+def _is_metadata(name: str) -> bool:
+    low = name.lower()
+    return (
+        low in _METADATA_NAMES
+        or low.startswith(_METADATA_PREFIXES)
+        or low.endswith(_METADATA_SUFFIXES)
+    )
+
+
+def _folder_name(rel: str) -> str:
+    """Display folder for a relative folder path: Maildir++ dots stripped, root is INBOX."""
+    if not rel:
+        return "INBOX"
+    return "/".join(part.lstrip(".") or part for part in rel.split("/"))
+
+
+def _is_trash(rel: str) -> bool:
+    for part in re.split(r"[/.]", rel):
+        name = part.strip().lower().replace("_", " ").strip()
+        if name in _TRASH_NAMES:
+            return True
+    return False
+
+
+def _is_maildir_folder(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, "cur")) or os.path.isdir(os.path.join(path, "new"))
+
+
+class Lister:
+    """Walks a maildir tree once, collecting message files and counting what cannot be read."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.entries: dict[str, Entry] = {}
+        self.skips = Skips()
+        self._seen_dirs: set[tuple[int, int]] = set()
+
+    def run(self) -> dict[str, Entry]:
+        st = os.stat(self.root)
+        self._seen_dirs.add((st.st_dev, st.st_ino))
+        self._walk(str(self.root), "")
+        return self.entries
+
+    def _walk(self, path: str, rel: str) -> None:
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            log.info("maildir: cannot list a folder (%s)", exc.strerror)
+            self.skips.add(UNREADABLE)
+            return
+        names = {e.name for e in entries}
+        maildir = ("cur" in names or "new" in names) and _is_maildir_folder(path)
+        for e in entries:
+            child_rel = f"{rel}/{e.name}" if rel else e.name
+            kind, st = self._kind(e)
+            if kind == "dir" and st is not None:
+                self._enter_dir(e, child_rel, path, maildir, st)
+            elif kind == "file" and st is not None and not maildir and not _is_metadata(e.name):
+                self._add(rel, e.name, e.path, st)
+
+    def _kind(self, e: os.DirEntry[str]) -> tuple[str, os.stat_result | None]:
+        try:
+            st = e.stat()  # follows symlinks
+        except OSError as exc:
+            self.skips.add(SYMLINK_LOOP if exc.errno == errno.ELOOP else UNREADABLE)
+            return "error", None
+        if stat.S_ISDIR(st.st_mode):
+            return "dir", st
+        if stat.S_ISREG(st.st_mode):
+            return "file", st
+        return "other", None  # sockets, fifos, devices: never messages
+
+    def _enter_dir(
+        self, e: os.DirEntry[str], rel: str, parent: str, maildir: bool, st: os.stat_result
+    ) -> None:
+        key = (st.st_dev, st.st_ino)
+        if key in self._seen_dirs:
+            if e.is_symlink():
+                self.skips.add(SYMLINK_LOOP)
+            return
+        if maildir and e.name in ("cur", "new"):
+            self._seen_dirs.add(key)
+            self._list_messages(e.path, rel.rsplit("/", 1)[0] if "/" in rel else "")
+            return
+        if maildir and e.name == "tmp":
+            return
+        if e.name.startswith(".") and not _is_maildir_folder(e.path):
+            return  # .notmuch, .git, .cache ...: not mail
+        self._seen_dirs.add(key)
+        self._walk(e.path, rel)
+
+    def _list_messages(self, path: str, folder_rel: str) -> None:
+        """The files of a maildir ``cur/`` or ``new/`` directory."""
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            self.skips.add(UNREADABLE)
+            return
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            kind, st = self._kind(e)
+            if kind == "file" and st is not None:
+                self._add(folder_rel, _FLAGS.sub("", e.name), e.path, st)
+
+    def _add(self, folder_rel: str, name: str, path: str, st: os.stat_result) -> None:
+        pid = f"{folder_rel}/{name}" if folder_rel else name
+        if pid in self.entries:
+            return  # the same message in new/ and cur/ for a moment: read it once
+        self.entries[pid] = Entry(
+            path=path,
+            folder=_folder_name(folder_rel),
+            stamp=f"{int(st.st_mtime)}:{st.st_size}",
+            mtime=st.st_mtime,
+            trash=_is_trash(folder_rel),
+        )
+
+
+class MaildirConnector:
+    """A maildir (or an archive of one-message files) as a :class:`Connector`."""
+
+    kind = KIND
+
+    def __init__(
+        self,
+        account: str,
+        path: str | Path,
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        now: datetime | None = None,
+        keep_subjects: bool = True,
+    ) -> None:
+        self.account = account
+        self.path = Path(path)
+        self.batch_size = max(1, batch_size)
+        self.now = now
+        self.keep_subjects = keep_subjects
+
+    # -- state -------------------------------------------------------------------------------
+    @staticmethod
+    def _load(frags: list[Any]) -> dict[str, str]:
+        state: dict[str, str] = {}
+        for frag in frags:
+            for pid, stamp in unpack(frag):
+                if stamp:
+                    state[pid] = stamp
+                else:
+                    state.pop(pid, None)
+        return state
+
+    def _cursor(self, frags: list[str]) -> str:
+        return encode_cursor(KIND, {"frags": frags})
+
+    # -- sync --------------------------------------------------------------------------------
+    def sync(self, cursor: str | None) -> Iterator[Batch]:
+        data = decode_cursor(KIND, cursor)
+        frags: list[str] = list(data.get("frags", [])) if data else []
+        if not isinstance(frags, list):
+            frags = []
+        state = self._load(frags)
+        root = require_path(self.path, KIND, want_dir=True)
+        lister = Lister(root)
+        listing = lister.run()
+        skips = lister.skips
+
+        gone = sorted(pid for pid in state if pid not in listing)
+        changed = sorted(
+            pid for pid, e in listing.items() if pid in state and state[pid] != e.stamp
+        )
+        todo = sorted(pid for pid in listing if pid not in state) + changed
+        total = len(todo)
+        yielded = False
+
+        # 1. Vanished and changed files: their records go first (a changed file is re-read below).
+        removals = gone + changed
+        for i in range(0, len(removals), self.batch_size):
+            part = removals[i : i + self.batch_size]
+            frags.append(pack([[pid, ""] for pid in part]))
+            yield Batch(
+                deletions=[Deletion(self.account, pid) for pid in part],
+                cursor=self._cursor(frags),
+                progress=Progress(0, total, "removing"),
+                skipped=skips.take(),
+            )
+            yielded = True
+
+        # 2. New and changed files.
+        batch = Batch()
+        seen: list[list[str]] = []
+        done = 0
+        for pid in todo:
+            entry = listing[pid]
+            result = self._read(pid, entry)
+            done += 1
+            if result is None:
+                skips.add(UNREADABLE)  # not remembered: tried again on the next scan
+            else:
+                seen.append([pid, entry.stamp])
+                if isinstance(result, str):
+                    skips.add(result)
+                else:
+                    batch.messages.append(result)
+            if len(seen) + sum(skips.values()) >= self.batch_size:
+                yield self._close(batch, frags, seen, skips, Progress(done, total, "reading"))
+                yielded = True
+                batch, seen = Batch(), []
+        if seen or skips or batch.messages:
+            yield self._close(batch, frags, seen, skips, Progress(done, total, "reading"))
+            yielded = True
+
+        # 3. Compact the fragments into one, so the next scan starts from a small cursor.
+        if yielded and len(frags) > 1:
+            final = self._load(frags)
+            frags[:] = [pack(sorted([pid, stamp] for pid, stamp in final.items()))]
+            yield Batch(cursor=self._cursor(frags), progress=Progress(done, total, "done"))
+
+    def _close(
+        self,
+        batch: Batch,
+        frags: list[str],
+        seen: list[list[str]],
+        skips: Skips,
+        progress: Progress,
+    ) -> Batch:
+        if seen:
+            frags.append(pack(seen))
+        batch.cursor = self._cursor(frags)
+        batch.progress = progress
+        batch.skipped = skips.take()
+        return batch
+
+    def _read(self, pid: str, entry: Entry) -> MessageMeta | str | None:
+        """The record for one file, a skip reason, or None when the file cannot be read."""
+        if entry.trash:
+            return TRASH
+        try:
+            head = read_head(entry.path)
+        except OSError as exc:
+            log.info("maildir: cannot read a message file (%s)", exc.strerror)
+            return None
+        fallbacks = []
+        if head.startswith(b"From "):
+            fallbacks.append(envelope_date(head[: head.find(b"\n")]) if is_envelope(head) else None)
+        fallbacks.append(utc_from_timestamp(entry.mtime))
+        return message_from_head(
+            head,
+            account=self.account,
+            provider_id=pid,
+            fallback_dates=fallbacks,
+            now=self.now,
+            folder=entry.folder,
+            keep_subject=self.keep_subjects,
+        )

@@ -1,0 +1,176 @@
+"""keepwarm import: summary lines, stable account names, no config, interruption and kill -9."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from localmail import make_message, write_maildir_message
+
+from keepwarm.daemon.cli import cli
+from keepwarm.daemon.commands.local import default_account_name
+from keepwarm.daemon.store import Store
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            [me]
+            name = "Me"
+            addresses = ["me@example.com"]
+            timezone = "Europe/Berlin"
+            [store]
+            path = "{tmp_path / "kw.db"}"
+            """
+        )
+    )
+    return path
+
+
+def maildir(root: Path, n: int, start: int = 0) -> Path:
+    for i in range(start, start + n):
+        write_maildir_message(root, f"{i}.M1.host:2,S", make_message(i).as_bytes())
+    (root / "cur" / "junk.M1.host").write_bytes(b"\x00\x01\x02binary")
+    return root
+
+
+def test_import_prints_the_summary_and_a_rerun_adds_nothing(cfg: Path, tmp_path: Path) -> None:
+    root = maildir(tmp_path / "Mail", 5)
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--config", str(cfg), "import", "maildir", str(root)])
+    assert first.exit_code == 0, first.output
+    assert first.output.strip() == "5 imported, 1 skipped: 1 binary file"
+    second = runner.invoke(cli, ["--config", str(cfg), "import", "maildir", str(root)])
+    assert second.exit_code == 0 and second.output.strip() == "0 imported"
+    maildir(root, 2, start=5)
+    third = runner.invoke(cli, ["--config", str(cfg), "import", "maildir", str(root)])
+    assert third.output.strip() == "2 imported"
+    store = Store.open(tmp_path / "kw.db")
+    assert store.counts()["messages"] == 7
+    assert [s.name for s in store.account_states()] == [default_account_name("maildir", root)]
+
+
+def test_default_account_name_is_stable_and_readable(tmp_path: Path) -> None:
+    p = tmp_path / "All mail Including Spam and Trash.mbox"
+    assert default_account_name("mbox", p) == default_account_name("mbox", p)
+    assert default_account_name("mbox", p).startswith("mbox-all-mail-including-spam-")
+    assert default_account_name("mbox", p) != default_account_name("mbox", tmp_path / "x.mbox")
+
+
+def test_import_without_a_config_tells_the_user_to_run_init(tmp_path: Path) -> None:
+    root = maildir(tmp_path / "Mail", 1)
+    result = CliRunner().invoke(
+        cli, ["--config", str(tmp_path / "none.toml"), "import", "maildir", str(root)]
+    )
+    assert result.exit_code == 2
+    assert "keepwarm init" in result.output and "Traceback" not in result.output
+
+
+def test_import_of_a_missing_path_is_a_clear_error(cfg: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["--config", str(cfg), "import", "maildir", str(tmp_path / "nope")]
+    )
+    assert result.exit_code == 1
+    assert "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_named_account_of_another_kind_is_refused(cfg: Path, tmp_path: Path) -> None:
+    root = maildir(tmp_path / "Mail", 1)
+    runner = CliRunner()
+    assert (
+        runner.invoke(
+            cli, ["--config", str(cfg), "import", "maildir", str(root), "--account", "x"]
+        ).exit_code
+        == 0
+    )
+    (tmp_path / "c.mbox").write_bytes(b"")
+    result = runner.invoke(
+        cli, ["--config", str(cfg), "import", "mbox", str(tmp_path / "c.mbox"), "--account", "x"]
+    )
+    assert result.exit_code == 2 and "already holds maildir data" in result.output
+
+
+KILLER = """
+import os, signal, sys
+from keepwarm.connectors.local.maildir import MaildirConnector
+from keepwarm.daemon.store import Store
+from keepwarm.daemon.sync import run_account
+
+class DiesAfterTwoBatches(MaildirConnector):
+    def sync(self, cursor):
+        for i, batch in enumerate(super().sync(cursor)):
+            if i == 2:
+                os.kill(os.getpid(), signal.SIGKILL)  # mid-import, batch 3 in hand
+            yield batch
+
+store = Store.open(sys.argv[1])
+run_account(store, DiesAfterTwoBatches("acct", sys.argv[2], batch_size=10))
+"""
+
+
+def test_kill_9_mid_import_leaves_a_consistent_store_and_the_next_run_resumes(
+    cfg: Path, tmp_path: Path
+) -> None:
+    root = maildir(tmp_path / "Mail", 45)
+    db = tmp_path / "kw.db"
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(db), str(root)], check=False)
+    assert proc.returncode == -9
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert conn.execute("SELECT count(*) FROM messages").fetchone() == (20,)
+    conn.close()
+    result = CliRunner().invoke(
+        cli, ["--config", str(cfg), "import", "maildir", str(root), "--account", "acct"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("25 imported")  # the first 20 were not read again
+    store = Store.open(db)
+    assert store.counts()["messages"] == 45 and store.counts()["message_sources"] == 45
+
+
+def test_no_progress_output_when_not_a_terminal(cfg: Path, tmp_path: Path) -> None:
+    root = maildir(tmp_path / "Mail", 3)
+    env = {**os.environ, "KEEPWARM_CONFIG": str(cfg)}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "keepwarm"), "import", "maildir", str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "3 imported, 1 skipped: 1 binary file" and proc.stderr == ""
+
+
+def test_first_ctrl_c_stops_after_the_batch_in_hand(tmp_path: Path) -> None:
+    import signal
+    import threading
+
+    from keepwarm.connectors.local.maildir import MaildirConnector
+    from keepwarm.daemon.commands.local import _stop_on_ctrl_c
+    from keepwarm.daemon.sync import run_account
+
+    root = maildir(tmp_path / "Mail", 30)
+    store = Store.memory()
+    stop = threading.Event()
+
+    def press_ctrl_c(*_: object) -> None:
+        if not stop.is_set():
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with _stop_on_ctrl_c(stop):
+        outcome = run_account(
+            store, MaildirConnector("a", root, batch_size=10), on_batch=press_ctrl_c, stop=stop
+        )
+    assert stop.is_set() and outcome.state == "interrupted" and outcome.added == 10
+    again = run_account(store, MaildirConnector("a", root, batch_size=10))
+    assert again.state == "ok" and again.added == 20 and store.counts()["messages"] == 30

@@ -1,0 +1,67 @@
+"""The real corpora in ../shared/data import with zero crashes and no corruption."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from keepwarm.connectors.base import Connector
+from keepwarm.connectors.local.maildir import MaildirConnector
+from keepwarm.daemon.store import Store
+from keepwarm.daemon.sync import SyncOutcome, run_account
+
+pytestmark = pytest.mark.corpus
+
+
+def files_under(root: Path) -> int:
+    return sum(1 for p in root.rglob("*") if p.is_file())
+
+
+def import_twice(
+    tmp_path: Path, make: type[Connector] | object, *args: object
+) -> tuple[SyncOutcome, Store]:
+    store = Store.open(tmp_path / "kw.db")
+    first = run_account(store, make(*args))  # type: ignore[operator]
+    assert first.state == "ok", first.error
+    counts = store.counts()
+    second = run_account(store, make(*args))  # type: ignore[operator]
+    assert second.state == "ok" and (second.added, second.merged, second.deleted) == (0, 0, 0)
+    assert store.counts() == counts
+    store.clear_cursor("corpus")  # and from scratch: the store still adds nothing
+    third = run_account(store, make(*args))  # type: ignore[operator]
+    assert third.added == 0 and store.counts() == counts
+    assert store.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert store.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    return first, store
+
+
+@pytest.mark.parametrize(
+    ("corpus", "max_bad"),
+    [
+        ("enron-maildir-sample", 0.01),
+        ("spamassassin-ham", 0.01),
+        # damaged PST export: most messages only name Exchange X.500 mailboxes (no address)
+        ("enron-pst-eml-messy", 1.0),
+    ],
+)
+def test_mail_corpus_imports_every_file(
+    shared_data: Path, tmp_path: Path, corpus: str, max_bad: float
+) -> None:
+    root = shared_data / corpus
+    outcome, store = import_twice(tmp_path, MaildirConnector, "corpus", root)
+    total = files_under(root)
+    accounted = outcome.added + outcome.merged + sum(outcome.skipped.values())
+    assert accounted == total, outcome.skipped
+    assert store.counts()["message_sources"] == outcome.added + outcome.merged
+    # the skip reasons are the expected kinds only, and few
+    assert set(outcome.skipped) <= {
+        "unparseable date",
+        "no addresses",
+        "no headers",
+        "in trash or spam folder",
+    }
+    assert (
+        sum(n for r, n in outcome.skipped.items() if r != "in trash or spam folder")
+        <= total * max_bad
+    )
