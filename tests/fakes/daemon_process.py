@@ -94,7 +94,11 @@ def install_connector() -> None:
             if real is not None
             else StandInMaildir(account.name, Path(account.opt("path")))
         )
-        return Slowed(inner, delay, wedge) if delay or wedge else inner
+        if not (delay or wedge):
+            return inner
+        if hasattr(inner, "batch_size"):
+            inner.batch_size = BATCH  # the real connector: small batches, so a sync has many
+        return Slowed(inner, delay, wedge)
 
     accounts._BUILDERS["maildir"] = build
 
