@@ -39,7 +39,9 @@ def cfg(tmp_path: Path) -> Path:
 def maildir(root: Path, n: int, start: int = 0) -> Path:
     for i in range(start, start + n):
         write_maildir_message(root, f"{i}.M1.host:2,S", make_message(i).as_bytes())
-    (root / "cur" / "junk.M1.host").write_bytes(b"\x00\x01\x02binary")
+    junk = root / "cur" / "junk.M1.host"
+    if not junk.exists():
+        junk.write_bytes(b"\x00\x01\x02binary")
     return root
 
 
