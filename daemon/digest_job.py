@@ -316,7 +316,11 @@ def make_delivery(config: Config) -> Delivery:
     """The configured delivery method. Gmail/Graph send register through the same protocol."""
     if config.delivery_method == "smtp" and config.smtp is not None:
         return SmtpDelivery(smtp_settings(config))
-    if config.delivery_method in ("gmail", "microsoft"):
+    if config.delivery_method == "microsoft":
+        from keepwarm.daemon.graph_delivery import graph_delivery
+
+        return graph_delivery(config)
+    if config.delivery_method == "gmail":
         raise DeliveryError(
             f'delivery method "{config.delivery_method}" is not available in this build; '
             'use method = "smtp" or "file" in [delivery]',

@@ -172,3 +172,57 @@ def test_kill_9_during_a_20000_message_backfill_then_resume(
     stored = _stored(db)
     assert stored == sorted(emu.expected_message_ids())
     assert len(stored) == len(set(stored)) == 20_000
+
+
+def test_digest_sent_through_graph_sendmail_once(emu: GraphEmulator, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, emu)
+    with cfg.open("a", encoding="utf-8") as fh:
+        fh.write('\n[delivery]\nmethod = "microsoft"\naccount = "office"\n')
+    emu.add_bulk(60)
+    sign_in(emu, tmp_path / "tokens" / "office.json", send=True)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(cfg), "sync", "office"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["--config", str(cfg), "digest", "--send"])
+    assert result.exit_code == 0, result.output
+    assert len(emu.sent) == 1
+    headers = emu.sent[0]["headers"]
+    assert headers["Auto-Submitted"] == "auto-generated"
+    assert headers["To"] == emu.user
+    result = runner.invoke(cli, ["--config", str(cfg), "digest", "--send"])
+    assert result.exit_code == 0, result.output
+    assert len(emu.sent) == 1  # at most one digest a day
+    # the copy in Sent Items is recognised as keepwarm's own digest on the next sync
+    result = runner.invoke(cli, ["--config", str(cfg), "sync", "office"])
+    assert result.exit_code == 0, result.output
+    conn = sqlite3.connect(tmp_path / "keepwarm.db")
+    markers = [
+        r[0] for r in conn.execute("SELECT markers FROM messages WHERE message_id LIKE 'digest.%'")
+    ]
+    conn.close()
+    assert markers == ["keepwarm-digest"]
+
+
+def test_digest_without_mail_send_permission_says_how_to_fix(
+    emu: GraphEmulator, tmp_path: Path
+) -> None:
+    from keepwarm.daemon.config import load
+    from keepwarm.daemon.graph_delivery import graph_delivery
+    from keepwarm.digests.deliver import DeliveryError
+
+    cfg = write_config(tmp_path, emu)
+    with cfg.open("a", encoding="utf-8") as fh:
+        fh.write('\n[delivery]\nmethod = "microsoft"\naccount = "office"\n')
+    sign_in(emu, tmp_path / "tokens" / "office.json")  # signed in before Mail.Send was wanted
+    delivery = graph_delivery(load(cfg))
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["To"] = emu.user
+    msg.set_content("x")
+    from datetime import date
+
+    with pytest.raises(DeliveryError) as exc:
+        delivery.deliver(msg, local_date=date(2026, 1, 2), html="", before_data=lambda: None)
+    assert not exc.value.transient
+    assert "keepwarm auth microsoft office" in str(exc.value)

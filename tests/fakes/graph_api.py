@@ -125,6 +125,7 @@ class GraphEmulator:
         self.refresh_tokens: dict[str, str] = {}
         self.access_tokens: dict[str, tuple[float, str]] = {}
         self.auto_approve = False
+        self.consented: set[str] = set()  # scopes the user agreed to at sign-in
         self.auth_broken = False
         self.token_requests: Counter[str] = Counter()
         # faults and observation
@@ -823,6 +824,7 @@ class _Handler(BaseHTTPRequestHandler):
                     )
                     return
                 del emu.device_codes[form["device_code"]]
+                emu.consented.update((form.get("scope") or dc["scope"]).split())
                 self._send(200, emu._issue_tokens(form.get("scope") or dc["scope"]))
                 return
             if grant == "refresh_token":
@@ -835,6 +837,18 @@ class _Handler(BaseHTTPRequestHandler):
                             "error_description": "AADSTS700082: The refresh token has expired due to inactivity.",
                             "error_codes": [700082],
                             "suberror": "bad_token",
+                        },
+                    )
+                    return
+                wanted = set((form.get("scope") or emu.refresh_tokens[rt]).split())
+                if not wanted <= emu.consented:
+                    self._send(
+                        400,
+                        {
+                            "error": "invalid_grant",
+                            "error_description": "AADSTS65001: The user or administrator has not consented to use the application.",
+                            "error_codes": [65001],
+                            "suberror": "consent_required",
                         },
                     )
                     return
