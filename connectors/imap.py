@@ -60,6 +60,10 @@ from keepwarm.connectors.headers import WANTED_HEADERS, message_from_headers, pa
 
 log = logging.getLogger(__name__)
 
+# imaplib refuses response lines over 1 MB; a plain (non-ESEARCH) "UID SEARCH ALL" of a 200,000
+# message folder (Gmail's All Mail) is longer than that. Literals are read by size, not by line.
+imaplib._MAXLINE = max(imaplib._MAXLINE, 64 * 1024 * 1024)  # type: ignore[attr-defined]
+
 CURSOR_VERSION = 1
 FETCH_CHUNK = 2500  # UIDs per FETCH round trip and per batch
 DELETE_CHUNK = 5000  # deletions per batch
@@ -567,7 +571,7 @@ class _Session:
             if isinstance(when, datetime):
                 when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
             labels = tuple(
-                (lb.decode("utf-8", "replace") if isinstance(lb, bytes) else str(lb))
+                (decode_utf7(lb) if isinstance(lb, bytes) else str(lb))
                 for lb in items.get(b"X-GM-LABELS", ())
             )
             flags = tuple(
@@ -741,6 +745,8 @@ class ImapConnector:
                 f"the certificate of {host}:{port} could not be verified ({exc.verify_message}); "
                 "if the server uses a private CA, set ca_file to its certificate"
             ) from None
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            raise  # the connection dropped during the handshake: retried like any drop
         except ssl.SSLError as exc:
             raise SourceError(
                 f"TLS with {host}:{port} failed ({exc.reason or exc}); check that port {port} "

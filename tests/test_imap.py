@@ -506,3 +506,16 @@ def test_a_silent_server_times_out_and_backs_off(box: Mailbox) -> None:
     assert outcome.state == "backoff" and "timed out" in (outcome.error or "")
     assert box.proxy.connections == 3  # the first try and two reconnects
     assert time.monotonic() - started < 30
+
+
+def test_connection_dropped_during_the_tls_handshake_is_retried(box: Mailbox) -> None:
+    mid = box.append("INBOX")
+    proxy = TcpProxy(box.server.tls_port).start()
+    try:
+        proxy.cut_after = 200  # inside the server's TLS handshake messages
+        box.security, box.port = "tls", proxy.port
+        store = Store.memory()
+        assert sync(store, box.connector()) == "ok"
+        assert proxy.cuts == 1 and ids(store) == [mid]
+    finally:
+        proxy.stop()

@@ -91,7 +91,7 @@ def test_gmail_fetch_items_are_parsed() -> None:
     """X-GM-LABELS may hold quoted strings; the careful parser handles them."""
     data = [
         (
-            b'1 (X-GM-THRID 1278455344230334865 X-GM-LABELS (\\Inbox "My Label" \\Spam) UID 4 '
+            b'1 (X-GM-THRID 1278455344230334865 X-GM-LABELS (\\Inbox "My Label" \\Spam "Caf&AOk-") UID 4 '
             b'INTERNALDATE "01-Feb-2024 10:00:00 +0000" FLAGS (\\Seen) BODY[HEADER.FIELDS (FROM)] {23}',
             b"From: a@example.com\r\n\r\n",
         ),
@@ -100,7 +100,7 @@ def test_gmail_fetch_items_are_parsed() -> None:
     session = _Session.__new__(_Session)
     [f] = session._parse_gmail(data)
     assert f.uid == 4 and f.thread == "1278455344230334865"
-    assert f.labels == ("\\Inbox", "My Label", "\\Spam")
+    assert f.labels == ("\\Inbox", "My Label", "\\Spam", "Café")
     assert f.internaldate == datetime(2024, 2, 1, 10, tzinfo=UTC)
     assert f.header.startswith(b"From:")
 
