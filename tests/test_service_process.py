@@ -200,9 +200,11 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_0(
 def test_a_second_instance_is_refused_with_the_running_pid(tmp_path: Path, sink: Sink) -> None:
     md = make_maildir(tmp_path, 3)
     cfg = write_config(tmp_path / "config.toml", maildir=md, smtp_port=sink.port)
-    first = Daemon(cfg, tmp_path / "state")
+    first = Daemon(cfg, tmp_path / "state", extra_env={"JOURNAL_STREAM": "8:12345"})
     try:
         wait_until(lambda: "started" in first.output())
+        # Under systemd: syslog priorities, no timestamps (journald adds its own).
+        assert first.output().startswith("<6>keepwarm.daemon: ")
         second = Daemon(cfg, tmp_path / "state")
         rc = second.wait(15)
         assert rc != 0
