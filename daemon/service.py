@@ -403,6 +403,12 @@ class Service:
                 elif code == signal.SIGHUP and not self.stopping:
                     self.reload()
             self._collect_results()
+            if not self.worker.is_alive() and not self.stopping:
+                log.critical(
+                    "the worker thread died; exiting so the service manager restarts keepwarm"
+                )
+                self.close()
+                return 1
             if self.stopping:
                 if self.worker.busy is None and self.worker.pending == 0:
                     break
