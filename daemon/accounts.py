@@ -165,3 +165,12 @@ def _maildir(account: Account, config: Config) -> Connector:
 
 
 _BUILDERS["maildir"] = _maildir
+
+
+def _mbox(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.local.mbox import MboxConnector
+
+    return MboxConnector(account.name, account.opt("path"), keep_subjects=config.store_subjects)
+
+
+_BUILDERS["mbox"] = _mbox

@@ -176,3 +176,15 @@ def test_first_ctrl_c_stops_after_the_batch_in_hand(tmp_path: Path) -> None:
     assert stop.is_set() and outcome.state == "interrupted" and outcome.added == 10
     again = run_account(store, MaildirConnector("a", root, batch_size=10))
     assert again.state == "ok" and again.added == 20 and store.counts()["messages"] == 30
+
+
+def test_import_mbox_and_rerun(cfg: Path, tmp_path: Path) -> None:
+    from localmail import mbox_entry
+
+    path = tmp_path / "All mail.mbox"
+    path.write_bytes(b"".join(mbox_entry(make_message(i)) for i in range(4)))
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--config", str(cfg), "import", "mbox", str(path)])
+    assert first.exit_code == 0 and first.output.strip() == "4 imported", first.output
+    second = runner.invoke(cli, ["--config", str(cfg), "import", "mbox", str(path)])
+    assert second.output.strip() == "0 imported"

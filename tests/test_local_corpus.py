@@ -65,3 +65,19 @@ def test_mail_corpus_imports_every_file(
         sum(n for r, n in outcome.skipped.items() if r != "in trash or spam folder")
         <= total * max_bad
     )
+
+
+def test_spamassassin_as_one_mbox_splits_into_every_message(shared_data: Path, tmp_path: Path) -> None:
+    from keepwarm.connectors.local.mbox import MboxConnector
+
+    files = sorted((shared_data / "spamassassin-ham").rglob("*"))
+    files = [f for f in files if f.is_file()]
+    path = tmp_path / "ham.mbox"
+    with open(path, "wb") as out:
+        for f in files:
+            data = f.read_bytes()
+            if not data.startswith(b"From "):
+                data = b"From corpus@example.com Thu Aug 22 12:36:23 2002\n" + data
+            out.write(data.rstrip(b"\n") + b"\n\n")
+    outcome, _store = import_twice(tmp_path, MboxConnector, "corpus", path)
+    assert outcome.added + outcome.merged + sum(outcome.skipped.values()) == len(files)
