@@ -67,7 +67,9 @@ def test_mail_corpus_imports_every_file(
     )
 
 
-def test_spamassassin_as_one_mbox_splits_into_every_message(shared_data: Path, tmp_path: Path) -> None:
+def test_spamassassin_as_one_mbox_splits_into_every_message(
+    shared_data: Path, tmp_path: Path
+) -> None:
     from keepwarm.connectors.local.mbox import MboxConnector
 
     files = sorted((shared_data / "spamassassin-ham").rglob("*"))
