@@ -508,3 +508,19 @@ def test_keepwarm_digests_in_sent_items_are_marked(emu: GraphEmulator, token: Pa
     )
     [m] = [m for b in batches for m in b.messages]
     assert "keepwarm-digest" in m.markers
+
+
+def test_calendar_window_moves_forward_with_time(emu: GraphEmulator, token: Path) -> None:
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    emu.add_event(subject="Soon", start=t0 + timedelta(days=2))
+    later = emu.add_event(subject="Later", start=t0 + timedelta(days=20))
+    store = Store.memory()
+    assert run_account(store, connector_for(emu, token, now=t0)).state == "ok"
+    assert [r[0] for r in store.conn.execute("SELECT title FROM events")] == ["Soon"]
+    t1 = t0 + timedelta(days=10)  # the window's future edge is now 24 days out
+    assert run_account(store, connector_for(emu, token, now=t1)).state == "ok"
+    titles = sorted(r[0] for r in store.conn.execute("SELECT title FROM events"))
+    assert titles == ["Later", "Soon"]
+    emu.delete_event(later)
+    assert run_account(store, connector_for(emu, token, now=t1)).state == "ok"
+    assert [r[0] for r in store.conn.execute("SELECT title FROM events")] == ["Soon"]
