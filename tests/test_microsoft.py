@@ -524,3 +524,18 @@ def test_calendar_window_moves_forward_with_time(emu: GraphEmulator, token: Path
     emu.delete_event(later)
     assert run_account(store, connector_for(emu, token, now=t1)).state == "ok"
     assert [r[0] for r in store.conn.execute("SELECT title FROM events")] == ["Soon"]
+
+
+def test_backfill_reports_progress_against_the_folder_totals(
+    emu: GraphEmulator, token: Path
+) -> None:
+    emu.add_bulk(30)
+    progress = []
+    run_account(
+        Store.memory(),
+        connector_for(emu, token, page_size=10, calendar=False),
+        on_batch=lambda _a, p, _b: progress.append(p),
+    )
+    assert all(p is not None and p.total == 30 for p in progress)
+    assert [p.done for p in progress] == sorted(p.done for p in progress)
+    assert progress[-1].done == 30

@@ -86,7 +86,7 @@ class MicrosoftConnector:
             total: int | None = None
             for page in mail.run(state["mail"]):
                 if total is None:
-                    total = mail.initial_total(state["mail"]) or None
+                    total = mail.total or None
                 done += page.seen
                 self._log_progress(done, total, started, "mail")
                 yield Batch(

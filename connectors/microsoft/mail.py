@@ -85,6 +85,7 @@ class MailSync:
         self.cutoff = cutoff
         self.page_size = page_size
         self.synced: dict[str, Folder] = {}
+        self.total = 0  # estimated messages still to read in first rounds (set by run)
 
     @property
     def prefer(self) -> dict[str, str]:
@@ -96,9 +97,10 @@ class MailSync:
             ids = []
             for name in SKIPPED_WELL_KNOWN:
                 try:
-                    ids.append(
-                        str(self.client.get(f"me/mailFolders/{name}", {"$select": "id"})["id"])
+                    found = self.client.get(
+                        f"me/mailFolders/{name}", {"$select": "id"}, {"Prefer": IMMUTABLE}
                     )
+                    ids.append(str(found["id"]))
                 except (NotFound, KeyError):
                     continue
             state["skip"] = ids
@@ -112,7 +114,10 @@ class MailSync:
             url, prefix = todo.pop(0)
             params: dict[str, str] | None = {"$top": "250", "$select": FOLDER_FIELDS}
             while url:
-                page = self.client.get(url, params, {"Prefer": IMMUTABLE})
+                try:
+                    page = self.client.get(url, params, {"Prefer": IMMUTABLE})
+                except NotFound:  # deleted while we were listing: its parent's next round sees it
+                    break
                 params = None  # nextLinks carry the query
                 for f in page.get("value") or []:
                     fid = str(f.get("id") or "")
@@ -132,6 +137,7 @@ class MailSync:
         listed = self.list_folders(skip)
         folders: dict[str, Any] = state.setdefault("folders", {})
         self.synced = listed
+        self.total = self._initial_total(folders)
         for fid in [f for f in folders if f not in listed]:
             yield from self._vanished(fid, folders)
         for fid, f in listed.items():
@@ -142,9 +148,8 @@ class MailSync:
         for fid in sorted(listed, key=lambda i: _folder_order(listed[i].path)):
             yield from self._folder(fid, folders[fid])
 
-    def initial_total(self, state: dict[str, Any]) -> int:
+    def _initial_total(self, folders: dict[str, Any]) -> int:
         """Messages in folders whose first round has not completed (for the progress bar)."""
-        folders = state.get("folders") or {}
         total = 0
         for fid, f in self.synced.items():
             link = (folders.get(fid) or {}).get("link")
