@@ -19,8 +19,9 @@ On a restart the row decides:
   dedupe, but Outlook and Apple Mail would show both.) ``--force`` sends again deliberately,
   with a new Message-ID.
 
-Transient failures (4xx, refused connections, timeouts) are retried in-process with a short,
-bounded backoff; the daemon retries later days/ticks as it sees ``transient``. Permanent ones (5xx,
+Transient failures (4xx, refused connections, timeouts) are retried once in-process after a
+short pause; the daemon then retries later the same day with its own backoff when it sees
+``transient`` (at most MAX_ATTEMPTS_PER_DAY attempts a day). Permanent ones (5xx,
 AUTH refused, bad TLS) stop at once and are shown by ``keepwarm status`` and in the next digest.
 """
 
@@ -58,7 +59,9 @@ from keepwarm.digests.suggest import RankPolicy, Suggestion, build, rank
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS_PER_DAY = 8
-RETRY_DELAYS: tuple[float, ...] = (5.0, 30.0)  # in-process retries after a transient failure
+# One quick in-process retry after a transient failure covers a blip; longer backoff is the
+# scheduler's job (the daemon retries a transient outcome later the same day).
+RETRY_DELAYS: tuple[float, ...] = (3.0,)
 
 
 @dataclass
@@ -312,21 +315,44 @@ def digest_moment(config: Config, day: date) -> datetime:
 
 
 # -- delivery -------------------------------------------------------------------------------------
-def make_delivery(config: Config) -> Delivery:
-    """The configured delivery method. Gmail/Graph send register through the same protocol."""
-    if config.delivery_method == "smtp" and config.smtp is not None:
-        return SmtpDelivery(smtp_settings(config))
-    if config.delivery_method == "microsoft":
-        from keepwarm.daemon.graph_delivery import graph_delivery
+# Delivery methods: method name -> "module:function" building a Delivery from the Config.
+# The Gmail API send and Graph sendMail helpers add their entries here ("gmail", "microsoft");
+# the function receives the Config (``config.delivery_account`` names the account to send as) and
+# returns an object implementing keepwarm.digests.deliver.Delivery.
+DELIVERIES: dict[str, str] = {
+    "file": "keepwarm.daemon.digest_job:file_delivery",
+    "smtp": "keepwarm.daemon.digest_job:smtp_delivery",
+    "microsoft": "keepwarm.daemon.graph_delivery:graph_delivery",
+}
 
-        return graph_delivery(config)
-    if config.delivery_method == "gmail":
+
+def make_delivery(config: Config) -> Delivery:
+    """The configured delivery method (see :data:`DELIVERIES`)."""
+    import importlib
+
+    target = DELIVERIES.get(config.delivery_method)
+    if target is None:
         raise DeliveryError(
             f'delivery method "{config.delivery_method}" is not available in this build; '
-            'use method = "smtp" or "file" in [delivery]',
+            f"use one of {', '.join(sorted(DELIVERIES))} as [delivery].method",
             transient=False,
         )
+    module, _, name = target.partition(":")
+    factory: Callable[[Config], Delivery] = getattr(importlib.import_module(module), name)
+    return factory(config)
+
+
+def file_delivery(config: Config) -> Delivery:
     return FileOutbox(config.outbox)
+
+
+def smtp_delivery(config: Config) -> Delivery:
+    if config.smtp is None:
+        raise DeliveryError(
+            'delivery method "smtp" needs a [delivery.smtp] table with at least host',
+            transient=False,
+        )
+    return SmtpDelivery(smtp_settings(config))
 
 
 def smtp_settings(config: Config) -> SmtpSettings:

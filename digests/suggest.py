@@ -482,7 +482,8 @@ def rank(
         ):
             continue
         eligible.append(s)
-    eligible.sort(key=lambda s: (-s.score, s.kind, s.person_key))
+    # Owed replies first (they are commitments), then by score.
+    eligible.sort(key=lambda s: (s.kind != "reply_owed", -s.score, s.kind, s.person_key))
     return [_with_also(s, eligible) for s in _pick(eligible, core, policy)]
 
 

@@ -178,3 +178,24 @@ outbox = "{tmp_path}/outbox"
 {extra}
 """
     return loads(text)
+
+
+RECORDED: list[Any] = []
+
+
+class RecordingDelivery:
+    """A Delivery registered through daemon.digest_job.DELIVERIES in tests."""
+
+    method = "recording"
+
+    def delivered(self, local_date: Any, message_id: str) -> bool | None:
+        return None
+
+    def deliver(self, message: Any, *, local_date: Any, html: str, before_data: Any) -> str:
+        before_data()
+        RECORDED.append(message)
+        return "recorded"
+
+
+def recording_delivery(config: Config) -> RecordingDelivery:
+    return RecordingDelivery()

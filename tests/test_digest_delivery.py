@@ -348,3 +348,20 @@ from = "jane@example.com"
 outbox = "{tmp_path}/outbox"
 """
     )
+
+
+def test_delivery_methods_come_from_the_registry(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import digest_fixtures
+
+    monkeypatch.setitem(digest_job.DELIVERIES, "file", "digest_fixtures:recording_delivery")
+    digest_fixtures.RECORDED.clear()
+    assert _run(config(tmp_path), store).state == "sent"
+    assert len(digest_fixtures.RECORDED) == 1
+    assert ledger_row(store, NOW.date()).method == "recording"  # type: ignore[union-attr]
+    monkeypatch.delitem(digest_job.DELIVERIES, "file")
+    other = run_digest(
+        config(tmp_path), store, now=NOW + timedelta(days=1), report_builder=builder(), **NO_SLEEP
+    )
+    assert other.state == "failed" and "not available" in (other.error or "")

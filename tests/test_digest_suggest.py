@@ -165,3 +165,58 @@ def test_birthday_phrasing() -> None:
     )
     assert phrase("occasion_birthday", "Maya", {"days_until": 1}, ZONE).endswith("tomorrow")
     assert "in 3 days" in phrase("occasion_birthday", "Maya", {"days_until": 3}, ZONE)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+KINDS = sorted(
+    {
+        "reply_owed",
+        "awaiting_reply",
+        "fading",
+        "dormant",
+        "lopsided_me",
+        "lopsided_them",
+        "new",
+        "growing",
+        "meeting_followup",
+        "meeting_today",
+        "occasion_birthday",
+        "occasion_anniversary",
+        "occasion_job_change",
+        "occasion_greeting",
+        "introduce",
+    }
+)
+KEYS = [p.key for p in PEOPLE]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sigs=st.lists(
+        st.tuples(
+            st.sampled_from(KINDS), st.sampled_from(KEYS), st.floats(0, 1), st.sampled_from(KEYS)
+        ),
+        max_size=40,
+    ),
+    cap=st.integers(1, 12),
+    snoozed=st.sets(st.sampled_from(KEYS), max_size=3),
+)
+def test_rank_properties(sigs, cap, snoozed) -> None:  # type: ignore[no-untyped-def]
+    signals = [
+        FakeSignal(k, p, u, {"other": o} if k == "introduce" and o != p else {})
+        for k, p, u, o in sigs
+    ]
+    chosen = _rank(signals=signals, max_items=cap, snoozed=snoozed)
+    assert len(chosen) <= cap
+    involved = [s.person_key for s in chosen] + [s.other_key for s in chosen if s.other_key]
+    assert len(involved) == len(set(involved))  # nobody twice
+    assert not set(involved) & snoozed
+    owed = {p for k, p, _u, _o in sigs if k == "reply_owed" and p not in snoozed}
+    for s in chosen:
+        assert s.person_key not in owed or s.kind == "reply_owed"
+        assert s.action and s.kind in KINDS
+    # Every eligible owed reply fits when there is room for all of them.
+    if len(owed) <= cap and not any(k == "introduce" for k, *_ in sigs):
+        assert owed <= {s.person_key for s in chosen if s.kind == "reply_owed"}
