@@ -217,6 +217,7 @@ def test_rank_properties(sigs, cap, snoozed) -> None:  # type: ignore[no-untyped
     for s in chosen:
         assert s.person_key not in owed or s.kind == "reply_owed"
         assert s.action and s.kind in KINDS
-    # Every eligible owed reply fits when there is room for all of them.
-    if len(owed) <= cap and not any(k == "introduce" for k, *_ in sigs):
-        assert owed <= {s.person_key for s in chosen if s.kind == "reply_owed"}
+    # Owed replies get at least half the day (variety may give the rest to other kinds).
+    if not any(k == "introduce" for k, *_ in sigs):
+        shown = sum(1 for s in chosen if s.kind == "reply_owed")
+        assert shown >= min(len(owed), max(2, -(-cap // 2)), cap)
