@@ -539,3 +539,22 @@ def test_backfill_reports_progress_against_the_folder_totals(
     assert all(p is not None and p.total == 30 for p in progress)
     assert [p.done for p in progress] == sorted(p.done for p in progress)
     assert progress[-1].done == 30
+
+
+def test_events_that_change_outside_the_window_are_not_deleted(
+    emu: GraphEmulator, token: Path
+) -> None:
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    old = emu.add_event(subject="Old but real", start=t0 - timedelta(days=3))
+    store = Store.memory()
+    assert run_account(store, connector_for(emu, token, now=t0)).state == "ok"
+    t1 = t0 + timedelta(days=10)
+    conn = connector_for(emu, token, now=t1)
+    conn.options.window_past = timedelta(days=5)  # the event is now outside the window
+    assert run_account(store, conn).state == "ok"
+    emu.update_event(old, subject="Old but real (notes added)")  # delta: @removed (out of range)
+    assert run_account(store, connector_for(emu, token, now=t1)).state == "ok"
+    assert store.counts()["events"] == 1
+    emu.delete_event(old)
+    assert run_account(store, connector_for(emu, token, now=t1)).state == "ok"
+    assert store.counts()["events"] == 0

@@ -10,7 +10,9 @@ drained (so deletions are seen) and a new round over the moved window starts; ev
 stored are matched by id and add nothing. Graph's calendarView returns occurrences and exceptions
 (``type`` occurrence/exception, marked recurring); a ``seriesMaster`` carries no occurrence time
 of its own here and is skipped. Bodies that the delta sends anyway (no ``$select`` is possible)
-are dropped from each item before anything else looks at it.
+are dropped from each item before anything else looks at it. ``@removed`` also covers events
+outside the window that changed, so a removed id is deleted only once Graph confirms (404) that
+the event is gone.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from keepwarm.connectors.base import Deletion, EventMeta, TransientError
-from keepwarm.connectors.microsoft.graph import DeltaExpired, GraphClient
+from keepwarm.connectors.microsoft.graph import DeltaExpired, GraphClient, quote_id
 from keepwarm.connectors.microsoft.records import event_from_graph, strip_event_body
 
 log = logging.getLogger(__name__)
@@ -125,13 +127,14 @@ class CalendarSync:
 
     def _page(self, items: list[Any]) -> CalendarPage:
         page = CalendarPage()
+        removed: list[str] = []
         for item in items:
             if not isinstance(item, dict) or not item.get("id"):
                 continue
             strip_event_body(item)
             page.seen += 1
             if "@removed" in item:
-                page.deletions.append(Deletion(self.account, str(item["id"]), "event"))
+                removed.append(str(item["id"]))
                 continue
             if str(item.get("type") or "").lower() == "seriesmaster":
                 continue
@@ -142,4 +145,20 @@ class CalendarSync:
                 page.skipped[rec] = page.skipped.get(rec, 0) + 1
                 continue
             page.events.append(rec)
+        if removed:
+            self._resolve_removed(page, removed)
         return page
+
+    def _resolve_removed(self, page: CalendarPage, removed: list[str]) -> None:
+        """Graph also reports events *outside* the window as removed when they change: only an
+        event that no longer exists is deleted, so meetings that fell out of the window stay."""
+        urls = {eid: f"/me/events/{quote_id(eid)}?$select=id" for eid in dict.fromkeys(removed)}
+        found = self.client.batch_get(urls, {"Prefer": 'IdType="ImmutableId"'})
+        for eid, (status, _body) in found.items():
+            if status in (404, 410):
+                page.deletions.append(Deletion(self.account, eid, "event"))
+            elif status != 200:
+                raise TransientError(
+                    f"Microsoft Graph could not say whether an event still exists (HTTP {status}); "
+                    "will retry later"
+                )

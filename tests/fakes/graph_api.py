@@ -1024,6 +1024,19 @@ class _Handler(BaseHTTPRequestHandler):
             emu.selected.update(select)
             return 200, emu.render_message(msg, select), {}
 
+    def _event(self, eid: str) -> tuple[int, Any, dict[str, str]]:
+        emu = self.emu
+        emu.routes["events/{id}"] += 1
+        with emu.lock:
+            ev = emu.events.get(eid)
+            if ev is None:
+                return (
+                    404,
+                    _error("ErrorItemNotFound", "The specified object was not found in the store."),
+                    {},
+                )
+            return 200, {"id": ev["id"]}, {}
+
     def _folders(self, s: list[str], query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         emu = self.emu
         if not s:
@@ -1110,6 +1123,8 @@ class _Handler(BaseHTTPRequestHandler):
                 continue
             if r.get("method") == "GET" and segs[:2] == ["me", "messages"] and len(segs) == 3:
                 status, body, _ = self._message(segs[2], q)
+            elif r.get("method") == "GET" and segs[:2] == ["me", "events"] and len(segs) == 3:
+                status, body, _ = self._event(segs[2])
             else:
                 status, body = 400, _error("BadRequest", "unsupported in this emulator")
             responses.append(
