@@ -81,6 +81,7 @@ class DemoMessage:
     in_reply_to: str | None = None
     references: list[str] = field(default_factory=list)
     extra: list[tuple[str, str]] = field(default_factory=list)  # list / robot headers
+    thread: int = 0  # which conversation (0: a lone message)
 
 
 @dataclass
@@ -176,7 +177,7 @@ FADING = [
     Contact("Aisha Bello", "aisha.bello@lagosfintech.ng", "Africa/Lagos"),
     Contact("Marco Rossi", "marco.rossi@venturelab.it", "Europe/Rome"),
 ]
-FADING_STOP_DAYS = (75, 100, 118)  # last contact this many days before the demo day
+FADING_STOP_DAYS = (62, 78, 96)  # last contact this many days before the demo day
 CHRIS = Contact(
     "Chris Park", "chris.park@bigretail.com", "America/Chicago"
 )  # Alex always initiates
@@ -267,6 +268,7 @@ class _Gen:
         self.events: list[DemoEvent] = []
         self.replies_owed: list[str] = []
         self._n = 0
+        self._threads = 0
 
     # time helpers
     def day(self, days_ago: float) -> date:
@@ -309,6 +311,7 @@ class _Gen:
         everyone = [ME, *others]
         out: list[DemoMessage] = []
         t = when
+        self._threads += 1
         for i, who in enumerate(senders):
             if i:
                 t += timedelta(hours=self.rng.uniform(0.3, max_gap_h))
@@ -323,6 +326,7 @@ class _Gen:
                 cc=[c for c in (cc or []) if c.email != who.email],
                 subject=subject if prev is None else f"Re: {subject}",
                 message_id=self.msgid(who),
+                thread=self._threads,
             )
             if prev is not None and self.rng.random() > 0.12:  # some mailers omit these
                 m.in_reply_to = prev.message_id
@@ -331,11 +335,14 @@ class _Gen:
         self.messages.extend(out)
         return out
 
-    def conversation(self, other: Contact, d: date, *, i_start: bool, replies: int) -> None:
+    def conversation(
+        self, other: Contact, d: date, *, i_start: bool, replies: int, max_gap_h: float = 30.0
+    ) -> None:
         first = ME if i_start else other
         second = other if i_start else ME
         senders = [first] + [second if i % 2 == 0 else first for i in range(replies)]
-        self.thread(self.work_time(d, first), senders, [other], self.subject())
+        when = self.work_time(d, first)
+        self.thread(when, senders, [other], self.subject(), max_gap_h=max_gap_h)
 
     def meeting(
         self,
@@ -399,8 +406,8 @@ def _relationships(g: _Gen) -> None:
         for d in g.every(rng.uniform(14, 28), g.start, today):
             g.conversation(c, d, i_start=rng.random() < 0.5, replies=rng.randint(1, 5))
     for c, stop in zip(FADING, FADING_STOP_DAYS, strict=True):
-        for d in g.every(8, g.start, g.day(stop) - timedelta(days=1)):
-            g.conversation(c, d, i_start=rng.random() < 0.5, replies=rng.randint(1, 3))
+        for d in g.every(21, g.start, g.day(stop) - timedelta(days=1)):  # same-day threads
+            g.conversation(c, d, i_start=rng.random() < 0.5, replies=rng.randint(1, 3), max_gap_h=3)
         last = g.workday(g.day(stop))
         g.conversation(c, last, i_start=False, replies=1)
     for d in g.every(16, g.start, today):  # Alex always initiates; Chris answers sometimes
@@ -432,7 +439,12 @@ def _replies_owed(g: _Gen) -> None:
         (CLIENTS[1], 4, "Question about the renewal terms"),
         (NEW[0], 3, "Next steps after our call?"),
     ):
-        g.thread(g.work_time(g.workday(g.day(days)), who), [who], [who], subject)
+        when = g.work_time(g.workday(g.day(days)), who)
+        # the owed message is the last word: drop conversations with this person that go on
+        # past it (whole conversations, so no older message loses its answer)
+        later = {m.thread for m in g.messages if m.date >= when and who in (m.sender, *m.to, *m.cc)}
+        g.messages = [m for m in g.messages if m.thread == 0 or m.thread not in later]
+        g.thread(when, [who], [who], subject)
         g.replies_owed.append(who.email)
 
 
@@ -519,7 +531,7 @@ def _calendar(g: _Gen) -> tuple[list[str], list[str]]:
         for d in g.every(rng.uniform(25, 40), g.start, today - timedelta(days=2)):
             g.meeting(d, rng.choice([11, 14, 16]), f"{c.name.split()[0]} / Northwind", [c])
     for c, stop in zip(FADING, FADING_STOP_DAYS, strict=True):
-        for d in g.every(35, g.start, g.day(stop)):
+        for d in g.every(45, g.start, g.day(stop) - timedelta(days=10)):
             g.meeting(d, 13, f"Catch-up with {c.name.split()[0]}", [c])
     g.meeting(g.day(40), 15, "Intro: Omar (QuantaFlow)", [NEW[0]])
     g.meeting(g.day(60), 11, "Offsite planning", COLLEAGUES[:4], status="CANCELLED")

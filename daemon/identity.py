@@ -70,6 +70,8 @@ BULK_MARKERS = frozenset(
         "category:forums",
     }
 )
+# Markers of automatic mail (besides any ``auto-submitted:*`` other than "no").
+AUTO_MARKERS = frozenset({"return-path-null", "x-autoreply", "precedence:auto_reply"})
 DIGEST_MARKER = "keepwarm-digest"
 # Robot local parts, compared against tokens and joined runs of up to three tokens.
 ROBOT_WORDS = frozenset(
@@ -231,7 +233,7 @@ def marker_classes(store: Store) -> tuple[list[str], list[str], list[str]]:
         words = set(str(markers).split())
         if words & BULK_MARKERS:
             bulk.append(markers)
-        if any(w.startswith("auto-submitted:") or w == "return-path-null" for w in words):
+        if any(w.startswith("auto-submitted:") or w in AUTO_MARKERS for w in words):
             auto.append(markers)
         if DIGEST_MARKER in words:
             digest.append(markers)

@@ -16,6 +16,7 @@ from typing import Any
 
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.identity import (
+    AUTO_MARKERS,
     FAR_FUTURE,
     Activity,
     AddressActivity,
@@ -192,7 +193,7 @@ def history(
         words = set((markers or "").split())
         if "keepwarm-digest" in words:
             continue
-        auto = any(w.startswith("auto-submitted:") or w == "return-path-null" for w in words)
+        auto = any(w.startswith("auto-submitted:") or w in AUTO_MARKERS for w in words)
         mass = bool(list_id) or markers in bulk or auto or n > max_recipients
         messages.append(
             HistoryMessage(_dt(date) or datetime.min, "in" if inbound else "out", subject, n, mass)

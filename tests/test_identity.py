@@ -411,3 +411,10 @@ def test_my_posts_to_a_list_do_not_make_it_a_person() -> None:
     ]
     store, cfg = build(msgs)
     assert kind(resolve(store, cfg), "devs@lists.corp.com") == "list"
+
+
+@pytest.mark.parametrize("marker", ["x-autoreply", "precedence:auto_reply", "return-path-null"])
+def test_other_automatic_markers(marker: str) -> None:
+    msgs = [mail("ops@corp.com", [ME], days=i, markers=(marker,)) for i in range(2)]
+    store, cfg = build(msgs)
+    assert kind(resolve(store, cfg), "ops@corp.com") == "robot"
