@@ -865,18 +865,27 @@ def mail_records(mail_dir: Path, account: str) -> Iterator[MessageMeta | str]:
         )
 
 
-def import_direct(store: Store, manifest: DemoManifest, batch_size: int = 1000) -> tuple[int, int]:
+def import_direct(
+    store: Store,
+    manifest: DemoManifest,
+    *,
+    mail: bool = True,
+    events: bool = True,
+    batch_size: int = 1000,
+) -> tuple[int, int]:
     """Store the demo without the maildir/ics connectors; returns (messages, events) stored."""
-    data = build(manifest.seed, manifest.today)
     messages: list[MessageMeta] = []
-    n_msgs = 0
-    for rec in mail_records(manifest.mail_dir, "demo-mail"):
+    n_msgs = n_events = 0
+    for rec in mail_records(manifest.mail_dir, "demo-mail") if mail else ():
         if isinstance(rec, MessageMeta):
             messages.append(rec)
         if len(messages) >= batch_size:
             n_msgs += store.apply_batch("demo-mail", "maildir", Batch(messages=messages)).added
             messages = []
-    n_msgs += store.apply_batch("demo-mail", "maildir", Batch(messages=messages)).added
-    events = event_records(data, "demo-calendar", manifest.today)
-    n_events = store.apply_batch("demo-calendar", "ics", Batch(events=events)).added
+    if messages:
+        n_msgs += store.apply_batch("demo-mail", "maildir", Batch(messages=messages)).added
+    if events:
+        data = build(manifest.seed, manifest.today)
+        records = event_records(data, "demo-calendar", manifest.today)
+        n_events = store.apply_batch("demo-calendar", "ics", Batch(events=records)).added
     return n_msgs, n_events
