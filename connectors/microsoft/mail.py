@@ -2,7 +2,7 @@
 
 State (kept in the connector cursor, JSON)::
 
-    {"skip": [ids of Junk/Deleted Items/Drafts/Outbox/Conversation History] | null,
+    {"skip": [ids of the well-known folders in SKIPPED_WELL_KNOWN] | null,
      "folders": {folder_id: {"path": "Inbox/Projects", "link": nextLink | deltaLink | null}}}
 
 - Every folder that holds correspondence is synced: the whole folder tree, minus the well-known
@@ -42,7 +42,17 @@ from keepwarm.connectors.microsoft.records import MESSAGE_FIELDS, graph_time, me
 
 log = logging.getLogger(__name__)
 
-SKIPPED_WELL_KNOWN = ("junkemail", "deleteditems", "drafts", "outbox", "conversationhistory")
+# Well-known folders (and their subtrees) that hold no correspondence to learn from.
+SKIPPED_WELL_KNOWN = (
+    "junkemail",
+    "deleteditems",
+    "drafts",
+    "outbox",
+    "conversationhistory",
+    "syncissues",
+    "searchfolders",
+    "recoverableitemsdeletions",
+)
 FOLDER_FIELDS = "id,displayName,parentFolderId,childFolderCount,totalItemCount"
 PAGE_SIZE = 500
 MAX_RESTARTS = 2
@@ -121,8 +131,12 @@ class MailSync:
                 params = None  # nextLinks carry the query
                 for f in page.get("value") or []:
                     fid = str(f.get("id") or "")
-                    if not fid or fid in skip:
-                        continue
+                    if (
+                        not fid
+                        or fid in skip
+                        or "searchfolder" in str(f.get("@odata.type", "")).lower()
+                    ):
+                        continue  # search folders only show messages that live elsewhere
                     path = f"{prefix}{f.get('displayName') or '?'}"
                     out[fid] = Folder(fid, path, int(f.get("totalItemCount") or 0))
                     if int(f.get("childFolderCount") or 0) > 0:
