@@ -82,7 +82,9 @@ def build_report(
     except today's meetings, which are needed for preparation."""
     if identity is None:
         identity = resolve(store, config, now)
-    history = load_history(store.conn, until=now, events_until=end_of_local_day(now, config))
+    history = load_history(
+        store.conn, until=now, events_until=end_of_local_day(now, config), stream=True
+    )
     return analyze(history, directory(identity), engine_settings(config), now)
 
 

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 # Address roles in message_addresses (mirrors daemon/store/migrations.py; digests may not import it).
 ROLE_FROM, ROLE_TO, ROLE_CC, ROLE_BCC, ROLE_REPLY_TO = 0, 1, 2, 3, 4
@@ -84,9 +87,12 @@ class EventRecord:
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """Everything the engine reads: messages and events (any order), display names by address."""
+    """Everything the engine reads: messages and events (any order), display names by address.
 
-    messages: tuple[MessageRecord, ...] = ()
+    ``messages`` is any iterable: a tuple in tests, a :class:`MessageStream` from the store.
+    """
+
+    messages: Iterable[MessageRecord] = ()
     events: tuple[EventRecord, ...] = ()
     names: Mapping[str, str] = field(default_factory=dict)
 
@@ -99,22 +105,6 @@ def _epoch(dt: datetime | None) -> int | None:
     return int(dt.timestamp())
 
 
-class _Interner:
-    """Share one string object per distinct value: a year of mail repeats the same few thousand."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, str] = {}
-
-    def __call__(self, value: str | None) -> str | None:
-        if value is None:
-            return None
-        got = self._seen.get(value)
-        if got is None:
-            got = sys.intern(value) if len(value) < 64 else value
-            self._seen[value] = got
-        return got
-
-
 def load_addresses(conn: sqlite3.Connection) -> dict[int, tuple[str, str]]:
     """Every stored address: id -> (email, display name)."""
     return {
@@ -123,31 +113,103 @@ def load_addresses(conn: sqlite3.Connection) -> dict[int, tuple[str, str]]:
     }
 
 
-def _recipients(
-    conn: sqlite3.Connection, until: int | None, emails: Mapping[int, str]
-) -> dict[int, tuple[list[str], list[str], list[str]]]:
-    sql = """SELECT ma.message, ma.role, ma.address FROM message_addresses ma
-             WHERE ma.role IN (1, 2, 3)"""
-    args: tuple[object, ...] = ()
-    if until is not None:
-        sql = """SELECT ma.message, ma.role, ma.address FROM message_addresses ma
-                 JOIN messages m ON m.id = ma.message
-                 WHERE ma.role IN (1, 2, 3) AND m.date <= ?"""
-        args = (until,)
-    out: dict[int, tuple[list[str], list[str], list[str]]] = {}
-    for mid, role, aid in conn.execute(sql, args):
-        slot = out.get(mid)
-        if slot is None:
-            slot = out[mid] = ([], [], [])
-        slot[role - 1].append(emails[aid])
-    return out
+def _frozen_factory(cls: type[_T]) -> Callable[..., _T]:
+    """A fast positional constructor for a frozen slots dataclass.
+
+    A frozen dataclass's ``__init__`` goes through ``object.__setattr__`` once per field, which
+    costs several microseconds per record: too slow for a million messages. This builds the
+    instance with the slot descriptors directly; the result is the same immutable object.
+    """
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    body = ["    o = _new(_cls)"]
+    for n in names:
+        env[f"_set_{n}"] = getattr(cls, n).__set__
+        body.append(f"    _set_{n}(o, {n})")
+    src = f"def make({', '.join(names)}):\n" + "\n".join(body) + "\n    return o\n"
+    exec(src, env)
+    make: Callable[..., _T] = env["make"]
+    return make
 
 
 _EMPTY: tuple[str, ...] = ()
+# One row per message with its To/Cc/Bcc address ids aggregated in SQL (much faster than
+# folding message_addresses rows in Python, and no per-message dict held in memory).
+_MESSAGE_SQL = """
+    SELECT m.id, m.date, m.sender, m.message_id, m.in_reply_to, m.refs, m.subject,
+           m.norm_subject, m.thread_hint, m.list_id, m.markers,
+           group_concat(ma.address) FILTER (WHERE ma.role = 1),
+           group_concat(ma.address) FILTER (WHERE ma.role = 2),
+           group_concat(ma.address) FILTER (WHERE ma.role = 3)
+    FROM messages m
+    LEFT JOIN message_addresses ma ON ma.message = m.id AND ma.role IN (1, 2, 3)
+    WHERE m.date <= ?
+    GROUP BY m.id
+    ORDER BY m.date, m.id"""
+_NO_LIMIT = 2**62
 
 
-def _tuple(values: list[str]) -> tuple[str, ...]:
-    return tuple(sorted(values)) if values else _EMPTY
+class MessageStream:
+    """The messages up to ``until``, read from the database each time it is iterated.
+
+    Yields records oldest first (by date, then id) without holding them all in memory: the engine
+    folds a million messages into per-person ledgers in one pass.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        until: datetime | None = None,
+        addresses: Mapping[int, tuple[str, str]] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.until = _epoch(until)
+        self.addresses = load_addresses(conn) if addresses is None else addresses
+
+    def __iter__(self) -> Iterator[MessageRecord]:
+        emails: list[str] = [""] * (max(self.addresses, default=0) + 1)
+        for i, (e, _n) in self.addresses.items():
+            emails[i] = e
+        single: dict[str, tuple[str, ...]] = {}
+
+        def recipients(ids: str | None) -> tuple[str, ...]:
+            if not ids:
+                return _EMPTY
+            got = single.get(ids)
+            if got is not None:
+                return got
+            out = tuple([emails[int(x)] for x in ids.split(",")])
+            if "," not in ids:
+                single[ids] = out
+            return out
+
+        strings: dict[str, str] = {}
+        markers_cache: dict[str, frozenset[str]] = {"": frozenset()}
+        make = _make_message
+        until = self.until if self.until is not None else _NO_LIMIT
+        for row in self.conn.execute(_MESSAGE_SQL, (until,)):
+            mid, date, sender, msgid, irt, refs, subj, nsubj, hint, lid, marks, to, cc, bcc = row
+            mk = markers_cache.get(marks or "")
+            if mk is None:
+                mk = markers_cache[marks] = frozenset(marks.split())
+            if subj is not None:
+                subj = strings.setdefault(subj, subj)
+            yield make(
+                mid,
+                date,
+                emails[sender] if sender is not None else None,
+                recipients(to),
+                recipients(cc),
+                recipients(bcc),
+                msgid,
+                irt,
+                tuple(refs.split()) if refs else _EMPTY,
+                subj,
+                nsubj,
+                hint,
+                lid,
+                mk,
+            )
 
 
 def load_messages(
@@ -156,47 +218,7 @@ def load_messages(
     addresses: Mapping[int, tuple[str, str]] | None = None,
 ) -> tuple[MessageRecord, ...]:
     """Messages dated up to ``until`` (all of them when None), oldest first."""
-    addresses = load_addresses(conn) if addresses is None else addresses
-    emails = {i: e for i, (e, _n) in addresses.items()}
-    cut = _epoch(until)
-    recips = _recipients(conn, cut, emails)
-    intern = _Interner()
-    markers_cache: dict[str, frozenset[str]] = {}
-    sql = """SELECT id, date, sender, message_id, in_reply_to, refs, subject, norm_subject,
-                    thread_hint, list_id, markers FROM messages"""
-    args: tuple[object, ...] = ()
-    if cut is not None:
-        sql += " WHERE date <= ?"
-        args = (cut,)
-    sql += " ORDER BY date, id"
-    out: list[MessageRecord] = []
-    empty: tuple[list[str], list[str], list[str]] = ([], [], [])
-    for mid, date, sender, msgid, irt, refs, subj, nsubj, hint, lid, marks in conn.execute(
-        sql, args
-    ):
-        to, cc, bcc = recips.get(mid, empty)
-        mk = markers_cache.get(marks or "")
-        if mk is None:
-            mk = markers_cache[marks or ""] = frozenset((marks or "").split())
-        out.append(
-            MessageRecord(
-                id=mid,
-                date=date,
-                sender=emails.get(sender) if sender is not None else None,
-                to=_tuple(to),
-                cc=_tuple(cc),
-                bcc=_tuple(bcc),
-                message_id=msgid,
-                in_reply_to=irt,
-                refs=tuple(refs.split()) if refs else _EMPTY,
-                subject=intern(subj),
-                norm_subject=intern(nsubj),
-                thread_hint=intern(hint),
-                list_id=intern(lid),
-                markers=mk,
-            )
-        )
-    return tuple(out)
+    return tuple(MessageStream(conn, until, addresses))
 
 
 def load_events(
@@ -248,16 +270,23 @@ def load_history(
     conn: sqlite3.Connection,
     until: datetime | None = None,
     events_until: datetime | None = None,
+    *,
+    stream: bool = False,
 ) -> History:
     """The whole history the engine needs, as seen at ``until``.
 
     Messages dated after ``until`` are not loaded. Events are loaded when they start before
     ``events_until`` (default: ``until``); pass the end of the local day to see today's meetings.
+    With ``stream`` the messages are a :class:`MessageStream` (read while the engine runs).
     """
     addresses = load_addresses(conn)
     ev_cut = events_until if events_until is not None else until
+    messages = MessageStream(conn, until, addresses)
     return History(
-        messages=load_messages(conn, until, addresses),
+        messages=messages if stream else tuple(messages),
         events=load_events(conn, ev_cut, addresses),
         names={e: n for e, n in addresses.values() if n},
     )
+
+
+_make_message = _frozen_factory(MessageRecord)

@@ -519,3 +519,14 @@ def test_a_recurring_series_is_not_a_fresh_initiative_each_week() -> None:
     bob = r.person(BOB)
     assert bob is not None and bob.contact_days == 8 and bob.initiated_by_me == 0
     assert not signals(r, "lopsided_me")
+
+
+def test_empty_subjects_thread_by_people_within_days() -> None:
+    h = H()
+    h.mail(ago(10), ME, [BOB], subject="RE:")
+    h.mail(ago(10) + timedelta(minutes=20), BOB, [ME], subject="RE:")
+    h.mail(ago(40), ME, [CAROL], subject=None)
+    h.mail(ago(30), CAROL, [ME], subject=None)  # ten days later: not the same conversation
+    r = run(h)
+    assert r.person(BOB).contact_days == 1  # type: ignore[union-attr]
+    assert r.person(CAROL).contact_days == 0  # type: ignore[union-attr]

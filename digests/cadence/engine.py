@@ -34,7 +34,8 @@ from keepwarm.digests.cadence.state import Context, Person
 from keepwarm.digests.cadence.touches import (
     Mail,
     Meeting,
-    assign_threads,
+    People,
+    Threader,
     classify_event,
     classify_message,
     out_of_office,
@@ -58,7 +59,6 @@ def analyze(
     ctx = Context(settings, directory, clock, today, zone, now.astimezone(UTC))
 
     mails = _mails(history.messages, directory, settings, clock.now)
-    assign_threads(mails)
     ledgers: dict[str, Ledger] = {}
     add_mails(ledgers, mails, clock)
     events = _unique_events(history.events)
@@ -108,13 +108,49 @@ def _clock(settings: EngineSettings, now: datetime, zone: ZoneInfo) -> Clock:
 def _mails(
     messages: Iterable[MessageRecord], d: Directory, settings: EngineSettings, now: int
 ) -> list[Mail]:
-    """The touches among the messages up to ``now``, deduplicated, oldest first."""
-    unique = {m.id: m for m in messages if m.date <= now}
+    """The touches among the messages up to ``now``, deduplicated, oldest first, threaded.
+
+    One pass when the records come sorted by (date, id) without repeats, as the store's stream
+    does; otherwise they are deduplicated and sorted first (hand-built or merged histories).
+    """
+    try:
+        return _fold_messages(messages, d, settings, now, strict=True)
+    except _Unsorted:
+        unique = {m.id: m for m in messages}
+        ordered = sorted(unique.values(), key=lambda m: (m.date, m.id))
+        return _fold_messages(ordered, d, settings, now, strict=False)
+
+
+class _Unsorted(Exception):
+    pass
+
+
+def _fold_messages(
+    messages: Iterable[MessageRecord],
+    d: Directory,
+    settings: EngineSettings,
+    now: int,
+    *,
+    strict: bool,
+) -> list[Mail]:
+    people = People(d)
+    threader = Threader()
     out: list[Mail] = []
-    for m in sorted(unique.values(), key=lambda m: (m.date, m.id)):
-        mail = classify_message(m, d, settings.max_recipients)
+    previous = (-(2**62), -(2**62))
+    limit = settings.max_recipients
+    for m in messages:
+        if strict:
+            here = (m.date, m.id)
+            if here <= previous:
+                raise _Unsorted
+            previous = here
+        if m.date > now:
+            continue
+        mail = classify_message(m, people, limit)
         if mail is not None:
+            threader.add(m, mail)
             out.append(mail)
+    threader.finish(out)
     return out
 
 
@@ -302,7 +338,6 @@ def _report(p: Person, ctx: Context, history: History, birthdays: dict[str, str]
     name = (info.name if info is not None else "") or _name(addresses, history) or led.key
     by_me = led.threads_by_me + led.meetings_by_me
     by_them = led.threads_by_them + led.meetings_by_them
-    times = led.contact_times
     subjects = [subj for _d, subj in sorted(led.subjects, key=lambda x: (-x[0], x[1]))]
     return PersonReport(
         key=led.key,
@@ -318,8 +353,8 @@ def _report(p: Person, ctx: Context, history: History, birthdays: dict[str, str]
         expected_gap_days=round(r.expected_gap, 2),
         days_since_contact=r.days_since,
         overdue_ratio=r.overdue_ratio,
-        last_contact=_dt(max(times)) if times else None,
-        first_contact=_dt(min(times)) if times else None,
+        last_contact=_dt(led.last_contact),
+        first_contact=_dt(led.first_contact),
         initiated_by_me=by_me,
         initiated_by_them=by_them,
         messages_in=led.w_in,

@@ -14,6 +14,7 @@ from keepwarm.digests.cadence.touches import Mail, Meeting
 
 DAY = 86400
 ONE_WAY_FACTOR = 0.25  # a message nobody answered still says a little about a tie
+SUBJECTS_KEPT = 8
 
 
 @dataclass(slots=True)
@@ -33,7 +34,8 @@ class Ledger:
     days: dict[int, float] = field(default_factory=dict)  # two-way contact day -> weight
     one_way_days: dict[int, float] = field(default_factory=dict)
     starts: set[int] = field(default_factory=set)  # days a two-way conversation began
-    contact_times: list[int] = field(default_factory=list)  # epoch of each two-way touch
+    first_contact: int | None = None  # epoch of the first and last two-way touch
+    last_contact: int | None = None
     first_seen: int | None = None
     last_seen: int | None = None
     msgs_in: int = 0  # all time
@@ -52,7 +54,7 @@ class Ledger:
     recent_initiators: list[tuple[int, bool]] = field(default_factory=list)  # (date, by me)
     owed_by_me: list[Owed] = field(default_factory=list)
     owed_to_me: list[Owed] = field(default_factory=list)
-    subjects: list[tuple[int, str]] = field(default_factory=list)  # (date, subject) two-way
+    subjects: list[tuple[int, str]] = field(default_factory=list)  # latest (date, subject)
     domains_in: dict[str, list[int]] = field(
         default_factory=dict
     )  # sender domain -> [first, last, n]
@@ -64,6 +66,18 @@ class Ledger:
             self.first_seen = when
         if self.last_seen is None or when > self.last_seen:
             self.last_seen = when
+
+    def contact(self, when: int, subject: str | None) -> None:
+        """A two-way touch at ``when``; keeps the few latest subjects."""
+        if self.first_contact is None or when < self.first_contact:
+            self.first_contact = when
+        if self.last_contact is None or when > self.last_contact:
+            self.last_contact = when
+        if subject:
+            self.subjects.append((when, subject))
+            if len(self.subjects) > 2 * SUBJECTS_KEPT:
+                self.subjects.sort(key=lambda x: (-x[0], x[1]))
+                del self.subjects[SUBJECTS_KEPT:]
 
     def add_day(self, day: int, weight: float, two_way: bool) -> None:
         target = self.days if two_way else self.one_way_days
@@ -95,7 +109,7 @@ def add_mails(ledgers: dict[str, Ledger], mails: list[Mail], clock: Clock) -> No
         first = thread[0]
         per_person: dict[str, list[Mail]] = {}
         for m in thread:
-            for p in m.targets:
+            for p in m.direct + m.indirect:
                 per_person.setdefault(p, []).append(m)
         for p, seq in per_person.items():
             led = ledgers.get(p)
@@ -114,23 +128,22 @@ def _initiator(first: Mail, p: str) -> bool | None:
 def _fold_thread(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
     two_way = any(m.out for m in seq) and any(not m.out for m in seq)
     for m in seq:
-        date = m.rec.date
+        date = m.date
         led.seen(date)
-        led.add_day(clock.day(date), m.targets[p], two_way)
+        if two_way or m.out:  # mail I never answered says nothing about a tie of mine
+            led.add_day(clock.day(date), m.weight(p), two_way)
         if led.last_mail is None or date > led.last_mail:
             led.last_mail = date
         if m.out:
             led.msgs_out += 1
         else:
             led.msgs_in += 1
-            if m.rec.sender:
-                _note_domain(led, m.rec.sender, date)
+            if m.address:
+                _note_domain(led, m.address, date)
         if two_way:
             if m is seq[0]:
                 led.starts.add(clock.day(date))
-            led.contact_times.append(date)
-            if m.rec.subject:
-                led.subjects.append((date, m.rec.subject))
+            led.contact(date, m.subject)
     _reciprocity(led, p, seq, first, clock)
     _open_loops(led, p, seq, first, clock)
 
@@ -147,14 +160,14 @@ def _note_domain(led: Ledger, address: str, date: int) -> None:
 
 
 def _reciprocity(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
-    if first.rec.date >= clock.window_start and seq[0] is first:
+    if first.date >= clock.window_start and seq[0] is first:
         by = _initiator(first, p)
         if by is True:
             led.threads_by_me += 1
         elif by is False:
             led.threads_by_them += 1
         if by is not None:
-            led.recent_initiators.append((first.rec.date, by))
+            led.recent_initiators.append((first.date, by))
     answers: list[Mail | None] = [None] * len(seq)
     next_out: Mail | None = None
     next_in: Mail | None = None
@@ -166,24 +179,24 @@ def _reciprocity(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock
         else:
             next_in = m
     for i, m in enumerate(seq):
-        if m.rec.date < clock.window_start:
+        if m.date < clock.window_start:
             continue
         answer = answers[i]
         if m.out:
             led.w_out += 1
             if answer is not None:
                 led.w_out_answered += 1
-                led.their_latencies.append(answer.rec.date - m.rec.date)
+                led.their_latencies.append(answer.date - m.date)
         else:
             led.w_in += 1
             if answer is not None:
                 led.w_in_answered += 1
-                led.my_latencies.append(answer.rec.date - m.rec.date)
+                led.my_latencies.append(answer.date - m.date)
 
 
 def _open_loops(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
     last = seq[-1]
-    age = clock.now - last.rec.date
+    age = clock.now - last.date
     started_by_me = seq[0] is first and _initiator(first, p) is True
     if (
         not last.out
@@ -191,13 +204,13 @@ def _open_loops(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock)
         and _waits_for_me(seq)
         and clock.reply_grace <= age <= clock.reply_max_age
     ):
-        led.owed_by_me.append(Owed(last.rec.date, last.rec.subject, last.thread))
+        led.owed_by_me.append(Owed(last.date, last.subject, last.thread))
     if (
         started_by_me
         and all(m.out for m in seq)
         and clock.outreach_wait <= age <= clock.reply_max_age
     ):
-        led.owed_to_me.append(Owed(last.rec.date, last.rec.subject, last.thread))
+        led.owed_to_me.append(Owed(last.date, last.subject, last.thread))
 
 
 def _waits_for_me(seq: list[Mail]) -> bool:
@@ -225,9 +238,7 @@ def add_meeting(ledgers: dict[str, Ledger], mt: Meeting, clock: Clock) -> None:
         led.meetings += 1
         led.starts.add(day)
         led.add_day(day, w, True)
-        led.contact_times.append(mt.start)
-        if mt.title:
-            led.subjects.append((mt.start, mt.title))
+        led.contact(mt.start, mt.title)
         if mt.start >= clock.window_start and not mt.recurring:
             if mt.organiser == "":
                 led.meetings_by_me += 1

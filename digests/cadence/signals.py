@@ -119,9 +119,9 @@ def _birthday(p: Person, ctx: Context, birthdays: dict[str, str]) -> str | None:
 
 
 def _anniversary(p: Person, ctx: Context, today: date) -> list[Occasion]:
-    if p.tier is None or not p.led.contact_times:
+    if p.tier is None or p.led.first_contact is None:
         return []
-    first = local_date(ctx, min(p.led.contact_times))
+    first = local_date(ctx, p.led.first_contact)
     years = today.year - first.year
     if years < 1 or days_until(today, first.strftime("%m-%d")) != 0:
         return []

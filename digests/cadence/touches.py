@@ -14,6 +14,7 @@ Rules (see docs/how-it-works.md):
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ BULK_MARKERS = frozenset(
 )
 AUTO_MARKERS = frozenset({"x-autoreply", "precedence:auto_reply", "return-path-null"})
 SUBJECT_WINDOW_DAYS = 30
+EMPTY_SUBJECT_WINDOW_DAYS = 2  # "RE:" with nothing after it: the same people, the same days
 TO_WEIGHT, CC_WEIGHT = 1.0, 0.5
 MEETING_WEIGHT = 2.0
 _NOT_MEETINGS = frozenset({"outOfOffice", "birthday", "focusTime", "workingLocation"})
@@ -42,27 +44,59 @@ _OOO_TITLE = re.compile(
 )
 
 
+def _marker_class(markers: frozenset[str]) -> tuple[bool, bool]:
+    """(bulk, automatic) for a set of markers; memoised, since few distinct sets occur."""
+    got = _MARKER_CLASSES.get(markers)
+    if got is None:
+        bulk = any(k in BULK_MARKERS or k.startswith("category:") for k in markers)
+        auto = any(k in AUTO_MARKERS or k.startswith("auto-submitted:") for k in markers)
+        got = (bulk, auto)
+        if len(_MARKER_CLASSES) < 4096:
+            _MARKER_CLASSES[markers] = got
+    return got
+
+
+_MARKER_CLASSES: dict[frozenset[str], tuple[bool, bool]] = {}
+
+
 def is_bulk(m: MessageRecord) -> bool:
-    if m.list_id:
-        return True
-    return any(k in BULK_MARKERS or k.startswith("category:") for k in m.markers)
+    return bool(m.list_id) or _marker_class(m.markers)[0]
 
 
 def is_auto(m: MessageRecord) -> bool:
-    return any(k in AUTO_MARKERS or k.startswith("auto-submitted:") for k in m.markers)
+    return _marker_class(m.markers)[1]
 
 
 @dataclass(slots=True)
 class Mail:
-    """A message that is a touch with at least one person. ``targets``: person key -> weight."""
+    """A message that is a touch with at least one person (compact: a year is a million of them).
 
-    rec: MessageRecord
-    out: bool  # sent by me
+    Outgoing: ``direct`` are the people in To, ``indirect`` those in Cc/Bcc. Incoming: the sender
+    is the only person touched; ``direct`` is ``(sender,)`` when I am in To, else ``indirect`` is;
+    ``others`` are the other people on it. ``k`` is the number of people sharing the touch.
+    """
+
+    date: int
+    out: bool
     sender: str | None  # person key of the sender (None when it is me)
-    targets: dict[str, float]  # the people this message is a touch with, and how much
-    direct: frozenset[str]  # out: people in To; in: {sender} when I am in To
-    participants: frozenset[str]  # every person on the message (not me)
+    direct: tuple[str, ...]
+    indirect: tuple[str, ...]
+    others: tuple[str, ...]
+    k: int
+    subject: str | None
+    address: str | None  # the sender's address (incoming), for job changes
     thread: int = -1
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.direct + self.indirect
+
+    def weight(self, person: str) -> float:
+        return (TO_WEIGHT if person in self.direct else CC_WEIGHT) / self.k
+
+    @property
+    def participants(self) -> frozenset[str]:
+        return frozenset(self.direct + self.indirect + self.others)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +113,30 @@ class Meeting:
     recurring: bool = False  # one occurrence of a series: organising it is not a fresh initiative
 
 
+class People:
+    """Address -> person key (None for me, lists, robots, roles, excluded), memoised."""
+
+    def __init__(self, d: Directory) -> None:
+        self.d = d
+        self._cache: dict[str, str | None] = {}
+        self._single: dict[str, tuple[str]] = {}
+
+    def single(self, key: str) -> tuple[str]:
+        """A shared one-element tuple: a million incoming mails need only one per person."""
+        got = self._single.get(key)
+        if got is None:
+            got = self._single[key] = (key,)
+        return got
+
+    def __call__(self, address: str) -> str | None:
+        try:
+            return self._cache[address]
+        except KeyError:
+            key = _person(self.d, address)
+            self._cache[address] = key
+            return key
+
+
 def _person(d: Directory, address: str) -> str | None:
     """The person key of ``address`` when it is a person (not me, a list, a robot...)."""
     if address in d.self_addresses:
@@ -87,44 +145,52 @@ def _person(d: Directory, address: str) -> str | None:
     return key if d.kind_of(key) == "person" else None
 
 
-def classify_message(m: MessageRecord, d: Directory, max_recipients: int) -> Mail | None:
+def classify_message(m: MessageRecord, d: Directory | People, max_recipients: int) -> Mail | None:
     """The touch this message is, or None (bulk, automatic, mass mail, nobody of interest)."""
-    if m.sender is None or is_bulk(m) or is_auto(m):
+    people = d if isinstance(d, People) else People(d)
+    if m.sender is None or m.list_id:
         return None
-    recipients = set(m.to) | set(m.cc) | set(m.bcc)
-    if len(recipients) > max_recipients:
+    if m.markers:
+        bulk, auto = _marker_class(m.markers)
+        if bulk or auto:
+            return None
+    n = len(m.to) + len(m.cc) + len(m.bcc)
+    if n > max_recipients and len({*m.to, *m.cc, *m.bcc}) > max_recipients:
         return None
-    if m.sender in d.self_addresses:
-        return _outgoing(m, d)
-    return _incoming(m, d)
+    if m.sender in people.d.self_addresses:
+        return _outgoing(m, people)
+    return _incoming(m, people)
 
 
-def _outgoing(m: MessageRecord, d: Directory) -> Mail | None:
-    roles: dict[str, float] = {}
-    for addrs, w in ((m.bcc, CC_WEIGHT), (m.cc, CC_WEIGHT), (m.to, TO_WEIGHT)):
-        for a in addrs:
-            key = _person(d, a)
-            if key is not None:
-                roles[key] = max(roles.get(key, 0.0), w)
-    if not roles:
+def _keys(addresses: tuple[str, ...], people: People, skip: Iterable[str] = ()) -> tuple[str, ...]:
+    out: list[str] = []
+    for a in addresses:
+        key = people(a)
+        if key is not None and key not in out and key not in skip:
+            out.append(key)
+    return tuple(out)
+
+
+def _outgoing(m: MessageRecord, people: People) -> Mail | None:
+    direct = _keys(m.to, people)
+    indirect = _keys(m.cc + m.bcc, people, direct) if (m.cc or m.bcc) else ()
+    k = len(direct) + len(indirect)
+    if not k:
         return None
-    k = len(roles)
-    direct = frozenset(p for a in m.to if (p := _person(d, a)) is not None)
-    people = frozenset(roles)
-    return Mail(m, True, None, {p: w / k for p, w in roles.items()}, direct, people)
+    return Mail(m.date, True, None, direct, indirect, (), k, m.subject, None)
 
 
-def _incoming(m: MessageRecord, d: Directory) -> Mail | None:
+def _incoming(m: MessageRecord, people: People) -> Mail | None:
     assert m.sender is not None
-    sender = _person(d, m.sender)
+    sender = people(m.sender)
     if sender is None:
         return None
-    others = {p for a in (*m.to, *m.cc, *m.bcc) if (p := _person(d, a)) is not None and p != sender}
-    to_me = any(a in d.self_addresses for a in m.to)
-    w = TO_WEIGHT if to_me else CC_WEIGHT
-    k = 1 + len(others)
-    direct = frozenset({sender}) if to_me else frozenset()
-    return Mail(m, False, sender, {sender: w / k}, direct, frozenset(others | {sender}))
+    others = _keys(m.to + m.cc + m.bcc, people, (sender,))
+    me = people.d.self_addresses
+    mine = people.single(sender)
+    if any(a in me for a in m.to):
+        return Mail(m.date, False, sender, mine, (), others, 1 + len(others), m.subject, m.sender)
+    return Mail(m.date, False, sender, (), mine, others, 1 + len(others), m.subject, m.sender)
 
 
 def classify_event(
@@ -178,7 +244,7 @@ def out_of_office(e: EventRecord, d: Directory) -> bool:
 # -- threading ------------------------------------------------------------------------------------
 class _UnionFind:
     def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
+        self.parent = array("q", range(n))  # 8 bytes a message, no int objects
 
     def find(self, i: int) -> int:
         parent = self.parent
@@ -198,27 +264,55 @@ class _UnionFind:
             self.parent[rb] = ra
 
 
-def assign_threads(mails: list[Mail]) -> None:
-    """Set ``mail.thread`` for mails sorted by (date, id): the index of the thread's first mail."""
-    uf = _UnionFind(len(mails))
-    by_hint: dict[str, int] = {}
-    by_mid: dict[str, int] = {}
-    for i, m in enumerate(mails):
-        if m.rec.message_id:
-            by_mid.setdefault(m.rec.message_id, i)
-    for i, m in enumerate(mails):
-        r = m.rec
-        if r.thread_hint:
-            uf.union(i, by_hint.setdefault(r.thread_hint, i))
-        for ref in _refs(r):
-            j = by_mid.get(ref)
-            if j is None:
-                # the parent is not in this history: join siblings that quote the same ancestor
-                j = by_mid.setdefault(ref, i)
-            uf.union(i, j)
-    _subject_threads(mails, uf)
-    for i, m in enumerate(mails):
-        m.thread = uf.find(i)
+class Threader:
+    """Assigns thread ids online, message by message in date order.
+
+    Provider thread ids join first; then In-Reply-To/References (a reply seen before its parent
+    is joined when the parent arrives); then the normalized subject with a shared person within
+    :data:`SUBJECT_WINDOW_DAYS`. Message-IDs are kept as hashes to bound memory.
+    """
+
+    def __init__(self) -> None:
+        self.uf = _UnionFind(0)
+        self.by_hint: dict[str, int] = {}
+        self.by_mid: dict[int, int] = {}
+        self.open: dict[str, list[tuple[int, int, set[str]]]] = {}
+
+    def add(self, m: MessageRecord, mail: Mail) -> int:
+        """Register the mail as number ``i`` (the next index); returns ``i``."""
+        uf = self.uf
+        i = len(uf.parent)
+        uf.parent.append(i)
+        if m.thread_hint:
+            uf.union(i, self.by_hint.setdefault(m.thread_hint, i))
+        if m.message_id:
+            h = hash(m.message_id)
+            j = self.by_mid.setdefault(h, i)
+            if j != i:
+                uf.union(i, j)
+        for ref in _refs(m):
+            uf.union(i, self.by_mid.setdefault(hash(ref), i))
+        if not m.thread_hint:
+            self._subject(i, m.date, m.norm_subject or "", mail.participants)
+        return i
+
+    def _subject(self, i: int, date: int, subject: str, people: frozenset[str]) -> None:
+        threads = self.open.setdefault(subject, [])
+        window = (SUBJECT_WINDOW_DAYS if subject else EMPTY_SUBJECT_WINDOW_DAYS) * 86400
+        for n, (root, last, members) in enumerate(threads):
+            if date - last <= window and not members.isdisjoint(people):
+                self.uf.union(i, root)
+                members |= people
+                threads[n] = (root, date, members)
+                return
+        threads.append((i, date, set(people)))
+        if len(threads) > 8:  # keep the scan short on very common subjects ("hi", "lunch")
+            threads.pop(0)
+
+    def finish(self, mails: list[Mail]) -> None:
+        find = self.uf.find
+        for i, mail in enumerate(mails):
+            mail.thread = find(i)
 
 
 def _refs(r: MessageRecord) -> Iterable[str]:
@@ -228,26 +322,3 @@ def _refs(r: MessageRecord) -> Iterable[str]:
             yield r.refs[-1]
     if r.in_reply_to:
         yield r.in_reply_to
-
-
-def _subject_threads(mails: list[Mail], uf: _UnionFind) -> None:
-    """Join mails with the same normalized subject and a shared person, close in time."""
-    window = SUBJECT_WINDOW_DAYS * 86400
-    open_threads: dict[str, list[tuple[int, int, set[str]]]] = {}
-    for i, m in enumerate(mails):
-        subject = m.rec.norm_subject
-        if not subject or m.rec.thread_hint:
-            continue
-        threads = open_threads.setdefault(subject, [])
-        joined = False
-        for n, (root, last, people) in enumerate(threads):
-            if m.rec.date - last <= window and not people.isdisjoint(m.participants):
-                uf.union(i, root)
-                people |= m.participants
-                threads[n] = (root, m.rec.date, people)
-                joined = True
-                break
-        if not joined:
-            threads.append((i, m.rec.date, set(m.participants)))
-            if len(threads) > 8:  # keep the scan short on very common subjects ("hi", "lunch")
-                threads.pop(0)

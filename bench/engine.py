@@ -1,0 +1,258 @@
+"""Benchmark of the cadence engine: the demo year, and a synthetic 1,000,000-interaction history.
+
+Usage: ``.venv/bin/python bench/engine.py [--messages N] [--addresses N] [--skip-demo]``
+
+Targets (issue 3): demo year under 1 s; 1,000,000 interactions over 20,000 addresses under 10 s
+with peak RSS under 500 MB. Each measurement runs in a fresh subprocess so its peak RSS is its own;
+the figures printed cover reading the store (digests/queries.py) and the engine (analyze).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ME = "me@example.com"
+SYNTHETIC_END = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- synthetic history ----------------------------------------------------------------------------
+def generate(path: Path, n_messages: int, n_addresses: int, seed: int = 7) -> None:
+    """Write a synthetic store: Zipf-like contact popularity, threads, lists, meetings."""
+    from keepwarm.daemon.store import Store
+
+    rng = random.Random(seed)
+    store = Store.open(path)
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA journal_mode=OFF")
+    emails = [ME] + [f"user{i}@org{i % 900}.example" for i in range(1, n_addresses)]
+    conn.executemany(
+        "INSERT INTO addresses (id, email, name) VALUES (?, ?, ?)",
+        [(i + 1, e, f"User {i}") for i, e in enumerate(emails)],
+    )
+    weights = [1.0 / (i**1.1) for i in range(1, n_addresses)]
+    end = SYNTHETIC_END
+    start = end - timedelta(days=3 * 365)
+    span = int((end - start).total_seconds())
+    t0 = int(start.timestamp())
+    subjects = [f"topic {i}" for i in range(40_000)]
+    batch_m: list[tuple[object, ...]] = []
+    batch_a: list[tuple[int, int, int]] = []
+    contacts = rng.choices(range(2, n_addresses + 1), weights=weights, k=n_messages)
+    for mid in range(1, n_messages + 1):
+        other = contacts[mid - 1]
+        out = rng.random() < 0.45
+        sender = 1 if out else other
+        date_ = t0 + rng.randrange(span)
+        subj = rng.choice(subjects)
+        reply = rng.random() < 0.5
+        markers = "list-id" if rng.random() < 0.05 else None
+        batch_m.append(
+            (
+                mid,
+                f"<{mid}@synthetic>",
+                f"k{mid}",
+                date_,
+                sender,
+                ("Re: " if reply else "") + subj,
+                subj,
+                f"<{mid - 1}@synthetic>" if reply and mid > 1 else None,
+                None,
+                None,
+                None,
+                markers,
+                1,
+            )
+        )
+        batch_a.append((mid, 0, sender))
+        recipient = other if out else 1
+        batch_a.append((mid, 1, recipient))
+        if rng.random() < 0.3:
+            extra = rng.randrange(2, n_addresses + 1)
+            if extra not in (sender, recipient):
+                batch_a.append((mid, 2, extra))
+        if len(batch_m) >= 50_000:
+            _flush(conn, batch_m, batch_a)
+    _flush(conn, batch_m, batch_a)
+    _events(conn, rng, t0, span, n_addresses, max(1000, n_messages // 50))
+    conn.commit()
+    conn.close()
+
+
+def _flush(
+    conn: sqlite3.Connection, ms: list[tuple[object, ...]], addrs: list[tuple[int, int, int]]
+) -> None:
+    conn.executemany(
+        """INSERT INTO messages (id, message_id, content_key, date, sender, subject, norm_subject,
+               in_reply_to, refs, thread_hint, list_id, markers, n_recipients)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        ms,
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO message_addresses (message, role, address) VALUES (?, ?, ?)", addrs
+    )
+    ms.clear()
+    addrs.clear()
+
+
+def _events(
+    conn: sqlite3.Connection, rng: random.Random, t0: int, span: int, n_addr: int, n: int
+) -> None:
+    for eid in range(1, n + 1):
+        start = t0 + rng.randrange(span)
+        people = rng.sample(range(2, min(n_addr, 400) + 1), rng.randint(1, 4))
+        conn.execute(
+            """INSERT INTO events (id, dedupe_key, start, "end", organizer, my_response, n_attendees, title)
+               VALUES (?, ?, ?, ?, 1, 'accepted', ?, ?)""",
+            (eid, f"e{eid}", start, start + 3600, len(people) + 1, f"meeting {eid}"),
+        )
+        rows = [(eid, 1, "accepted", 1, 0, 0, 1)] + [
+            (eid, p, rng.choice(["accepted", "declined", "needsAction"]), 0, 0, 0, 0)
+            for p in people
+        ]
+        conn.executemany(
+            """INSERT INTO event_attendees (event, address, response, organizer, optional, resource, is_self)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            rows,
+        )
+
+
+def measure_synthetic(path: Path, now: datetime) -> dict[str, float]:
+    """Queries + engine over the synthetic store; every address is a person, ME is self."""
+    from keepwarm.digests.cadence import Directory, EngineSettings, analyze
+    from keepwarm.digests.queries import load_history
+
+    conn = sqlite3.connect(path)
+    cpu = time.process_time()
+    t = time.perf_counter()
+    history = load_history(conn, until=now, events_until=now + timedelta(days=1), stream=True)
+    t_load = time.perf_counter() - t
+    directory = Directory({}, {}, frozenset({ME}))
+    t = time.perf_counter()
+    report = analyze(history, directory, EngineSettings(), now)
+    t_engine = time.perf_counter() - t
+    cpu = time.process_time() - cpu
+    return {
+        "cpu_s": round(cpu, 2),
+        "messages": conn.execute(
+            "SELECT count(*) FROM messages WHERE date <= ?", (int(now.timestamp()),)
+        ).fetchone()[0],
+        "events": len(history.events),
+        "people": len(report.people),
+        "signals": len(report.signals),
+        "load_s": round(t_load, 2),
+        "engine_s": round(t_engine, 2),
+        "total_s": round(t_load + t_engine, 2),
+        "peak_rss_mb": round(_rss_mb(), 1),
+    }
+
+
+# -- the demo year --------------------------------------------------------------------------------
+def measure_demo(directory: Path) -> dict[str, float]:
+    """Identity + queries + engine (daemon/network.build_report) over the imported demo year."""
+    from keepwarm.daemon import config as cfgmod
+    from keepwarm.daemon.demo import DEMO_TODAY
+    from keepwarm.daemon.identity import resolve
+    from keepwarm.daemon.network import build_report
+    from keepwarm.daemon.store import Store
+
+    config = cfgmod.load(directory / "config.toml")
+    store = Store.open(config.store_path)
+    now = datetime.combine(DEMO_TODAY, datetime.min.time(), config.zone).astimezone(UTC)
+    now += timedelta(hours=8)
+    t = time.perf_counter()
+    identity = resolve(store, config, now)
+    t_identity = time.perf_counter() - t
+    t = time.perf_counter()
+    report = build_report(config, store, now, identity=identity)
+    t_engine = time.perf_counter() - t
+    return {
+        "messages": store.counts()["messages"],
+        "people": len(report.people),
+        "signals": len(report.signals),
+        "identity_s": round(t_identity, 2),
+        "queries_and_engine_s": round(t_engine, 2),
+        "total_s": round(t_identity + t_engine, 2),
+        "peak_rss_mb": round(_rss_mb(), 1),
+    }
+
+
+def prepare_demo(directory: Path) -> None:
+    from keepwarm.daemon import config as cfgmod
+    from keepwarm.daemon.demo import DEMO_SEED, DEMO_TODAY, generate, import_direct
+    from keepwarm.daemon.store import Store
+
+    manifest = generate(directory, DEMO_SEED, DEMO_TODAY)
+    config = cfgmod.load(manifest.config_path)
+    store = Store.open(config.store_path)
+    import_direct(store, manifest)
+    store.close()
+
+
+def _child(args: list[str]) -> dict[str, float]:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"benchmark child {args[1]} failed:\n{proc.stderr}")
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--addresses", type=int, default=20_000)
+    ap.add_argument("--skip-demo", action="store_true")
+    ap.add_argument("--db", type=Path, help="Keep the synthetic store here (reused if present).")
+    ap.add_argument("--child", nargs=2, metavar=("WHAT", "PATH"), help=argparse.SUPPRESS)
+    ap.add_argument("--now", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        what, path = args.child
+        if what == "demo":
+            print(json.dumps(measure_demo(Path(path))))
+        else:
+            print(json.dumps(measure_synthetic(Path(path), datetime.fromisoformat(args.now))))
+        return
+    with tempfile.TemporaryDirectory(prefix="kw-bench-") as tmp:
+        if not args.skip_demo:
+            demo_dir = Path(tmp) / "demo"
+            prepare_demo(demo_dir)
+            r = _child(["--child", "demo", str(demo_dir)])
+            print(
+                f"demo year: {r['messages']:,} messages, {r['people']} people, {r['signals']} signals: "
+                f"identity {r['identity_s']} s + queries and engine {r['queries_and_engine_s']} s "
+                f"= {r['total_s']} s (target < 1 s), peak RSS {r['peak_rss_mb']} MB"
+            )
+        db = args.db or Path(tmp) / "synthetic.db"
+        t = time.perf_counter()
+        now = SYNTHETIC_END
+        if not db.exists():
+            generate(db, args.messages, args.addresses)
+        gen = time.perf_counter() - t
+        r = _child(["--child", "synthetic", str(db), "--now", now.isoformat()])
+        print(
+            f"synthetic: {r['messages']:,} messages + {r['events']:,} events over "
+            f"{args.addresses:,} addresses (generated in {gen:.0f} s): "
+            f"queries {r['load_s']} s + engine {r['engine_s']} s = {r['total_s']} s wall, "
+            f"{r['cpu_s']} s CPU (target < 10 s), peak RSS {r['peak_rss_mb']} MB (target < 500 MB); "
+            f"{r['people']:,} people, {r['signals']:,} signals"
+        )
+
+
+if __name__ == "__main__":
+    main()
