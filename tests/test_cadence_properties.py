@@ -58,7 +58,9 @@ def test_duplicates_and_order_change_nothing(
     msgs: list[tuple], meetings: list[tuple], rnd: random.Random
 ) -> None:
     h = build(msgs, meetings)
-    base = run(h)
+    ordered = tuple(sorted(h.messages, key=lambda m: (m.date, m.id)))  # the store's one-pass path
+    base = run(History(ordered, tuple(h.events), {}))
+    assert run(h) == base
     messages = list(h.messages) + [m for m in h.messages if rnd.random() < 0.5]
     events = list(h.events) + [e for e in h.events if rnd.random() < 0.5]
     rnd.shuffle(messages)

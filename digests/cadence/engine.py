@@ -7,7 +7,9 @@ ignored, except meetings later today (for preparation).
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+import gc
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from statistics import median
 from zoneinfo import ZoneInfo
@@ -53,6 +55,26 @@ def analyze(
     """Everything the engine knows as of ``now`` (an aware datetime)."""
     if now.tzinfo is None:
         raise ValueError("analyze needs an aware datetime for now")
+    with _gc_paused():
+        return _analyze(history, directory, settings, now)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a million acyclic records are built: its
+    repeated full scans would otherwise cost more than the work itself."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _analyze(
+    history: History, directory: Directory, settings: EngineSettings, now: datetime
+) -> NetworkReport:
     zone = ZoneInfo(settings.timezone)
     clock = _clock(settings, now, zone)
     today = clock.day(clock.now)

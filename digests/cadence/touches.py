@@ -168,6 +168,8 @@ def _keys(addresses: tuple[str, ...], people: People, skip: Iterable[str] = ()) 
         key = people(a)
         if key is not None and key not in out and key not in skip:
             out.append(key)
+    if len(out) == 1:
+        return people.single(out[0])
     return tuple(out)
 
 
@@ -293,16 +295,17 @@ class Threader:
         for ref in _refs(m):
             uf.union(i, self.by_mid.setdefault(hash(ref), i))
         if not m.thread_hint:
-            self._subject(i, m.date, m.norm_subject or "", mail.participants)
+            people = mail.direct + mail.indirect + mail.others
+            self._subject(i, m.date, m.norm_subject or "", people)
         return i
 
-    def _subject(self, i: int, date: int, subject: str, people: frozenset[str]) -> None:
+    def _subject(self, i: int, date: int, subject: str, people: tuple[str, ...]) -> None:
         threads = self.open.setdefault(subject, [])
         window = (SUBJECT_WINDOW_DAYS if subject else EMPTY_SUBJECT_WINDOW_DAYS) * 86400
         for n, (root, last, members) in enumerate(threads):
             if date - last <= window and not members.isdisjoint(people):
                 self.uf.union(i, root)
-                members |= people
+                members.update(people)
                 threads[n] = (root, date, members)
                 return
         threads.append((i, date, set(people)))
