@@ -90,3 +90,12 @@ def test_snooze_bad_input_is_a_user_error(cfg_path: Path) -> None:
     assert r.exit_code == 2 and "duration" in r.output
     r = _run(cfg_path, "snooze", "Nobody Known")
     assert r.exit_code == 2 and "no one called" in r.output
+
+
+def test_as_of_a_day_is_that_mornings_digest(cfg_path: Path) -> None:
+    r = _run(cfg_path, "digest", "--as-of", "2026-11-24")
+    assert "Made at 07:30 (Europe/Berlin)" in r.output
+    r = _run(cfg_path, "digest", "--as-of", "2026-11-24T09:15")
+    assert "Made at 09:15 (Europe/Berlin)" in r.output
+    bad = _run(cfg_path, "digest", "--as-of", "2026-13-40")
+    assert bad.exit_code == 2 and "--as-of" in bad.output

@@ -14,7 +14,6 @@ from keepwarm.daemon.cli import (
     EXIT_FAIL,
     Ctx,
     UserError,
-    as_of_option,
     cli,
     now_utc,
     parse_as_of,
@@ -27,7 +26,13 @@ __all__ = ["cli", "digest", "snooze"]
 
 
 @cli.command()
-@as_of_option
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="DATE",
+    help="Build the digest of that morning (YYYY-MM-DD, at [digest].time in your zone; only "
+    "history up to then is seen), or as of an ISO timestamp.",
+)
 @click.option(
     "--out",
     "out",
@@ -57,10 +62,16 @@ def digest(
     Without --send or --out it prints the plain-text digest to stdout as a preview: nothing is
     delivered and nothing is recorded (suggestions shown, cooldowns), so it can run any time.
     """
-    from keepwarm.daemon.digest_job import run_digest
+    from keepwarm.daemon.digest_job import digest_moment, run_digest
 
     config = obj.config
-    now = now_utc(parse_as_of(as_of, config.zone))
+    if as_of and len(as_of) == 10:  # a day: that morning's digest, at [digest].time
+        try:
+            now = digest_moment(config, date.fromisoformat(as_of))
+        except ValueError:
+            raise UserError(f"--as-of: expected a date YYYY-MM-DD, found {as_of!r}") from None
+    else:
+        now = now_utc(parse_as_of(as_of, config.zone))
     if force and not send:
         raise UserError("--force only makes sense with --send")
     with obj.store() as store:
