@@ -174,3 +174,20 @@ def _mbox(account: Account, config: Config) -> Connector:
 
 
 _BUILDERS["mbox"] = _mbox
+
+
+def _ics(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.local.ics import IcsConnector
+
+    return IcsConnector(
+        account.name,
+        account.opt("path"),
+        zone=config.zone,
+        self_addresses=config.addresses,
+        window_past=account.opt("window_past"),
+        window_future=account.opt("window_future"),
+        keep_titles=config.store_subjects,
+    )
+
+
+_BUILDERS["ics"] = _ics

@@ -188,3 +188,20 @@ def test_import_mbox_and_rerun(cfg: Path, tmp_path: Path) -> None:
     assert first.exit_code == 0 and first.output.strip() == "4 imported", first.output
     second = runner.invoke(cli, ["--config", str(cfg), "import", "mbox", str(path)])
     assert second.output.strip() == "0 imported"
+
+
+def test_import_ics_folder(cfg: Path, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    soon = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y%m%dT%H%M%SZ")
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "cal" / "a.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:u1\r\n"
+        f"DTSTART:{soon}\r\nORGANIZER:mailto:bob@example.com\r\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:me@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--config", str(cfg), "import", "ics", str(tmp_path / "cal")])
+    assert first.exit_code == 0 and first.output.strip() == "1 imported", first.output
+    store = Store.open(tmp_path / "kw.db")
+    assert store.conn.execute("SELECT my_response FROM events").fetchall() == [("accepted",)]

@@ -83,3 +83,44 @@ def test_spamassassin_as_one_mbox_splits_into_every_message(
             out.write(data.rstrip(b"\n") + b"\n\n")
     outcome, _store = import_twice(tmp_path, MboxConnector, "corpus", path)
     assert outcome.added + outcome.merged + sum(outcome.skipped.values()) == len(files)
+
+
+def test_every_ics_file_parses_without_crashing(shared_data: Path, tmp_path: Path) -> None:
+    import csv
+    from datetime import UTC, datetime, timedelta
+
+    from keepwarm.connectors.local.ics import IcsConnector, _parse_calendars
+
+    root = shared_data / "ics"
+    manifest = list(csv.DictReader((root / "MANIFEST.csv").open(encoding="utf-8")))
+    assert len(manifest) > 500
+    # for the likely-real calendars that parse as a whole, no VEVENT is lost on the way
+    mismatched = []
+    for row in (r for r in manifest if r["likely_real"] == "True"):
+        cals = _parse_calendars((root / row["local_path"]).read_bytes())
+        if cals is not None:
+            n = sum(len(list(c.walk("VEVENT"))) for c in cals)
+            if n != int(row["vevent"]):
+                mismatched.append((row["local_path"], n, row["vevent"]))
+    assert len(mismatched) <= len(manifest) * 0.02, mismatched[:10]
+    # the whole folder through the connector and the store: no crash, nothing unexplained
+    store = Store.open(tmp_path / "kw.db")
+    make = lambda: IcsConnector(  # noqa: E731
+        "corpus",
+        root,
+        zone="Europe/Berlin",
+        self_addresses=["me@example.com"],
+        now=datetime(2020, 6, 1, tzinfo=UTC),
+        window_past=timedelta(days=400),
+    )
+    outcome = run_account(store, make())
+    assert outcome.state == "ok", outcome.error
+    assert outcome.added > 100
+    assert set(outcome.skipped) <= {
+        "without attendees",
+        "unparseable calendar",
+        "unparseable event",
+    }
+    assert outcome.skipped.get("unparseable calendar", 0) < len(manifest) * 0.1
+    assert run_account(store, make()).batches == 0  # unchanged files are not read again
+    assert store.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
