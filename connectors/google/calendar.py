@@ -166,10 +166,17 @@ class GoogleCalendarConnector:
         self.account = account
         self.client = client
         self.options = options
+        self._events: Any = None
 
     @property
     def api(self) -> Any:
         return self.client.service("calendar", "v3")
+
+    @property
+    def events(self) -> Any:
+        if self._events is None:
+            self._events = self.api.events()
+        return self._events
 
     def sync(self, cursor: str | None) -> Iterator[Batch]:
         state = self._load(cursor)
@@ -306,7 +313,7 @@ class GoogleCalendarConnector:
             kwargs["pageToken"] = page
         try:
             return self.client.execute(
-                lambda: self.api.events().list(**kwargs), 1, "listing calendar events"
+                partial(self.events.list, **kwargs), 1, "listing calendar events"
             )
         except HttpError as exc:
             status = int(exc.resp.status)

@@ -166,6 +166,8 @@ class GmailConnector:
         self.account = account
         self.client = client
         self.options = options
+        self._users: Any = None
+        self._messages: Any = None
         self.batch_size = max(
             1,
             min(
@@ -177,16 +179,26 @@ class GmailConnector:
 
     @property
     def users(self) -> Any:
-        return self.client.service("gmail", "v1").users()
+        # Resource objects rebuild every method on creation: build them once per connector.
+        if self._users is None:
+            self._users = self.client.service("gmail", "v1").users()
+            self._messages = self._users.messages()
+        return self._users
+
+    @property
+    def messages(self) -> Any:
+        return self._messages if self.users is not None else None
 
     def sync(self, cursor: str | None) -> Iterator[Batch]:
         state = load_cursor(cursor)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, self.options.max_concurrency))
         try:
             if state is None or state["mode"] == "full":
                 yield from self._full(state)
             else:
                 yield from self._incremental(state)
         finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self.client.close()
 
     # -- full sync
@@ -211,7 +223,7 @@ class GmailConnector:
             page: dict[str, Any] = {"pageToken": st["page"]} if st.get("page") else {}
             size = self.options.page_size
             resp = self.client.execute(
-                partial(self.users.messages().list, userId="me", maxResults=size, **page),
+                partial(self.messages.list, userId="me", maxResults=size, **page),
                 UNITS["list"],
                 "listing Gmail messages",
             )
@@ -289,7 +301,7 @@ class GmailConnector:
 
     # -- metadata fetch through batches
     def _get(self, mid: str) -> Any:
-        return self.users.messages().get(
+        return self.messages.get(
             userId="me", id=mid, format="metadata", metadataHeaders=list(WANTED_HEADERS)
         )
 
@@ -309,9 +321,7 @@ class GmailConnector:
             chunks = [
                 pending[i : i + self.batch_size] for i in range(0, len(pending), self.batch_size)
             ]
-            workers = max(1, min(self.options.max_concurrency, len(chunks)))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(self._round, chunks))
+            results = list(self._pool.map(self._round, chunks))
             pending = []
             for r in results:
                 raw.update(r.ok)

@@ -398,6 +398,7 @@ class GoogleEmulator:
         self.fault_kinds: tuple[str, ...] = FAULT_KINDS
         self._forced: deque[str] = deque()
         self._usage: dict[tuple[str, str], deque[tuple[float, int]]] = {}
+        self._used: dict[tuple[str, str], int] = {}
         self.gmail_doc, gmail_routes = _routes("gmail", "v1")
         self.calendar_doc, cal_routes = _routes("calendar", "v3")
         self.routes = gmail_routes + cal_routes
@@ -510,15 +511,18 @@ class GoogleEmulator:
 
     # -- quota
     def _charge(self, api: str, user: str, units: int, limit: int) -> Reply | None:
+        """Spend ``units`` in the user's sliding 60-second window, or answer 429 + Retry-After."""
         now = time.monotonic()
         with self.lock:
-            q = self._usage.setdefault((api, user), deque())
+            key = (api, user)
+            q = self._usage.setdefault(key, deque())
+            used = self._used.get(key, 0)
             while q and q[0][0] <= now - 60:
-                q.popleft()
-            used = sum(u for _, u in q)
+                used -= q.popleft()[1]
+            self._used[key] = used
             if used + units > limit:
                 self.quota_rejections += 1
-                freed, wait = 0, 1.0
+                freed, wait = 0, 60.0
                 for t, u in q:
                     freed += u
                     if used - freed + units <= limit:
@@ -533,6 +537,7 @@ class GoogleEmulator:
                 r.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
                 return r
             q.append((now, units))
+            self._used[key] = used + units
             self.units_used += units if api == "gmail" else 0
         return None
 
@@ -610,10 +615,17 @@ class GoogleEmulator:
         return out
 
     def _convert(self, route: Route, name: str, p: dict[str, Any], v: str) -> Any:
-        bad = Violation(
-            error(400, f"Invalid value '{v}' for parameter {name}", "invalidParameter"),
-            f"bad value for {name}: {v!r}",
-        )
+        try:
+            return self._convert_value(route, name, p, v)
+        except _BadValue:
+            raise Violation(
+                error(400, f"Invalid value '{v}' for parameter {name}", "invalidParameter"),
+                f"bad value for {name}: {v!r}",
+            ) from None
+
+    @staticmethod
+    def _convert_value(route: Route, name: str, p: dict[str, Any], v: str) -> Any:
+        bad = _BadValue()
         if p.get("type") == "boolean":
             if v not in ("true", "false"):
                 raise bad
@@ -1116,6 +1128,10 @@ class GoogleEmulator:
                 if mid:
                     out.add(mid.strip("<>"))
             return out
+
+
+class _BadValue(Exception):
+    pass
 
 
 class _Reject(Exception):
