@@ -63,8 +63,13 @@ _BUILDERS["imap"] = _build_imap
 
 
 # -- Google (gmail, gcal) ----------------------------------------------------------------------
-def google_client(account: Account, config: Config) -> GoogleClient:
-    """The API client of a gmail/gcal account: token file, endpoint, timeout, quota, concurrency."""
+def google_client(
+    account: Account, config: Config, *, scopes: tuple[str, ...] | None = None
+) -> GoogleClient:
+    """The API client of a gmail/gcal account: token file, endpoint, timeout, quota, concurrency.
+
+    ``scopes``: what the token must grant (default: what the account's kind reads).
+    """
     from keepwarm.connectors.google.auth import KIND_SCOPES
     from keepwarm.connectors.google.client import ClientSettings, GoogleClient
     from keepwarm.connectors.google.quota import Limits, TokenBucket
@@ -76,7 +81,7 @@ def google_client(account: Account, config: Config) -> GoogleClient:
     settings = ClientSettings(
         account=account.name,
         token_path=config.token_path(account),
-        scopes=KIND_SCOPES.get(account.kind, ()),
+        scopes=KIND_SCOPES.get(account.kind, ()) if scopes is None else scopes,
         api_endpoint=account.opt("api_endpoint"),
         token_uri=account.opt("token_uri"),
         timeout=account.opt("timeout").total_seconds(),

@@ -323,6 +323,7 @@ DELIVERIES: dict[str, str] = {
     "file": "keepwarm.daemon.digest_job:file_delivery",
     "smtp": "keepwarm.daemon.digest_job:smtp_delivery",
     "microsoft": "keepwarm.daemon.graph_delivery:graph_delivery",
+    "gmail": "keepwarm.daemon.gmail_delivery:gmail_delivery",
 }
 
 

@@ -363,12 +363,12 @@ class GmailConnector:
 
 # -- sending (digest delivery) ---------------------------------------------------------------------
 def send_raw(client: GoogleClient, message: bytes) -> str:
-    """Send an RFC 5322 message through ``users.messages.send`` (gmail.send); returns its id."""
+    """Send an RFC 5322 message through ``users.messages.send`` (gmail.send); returns its id.
+
+    One attempt only, errors raised as they come: a blind retry could send the digest twice.
+    """
     raw = base64.urlsafe_b64encode(message).decode("ascii")
-    users = client.service("gmail", "v1").users()
-    resp = client.execute(
-        lambda: users.messages().send(userId="me", body={"raw": raw}),
-        UNITS["send"],
-        "sending the digest through Gmail",
-    )
+    request = client.service("gmail", "v1").users().messages().send(userId="me", body={"raw": raw})
+    with client.limits.slot(UNITS["send"]):
+        resp = request.execute(http=client.http())
     return str(resp.get("id", ""))
