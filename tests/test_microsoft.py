@@ -17,6 +17,7 @@ from ms_world import ACCOUNT, auth_for, connector_for, sign_in
 
 from keepwarm.connectors.base import AuthRequired, Batch, TransientError
 from keepwarm.connectors.microsoft import make_client
+from keepwarm.connectors.microsoft.auth import MicrosoftAuth
 from keepwarm.connectors.microsoft.graph import GraphClient, parse_retry_after
 from keepwarm.connectors.microsoft.records import BODY_FIELDS, MESSAGE_FIELDS
 from keepwarm.connectors.microsoft.send import send_mail
@@ -558,3 +559,51 @@ def test_events_that_change_outside_the_window_are_not_deleted(
     emu.delete_event(old)
     assert run_account(store, connector_for(emu, token, now=t1)).state == "ok"
     assert store.counts()["events"] == 0
+
+
+def test_https_authority_and_graph_with_a_private_ca(tmp_path: Path) -> None:
+    """No rewrite route: msal and Graph over real TLS, trusted through ca_file."""
+    import trustme
+
+    from keepwarm.connectors.base import SourceError
+    from keepwarm.connectors.microsoft import make_auth
+
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with GraphEmulator() as emu:
+        import ssl
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(ctx)
+        emu.use_tls(ctx)
+        assert emu.url.startswith("https://") and emu.graph_endpoint.startswith("https://")
+        emu.auto_approve = True
+        emu.add_message()
+
+        def auth(ca_path: Path | None, token: Path) -> MicrosoftAuth:
+            return make_auth(
+                account=ACCOUNT,
+                client_id=emu.client_id,
+                tenant=emu.tenant,
+                token_path=token,
+                mail=True,
+                calendar=True,
+                send=False,
+                authority_host=emu.url,
+                ca_file=ca_path,
+                timeout=timedelta(seconds=5),
+            )
+
+        untrusted = auth(None, tmp_path / "u.json")
+        with pytest.raises(SourceError, match="ca_file"):
+            untrusted.start_device_flow()
+        trusted = auth(ca_file, tmp_path / "t.json")
+        flow = trusted.start_device_flow()
+        assert trusted.finish_device_flow(flow) == emu.user
+        client = make_client(trusted, graph_endpoint=emu.graph_endpoint)
+        store = Store.memory()
+        from keepwarm.connectors.microsoft import MicrosoftConnector, Options
+
+        assert run_account(store, MicrosoftConnector(ACCOUNT, client, Options())).state == "ok"
+        assert store.counts()["messages"] == 1

@@ -34,6 +34,10 @@ PLACEHOLDER_HOST = "https://login.test"  # what msal sees when the real host is 
 MAIL_SCOPE = "Mail.ReadBasic"
 CALENDAR_SCOPE = "Calendars.Read"
 SEND_SCOPE = "Mail.Send"
+_TLS_HINT = (
+    "the TLS certificate of the Microsoft sign-in service is not trusted; if a proxy inspects "
+    "TLS on this network, set ca_file to its CA certificate"
+)
 REFRESH_MARGIN = 300  # seconds: refresh an access token that expires sooner than this
 
 
@@ -80,10 +84,14 @@ def check_endpoint(url: str, what: str) -> str:
 class RewritingSession(requests.Session):
     """A requests session with a default timeout that maps the placeholder host to a real one."""
 
-    def __init__(self, timeout: float, rewrite_to: str | None = None) -> None:
+    def __init__(
+        self, timeout: float, rewrite_to: str | None = None, ca_file: Path | None = None
+    ) -> None:
         super().__init__()
         self._timeout = timeout
         self._rewrite_to = rewrite_to
+        # Passed with every request: requests lets $REQUESTS_CA_BUNDLE override session.verify.
+        self.ca_file = str(ca_file) if ca_file is not None else None
 
     def request(  # type: ignore[override]
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
@@ -92,6 +100,8 @@ class RewritingSession(requests.Session):
         if self._rewrite_to and u.startswith(PLACEHOLDER_HOST):
             u = self._rewrite_to + u[len(PLACEHOLDER_HOST) :]
         kwargs.setdefault("timeout", self._timeout)
+        if self.ca_file is not None:
+            kwargs.setdefault("verify", self.ca_file)
         return super().request(method, u, *args, **kwargs)
 
 
@@ -157,9 +167,7 @@ class MicrosoftAuth:
         self.token_file = TokenCacheFile(token_path)
         host = check_endpoint(authority_host or DEFAULT_AUTHORITY_HOST, "authority_host")
         rewrite = host if host.startswith("http://") else None
-        self.session = RewritingSession(timeout, rewrite)
-        if ca_file is not None:
-            self.session.verify = str(ca_file)
+        self.session = RewritingSession(timeout, rewrite, ca_file)
         authority_base = PLACEHOLDER_HOST if rewrite else host
         self.authority = f"{authority_base}/{tenant}"
         self._app: msal.PublicClientApplication | None = None
@@ -182,6 +190,8 @@ class MicrosoftAuth:
                 raise SourceError(
                     f"cannot use the Microsoft sign-in authority {self.authority}: {exc}"
                 ) from None
+            except requests.exceptions.SSLError:
+                raise SourceError(_TLS_HINT) from None
             except requests.RequestException as exc:
                 raise TransientError(
                     f"cannot reach the Microsoft sign-in service ({type(exc).__name__})"
@@ -217,6 +227,8 @@ class MicrosoftAuth:
             result = app.acquire_token_silent_with_error(
                 self.scopes, account=accounts[0], force_refresh=force_refresh
             )
+        except requests.exceptions.SSLError:
+            raise SourceError(_TLS_HINT) from None
         except requests.RequestException as exc:
             raise TransientError(
                 f"cannot reach the Microsoft sign-in service ({type(exc).__name__})"
@@ -241,6 +253,8 @@ class MicrosoftAuth:
         """Ask for a device code; returns msal's flow dict (``message``, ``user_code`` ...)."""
         try:
             flow = self.app().initiate_device_flow(scopes=self.scopes)
+        except requests.exceptions.SSLError:
+            raise SourceError(_TLS_HINT) from None
         except requests.RequestException as exc:
             raise TransientError(
                 f"cannot reach the Microsoft sign-in service ({type(exc).__name__})"
@@ -266,6 +280,8 @@ class MicrosoftAuth:
             kwargs["exit_condition"] = exit_condition
         try:
             result = self.app().acquire_token_by_device_flow(flow, **kwargs)
+        except requests.exceptions.SSLError:
+            raise SourceError(_TLS_HINT) from None
         except requests.RequestException as exc:
             raise TransientError(
                 f"lost contact with the Microsoft sign-in service ({type(exc).__name__})"

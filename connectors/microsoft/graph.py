@@ -126,7 +126,8 @@ class GraphClient:
         self.backoff_cap = backoff_cap
         self.sleep = sleep
         self.session = requests.Session()
-        self.session.verify = auth.session.verify
+        # per request, since $REQUESTS_CA_BUNDLE would override session.verify
+        self.verify: str | bool = auth.session.ca_file or True
         self.gate = mailbox_semaphore(f"{self.base_url}|{auth.account}")
         self.requests = 0  # HTTP requests sent, retries included (for benchmarks and logs)
 
@@ -174,6 +175,11 @@ class GraphClient:
             hdrs.update(headers or {})
             try:
                 resp = self._send(method, url, params, hdrs, body)
+            except requests.exceptions.SSLError:
+                raise SourceError(
+                    f"the TLS certificate of {self.base_url} is not trusted; if a proxy "
+                    "inspects TLS on this network, set ca_file to its CA certificate"
+                ) from None
             except (
                 requests.ConnectionError,
                 requests.Timeout,
@@ -238,7 +244,12 @@ class GraphClient:
             self.requests += 1
             if body is None:
                 return self.session.request(
-                    method, url, params=params, headers=headers, timeout=self.timeout
+                    method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    timeout=self.timeout,
+                    verify=self.verify,
                 )
             if isinstance(body, bytes):  # a pre-encoded body (MIME sendMail)
                 headers.setdefault("Content-Type", "text/plain")
@@ -247,7 +258,13 @@ class GraphClient:
                 headers["Content-Type"] = "application/json"
                 data = json.dumps(body).encode()
             return self.session.request(
-                method, url, params=params, headers=headers, data=data, timeout=self.timeout
+                method,
+                url,
+                params=params,
+                headers=headers,
+                data=data,
+                timeout=self.timeout,
+                verify=self.verify,
             )
 
     def _pause(self, attempt: int, retry_after: float | None) -> None:

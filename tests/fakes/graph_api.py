@@ -145,12 +145,21 @@ class GraphEmulator:
         self.selected: set[str] = set()
         self.prefers: set[str] = set()
         self.sent: list[dict[str, Any]] = []
+        self.tls_url: str | None = None
+        self.public_authority = PUBLIC_AUTHORITY  # the https host msal is given
         self.server = LoopbackServer(_Handler, owner=self, max_connections=48)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return self.server.url
+        return self.tls_url or self.server.url
+
+    def use_tls(self, server_context: Any) -> None:
+        """Serve HTTPS (a test CA's certificate for 127.0.0.1); msal then talks to it directly."""
+        httpd = self.server.httpd
+        httpd.socket = server_context.wrap_socket(httpd.socket, server_side=True)
+        self.tls_url = f"https://127.0.0.1:{self.server.port}"
+        self.public_authority = self.tls_url
 
     @property
     def graph_endpoint(self) -> str:
@@ -429,7 +438,7 @@ class GraphEmulator:
         now = int(time.time())
         claims = {
             "aud": self.client_id,
-            "iss": f"{PUBLIC_AUTHORITY}/{self.utid}/v2.0",
+            "iss": f"{self.public_authority}/{self.utid}/v2.0",
             "iat": now,
             "nbf": now,
             "exp": now + 3600,
@@ -725,7 +734,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _identity(self, method: str, segs: list[str], raw: bytes) -> None:
         emu = self.emu
         tenant, rest = segs[0], "/".join(segs[1:])
-        base = f"{PUBLIC_AUTHORITY}/{tenant}"
+        base = f"{emu.public_authority}/{tenant}"
         if method == "GET" and rest == "v2.0/.well-known/openid-configuration":
             emu.token_requests["openid-configuration"] += 1
             self._send(
@@ -734,7 +743,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
                     "token_endpoint": f"{base}/oauth2/v2.0/token",
                     "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-                    "issuer": f"{PUBLIC_AUTHORITY}/{{tenantid}}/v2.0",
+                    "issuer": f"{emu.public_authority}/{{tenantid}}/v2.0",
                     "response_types_supported": [
                         "code",
                         "id_token",
