@@ -321,7 +321,8 @@ def phrase(
             clean_text(facts.get("local_time"), 5) or None
         )
         head = f"Prepare for {title or 'your meeting'}" + (f" at {at}" if at else "")
-        return f"{head} with {who}" + (f": last talked about {topic}" if topic else "")
+        fresh = topic if topic and topic != title else None  # not the meeting itself again
+        return f"{head} with {who}" + (f": last talked about {fresh}" if fresh else "")
     if kind == "occasion_birthday":
         n = facts.get("days_until")
         if isinstance(n, int) and n > 1:

@@ -221,3 +221,11 @@ def test_rank_properties(sigs, cap, snoozed) -> None:  # type: ignore[no-untyped
     if not any(k == "introduce" for k, *_ in sigs):
         shown = sum(1 for s in chosen if s.kind == "reply_owed")
         assert shown >= min(len(owed), max(2, -(-cap // 2)), cap)
+
+
+def test_meeting_prep_does_not_repeat_the_title_as_the_last_topic() -> None:
+    facts = {"title": "Coffee with Jo", "local_time": "15:00", "last_subject": "Coffee with Jo"}
+    assert (
+        phrase("meeting_today", "Jo", facts, ZONE)
+        == "Prepare for 'Coffee with Jo' at 15:00 with Jo"
+    )
