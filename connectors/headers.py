@@ -8,7 +8,7 @@ bytes it returns something or a skip reason, and never raises.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header
 from email.utils import getaddresses, parsedate_tz
@@ -57,6 +57,8 @@ _SUBJECT_PREFIX = re.compile(
 _WS = re.compile(r"\s+")
 _MSGID = re.compile(r"<([^<>\s]{1,500})>")
 _ENCODED_WORD = re.compile(r"=\?[^?]*\?[bBqQ]\?[^?]*\?=")
+_UNFOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
+_FIELD = re.compile(r"^([^\s:]{1,76})[ \t]*:([^\n]*)", re.MULTILINE)
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -101,31 +103,10 @@ def parse_header_block(data: bytes | str) -> dict[str, list[str]]:
         if end:
             text = text[: end.start()]
     out: dict[str, list[str]] = {}
-    name: str | None = None
-    parts: list[str] = []
-
-    def flush() -> None:
-        if name is not None:
-            value = " ".join(p.strip() for p in parts).strip()
-            out.setdefault(name, []).append(value[:MAX_FIELD])
-
-    for line in text.splitlines():
-        if not line:
-            continue
-        if line[0] in " \t":
-            if name is not None and sum(len(p) for p in parts) < MAX_FIELD:
-                parts.append(line)
-            continue
-        colon = line.find(":")
-        if colon <= 0 or colon > 76 or " " in line[:colon].strip():
-            flush()
-            name = None
-            parts = []
-            continue
-        flush()
-        name = line[:colon].strip().lower()
-        parts = [line[colon + 1 :]]
-    flush()
+    # Unfold continuation lines, then match whole "Name: value" lines (C-speed regexes). A
+    # continuation of a garbage line joins that line and is dropped with it.
+    for name, value in _FIELD.findall(_UNFOLD.sub(" ", text)):
+        out.setdefault(name.lower(), []).append(value.strip()[:MAX_FIELD])
     return out
 
 
@@ -393,6 +374,7 @@ def message_from_headers(
     account: str,
     provider_id: str,
     fallback_date: datetime | None = None,
+    lazy_fallback: Callable[[], datetime | None] | None = None,
     now: datetime | None = None,
     folder: str | None = None,
     labels: Iterable[str] = (),
@@ -402,7 +384,8 @@ def message_from_headers(
 ) -> MessageMeta | str:
     """Build a :class:`MessageMeta` from parsed headers, or return a skip reason string.
 
-    The header date is used when plausible; otherwise ``fallback_date`` (the provider's or file's
+    The header date is used when plausible; otherwise ``fallback_date`` (or, computed only then,
+    ``lazy_fallback()``: the provider's or file's
     time) if that is plausible; otherwise the message is skipped as ``"unparseable date"``.
     """
     if not headers:
@@ -419,6 +402,8 @@ def message_from_headers(
     date = parse_date(first(headers, "date"))
     from_provider = False
     if not plausible(date, now):
+        if fallback_date is None and lazy_fallback is not None:
+            fallback_date = lazy_fallback()
         if fallback_date is not None and plausible(fallback_date, now):
             date = fallback_date.astimezone(UTC)
             from_provider = True

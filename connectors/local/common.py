@@ -168,14 +168,18 @@ def message_from_head(
     if looks_binary(head):
         return BINARY
     headers = parse_header_block(head)
-    fallback = received_date(headers)
-    if not plausible(fallback, now):
-        fallback = next((d for d in fallback_dates if d is not None and plausible(d, now)), None)
+
+    def fallback() -> datetime | None:  # only computed when the Date header is unusable
+        received = received_date(headers)
+        if plausible(received, now):
+            return received
+        return next((d for d in fallback_dates if d is not None and plausible(d, now)), None)
+
     return message_from_headers(
         headers,
         account=account,
         provider_id=provider_id,
-        fallback_date=fallback,
+        lazy_fallback=fallback,
         now=now,
         folder=folder,
         keep_subject=keep_subject,
