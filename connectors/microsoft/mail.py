@@ -55,6 +55,9 @@ SKIPPED_WELL_KNOWN = (
 )
 FOLDER_FIELDS = "id,displayName,parentFolderId,childFolderCount,totalItemCount"
 PAGE_SIZE = 500
+LOOKAHEAD = (
+    3  # folders whose first delta page is requested ahead (a no-change sync is mostly these)
+)
 MAX_RESTARTS = 2
 IMMUTABLE = 'IdType="ImmutableId"'
 
@@ -159,8 +162,18 @@ class MailSync:
             if st.get("path") != f.path:
                 log.info("account %s: a mail folder was renamed or moved", self.account)
                 st["path"] = f.path
-        for fid in sorted(listed, key=lambda i: _folder_order(listed[i].path)):
-            yield from self._folder(fid, folders[fid])
+        order = sorted(listed, key=lambda i: _folder_order(listed[i].path))
+        pool = ThreadPoolExecutor(max_workers=LOOKAHEAD, thread_name_prefix="graph-folders")
+        firsts: dict[str, Future[dict[str, Any]]] = {}
+        try:
+            for i, fid in enumerate(order):
+                for nxt in order[i : i + LOOKAHEAD]:  # this folder's and the next ones' first pages
+                    if nxt not in firsts:
+                        link = folders[nxt].get("link") or self._initial_url(nxt)
+                        firsts[nxt] = pool.submit(self.client.get, link, None, self.prefer)
+                yield from self._folder(fid, folders[fid], firsts.pop(fid))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _initial_total(self, folders: dict[str, Any]) -> int:
         """Messages in folders whose first round has not completed (for the progress bar)."""
@@ -174,20 +187,26 @@ class MailSync:
     def _initial_url(self, fid: str) -> str:
         return f"me/mailFolders/{quote_id(fid)}/messages/delta?$select={','.join(MESSAGE_FIELDS)}"
 
-    def _folder(self, fid: str, st: dict[str, Any]) -> Iterator[Page]:
+    def _folder(
+        self, fid: str, st: dict[str, Any], first: Future[dict[str, Any]] | None = None
+    ) -> Iterator[Page]:
         """One folder's delta round. The next page is fetched while the caller stores this one."""
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch")
         try:
-            yield from self._folder_pages(fid, st, pool)
+            yield from self._folder_pages(fid, st, pool, first)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _folder_pages(
-        self, fid: str, st: dict[str, Any], pool: ThreadPoolExecutor
+        self,
+        fid: str,
+        st: dict[str, Any],
+        pool: ThreadPoolExecutor,
+        first: Future[dict[str, Any]] | None,
     ) -> Iterator[Page]:
         link = st.get("link") or self._initial_url(fid)
         restarts = 0
-        ahead: Future[dict[str, Any]] | None = None
+        ahead = first  # the first page may already be on its way
         while True:
             try:
                 data = ahead.result() if ahead else self.client.get(link, headers=self.prefer)
