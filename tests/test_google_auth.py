@@ -16,6 +16,7 @@ import requests
 from fakes.google_api import CALENDAR_READONLY, GMAIL_METADATA, GMAIL_SEND, GoogleEmulator
 from fakes.loopback import free_port
 
+import keepwarm.daemon.cli  # noqa: F401  (first: it registers every command module, google's included)
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.commands.google import google_scopes
 

@@ -189,8 +189,8 @@ class GoogleCalendarConnector:
                     self.options.now().timestamp() - float(state.get("full_at", 0)) > refresh_after
                 )
             )
-            if state is None or stale:
-                yield from self._full(None, reset=stale)
+            if state is None or stale:  # a periodic refresh upserts; only a 410 resets
+                yield from self._full(None, reset=False)
             elif state["mode"] == "full":
                 yield from self._full(state, reset=False)
             else:

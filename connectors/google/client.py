@@ -163,7 +163,8 @@ class GoogleClient:
                 return False, None
             ra = retry_after_seconds(exc.resp.get("retry-after"))
             if status in (403, 429):
-                self.limits.bucket.pause(ra if ra is not None else self.retry.base)
+                wait = ra if ra is not None else self.retry.base
+                self.limits.bucket.pause(min(wait, self.retry.cap))
             return True, ra
         if isinstance(exc, google.auth.exceptions.GoogleAuthError):
             raise refresh_failure(exc, self.settings.account) from None
@@ -187,6 +188,8 @@ class GoogleClient:
                 retryable, retry_after = self._classify(exc)
                 if not retryable:
                     raise
+                if retry_after is not None and retry_after > self.retry.cap:
+                    break  # a long wait is the daemon's job (it backs off between syncs)
                 log.debug("retrying %s after %s", what, type(exc).__name__)
                 if attempt + 1 < self.retry.attempts:
                     self.retry.sleep(self.retry.delay(attempt, retry_after))

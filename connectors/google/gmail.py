@@ -317,6 +317,8 @@ class GmailConnector:
             if not pending:
                 break
             if attempt:
+                if retry_after is not None and retry_after > retry.cap:
+                    break  # a long wait is the daemon's job (it backs off between syncs)
                 retry.sleep(retry.delay(attempt - 1, retry_after))
             chunks = [
                 pending[i : i + self.batch_size] for i in range(0, len(pending), self.batch_size)
