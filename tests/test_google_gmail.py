@@ -269,3 +269,13 @@ def test_to_record_falls_back_to_internal_date() -> None:
     assert not isinstance(rec, str)
     assert rec.date == datetime.fromtimestamp(1725351153, UTC) and rec.date_from_provider
     assert "category:social" in rec.markers and rec.thread_hint == "t1"
+
+
+def test_damaged_or_foreign_cursor_starts_a_clean_full_sync(world: GmailWorld) -> None:
+    world.emu.add_mail(5)
+    for bad in ("not json", '{"v": 99}', '{"v": 1, "mode": "incr", "history_id": "x"}'):
+        store = Store.memory()
+        store.ensure_account("gm", "gmail")
+        store.conn.execute("UPDATE accounts SET cursor = ? WHERE name = 'gm'", (bad,))
+        assert sync(store, world) == "ok"
+        assert stored_ids(store, "gm") == sorted(world.expected_ids())

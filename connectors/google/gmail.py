@@ -275,7 +275,7 @@ class GmailConnector:
                     "reading Gmail history",
                 )
             except HttpError as exc:
-                if int(exc.resp.status) == 404:
+                if int(exc.resp.status) in (400, 404):  # too old, or not a history id at all
                     raise CursorExpired(
                         "Gmail history is too old to continue from; a full resync is needed"
                     ) from None
@@ -330,7 +330,7 @@ class GmailConnector:
                 pending.extend(r.retry)
                 retry_after = r.retry_after if r.retry_after is not None else retry_after
                 for key, exc in r.failed.items():
-                    if int(exc.resp.status) == 404:
+                    if int(exc.resp.status) in (400, 404):  # too old, or not a history id at all
                         out.gone.append(key)
                     else:
                         raise give_up(
