@@ -204,7 +204,7 @@ def _simple_pairs(value: str) -> list[tuple[str, str]] | None:
     Equivalence with ``getaddresses`` on such values is checked by a test over the real corpora.
     """
     if _HARD_ADDRESS_CHARS.search(value):
-        return None
+        return _quoted_pairs(value) if '"' in value else None
     out: list[tuple[str, str]] = []
     for part in value.split(","):
         part = part.strip()
@@ -217,6 +217,33 @@ def _simple_pairs(value: str) -> list[tuple[str, str]] | None:
             out.append(("", part))
         else:
             return None
+    return out
+
+
+_QUOTED_ITEM = re.compile(r'[ \t]*"([^"\\]*)"[ \t]*<([^<>\s"@,]+@[^<>\s"@,]+)>[ \t]*(?:,|$)')
+_OTHER_HARD = re.compile(r"[()\\;:\[\]]")
+
+
+def _quoted_pairs(value: str) -> list[tuple[str, str]] | None:
+    """The fast path for lists of ``"Last, First" <a@b>`` (Outlook, Lotus Notes exports), with
+    plain items between them; None for anything else (the full parser runs)."""
+    out: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(value):
+        m = _QUOTED_ITEM.match(value, pos)
+        if m is not None:
+            out.append((m.group(1), m.group(2)))
+            pos = m.end()
+            continue
+        comma = value.find(",", pos)
+        part = value[pos : comma if comma != -1 else len(value)]
+        if '"' in part or _OTHER_HARD.search(part):
+            return None
+        simple = _simple_pairs(part) if part.strip() else []
+        if simple is None:
+            return None
+        out += simple
+        pos = comma + 1 if comma != -1 else len(value)
     return out
 
 

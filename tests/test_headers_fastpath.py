@@ -55,3 +55,33 @@ def test_fast_path_on_the_real_corpora(shared_data: Path) -> None:
                     assert _agrees(v[: headers.MAX_FIELD]), v[:200]
                     checked += 1
     assert checked > 1000
+
+
+quoted = st.sampled_from(
+    [
+        '"Bailey, Susan"',
+        '"Ann Smith"',
+        '""',
+        '"  Sp  aced "',
+        '"Smith (Sales)"',
+        '"a\\"b"',
+        '"x',
+        "Ann",
+    ]
+)
+
+
+@given(
+    st.lists(st.tuples(quoted, addrs, st.booleans()), max_size=6),
+    st.sampled_from([",", ", ", " ,", " , "]),
+)
+def test_quoted_fast_path_matches_getaddresses(
+    items: list[tuple[str, str, bool]], sep: str
+) -> None:
+    value = sep.join(f"{n} <{a}>" if bracket else a for n, a, bracket in items)
+    assert _agrees(value), value
+
+
+@given(st.text(alphabet='ab @.<>,"x\\()', max_size=40))
+def test_quoted_fast_path_on_noise(value: str) -> None:
+    assert _agrees(value), value

@@ -244,9 +244,8 @@ class MaildirConnector:
     # -- sync --------------------------------------------------------------------------------
     def sync(self, cursor: str | None) -> Iterator[Batch]:
         data = decode_cursor(KIND, cursor)
-        frags: list[str] = list(data.get("frags", [])) if data else []
-        if not isinstance(frags, list):
-            frags = []
+        raw_frags = data.get("frags") if data else None
+        frags: list[str] = list(raw_frags) if isinstance(raw_frags, list) else []
         state = self._load(frags)
         root = require_path(self.path, KIND, want_dir=True)
         lister = Lister(root)
