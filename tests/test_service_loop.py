@@ -271,3 +271,54 @@ def test_long_syncs_log_progress_and_the_status_line_says_what_happened(
     assert "secret subject" not in caplog.text and "example.org" not in caplog.text
     line = service.status_line()
     assert line.startswith("synced ") and " just now; next digest 07:30 Europe/Berlin" in line
+
+
+class JumpClock:
+    """Wall clock that the test moves forward, as a suspend and resume does."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def test_waking_after_the_catch_up_window_skips_that_days_digest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="keepwarm")
+    zone = cfgmod.ZoneInfo("Europe/Berlin")
+    soon = datetime.now(zone) + timedelta(minutes=30)
+    if soon.date() != datetime.now(zone).date():
+        pytest.skip("too close to local midnight for this scenario")
+    config = _config(tmp_path, soon.strftime("%H:%M"))
+    config = cfgmod.loads(
+        config.path.read_text().split("[[accounts]]")[0]  # type: ignore[union-attr]
+        + "[digest.__x]\n".replace("[digest.__x]\n", ""),
+        config.path,
+    )
+    clock = JumpClock()
+    calls: list[datetime] = []
+
+    def digest(cfg: Config, store: Any, *, now: datetime, send: bool = True) -> Outcome:
+        calls.append(now)
+        return Outcome("sent", now.astimezone(zone).date())
+
+    service = Service(
+        str(config.path),
+        config,
+        notifier=Notifier(None, watchdog_usec=300_000),
+        digest_job=digest,
+        clock=clock,
+    )
+
+    def scenario() -> None:
+        _until(lambda: service.digest.plan is not None)
+        # The machine sleeps through the digest time and 13 h more (window: 12 h).
+        clock.offset = timedelta(minutes=30, hours=13)
+        _until(lambda: "not sent: woke up after the catch-up window" in caplog.text)
+
+    assert _run(service, scenario) == 0
+    assert calls == []
+    plan = service.digest.plan
+    assert plan is not None and plan.local_date > soon.date()
