@@ -798,7 +798,9 @@ def digest_of_files(directory: Path) -> str:
     return h.hexdigest()
 
 
-# -- import without the local connectors --------------------------------------------------------------
+# -- import without the local connectors ------------------------------------------------------------
+# `keepwarm demo` imports through the real maildir and ics connectors. Benchmarks that need the demo
+# in a store quickly use import_direct (a test checks that both give the same people).
 def _partstat(value: str) -> ResponseStatus:
     return {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative"}.get(
         value, "needsAction"

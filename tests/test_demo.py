@@ -11,9 +11,10 @@ from click.testing import CliRunner
 from keepwarm.connectors.headers import header_block, parse_header_block
 from keepwarm.daemon.cli import Ctx, cli, parse_as_of
 from keepwarm.daemon.commands.demo import import_demo
-from keepwarm.daemon.demo import DEMO_TODAY, DemoManifest, digest_of_files, generate
+from keepwarm.daemon.demo import DEMO_TODAY, DemoManifest, digest_of_files, generate, import_direct
 from keepwarm.daemon.identity import merge_candidates
 from keepwarm.daemon.people_stats import PeopleView, load_view
+from keepwarm.daemon.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +147,25 @@ def test_demo_command(tmp_path: Path) -> None:
 
 def test_default_day_is_a_tuesday() -> None:
     assert DEMO_TODAY.weekday() == 1
+
+
+def test_direct_import_matches_the_connectors(demo: tuple[DemoManifest, PeopleView]) -> None:
+    m, view = demo
+    store = Store.memory()
+    import_direct(store, m)
+    cfg = Ctx(str(m.config_path)).config
+    direct = load_view(store, cfg, parse_as_of(m.as_of, cfg.zone))
+
+    def summary(v: PeopleView) -> dict[str, tuple[object, ...]]:
+        return {
+            k: (
+                p.kind,
+                p.two_way,
+                v.stats[k].messages_in,
+                v.stats[k].messages_out,
+                v.stats[k].meetings,
+            )
+            for k, p in v.identity.people.items()
+        }
+
+    assert summary(direct) == summary(view)

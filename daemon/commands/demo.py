@@ -7,48 +7,17 @@ from pathlib import Path
 
 import click
 
-from keepwarm.connectors.base import SourceError
 from keepwarm.daemon.cli import Ctx, UserError, cli, parse_as_of, sync_accounts
-from keepwarm.daemon.demo import DEMO_SEED, DEMO_TODAY, DemoManifest, generate, import_direct
+from keepwarm.daemon.demo import DEMO_SEED, DEMO_TODAY, DemoManifest, generate
 from keepwarm.daemon.people_stats import load_view
 
 __all__ = ["cli"]
 
 
-def split_by_connector(obj: Ctx) -> tuple[list[str], list[str]]:
-    """The demo accounts this build has a connector for, and the ones it has not (yet)."""
-    from keepwarm.daemon.accounts import make_connector
-
-    have: list[str] = []
-    missing: list[str] = []
-    for account in obj.config.accounts:
-        try:
-            make_connector(account, obj.config)
-        except SourceError:
-            missing.append(account.kind)
-        else:
-            have.append(account.name)
-    return have, missing
-
-
-def import_demo(obj: Ctx, manifest: DemoManifest) -> str:
-    """Import through the real connectors; parse directly only what no connector reads yet."""
-    have, missing = split_by_connector(obj)
-    notes: list[str] = []
-    if have and sync_accounts(obj, have):  # prints each account's summary line
-        raise UserError("the demo import failed; see the messages above")
-    if missing:
-        with obj.store() as store:
-            n_msgs, n_events = import_direct(
-                store, manifest, mail="maildir" in missing, events="ics" in missing
-            )
-        what = [f"{n_msgs:,} messages"] if "maildir" in missing else []
-        what += [f"{n_events:,} events"] if "ics" in missing else []
-        notes.append(
-            f"imported {' and '.join(what)} directly "
-            f"(this build has no {'/'.join(missing)} connector yet)"
-        )
-    return "; ".join(notes)
+def import_demo(obj: Ctx, manifest: DemoManifest) -> None:
+    """Import the demo accounts through the real maildir and ics connectors."""
+    if sync_accounts(obj, []):  # prints each account's summary line
+        raise UserError(f"the demo import failed; see the messages above ({manifest.dir})")
 
 
 @cli.command()
@@ -85,9 +54,7 @@ def demo(directory: Path, seed: int, today: str) -> None:
         f"{manifest.events:,} meetings to {manifest.ics_path}"
     )
     obj = Ctx(str(manifest.config_path))
-    note = import_demo(obj, manifest)
-    if note:
-        click.echo(note)
+    import_demo(obj, manifest)
     from keepwarm.daemon.commands.people import print_people  # a sibling command module
 
     config = obj.config
