@@ -107,3 +107,27 @@ def test_events_dedupe_by_uid_and_update_in_place() -> None:
     # re-applying a changed event replaces, never duplicates
     store.apply_batch("c", "gcal", Batch(events=[replace(moved, title="Moved again")]))
     assert store.counts()["events"] == 2
+
+
+def test_failed_batch_does_not_leave_stale_address_ids() -> None:
+    store = Store.memory()
+    new_sender = Address("carol@example.com", "Carol")
+    bad = Batch(
+        messages=[msg("1", sender=new_sender), msg("2", mid="m2@x", date=datetime(2024, 1, 1))]
+    )
+    with contextlib.suppress(AssertionError):
+        store.apply_batch("a", "maildir", bad)  # carol's address row was rolled back
+    store.apply_batch("a", "maildir", Batch(messages=[msg("3", mid="m3@x", sender=new_sender)]))
+    row = store.conn.execute(
+        "SELECT a.email, a.name FROM messages m JOIN addresses a ON a.id = m.sender"
+    ).fetchone()
+    assert tuple(row) == ("carol@example.com", "Carol")
+
+
+def test_display_name_learnt_after_a_nameless_sighting() -> None:
+    store = Store.memory()
+    store.apply_batch("a", "maildir", Batch(messages=[msg("1", to=(Address("bob@example.com"),))]))
+    later = msg("2", mid="m2@x", sender=Address("bob@example.com", "Bob Stone"), subject="x")
+    store.apply_batch("a", "maildir", Batch(messages=[later]))
+    name = store.conn.execute("SELECT name FROM addresses WHERE email = 'bob@example.com'")
+    assert name.fetchone()[0] == "Bob Stone"

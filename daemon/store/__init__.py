@@ -261,6 +261,16 @@ class Store:
     def apply_batch(self, account: str, kind: str, batch: Batch) -> ApplyResult:
         """Store a batch's records and its cursor in one transaction. Idempotent."""
         result = ApplyResult(skipped=dict(batch.skipped))
+        try:
+            self._apply(account, kind, batch, result)
+        except BaseException:
+            # the transaction rolled back: address ids cached during it may not exist
+            self._address_ids.clear()
+            self._named.clear()
+            raise
+        return result
+
+    def _apply(self, account: str, kind: str, batch: Batch, result: ApplyResult) -> None:
         with self.atomic():
             self.ensure_account(account, kind)
             if batch.reset:
@@ -282,7 +292,6 @@ class Store:
                     account,
                 ),
             )
-        return result
 
     def _remove_sources(self, account: str) -> int:
         msg_ids = [
