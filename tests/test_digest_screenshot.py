@@ -22,7 +22,7 @@ def test_chromium_renders_the_digest_at_phone_and_desktop_width(tmp_path: Path) 
     shot = _load()
     chromium = shot.find_chromium()  # type: ignore[attr-defined]
     if chromium is None:
-        pytest.skip("chromium is not installed (make test installs it)")
+        pytest.fail("chromium is not installed: run `make test`, which installs the Debian package")
     # The demo digest pinned by tests/test_digest_demo.py (what docs/digest-*.png show).
     html = Path(__file__).parent / "golden" / "demo.html"
     assert shot.main([str(html), str(tmp_path), "--name", "d"]) == 0  # type: ignore[attr-defined]
