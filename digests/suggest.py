@@ -103,6 +103,9 @@ LIGHT_TOUCH = frozenset(
         "occasion_greeting",
     }
 )
+# Kinds for young ties: by nature not yet among the strongest, so anyone in a tier may get them
+# (the engine holds few at a time: "growing" is capped by [engine] max_growing).
+YOUNG_TIE = frozenset({"new", "growing"})
 # Kinds that may repeat a person inside the cooldown.
 COOLDOWN_EXEMPT = frozenset({"reply_owed", "meeting_today"})
 # Base value of a kind before urgency: what it is worth to the other person today.
@@ -472,7 +475,7 @@ def rank(
         involved = {s.person_key} | ({s.other_key} if s.other_key else set())
         if involved & blocked:
             continue
-        if s.person_key not in core and s.kind not in LIGHT_TOUCH:
+        if s.person_key not in core and not _outer_may_get(s):
             continue
         last = shown.get(s.person_key)
         if (
@@ -486,6 +489,11 @@ def rank(
     # Owed replies first (they are commitments), then by score.
     eligible.sort(key=lambda s: (s.kind != "reply_owed", -s.score, s.kind, s.person_key))
     return [_with_also(s, eligible) for s in _pick(eligible, core, policy)]
+
+
+def _outer_may_get(s: Suggestion) -> bool:
+    """Outside the core: the light touches, and nurturing a young tie that has a tier."""
+    return s.kind in LIGHT_TOUCH or (s.kind in YOUNG_TIE and s.tier is not None)
 
 
 ALSO_KINDS = frozenset({"meeting_today", "occasion_birthday", "occasion_job_change", "reply_owed"})
@@ -572,11 +580,13 @@ def _pick(ordered: list[Suggestion], core: set[str], policy: RankPolicy) -> list
     cap = policy.max_items
     per_kind = max(2, math.ceil(cap / 3))
     per_kind_reply = max(per_kind, math.ceil(cap / 2))
+    per_section = max(2, cap // 3)  # e.g. meetings today and follow-ups share one section
     light_cap = max(1, math.floor(cap * policy.light_share))
     owed = {s.person_key for s in ordered if s.kind == "reply_owed"}
     chosen: list[Suggestion] = []
     people_used: set[str] = set()
     kinds: Counter[str] = Counter()
+    sections: Counter[str] = Counter()
     light = 0
     # First pass honours variety; the second fills any free slot with what is left.
     for strict in (True, False):
@@ -593,7 +603,8 @@ def _pick(ordered: list[Suggestion], core: set[str], policy: RankPolicy) -> list
             if strict:
                 limit = per_kind_reply if s.kind == "reply_owed" else per_kind
                 if kinds[s.kind] >= limit or (
-                    outer and s.kind != "reply_owed" and light >= light_cap
+                    s.kind != "reply_owed"
+                    and (sections[s.section] >= per_section or (outer and light >= light_cap))
                 ):
                     continue
             chosen.append(s)
@@ -601,6 +612,7 @@ def _pick(ordered: list[Suggestion], core: set[str], policy: RankPolicy) -> list
             if s.other_key:
                 people_used.add(s.other_key)
             kinds[s.kind] += 1
+            sections[s.section] += 1
             light += outer
     chosen.sort(key=lambda s: (list(SECTIONS).index(s.section), -s.score, s.person_key))
     return chosen

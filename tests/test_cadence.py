@@ -392,9 +392,63 @@ def test_new_and_growing_stages_with_a_cap() -> None:
     assert len(signals(r, "growing")) == 2
 
 
+@pytest.mark.parametrize("since", [3 * 365, 300])  # years, or all of a one-year history
+def test_a_long_standing_weekly_colleague_is_established_even_when_busier_lately(
+    since: int,
+) -> None:
+    h = H()
+    weekly(h, BOB, since, 91)
+    weekly(h, BOB, 90, 1, every=2)  # much more contact this quarter than the one before
+    for d in range(since, 0, -7):
+        h.meeting(ago(d), {BOB: "accepted"}, title="Bob / me weekly")
+    r = run(h)
+    assert r.person(BOB).stage == "established"  # type: ignore[union-attr]
+    assert not signals(r, "growing")
+
+
+def test_a_contact_first_met_three_months_ago_with_rising_contact_is_growing() -> None:
+    h = H()
+    h.exchange(CAROL, ago(92))
+    h.exchange(CAROL, ago(80))
+    for d in range(60, 0, -6):
+        h.exchange(CAROL, ago(d), subject=f"x{d}")
+    r = run(h)
+    assert r.person(CAROL).stage == "growing"  # type: ignore[union-attr]
+    assert signals(r, "growing", CAROL)
+
+
+def test_a_young_tie_whose_contact_is_not_rising_is_established() -> None:
+    h = H()
+    for d in range(170, 0, -10):  # steady since first met, not increasing
+        h.exchange(CAROL, ago(d), subject=f"x{d}")
+    r = run(h)
+    assert r.person(CAROL).stage == "established"  # type: ignore[union-attr]
+
+
+def test_the_growing_cap_is_filled_with_young_ties_not_strong_old_ones() -> None:
+    h = H()
+    weekly(h, BOB, 300, 91)
+    weekly(h, BOB, 90, 1, every=2)  # strongest and busier lately, but long-standing
+    for d in range(100, 0, -8):
+        h.exchange(CAROL, ago(d), subject=f"c{d}")
+    for d in range(60, 0, -3):
+        h.exchange(CAROL, ago(d), subject=f"more{d}")
+    for d in range(120, 0, -10):
+        h.exchange(DAN, ago(d), subject=f"d{d}")
+    for d in range(50, 0, -4):
+        h.exchange(DAN, ago(d), subject=f"dm{d}")
+    r = run(h, max_growing=1)
+    stages = {p.key: p.stage for p in r.people}
+    assert stages[BOB] == "established"
+    assert stages[CAROL] == "growing"  # the stronger of the two young risers
+    assert stages[DAN] == "established"
+    assert [s.person_key for s in signals(r, "growing")] == [CAROL]
+
+
 # -- occasions, meetings, introductions -----------------------------------------------------------
 def test_birthday_from_config_and_anniversary_of_first_contact() -> None:
     h = H()
+    h.exchange(DAN, ago(3 * 365))  # the data begins well before Bob
     h.exchange(BOB, ago(366 * 2 - 1))  # 2022-06-03
     for d in range(5, 700, 30):
         h.exchange(BOB, ago(d), subject=f"m{d}")
@@ -405,6 +459,17 @@ def test_birthday_from_config_and_anniversary_of_first_contact() -> None:
     [a] = signals(r, "occasion_anniversary", BOB)
     assert a.facts["years"] == 2
     assert "anniversary" in r.person(BOB).occasions  # type: ignore[union-attr]
+
+
+def test_no_anniversary_for_a_first_contact_where_the_data_begins() -> None:
+    h = H()
+    h.exchange(DAN, ago(366 + 10))
+    h.exchange(BOB, ago(366))  # ten days after the first record: they may have met long before
+    for d in range(5, 360, 20):
+        h.exchange(BOB, ago(d), subject=f"m{d}")
+    r = run(h)
+    assert r.person(BOB).first_contact is not None  # type: ignore[union-attr]
+    assert not signals(r, "occasion_anniversary")
 
 
 def test_calendar_birthday_event() -> None:

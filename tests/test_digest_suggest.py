@@ -72,6 +72,17 @@ def test_reply_owed_ranks_first_and_outer_people_get_light_touch_only() -> None:
     assert any(s.person_key == "finn@example.com" and s.kind == "reply_owed" for s in chosen)
 
 
+def test_young_ties_in_a_tier_are_nurtured_even_outside_the_core() -> None:
+    signals = [
+        FakeSignal("growing", "erin@example.com", 0.35),
+        FakeSignal("new", "finn@example.com", 0.3),
+        FakeSignal("fading", "dev@example.com", 0.5),
+    ]
+    chosen = _rank(signals=signals)
+    # Erin (outer tier) is a young tie worth growing; Finn is an acquaintance, Dev is not core.
+    assert [(s.kind, s.person_key) for s in chosen] == [("growing", "erin@example.com")]
+
+
 def test_introduce_uses_both_people_once() -> None:
     chosen = _rank()
     intro = [s for s in chosen if s.kind == "introduce"]
@@ -110,6 +121,17 @@ def test_variety_limits_one_kind_when_others_wait() -> None:
     # With nothing else waiting, one kind may fill the day.
     only = _rank(signals=signals[:8], people=people, max_items=6)
     assert len(only) == 6
+
+
+def test_variety_counts_sections_not_only_kinds() -> None:
+    people = {f"p{i}@x.com": person(f"p{i}@x.com", f"P{i}", "inner", 5.0) for i in range(6)}
+    keys = list(people)
+    signals = [FakeSignal("meeting_today", k, 0.9) for k in keys[:3]]
+    signals += [FakeSignal("meeting_followup", k, 0.9) for k in keys[3:5]]
+    signals.append(FakeSignal("growing", keys[5], 0.2))
+    chosen = _rank(signals=signals, people=people, max_items=3)
+    # Meetings today and follow-ups are one section: they leave a slot for the growing tie.
+    assert sorted(s.section for s in chosen) == ["meeting", "meeting", "nurture"]
 
 
 def test_resolved_touch_disappears_with_its_signal() -> None:

@@ -45,8 +45,9 @@ from keepwarm.digests.cadence.touches import (
 from keepwarm.digests.queries import EventRecord, History, MessageRecord
 
 DRIFT_DAYS = 30
-GROWING_LOOKBACK = 90
-GROWING_MAX_AGE = 365
+GROWING_LOOKBACK = 90  # contact in the last quarter is compared with the quarter before
+YOUNG_MAX_AGE = 183  # a relationship first met within about six months is young ...
+YOUNG_MAX_EARLIER_DAYS = 6  # ... and so is one with barely any contact before the last quarter
 
 
 def analyze(
@@ -78,13 +79,15 @@ def _analyze(
     zone = ZoneInfo(settings.timezone)
     clock = _clock(settings, now, zone)
     today = clock.day(clock.now)
-    ctx = Context(settings, directory, clock, today, zone, now.astimezone(UTC))
 
     mails = _mails(history.messages, directory, settings, clock.now)
     ledgers: dict[str, Ledger] = {}
     add_mails(ledgers, mails, clock)
     events = _unique_events(history.events)
     meetings, ooo_days, birthdays = _calendar(events, directory, settings, clock)
+    starts = [mt.start for mt in meetings] + ([mails[0].date] if mails else [])
+    history_start = min(starts, default=None)
+    ctx = Context(settings, directory, clock, today, zone, now.astimezone(UTC), history_start)
     for mt in meetings:
         if mt.start <= clock.now:
             add_meeting(ledgers, mt, clock)
@@ -332,11 +335,18 @@ def _stage(p: Person, settings: EngineSettings, today: int, new_days: float) -> 
 
 
 def _is_growing(p: Person, today: int) -> bool:
+    """A young relationship whose contact is increasing: first met within about six months (or
+    barely in touch before the last quarter), and more contact days in the last quarter than in
+    the one before. A long-standing strong tie is established however busy it is lately."""
     days = p.rhythm.contact_days
-    if not days or today - days[0] > GROWING_MAX_AGE:
+    if not days:
         return False
-    recent = sum(1 for d in days if d > today - GROWING_LOOKBACK)
-    before = sum(1 for d in days if today - 2 * GROWING_LOOKBACK < d <= today - GROWING_LOOKBACK)
+    recent_from = today - GROWING_LOOKBACK
+    earlier = sum(1 for d in days if d <= recent_from)
+    if today - days[0] > YOUNG_MAX_AGE and earlier > YOUNG_MAX_EARLIER_DAYS:
+        return False
+    recent = len(days) - earlier
+    before = sum(1 for d in days if recent_from - GROWING_LOOKBACK < d <= recent_from)
     return recent >= 3 and recent > before
 
 

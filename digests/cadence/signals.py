@@ -16,6 +16,7 @@ BIRTHDAY_LEAD_DAYS = 2
 GREETING_LEAD_DAYS = 3
 INTRODUCE_MAX = 3
 INTRODUCE_TIERS = 3  # the inner three tiers hold the "strong ties"
+HISTORY_EDGE_DAYS = 30  # a first contact this close to the start of the data is not a known start
 JOB_QUIET_DAYS = 30
 RECONNECT_MAX_DAYS = 182  # a tie that went quiet this recently is still worth a reconnect
 FREEMAIL = frozenset(
@@ -121,6 +122,9 @@ def _birthday(p: Person, ctx: Context, birthdays: dict[str, str]) -> str | None:
 def _anniversary(p: Person, ctx: Context, today: date) -> list[Occasion]:
     if p.tier is None or p.led.first_contact is None:
         return []
+    start = ctx.history_start
+    if start is None or p.led.first_contact - start < HISTORY_EDGE_DAYS * DAY:
+        return []  # first seen where the data begins: they may have met long before
     first = local_date(ctx, p.led.first_contact)
     years = today.year - first.year
     if years < 1 or days_until(today, first.strftime("%m-%d")) != 0:

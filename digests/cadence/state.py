@@ -35,3 +35,4 @@ class Context:
     today: int
     zone: ZoneInfo
     now: datetime
+    history_start: int | None = None  # epoch of the earliest touch in the data, if any
