@@ -168,6 +168,14 @@ def _reciprocity(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock
             led.threads_by_them += 1
         if by is not None:
             led.recent_initiators.append((first.date, by))
+    if len(seq) == 1:  # most threads: nothing answered, nothing to pair
+        m = seq[0]
+        if m.date >= clock.window_start:
+            if m.out:
+                led.w_out += 1
+            else:
+                led.w_in += 1
+        return
     answers: list[Mail | None] = [None] * len(seq)
     next_out: Mail | None = None
     next_in: Mail | None = None

@@ -163,6 +163,9 @@ def classify_message(m: MessageRecord, d: Directory | People, max_recipients: in
 
 
 def _keys(addresses: tuple[str, ...], people: People, skip: Iterable[str] = ()) -> tuple[str, ...]:
+    if len(addresses) == 1:  # the common case, without the list
+        key = people(addresses[0])
+        return () if key is None or key in skip else people.single(key)
     out: list[str] = []
     for a in addresses:
         key = people(a)
@@ -266,6 +269,15 @@ class _UnionFind:
             self.parent[rb] = ra
 
 
+@dataclass(slots=True)
+class _OpenThread:
+    """A subject thread that a later message may still join."""
+
+    root: int
+    last: int
+    members: set[str]
+
+
 class Threader:
     """Assigns thread ids online, message by message in date order.
 
@@ -278,7 +290,7 @@ class Threader:
         self.uf = _UnionFind(0)
         self.by_hint: dict[str, int] = {}
         self.by_mid: dict[int, int] = {}
-        self.open: dict[str, list[tuple[int, int, set[str]]]] = {}
+        self.open: dict[str, list[_OpenThread]] = {}
 
     def add(self, m: MessageRecord, mail: Mail) -> int:
         """Register the mail as number ``i`` (the next index); returns ``i``."""
@@ -300,15 +312,23 @@ class Threader:
         return i
 
     def _subject(self, i: int, date: int, subject: str, people: tuple[str, ...]) -> None:
-        threads = self.open.setdefault(subject, [])
+        threads = self.open.get(subject)
+        if threads is None:
+            self.open[subject] = [_OpenThread(i, date, set(people))]
+            return
         window = (SUBJECT_WINDOW_DAYS if subject else EMPTY_SUBJECT_WINDOW_DAYS) * 86400
-        for n, (root, last, members) in enumerate(threads):
-            if date - last <= window and not members.isdisjoint(people):
-                self.uf.union(i, root)
-                members.update(people)
-                threads[n] = (root, date, members)
+        since = date - window
+        # Dates only grow, so an expired thread is never joined again; dropping the expired ones
+        # at the front changes nothing else, as the cap below evicts from the front too.
+        while threads and threads[0].last < since:
+            del threads[0]
+        for t in threads:
+            if t.last >= since and not t.members.isdisjoint(people):
+                self.uf.union(i, t.root)
+                t.members.update(people)
+                t.last = date
                 return
-        threads.append((i, date, set(people)))
+        threads.append(_OpenThread(i, date, set(people)))
         if len(threads) > 8:  # keep the scan short on very common subjects ("hi", "lunch")
             threads.pop(0)
 
