@@ -38,8 +38,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=10, help="max_concurrency (default 10)")
     args = ap.parse_args()
 
+    lifetime = 600 + args.count * 5 / args.quota * 60 * 2  # the emulator stops itself after this
     with (
-        GoogleEmulator(gmail_units_per_minute=args.quota) as emu,
+        GoogleEmulator(gmail_units_per_minute=args.quota, max_lifetime=lifetime) as emu,
         tempfile.TemporaryDirectory() as tmp,
     ):
         emu.add_mail(args.count, record=False, step_ms=60_000)

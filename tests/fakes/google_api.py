@@ -372,6 +372,7 @@ class GoogleEmulator:
         seed: int = 1,
         access_token_lifetime: int = 3599,
         stall_seconds: float = 3.0,
+        max_lifetime: float = 900.0,
     ) -> None:
         self.lock = threading.RLock()
         self.rng = random.Random(seed)
@@ -402,7 +403,7 @@ class GoogleEmulator:
         self.gmail_doc, gmail_routes = _routes("gmail", "v1")
         self.calendar_doc, cal_routes = _routes("calendar", "v3")
         self.routes = gmail_routes + cal_routes
-        self.server = LoopbackServer(_Handler, owner=self)
+        self.server = LoopbackServer(_Handler, owner=self, max_lifetime=max_lifetime)
 
     # -- lifecycle / addresses
     def start(self) -> GoogleEmulator:
