@@ -154,6 +154,11 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     ctx.obj = Ctx(config_path)
 
 
+@cli.group()
+def auth() -> None:
+    """Authorise keepwarm to read an account (run once per account, again if access expires)."""
+
+
 STARTER = """\
 # keepwarm configuration. Every option is documented in config.example.toml.
 [me]

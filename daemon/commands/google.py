@@ -1,8 +1,4 @@
-"""keepwarm CLI commands: the ``auth`` group and ``keepwarm auth google ACCOUNT``.
-
-``auth`` is defined here; other providers add their subcommand to it
-(``from keepwarm.daemon.commands.google import auth`` then ``@auth.command("microsoft")``).
-"""
+"""keepwarm CLI commands: ``keepwarm auth google ACCOUNT`` (the ``auth`` group lives in cli.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from keepwarm.daemon.cli import Ctx, UserError, cli, pass_ctx
+from keepwarm.daemon.cli import Ctx, UserError, auth, pass_ctx
 from keepwarm.daemon.config import Account, Config, ConfigError
 
 GOOGLE_KINDS = ("gmail", "gcal")
@@ -26,11 +22,6 @@ No browser on this machine (a server over SSH)? On your own computer run
 keep it open, then open the address above there. Google redirects the browser to
 http://localhost:{port}/, which reaches this command through the tunnel.
 Waiting for Google's answer on port {port} (Ctrl-C to give up)..."""
-
-
-@cli.group()
-def auth() -> None:
-    """Authorise keepwarm to read an account (run once per account, again if access expires)."""
 
 
 def google_scopes(config: Config, account: Account) -> list[str]:

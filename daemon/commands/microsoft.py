@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from keepwarm.connectors.base import AuthRequired, ConnectorError
-from keepwarm.daemon.cli import Ctx, UserError, cli, pass_ctx
-from keepwarm.daemon.commands.google import auth
+from keepwarm.daemon.cli import Ctx, UserError, auth, cli, pass_ctx
 from keepwarm.daemon.config import ConfigError
 
 __all__ = ["cli", "microsoft"]
