@@ -150,7 +150,8 @@ def test_kill_9_during_a_sync_then_restart_loses_and_duplicates_nothing(
         digest_time=local_clock("Europe/Berlin", timedelta(hours=6)),
     )
     db = _db(tmp_path)
-    slow = {"KEEPWARM_TEST_BATCH_DELAY": "0.1"}
+    # 20 batches of 10 at 0.5 s each: the kill lands mid-import even on a loaded machine.
+    slow = {"KEEPWARM_TEST_BATCH_DELAY": "0.5"}
     daemon = Daemon(cfg, tmp_path / "state", extra_env=slow)
     try:
         wait_until(lambda: (db_rows(db, "SELECT count(*) FROM messages") or [(0,)])[0][0] >= 30)

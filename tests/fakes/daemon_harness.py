@@ -22,7 +22,7 @@ from aiosmtpd.controller import Controller
 TESTS = Path(__file__).resolve().parent.parent
 
 
-def wait_until(cond: Callable[[], Any], timeout: float = 20.0, step: float = 0.05) -> Any:
+def wait_until(cond: Callable[[], Any], timeout: float = 60.0, step: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = cond()
