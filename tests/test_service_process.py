@@ -230,12 +230,24 @@ def test_a_wedged_connector_stops_the_watchdog_pings(
     try:
         notify.wait_for("WATCHDOG=1", n=2)
         wait_until(lambda: db_rows(_db(tmp_path), "SELECT count(*) FROM messages") == [(10,)])
-        time.sleep(1.5)  # past the watchdog interval without progress
-        before = notify.count("WATCHDOG=1")
-        time.sleep(1.5)
-        assert notify.count("WATCHDOG=1") == before
+        # The pings stop: no WATCHDOG=1 for four watchdog intervals (waited for, not slept on,
+        # so a loaded machine or a late-reading notify socket cannot race the check).
+        _wait_for_quiet(notify, "WATCHDOG=1", quiet=2.0, timeout=30.0)
     finally:
         daemon.kill()
+
+
+def _wait_for_quiet(notify: NotifySocket, line: str, quiet: float, timeout: float) -> None:
+    """Return once ``line`` has not arrived for ``quiet`` seconds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    seen, since = notify.count(line), time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{line} kept arriving for {timeout} s")
+        time.sleep(0.05)
+        n = notify.count(line)
+        if n != seen:
+            seen, since = n, time.monotonic()
 
 
 def test_refuses_to_start_when_private_files_are_readable_by_others(
