@@ -107,6 +107,13 @@ def add_mails(ledgers: dict[str, Ledger], mails: list[Mail], clock: Clock) -> No
         threads.setdefault(m.thread, []).append(m)
     for thread in threads.values():
         first = thread[0]
+        if len(thread) == 1:  # most threads: one message, the same list for everyone on it
+            for p in first.direct + first.indirect:
+                led = ledgers.get(p)
+                if led is None:
+                    led = ledgers[p] = Ledger(p)
+                _fold_thread(led, p, thread, first, clock)
+            continue
         per_person: dict[str, list[Mail]] = {}
         for m in thread:
             for p in m.direct + m.indirect:
@@ -126,7 +133,7 @@ def _initiator(first: Mail, p: str) -> bool | None:
 
 
 def _fold_thread(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
-    two_way = any(m.out for m in seq) and any(not m.out for m in seq)
+    two_way = len(seq) > 1 and any(m.out for m in seq) and any(not m.out for m in seq)
     for m in seq:
         date = m.date
         led.seen(date)
