@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -54,7 +54,7 @@ from keepwarm.digests.render import (
     TierHealth,
     render,
 )
-from keepwarm.digests.suggest import RankPolicy, Suggestion, build, rank
+from keepwarm.digests.suggest import RankPolicy, SignalLike, Suggestion, build, rank
 
 log = logging.getLogger(__name__)
 
@@ -112,19 +112,6 @@ class _Warning(Protocol):
     def text(self) -> str: ...
 
 
-class _Signal(Protocol):
-    @property
-    def kind(self) -> str: ...
-    @property
-    def person_key(self) -> str: ...
-    @property
-    def urgency(self) -> float: ...
-    @property
-    def facts(self) -> Mapping[str, Any]: ...
-    @property
-    def because(self) -> Sequence[str]: ...
-
-
 class Report(Protocol):
     @property
     def people(self) -> Sequence[_Person]: ...
@@ -133,7 +120,7 @@ class Report(Protocol):
     @property
     def warnings(self) -> Sequence[_Warning]: ...
     @property
-    def signals(self) -> Sequence[_Signal]: ...
+    def signals(self) -> Sequence[SignalLike]: ...
 
 
 ReportBuilder = Callable[[Config, Store, datetime], Report]
