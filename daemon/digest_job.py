@@ -54,7 +54,7 @@ from keepwarm.digests.render import (
     TierHealth,
     render,
 )
-from keepwarm.digests.suggest import RankPolicy, SignalLike, Suggestion, build, rank
+from keepwarm.digests.suggest import PersonLike, RankPolicy, SignalLike, Suggestion, build, rank
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +94,7 @@ class _Tier(Protocol):
     def dormant(self) -> int: ...
 
 
-class _Person(Protocol):
-    @property
-    def key(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def tier(self) -> str | None: ...
-    @property
-    def strength(self) -> float: ...
+class _Person(PersonLike, Protocol):
     @property
     def addresses(self) -> tuple[str, ...]: ...
 

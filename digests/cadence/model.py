@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, get_args
 
 Stage = Literal["new", "growing", "established", "fading", "dormant"]
 PersonKind = Literal["person", "list", "robot", "role", "excluded", "self"]
@@ -30,23 +30,7 @@ SignalKind = Literal[
     "occasion_greeting",
     "introduce",
 ]
-SIGNAL_KINDS: tuple[SignalKind, ...] = (
-    "reply_owed",
-    "awaiting_reply",
-    "fading",
-    "dormant",
-    "lopsided_me",
-    "lopsided_them",
-    "new",
-    "growing",
-    "meeting_followup",
-    "meeting_today",
-    "occasion_birthday",
-    "occasion_anniversary",
-    "occasion_job_change",
-    "occasion_greeting",
-    "introduce",
-)
+SIGNAL_KINDS: tuple[SignalKind, ...] = get_args(SignalKind)
 
 
 # -- inputs ---------------------------------------------------------------------------------------
