@@ -53,6 +53,69 @@ class MessageRecord:
         return len(self.to) + len(self.cc) + len(self.bcc)
 
 
+# A message as the engine's hot loop reads it: a plain tuple, since a million records are folded
+# in one pass. Fields in MessageRecord's order, except ``refs`` and ``markers``, which stay the
+# stored space-separated strings (None when empty).
+MessageRow = tuple[
+    int,  # id
+    int,  # date
+    str | None,  # sender
+    tuple[str, ...],  # to
+    tuple[str, ...],  # cc
+    tuple[str, ...],  # bcc
+    str | None,  # message_id
+    str | None,  # in_reply_to
+    str | None,  # refs
+    str | None,  # subject
+    str | None,  # norm_subject
+    str | None,  # thread_hint
+    str | None,  # list_id
+    str | None,  # markers
+]
+
+
+def record_row(m: MessageRecord) -> MessageRow:
+    """The row form of a record (for histories built in memory)."""
+    return (
+        m.id,
+        m.date,
+        m.sender,
+        m.to,
+        m.cc,
+        m.bcc,
+        m.message_id,
+        m.in_reply_to,
+        " ".join(m.refs) or None,
+        m.subject,
+        m.norm_subject,
+        m.thread_hint,
+        m.list_id,
+        " ".join(sorted(m.markers)) or None,
+    )
+
+
+def row_record(r: MessageRow) -> MessageRecord:
+    """The record form of a row."""
+    refs, markers = r[8], r[13]
+    return _make_message(
+        *r[:8],
+        tuple(refs.split()) if refs else _EMPTY,
+        *r[9:13],
+        _markers(markers),
+    )
+
+
+def _markers(value: str | None, cache: dict[str, frozenset[str]] = {}) -> frozenset[str]:  # noqa: B006
+    if not value:
+        return frozenset()
+    got = cache.get(value)
+    if got is None:
+        got = frozenset(value.split())
+        if len(cache) < 4096:
+            cache[value] = got
+    return got
+
+
 @dataclass(frozen=True, slots=True)
 class AttendeeRecord:
     email: str
@@ -167,6 +230,10 @@ class MessageStream:
         self.addresses = load_addresses(conn) if addresses is None else addresses
 
     def __iter__(self) -> Iterator[MessageRecord]:
+        return map(row_record, self.rows())
+
+    def rows(self) -> Iterator[MessageRow]:
+        """The same messages as plain tuples (:data:`MessageRow`), the engine's fast path."""
         emails: list[str] = [""] * (max(self.addresses, default=0) + 1)
         for i, (e, _n) in self.addresses.items():
             emails[i] = e
@@ -184,17 +251,12 @@ class MessageStream:
             return out
 
         strings: dict[str, str] = {}
-        markers_cache: dict[str, frozenset[str]] = {"": frozenset()}
-        make = _make_message
         until = self.until if self.until is not None else _NO_LIMIT
         for row in self.conn.execute(_MESSAGE_SQL, (until,)):
             mid, date, sender, msgid, irt, refs, subj, nsubj, hint, lid, marks, to, cc, bcc = row
-            mk = markers_cache.get(marks or "")
-            if mk is None:
-                mk = markers_cache[marks] = frozenset(marks.split())
             if subj is not None:
                 subj = strings.setdefault(subj, subj)
-            yield make(
+            yield (
                 mid,
                 date,
                 emails[sender] if sender is not None else None,
@@ -203,12 +265,12 @@ class MessageStream:
                 recipients(bcc),
                 msgid,
                 irt,
-                tuple(refs.split()) if refs else _EMPTY,
+                refs or None,
                 subj,
                 nsubj,
                 hint,
                 lid,
-                mk,
+                marks or None,
             )
 
 

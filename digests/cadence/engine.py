@@ -37,12 +37,18 @@ from keepwarm.digests.cadence.touches import (
     Mail,
     Meeting,
     People,
-    Threader,
+    Unsorted,
     classify_event,
-    classify_message,
+    fold_messages,
     out_of_office,
 )
-from keepwarm.digests.queries import EventRecord, History, MessageRecord
+from keepwarm.digests.queries import (
+    EventRecord,
+    History,
+    MessageRecord,
+    MessageStream,
+    record_row,
+)
 
 DRIFT_DAYS = 30
 GROWING_LOOKBACK = 90  # contact in the last quarter is compared with the quarter before
@@ -136,47 +142,18 @@ def _mails(
     """The touches among the messages up to ``now``, deduplicated, oldest first, threaded.
 
     One pass when the records come sorted by (date, id) without repeats, as the store's stream
-    does; otherwise they are deduplicated and sorted first (hand-built or merged histories).
+    does (read as plain rows); otherwise they are deduplicated and sorted first (hand-built or
+    merged histories).
     """
+    people = People(d)
+    limit = settings.max_recipients
+    rows = messages.rows() if isinstance(messages, MessageStream) else map(record_row, messages)
     try:
-        return _fold_messages(messages, d, settings, now, strict=True)
-    except _Unsorted:
+        return fold_messages(rows, people, limit, now, strict=True)
+    except Unsorted:
         unique = {m.id: m for m in messages}
         ordered = sorted(unique.values(), key=lambda m: (m.date, m.id))
-        return _fold_messages(ordered, d, settings, now, strict=False)
-
-
-class _Unsorted(Exception):
-    pass
-
-
-def _fold_messages(
-    messages: Iterable[MessageRecord],
-    d: Directory,
-    settings: EngineSettings,
-    now: int,
-    *,
-    strict: bool,
-) -> list[Mail]:
-    people = People(d)
-    threader = Threader()
-    out: list[Mail] = []
-    previous = (-(2**62), -(2**62))
-    limit = settings.max_recipients
-    for m in messages:
-        if strict:
-            here = (m.date, m.id)
-            if here <= previous:
-                raise _Unsorted
-            previous = here
-        if m.date > now:
-            continue
-        mail = classify_message(m, people, limit)
-        if mail is not None:
-            threader.add(m, mail)
-            out.append(mail)
-    threader.finish(out)
-    return out
+        return fold_messages(map(record_row, ordered), people, limit, now, strict=False)
 
 
 def _unique_events(events: Iterable[EventRecord]) -> list[EventRecord]:

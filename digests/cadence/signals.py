@@ -475,11 +475,14 @@ def _introduce(
     if len(strong) < 2:
         return []
     together: set[tuple[str, str]] = set()
-    for group in itertools.chain(
-        (m.participants for m in mails), (frozenset(m.people) for m in meetings)
-    ):
-        members = sorted(k for k in group if k in strong)
-        together.update(itertools.combinations(members, 2))
+    groups = itertools.chain(
+        (m.direct + m.indirect + m.others for m in mails if m.k > 1),  # k: the people on it
+        (tuple(m.people) for m in meetings),
+    )
+    for group in groups:
+        members = sorted({k for k in group if k in strong})
+        if len(members) > 1:
+            together.update(itertools.combinations(members, 2))
     families = {k: _families(reports[k].addresses) for k in strong}
     pairs: list[tuple[float, str, str, str]] = []
     for a, b in itertools.combinations(sorted(strong), 2):

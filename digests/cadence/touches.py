@@ -14,12 +14,12 @@ Rules (see docs/how-it-works.md):
 from __future__ import annotations
 
 import re
-from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from keepwarm.digests.cadence.model import Directory
-from keepwarm.digests.queries import EventRecord, MessageRecord
+from keepwarm.digests.queries import EventRecord, MessageRecord, MessageRow, record_row
 
 BULK_MARKERS = frozenset(
     {
@@ -42,6 +42,19 @@ _NOT_MEETINGS = frozenset({"outOfOffice", "birthday", "focusTime", "workingLocat
 _OOO_TITLE = re.compile(
     r"\b(ooo|out of (the )?office|vacation|holidays?|pto|annual leave|urlaub|cong[ée]s?)\b", re.I
 )
+
+
+def _marker_class_of(markers: str) -> tuple[bool, bool]:
+    """(bulk, automatic) for a space-separated marker string."""
+    got = _MARKER_STRINGS.get(markers)
+    if got is None:
+        got = _marker_class(frozenset(markers.split()))
+        if len(_MARKER_STRINGS) < 4096:
+            _MARKER_STRINGS[markers] = got
+    return got
+
+
+_MARKER_STRINGS: dict[str, tuple[bool, bool]] = {}
 
 
 def _marker_class(markers: frozenset[str]) -> tuple[bool, bool]:
@@ -146,20 +159,13 @@ def _person(d: Directory, address: str) -> str | None:
 
 
 def classify_message(m: MessageRecord, d: Directory | People, max_recipients: int) -> Mail | None:
-    """The touch this message is, or None (bulk, automatic, mass mail, nobody of interest)."""
+    """The touch this message is, or None (bulk, automatic, mass mail, nobody of interest).
+
+    The rules for one record; :func:`fold_messages` applies the same rules to a whole stream.
+    """
     people = d if isinstance(d, People) else People(d)
-    if m.sender is None or m.list_id:
-        return None
-    if m.markers:
-        bulk, auto = _marker_class(m.markers)
-        if bulk or auto:
-            return None
-    n = len(m.to) + len(m.cc) + len(m.bcc)
-    if n > max_recipients and len({*m.to, *m.cc, *m.bcc}) > max_recipients:
-        return None
-    if m.sender in people.d.self_addresses:
-        return _outgoing(m, people)
-    return _incoming(m, people)
+    mails = fold_messages([record_row(m)], people, max_recipients, m.date)
+    return mails[0] if mails else None
 
 
 def _keys(addresses: tuple[str, ...], people: People, skip: Iterable[str] = ()) -> tuple[str, ...]:
@@ -176,26 +182,92 @@ def _keys(addresses: tuple[str, ...], people: People, skip: Iterable[str] = ()) 
     return tuple(out)
 
 
-def _outgoing(m: MessageRecord, people: People) -> Mail | None:
-    direct = _keys(m.to, people)
-    indirect = _keys(m.cc + m.bcc, people, direct) if (m.cc or m.bcc) else ()
-    k = len(direct) + len(indirect)
-    if not k:
-        return None
-    return Mail(m.date, True, None, direct, indirect, (), k, m.subject, None)
+class Unsorted(Exception):
+    """The rows were not in strictly increasing (date, id) order."""
 
 
-def _incoming(m: MessageRecord, people: People) -> Mail | None:
-    assert m.sender is not None
-    sender = people(m.sender)
-    if sender is None:
-        return None
-    others = _keys(m.to + m.cc + m.bcc, people, (sender,))
+def fold_messages(
+    rows: Iterable[MessageRow],
+    people: People,
+    max_recipients: int,
+    now: int,
+    *,
+    strict: bool = True,
+) -> list[Mail]:
+    """The touches among ``rows`` dated up to ``now``, oldest first, each with its thread id.
+
+    One pass over rows sorted by (date, id) without repeats: classification (the rules in the
+    module docstring) and threading (:class:`_Threads`) fused, since this loop runs once per
+    message of the whole history. With ``strict``, rows out of order raise :class:`Unsorted`.
+    """
     me = people.d.self_addresses
-    mine = people.single(sender)
-    if any(a in me for a in m.to):
-        return Mail(m.date, False, sender, mine, (), others, 1 + len(others), m.subject, m.sender)
-    return Mail(m.date, False, sender, (), mine, others, 1 + len(others), m.subject, m.sender)
+    key_of = people
+    cache = people._cache
+    single = people.single
+    threads = _Threads()
+    join = threads.join
+    out: list[Mail] = []
+    parent = threads.parent
+    prev_date, prev_id = -(2**62), -(2**62)
+    for row in rows:
+        mid, date, sender, to, cc, bcc, msgid, irt, refs, subj, nsubj, hint, lid, marks = row
+        if strict:
+            if date < prev_date or (date == prev_date and mid <= prev_id):
+                raise Unsorted
+            prev_date, prev_id = date, mid
+        if date > now or sender is None or lid:
+            continue
+        if marks:
+            bulk, auto = _marker_class_of(marks)
+            if bulk or auto:
+                continue
+        if len(to) + len(cc) + len(bcc) > max_recipients and len({*to, *cc, *bcc}) > max_recipients:
+            continue
+        if sender in me:
+            direct = _keys(to, key_of)
+            indirect = _keys(cc + bcc, key_of, direct) if (cc or bcc) else ()
+            k = len(direct) + len(indirect)
+            if not k:
+                continue
+            mail = Mail(date, True, None, direct, indirect, (), k, subj, None)
+            members = direct + indirect
+        else:
+            s = cache[sender] if sender in cache else key_of(sender)
+            if s is None:
+                continue
+            mine = single(s)
+            others: tuple[str, ...]
+            if len(to) == 1 and not cc and not bcc:
+                o = cache[to[0]] if to[0] in cache else key_of(to[0])
+                others = () if o is None or o == s else single(o)
+            else:
+                others = _keys(to + cc + bcc, key_of, mine)
+            if me.isdisjoint(to):
+                mail = Mail(date, False, s, (), mine, others, 1 + len(others), subj, sender)
+            else:
+                mail = Mail(date, False, s, mine, (), others, 1 + len(others), subj, sender)
+            members = mine + others if others else mine
+        i = len(out)
+        out.append(mail)
+        parent.append(i)
+        if hint:
+            join(i, hint)
+        if msgid:
+            join(i, hash(msgid))
+        if refs:  # the thread root is enough to join, the parent pins the branch
+            ids = refs.split()
+            if ids:
+                join(i, hash(ids[0]))
+                if ids[-1] != ids[0]:
+                    join(i, hash(ids[-1]))
+        if irt:
+            join(i, hash(irt))
+        if not hint:
+            threads.subject(i, date, nsubj or "", members)
+    find = threads.find
+    for i, mail in enumerate(out):
+        mail.thread = find(i)
+    return out
 
 
 def classify_event(
@@ -247,9 +319,19 @@ def out_of_office(e: EventRecord, d: Directory) -> bool:
 
 
 # -- threading ------------------------------------------------------------------------------------
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = array("q", range(n))  # 8 bytes a message, no int objects
+class _Threads:
+    """Thread ids assigned online, message by message in date order (a union-find over indexes).
+
+    Provider thread ids join first; then Message-ID, In-Reply-To and References (a reply seen
+    before its parent is joined when the parent arrives); then the normalized subject with a
+    shared person within :data:`SUBJECT_WINDOW_DAYS`. Message-IDs are kept as hashes to bound
+    memory. The root of a thread is its oldest message, so thread ids are stable under order.
+    """
+
+    def __init__(self) -> None:
+        self.parent: list[int] = []
+        self.by_key: dict[str | int, int] = {}  # thread hint, or hash of a Message-ID -> index
+        self.open: dict[str, list[list[Any]]] = {}  # subject -> [root, last date, members]
 
     def find(self, i: int) -> int:
         parent = self.parent
@@ -263,85 +345,33 @@ class _UnionFind:
     def union(self, a: int, b: int) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
-            # keep the older message as the root: thread ids are then stable under order
-            if rb < ra:
+            if rb < ra:  # keep the older message as the root
                 ra, rb = rb, ra
             self.parent[rb] = ra
 
+    def join(self, i: int, key: str | int) -> None:
+        """Message ``i`` carries ``key``: join the first message that carried it."""
+        j = self.by_key.setdefault(key, i)
+        if j != i:
+            self.union(i, j)
 
-@dataclass(slots=True)
-class _OpenThread:
-    """A subject thread that a later message may still join."""
-
-    root: int
-    last: int
-    members: set[str]
-
-
-class Threader:
-    """Assigns thread ids online, message by message in date order.
-
-    Provider thread ids join first; then In-Reply-To/References (a reply seen before its parent
-    is joined when the parent arrives); then the normalized subject with a shared person within
-    :data:`SUBJECT_WINDOW_DAYS`. Message-IDs are kept as hashes to bound memory.
-    """
-
-    def __init__(self) -> None:
-        self.uf = _UnionFind(0)
-        self.by_hint: dict[str, int] = {}
-        self.by_mid: dict[int, int] = {}
-        self.open: dict[str, list[_OpenThread]] = {}
-
-    def add(self, m: MessageRecord, mail: Mail) -> int:
-        """Register the mail as number ``i`` (the next index); returns ``i``."""
-        uf = self.uf
-        i = len(uf.parent)
-        uf.parent.append(i)
-        if m.thread_hint:
-            uf.union(i, self.by_hint.setdefault(m.thread_hint, i))
-        if m.message_id:
-            h = hash(m.message_id)
-            j = self.by_mid.setdefault(h, i)
-            if j != i:
-                uf.union(i, j)
-        for ref in _refs(m):
-            uf.union(i, self.by_mid.setdefault(hash(ref), i))
-        if not m.thread_hint:
-            people = mail.direct + mail.indirect + mail.others
-            self._subject(i, m.date, m.norm_subject or "", people)
-        return i
-
-    def _subject(self, i: int, date: int, subject: str, people: tuple[str, ...]) -> None:
+    def subject(self, i: int, date: int, subject: str, people: tuple[str, ...]) -> None:
         threads = self.open.get(subject)
         if threads is None:
-            self.open[subject] = [_OpenThread(i, date, set(people))]
+            self.open[subject] = [[i, date, set(people)]]
             return
         window = (SUBJECT_WINDOW_DAYS if subject else EMPTY_SUBJECT_WINDOW_DAYS) * 86400
         since = date - window
         # Dates only grow, so an expired thread is never joined again; dropping the expired ones
         # at the front changes nothing else, as the cap below evicts from the front too.
-        while threads and threads[0].last < since:
+        while threads and threads[0][1] < since:
             del threads[0]
         for t in threads:
-            if t.last >= since and not t.members.isdisjoint(people):
-                self.uf.union(i, t.root)
-                t.members.update(people)
-                t.last = date
+            if t[1] >= since and not t[2].isdisjoint(people):
+                self.union(i, t[0])
+                t[2].update(people)
+                t[1] = date
                 return
-        threads.append(_OpenThread(i, date, set(people)))
+        threads.append([i, date, set(people)])
         if len(threads) > 8:  # keep the scan short on very common subjects ("hi", "lunch")
             threads.pop(0)
-
-    def finish(self, mails: list[Mail]) -> None:
-        find = self.uf.find
-        for i, mail in enumerate(mails):
-            mail.thread = find(i)
-
-
-def _refs(r: MessageRecord) -> Iterable[str]:
-    if r.refs:
-        yield r.refs[0]  # the thread root is enough to join, the parent pins the branch
-        if r.refs[-1] != r.refs[0]:
-            yield r.refs[-1]
-    if r.in_reply_to:
-        yield r.in_reply_to
