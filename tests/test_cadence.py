@@ -595,3 +595,36 @@ def test_empty_subjects_thread_by_people_within_days() -> None:
     r = run(h)
     assert r.person(BOB).contact_days == 1  # type: ignore[union-attr]
     assert r.person(CAROL).contact_days == 0  # type: ignore[union-attr]
+
+
+def test_contact_days_are_local_days_with_the_offset_of_their_own_date_across_dst() -> None:
+    """``now`` in summer (UTC+2 in Berlin), a late exchange in winter (UTC+1): the 23:30 exchange
+    stays on its own evening, a separate contact day from the next morning's."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from keepwarm.digests.cadence.ledger import Clock
+
+    berlin = ZoneInfo("Europe/Berlin")
+    evening = datetime(2024, 1, 15, 23, 10, tzinfo=berlin)
+    morning = datetime(2024, 1, 16, 8, 0, tzinfo=berlin)
+    h = H()
+    h.mail(evening, ME, [BOB], subject="late")
+    h.mail(evening + timedelta(minutes=20), BOB, [ME], subject="Re: late")
+    h.mail(morning, BOB, [ME], subject="early")
+    h.mail(morning + timedelta(minutes=30), ME, [BOB], subject="Re: early")
+    summer = datetime(2024, 7, 1, 9, 0, tzinfo=berlin)
+    bob = run(h, now=summer, timezone="Europe/Berlin").person(BOB)
+    assert bob is not None and bob.contact_days == 2
+    # the clock itself: the offset of each instant, across both transitions of 2024
+    clock = Clock(int(summer.timestamp()), 7200, 0, 0, 0, 0, zone=berlin)
+    for local in (
+        datetime(2024, 3, 31, 1, 59, tzinfo=berlin),  # just before clocks go forward
+        datetime(2024, 3, 31, 3, 0, tzinfo=berlin),
+        datetime(2024, 10, 27, 2, 30, tzinfo=berlin),  # the first 02:30 of the long night
+        datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=berlin),  # and the second
+        datetime(2024, 10, 27, 23, 59, tzinfo=berlin),
+    ):
+        ts = int(local.timestamp())
+        assert clock.local(ts) == local.replace(tzinfo=None)
+        assert clock.day(ts) == local.date().toordinal() - datetime(1970, 1, 1).toordinal()

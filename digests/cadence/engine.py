@@ -10,7 +10,7 @@ import fnmatch
 import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from statistics import median
 from zoneinfo import ZoneInfo
 
@@ -133,6 +133,7 @@ def _clock(settings: EngineSettings, now: datetime, zone: ZoneInfo) -> Clock:
         reply_grace=int(settings.reply_grace.total_seconds()),
         reply_max_age=int(settings.reply_max_age.total_seconds()),
         outreach_wait=int(settings.outreach_wait.total_seconds()),
+        zone=zone,
     )
 
 
@@ -165,7 +166,7 @@ def _calendar(
     events: list[EventRecord], d: Directory, settings: EngineSettings, clock: Clock
 ) -> tuple[list[Meeting], tuple[int, ...], dict[str, str]]:
     """Meetings (held, or later today), the user's out-of-office days, birthdays from the calendar."""
-    end_of_today = (clock.day(clock.now) + 1) * DAY - clock.offset
+    end_of_today = _end_of_day(clock)
     meetings: list[Meeting] = []
     ooo: set[int] = set()
     today = clock.day(clock.now)
@@ -186,8 +187,15 @@ def _calendar(
     return meetings, tuple(sorted(ooo)), birthdays
 
 
+def _end_of_day(clock: Clock) -> int:
+    """The epoch second where the user's local day of ``now`` ends (DST-aware)."""
+    zone = clock.zone or UTC
+    tomorrow = datetime.fromtimestamp(clock.now, zone).date() + timedelta(days=1)
+    return int(datetime.combine(tomorrow, time.min, zone).timestamp())
+
+
 def _calendar_birthday(e: EventRecord, d: Directory, out: dict[str, str], clock: Clock) -> None:
-    local = datetime.fromtimestamp(e.start + clock.offset, UTC)
+    local = clock.local(e.start)
     if e.all_day:
         local = datetime.fromtimestamp(e.start, UTC)
     md = local.strftime("%m-%d")

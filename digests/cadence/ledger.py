@@ -9,6 +9,8 @@ insensitive to bursts and duplicates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from keepwarm.digests.cadence.touches import CC_WEIGHT, TO_WEIGHT, Mail, Meeting
 
@@ -85,9 +87,17 @@ class Ledger:
             target[day] = weight
 
 
+_MIXED = 1 << 40  # a UTC day during which the zone's offset changes
+
+
 @dataclass(frozen=True, slots=True)
 class Clock:
-    """Times the ledger needs, as epoch seconds and local day numbers."""
+    """Times the ledger needs, as epoch seconds and local day numbers.
+
+    A local day number is ``(ts + offset) // DAY`` with the user's UTC offset *at ts*: with a
+    ``zone`` the offset follows DST, so a message at 23:30 in winter stays on its day when ``now``
+    is in summer. Without one (tests) ``offset`` holds everywhere.
+    """
 
     now: int
     offset: int  # the user's UTC offset at ``now``, seconds
@@ -95,9 +105,35 @@ class Clock:
     reply_grace: int
     reply_max_age: int
     outreach_wait: int
+    zone: ZoneInfo | None = None
+    _offsets: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def offset_at(self, ts: int) -> int:
+        """The user's UTC offset in seconds at ``ts`` (cached per UTC day)."""
+        zone = self.zone
+        if zone is None:
+            return self.offset
+        utc_day = ts // DAY
+        got = self._offsets.get(utc_day)
+        if got is None:
+            first = _utcoffset(utc_day * DAY, zone)
+            last = _utcoffset(utc_day * DAY + DAY - 1, zone)
+            got = self._offsets[utc_day] = first if first == last else _MIXED
+        if got == _MIXED:
+            return _utcoffset(ts, zone)
+        return got
 
     def day(self, ts: int) -> int:
-        return (ts + self.offset) // DAY
+        return (ts + self.offset_at(ts)) // DAY
+
+    def local(self, ts: int) -> datetime:
+        """``ts`` as a naive local wall-clock datetime (for dates and times of day)."""
+        return datetime.fromtimestamp(ts + self.offset_at(ts), UTC).replace(tzinfo=None)
+
+
+def _utcoffset(ts: int, zone: ZoneInfo) -> int:
+    off = datetime.fromtimestamp(ts, zone).utcoffset()
+    return int(off.total_seconds()) if off is not None else 0
 
 
 def add_mails(ledgers: dict[str, Ledger], mails: list[Mail], clock: Clock) -> None:
@@ -172,7 +208,7 @@ def _fold_single(led: Ledger, p: str, m: Mail, clock: Clock, starts: bool) -> No
     direct = p in m.direct
     if m.out:
         led.msgs_out += 1
-        day = (date + clock.offset) // DAY
+        day = clock.day(date)
         weight = (TO_WEIGHT if direct else CC_WEIGHT) / m.k
         target = led.one_way_days
         if weight > target.get(day, 0.0) or day not in target:

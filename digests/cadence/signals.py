@@ -65,7 +65,7 @@ def _iso(ts: int) -> str:
 
 
 def local_date(ctx: Context, ts: int) -> date:
-    return datetime.fromtimestamp(ts + ctx.clock.offset, UTC).date()
+    return ctx.clock.local(ts).date()
 
 
 def days_until(today: date, month_day: str) -> int:
@@ -397,7 +397,7 @@ def _meeting_today(
     for m in meetings:
         if not m.small:
             continue
-        local = datetime.fromtimestamp(m.start + ctx.clock.offset, UTC).strftime("%H:%M")
+        local = ctx.clock.local(m.start).strftime("%H:%M")
         for key in sorted(m.people):
             rep = reports.get(key)
             p = people.get(key)
