@@ -20,6 +20,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ME = "me@example.com"
 SYNTHETIC_END = datetime(2026, 6, 1, tzinfo=UTC)
@@ -132,7 +133,7 @@ def _events(
         )
 
 
-def measure_synthetic(path: Path, now: datetime) -> dict[str, float]:
+def measure_synthetic(path: Path, now: datetime) -> dict[str, Any]:
     """Queries + engine over the synthetic store; every address is a person, ME is self."""
     from keepwarm.digests.cadence import Directory, EngineSettings, analyze
     from keepwarm.digests.queries import load_history
@@ -148,6 +149,7 @@ def measure_synthetic(path: Path, now: datetime) -> dict[str, float]:
     t_engine = time.perf_counter() - t
     cpu = time.process_time() - cpu
     return {
+        "fingerprint": _fingerprint(report),
         "cpu_s": round(cpu, 2),
         "messages": conn.execute(
             "SELECT count(*) FROM messages WHERE date <= ?", (int(now.timestamp()),)
@@ -162,8 +164,17 @@ def measure_synthetic(path: Path, now: datetime) -> dict[str, float]:
     }
 
 
+def _fingerprint(report: object) -> str:
+    """A digest of the whole report: a speed change must leave it as it was."""
+    import dataclasses
+    import hashlib
+
+    data = repr(dataclasses.asdict(report))  # type: ignore[call-overload]
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
 # -- the demo year --------------------------------------------------------------------------------
-def measure_demo(directory: Path) -> dict[str, float]:
+def measure_demo(directory: Path) -> dict[str, Any]:
     """Identity + queries + engine (daemon/network.build_report) over the imported demo year."""
     from keepwarm.daemon import config as cfgmod
     from keepwarm.daemon.demo import DEMO_TODAY
@@ -182,6 +193,7 @@ def measure_demo(directory: Path) -> dict[str, float]:
     report = build_report(config, store, now, identity=identity)
     t_engine = time.perf_counter() - t
     return {
+        "fingerprint": _fingerprint(report),
         "messages": store.counts()["messages"],
         "people": len(report.people),
         "signals": len(report.signals),
@@ -204,11 +216,11 @@ def prepare_demo(directory: Path) -> None:
     store.close()
 
 
-def _child(args: list[str]) -> dict[str, float]:
+def _child(args: list[str]) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"benchmark child {args[1]} failed:\n{proc.stderr}")
-    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -236,7 +248,8 @@ def main() -> None:
             print(
                 f"demo year: {r['messages']:,} messages, {r['people']} people, {r['signals']} signals: "
                 f"identity {r['identity_s']} s + queries and engine {r['queries_and_engine_s']} s "
-                f"= {r['total_s']} s (target < 1 s), peak RSS {r['peak_rss_mb']} MB"
+                f"= {r['total_s']} s (target < 1 s), peak RSS {r['peak_rss_mb']} MB; "
+                f"report fingerprint {r['fingerprint']}"
             )
         db = args.db or Path(tmp) / "synthetic.db"
         t = time.perf_counter()
@@ -250,7 +263,7 @@ def main() -> None:
             f"{args.addresses:,} addresses (generated in {gen:.0f} s): "
             f"queries {r['load_s']} s + engine {r['engine_s']} s = {r['total_s']} s wall, "
             f"{r['cpu_s']} s CPU (target < 10 s), peak RSS {r['peak_rss_mb']} MB (target < 500 MB); "
-            f"{r['people']:,} people, {r['signals']:,} signals"
+            f"{r['people']:,} people, {r['signals']:,} signals; report fingerprint {r['fingerprint']}"
         )
 
 
