@@ -1,6 +1,6 @@
 """Benchmark of the cadence engine: the demo year, and a synthetic 1,000,000-interaction history.
 
-Usage: ``.venv/bin/python bench/engine.py [--messages N] [--addresses N] [--skip-demo]``
+Usage: ``.venv/bin/python bench/engine.py [--messages N] [--addresses N] [--skip-demo] [--stages]``
 
 Targets (issue 3): demo year under 1 s; 1,000,000 interactions over 20,000 addresses under 10 s
 with peak RSS under 500 MB. Each measurement runs in a fresh subprocess so its peak RSS is its own;
@@ -164,6 +164,41 @@ def measure_synthetic(path: Path, now: datetime) -> dict[str, Any]:
     }
 
 
+def measure_stages(path: Path, now: datetime) -> dict[str, float]:
+    """CPU seconds of each stage of the engine's message path, run one after the other."""
+    import gc
+    from zoneinfo import ZoneInfo
+
+    from keepwarm.digests.cadence import Directory, EngineSettings, analyze
+    from keepwarm.digests.cadence import engine as eng
+    from keepwarm.digests.cadence.ledger import add_mails
+    from keepwarm.digests.queries import MessageStream, load_history
+
+    gc.disable()  # as analyze does
+    conn = sqlite3.connect(path)
+    history = load_history(conn, until=now, events_until=now + timedelta(days=1), stream=True)
+    assert isinstance(history.messages, MessageStream)
+    directory = Directory({}, {}, frozenset({ME}))
+    settings = EngineSettings()
+    out: dict[str, float] = {}
+    t = time.process_time()
+    for _row in history.messages.rows():
+        pass
+    out["sql_and_rows"] = time.process_time() - t
+    t = time.process_time()
+    mails = eng._mails(history.messages, directory, settings, int(now.timestamp()))
+    out["rows_classify_thread"] = time.process_time() - t
+    clock = eng._clock(settings, now, ZoneInfo(settings.timezone))
+    t = time.process_time()
+    add_mails({}, mails, clock)
+    out["ledgers"] = time.process_time() - t
+    del mails
+    t = time.process_time()
+    analyze(history, directory, settings, now)
+    out["analyze_total"] = time.process_time() - t
+    return {k: round(v, 2) for k, v in out.items()}
+
+
 def _fingerprint(report: object) -> str:
     """A digest of the whole report: a speed change must leave it as it was."""
     import dataclasses
@@ -232,10 +267,15 @@ def main() -> None:
     ap.add_argument("--db", type=Path, help="Keep the synthetic store here (reused if present).")
     ap.add_argument("--child", nargs=2, metavar=("WHAT", "PATH"), help=argparse.SUPPRESS)
     ap.add_argument("--now", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--stages", action="store_true", help="Also time the synthetic run stage by stage (CPU s)."
+    )
     args = ap.parse_args()
     if args.child:
         what, path = args.child
-        if what == "demo":
+        if what == "stages":
+            print(json.dumps(measure_stages(Path(path), datetime.fromisoformat(args.now))))
+        elif what == "demo":
             print(json.dumps(measure_demo(Path(path))))
         else:
             print(json.dumps(measure_synthetic(Path(path), datetime.fromisoformat(args.now))))
@@ -265,6 +305,9 @@ def main() -> None:
             f"{r['cpu_s']} s CPU (target < 10 s), peak RSS {r['peak_rss_mb']} MB (target < 500 MB); "
             f"{r['people']:,} people, {r['signals']:,} signals; report fingerprint {r['fingerprint']}"
         )
+        if args.stages:
+            r = _child(["--child", "stages", str(db), "--now", now.isoformat()])
+            print("stages (CPU s): " + ", ".join(f"{k} {v}" for k, v in r.items()))
 
 
 if __name__ == "__main__":
