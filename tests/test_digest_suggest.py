@@ -192,25 +192,9 @@ def test_birthday_phrasing() -> None:
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-KINDS = sorted(
-    {
-        "reply_owed",
-        "awaiting_reply",
-        "fading",
-        "dormant",
-        "lopsided_me",
-        "lopsided_them",
-        "new",
-        "growing",
-        "meeting_followup",
-        "meeting_today",
-        "occasion_birthday",
-        "occasion_anniversary",
-        "occasion_job_change",
-        "occasion_greeting",
-        "introduce",
-    }
-)
+from keepwarm.digests.cadence import SIGNAL_KINDS  # noqa: E402
+
+KINDS = sorted(SIGNAL_KINDS)
 KEYS = [p.key for p in PEOPLE]
 
 

@@ -35,6 +35,28 @@ TRASH = "in trash or spam folder"
 UNPARSEABLE_CALENDAR = "unparseable calendar"
 
 
+DEFAULT_BATCH = 1000  # records a batch, for every local connector
+
+
+class MailFileConnector:
+    """What the mbox and maildir connectors share: the account, the path and the read options."""
+
+    def __init__(
+        self,
+        account: str,
+        path: str | Path,
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        now: datetime | None = None,
+        keep_subjects: bool = True,
+    ) -> None:
+        self.account = account
+        self.path = Path(path)
+        self.batch_size = max(1, batch_size)
+        self.now = now
+        self.keep_subjects = keep_subjects
+
+
 class Skips(dict[str, int]):
     """Counts of skipped records by reason."""
 

@@ -42,6 +42,7 @@ from keepwarm.connectors.base import (
 )
 from keepwarm.connectors.headers import clean_text, normalize_address
 from keepwarm.connectors.local.common import (
+    DEFAULT_BATCH,
     UNPARSEABLE_CALENDAR,
     UNREADABLE,
     Skips,
@@ -55,7 +56,6 @@ from keepwarm.connectors.local.common import (
 log = logging.getLogger(__name__)
 
 KIND = "ics"
-DEFAULT_BATCH = 1000
 NO_ATTENDEES = "without attendees"
 BAD_EVENT = "unparseable event"
 MAX_FILE = 64 * 1024 * 1024

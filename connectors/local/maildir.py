@@ -26,7 +26,6 @@ import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from keepwarm.connectors.local.common import (
     SYMLINK_LOOP,
     TRASH,
     UNREADABLE,
+    MailFileConnector,
     Skips,
     decode_cursor,
     encode_cursor,
@@ -50,7 +50,6 @@ from keepwarm.connectors.local.envelope import envelope_date, is_envelope
 log = logging.getLogger(__name__)
 
 KIND = "maildir"
-DEFAULT_BATCH = 1000
 
 _FLAGS = re.compile(r"[:!;][12],[^/]*$")
 _METADATA_NAMES = frozenset(
@@ -206,25 +205,10 @@ class Lister:
         )
 
 
-class MaildirConnector:
+class MaildirConnector(MailFileConnector):
     """A maildir (or an archive of one-message files) as a :class:`Connector`."""
 
     kind = KIND
-
-    def __init__(
-        self,
-        account: str,
-        path: str | Path,
-        *,
-        batch_size: int = DEFAULT_BATCH,
-        now: datetime | None = None,
-        keep_subjects: bool = True,
-    ) -> None:
-        self.account = account
-        self.path = Path(path)
-        self.batch_size = max(1, batch_size)
-        self.now = now
-        self.keep_subjects = keep_subjects
 
     # -- state -------------------------------------------------------------------------------
     @staticmethod

@@ -20,13 +20,12 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import BinaryIO
 
 from keepwarm.connectors.base import Batch, MessageMeta, Progress, SourceError
 from keepwarm.connectors.headers import MAX_HEADER_BLOCK
 from keepwarm.connectors.local.common import (
+    MailFileConnector,
     Skips,
     decode_cursor,
     encode_cursor,
@@ -38,7 +37,6 @@ from keepwarm.connectors.local.envelope import envelope_date, is_envelope, looks
 log = logging.getLogger(__name__)
 
 KIND = "mbox"
-DEFAULT_BATCH = 1000
 CHUNK = 1 << 20
 LOOKAHEAD = 4096
 FINGERPRINT = 4096
@@ -196,25 +194,10 @@ def _fingerprint(fh: BinaryIO, start: int, end: int) -> str:
     return hashlib.blake2b(fh.read(max(0, end - max(0, start))), digest_size=12).hexdigest()
 
 
-class MboxConnector:
+class MboxConnector(MailFileConnector):
     """One mbox file as a :class:`Connector`."""
 
     kind = KIND
-
-    def __init__(
-        self,
-        account: str,
-        path: str | Path,
-        *,
-        batch_size: int = DEFAULT_BATCH,
-        now: datetime | None = None,
-        keep_subjects: bool = True,
-    ) -> None:
-        self.account = account
-        self.path = Path(path)
-        self.batch_size = max(1, batch_size)
-        self.now = now
-        self.keep_subjects = keep_subjects
 
     def _cursor(self, fh: BinaryIO, offset: int, size: int) -> str:
         return encode_cursor(
