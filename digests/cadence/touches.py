@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keepwarm.digests.cadence.model import Directory
-from keepwarm.digests.queries import EventRecord, MessageRecord, MessageRow, record_row
+from keepwarm.digests.queries import EventRecord, MessageRow
 
 BULK_MARKERS = frozenset(
     {
@@ -45,39 +45,19 @@ _OOO_TITLE = re.compile(
 
 
 def _marker_class_of(markers: str) -> tuple[bool, bool]:
-    """(bulk, automatic) for a space-separated marker string."""
-    got = _MARKER_STRINGS.get(markers)
-    if got is None:
-        got = _marker_class(frozenset(markers.split()))
-        if len(_MARKER_STRINGS) < 4096:
-            _MARKER_STRINGS[markers] = got
-    return got
-
-
-_MARKER_STRINGS: dict[str, tuple[bool, bool]] = {}
-
-
-def _marker_class(markers: frozenset[str]) -> tuple[bool, bool]:
-    """(bulk, automatic) for a set of markers; memoised, since few distinct sets occur."""
+    """(bulk, automatic) for a space-separated marker string; memoised (few distinct ones)."""
     got = _MARKER_CLASSES.get(markers)
     if got is None:
-        bulk = any(k in BULK_MARKERS or k.startswith("category:") for k in markers)
-        auto = any(k in AUTO_MARKERS or k.startswith("auto-submitted:") for k in markers)
+        keys = markers.split()
+        bulk = any(k in BULK_MARKERS or k.startswith("category:") for k in keys)
+        auto = any(k in AUTO_MARKERS or k.startswith("auto-submitted:") for k in keys)
         got = (bulk, auto)
         if len(_MARKER_CLASSES) < 4096:
             _MARKER_CLASSES[markers] = got
     return got
 
 
-_MARKER_CLASSES: dict[frozenset[str], tuple[bool, bool]] = {}
-
-
-def is_bulk(m: MessageRecord) -> bool:
-    return bool(m.list_id) or _marker_class(m.markers)[0]
-
-
-def is_auto(m: MessageRecord) -> bool:
-    return _marker_class(m.markers)[1]
+_MARKER_CLASSES: dict[str, tuple[bool, bool]] = {}
 
 
 @dataclass(slots=True)
@@ -100,16 +80,8 @@ class Mail:
     address: str | None  # the sender's address (incoming), for job changes
     thread: int = -1
 
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return self.direct + self.indirect
-
     def weight(self, person: str) -> float:
         return (TO_WEIGHT if person in self.direct else CC_WEIGHT) / self.k
-
-    @property
-    def participants(self) -> frozenset[str]:
-        return frozenset(self.direct + self.indirect + self.others)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,16 +128,6 @@ def _person(d: Directory, address: str) -> str | None:
         return None
     key = d.key_of(address)
     return key if d.kind_of(key) == "person" else None
-
-
-def classify_message(m: MessageRecord, d: Directory | People, max_recipients: int) -> Mail | None:
-    """The touch this message is, or None (bulk, automatic, mass mail, nobody of interest).
-
-    The rules for one record; :func:`fold_messages` applies the same rules to a whole stream.
-    """
-    people = d if isinstance(d, People) else People(d)
-    mails = fold_messages([record_row(m)], people, max_recipients, m.date)
-    return mails[0] if mails else None
 
 
 def _keys(addresses: tuple[str, ...], people: People, skip: Iterable[str] = ()) -> tuple[str, ...]:
