@@ -198,13 +198,15 @@ def _frozen_factory(cls: type[_T]) -> Callable[..., _T]:
 _EMPTY: tuple[str, ...] = ()
 # One row per message with its To/Cc/Bcc address ids aggregated in SQL (much faster than
 # folding message_addresses rows in Python, and no per-message dict held in memory).
+# NOT INDEXED: with ``date <= ?`` SQLite would walk the date index and fetch every row at
+# random; a full scan plus one sort is 1.6x faster on a million messages.
 _MESSAGE_SQL = """
     SELECT m.id, m.date, m.sender, m.message_id, m.in_reply_to, m.refs, m.subject,
            m.norm_subject, m.thread_hint, m.list_id, m.markers,
            group_concat(ma.address) FILTER (WHERE ma.role = 1),
            group_concat(ma.address) FILTER (WHERE ma.role = 2),
            group_concat(ma.address) FILTER (WHERE ma.role = 3)
-    FROM messages m
+    FROM messages m NOT INDEXED
     LEFT JOIN message_addresses ma ON ma.message = m.id AND ma.role IN (1, 2, 3)
     WHERE m.date <= ?
     GROUP BY m.id

@@ -252,6 +252,18 @@ def test_threading_by_subject_without_reply_headers() -> None:
     assert bob.my_reply_hours == 24.0
 
 
+def test_last_subjects_are_the_latest_distinct_ones_however_busy_one_thread_is() -> None:
+    h = H()
+    h.exchange(BOB, ago(30), subject="lunch")
+    h.exchange(BOB, ago(20), subject="offsite")
+    for i in range(12):  # a busy recent thread must not push the older topics out
+        h.mail(ago(5) + timedelta(minutes=i), ME, [BOB], subject="Re: budget")
+        h.mail(ago(5) + timedelta(minutes=i, seconds=30), BOB, [ME], subject="Re: budget")
+    bob = run(h).person(BOB)
+    assert bob is not None
+    assert bob.last_subjects == ("Re: budget", "Re: offsite", "offsite")
+
+
 def test_same_subject_months_apart_is_another_thread() -> None:
     h = H()
     h.mail(ago(100), ME, [BOB], subject="lunch")

@@ -15,7 +15,14 @@ from statistics import median
 from zoneinfo import ZoneInfo
 
 from keepwarm.digests.cadence import signals as sig
-from keepwarm.digests.cadence.ledger import DAY, Clock, Ledger, add_mails, add_meeting
+from keepwarm.digests.cadence.ledger import (
+    DAY,
+    Clock,
+    Ledger,
+    add_mails,
+    add_meeting,
+    latest_subjects,
+)
 from keepwarm.digests.cadence.model import (
     Directory,
     EngineSettings,
@@ -355,7 +362,7 @@ def _report(p: Person, ctx: Context, history: History, birthdays: dict[str, str]
     name = (info.name if info is not None else "") or _name(addresses, history) or led.key
     by_me = led.threads_by_me + led.meetings_by_me
     by_them = led.threads_by_them + led.meetings_by_them
-    subjects = [subj for _d, subj in sorted(led.subjects, key=lambda x: (-x[0], x[1]))]
+    subjects = [subj for _d, subj in latest_subjects(led.subjects, 3)]
     return PersonReport(
         key=led.key,
         name=name,
@@ -385,7 +392,7 @@ def _report(p: Person, ctx: Context, history: History, birthdays: dict[str, str]
         replies_owed_by_me=len(led.owed_by_me),
         replies_owed_to_me=len(led.owed_to_me),
         balance=round((by_me - by_them) / (by_me + by_them), 3) if by_me + by_them else 0.0,
-        last_subjects=tuple(dict.fromkeys(subjects))[:3],
+        last_subjects=tuple(subjects),
         occasions=sig.occasions_of(p, ctx, birthdays),
     )
 

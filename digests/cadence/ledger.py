@@ -70,7 +70,7 @@ class Ledger:
             self.last_seen = when
 
     def contact(self, when: int, subject: str | None) -> None:
-        """A two-way touch at ``when``; keeps the few latest subjects."""
+        """A two-way touch at ``when``; keeps the few latest distinct subjects."""
         if self.first_contact is None or when < self.first_contact:
             self.first_contact = when
         if self.last_contact is None or when > self.last_contact:
@@ -78,13 +78,24 @@ class Ledger:
         if subject:
             self.subjects.append((when, subject))
             if len(self.subjects) > 2 * SUBJECTS_KEPT:
-                self.subjects.sort(key=lambda x: (-x[0], x[1]))
-                del self.subjects[SUBJECTS_KEPT:]
+                self.subjects = latest_subjects(self.subjects)
 
     def add_day(self, day: int, weight: float, two_way: bool) -> None:
         target = self.days if two_way else self.one_way_days
         if weight > target.get(day, 0.0) or day not in target:
             target[day] = weight
+
+
+def latest_subjects(
+    seen: list[tuple[int, str]], keep: int = SUBJECTS_KEPT
+) -> list[tuple[int, str]]:
+    """The ``keep`` most recent distinct subjects of ``(date, subject)`` pairs, newest first
+    (ties by subject): the same whatever order the pairs came in."""
+    latest: dict[str, int] = {}
+    for when, subject in seen:
+        if when > latest.get(subject, -(2**62)):
+            latest[subject] = when
+    return sorted(((d, s) for s, d in latest.items()), key=lambda x: (-x[0], x[1]))[:keep]
 
 
 _MIXED = 1 << 40  # a UTC day during which the zone's offset changes
