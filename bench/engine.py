@@ -169,30 +169,44 @@ def measure_stages(path: Path, now: datetime) -> dict[str, float]:
     import gc
     from zoneinfo import ZoneInfo
 
+    import numpy as np
+
     from keepwarm.digests.cadence import Directory, EngineSettings, analyze
     from keepwarm.digests.cadence import engine as eng
-    from keepwarm.digests.cadence.ledger import add_mails
-    from keepwarm.digests.queries import MessageStream, load_history
+    from keepwarm.digests.cadence import touches as tc
+    from keepwarm.digests.cadence.ledger import fold_touches
+    from keepwarm.digests.queries import load_history, message_source
 
     gc.disable()  # as analyze does
     conn = sqlite3.connect(path)
     history = load_history(conn, until=now, events_until=now + timedelta(days=1), stream=True)
-    assert isinstance(history.messages, MessageStream)
+    source = message_source(history.messages)
     directory = Directory({}, {}, frozenset({ME}))
     settings = EngineSettings()
+    ts = int(now.timestamp())
     out: dict[str, float] = {}
     t = time.process_time()
-    for _row in history.messages.rows():
-        pass
-    out["sql_and_rows"] = time.process_time() - t
+    messages = tc._Messages.read(source.chunks(), ts)
+    out["read_messages"] = time.process_time() - t
+    people = tc.People(directory)
+    index: dict[str, int] = {}
+    addr_person = np.array(
+        [index.setdefault(k, len(index)) if (k := people(e)) else -1 for e in source.emails]
+    )
+    is_self = np.array([e in directory.self_addresses for e in source.emails])
     t = time.process_time()
-    mails = eng._mails(history.messages, directory, settings, int(now.timestamp()))
-    out["rows_classify_thread"] = time.process_time() - t
+    c = tc._classify(messages, source.recipients(), addr_person, is_self, len(index), 10)
+    out["read_recipients_classify"] = time.process_time() - t
+    t = time.process_time()
+    tc._threads(messages, c)
+    out["threads"] = time.process_time() - t
+    del messages, c
+    touches = tc.find_touches(source, directory, settings.max_recipients, ts)
     clock = eng._clock(settings, now, ZoneInfo(settings.timezone))
     t = time.process_time()
-    add_mails({}, mails, clock)
+    fold_touches(touches, clock)
     out["ledgers"] = time.process_time() - t
-    del mails
+    del touches
     t = time.process_time()
     analyze(history, directory, settings, now)
     out["analyze_total"] = time.process_time() - t

@@ -12,14 +12,13 @@ meetings can be prepared for; the engine itself ignores events after ``now`` exc
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
-
-_T = TypeVar("_T")
+from typing import Protocol
 
 # Address roles in message_addresses (mirrors daemon/store/migrations.py; digests may not import it).
 ROLE_FROM, ROLE_TO, ROLE_CC, ROLE_BCC, ROLE_REPLY_TO = 0, 1, 2, 3, 4
@@ -53,58 +52,6 @@ class MessageRecord:
         return len(self.to) + len(self.cc) + len(self.bcc)
 
 
-# A message as the engine's hot loop reads it: a plain tuple, since a million records are folded
-# in one pass. Fields in MessageRecord's order, except ``refs`` and ``markers``, which stay the
-# stored space-separated strings (None when empty).
-MessageRow = tuple[
-    int,  # id
-    int,  # date
-    str | None,  # sender
-    tuple[str, ...],  # to
-    tuple[str, ...],  # cc
-    tuple[str, ...],  # bcc
-    str | None,  # message_id
-    str | None,  # in_reply_to
-    str | None,  # refs
-    str | None,  # subject
-    str | None,  # norm_subject
-    str | None,  # thread_hint
-    str | None,  # list_id
-    str | None,  # markers
-]
-
-
-def record_row(m: MessageRecord) -> MessageRow:
-    """The row form of a record (for histories built in memory)."""
-    return (
-        m.id,
-        m.date,
-        m.sender,
-        m.to,
-        m.cc,
-        m.bcc,
-        m.message_id,
-        m.in_reply_to,
-        " ".join(m.refs) or None,
-        m.subject,
-        m.norm_subject,
-        m.thread_hint,
-        m.list_id,
-        " ".join(sorted(m.markers)) or None,
-    )
-
-
-def row_record(r: MessageRow) -> MessageRecord:
-    """The record form of a row."""
-    refs, markers = r[8], r[13]
-    return _make_message(
-        *r[:8],
-        tuple(refs.split()) if refs else _EMPTY,
-        *r[9:13],
-        _markers(markers),
-    )
-
-
 def _markers(value: str | None, cache: dict[str, frozenset[str]] = {}) -> frozenset[str]:  # noqa: B006
     if not value:
         return frozenset()
@@ -114,6 +61,56 @@ def _markers(value: str | None, cache: dict[str, frozenset[str]] = {}) -> frozen
         if len(cache) < 4096:
             cache[value] = got
     return got
+
+
+# A message as the engine reads it in bulk (:meth:`MessageSource.chunks`): the stored columns, with
+# the sender as an address id (an index into :attr:`MessageSource.emails`); ``refs`` and
+# ``markers`` are the stored space-separated strings; ``listed`` is True when it has a List-Id.
+MessageRow = tuple[
+    int,  # id
+    int,  # date, UTC epoch seconds
+    int | None,  # sender address id
+    str | None,  # message_id
+    str | None,  # in_reply_to
+    str | None,  # refs
+    str | None,  # norm_subject (the subject itself: MessageSource.subjects)
+    str | None,  # thread_hint
+    bool,  # listed
+    str | None,  # markers
+]
+CHUNK = 4096  # rows per chunk: big enough to amortise the calls, small enough to stay in cache
+
+
+def pack_recipient(message: int, role: int, address: int, stride: int) -> int:
+    """One To/Cc/Bcc row of a message as one integer (the bulk form of
+    :meth:`MessageSource.recipients`): ``(message * 4 + role) * stride + address``, where
+    ``stride`` is ``len(emails)``. One number a row reads twice as fast as three."""
+    return (message * 4 + role) * stride + address
+
+
+class MessageSource(Protocol):
+    """Messages as the engine reads them: in chunks of rows, recipients packed in integers.
+
+    Two implementations: :class:`MessageStream` (the store) and :class:`RecordMessages`
+    (records in memory, as in tests); the engine reads both the same way.
+    """
+
+    @property
+    def emails(self) -> Sequence[str]:
+        """Address id -> address (``""`` for ids that are not used)."""
+        ...
+
+    def chunks(self) -> Iterator[list[MessageRow]]:
+        """Every message once, in no particular order."""
+        ...
+
+    def recipients(self) -> Iterator[list[tuple[int]]]:
+        """Chunks of the To, Cc and Bcc rows of the messages, each :func:`pack_recipient`-ed."""
+        ...
+
+    def subjects(self, ids: Sequence[int]) -> dict[int, str | None]:
+        """The subjects of the messages with these ids (read on demand: only a few are shown)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +149,7 @@ class EventRecord:
 class History:
     """Everything the engine reads: messages and events (any order), display names by address.
 
-    ``messages`` is any iterable: a tuple in tests, a :class:`MessageStream` from the store.
+    ``messages`` is a tuple of records (tests) or a :class:`MessageStream` from the store.
     """
 
     messages: Iterable[MessageRecord] = ()
@@ -176,49 +173,28 @@ def load_addresses(conn: sqlite3.Connection) -> dict[int, tuple[str, str]]:
     }
 
 
-def _frozen_factory(cls: type[_T]) -> Callable[..., _T]:
-    """A fast positional constructor for a frozen slots dataclass.
-
-    A frozen dataclass's ``__init__`` goes through ``object.__setattr__`` once per field, which
-    costs several microseconds per record: too slow for a million messages. This builds the
-    instance with the slot descriptors directly; the result is the same immutable object.
-    """
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    body = ["    o = _new(_cls)"]
-    for n in names:
-        env[f"_set_{n}"] = getattr(cls, n).__set__
-        body.append(f"    _set_{n}(o, {n})")
-    src = f"def make({', '.join(names)}):\n" + "\n".join(body) + "\n    return o\n"
-    exec(src, env)
-    make: Callable[..., _T] = env["make"]
-    return make
-
-
-_EMPTY: tuple[str, ...] = ()
-# One row per message with its To/Cc/Bcc address ids aggregated in SQL (much faster than
-# folding message_addresses rows in Python, and no per-message dict held in memory).
-# NOT INDEXED: with ``date <= ?`` SQLite would walk the date index and fetch every row at
-# random; a full scan plus one sort is 1.6x faster on a million messages.
 _MESSAGE_SQL = """
-    SELECT m.id, m.date, m.sender, m.message_id, m.in_reply_to, m.refs, m.subject,
-           m.norm_subject, m.thread_hint, m.list_id, m.markers,
-           group_concat(ma.address) FILTER (WHERE ma.role = 1),
-           group_concat(ma.address) FILTER (WHERE ma.role = 2),
-           group_concat(ma.address) FILTER (WHERE ma.role = 3)
-    FROM messages m NOT INDEXED
-    LEFT JOIN message_addresses ma ON ma.message = m.id AND ma.role IN (1, 2, 3)
-    WHERE m.date <= ?
-    GROUP BY m.id
-    ORDER BY m.date, m.id"""
+    SELECT id, date, sender, message_id, in_reply_to, refs, norm_subject, thread_hint,
+           list_id IS NOT NULL, markers
+    FROM messages NOT INDEXED WHERE date <= ?"""
+# NOT INDEXED: with ``date <= ?`` SQLite would walk the date index and fetch every row at
+# random; a full scan is three times faster on a million messages (the engine sorts them itself).
+_RECORD_SQL = """
+    SELECT id, date, sender, message_id, in_reply_to, refs, subject, norm_subject, thread_hint,
+           list_id, markers
+    FROM messages NOT INDEXED WHERE date <= ? ORDER BY date, id"""
+_RECIPIENT_SQL = f"""
+    SELECT (message * 4 + role) * ? + address FROM message_addresses
+    WHERE role IN ({ROLE_TO}, {ROLE_CC}, {ROLE_BCC})"""
 _NO_LIMIT = 2**62
+_BATCH = 900  # ids per IN (...) query, under SQLite's variable limit
 
 
 class MessageStream:
-    """The messages up to ``until``, read from the database each time it is iterated.
+    """The stored messages up to ``until``, read from the database each time they are asked for.
 
-    Yields records oldest first (by date, then id) without holding them all in memory: the engine
-    folds a million messages into per-person ledgers in one pass.
+    The engine reads them in bulk (:class:`MessageSource`); iterating gives
+    :class:`MessageRecord` objects, oldest first (for tools and tests, not for a million messages).
     """
 
     def __init__(
@@ -230,50 +206,135 @@ class MessageStream:
         self.conn = conn
         self.until = _epoch(until)
         self.addresses = load_addresses(conn) if addresses is None else addresses
-
-    def __iter__(self) -> Iterator[MessageRecord]:
-        return map(row_record, self.rows())
-
-    def rows(self) -> Iterator[MessageRow]:
-        """The same messages as plain tuples (:data:`MessageRow`), the engine's fast path."""
         emails: list[str] = [""] * (max(self.addresses, default=0) + 1)
         for i, (e, _n) in self.addresses.items():
             emails[i] = e
-        single: dict[str, tuple[str, ...]] = {}
+        self._emails = emails
 
-        def recipients(ids: str | None) -> tuple[str, ...]:
-            if not ids:
-                return _EMPTY
-            got = single.get(ids)
-            if got is not None:
-                return got
-            out = tuple([emails[int(x)] for x in ids.split(",")])
-            if "," not in ids:
-                single[ids] = out
-            return out
+    @property
+    def emails(self) -> Sequence[str]:
+        return self._emails
 
-        strings: dict[str, str] = {}
+    def chunks(self) -> Iterator[list[MessageRow]]:
         until = self.until if self.until is not None else _NO_LIMIT
-        for row in self.conn.execute(_MESSAGE_SQL, (until,)):
-            mid, date, sender, msgid, irt, refs, subj, nsubj, hint, lid, marks, to, cc, bcc = row
-            if subj is not None:
-                subj = strings.setdefault(subj, subj)
-            yield (
-                mid,
-                date,
-                emails[sender] if sender is not None else None,
-                recipients(to),
-                recipients(cc),
-                recipients(bcc),
-                msgid,
-                irt,
-                refs or None,
-                subj,
-                nsubj,
-                hint,
-                lid,
-                marks or None,
+        cur = self.conn.execute(_MESSAGE_SQL, (until,))
+        while True:
+            chunk = cur.fetchmany(CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+    def recipients(self) -> Iterator[list[tuple[int]]]:
+        cur = self.conn.execute(_RECIPIENT_SQL, (len(self._emails),))
+        while True:
+            chunk = cur.fetchmany(CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+    def subjects(self, ids: Sequence[int]) -> dict[int, str | None]:
+        out: dict[int, str | None] = {}
+        for i in range(0, len(ids), _BATCH):
+            part = ids[i : i + _BATCH]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT id, subject FROM messages WHERE id IN ({marks})"
+            out.update(self.conn.execute(sql, part))
+        return out
+
+    def __iter__(self) -> Iterator[MessageRecord]:
+        roles: dict[int, dict[int, list[str]]] = {}
+        stride = len(self._emails)
+        for (packed,) in itertools.chain.from_iterable(self.recipients()):
+            head, aid = divmod(packed, stride)
+            mid, role = divmod(head, 4)
+            roles.setdefault(mid, {}).setdefault(role, []).append(self._emails[aid])
+        until = self.until if self.until is not None else _NO_LIMIT
+        for row in self.conn.execute(_RECORD_SQL, (until,)):
+            mid, date, sender, msgid, irt, refs, subj, nsubj, hint, lid, marks = row
+            got = roles.get(mid, {})
+            yield MessageRecord(
+                id=mid,
+                date=date,
+                sender=self._emails[sender] if sender is not None else None,
+                to=tuple(sorted(got.get(ROLE_TO, ()))),
+                cc=tuple(sorted(got.get(ROLE_CC, ()))),
+                bcc=tuple(sorted(got.get(ROLE_BCC, ()))),
+                message_id=msgid,
+                in_reply_to=irt,
+                refs=tuple(refs.split()) if refs else (),
+                subject=subj,
+                norm_subject=nsubj,
+                thread_hint=hint,
+                list_id=lid,
+                markers=_markers(marks),
             )
+
+
+class RecordMessages:
+    """:class:`MessageRecord` objects in memory as a :class:`MessageSource`.
+
+    A record repeated under one id counts once (the last one wins), as a re-read store row would.
+    """
+
+    def __init__(self, records: Iterable[MessageRecord]) -> None:
+        unique = {m.id: m for m in records}
+        ids: dict[str, int] = {}
+        emails: list[str] = [""]
+
+        def aid(email: str) -> int:
+            got = ids.get(email)
+            if got is None:
+                got = ids[email] = len(emails)
+                emails.append(email)
+            return got
+
+        rows: list[MessageRow] = []
+        recipients: list[tuple[int, int, int]] = []
+        for m in unique.values():
+            sender = aid(m.sender) if m.sender is not None else None
+            rows.append(
+                (
+                    m.id,
+                    m.date,
+                    sender,
+                    m.message_id,
+                    m.in_reply_to,
+                    " ".join(m.refs) or None,
+                    m.norm_subject,
+                    m.thread_hint,
+                    bool(m.list_id),
+                    " ".join(sorted(m.markers)) or None,
+                )
+            )
+            for role, addrs in ((ROLE_TO, m.to), (ROLE_CC, m.cc), (ROLE_BCC, m.bcc)):
+                for a in dict.fromkeys(addrs):  # the store keeps an address once per role
+                    recipients.append((m.id, role, aid(a)))
+        self._emails = emails
+        self._rows = rows
+        self._subjects = {m.id: m.subject for m in unique.values()}
+        self._recipients = [(pack_recipient(*r, len(emails)),) for r in recipients]
+
+    @property
+    def emails(self) -> Sequence[str]:
+        return self._emails
+
+    def chunks(self) -> Iterator[list[MessageRow]]:
+        for i in range(0, len(self._rows), CHUNK):
+            yield self._rows[i : i + CHUNK]
+
+    def recipients(self) -> Iterator[list[tuple[int]]]:
+        for i in range(0, len(self._recipients), CHUNK):
+            yield self._recipients[i : i + CHUNK]
+
+    def subjects(self, ids: Sequence[int]) -> dict[int, str | None]:
+        return {i: self._subjects[i] for i in ids}
+
+
+def message_source(messages: Iterable[MessageRecord] | MessageSource) -> MessageSource:
+    """The messages of a :class:`History` as a :class:`MessageSource`."""
+    if isinstance(messages, MessageStream | RecordMessages):
+        return messages
+    return RecordMessages(messages)  # type: ignore[arg-type]
 
 
 def load_messages(
@@ -351,6 +412,3 @@ def load_history(
         events=load_events(conn, ev_cut, addresses),
         names={e: n for e, n in addresses.values() if n},
     )
-
-
-_make_message = _frozen_factory(MessageRecord)

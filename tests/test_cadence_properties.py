@@ -112,65 +112,226 @@ def test_nothing_after_as_of_is_seen(
     assert run(merged) == base
 
 
-# -- fast paths agree with the general ones ---------------------------------------------------------
-KEYS = ("bob@a.com", "carol@b.org", "dan@a.com")
-mail = st.tuples(
-    st.integers(min_value=0, max_value=40 * 86400),  # seconds before NOW
-    st.booleans(),  # from me
-    st.lists(st.sampled_from(KEYS), min_size=1, max_size=3, unique=True),  # people on it
-    st.integers(min_value=0, max_value=2),  # how many of them in Cc (outgoing) / me in Cc
-    st.integers(min_value=0, max_value=2),  # thread
+# -- the columnar message path agrees with the plain reference -------------------------------------
+ROBOT, LIST, ME2 = "noreply@a.com", "news@list.org", "me@home.example"
+POOL = ("bob@a.com", "carol@b.org", "dan@a.com", "dan@d.net", "eve@c.net", ROBOT, LIST, ME, ME2)
+ref_message = st.fixed_dictionaries(
+    {
+        "sender": st.sampled_from(POOL),
+        "to": st.one_of(st.just([ME]), st.lists(st.sampled_from(POOL), max_size=4)),
+        "cc": st.lists(st.sampled_from(POOL), max_size=3),
+        "bcc": st.lists(st.sampled_from(POOL), max_size=2),
+        "seconds": st.one_of(  # before NOW: mostly within the open-loop and reply windows
+            st.integers(min_value=-3 * 86400, max_value=45 * 86400),
+            st.integers(min_value=0, max_value=400 * 86400),
+        ),
+        "subject": st.sampled_from((None, "", "plan", "Re: plan", "lunch", "RE:", "budget")),
+        "hint": st.sampled_from((None, None, "", "T1", "T2")),
+        "parent": st.one_of(  # -3: no In-Reply-To; -2, -1: a message that is not there
+            st.just(-3), st.integers(min_value=-3, max_value=30)
+        ),
+        "refs": st.one_of(
+            st.just([]), st.lists(st.integers(min_value=-2, max_value=30), max_size=3)
+        ),
+        "markers": st.sampled_from(
+            ((), (), (), ("list-id",), ("x-autoreply",), ("category:promo",))
+        ),
+        "list_id": st.sampled_from((None, None, None, None, "<l.list.org>")),
+        "repeat": st.booleans(),  # the store may hand a record twice
+    }
 )
 
 
-@example([(20 * 86400, False, ["bob@a.com"], 0, 1), (10 * 86400, True, ["bob@a.com", "x"], 0, 1)])
-@example([(20 * 86400, True, ["bob@a.com"], 1, 1), (3 * 86400, False, ["carol@b.org"], 0, 1)])
-@given(st.lists(mail, max_size=25))
-def test_ledger_single_message_fast_path_equals_the_general_fold(mails: list[tuple]) -> None:
-    """ledger._fold_single (a person on one message of a thread) == ledger._fold_thread."""
-    from keepwarm.digests.cadence import ledger
-    from keepwarm.digests.cadence.touches import Mail
+conversation = st.fixed_dictionaries(
+    {
+        "who": st.sampled_from(("bob@a.com", "carol@b.org", "dan@a.com", "dan@d.net")),
+        "also": st.lists(st.sampled_from(POOL), max_size=2),  # Cc'd on some messages
+        "subject": st.sampled_from(("plan", "lunch", "budget", "", None)),
+        "start": st.one_of(
+            st.integers(min_value=0, max_value=60 * 86400),
+            st.integers(min_value=0, max_value=400 * 86400),
+        ),
+        "steps": st.lists(  # (from me, gap before it, Cc the others)
+            st.tuples(st.booleans(), st.integers(min_value=0, max_value=20 * 86400), st.booleans()),
+            min_size=1,
+            max_size=6,
+        ),
+        "headers": st.sampled_from(("none", "irt", "refs", "hint")),
+    }
+)
 
-    now = int(NOW.timestamp())
-    built: list[Mail] = []
-    for before, out, people, n_cc, thread in sorted(mails, key=lambda x: -x[0]):
-        date = now - before
-        if out:
-            direct, indirect = tuple(people[n_cc:]), tuple(people[:n_cc])
-            if not direct and not indirect:
-                continue
-            m = Mail(date, True, None, direct, indirect, (), len(people), "s", None)
-        else:
-            sender, others = people[0], tuple(people[1:])
-            mine = (sender,)
-            direct, indirect = (mine, ()) if n_cc == 0 else ((), mine)
-            m = Mail(date, False, sender, direct, indirect, others, len(people), "s", sender + "x")
-        m.thread = thread
-        built.append(m)
-    clock = ledger.Clock(
-        now=now,
-        offset=3600,
-        window_start=now - 30 * 86400,
-        reply_grace=2 * 86400,
-        reply_max_age=30 * 86400,
-        outreach_wait=5 * 86400,
+
+def _conversations(convs: list[dict], first_id: int) -> list[dict]:
+    """Conversations as raw messages for :func:`_records`: replies in one thread, each a gap
+    after the one before, with reply headers, a provider thread id or nothing (Enron)."""
+    out: list[dict] = []
+    for n, c in enumerate(convs):
+        seconds = c["start"]
+        first = first_id + len(out)
+        for j, (mine, gap, cc) in enumerate(c["steps"]):
+            seconds -= gap
+            subject = c["subject"]
+            if j and subject is not None:
+                subject = f"Re: {subject}"
+            sender, to = (ME, [c["who"]]) if mine else (c["who"], [ME])
+            out.append(
+                {
+                    "sender": sender,
+                    "to": to,
+                    "cc": c["also"] if cc else [],
+                    "bcc": [],
+                    "seconds": seconds,
+                    "subject": subject,
+                    "hint": f"C{n}" if c["headers"] == "hint" else None,
+                    "parent": first_id + len(out) - 1 if j and c["headers"] != "none" else -3,
+                    "refs": [first] if j and c["headers"] == "refs" else [],
+                    "markers": (),
+                    "list_id": None,
+                    "repeat": False,
+                }
+            )
+    return out
+
+
+def _ref_id(i: int) -> str:
+    return f"<{i}@x>" if i >= 0 else f"<gone{-i}@x>"
+
+
+def _records(msgs: list[dict]) -> list:
+    from keepwarm.digests.queries import MessageRecord
+
+    out = []
+    for i, m in enumerate(msgs):
+        subject = m["subject"]
+        norm = subject.lower().removeprefix("re:").strip() if subject is not None else None
+        rec = MessageRecord(
+            id=100 + i,
+            date=int(NOW.timestamp()) - m["seconds"] - (i % 3),  # some share a second
+            sender=m["sender"],
+            to=tuple(m["to"]),
+            cc=tuple(m["cc"]),
+            bcc=tuple(m["bcc"]),
+            message_id=_ref_id(i),
+            in_reply_to=_ref_id(m["parent"]) if m["parent"] != -3 else None,
+            refs=tuple(_ref_id(r) for r in m["refs"]),
+            subject=subject,
+            norm_subject=norm,
+            thread_hint=m["hint"],
+            list_id=m["list_id"],
+            markers=frozenset(m["markers"]),
+        )
+        out.append(rec)
+        if m["repeat"]:
+            out.append(rec)
+    return out
+
+
+def _view(led: object) -> dict[str, object]:
+    from keepwarm.digests.cadence.ledger import latest_subjects
+
+    fields = [
+        "days",
+        "one_way_days",
+        "first_contact",
+        "last_contact",
+        "first_seen",
+        "last_seen",
+        "msgs_in",
+        "msgs_out",
+        "w_in",
+        "w_out",
+        "w_in_answered",
+        "w_out_answered",
+        "threads_by_me",
+        "threads_by_them",
+        "domains_in",
+        "last_mail",
+    ]
+    out = {f: getattr(led, f) for f in fields}
+    out["starts"] = set(led.starts)  # type: ignore[attr-defined]
+    out["latencies"] = (sorted(led.my_latencies), sorted(led.their_latencies))  # type: ignore[attr-defined]
+    for f in ("owed_by_me", "owed_to_me"):
+        out[f] = sorted((o.date, o.subject, o.thread) for o in getattr(led, f))
+    out["subjects"] = latest_subjects(led.subjects)  # type: ignore[attr-defined]
+    return out
+
+
+@example(
+    [
+        {
+            "sender": ME,
+            "to": ["bob@a.com"],
+            "cc": [],
+            "bcc": [],
+            "seconds": 5 * 86400,
+            "subject": "plan",
+            "hint": None,
+            "parent": -3,
+            "refs": [],
+            "markers": (),
+            "list_id": None,
+            "repeat": False,
+        },
+        {
+            "sender": "bob@a.com",
+            "to": [ME],
+            "cc": ["carol@b.org"],
+            "bcc": [],
+            "seconds": 4 * 86400,
+            "subject": "Re: plan",
+            "hint": None,
+            "parent": 0,
+            "refs": [0],
+            "markers": (),
+            "list_id": None,
+            "repeat": False,
+        },
+    ],
+    3,
+    [],
+)
+@given(
+    st.lists(ref_message, max_size=20),
+    st.integers(min_value=1, max_value=12),
+    st.lists(conversation, max_size=8),
+)
+def test_columnar_message_path_equals_the_reference(
+    msgs: list[dict], max_recipients: int, convs: list[dict]
+) -> None:
+    """find_touches + fold_touches give every ledger the plain message-by-message fold gives,
+    on messages with every shape: aliases, me under two addresses, robots, lists, markers,
+    Cc/Bcc, broadcasts, repeats, replies to missing messages, thread ids and subjects."""
+    from zoneinfo import ZoneInfo
+
+    import engine_reference as ref
+    from cadence_helpers import directory
+
+    from keepwarm.digests.cadence.engine import _clock
+    from keepwarm.digests.cadence.ledger import fold_touches
+    from keepwarm.digests.cadence.model import EngineSettings
+    from keepwarm.digests.cadence.touches import find_touches
+    from keepwarm.digests.queries import RecordMessages
+
+    base = directory(
+        kinds={ROBOT: "robot", LIST: "list"}, aliases={"dan": ("dan@a.com", "dan@d.net")}
     )
-    fast: dict[str, ledger.Ledger] = {}
-    ledger.add_mails(fast, built, clock)
+    d = replace(base, self_addresses=frozenset({ME, ME2}))
+    settings = EngineSettings(timezone="Europe/Berlin")
+    clock = _clock(settings, NOW, ZoneInfo(settings.timezone))
+    records = _records(msgs + _conversations(convs, len(msgs)))
 
-    other = Mail(0, True, None, (), (), (), 1, None, None)  # a first message not in the sequence
+    touches = find_touches(RecordMessages(records), d, max_recipients, clock.now)
+    got = fold_touches(touches, clock)
+    mails = ref.fold_messages(records, ref.People(d), max_recipients, clock.now)
+    want: dict[str, ref.RefLedger] = {}
+    ref.add_mails(want, mails, clock)
 
-    def general(led: ledger.Ledger, p: str, m: Mail, c: ledger.Clock, starts: bool) -> None:
-        ledger._fold_thread(led, p, [m], m if starts else other, c)
-
-    slow: dict[str, ledger.Ledger] = {}
-    original = ledger._fold_single
-    ledger._fold_single = general  # type: ignore[assignment]
-    try:
-        ledger.add_mails(slow, built, clock)
-    finally:
-        ledger._fold_single = original  # type: ignore[assignment]
-    assert fast == slow
+    assert sorted(got) == sorted(want)
+    for key in want:
+        assert _view(got[key]) == _view(want[key]), key
+    assert [m.thread for m in mails] == touches.thread.tolist()
+    everyone = set(want) | {"eve@c.net", "carol@b.org"}
+    assert touches.together(everyone) == ref.together(mails, everyone)
 
 
 store_message = st.tuples(
@@ -189,10 +350,10 @@ store_message = st.tuples(
 def test_the_stores_row_stream_equals_records_in_any_order(
     msgs: list[tuple], rnd: random.Random
 ) -> None:
-    """The engine's fast path (MessageStream rows, one pass) and the record path agree."""
+    """The store's bulk reads (MessageStream chunks) and the record path agree."""
     from keepwarm.connectors.base import Address, Batch, MessageMeta
     from keepwarm.daemon.store import Store
-    from keepwarm.digests.queries import load_history, record_row, row_record
+    from keepwarm.digests.queries import RecordMessages, load_history
 
     metas = []
     for i, (who, mine, days, subject, cc, hint, parent, markers) in enumerate(msgs):
@@ -230,8 +391,31 @@ def test_the_stores_row_stream_equals_records_in_any_order(
             meta.references,
             meta.thread_hint,
         )
-    assert [row_record(r) for r in streamed.messages.rows()] == list(records.messages)  # type: ignore[attr-defined]
-    assert all(row_record(record_row(m)) == m for m in records.messages)
+    stream, memory = streamed.messages, RecordMessages(records.messages)
+    assert list(stream) == list(records.messages)
+
+    def rows(source: object) -> list[tuple]:
+        emails = source.emails  # type: ignore[attr-defined]
+        out = []
+        for chunk in source.chunks():  # type: ignore[attr-defined]
+            for row in chunk:
+                sender = emails[row[2]] if row[2] is not None else None
+                out.append((*row[:2], sender, *row[3:]))
+        return sorted(out)
+
+    def recipients(source: object) -> list[tuple]:
+        emails, n = source.emails, len(source.emails)  # type: ignore[attr-defined]
+        out = []
+        for chunk in source.recipients():  # type: ignore[attr-defined]
+            for (packed,) in chunk:
+                head, address = divmod(packed, n)
+                out.append((*divmod(head, 4), emails[address]))
+        return sorted(out)
+
+    assert rows(stream) == rows(memory)
+    assert recipients(stream) == recipients(memory)
+    ids = [m.id for m in records.messages]
+    assert stream.subjects(ids) == memory.subjects(ids)  # type: ignore[attr-defined]
     base = run(streamed)
     assert run(records) == base
     shuffled = list(records.messages)

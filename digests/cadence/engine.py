@@ -19,8 +19,8 @@ from keepwarm.digests.cadence.ledger import (
     DAY,
     Clock,
     Ledger,
-    add_mails,
     add_meeting,
+    fold_touches,
     latest_subjects,
 )
 from keepwarm.digests.cadence.model import (
@@ -41,21 +41,12 @@ from keepwarm.digests.cadence.rhythm import (
 )
 from keepwarm.digests.cadence.state import Context, Person
 from keepwarm.digests.cadence.touches import (
-    Mail,
     Meeting,
-    People,
-    Unsorted,
     classify_event,
-    fold_messages,
+    find_touches,
     out_of_office,
 )
-from keepwarm.digests.queries import (
-    EventRecord,
-    History,
-    MessageRecord,
-    MessageStream,
-    record_row,
-)
+from keepwarm.digests.queries import EventRecord, History, message_source
 
 DRIFT_DAYS = 30
 GROWING_LOOKBACK = 90  # contact in the last quarter is compared with the quarter before
@@ -93,12 +84,12 @@ def _analyze(
     clock = _clock(settings, now, zone)
     today = clock.day(clock.now)
 
-    mails = _mails(history.messages, directory, settings, clock.now)
-    ledgers: dict[str, Ledger] = {}
-    add_mails(ledgers, mails, clock)
+    source = message_source(history.messages)
+    touches = find_touches(source, directory, settings.max_recipients, clock.now)
+    ledgers = fold_touches(touches, clock)
     events = _unique_events(history.events)
     meetings, ooo_days, birthdays = _calendar(events, directory, settings, clock)
-    starts = [mt.start for mt in meetings] + ([mails[0].date] if mails else [])
+    starts = [mt.start for mt in meetings] + ([int(touches.date[0])] if len(touches) else [])
     history_start = min(starts, default=None)
     ctx = Context(settings, directory, clock, today, zone, now.astimezone(UTC), history_start)
     for mt in meetings:
@@ -115,7 +106,7 @@ def _analyze(
     today_meetings = _meetings_on(meetings, clock, today, ctx)
     yesterday_meetings = _meetings_on(meetings, clock, today - 1, ctx)
     signals = sig.build(
-        ctx, people, reports, mails, meetings, today_meetings, yesterday_meetings, birthdays
+        ctx, people, reports, touches, meetings, today_meetings, yesterday_meetings, birthdays
     )
     return NetworkReport(
         now=ctx.now,
@@ -142,26 +133,6 @@ def _clock(settings: EngineSettings, now: datetime, zone: ZoneInfo) -> Clock:
         outreach_wait=int(settings.outreach_wait.total_seconds()),
         zone=zone,
     )
-
-
-def _mails(
-    messages: Iterable[MessageRecord], d: Directory, settings: EngineSettings, now: int
-) -> list[Mail]:
-    """The touches among the messages up to ``now``, deduplicated, oldest first, threaded.
-
-    One pass when the records come sorted by (date, id) without repeats, as the store's stream
-    does (read as plain rows); otherwise they are deduplicated and sorted first (hand-built or
-    merged histories).
-    """
-    people = People(d)
-    limit = settings.max_recipients
-    rows = messages.rows() if isinstance(messages, MessageStream) else map(record_row, messages)
-    try:
-        return fold_messages(rows, people, limit, now, strict=True)
-    except Unsorted:
-        unique = {m.id: m for m in messages}
-        ordered = sorted(unique.values(), key=lambda m: (m.date, m.id))
-        return fold_messages(map(record_row, ordered), people, limit, now, strict=False)
 
 
 def _unique_events(events: Iterable[EventRecord]) -> list[EventRecord]:
@@ -360,8 +331,7 @@ def _report(p: Person, ctx: Context, history: History, birthdays: dict[str, str]
     info = ctx.directory.people.get(led.key)
     addresses = info.addresses if info is not None else (led.key,)
     name = (info.name if info is not None else "") or _name(addresses, history) or led.key
-    by_me = led.threads_by_me + led.meetings_by_me
-    by_them = led.threads_by_them + led.meetings_by_them
+    by_me, by_them = led.initiated_by_me, led.initiated_by_them
     subjects = [subj for _d, subj in latest_subjects(led.subjects, 3)]
     return PersonReport(
         key=led.key,

@@ -4,19 +4,32 @@ A *contact day* is a local day with two-way contact with the person: a message i
 both of you wrote to each other, or a small meeting they did not decline. Counting days rather than
 messages is the better tie-strength signal (Ureña-Carrion et al. 2020) and makes the engine
 insensitive to bursts and duplicates.
+
+Mail is folded per *conversation*: the messages of one thread that touch one person, in date
+order. The conversation is two-way when it has a message each way; a message's answer is the next
+message of the conversation in the other direction. :func:`fold_touches` computes this for every
+conversation at once with array operations (a million messages in about a second) and then builds
+one :class:`Ledger` per person; meetings are added one by one (:func:`add_meeting`).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from keepwarm.digests.cadence.touches import CC_WEIGHT, TO_WEIGHT, Mail, Meeting
+import numpy as np
+from numpy.typing import NDArray
+
+from keepwarm.digests.cadence.touches import Meeting, Touches
 
 DAY = 86400
 ONE_WAY_FACTOR = 0.25  # a message nobody answered still says a little about a tie
 SUBJECTS_KEPT = 8
+
+I64 = NDArray[np.int64]
+Bools = NDArray[np.bool_]
 
 
 @dataclass(slots=True)
@@ -53,7 +66,6 @@ class Ledger:
     threads_by_them: int = 0
     meetings_by_me: int = 0
     meetings_by_them: int = 0
-    recent_initiators: list[tuple[int, bool]] = field(default_factory=list)  # (date, by me)
     owed_by_me: list[Owed] = field(default_factory=list)
     owed_to_me: list[Owed] = field(default_factory=list)
     subjects: list[tuple[int, str]] = field(default_factory=list)  # latest (date, subject)
@@ -62,6 +74,15 @@ class Ledger:
     )  # sender domain -> [first, last, n]
     last_mail: int | None = None  # last message either way (any thread)
     meetings: int = 0  # held small meetings, all time
+
+    @property
+    def initiated_by_me(self) -> int:
+        """Threads and meetings I started in the reciprocity window."""
+        return self.threads_by_me + self.meetings_by_me
+
+    @property
+    def initiated_by_them(self) -> int:
+        return self.threads_by_them + self.meetings_by_them
 
     def seen(self, when: int) -> None:
         if self.first_seen is None or when < self.first_seen:
@@ -119,23 +140,42 @@ class Clock:
     zone: ZoneInfo | None = None
     _offsets: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
 
-    def offset_at(self, ts: int) -> int:
-        """The user's UTC offset in seconds at ``ts`` (cached per UTC day)."""
-        zone = self.zone
-        if zone is None:
-            return self.offset
-        utc_day = ts // DAY
+    def _day_offset(self, utc_day: int, zone: ZoneInfo) -> int:
+        """The offset during UTC day ``utc_day``, or :data:`_MIXED` when it changes that day."""
         got = self._offsets.get(utc_day)
         if got is None:
             first = _utcoffset(utc_day * DAY, zone)
             last = _utcoffset(utc_day * DAY + DAY - 1, zone)
             got = self._offsets[utc_day] = first if first == last else _MIXED
+        return got
+
+    def offset_at(self, ts: int) -> int:
+        """The user's UTC offset in seconds at ``ts`` (cached per UTC day)."""
+        zone = self.zone
+        if zone is None:
+            return self.offset
+        got = self._day_offset(ts // DAY, zone)
         if got == _MIXED:
             return _utcoffset(ts, zone)
         return got
 
     def day(self, ts: int) -> int:
         return (ts + self.offset_at(ts)) // DAY
+
+    def days(self, ts: I64) -> I64:
+        """:meth:`day` of every timestamp in ``ts``."""
+        zone = self.zone
+        if zone is None:
+            return (ts + self.offset) // DAY
+        utc = ts // DAY
+        ordered = np.sort(utc)
+        utc_days = ordered[np.append(True, ordered[1:] != ordered[:-1])] if len(utc) else utc
+        per_day = np.array([self._day_offset(u, zone) for u in utc_days.tolist()], dtype=np.int64)
+        offsets = per_day[np.searchsorted(utc_days, utc)]
+        for i in np.flatnonzero(offsets == _MIXED).tolist():
+            offsets[i] = _utcoffset(int(ts[i]), zone)
+        out: I64 = (ts + offsets) // DAY
+        return out
 
     def local(self, ts: int) -> datetime:
         """``ts`` as a naive local wall-clock datetime (for dates and times of day)."""
@@ -147,195 +187,330 @@ def _utcoffset(ts: int, zone: ZoneInfo) -> int:
     return int(off.total_seconds()) if off is not None else 0
 
 
-def add_mails(ledgers: dict[str, Ledger], mails: list[Mail], clock: Clock) -> None:
-    """Fold every mail into the ledgers of the people it touches, thread by thread."""
-    threads: dict[int, list[Mail]] = {}
-    for m in mails:
-        threads.setdefault(m.thread, []).append(m)
-    for thread in threads.values():
-        first = thread[0]
-        if len(thread) == 1:  # most threads: one message, the same list for everyone on it
-            for p in first.direct + first.indirect:
-                led = ledgers.get(p)
-                if led is None:
-                    led = ledgers[p] = Ledger(p)
-                _fold_single(led, p, first, clock, True)
-            continue
-        per_person: dict[str, list[Mail]] = {}
-        for m in thread:
-            for p in m.direct + m.indirect:
-                per_person.setdefault(p, []).append(m)
-        for p, seq in per_person.items():
-            led = ledgers.get(p)
-            if led is None:
-                led = ledgers[p] = Ledger(p)
-            if len(seq) == 1:
-                _fold_single(led, p, seq[0], clock, seq[0] is first)
-            else:
-                _fold_thread(led, p, seq, first, clock)
+# -- mail -----------------------------------------------------------------------------------------
+def fold_touches(touches: Touches, clock: Clock) -> dict[str, Ledger]:
+    """A ledger for every person the mail touches.
+
+    Per conversation (a person's messages in one thread, oldest first):
+
+    * every message: first and last seen, messages each way; a received one notes the sender's
+      domain (job changes);
+    * two-way conversation: each message's local day is a contact day (its weight, the largest
+      of the day), the first one's day a start, each subject a recent subject; a one-way
+      conversation: only my messages' days, as one-way days;
+    * in the reciprocity window: messages each way, answered or not and how fast (the answer is
+      the next message the other way), and who started the thread (when the conversation's first
+      message is the thread's first);
+    * open loops: their last message(s) waiting for me past the grace period (a follow-up, or a
+      thread they started), or my own thread, nothing but my messages, unanswered past the wait.
+    """
+    t = touches
+    c = _Conversations.of(t, clock)
+    if c is None:
+        return {}
+    n_persons = len(t.persons)
+    counts, my_lat, their_lat = _reciprocity(c, clock, n_persons)
+    loops_by_me, loops_to_me = _open_loops(c, clock, t)
+    person, date, two_way = c.person, c.date, c.two_way
+    contact_first, contact_last = _extremes(person, date, two_way, n_persons)
+    days = _max_by_day(person, c.day, c.weight, two_way)
+    one_way = _max_by_day(person, c.day, c.weight, c.out & ~two_way)
+    opening = c.first[c.two_way_conv]
+    conv_starts = _grouped(person[opening], c.day[opening])
+    subjects = _recent_subjects(person, date, c.touch, two_way, t)
+    domains = _domains(person, date, t.sender_domain[c.touch], ~c.out, t.domains)
+
+    p_first = np.flatnonzero(np.append(True, person[1:] != person[:-1]))
+    p_of = person[p_first]
+    p_n = np.diff(np.append(p_first, len(person)))
+    p_out = np.add.reduceat(c.out.astype(np.int64), p_first)
+    p_min = np.minimum.reduceat(date, p_first)
+    p_max = np.maximum.reduceat(date, p_first)
+    del c, person, date, two_way
+    ledgers: dict[str, Ledger] = {}
+    rows = zip(
+        p_of.tolist(), p_n.tolist(), p_out.tolist(), p_min.tolist(), p_max.tolist(), strict=True
+    )
+    for p, total, sent, lo, hi in rows:
+        key = t.persons[p]
+        ledgers[key] = Ledger(
+            key,
+            days=days.get(p, {}),
+            one_way_days=one_way.get(p, {}),
+            starts=set(conv_starts.get(p, ())),
+            first_contact=contact_first.get(p),
+            last_contact=contact_last.get(p),
+            first_seen=lo,
+            last_seen=hi,
+            msgs_in=total - sent,
+            msgs_out=sent,
+            w_in=counts["w_in"][p],
+            w_out=counts["w_out"][p],
+            w_in_answered=counts["w_in_answered"][p],
+            w_out_answered=counts["w_out_answered"][p],
+            my_latencies=my_lat.get(p, []),
+            their_latencies=their_lat.get(p, []),
+            threads_by_me=counts["threads_by_me"][p],
+            threads_by_them=counts["threads_by_them"][p],
+            owed_by_me=loops_by_me.get(p, []),
+            owed_to_me=loops_to_me.get(p, []),
+            subjects=subjects.get(p, []),
+            domains_in=domains.get(p, {}),
+            last_mail=hi,
+        )
+    return ledgers
 
 
-def _initiator(first: Mail, p: str) -> bool | None:
-    """True when I started the thread with ``p``, False when they did, None otherwise."""
-    if first.out:
-        return True if p in first.direct else None
-    return False if first.sender == p else None
+@dataclass(frozen=True, eq=False)
+class _Conversations:
+    """The mail's (person, message) rows sorted by person, thread and date: each run of one
+    person and one thread is a conversation (``first`` and ``last`` rows of each)."""
+
+    person: I64
+    touch: I64
+    thread: I64
+    direct: Bools
+    weight: NDArray[np.float64]
+    date: I64
+    out: Bools
+    day: I64
+    conv: I64  # the conversation of each row
+    first: I64  # per conversation
+    last: I64
+    two_way_conv: Bools
+    two_way: Bools  # per row
+    opens_thread: Bools  # the row's message is its thread's first
+
+    @classmethod
+    def of(cls, t: Touches, clock: Clock) -> _Conversations | None:
+        order = np.lexsort((t.inc_touch, t.thread[t.inc_touch], t.inc_person))
+        n = len(order)
+        if not n:
+            return None
+        touch = t.inc_touch[order]
+        person = t.inc_person[order]
+        thread = t.thread[touch]
+        date = t.date[touch]
+        out = t.out[touch]
+        starts = np.ones(n, dtype=np.bool_)
+        starts[1:] = (person[1:] != person[:-1]) | (thread[1:] != thread[:-1])
+        conv = np.cumsum(starts) - 1
+        first = np.flatnonzero(starts)
+        del starts
+        last = np.append(first[1:], n) - 1
+        size = last - first + 1
+        n_out = np.add.reduceat(out.astype(np.int64), first)
+        two_way_conv = (size > 1) & (n_out > 0) & (n_out < size)
+        return cls(
+            person=person,
+            touch=touch,
+            thread=thread,
+            direct=t.inc_direct[order],
+            weight=t.weights()[order],
+            date=date,
+            out=out,
+            day=clock.days(date),
+            conv=conv,
+            first=first,
+            last=last,
+            two_way_conv=two_way_conv,
+            two_way=two_way_conv[conv],
+            opens_thread=touch == thread,
+        )
 
 
-def _fold_thread(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
-    two_way = len(seq) > 1 and any(m.out for m in seq) and any(not m.out for m in seq)
-    for m in seq:
-        date = m.date
-        led.seen(date)
-        if two_way or m.out:  # mail I never answered says nothing about a tie of mine
-            led.add_day(clock.day(date), m.weight(p), two_way)
-        if led.last_mail is None or date > led.last_mail:
-            led.last_mail = date
-        if m.out:
-            led.msgs_out += 1
-        else:
-            led.msgs_in += 1
-            if m.address:
-                _note_domain(led, m.address, date)
-        if two_way:
-            if m is seq[0]:
-                led.starts.add(clock.day(date))
-            led.contact(date, m.subject)
-    _reciprocity(led, p, seq, first, clock)
-    _open_loops(led, p, seq, first, clock)
+def _reciprocity(
+    c: _Conversations, clock: Clock, n_persons: int
+) -> tuple[dict[str, list[int]], dict[int, list[int]], dict[int, list[int]]]:
+    """Counts by person in the window (messages each way, answered, threads started by whom)
+    and the reply latencies each way."""
+    out, date = c.out, c.date
+    n = len(date)
+    window = date >= clock.window_start
+    pos = np.arange(n, dtype=np.int64)
+    answer = np.where(out, _next(np.where(out, n, pos)), _next(np.where(out, pos, n)))
+    del pos
+    answered = window & (answer <= c.last[c.conv])
+    latency = date[np.minimum(answer, n - 1)] - date
+    del answer
+    started = (c.conv != np.append(-1, c.conv[:-1])) & c.opens_thread & window
+    counts = {
+        name: np.bincount(c.person[mask], minlength=n_persons).tolist()
+        for name, mask in (
+            ("w_in", window & ~out),
+            ("w_out", window & out),
+            ("w_in_answered", answered & ~out),
+            ("w_out_answered", answered & out),
+            ("threads_by_me", started & out & c.direct),
+            ("threads_by_them", started & ~out),
+        )
+    }
+    mine, theirs = answered & ~out, answered & out
+    return (
+        counts,
+        _grouped(c.person[mine], latency[mine]),
+        _grouped(c.person[theirs], latency[theirs]),
+    )
 
 
-def _fold_single(led: Ledger, p: str, m: Mail, clock: Clock, starts: bool) -> None:
-    """:func:`_fold_thread` when the person is on one message of the thread (one way by
-    definition), inlined: it runs for most of a million messages. ``starts``: the message is the
-    thread's first. Kept equal to the general path by a property test."""
-    date = m.date
-    if led.first_seen is None or date < led.first_seen:
-        led.first_seen = date
-    if led.last_seen is None or date > led.last_seen:
-        led.last_seen = date
-    if led.last_mail is None or date > led.last_mail:
-        led.last_mail = date
-    direct = p in m.direct
-    if m.out:
-        led.msgs_out += 1
-        day = clock.day(date)
-        weight = (TO_WEIGHT if direct else CC_WEIGHT) / m.k
-        target = led.one_way_days
-        if weight > target.get(day, 0.0) or day not in target:
-            target[day] = weight
-    else:
-        led.msgs_in += 1
-        if m.address:
-            _note_domain(led, m.address, date)
-    if date >= clock.window_start:
-        by = (True if direct else None) if m.out else (False if m.sender == p else None)
-        if starts and by is not None:
-            if by:
-                led.threads_by_me += 1
-            else:
-                led.threads_by_them += 1
-            led.recent_initiators.append((date, by))
-        if m.out:
-            led.w_out += 1
-        else:
-            led.w_in += 1
-    # open loops
-    age = clock.now - date
-    if age > clock.reply_max_age:
-        return
-    if m.out:
-        if starts and direct and clock.outreach_wait <= age:
-            led.owed_to_me.append(Owed(date, m.subject, m.thread))
-    elif direct and clock.reply_grace <= age:
-        led.owed_by_me.append(Owed(date, m.subject, m.thread))
+def _open_loops(
+    c: _Conversations, clock: Clock, t: Touches
+) -> tuple[dict[int, list[Owed]], dict[int, list[Owed]]]:
+    """Open loops, judged on each conversation's last message: owed by me and owed to me."""
+    first, last, out, direct = c.first, c.last, c.out, c.direct
+    size = last - first + 1
+    age = clock.now - c.date[last]
+    last_out = np.maximum.reduceat(np.where(out, np.arange(len(out)), -1), first)
+    trailing = np.where(last_out < first, size, last - last_out)  # their messages at the end
+    waits = (trailing == size) | (trailing >= 2)
+    owed_by_me = (
+        ~out[last]
+        & direct[last]
+        & waits
+        & (age >= clock.reply_grace)
+        & (age <= clock.reply_max_age)
+    )
+    mine_only = np.add.reduceat(out.astype(np.int64), first) == size
+    by_me_first = c.opens_thread[first] & out[first] & direct[first]
+    owed_to_me = (
+        by_me_first & mine_only & (age >= clock.outreach_wait) & (age <= clock.reply_max_age)
+    )
+    return (
+        _owed(c.person, c.date, c.touch, c.thread, last[owed_by_me], t),
+        _owed(c.person, c.date, c.touch, c.thread, last[owed_to_me], t),
+    )
 
 
-def _note_domain(led: Ledger, address: str, date: int) -> None:
-    domain = address.rpartition("@")[2]
-    slot = led.domains_in.get(domain)
-    if slot is None:
-        led.domains_in[domain] = [date, date, 1]
-    else:
-        slot[0] = min(slot[0], date)
-        slot[1] = max(slot[1], date)
-        slot[2] += 1
+def _next(candidates: I64) -> I64:
+    """For each position, the smallest candidate after it (``candidates`` holds a position or a
+    number past the end; the caller checks the result stays in the conversation)."""
+    suffix = np.minimum.accumulate(candidates[::-1])[::-1]
+    return np.append(suffix[1:], len(candidates))
 
 
-def _reciprocity(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
-    if first.date >= clock.window_start and seq[0] is first:
-        by = _initiator(first, p)
-        if by is True:
-            led.threads_by_me += 1
-        elif by is False:
-            led.threads_by_them += 1
-        if by is not None:
-            led.recent_initiators.append((first.date, by))
-    if len(seq) == 1:  # most threads: nothing answered, nothing to pair
-        m = seq[0]
-        if m.date >= clock.window_start:
-            if m.out:
-                led.w_out += 1
-            else:
-                led.w_in += 1
-        return
-    answers: list[Mail | None] = [None] * len(seq)
-    next_out: Mail | None = None
-    next_in: Mail | None = None
-    for i in range(len(seq) - 1, -1, -1):
-        m = seq[i]
-        answers[i] = next_in if m.out else next_out
-        if m.out:
-            next_out = m
-        else:
-            next_in = m
-    for i, m in enumerate(seq):
-        if m.date < clock.window_start:
-            continue
-        answer = answers[i]
-        if m.out:
-            led.w_out += 1
-            if answer is not None:
-                led.w_out_answered += 1
-                led.their_latencies.append(answer.date - m.date)
-        else:
-            led.w_in += 1
-            if answer is not None:
-                led.w_in_answered += 1
-                led.my_latencies.append(answer.date - m.date)
+def _grouped(person: I64, values: I64) -> dict[int, list[int]]:
+    """``values`` as lists by person (``person`` sorted)."""
+    out: dict[int, list[int]] = {}
+    if not len(person):
+        return out
+    bounds = np.flatnonzero(person[1:] != person[:-1]) + 1
+    heads = person[np.append(0, bounds)].tolist()
+    for p, chunk in zip(heads, np.split(values, bounds), strict=True):
+        out[p] = chunk.tolist()
+    return out
 
 
-def _open_loops(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
-    last = seq[-1]
-    age = clock.now - last.date
-    started_by_me = seq[0] is first and _initiator(first, p) is True
-    if (
-        not last.out
-        and p in last.direct
-        and _waits_for_me(seq)
-        and clock.reply_grace <= age <= clock.reply_max_age
-    ):
-        led.owed_by_me.append(Owed(last.date, last.subject, last.thread))
-    if (
-        started_by_me
-        and all(m.out for m in seq)
-        and clock.outreach_wait <= age <= clock.reply_max_age
-    ):
-        led.owed_to_me.append(Owed(last.date, last.subject, last.thread))
+def _extremes(
+    person: I64, date: I64, mask: Bools, n_persons: int
+) -> tuple[dict[int, int], dict[int, int]]:
+    """The first and last ``date`` by person, among the rows in ``mask``."""
+    p, d = person[mask], date[mask]
+    if not len(p):
+        return {}, {}
+    lo = np.full(n_persons, np.iinfo(np.int64).max)
+    hi = np.full(n_persons, np.iinfo(np.int64).min)
+    np.minimum.at(lo, p, d)
+    np.maximum.at(hi, p, d)
+    present = sorted(set(p.tolist()))
+    lows, highs = lo.tolist(), hi.tolist()
+    return {i: lows[i] for i in present}, {i: highs[i] for i in present}
 
 
-def _waits_for_me(seq: list[Mail]) -> bool:
-    """Their trailing messages open a loop when they started the thread and I never answered,
-    or when they wrote twice in a row (a follow-up). A single answer to my mail is the natural
-    end of a conversation, not a question left hanging."""
-    run = 0
-    for m in reversed(seq):
-        if m.out:
-            break
-        run += 1
-    return run == len(seq) or run >= 2
+def _max_by_day(
+    person: I64, day: I64, weight: NDArray[np.float64], mask: Bools
+) -> dict[int, dict[int, float]]:
+    """Per person, the heaviest weight of each day, among the rows in ``mask``."""
+    p, d, w = person[mask], day[mask], weight[mask]
+    out: dict[int, dict[int, float]] = {}
+    if not len(p):
+        return out
+    order = np.lexsort((w, d, p))
+    p, d, w = p[order], d[order], w[order]
+    ends = np.append((p[1:] != p[:-1]) | (d[1:] != d[:-1]), True)  # the day's last = heaviest
+    p, d, w = p[ends], d[ends], w[ends]
+    bounds = np.flatnonzero(p[1:] != p[:-1]) + 1
+    heads = p[np.append(0, bounds)].tolist()
+    for i, dd, ww in zip(heads, np.split(d, bounds), np.split(w, bounds), strict=True):
+        out[i] = dict(zip(dd.tolist(), ww.tolist(), strict=True))
+    return out
 
 
+def _recent_subjects(
+    person: I64, date: I64, touch: I64, mask: Bools, touches: Touches
+) -> dict[int, list[tuple[int, str]]]:
+    """Per person, :func:`latest_subjects` of the rows in ``mask``.
+
+    Each person's rows are walked newest first, a few at a time (subjects are read on demand),
+    until the walk has enough distinct subjects that the older rows cannot beat.
+    """
+    rows = np.flatnonzero(mask)
+    rows = rows[np.lexsort((-date[rows], person[rows]))]
+    ps, ds, ts = person[rows].tolist(), date[rows].tolist(), touch[rows].tolist()
+    bounds = [i for i in range(len(ps)) if i == 0 or ps[i] != ps[i - 1]] + [len(ps)]
+    pending = list(itertools.pairwise(bounds))  # (next row, end) of each person's walk
+    found: dict[int, list[tuple[int, str]]] = {}
+    distinct: dict[int, set[str]] = {}
+    floors: dict[int, int] = {}  # the date of the walk's last needed subject, once known
+    step = 2 * SUBJECTS_KEPT
+    while pending:
+        batch = [(lo, min(hi, lo + step), hi) for lo, hi in pending]
+        subjects = iter(touches.subjects([ts[i] for lo, stop, _ in batch for i in range(lo, stop)]))
+        pending = []
+        for lo, stop, hi in batch:
+            p = ps[lo]
+            seen = found.setdefault(p, [])
+            names = distinct.setdefault(p, set())
+            floor = floors.get(p)
+            done = False
+            for i in range(lo, stop):
+                s = next(subjects)
+                if done:
+                    continue
+                if floor is not None and ds[i] < floor:
+                    done = True
+                elif s:
+                    seen.append((ds[i], s))
+                    names.add(s)
+                    if floor is None and len(names) >= SUBJECTS_KEPT:
+                        floor = floors[p] = ds[i]
+            if not done and stop < hi:
+                pending.append((stop, hi))
+    return {p: latest_subjects(seen) for p, seen in found.items() if seen}
+
+
+def _domains(
+    person: I64, date: I64, domain: I64, mask: Bools, names: list[str]
+) -> dict[int, dict[str, list[int]]]:
+    """Per person and sender domain of the rows in ``mask``: [first date, last date, messages]."""
+    p, d, dom = person[mask], date[mask], domain[mask]
+    out: dict[int, dict[str, list[int]]] = {}
+    if not len(p):
+        return out
+    order = np.lexsort((d, dom, p))
+    p, d, dom = p[order], d[order], dom[order]
+    heads = np.flatnonzero(np.append(True, (p[1:] != p[:-1]) | (dom[1:] != dom[:-1])))
+    tails = np.append(heads[1:], len(p)) - 1
+    for i, j in zip(heads.tolist(), tails.tolist(), strict=True):
+        out.setdefault(int(p[i]), {})[names[int(dom[i])]] = [int(d[i]), int(d[j]), j - i + 1]
+    return out
+
+
+def _owed(
+    person: I64,
+    date: I64,
+    touch: I64,
+    thread: I64,
+    rows: I64,
+    touches: Touches,
+) -> dict[int, list[Owed]]:
+    out: dict[int, list[Owed]] = {}
+    subjects = touches.subjects(touch[rows].tolist())
+    for r, subject in zip(rows.tolist(), subjects, strict=True):
+        out.setdefault(int(person[r]), []).append(Owed(int(date[r]), subject, int(thread[r])))
+    return out
+
+
+# -- meetings -------------------------------------------------------------------------------------
 def add_meeting(ledgers: dict[str, Ledger], mt: Meeting, clock: Clock) -> None:
     """A held meeting: a contact day with every attendee who did not decline (if small)."""
     if not mt.small:
@@ -353,7 +528,5 @@ def add_meeting(ledgers: dict[str, Ledger], mt: Meeting, clock: Clock) -> None:
         if mt.start >= clock.window_start and not mt.recurring:
             if mt.organiser == "":
                 led.meetings_by_me += 1
-                led.recent_initiators.append((mt.start, True))
             elif mt.organiser == p:
                 led.meetings_by_them += 1
-                led.recent_initiators.append((mt.start, False))

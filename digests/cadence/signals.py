@@ -10,7 +10,7 @@ from keepwarm.digests.cadence.ledger import DAY
 from keepwarm.digests.cadence.model import PersonReport, Signal, SignalKind
 from keepwarm.digests.cadence.rhythm import ACTIVE_MIN_DAYS, every
 from keepwarm.digests.cadence.state import Context, Person
-from keepwarm.digests.cadence.touches import Mail, Meeting
+from keepwarm.digests.cadence.touches import Meeting, Touches
 
 BIRTHDAY_LEAD_DAYS = 2
 GREETING_LEAD_DAYS = 3
@@ -209,7 +209,7 @@ def build(
     ctx: Context,
     people: dict[str, Person],
     reports: dict[str, PersonReport],
-    mails: list[Mail],
+    touches: Touches,
     meetings: list[Meeting],
     today_meetings: list[Meeting],
     yesterday_meetings: list[Meeting],
@@ -226,7 +226,7 @@ def build(
             out.append(Signal(o.kind, key, o.urgency, o.facts, o.because))
     out.extend(_meeting_today(today_meetings, people, reports, ctx))
     out.extend(_meeting_followup(yesterday_meetings, people, reports, ctx))
-    out.extend(_introduce(people, reports, mails, meetings, ctx))
+    out.extend(_introduce(people, reports, touches, meetings))
     out.sort(key=lambda s: (-s.urgency, s.kind, s.person_key, str(s.facts.get("other", ""))))
     return out
 
@@ -322,11 +322,10 @@ def _rhythm_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
 
 def _lopsided(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
     s = ctx.settings
-    recent = sorted(p.led.recent_initiators)
-    total = len(recent)
+    mine = p.led.initiated_by_me
+    total = mine + p.led.initiated_by_them
     if total < s.lopsided_min_threads:
         return []
-    mine = sum(1 for _d, by_me in recent if by_me)
     share_me = mine / total
     window = int(s.reciprocity_window.total_seconds() / DAY)
     facts: dict[str, object] = {
@@ -460,9 +459,8 @@ def _meeting_followup(
 def _introduce(
     people: dict[str, Person],
     reports: dict[str, PersonReport],
-    mails: list[Mail],
+    touches: Touches,
     meetings: list[Meeting],
-    ctx: Context,
 ) -> list[Signal]:
     strong = {
         k: p
@@ -474,12 +472,8 @@ def _introduce(
     }
     if len(strong) < 2:
         return []
-    together: set[tuple[str, str]] = set()
-    groups = itertools.chain(
-        (m.direct + m.indirect + m.others for m in mails if m.k > 1),  # k: the people on it
-        (tuple(m.people) for m in meetings),
-    )
-    for group in groups:
+    together = touches.together(strong)  # on a mail with me
+    for group in (tuple(m.people) for m in meetings):
         members = sorted({k for k in group if k in strong})
         if len(members) > 1:
             together.update(itertools.combinations(members, 2))

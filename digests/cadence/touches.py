@@ -9,17 +9,26 @@ Rules (see docs/how-it-works.md):
   counterparts (1/k each); a small meeting counts 2/k (synchronous time beats a mail);
 * threads: the provider's thread id, then In-Reply-To/References, then the normalized subject
   with overlapping participants within :data:`SUBJECT_WINDOW_DAYS` (Enron has no reply headers).
+
+Mail is handled as columns (:class:`Touches`), not one object per message: a heavy mailbox holds a
+million messages, and array operations classify and thread them in a few seconds. Only the subject
+rule, sequential by nature, runs message by message, and only for the messages that have a message
+with the same subject within its window (the others can neither join nor be joined).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from keepwarm.digests.cadence.model import Directory
-from keepwarm.digests.queries import EventRecord, MessageRow
+from keepwarm.digests.queries import ROLE_TO, EventRecord, MessageSource
 
 BULK_MARKERS = frozenset(
     {
@@ -36,52 +45,33 @@ BULK_MARKERS = frozenset(
 AUTO_MARKERS = frozenset({"x-autoreply", "precedence:auto_reply", "return-path-null"})
 SUBJECT_WINDOW_DAYS = 30
 EMPTY_SUBJECT_WINDOW_DAYS = 2  # "RE:" with nothing after it: the same people, the same days
+SUBJECT_OPEN_MAX = 8  # open threads kept per subject: the scan stays short on "hi" and "lunch"
 TO_WEIGHT, CC_WEIGHT = 1.0, 0.5
 MEETING_WEIGHT = 2.0
 _NOT_MEETINGS = frozenset({"outOfOffice", "birthday", "focusTime", "workingLocation"})
 _OOO_TITLE = re.compile(
     r"\b(ooo|out of (the )?office|vacation|holidays?|pto|annual leave|urlaub|cong[ée]s?)\b", re.I
 )
+_DAY = 86400
+
+I64 = NDArray[np.int64]
+Bools = NDArray[np.bool_]
 
 
-def _marker_class_of(markers: str) -> tuple[bool, bool]:
-    """(bulk, automatic) for a space-separated marker string; memoised (few distinct ones)."""
+def not_a_touch(markers: str) -> bool:
+    """Do these space-separated markers make a message bulk or automatic? (memoised)"""
     got = _MARKER_CLASSES.get(markers)
     if got is None:
         keys = markers.split()
-        bulk = any(k in BULK_MARKERS or k.startswith("category:") for k in keys)
-        auto = any(k in AUTO_MARKERS or k.startswith("auto-submitted:") for k in keys)
-        got = (bulk, auto)
+        got = any(k in BULK_MARKERS or k.startswith("category:") for k in keys) or any(
+            k in AUTO_MARKERS or k.startswith("auto-submitted:") for k in keys
+        )
         if len(_MARKER_CLASSES) < 4096:
             _MARKER_CLASSES[markers] = got
     return got
 
 
-_MARKER_CLASSES: dict[str, tuple[bool, bool]] = {}
-
-
-@dataclass(slots=True)
-class Mail:
-    """A message that is a touch with at least one person (compact: a year is a million of them).
-
-    Outgoing: ``direct`` are the people in To, ``indirect`` those in Cc/Bcc. Incoming: the sender
-    is the only person touched; ``direct`` is ``(sender,)`` when I am in To, else ``indirect`` is;
-    ``others`` are the other people on it. ``k`` is the number of people sharing the touch.
-    """
-
-    date: int
-    out: bool
-    sender: str | None  # person key of the sender (None when it is me)
-    direct: tuple[str, ...]
-    indirect: tuple[str, ...]
-    others: tuple[str, ...]
-    k: int
-    subject: str | None
-    address: str | None  # the sender's address (incoming), for job changes
-    thread: int = -1
-
-    def weight(self, person: str) -> float:
-        return (TO_WEIGHT if person in self.direct else CC_WEIGHT) / self.k
+_MARKER_CLASSES: dict[str, bool] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +94,6 @@ class People:
     def __init__(self, d: Directory) -> None:
         self.d = d
         self._cache: dict[str, str | None] = {}
-        self._single: dict[str, tuple[str]] = {}
-
-    def single(self, key: str) -> tuple[str]:
-        """A shared one-element tuple: a million incoming mails need only one per person."""
-        got = self._single.get(key)
-        if got is None:
-            got = self._single[key] = (key,)
-        return got
 
     def __call__(self, address: str) -> str | None:
         try:
@@ -130,108 +112,410 @@ def _person(d: Directory, address: str) -> str | None:
     return key if d.kind_of(key) == "person" else None
 
 
-def _keys(addresses: tuple[str, ...], people: People, skip: Iterable[str] = ()) -> tuple[str, ...]:
-    if len(addresses) == 1:  # the common case, without the list
-        key = people(addresses[0])
-        return () if key is None or key in skip else people.single(key)
-    out: list[str] = []
-    for a in addresses:
-        key = people(a)
-        if key is not None and key not in out and key not in skip:
-            out.append(key)
-    if len(out) == 1:
-        return people.single(out[0])
-    return tuple(out)
+@dataclass(frozen=True, eq=False)
+class Touches:
+    """The mail that touches people, one entry per message, oldest first (by date, then id).
 
+    A touch's people come in two tables of ``(touch, person)`` rows, sorted by touch:
 
-class Unsorted(Exception):
-    """The rows were not in strictly increasing (date, id) order."""
+    * ``inc_*``: the people it touches. Mail I sent touches the people in To (``inc_direct``) and
+      in Cc/Bcc; mail I received touches its sender, directly when I was in To.
+    * ``oth_*``: the other people on a mail I received (they share it; it does not touch them).
 
-
-def fold_messages(
-    rows: Iterable[MessageRow],
-    people: People,
-    max_recipients: int,
-    now: int,
-    *,
-    strict: bool = True,
-) -> list[Mail]:
-    """The touches among ``rows`` dated up to ``now``, oldest first, each with its thread id.
-
-    One pass over rows sorted by (date, id) without repeats: classification (the rules in the
-    module docstring) and threading (:class:`_Threads`) fused, since this loop runs once per
-    message of the whole history. With ``strict``, rows out of order raise :class:`Unsorted`.
+    ``k`` is the number of people sharing a touch (the weight is split between them); ``thread``
+    is the index of the touch that started the thread; persons are indexes into ``persons``.
     """
-    me = people.d.self_addresses
-    key_of = people
-    cache = people._cache
-    single = people.single
-    threads = _Threads()
-    join = threads.join
-    out: list[Mail] = []
-    parent = threads.parent
-    prev_date, prev_id = -(2**62), -(2**62)
-    for row in rows:
-        mid, date, sender, to, cc, bcc, msgid, irt, refs, subj, nsubj, hint, lid, marks = row
-        if strict:
-            if date < prev_date or (date == prev_date and mid <= prev_id):
-                raise Unsorted
-            prev_date, prev_id = date, mid
-        if date > now or sender is None or lid:
+
+    persons: list[str]
+    source: MessageSource  # for the subjects of the few touches that show one
+    message: I64  # the message id of each touch
+    date: I64
+    out: Bools
+    k: I64
+    thread: I64
+    sender_domain: I64  # index into ``domains`` of the sender's domain (-1 for mail I sent)
+    domains: list[str]
+    inc_touch: I64
+    inc_person: I64
+    inc_direct: Bools
+    oth_touch: I64
+    oth_person: I64
+
+    def __len__(self) -> int:
+        return len(self.date)
+
+    def subjects(self, touches: Sequence[int]) -> list[str | None]:
+        """The subjects of these touches (read from the source on demand)."""
+        ids = self.message[np.asarray(touches, dtype=np.int64)].tolist()
+        got = self.source.subjects(sorted(set(ids)))
+        return [got.get(i) for i in ids]
+
+    def weights(self) -> NDArray[np.float64]:
+        """The weight of each ``inc_*`` row: To (or my To) 1, Cc/Bcc a half, over ``k``."""
+        w: NDArray[np.float64] = np.where(self.inc_direct, TO_WEIGHT, CC_WEIGHT)
+        return w / self.k[self.inc_touch]
+
+    def together(self, keys: Collection[str]) -> set[tuple[str, str]]:
+        """Pairs (sorted) of ``keys`` that were on one mail shared by several people."""
+        index = {p: i for i, p in enumerate(self.persons)}
+        wanted = np.array(sorted({index[k] for k in keys if k in index}), dtype=np.int64)
+        if len(wanted) < 2:
+            return set()
+        touch = np.concatenate((self.inc_touch, self.oth_touch))
+        person = np.concatenate((self.inc_person, self.oth_person))
+        keep = (self.k[touch] > 1) & np.isin(person, wanted)
+        touch, person = touch[keep], person[keep]
+        order = np.lexsort((person, touch))
+        touch, person = touch[order], person[order]
+        out: set[tuple[str, str]] = set()
+        bounds = np.flatnonzero(np.diff(touch)) + 1
+        for group in np.split(person, bounds):
+            if len(group) > 1:
+                names = sorted({self.persons[p] for p in group.tolist()})
+                out.update(itertools.combinations(names, 2))
+        return out
+
+
+def find_touches(source: MessageSource, d: Directory, max_recipients: int, now: int) -> Touches:
+    """The touches among the messages of ``source`` dated up to ``now``, threaded."""
+    emails = source.emails
+    people = People(d)
+    index: dict[str, int] = {}
+    addr_person = np.array(
+        [
+            index.setdefault(k, len(index)) if (k := people(e) if e else None) else -1
+            for e in emails
+        ],
+        dtype=np.int64,
+    )
+    is_self = np.array([e in d.self_addresses for e in emails], dtype=np.bool_)
+    domain_ids: dict[str, int] = {}
+    addr_domain = np.array(
+        [domain_ids.setdefault(e.rpartition("@")[2], len(domain_ids)) for e in emails],
+        dtype=np.int64,
+    )
+    m = _Messages.read(source.chunks(), now)
+    c = _classify(m, source.recipients(), addr_person, is_self, len(index), max_recipients)
+    thread = _threads(m, c)
+    sender = m.sender[c.rows]
+    return Touches(
+        persons=list(index),
+        source=source,
+        message=m.id[c.rows],
+        date=m.date[c.rows],
+        out=c.out,
+        k=c.k,
+        thread=thread,
+        sender_domain=np.where(c.out, -1, addr_domain[sender]),
+        domains=list(domain_ids),
+        inc_touch=c.inc_touch,
+        inc_person=c.inc_person,
+        inc_direct=c.inc_direct,
+        oth_touch=c.oth_touch,
+        oth_person=c.oth_person,
+    )
+
+
+# -- reading --------------------------------------------------------------------------------------
+def _keys(values: Sequence[str | None]) -> I64:
+    """Message keys (Message-ID, thread id, subject) as 64-bit hashes; 0 means none."""
+    return np.array([(hash(v) or 1) if v else 0 for v in values], dtype=np.int64)
+
+
+def _ref_keys(refs: Sequence[str | None]) -> tuple[I64, I64]:
+    """The first and last References entries (the thread root is enough to join, the parent
+    pins the branch); the last is 0 when it is the first."""
+    first = np.zeros(len(refs), dtype=np.int64)
+    last = np.zeros(len(refs), dtype=np.int64)
+    if any(refs):
+        for i, r in enumerate(refs):
+            got = r.split() if r else None
+            if got:
+                first[i] = hash(got[0]) or 1
+                if got[-1] != got[0]:
+                    last[i] = hash(got[-1]) or 1
+    return first, last
+
+
+@dataclass(frozen=True, eq=False)
+class _Messages:
+    """The messages that may be touches (dated up to now, with a sender, not list, bulk or
+    automatic mail), as columns; message keys are hashed, as threading only compares them."""
+
+    id: I64
+    date: I64
+    sender: I64
+    msgid: I64
+    irt: I64
+    ref_first: I64
+    ref_last: I64  # 0 when it is the first one
+    hint: I64
+    subject_key: I64  # 0: no subject
+
+    @classmethod
+    def read(cls, chunks: Iterator[list[Any]], now: int) -> _Messages:
+        parts: list[list[I64]] = []
+        for chunk in chunks:
+            c: list[Sequence[Any]] = list(zip(*chunk, strict=True))
+            ids, dates, senders, msgids, irts, refs, nsubj, hints, listed, marks = c
+            date = np.array(dates, dtype=np.int64)
+            sender = np.array([-1 if x is None else x for x in senders], dtype=np.int64)
+            keep = (date <= now) & (sender >= 0) & ~np.array(listed, dtype=np.bool_)
+            if any(marks):
+                keep &= ~np.array([bool(mk) and not_a_touch(mk) for mk in marks], np.bool_)
+            cols = [
+                np.array(ids, dtype=np.int64),
+                date,
+                sender,
+                _keys(msgids),
+                _keys(irts),
+                *_ref_keys(refs),
+                _keys(hints),
+                _keys(nsubj),
+            ]
+            if keep.all():
+                parts.append(cols)
+            else:
+                rows = np.flatnonzero(keep)
+                parts.append([col[rows] for col in cols])
+        if not parts:
+            parts.append([np.zeros(0, dtype=np.int64)] * 9)
+        a = [np.concatenate(col) for col in zip(*parts, strict=True)]
+        del parts
+        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8])
+
+
+# -- classification -------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class _Classified:
+    """The touches among the messages: ``rows`` (message rows, oldest first) and their people."""
+
+    rows: I64
+    out: Bools
+    k: I64
+    inc_touch: I64
+    inc_person: I64
+    inc_direct: Bools
+    oth_touch: I64
+    oth_person: I64
+
+
+def _runs(sorted_values: NDArray[Any]) -> Bools:
+    """True where a run of equal values starts in a sorted array."""
+    starts = np.ones(len(sorted_values), dtype=np.bool_)
+    starts[1:] = sorted_values[1:] != sorted_values[:-1]
+    return starts
+
+
+def _classify(
+    m: _Messages,
+    recipients: Iterator[list[tuple[int]]],
+    addr_person: I64,
+    is_self: Bools,
+    n_persons: int,
+    max_recipients: int,
+) -> _Classified:
+    n = len(m.id)
+    stride = len(addr_person)
+    chunks = [np.array(chunk, dtype=np.int64).reshape(-1) for chunk in recipients]
+    packed = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+    del chunks
+    msg = packed // (4 * stride)
+    # message id -> row (the store reads both in id order; records may come in any order)
+    if n and not np.all(m.id[1:] > m.id[:-1]):
+        by_id = np.argsort(m.id, kind="stable")
+        pos = np.searchsorted(m.id, msg, sorter=by_id)
+        pos = by_id[np.minimum(pos, n - 1)]
+    else:
+        pos = np.minimum(np.searchsorted(m.id, msg), max(n - 1, 0))
+    found = (m.id[pos] == msg) if n else np.zeros(len(msg), dtype=np.bool_)
+    del msg
+    row, packed = pos[found], packed[found]
+    del pos, found
+    addr = packed % stride
+    role = ((packed // stride) % 4).astype(np.int8)
+    del packed
+
+    # a mail to more than max_recipients distinct addresses is a broadcast, not a touch
+    pairs = np.sort(row * stride + addr)
+    too_big = np.bincount(pairs[_runs(pairs)] // stride, minlength=n) > max_recipients
+    del pairs
+    out = is_self[m.sender]
+    me_in_to = np.bincount(row[(role == ROLE_TO) & is_self[addr]], minlength=n) > 0
+    sender_person = addr_person[m.sender]
+
+    # each person once per message, direct when in To
+    person = addr_person[addr]
+    on = person >= 0
+    width = max(n_persons, 1)
+    key = row[on] * width + person[on]
+    direct = role[on] == ROLE_TO
+    del row, role, addr, person, on
+    order = np.lexsort((~direct, key))  # by message and person, direct first
+    key, direct = key[order], direct[order]
+    del order
+    firsts = _runs(key)
+    pair_direct = direct[firsts]
+    pair_row, pair_person = np.divmod(key[firsts], width)
+    del key, direct, firsts
+
+    mine = out[pair_row]
+    k_out = np.bincount(pair_row[mine], minlength=n)
+    other = ~mine & (pair_person != sender_person[pair_row])
+    k_in = 1 + np.bincount(pair_row[other], minlength=n)
+    touch = ~too_big & np.where(out, k_out > 0, sender_person >= 0)
+
+    rows = np.flatnonzero(touch)
+    rows = rows[np.lexsort((m.id[rows], m.date[rows]))]
+    touch_of = np.full(n, -1, dtype=np.int64)
+    touch_of[rows] = np.arange(len(rows))
+
+    sent = mine & touch[pair_row]
+    received = rows[~out[rows]]
+    inc_touch = np.concatenate((touch_of[pair_row[sent]], touch_of[received]))
+    inc_person = np.concatenate((pair_person[sent], sender_person[received]))
+    inc_direct = np.concatenate((pair_direct[sent], me_in_to[received]))
+    by_touch = np.argsort(inc_touch, kind="stable")
+    others = other & touch[pair_row]
+    oth_touch = touch_of[pair_row[others]]
+    oth_order = np.argsort(oth_touch, kind="stable")
+    return _Classified(
+        rows=rows,
+        out=out[rows],
+        k=np.where(out[rows], k_out[rows], k_in[rows]),
+        inc_touch=inc_touch[by_touch],
+        inc_person=inc_person[by_touch],
+        inc_direct=inc_direct[by_touch],
+        oth_touch=oth_touch[oth_order],
+        oth_person=pair_person[others][oth_order],
+    )
+
+
+# -- threading ------------------------------------------------------------------------------------
+def _threads(m: _Messages, c: _Classified) -> I64:
+    """Each touch's thread: the index of its oldest touch.
+
+    Touches sharing a provider thread id are one thread; so are touches sharing a Message-ID,
+    In-Reply-To or the first or last References entry (a reply seen before its parent included);
+    then the subject rule (:func:`_subject_edges`) joins touches without a thread id.
+    """
+    rows = c.rows
+    hint = m.hint[rows]
+    sources = [
+        _key_edges((hint,)),
+        _key_edges((m.msgid[rows], m.ref_first[rows], m.ref_last[rows], m.irt[rows])),
+        _subject_edges(m.date[rows], m.subject_key[rows], hint == 0, c),
+    ]
+    a = np.concatenate([e[0] for e in sources])
+    b = np.concatenate([e[1] for e in sources])
+    return _components(len(rows), a, b)
+
+
+def _key_edges(columns: tuple[I64, ...]) -> tuple[I64, I64]:
+    """Edges from every touch carrying a key (in any of ``columns``, one entry per touch) to the
+    first touch that carried it."""
+    touch = np.concatenate([np.flatnonzero(col) for col in columns])
+    key = np.concatenate([col[col != 0] for col in columns])
+    order = np.argsort(key, kind="stable")
+    touch, key = touch[order], key[order]
+    del order
+    starts = _runs(key)
+    heads = np.flatnonzero(starts)
+    first = np.minimum.reduceat(touch, heads)[np.cumsum(starts) - 1] if len(heads) else touch
+    joins = first != touch
+    return first[joins], touch[joins]
+
+
+def _subject_edges(date: I64, subject: I64, eligible: Bools, c: _Classified) -> tuple[I64, I64]:
+    """The subject rule: a touch without a thread id joins an open thread with the same normalized
+    subject whose last touch is at most the window old and that shares a person with it.
+
+    Each subject is its own sequence, run in date order. A touch with no eligible same-subject
+    touch within the window on either side is skipped: when it comes, every open thread of its
+    subject has expired (so it joins none and its own is the only one), and its own expires
+    before the next one comes.
+    """
+    cand = np.flatnonzero(eligible)
+    order = cand[np.lexsort((cand, subject[cand]))]  # by subject, then date
+    subj = subject[order]
+    window = np.where(subj != 0, SUBJECT_WINDOW_DAYS, EMPTY_SUBJECT_WINDOW_DAYS) * _DAY
+    close = (subj[1:] == subj[:-1]) & (date[order][1:] - date[order][:-1] <= window[1:])
+    near = np.zeros(len(order), dtype=np.bool_)
+    near[1:] |= close
+    near[:-1] |= close
+    todo = order[near]
+    if not len(todo):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+    touch = np.concatenate((c.inc_touch, c.oth_touch))
+    person = np.concatenate((c.inc_person, c.oth_person))
+    by_touch = np.argsort(touch, kind="stable")
+    touch, person = touch[by_touch], person[by_touch]
+    lo = np.searchsorted(touch, todo)
+    hi = np.searchsorted(touch, todo, side="right")
+    alone = hi - lo == 1  # most mail is with one person
+    first_person = person[lo]
+
+    edges_a: list[int] = []
+    edges_b: list[int] = []
+    current: int | None = None
+    threads: list[list[Any]] = []  # open threads of the current subject: [first, last, people]
+    span = 0
+    for i, day, key, single, p, a, b in _rows(
+        todo, date[todo], subject[todo], alone, first_person, lo, hi
+    ):
+        members = {p} if single else set(person[a:b].tolist())
+        if key != current:
+            current, threads = key, [[i, day, members]]
+            span = (SUBJECT_WINDOW_DAYS if key else EMPTY_SUBJECT_WINDOW_DAYS) * _DAY
             continue
-        if marks:
-            bulk, auto = _marker_class_of(marks)
-            if bulk or auto:
-                continue
-        if len(to) + len(cc) + len(bcc) > max_recipients and len({*to, *cc, *bcc}) > max_recipients:
-            continue
-        if sender in me:
-            direct = _keys(to, key_of)
-            indirect = _keys(cc + bcc, key_of, direct) if (cc or bcc) else ()
-            k = len(direct) + len(indirect)
-            if not k:
-                continue
-            mail = Mail(date, True, None, direct, indirect, (), k, subj, None)
-            members = direct + indirect
+        since = day - span
+        # Dates only grow, so an expired thread is never joined again; dropping the expired ones
+        # at the front changes nothing else, as the cap below evicts from the front too.
+        while threads and threads[0][1] < since:
+            del threads[0]
+        for t in threads:
+            if t[1] >= since and not t[2].isdisjoint(members):
+                edges_a.append(t[0])
+                edges_b.append(i)
+                t[2].update(members)
+                t[1] = day
+                break
         else:
-            s = cache[sender] if sender in cache else key_of(sender)
-            if s is None:
-                continue
-            mine = single(s)
-            others: tuple[str, ...]
-            if len(to) == 1 and not cc and not bcc:
-                o = cache[to[0]] if to[0] in cache else key_of(to[0])
-                others = () if o is None or o == s else single(o)
-            else:
-                others = _keys(to + cc + bcc, key_of, mine)
-            if me.isdisjoint(to):
-                mail = Mail(date, False, s, (), mine, others, 1 + len(others), subj, sender)
-            else:
-                mail = Mail(date, False, s, mine, (), others, 1 + len(others), subj, sender)
-            members = mine + others if others else mine
-        i = len(out)
-        out.append(mail)
-        parent.append(i)
-        if hint:
-            join(i, hint)
-        if msgid:
-            join(i, hash(msgid))
-        if refs:  # the thread root is enough to join, the parent pins the branch
-            ids = refs.split()
-            if ids:
-                join(i, hash(ids[0]))
-                if ids[-1] != ids[0]:
-                    join(i, hash(ids[-1]))
-        if irt:
-            join(i, hash(irt))
-        if not hint:
-            threads.subject(i, date, nsubj or "", members)
-    find = threads.find
-    for i, mail in enumerate(out):
-        mail.thread = find(i)
-    return out
+            threads.append([i, day, members])
+            if len(threads) > SUBJECT_OPEN_MAX:
+                threads.pop(0)
+    return np.array(edges_a, dtype=np.int64), np.array(edges_b, dtype=np.int64)
 
 
+def _rows(*columns: NDArray[Any], size: int = 1 << 14) -> Iterator[tuple[Any, ...]]:
+    """The rows of equal-length arrays as tuples of Python values, a slice at a time (a
+    million-row ``tolist()`` at once would hold a million Python ints)."""
+    for start in range(0, len(columns[0]), size):
+        yield from zip(*(col[start : start + size].tolist() for col in columns), strict=True)
+
+
+def _components(n: int, a: I64, b: I64) -> I64:
+    """Connected components of ``n`` nodes joined by edges ``a[i] - b[i]``: each node's smallest
+    member (hooking roots onto the smaller root, then halving paths until every node points at
+    its root)."""
+    parent = np.arange(n, dtype=np.int64)
+    while len(a):
+        ra, rb = parent[a], parent[b]
+        live = ra != rb
+        a, b, ra, rb = a[live], b[live], ra[live], rb[live]
+        if not len(a):
+            break
+        np.minimum.at(parent, np.maximum(ra, rb), np.minimum(ra, rb))
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+    return parent
+
+
+# -- calendar -------------------------------------------------------------------------------------
 def classify_event(
     e: EventRecord, d: Directory, max_attendees: int, now: int
 ) -> tuple[Meeting | None, bool]:
@@ -278,62 +562,3 @@ def out_of_office(e: EventRecord, d: Directory) -> bool:
         return False
     others = [a for a in e.attendees if not a.is_self and a.email not in d.self_addresses]
     return e.organizer in d.self_addresses or (e.organizer is None and not others)
-
-
-# -- threading ------------------------------------------------------------------------------------
-class _Threads:
-    """Thread ids assigned online, message by message in date order (a union-find over indexes).
-
-    Provider thread ids join first; then Message-ID, In-Reply-To and References (a reply seen
-    before its parent is joined when the parent arrives); then the normalized subject with a
-    shared person within :data:`SUBJECT_WINDOW_DAYS`. Message-IDs are kept as hashes to bound
-    memory. The root of a thread is its oldest message, so thread ids are stable under order.
-    """
-
-    def __init__(self) -> None:
-        self.parent: list[int] = []
-        self.by_key: dict[str | int, int] = {}  # thread hint, or hash of a Message-ID -> index
-        self.open: dict[str, list[list[Any]]] = {}  # subject -> [root, last date, members]
-
-    def find(self, i: int) -> int:
-        parent = self.parent
-        root = i
-        while parent[root] != root:
-            root = parent[root]
-        while parent[i] != root:
-            parent[i], i = root, parent[i]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            if rb < ra:  # keep the older message as the root
-                ra, rb = rb, ra
-            self.parent[rb] = ra
-
-    def join(self, i: int, key: str | int) -> None:
-        """Message ``i`` carries ``key``: join the first message that carried it."""
-        j = self.by_key.setdefault(key, i)
-        if j != i:
-            self.union(i, j)
-
-    def subject(self, i: int, date: int, subject: str, people: tuple[str, ...]) -> None:
-        threads = self.open.get(subject)
-        if threads is None:
-            self.open[subject] = [[i, date, set(people)]]
-            return
-        window = (SUBJECT_WINDOW_DAYS if subject else EMPTY_SUBJECT_WINDOW_DAYS) * 86400
-        since = date - window
-        # Dates only grow, so an expired thread is never joined again; dropping the expired ones
-        # at the front changes nothing else, as the cap below evicts from the front too.
-        while threads and threads[0][1] < since:
-            del threads[0]
-        for t in threads:
-            if t[1] >= since and not t[2].isdisjoint(people):
-                self.union(i, t[0])
-                t[2].update(people)
-                t[1] = date
-                return
-        threads.append([i, date, set(people)])
-        if len(threads) > 8:  # keep the scan short on very common subjects ("hi", "lunch")
-            threads.pop(0)

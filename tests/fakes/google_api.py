@@ -1152,6 +1152,9 @@ class _Handler(BaseHTTPRequestHandler):
         emu: GoogleEmulator = self.server.owner  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client died mid-upload (kill -9): nothing reached the API
+            self.close_connection = True
+            return
         with emu.lock:
             emu.http_requests += 1
         path = self.path.split("?", 1)[0]
