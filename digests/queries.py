@@ -64,17 +64,19 @@ def _markers(value: str | None, cache: dict[str, frozenset[str]] = {}) -> frozen
 
 
 # A message as the engine reads it in bulk (:meth:`MessageSource.chunks`): the stored columns, with
-# the sender as an address id (an index into :attr:`MessageSource.emails`); ``refs`` and
+# the sender as an address id (an index into :attr:`MessageSource.emails`). The keys that are only
+# compared, never shown (Message-IDs, References, normalized subject, thread id) come as UTF-8
+# bytes: decoding a million of them would cost more than the rest of the read. ``refs`` and
 # ``markers`` are the stored space-separated strings; ``listed`` is True when it has a List-Id.
 MessageRow = tuple[
     int,  # id
     int,  # date, UTC epoch seconds
     int | None,  # sender address id
-    str | None,  # message_id
-    str | None,  # in_reply_to
-    str | None,  # refs
-    str | None,  # norm_subject (the subject itself: MessageSource.subjects)
-    str | None,  # thread_hint
+    bytes | None,  # message_id
+    bytes | None,  # in_reply_to
+    bytes | None,  # refs
+    bytes | None,  # norm_subject (the subject itself: MessageSource.subjects)
+    bytes | None,  # thread_hint
     bool,  # listed
     str | None,  # markers
 ]
@@ -174,7 +176,8 @@ def load_addresses(conn: sqlite3.Connection) -> dict[int, tuple[str, str]]:
 
 
 _MESSAGE_SQL = """
-    SELECT id, date, sender, message_id, in_reply_to, refs, norm_subject, thread_hint,
+    SELECT id, date, sender, CAST(message_id AS BLOB), CAST(in_reply_to AS BLOB),
+           CAST(refs AS BLOB), CAST(norm_subject AS BLOB), CAST(thread_hint AS BLOB),
            list_id IS NOT NULL, markers
     FROM messages NOT INDEXED WHERE date <= ?"""
 # NOT INDEXED: with ``date <= ?`` SQLite would walk the date index and fetch every row at
@@ -270,6 +273,10 @@ class MessageStream:
             )
 
 
+def _utf8(text: str | None) -> bytes | None:
+    return None if text is None else text.encode("utf-8", "surrogatepass")
+
+
 class RecordMessages:
     """:class:`MessageRecord` objects in memory as a :class:`MessageSource`.
 
@@ -297,11 +304,11 @@ class RecordMessages:
                     m.id,
                     m.date,
                     sender,
-                    m.message_id,
-                    m.in_reply_to,
-                    " ".join(m.refs) or None,
-                    m.norm_subject,
-                    m.thread_hint,
+                    _utf8(m.message_id),
+                    _utf8(m.in_reply_to),
+                    _utf8(" ".join(m.refs) or None),
+                    _utf8(m.norm_subject),
+                    _utf8(m.thread_hint),
                     bool(m.list_id),
                     " ".join(sorted(m.markers)) or None,
                 )

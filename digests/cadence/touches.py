@@ -217,12 +217,12 @@ def find_touches(source: MessageSource, d: Directory, max_recipients: int, now: 
 
 
 # -- reading --------------------------------------------------------------------------------------
-def _keys(values: Sequence[str | None]) -> I64:
+def _keys(values: Sequence[bytes | None]) -> I64:
     """Message keys (Message-ID, thread id, subject) as 64-bit hashes; 0 means none."""
     return np.array([(hash(v) or 1) if v else 0 for v in values], dtype=np.int64)
 
 
-def _ref_keys(refs: Sequence[str | None]) -> tuple[I64, I64]:
+def _ref_keys(refs: Sequence[bytes | None]) -> tuple[I64, I64]:
     """The first and last References entries (the thread root is enough to join, the parent
     pins the branch); the last is 0 when it is the first."""
     first = np.zeros(len(refs), dtype=np.int64)
@@ -348,16 +348,14 @@ def _classify(
     person = addr_person[addr]
     on = person >= 0
     width = max(n_persons, 1)
-    key = row[on] * width + person[on]
-    direct = role[on] == ROLE_TO
+    # (message, person, 0 when in To else 1), sorted: each pair's first entry says if it is direct
+    key = (row[on] * width + person[on]) * 2 + (role[on] != ROLE_TO)
     del row, role, addr, person, on
-    order = np.lexsort((~direct, key))  # by message and person, direct first
-    key, direct = key[order], direct[order]
-    del order
-    firsts = _runs(key)
-    pair_direct = direct[firsts]
-    pair_row, pair_person = np.divmod(key[firsts], width)
-    del key, direct, firsts
+    key.sort()
+    firsts = _runs(key // 2)
+    pair_direct = key[firsts] % 2 == 0
+    pair_row, pair_person = np.divmod(key[firsts] // 2, width)
+    del key, firsts
 
     mine = out[pair_row]
     k_out = np.bincount(pair_row[mine], minlength=n)
@@ -375,7 +373,7 @@ def _classify(
     inc_touch = np.concatenate((touch_of[pair_row[sent]], touch_of[received]))
     inc_person = np.concatenate((pair_person[sent], sender_person[received]))
     inc_direct = np.concatenate((pair_direct[sent], me_in_to[received]))
-    by_touch = np.argsort(inc_touch, kind="stable")
+    by_touch = np.argsort(inc_touch)
     others = other & touch[pair_row]
     oth_touch = touch_of[pair_row[others]]
     oth_order = np.argsort(oth_touch, kind="stable")
@@ -416,7 +414,7 @@ def _key_edges(columns: tuple[I64, ...]) -> tuple[I64, I64]:
     first touch that carried it."""
     touch = np.concatenate([np.flatnonzero(col) for col in columns])
     key = np.concatenate([col[col != 0] for col in columns])
-    order = np.argsort(key, kind="stable")
+    order = np.argsort(key)  # any order within a key: its first touch is taken below
     touch, key = touch[order], key[order]
     del order
     starts = _runs(key)
@@ -430,43 +428,59 @@ def _subject_edges(date: I64, subject: I64, eligible: Bools, c: _Classified) -> 
     """The subject rule: a touch without a thread id joins an open thread with the same normalized
     subject whose last touch is at most the window old and that shares a person with it.
 
-    Each subject is its own sequence, run in date order. A touch with no eligible same-subject
-    touch within the window on either side is skipped: when it comes, every open thread of its
-    subject has expired (so it joins none and its own is the only one), and its own expires
-    before the next one comes.
+    Each subject is its own sequence, run in date order, and a gap longer than the window closes
+    every open thread: each *stretch* of a subject (touches at most the window apart) is
+    independent. A stretch where no person is on two of its touches joins nothing, so only the
+    stretches with a shared person are run, touch by touch.
     """
+    none = np.zeros(0, np.int64), np.zeros(0, np.int64)
     cand = np.flatnonzero(eligible)
+    if not len(cand):
+        return none
     order = cand[np.lexsort((cand, subject[cand]))]  # by subject, then date
     subj = subject[order]
     window = np.where(subj != 0, SUBJECT_WINDOW_DAYS, EMPTY_SUBJECT_WINDOW_DAYS) * _DAY
     close = (subj[1:] == subj[:-1]) & (date[order][1:] - date[order][:-1] <= window[1:])
-    near = np.zeros(len(order), dtype=np.bool_)
-    near[1:] |= close
-    near[:-1] |= close
-    todo = order[near]
-    if not len(todo):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    stretch = np.cumsum(np.append(True, ~close))  # the stretch of each touch in ``order``
+    del subj, window, close
 
+    # the people on each touch
     touch = np.concatenate((c.inc_touch, c.oth_touch))
     person = np.concatenate((c.inc_person, c.oth_person))
     by_touch = np.argsort(touch, kind="stable")
-    touch, person = touch[by_touch], person[by_touch]
-    lo = np.searchsorted(touch, todo)
-    hi = np.searchsorted(touch, todo, side="right")
+    person = person[by_touch]
+    per_touch = np.bincount(touch, minlength=len(date))
+    del touch, by_touch
+    lo = (np.cumsum(per_touch) - per_touch)[order]  # where each touch's people start
+    hi = lo + per_touch[order]
+
+    # stretches where some person is on two touches (each touch has each person once)
+    counts = hi - lo
+    starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    people = person[starts + np.arange(len(starts))]  # the people of order[0], order[1]...
+    width = int(person.max(initial=0)) + 1
+    pairs = np.sort(np.repeat(stretch, counts) * width + people)
+    shared = np.zeros(int(stretch.max(initial=0)) + 1, dtype=np.bool_)
+    shared[pairs[1:][pairs[1:] == pairs[:-1]] // width] = True
+    keep = shared[stretch]
+    del counts, starts, people, pairs
+    todo, lo, hi, stretch = order[keep], lo[keep], hi[keep], stretch[keep]
+    if not len(todo):
+        return none
     alone = hi - lo == 1  # most mail is with one person
     first_person = person[lo]
 
     edges_a: list[int] = []
     edges_b: list[int] = []
-    current: int | None = None
-    threads: list[list[Any]] = []  # open threads of the current subject: [first, last, people]
+    current = -1
+    threads: list[list[Any]] = []  # open threads of the current stretch: [first, last, people]
     span = 0
-    for i, day, key, single, p, a, b in _rows(
-        todo, date[todo], subject[todo], alone, first_person, lo, hi
+    for i, day, key, part, single, p, a, b in _rows(
+        todo, date[todo], subject[todo], stretch, alone, first_person, lo, hi
     ):
         members = {p} if single else set(person[a:b].tolist())
-        if key != current:
-            current, threads = key, [[i, day, members]]
+        if part != current:
+            current, threads = part, [[i, day, members]]
             span = (SUBJECT_WINDOW_DAYS if key else EMPTY_SUBJECT_WINDOW_DAYS) * _DAY
             continue
         since = day - span
