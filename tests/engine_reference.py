@@ -3,25 +3,26 @@ message, folded message by message. Slow, but plain; tests compare the columnar 
 (:mod:`keepwarm.digests.cadence.touches` and ``ledger.fold_touches``) against it.
 
 Changes from the shipped version it was copied from (commit a11a430): it reads
-:class:`~keepwarm.digests.queries.MessageRecord` objects, keeps subjects in full (the reports
-compare the latest distinct ones) and counts initiatives instead of listing them.
+:class:`~keepwarm.digests.queries.MessageRecord` objects and fills the engine's own
+:class:`~keepwarm.digests.cadence.ledger.Ledger` (which counts initiatives instead of listing
+them and keeps the latest distinct subjects).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from keepwarm.digests.cadence.ledger import Clock
+from keepwarm.digests.cadence import touches
+from keepwarm.digests.cadence.ledger import Clock, Ledger, Owed
 from keepwarm.digests.cadence.model import Directory
 from keepwarm.digests.cadence.touches import CC_WEIGHT, TO_WEIGHT, not_a_touch
 from keepwarm.digests.queries import MessageRecord
 
 SUBJECT_WINDOW_DAYS = 30
 EMPTY_SUBJECT_WINDOW_DAYS = 2
-SUBJECTS_KEPT = 8
 
 
 @dataclass(slots=True)
@@ -49,35 +50,21 @@ class Mail:
 
 
 class People:
-    """Address -> person key (None for me, lists, robots, roles, excluded), memoised."""
+    """Address -> person key, with one shared one-element tuple per person."""
 
     def __init__(self, d: Directory) -> None:
         self.d = d
-        self._cache: dict[str, str | None] = {}
+        self.key_of = touches.People(d)
         self._single: dict[str, tuple[str]] = {}
 
     def single(self, key: str) -> tuple[str]:
-        """A shared one-element tuple: a million incoming mails need only one per person."""
         got = self._single.get(key)
         if got is None:
             got = self._single[key] = (key,)
         return got
 
     def __call__(self, address: str) -> str | None:
-        try:
-            return self._cache[address]
-        except KeyError:
-            key = _person(self.d, address)
-            self._cache[address] = key
-            return key
-
-
-def _person(d: Directory, address: str) -> str | None:
-    """The person key of ``address`` when it is a person (not me, a list, a robot...)."""
-    if address in d.self_addresses:
-        return None
-    key = d.key_of(address)
-    return key if d.kind_of(key) == "person" else None
+        return self.key_of(address)
 
 
 def _keys(addresses: tuple[str, ...], people: People, skip: Iterable[str] = ()) -> tuple[str, ...]:
@@ -223,85 +210,7 @@ class _Threads:
 
 
 # -- ledgers --------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class RefOwed:
-    """An open loop: a message waiting for an answer."""
-
-    date: int
-    subject: str | None
-    thread: int
-
-
-@dataclass(slots=True)
-class RefLedger:
-    """Everything the engine accumulates about one person."""
-
-    key: str
-    days: dict[int, float] = field(default_factory=dict)  # two-way contact day -> weight
-    one_way_days: dict[int, float] = field(default_factory=dict)
-    starts: set[int] = field(default_factory=set)  # days a two-way conversation began
-    first_contact: int | None = None  # epoch of the first and last two-way touch
-    last_contact: int | None = None
-    first_seen: int | None = None
-    last_seen: int | None = None
-    msgs_in: int = 0  # all time
-    msgs_out: int = 0
-    # reciprocity window
-    w_in: int = 0
-    w_out: int = 0
-    w_in_answered: int = 0
-    w_out_answered: int = 0
-    my_latencies: list[int] = field(default_factory=list)
-    their_latencies: list[int] = field(default_factory=list)
-    threads_by_me: int = 0
-    threads_by_them: int = 0
-    meetings_by_me: int = 0
-    meetings_by_them: int = 0
-    owed_by_me: list[RefOwed] = field(default_factory=list)
-    owed_to_me: list[RefOwed] = field(default_factory=list)
-    subjects: list[tuple[int, str]] = field(default_factory=list)  # latest (date, subject)
-    domains_in: dict[str, list[int]] = field(
-        default_factory=dict
-    )  # sender domain -> [first, last, n]
-    last_mail: int | None = None  # last message either way (any thread)
-    meetings: int = 0  # held small meetings, all time
-
-    def seen(self, when: int) -> None:
-        if self.first_seen is None or when < self.first_seen:
-            self.first_seen = when
-        if self.last_seen is None or when > self.last_seen:
-            self.last_seen = when
-
-    def contact(self, when: int, subject: str | None) -> None:
-        """A two-way touch at ``when``; keeps the few latest distinct subjects."""
-        if self.first_contact is None or when < self.first_contact:
-            self.first_contact = when
-        if self.last_contact is None or when > self.last_contact:
-            self.last_contact = when
-        if subject:
-            self.subjects.append((when, subject))
-            if len(self.subjects) > 2 * SUBJECTS_KEPT:
-                self.subjects = latest_subjects(self.subjects)
-
-    def add_day(self, day: int, weight: float, two_way: bool) -> None:
-        target = self.days if two_way else self.one_way_days
-        if weight > target.get(day, 0.0) or day not in target:
-            target[day] = weight
-
-
-def latest_subjects(
-    seen: list[tuple[int, str]], keep: int = SUBJECTS_KEPT
-) -> list[tuple[int, str]]:
-    """The ``keep`` most recent distinct subjects of ``(date, subject)`` pairs, newest first
-    (ties by subject): the same whatever order the pairs came in."""
-    latest: dict[str, int] = {}
-    for when, subject in seen:
-        if when > latest.get(subject, -(2**62)):
-            latest[subject] = when
-    return sorted(((d, s) for s, d in latest.items()), key=lambda x: (-x[0], x[1]))[:keep]
-
-
-def add_mails(ledgers: dict[str, RefLedger], mails: list[Mail], clock: Clock) -> None:
+def add_mails(ledgers: dict[str, Ledger], mails: list[Mail], clock: Clock) -> None:
     """Fold every mail into the ledgers of the people it touches, thread by thread."""
     threads: dict[int, list[Mail]] = {}
     for m in mails:
@@ -312,7 +221,7 @@ def add_mails(ledgers: dict[str, RefLedger], mails: list[Mail], clock: Clock) ->
             for p in first.direct + first.indirect:
                 led = ledgers.get(p)
                 if led is None:
-                    led = ledgers[p] = RefLedger(p)
+                    led = ledgers[p] = Ledger(p)
                 _fold_single(led, p, first, clock, True)
             continue
         per_person: dict[str, list[Mail]] = {}
@@ -322,7 +231,7 @@ def add_mails(ledgers: dict[str, RefLedger], mails: list[Mail], clock: Clock) ->
         for p, seq in per_person.items():
             led = ledgers.get(p)
             if led is None:
-                led = ledgers[p] = RefLedger(p)
+                led = ledgers[p] = Ledger(p)
             if len(seq) == 1:
                 _fold_single(led, p, seq[0], clock, seq[0] is first)
             else:
@@ -336,7 +245,7 @@ def _initiator(first: Mail, p: str) -> bool | None:
     return False if first.sender == p else None
 
 
-def _fold_thread(led: RefLedger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
+def _fold_thread(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
     two_way = len(seq) > 1 and any(m.out for m in seq) and any(not m.out for m in seq)
     for m in seq:
         date = m.date
@@ -359,7 +268,7 @@ def _fold_thread(led: RefLedger, p: str, seq: list[Mail], first: Mail, clock: Cl
     _open_loops(led, p, seq, first, clock)
 
 
-def _fold_single(led: RefLedger, p: str, m: Mail, clock: Clock, starts: bool) -> None:
+def _fold_single(led: Ledger, p: str, m: Mail, clock: Clock, starts: bool) -> None:
     """:func:`_fold_thread` when the person is on one message of the thread (one way by
     definition), inlined: it runs for most of a million messages. ``starts``: the message is the
     thread's first. Kept equal to the general path by a property test."""
@@ -399,12 +308,12 @@ def _fold_single(led: RefLedger, p: str, m: Mail, clock: Clock, starts: bool) ->
         return
     if m.out:
         if starts and direct and clock.outreach_wait <= age:
-            led.owed_to_me.append(RefOwed(date, m.subject, m.thread))
+            led.owed_to_me.append(Owed(date, m.subject, m.thread))
     elif direct and clock.reply_grace <= age:
-        led.owed_by_me.append(RefOwed(date, m.subject, m.thread))
+        led.owed_by_me.append(Owed(date, m.subject, m.thread))
 
 
-def _note_domain(led: RefLedger, address: str, date: int) -> None:
+def _note_domain(led: Ledger, address: str, date: int) -> None:
     domain = address.rpartition("@")[2]
     slot = led.domains_in.get(domain)
     if slot is None:
@@ -415,7 +324,7 @@ def _note_domain(led: RefLedger, address: str, date: int) -> None:
         slot[2] += 1
 
 
-def _reciprocity(led: RefLedger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
+def _reciprocity(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
     if first.date >= clock.window_start and seq[0] is first:
         by = _initiator(first, p)
         if by is True:
@@ -456,7 +365,7 @@ def _reciprocity(led: RefLedger, p: str, seq: list[Mail], first: Mail, clock: Cl
                 led.my_latencies.append(answer.date - m.date)
 
 
-def _open_loops(led: RefLedger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
+def _open_loops(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
     last = seq[-1]
     age = clock.now - last.date
     started_by_me = seq[0] is first and _initiator(first, p) is True
@@ -466,13 +375,13 @@ def _open_loops(led: RefLedger, p: str, seq: list[Mail], first: Mail, clock: Clo
         and _waits_for_me(seq)
         and clock.reply_grace <= age <= clock.reply_max_age
     ):
-        led.owed_by_me.append(RefOwed(last.date, last.subject, last.thread))
+        led.owed_by_me.append(Owed(last.date, last.subject, last.thread))
     if (
         started_by_me
         and all(m.out for m in seq)
         and clock.outreach_wait <= age <= clock.reply_max_age
     ):
-        led.owed_to_me.append(RefOwed(last.date, last.subject, last.thread))
+        led.owed_to_me.append(Owed(last.date, last.subject, last.thread))
 
 
 def _waits_for_me(seq: list[Mail]) -> bool:

@@ -307,7 +307,7 @@ def test_columnar_message_path_equals_the_reference(
     from cadence_helpers import directory
 
     from keepwarm.digests.cadence.engine import _clock
-    from keepwarm.digests.cadence.ledger import fold_touches
+    from keepwarm.digests.cadence.ledger import Ledger, fold_touches
     from keepwarm.digests.cadence.model import EngineSettings
     from keepwarm.digests.cadence.touches import find_touches
     from keepwarm.digests.queries import RecordMessages
@@ -323,7 +323,7 @@ def test_columnar_message_path_equals_the_reference(
     touches = find_touches(RecordMessages(records), d, max_recipients, clock.now)
     got = fold_touches(touches, clock)
     mails = ref.fold_messages(records, ref.People(d), max_recipients, clock.now)
-    want: dict[str, ref.RefLedger] = {}
+    want: dict[str, Ledger] = {}
     ref.add_mails(want, mails, clock)
 
     assert sorted(got) == sorted(want)
