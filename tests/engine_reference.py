@@ -210,7 +210,10 @@ class _Threads:
 
 
 # -- ledgers --------------------------------------------------------------------------------------
-def add_mails(ledgers: dict[str, Ledger], mails: list[Mail], clock: Clock) -> None:
+def add_mails(
+    ledgers: dict[str, Ledger], mails: list[Mail], clock: Clock, away: tuple[int, ...] = ()
+) -> None:
+    """``away``: the local days the user was out of office (they do not age a reply owed)."""
     """Fold every mail into the ledgers of the people it touches, thread by thread."""
     threads: dict[int, list[Mail]] = {}
     for m in mails:
@@ -222,7 +225,7 @@ def add_mails(ledgers: dict[str, Ledger], mails: list[Mail], clock: Clock) -> No
                 led = ledgers.get(p)
                 if led is None:
                     led = ledgers[p] = Ledger(p)
-                _fold_single(led, p, first, clock, True)
+                _fold_single(led, p, first, clock, True, away)
             continue
         per_person: dict[str, list[Mail]] = {}
         for m in thread:
@@ -233,9 +236,9 @@ def add_mails(ledgers: dict[str, Ledger], mails: list[Mail], clock: Clock) -> No
             if led is None:
                 led = ledgers[p] = Ledger(p)
             if len(seq) == 1:
-                _fold_single(led, p, seq[0], clock, seq[0] is first)
+                _fold_single(led, p, seq[0], clock, seq[0] is first, away)
             else:
-                _fold_thread(led, p, seq, first, clock)
+                _fold_thread(led, p, seq, first, clock, away)
 
 
 def _initiator(first: Mail, p: str) -> bool | None:
@@ -245,7 +248,15 @@ def _initiator(first: Mail, p: str) -> bool | None:
     return False if first.sender == p else None
 
 
-def _fold_thread(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
+def _present_age(clock: Clock, date: int, away: tuple[int, ...]) -> int:
+    """The time since ``date``, less the days out of office after its day."""
+    day = clock.day(date)
+    return clock.now - date - sum(1 for d in away if d > day) * 86400
+
+
+def _fold_thread(
+    led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock, away: tuple[int, ...]
+) -> None:
     two_way = len(seq) > 1 and any(m.out for m in seq) and any(not m.out for m in seq)
     for m in seq:
         date = m.date
@@ -265,10 +276,12 @@ def _fold_thread(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock
                 led.starts.add(clock.day(date))
             led.contact(date, m.subject)
     _reciprocity(led, p, seq, first, clock)
-    _open_loops(led, p, seq, first, clock)
+    _open_loops(led, p, seq, first, clock, away)
 
 
-def _fold_single(led: Ledger, p: str, m: Mail, clock: Clock, starts: bool) -> None:
+def _fold_single(
+    led: Ledger, p: str, m: Mail, clock: Clock, starts: bool, away: tuple[int, ...]
+) -> None:
     """:func:`_fold_thread` when the person is on one message of the thread (one way by
     definition), inlined: it runs for most of a million messages. ``starts``: the message is the
     thread's first. Kept equal to the general path by a property test."""
@@ -304,12 +317,14 @@ def _fold_single(led: Ledger, p: str, m: Mail, clock: Clock, starts: bool) -> No
             led.w_in += 1
     # open loops
     age = clock.now - date
-    if age > clock.reply_max_age:
-        return
     if m.out:
-        if starts and direct and clock.outreach_wait <= age:
+        if starts and direct and clock.outreach_wait <= age <= clock.reply_max_age:
             led.owed_to_me.append(Owed(date, m.subject, m.thread))
-    elif direct and clock.reply_grace <= age:
+    elif (
+        direct
+        and clock.reply_grace <= age
+        and _present_age(clock, date, away) <= clock.reply_max_age
+    ):
         led.owed_by_me.append(Owed(date, m.subject, m.thread))
 
 
@@ -365,7 +380,9 @@ def _reciprocity(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock
                 led.my_latencies.append(answer.date - m.date)
 
 
-def _open_loops(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock) -> None:
+def _open_loops(
+    led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock, away: tuple[int, ...]
+) -> None:
     last = seq[-1]
     age = clock.now - last.date
     started_by_me = seq[0] is first and _initiator(first, p) is True
@@ -373,7 +390,8 @@ def _open_loops(led: Ledger, p: str, seq: list[Mail], first: Mail, clock: Clock)
         not last.out
         and p in last.direct
         and _waits_for_me(seq)
-        and clock.reply_grace <= age <= clock.reply_max_age
+        and clock.reply_grace <= age
+        and _present_age(clock, last.date, away) <= clock.reply_max_age
     ):
         led.owed_by_me.append(Owed(last.date, last.subject, last.thread))
     if (

@@ -282,6 +282,20 @@ def test_threading_by_references_and_thread_hint() -> None:
     assert r.person(CAROL).contact_days == 2  # type: ignore[union-attr]
 
 
+def test_days_out_of_office_do_not_age_a_reply_owed() -> None:
+    h = H()
+    h.mail(ago(40), BOB, [ME], subject="before my holiday")
+    h.mail(ago(40), CAROL, [ME], subject="also before", message_id="<c1@beta.org>")
+    assert not signals(run(h), "reply_owed")  # 40 days: too old to nag about
+    h.meeting(ago(36).replace(hour=0), {}, title="Vacation", all_day=True, hours=24 * 21)
+    r = run(h)
+    assert {s.person_key for s in signals(r, "reply_owed")} == {BOB, CAROL}
+    [s] = signals(r, "reply_owed", BOB)
+    assert s.facts["days_waiting"] == 40  # what it says is still the real wait
+    h.mail(ago(1), ME, [CAROL], subject="Re: also before", in_reply_to="<c1@beta.org>")
+    assert {s.person_key for s in signals(run(h), "reply_owed")} == {BOB}
+
+
 def test_reply_owed_after_grace_and_not_too_old() -> None:
     h = H()
     h.mail(ago(3), BOB, [ME], subject="question")  # owed

@@ -289,14 +289,16 @@ def _view(led: object) -> dict[str, object]:
     ],
     3,
     [],
+    [],
 )
 @given(
     st.lists(ref_message, max_size=20),
     st.integers(min_value=1, max_value=12),
     st.lists(conversation, max_size=8),
+    st.lists(st.integers(min_value=0, max_value=60), max_size=25, unique=True),
 )
 def test_columnar_message_path_equals_the_reference(
-    msgs: list[dict], max_recipients: int, convs: list[dict]
+    msgs: list[dict], max_recipients: int, convs: list[dict], away_ago: list[int]
 ) -> None:
     """find_touches + fold_touches give every ledger the plain message-by-message fold gives,
     on messages with every shape: aliases, me under two addresses, robots, lists, markers,
@@ -320,11 +322,14 @@ def test_columnar_message_path_equals_the_reference(
     clock = _clock(settings, NOW, ZoneInfo(settings.timezone))
     records = _records(msgs + _conversations(convs, len(msgs)))
 
+    today = clock.day(clock.now)
+    away = tuple(sorted(today - n for n in away_ago))  # days out of office, up to today
+
     touches = find_touches(RecordMessages(records), d, max_recipients, clock.now)
-    got = fold_touches(touches, clock)
+    got = fold_touches(touches, clock, away)
     mails = ref.fold_messages(records, ref.People(d), max_recipients, clock.now)
     want: dict[str, Ledger] = {}
-    ref.add_mails(want, mails, clock)
+    ref.add_mails(want, mails, clock, away)
 
     assert sorted(got) == sorted(want)
     for key in want:

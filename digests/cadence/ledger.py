@@ -15,6 +15,7 @@ one :class:`Ledger` per person; meetings are added one by one (:func:`add_meetin
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -188,8 +189,9 @@ def _utcoffset(ts: int, zone: ZoneInfo) -> int:
 
 
 # -- mail -----------------------------------------------------------------------------------------
-def fold_touches(touches: Touches, clock: Clock) -> dict[str, Ledger]:
-    """A ledger for every person the mail touches.
+def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> dict[str, Ledger]:
+    """A ledger for every person the mail touches. ``away``: the local days (sorted) the user
+    was out of office.
 
     Per conversation (a person's messages in one thread, oldest first):
 
@@ -203,6 +205,8 @@ def fold_touches(touches: Touches, clock: Clock) -> dict[str, Ledger]:
       message is the thread's first);
     * open loops: their last message(s) waiting for me past the grace period (a follow-up, or a
       thread they started), or my own thread, nothing but my messages, unanswered past the wait.
+      A reply I owe stays owed for ``reply_max_age`` of days I was there: days out of office
+      after it came do not count.
     """
     t = touches
     c = _Conversations.of(t, clock)
@@ -210,7 +214,7 @@ def fold_touches(touches: Touches, clock: Clock) -> dict[str, Ledger]:
         return {}
     n_persons = len(t.persons)
     counts, my_lat, their_lat = _reciprocity(c, clock, n_persons)
-    loops_by_me, loops_to_me = _open_loops(c, clock, t)
+    loops_by_me, loops_to_me = _open_loops(c, clock, t, away)
     person, date, two_way = c.person, c.date, c.two_way
     contact_first, contact_last = _extremes(person, date, two_way, n_persons)
     days = _max_by_day(person, c.day, c.weight, two_way)
@@ -354,12 +358,15 @@ def _reciprocity(
 
 
 def _open_loops(
-    c: _Conversations, clock: Clock, t: Touches
+    c: _Conversations, clock: Clock, t: Touches, away: Sequence[int]
 ) -> tuple[dict[int, list[Owed]], dict[int, list[Owed]]]:
     """Open loops, judged on each conversation's last message: owed by me and owed to me."""
     first, last, out, direct = c.first, c.last, c.out, c.direct
     size = last - first + 1
     age = clock.now - c.date[last]
+    days_away = np.asarray(away, dtype=np.int64)
+    since = len(days_away) - np.searchsorted(days_away, c.day[last], side="right")
+    present = age - since * DAY  # the time since it came, less my days out of office
     last_out = np.maximum.reduceat(np.where(out, np.arange(len(out)), -1), first)
     trailing = np.where(last_out < first, size, last - last_out)  # their messages at the end
     waits = (trailing == size) | (trailing >= 2)
@@ -368,7 +375,7 @@ def _open_loops(
         & direct[last]
         & waits
         & (age >= clock.reply_grace)
-        & (age <= clock.reply_max_age)
+        & (present <= clock.reply_max_age)
     )
     mine_only = np.add.reduceat(out.astype(np.int64), first) == size
     by_me_first = c.opens_thread[first] & out[first] & direct[first]
