@@ -188,10 +188,14 @@ def measure_stages(path: Path, now: datetime) -> dict[str, float]:
     t = time.process_time()
     messages = tc._Messages.read(source.chunks(), ts)
     out["read_messages"] = time.process_time() - t
-    people = tc.People(directory)
     index: dict[str, int] = {}
     addr_person = np.array(
-        [index.setdefault(k, len(index)) if (k := people(e)) else -1 for e in source.emails]
+        [
+            index.setdefault(k, len(index))
+            if (k := tc.person_of(directory, e) if e else None)
+            else -1
+            for e in source.emails
+        ]
     )
     is_self = np.array([e in directory.self_addresses for e in source.emails])
     t = time.process_time()

@@ -50,11 +50,11 @@ class Mail:
 
 
 class People:
-    """Address -> person key, with one shared one-element tuple per person."""
+    """Address -> person key (memoised), with one shared one-element tuple per person."""
 
     def __init__(self, d: Directory) -> None:
         self.d = d
-        self.key_of = touches.People(d)
+        self._cache: dict[str, str | None] = {}
         self._single: dict[str, tuple[str]] = {}
 
     def single(self, key: str) -> tuple[str]:
@@ -64,7 +64,9 @@ class People:
         return got
 
     def __call__(self, address: str) -> str | None:
-        return self.key_of(address)
+        if address not in self._cache:
+            self._cache[address] = touches.person_of(self.d, address)
+        return self._cache[address]
 
 
 def _keys(addresses: tuple[str, ...], people: People, skip: Iterable[str] = ()) -> tuple[str, ...]:

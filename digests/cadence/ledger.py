@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from numpy.typing import NDArray
 
-from keepwarm.digests.cadence.touches import Meeting, Touches
+from keepwarm.digests.cadence.touches import Meeting, Touches, run_starts
 
 DAY = 86400
 ONE_WAY_FACTOR = 0.25  # a message nobody answered still says a little about a tie
@@ -170,7 +170,7 @@ class Clock:
             return (ts + self.offset) // DAY
         utc = ts // DAY
         ordered = np.sort(utc)
-        utc_days = ordered[np.append(True, ordered[1:] != ordered[:-1])] if len(utc) else utc
+        utc_days = ordered[run_starts(ordered)]
         per_day = np.array([self._day_offset(u, zone) for u in utc_days.tolist()], dtype=np.int64)
         offsets = per_day[np.searchsorted(utc_days, utc)]
         for i in np.flatnonzero(offsets == _MIXED).tolist():
@@ -224,7 +224,7 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
     subjects = _recent_subjects(person, date, c.touch, two_way, t)
     domains = _domains(person, date, t.sender_domain[c.touch], ~c.out, t.domains)
 
-    p_first = np.flatnonzero(np.append(True, person[1:] != person[:-1]))
+    p_first = np.flatnonzero(run_starts(person))
     p_of = person[p_first]
     p_n = np.diff(np.append(p_first, len(person)))
     p_out = np.add.reduceat(c.out.astype(np.int64), p_first)
@@ -281,6 +281,7 @@ class _Conversations:
     conv: I64  # the conversation of each row
     first: I64  # per conversation
     last: I64
+    n_out: I64  # my messages in each conversation
     two_way_conv: Bools
     two_way: Bools  # per row
     opens_thread: Bools  # the row's message is its thread's first
@@ -296,8 +297,7 @@ class _Conversations:
         thread = t.thread[touch]
         date = t.date[touch]
         out = t.out[touch]
-        starts = np.ones(n, dtype=np.bool_)
-        starts[1:] = (person[1:] != person[:-1]) | (thread[1:] != thread[:-1])
+        starts = run_starts(person) | run_starts(thread)
         conv = np.cumsum(starts) - 1
         first = np.flatnonzero(starts)
         del starts
@@ -317,6 +317,7 @@ class _Conversations:
             conv=conv,
             first=first,
             last=last,
+            n_out=n_out,
             two_way_conv=two_way_conv,
             two_way=two_way_conv[conv],
             opens_thread=touch == thread,
@@ -337,7 +338,8 @@ def _reciprocity(
     answered = window & (answer <= c.last[c.conv])
     latency = date[np.minimum(answer, n - 1)] - date
     del answer
-    started = (c.conv != np.append(-1, c.conv[:-1])) & c.opens_thread & window
+    # a thread's first message is the first of its conversations, as rows go by date
+    started = c.opens_thread & window
     counts = {
         name: np.bincount(c.person[mask], minlength=n_persons).tolist()
         for name, mask in (
@@ -377,7 +379,7 @@ def _open_loops(
         & (age >= clock.reply_grace)
         & (present <= clock.reply_max_age)
     )
-    mine_only = np.add.reduceat(out.astype(np.int64), first) == size
+    mine_only = c.n_out == size
     by_me_first = c.opens_thread[first] & out[first] & direct[first]
     owed_to_me = (
         by_me_first & mine_only & (age >= clock.outreach_wait) & (age <= clock.reply_max_age)
@@ -495,7 +497,7 @@ def _domains(
         return out
     order = np.lexsort((d, dom, p))
     p, d, dom = p[order], d[order], dom[order]
-    heads = np.flatnonzero(np.append(True, (p[1:] != p[:-1]) | (dom[1:] != dom[:-1])))
+    heads = np.flatnonzero(run_starts(p) | run_starts(dom))
     tails = np.append(heads[1:], len(p)) - 1
     for i, j in zip(heads.tolist(), tails.tolist(), strict=True):
         out.setdefault(int(p[i]), {})[names[int(dom[i])]] = [int(d[i]), int(d[j]), j - i + 1]

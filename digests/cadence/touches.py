@@ -88,23 +88,7 @@ class Meeting:
     recurring: bool = False  # one occurrence of a series: organising it is not a fresh initiative
 
 
-class People:
-    """Address -> person key (None for me, lists, robots, roles, excluded), memoised."""
-
-    def __init__(self, d: Directory) -> None:
-        self.d = d
-        self._cache: dict[str, str | None] = {}
-
-    def __call__(self, address: str) -> str | None:
-        try:
-            return self._cache[address]
-        except KeyError:
-            key = _person(self.d, address)
-            self._cache[address] = key
-            return key
-
-
-def _person(d: Directory, address: str) -> str | None:
+def person_of(d: Directory, address: str) -> str | None:
     """The person key of ``address`` when it is a person (not me, a list, a robot...)."""
     if address in d.self_addresses:
         return None
@@ -179,11 +163,10 @@ class Touches:
 def find_touches(source: MessageSource, d: Directory, max_recipients: int, now: int) -> Touches:
     """The touches among the messages of ``source`` dated up to ``now``, threaded."""
     emails = source.emails
-    people = People(d)
     index: dict[str, int] = {}
     addr_person = np.array(
         [
-            index.setdefault(k, len(index)) if (k := people(e) if e else None) else -1
+            index.setdefault(k, len(index)) if (k := person_of(d, e) if e else None) else -1
             for e in emails
         ],
         dtype=np.int64,
@@ -300,8 +283,8 @@ class _Classified:
     oth_person: I64
 
 
-def _runs(sorted_values: NDArray[Any]) -> Bools:
-    """True where a run of equal values starts in a sorted array."""
+def run_starts(sorted_values: NDArray[Any]) -> Bools:
+    """True where a run of equal values starts (in a sorted array, or any grouped one)."""
     starts = np.ones(len(sorted_values), dtype=np.bool_)
     starts[1:] = sorted_values[1:] != sorted_values[:-1]
     return starts
@@ -338,7 +321,7 @@ def _classify(
 
     # a mail to more than max_recipients distinct addresses is a broadcast, not a touch
     pairs = np.sort(row * stride + addr)
-    too_big = np.bincount(pairs[_runs(pairs)] // stride, minlength=n) > max_recipients
+    too_big = np.bincount(pairs[run_starts(pairs)] // stride, minlength=n) > max_recipients
     del pairs
     out = is_self[m.sender]
     me_in_to = np.bincount(row[(role == ROLE_TO) & is_self[addr]], minlength=n) > 0
@@ -352,7 +335,7 @@ def _classify(
     key = (row[on] * width + person[on]) * 2 + (role[on] != ROLE_TO)
     del row, role, addr, person, on
     key.sort()
-    firsts = _runs(key // 2)
+    firsts = run_starts(key // 2)
     pair_direct = key[firsts] % 2 == 0
     pair_row, pair_person = np.divmod(key[firsts] // 2, width)
     del key, firsts
@@ -417,7 +400,7 @@ def _key_edges(columns: tuple[I64, ...]) -> tuple[I64, I64]:
     order = np.argsort(key)  # any order within a key: its first touch is taken below
     touch, key = touch[order], key[order]
     del order
-    starts = _runs(key)
+    starts = run_starts(key)
     heads = np.flatnonzero(starts)
     first = np.minimum.reduceat(touch, heads)[np.cumsum(starts) - 1] if len(heads) else touch
     joins = first != touch
@@ -544,7 +527,7 @@ def classify_event(
         if a.resource or a.is_self or a.email in d.self_addresses:
             continue
         total += 1
-        key = _person(d, a.email)
+        key = person_of(d, a.email)
         if key is not None and a.response != "declined":
             others[key] = a.response
     org_key: str | None = None
@@ -552,7 +535,7 @@ def classify_event(
         if e.organizer in d.self_addresses:
             org_key = ""
         else:
-            org_key = _person(d, e.organizer)
+            org_key = person_of(d, e.organizer)
             if org_key is not None and not any(a.email == e.organizer for a in e.attendees):
                 others.setdefault(org_key, "accepted")
                 total += 1
