@@ -184,10 +184,12 @@ def _email(v: Any) -> str:
     return e
 
 
-def _list_of(item: Check, what: str) -> Check:
+def _list_of(item: Check, what: str, *, at_least: int = 0) -> Check:
     def check(v: Any) -> tuple[Any, ...]:
         if not isinstance(v, list):
             raise _Invalid(f"a list of {what}")
+        if len(v) < at_least:
+            raise _Invalid(f"a list of at least {'one' if at_least == 1 else at_least} of {what}")
         out = []
         for i, x in enumerate(v):
             try:
@@ -294,7 +296,9 @@ def _validate_table(
 ME = {
     "name": Field(_nonempty_str, required=True, doc="your name, used in the digest"),
     "addresses": Field(
-        _list_of(_email, "email addresses"), required=True, doc="every address you send from"
+        _list_of(_email, "email addresses", at_least=1),
+        required=True,
+        doc="every address you send from",
     ),
     "timezone": Field(_timezone, required=True, doc="IANA zone the digest is rendered in"),
 }
@@ -608,6 +612,12 @@ def from_dict(data: Mapping[str, Any], path: Path | None = None) -> Config:
     people = _validate_table(data.get("people", {}), PEOPLE, "people", problems)
     exclude = _validate_table(data.get("exclude", {}), EXCLUDE, "exclude", problems)
     engine = _validate_table(data.get("engine", {}), ENGINE, "engine", problems)
+    if engine["dormant_factor"] < engine["fading_factor"]:
+        problems.append(
+            f"engine.dormant_factor: expected a number at least fading_factor "
+            f"({engine['fading_factor']}): a tie turns dormant after it fades, "
+            f"found {engine['dormant_factor']}"
+        )
     digest = _validate_table(data.get("digest", {}), DIGEST, "digest", problems)
     delivery_raw = data.get("delivery", {})
     smtp_raw = delivery_raw.get("smtp") if isinstance(delivery_raw, dict) else None
@@ -721,6 +731,11 @@ def _load_tiers(raw: Any, problems: list[str]) -> tuple[Tier, ...]:
         if v["name"] in seen:
             problems.append(f'tiers[{i + 1}].name: duplicate tier name "{v["name"]}"')
         seen.add(v["name"])
+        if tiers and v["size"] < tiers[-1].size:
+            problems.append(
+                f"tiers[{i + 1}].size: outer tiers need a size at least as large as inner ones "
+                f"({v['name']} has {v['size']}, {tiers[-1].name} {tiers[-1].size}); list tiers inner to outer"
+            )
         if tiers and v["cadence"] < tiers[-1].cadence:
             problems.append(
                 f"tiers[{i + 1}].cadence: outer tiers need a cadence at least as long as inner ones ({v['name']} is shorter than {tiers[-1].name})"

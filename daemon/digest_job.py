@@ -32,11 +32,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Protocol
 
 from keepwarm.daemon.config import Config
+from keepwarm.daemon.scheduler import digest_time_on
 from keepwarm.daemon.store import Store
 from keepwarm.digests.deliver import (
     Delivery,
@@ -289,8 +289,7 @@ def compose(
 
 def digest_moment(config: Config, day: date) -> datetime:
     """The configured digest time ([digest].time) on ``day`` in the user's zone, as UTC."""
-    hh, mm = (int(x) for x in str(config.digest.get("time") or "07:30").split(":"))
-    return datetime.combine(day, dtime(hh, mm), config.zone).astimezone(UTC)
+    return digest_time_on(day, str(config.digest.get("time") or "07:30"), config.zone)
 
 
 # -- delivery -------------------------------------------------------------------------------------

@@ -108,3 +108,37 @@ def test_durations() -> None:
     assert c.parse_duration("15m") == timedelta(minutes=15)
     with pytest.raises(ValueError):
         c.parse_duration("soon")
+
+
+# -- values that load but cannot work (issue 15, item 5) ----------------------------------------
+def test_an_empty_address_list_is_rejected() -> None:
+    text = MINIMAL.replace(
+        'addresses = ["jane@example.com", "jane.doe@gmail.com"]', "addresses = []"
+    )
+    with pytest.raises(c.ConfigError, match=r"me.addresses: .*at least one") as err:
+        c.loads(text)
+    assert len(err.value.problems) == 1
+
+
+def test_tiers_out_of_order_are_rejected() -> None:
+    tiers = """
+[[tiers]]
+name = "inner"
+size = 50
+cadence = "2w"
+[[tiers]]
+name = "outer"
+size = 10
+cadence = "26w"
+"""
+    with pytest.raises(c.ConfigError, match=r"tiers\[2\].size: outer tiers need a size at least"):
+        c.loads(MINIMAL + tiers)
+    cadences = tiers.replace('size = 50\ncadence = "2w"', 'size = 5\ncadence = "30w"')
+    with pytest.raises(c.ConfigError, match=r"tiers\[2\].cadence: outer tiers need a cadence"):
+        c.loads(MINIMAL + cadences)
+
+
+def test_dormant_factor_below_fading_factor_is_rejected() -> None:
+    with pytest.raises(c.ConfigError, match=r"engine.dormant_factor: .*fading_factor \(3.0\)"):
+        c.loads(MINIMAL + "[engine]\nfading_factor = 3.0\ndormant_factor = 2.0\n")
+    c.loads(MINIMAL + "[engine]\nfading_factor = 3.0\ndormant_factor = 3.0\n")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from digest_fixtures import builder
 
 from keepwarm.daemon import digest_job
 from keepwarm.daemon.cli import cli
+from keepwarm.daemon.config import load
 
 
 @pytest.fixture
@@ -99,3 +101,13 @@ def test_as_of_a_day_is_that_mornings_digest(cfg_path: Path) -> None:
     assert "Made at 09:15 (Europe/Berlin)" in r.output
     bad = _run(cfg_path, "digest", "--as-of", "2026-13-40")
     assert bad.exit_code == 2 and "--as-of" in bad.output
+
+
+def test_digest_as_of_a_day_with_a_digest_time_in_seconds(cfg_path: Path) -> None:
+    """[digest] time = "07:30:15" is documented; --as-of DAY used to reject the day (item 6)."""
+    cfg_path.write_text(cfg_path.read_text() + '[digest]\ntime = "07:30:15"\n')
+    r = _run(cfg_path, "digest", "--as-of", "2026-11-24", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["date"] == "2026-11-24"
+    moment = digest_job.digest_moment(load(cfg_path), date(2026, 11, 24))
+    assert moment.isoformat() == "2026-11-24T06:30:15+00:00"
