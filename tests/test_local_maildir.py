@@ -320,3 +320,17 @@ def test_importing_twice_or_rescanning_is_idempotent(
         store.clear_cursor("a")
         third = run_account(store, MaildirConnector("a", root, batch_size=batch_size))
         assert (third.added, third.deleted) == (0, 0) and store.counts() == snapshot
+
+
+def test_a_nul_byte_in_the_body_does_not_drop_the_message(tmp_path: Path) -> None:
+    """Binary or not is decided on the header block, not on the first 4 KB (issue 15, item 7)."""
+    root = tmp_path / "Mail"
+    data = make_message(1, body="short body\n").as_bytes()
+    one(root, "nul.M1.host", data.replace(b"short body", b"short\x00body"))
+    nul_header = make_message(2).as_bytes().replace(b"Subject: ", b"Subject: a\x00", 1)
+    one(root, "nulhdr.M1.host", nul_header)
+    batches = collect(MaildirConnector("a", root))
+    got = {m.provider_id: m for m in messages(batches)}
+    assert set(got) == {"nul.M1.host", "nulhdr.M1.host"}, skipped(batches)
+    assert got["nulhdr.M1.host"].subject == "aMessage number 2"
+    assert skipped(batches) == {}

@@ -189,3 +189,15 @@ def test_import_then_append_then_rescan_is_idempotent(
         store.clear_cursor("a")
         fresh = run_account(store, MboxConnector("a", path, batch_size=batch_size))
         assert fresh.added == 0 and store.counts() == snapshot
+
+
+def test_a_nul_byte_in_a_header_does_not_drop_the_message(tmp_path: Path) -> None:
+    """Binary or not is decided on the whole header block, not on one byte (issue 15, item 7)."""
+    entry = mbox_entry(make_message(1)).replace(b"Subject: ", b"Subject: a\x00", 1)
+    path = tmp_path / "m.mbox"
+    path.write_bytes(entry + mbox_entry(make_message(2)))
+    batches = read_all(path)
+    got = {m.message_id: m for m in messages(batches)}
+    assert sorted(got) == ["msg1@test.example", "msg2@test.example"], skipped(batches)
+    assert got["msg1@test.example"].subject == "aMessage number 1"
+    assert skipped(batches) == {}

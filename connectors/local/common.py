@@ -18,6 +18,7 @@ from typing import Any
 from keepwarm.connectors.base import CursorExpired, MessageMeta, SourceError
 from keepwarm.connectors.headers import (
     MAX_HEADER_BLOCK,
+    header_block,
     message_from_headers,
     parse_header_block,
     plausible,
@@ -102,14 +103,16 @@ _CONTROL = bytes(range(0, 9)) + bytes(range(14, 32)) + b"\x7f"
 
 
 def looks_binary(head: bytes) -> bool:
-    """True for data that is not a mail message: NUL bytes or many control characters."""
-    sample = head[:4096]
-    if not sample:
+    """True for data that is not a mail message: a header block of many control characters.
+
+    Only the header block counts (a NUL byte in a body, or a stray one in a header, says nothing
+    about the message); control characters in headers are dropped when the values are cleaned.
+    """
+    block = header_block(head)[:4096]
+    if not block:
         return False
-    if b"\x00" in sample:
-        return True
-    controls = len(sample) - len(sample.translate(None, _CONTROL))
-    return controls * 20 > len(sample)
+    controls = len(block) - len(block.translate(None, _CONTROL))
+    return controls * 20 > len(block)
 
 
 def utc_from_timestamp(ts: float) -> datetime | None:
