@@ -67,6 +67,7 @@ class MessageMeta:
     list_id: str | None = None
     markers: tuple[str, ...] = ()
     date_from_provider: bool = False  # True when the header date was unusable
+    invalid_addresses: int = 0  # address entries dropped as invalid (the store counts them)
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,29 +161,40 @@ def clean_text(value: str) -> str:
 
 
 # -- addresses ----------------------------------------------------------------------------------
+INVALID_ADDRESS = "invalid address"  # the skip reason users see
 _ANY_SPACE = re.compile(r"\s")  # the characters str.isspace() accepts
-_BAD_LOCAL = re.compile(r'[<>(),;:\\"\[\]]')
-_BAD_DOMAIN = re.compile(r"[<>(),;:\\\"\[\]@']")
+_ADDRESS_CTRL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BAD_LOCAL = re.compile(r'[<>(),;:\\"\[\]]|=\?|\?=')  # specials, RFC 2047 encoded-word debris
+_DOMAIN = re.compile(r"[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*")  # letters, digits, - and _
 
 
 def normalize_address(raw: str) -> str | None:
-    """Normalize one bare address: case, IDNA domain, Gmail dots and plus tags. None if invalid."""
+    """Normalize one bare address: case, IDNA domain, Gmail dots and plus tags. None if invalid.
+
+    Invalid: no single "@", spaces or control characters anywhere, RFC 5322 specials or leftovers
+    of an RFC 2047 encoded word ("=?", "?=") in the local part, a domain that is not dot-separated
+    labels of letters, digits, "-" and "_" (after IDNA).
+    """
     s = raw.strip().strip("<>").strip().strip("'\"").strip()
     if s.lower().startswith("mailto:"):
         s = s[7:]
     if not s or len(s) > 320 or _ANY_SPACE.search(s) or s.count("@") != 1:
         return None
+    if _ADDRESS_CTRL.search(s):
+        return None
     local, domain = s.split("@")
     domain = domain.strip(".").lower()
     if not local or not domain or ("." not in domain and domain != "localhost"):
         return None
-    if _BAD_LOCAL.search(local) or _BAD_DOMAIN.search(domain):
+    if _BAD_LOCAL.search(local):
         return None
     if not domain.isascii():
         try:
             domain = domain.encode("idna").decode("ascii")
         except UnicodeError:
             return None
+    if not _DOMAIN.fullmatch(domain):
+        return None
     local = local.lower()
     if domain in GMAIL_DOMAINS:
         local = local.split("+", 1)[0].replace(".", "")
@@ -249,8 +260,13 @@ def _quoted_pairs(value: str) -> list[tuple[str, str]] | None:
 
 def parse_addresses(value: str | None) -> tuple[Address, ...]:
     """Parse an address-list header value. Invalid entries are dropped; duplicates removed."""
+    return parse_addresses_counted(value)[0]
+
+
+def parse_addresses_counted(value: str | None) -> tuple[tuple[Address, ...], int]:
+    """:func:`parse_addresses`, and how many entries looked like addresses but were invalid."""
     if not value:
-        return ()
+        return (), 0
     value = value[:MAX_FIELD]
     pairs = _simple_pairs(value)
     if pairs is None:
@@ -259,6 +275,7 @@ def parse_addresses(value: str | None) -> tuple[Address, ...]:
         except Exception:
             pairs = []
     seen: dict[str, Address] = {}
+    invalid = 0
     for name, addr in pairs[: MAX_ADDRESSES * 2]:
         email = normalize_address(addr)
         if email is None:
@@ -266,13 +283,14 @@ def parse_addresses(value: str | None) -> tuple[Address, ...]:
             m = re.search(r"<([^<>\s]+@[^<>\s]+)>", name) if name else None
             email = normalize_address(m.group(1)) if m else None
             if email is None:
+                invalid += "@" in addr or "@" in name
                 continue
             name = name[: m.start()] if m else name
         if email not in seen:
             seen[email] = Address(email, decode_words(name).strip(" '\"")[:200])
         if len(seen) >= MAX_ADDRESSES:
             break
-    return tuple(seen.values())
+    return tuple(seen.values()), invalid
 
 
 # -- dates ----------------------------------------------------------------------------------------
@@ -417,15 +435,23 @@ def message_from_headers(
     """
     if not headers:
         return "no headers"
-    from_list = parse_addresses(first(headers, "from"))
+    invalid = 0
+
+    def addresses(value: str | None) -> tuple[Address, ...]:
+        nonlocal invalid
+        found, bad = parse_addresses_counted(value)
+        invalid += bad
+        return found
+
+    from_list = addresses(first(headers, "from"))
     sender = from_list[0] if from_list else None
     if sender is None:
-        sender_h = parse_addresses(first(headers, "sender"))
+        sender_h = addresses(first(headers, "sender"))
         sender = sender_h[0] if sender_h else None
-    to = parse_addresses(", ".join(headers.get("to", [])))
-    cc = parse_addresses(", ".join(headers.get("cc", [])))
+    to = addresses(", ".join(headers.get("to", [])))
+    cc = addresses(", ".join(headers.get("cc", [])))
     if sender is None and not to and not cc:
-        return "no addresses"
+        return INVALID_ADDRESS if invalid else "no addresses"
     date = parse_date(first(headers, "date"))
     from_provider = False
     if not plausible(date, now):
@@ -440,6 +466,8 @@ def message_from_headers(
     subject_raw = first(headers, "subject")
     subject = decode_words(subject_raw)[:MAX_SUBJECT] if (subject_raw and keep_subject) else None
     irt = parse_message_ids(first(headers, "in-reply-to"), limit=1)
+    bcc = addresses(", ".join(headers.get("bcc", [])))
+    reply_to = addresses(first(headers, "reply-to"))
     return MessageMeta(
         account=account,
         provider_id=provider_id,
@@ -447,8 +475,8 @@ def message_from_headers(
         sender=sender,
         to=to,
         cc=cc,
-        bcc=parse_addresses(", ".join(headers.get("bcc", []))),
-        reply_to=parse_addresses(first(headers, "reply-to")),
+        bcc=bcc,
+        reply_to=reply_to,
         message_id=normalize_message_id(first(headers, "message-id")),
         in_reply_to=irt[0] if irt else None,
         references=parse_message_ids(first(headers, "references")),
@@ -459,4 +487,5 @@ def message_from_headers(
         list_id=list_id(headers),
         markers=automation_markers(headers) + tuple(extra_markers),
         date_from_provider=from_provider,
+        invalid_addresses=invalid,
     )

@@ -43,6 +43,7 @@ class SyncOutcome:
     deleted: int = 0
     batches: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    invalid_addresses: int = 0  # left out of stored messages (a message with none left is skipped)
     error: str | None = None
     fix: str | None = None
     retry_after: float | None = None
@@ -51,6 +52,9 @@ class SyncOutcome:
     def summary(self) -> str:
         """One line: '12,408 imported, 31 skipped: 29 unparseable date, 2 unreadable'."""
         parts = [f"{self.added:,} imported"]
+        if self.invalid_addresses:
+            n = self.invalid_addresses
+            parts[0] += f" ({n:,} invalid address{'es' if n != 1 else ''} left out)"
         if self.merged:
             parts.append(f"{self.merged:,} already known from elsewhere")
         if self.deleted:
@@ -101,6 +105,7 @@ def run_account(
                 outcome.merged += res.merged
                 outcome.unchanged += res.unchanged
                 outcome.deleted += res.deleted
+                outcome.invalid_addresses += res.invalid_addresses
                 for reason, n in res.skipped.items():
                     outcome.skipped[reason] = outcome.skipped.get(reason, 0) + n
                 if on_batch is not None:

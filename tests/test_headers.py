@@ -93,3 +93,40 @@ def test_normalization_is_idempotent(addr: str) -> None:
     once = h.normalize_address(addr)
     if once is not None:
         assert h.normalize_address(once) == once
+
+
+# -- invalid addresses are not people (issue 15, item 10) -------------------------------------
+def test_control_characters_and_encoded_word_debris_are_invalid_addresses() -> None:
+    for bad in (
+        "bill.rap\x14@enron.com",
+        "bill\x00@enron.com",
+        "x@enron\x7f.com",
+        "_x@evil.example?=",
+        "=?utf-8?q?x@evil.example",
+        "a=?b@example.com",
+        "x@exa?mple.com",
+        "x@exa=mple.com",
+        "x@exam..ple.com",
+    ):
+        assert h.normalize_address(bad) is None, repr(bad)
+    for good in (
+        "p..o'neil@enron.com",
+        "e$@vmeng.com",
+        "online#3.1@news.example.com",
+        "a_b@x_y.example",
+    ):
+        assert h.normalize_address(good) == good
+
+
+def test_invalid_addresses_are_counted_when_a_message_is_built() -> None:
+    raw = (
+        b"From: Bill <bill.rap\x14@enron.com>\nTo: =?utf-8?q?x_x@evil.example?=, ok@example.com\n"
+        b"Date: Tue, 03 Sep 2024 10:12:33 +0200\n\n"
+    )
+    msg = h.message_from_headers(h.parse_header_block(raw), account="a", provider_id="1")
+    assert isinstance(msg, MessageMeta)
+    assert msg.sender is None and [a.email for a in msg.to] == ["ok@example.com"]
+    assert msg.invalid_addresses == 2
+    only_bad = b"From: bill.rap\x14@enron.com\nDate: Tue, 03 Sep 2024 10:12:33 +0200\n\n"
+    got = h.message_from_headers(h.parse_header_block(only_bad), account="a", provider_id="2")
+    assert got == "invalid address"

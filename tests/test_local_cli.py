@@ -205,3 +205,28 @@ def test_import_ics_folder(cfg: Path, tmp_path: Path) -> None:
     assert first.exit_code == 0 and first.output.strip() == "1 imported", first.output
     store = Store.open(tmp_path / "kw.db")
     assert store.conn.execute("SELECT my_response FROM events").fetchall() == [("accepted",)]
+
+
+def test_invalid_addresses_are_not_people_and_are_counted(cfg: Path, tmp_path: Path) -> None:
+    """Control characters and encoded-word debris make an address invalid (issue 15, item 10)."""
+    root = tmp_path / "Mail"
+    write_maildir_message(
+        root,
+        "1.M1.host:2,S",
+        b"From: Bill <bill.rap\x14@enron.com>\nTo: me@example.com, =?utf-8?q?_x@evil.example?=\n"
+        b"Date: Tue, 03 Sep 2024 10:12:33 +0200\nMessage-ID: <a1@x>\n\nhi\n",
+    )
+    write_maildir_message(
+        root,
+        "2.M1.host:2,S",
+        b"From: bill.rap\x14@enron.com\nDate: Tue, 03 Sep 2024 10:12:33 +0200\n\nhi\n",
+    )
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "import", "maildir", str(root)])
+    assert r.exit_code == 0, r.output
+    assert (
+        r.output.strip()
+        == "1 imported (2 invalid addresses left out), 1 skipped: 1 invalid address"
+    )
+    db = sqlite3.connect(tmp_path / "kw.db")
+    emails = {e for (e,) in db.execute("SELECT email FROM addresses")}
+    assert emails == {"me@example.com"}

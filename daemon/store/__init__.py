@@ -54,6 +54,7 @@ class ApplyResult:
     unchanged: int = 0
     deleted: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    invalid_addresses: int = 0  # left out of the messages stored (the records were kept)
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,7 @@ class Store:
                 result.deleted += self._remove_sources(account)
             for msg in batch.messages:
                 self._upsert_message(msg, result)
+                result.invalid_addresses += msg.invalid_addresses
             for ev in batch.events:
                 self._upsert_event(ev, result)
             for d in batch.deletions:
