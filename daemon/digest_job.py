@@ -27,15 +27,17 @@ AUTH refused, bad TLS) stop at once and are shown by ``keepwarm status`` and in 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from keepwarm.daemon.config import Config
+from keepwarm.daemon.lock import exclusive
 from keepwarm.daemon.scheduler import digest_time_on
 from keepwarm.daemon.store import Store
 from keepwarm.digests.deliver import (
@@ -68,7 +70,7 @@ RETRY_DELAYS: tuple[float, ...] = (3.0,)
 class DigestOutcome:
     """What one run did. (Plain, not frozen: the service's ``DigestResult`` protocol reads it.)"""
 
-    state: str  # sent | already_sent | failed | written
+    state: str  # sent | already_sent | failed | written | in_progress (another sender has it)
     local_date: date
     subject: str | None = None
     path: Path | None = None
@@ -381,8 +383,72 @@ def run_digest(
     sleep: Callable[[float], None] = time.sleep,
     retry_delays: Sequence[float] = RETRY_DELAYS,
 ) -> DigestOutcome:
-    """Build the digest for ``now``'s local day; write it to ``out`` and/or deliver it once."""
+    """Build the digest for ``now``'s local day; write it to ``out`` and/or deliver it once.
+
+    Delivering needs the database's delivery lock (one process at a time): a second sender at
+    the same moment gets ``in_progress`` at once, before it builds or sends anything.
+    """
     local_date = now.astimezone(config.zone).date()
+    if not send:
+        return _run_digest(
+            config,
+            store,
+            local_date,
+            now,
+            send,
+            out,
+            force,
+            report_builder,
+            delivery,
+            sleep,
+            retry_delays,
+        )
+    with _delivery_claim(store) as claimed:
+        if not claimed:
+            return DigestOutcome(
+                "in_progress",
+                local_date,
+                error="already being delivered by another keepwarm process; not sending it twice",
+                transient=True,
+            )
+        return _run_digest(
+            config,
+            store,
+            local_date,
+            now,
+            send,
+            out,
+            force,
+            report_builder,
+            delivery,
+            sleep,
+            retry_delays,
+        )
+
+
+@contextlib.contextmanager
+def _delivery_claim(store: Store) -> Iterator[bool]:
+    """The right to deliver: an exclusive lock beside the database, held while delivering."""
+    if store.path is None:  # an in-memory store has one user
+        yield True
+        return
+    with exclusive(store.path.with_name(store.path.name + ".delivery-lock")) as held:
+        yield held
+
+
+def _run_digest(
+    config: Config,
+    store: Store,
+    local_date: date,
+    now: datetime,
+    send: bool,
+    out: Path | None,
+    force: bool,
+    report_builder: ReportBuilder | None,
+    delivery: Delivery | None,
+    sleep: Callable[[float], None],
+    retry_delays: Sequence[float],
+) -> DigestOutcome:
     if send and not force:
         done = _settle_previous(config, store, local_date, delivery, now)
         if done is not None:

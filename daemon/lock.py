@@ -10,6 +10,8 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,3 +94,19 @@ def running_daemon(path: Path) -> DaemonInfo | None:
         return None
     finally:
         os.close(fd)
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[bool]:
+    """Try to hold an exclusive ``flock`` on ``path`` for the block: yields False (at once) when
+    another process (or another open of the file) holds it. The kernel drops it on any exit."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock

@@ -57,11 +57,12 @@ MAX_SLEEP = 60.0  # seconds; re-read the wall clock at least this often (suspend
 STOP_GRACE = 20.0  # seconds to let the batch in hand finish on SIGTERM
 PROGRESS_EVERY = 30.0  # seconds between progress lines of a long sync
 DIGEST_RETRY_CAP = timedelta(hours=1)
+IN_PROGRESS_RECHECK = timedelta(minutes=5)  # another process holds the delivery: look again
 _WAKE = 0  # byte written by the worker; signals write their number
 
 
 class DigestResult(Protocol):
-    state: str  # sent | already_sent | failed | written
+    state: str  # sent | already_sent | failed | written | in_progress
     local_date: Any
     error: str | None
     transient: bool
@@ -361,6 +362,10 @@ class Service:
         if self.worker.open_error:
             self.close()
             raise StartupError(self.worker.open_error)
+        if self.config.delivery_method == "file":  # debris of a write killed mid-way
+            from keepwarm.digests.deliver import FileOutbox
+
+            FileOutbox(self.config.outbox).clean()
         self._selector.register(self._rsock, selectors.EVENT_READ)
         self._install_signals()
         self._reconcile_accounts(startup=True)
@@ -738,6 +743,11 @@ class Service:
             state, error, transient = "failed", result.crash, False
         else:
             state, error, transient = out.state, out.error, bool(out.transient)
+        if state == "in_progress":  # another process (keepwarm digest --send) is delivering it
+            log.info("digest for %s is being delivered by another keepwarm process", day)
+            if not self.stopping:
+                self._plan_digest(retry_at=self.clock() + IN_PROGRESS_RECHECK)
+            return
         if state in ("sent", "already_sent", "written"):
             self.digest.failures = 0
             self.digest.last = f"{state.replace('_', ' ')} {day}"

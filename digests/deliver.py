@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -131,6 +132,9 @@ def _write_private(path: Path, data: bytes) -> None:
         raise
 
 
+_TEMPORARY = re.compile(r"\.\d{4}-\d{2}-\d{2}\.(?:eml|html)\.[A-Za-z0-9_]{6,}")
+
+
 class FileOutbox:
     """Writes ``YYYY-MM-DD.html`` and then ``YYYY-MM-DD.eml`` (the commit point) per local day."""
 
@@ -138,6 +142,23 @@ class FileOutbox:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+
+    def clean(self) -> int:
+        """Remove temporary files left by writes that were killed (``.YYYY-MM-DD.eml.xxxxxx``).
+
+        Only the one delivering process (it holds the delivery lock) writes here, so any such
+        file is debris. Returns how many were removed."""
+        removed = 0
+        try:
+            names = [e.name for e in os.scandir(self.directory) if e.is_file(follow_symlinks=False)]
+        except OSError:
+            return 0
+        for name in names:
+            if _TEMPORARY.fullmatch(name):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / name).unlink()
+                    removed += 1
+        return removed
 
     def paths(self, local_date: date) -> tuple[Path, Path]:
         stem = local_date.isoformat()
@@ -165,6 +186,7 @@ class FileOutbox:
         eml, page = self.paths(local_date)
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.clean()
             _write_private(page, html.encode("utf-8"))
             before_data()
             _write_private(eml, message.as_bytes(policy=POLICY))

@@ -365,3 +365,69 @@ def test_delivery_methods_come_from_the_registry(
         config(tmp_path), store, now=NOW + timedelta(days=1), report_builder=builder(), **NO_SLEEP
     )
     assert other.state == "failed" and "not available" in (other.error or "")
+
+
+# -- issue 15: never twice across processes, no debris ----------------------------------------------
+def test_concurrent_sends_deliver_once(tmp_path: Path) -> None:
+    """Several senders at the same moment (each with its own connection, as separate processes
+    have): one delivers, the others say it is already being delivered (item 1)."""
+    import threading
+    import time
+
+    def slow_builder() -> Any:
+        inner = builder()
+
+        def build(config: Any, store: Store, now: Any) -> Any:
+            time.sleep(0.5)  # everyone is past the ledger check before anyone sends
+            return inner(config, store, now)
+
+        return build
+
+    outcomes: list[Any] = []
+    with smtp_server(tmp_path) as srv:
+        cfg = _smtp_config(tmp_path, srv.port, srv.ca_file)
+        Store.open(tmp_path / "kw.db").close()
+
+        def send() -> None:
+            s = Store.open(tmp_path / "kw.db")
+            try:
+                outcomes.append(
+                    run_digest(cfg, s, now=NOW, report_builder=slow_builder(), **NO_SLEEP)
+                )
+            finally:
+                s.close()
+
+        threads = [threading.Thread(target=send) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(srv.handler.received) == 1
+    states = sorted(o.state for o in outcomes)
+    assert states == ["in_progress"] * 5 + ["sent"], states
+    assert all("already being delivered" in (o.error or "") for o in outcomes if o.state != "sent")
+    s = Store.open(tmp_path / "kw.db")
+    row = ledger_row(s, NOW.date())
+    s.close()
+    assert row is not None and (row.state, row.attempts) == ("sent", 1)
+
+
+def test_temporary_files_of_killed_outbox_writes_are_removed(tmp_path: Path, store: Store) -> None:
+    """A write killed between mkstemp and rename leaves '.DAY.eml.xxxx' behind (item 8)."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    leftovers = [outbox / ".2026-11-23.eml.k3j2x9_a", outbox / ".2026-11-24.html.abc12345"]
+    for p in leftovers:
+        p.write_bytes(b"partial")
+    mine = outbox / "notes.txt"
+    mine.write_text("not keepwarm's")
+    assert _run(config(tmp_path), store).state == "sent"
+    assert sorted(p.name for p in outbox.iterdir()) == [
+        "2026-11-24.eml",
+        "2026-11-24.html",
+        "notes.txt",
+    ]
+    for p in leftovers:
+        p.write_bytes(b"partial")
+    assert FileOutbox(outbox).clean() == 2
+    assert not any(p.exists() for p in leftovers) and mine.exists()

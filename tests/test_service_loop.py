@@ -219,6 +219,44 @@ def test_a_transient_digest_failure_is_retried_and_a_permanent_one_is_not(
     assert plan.local_date > earlier.date()  # given up for today: next is tomorrow
 
 
+def test_a_digest_another_process_is_delivering_is_looked_at_again_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """'digest --send' from the command line holds the delivery: the daemon neither fails nor
+    gives up the day; it looks again a few minutes later and then finds it sent (item 1)."""
+    caplog.set_level(logging.INFO, logger="keepwarm")
+    earlier = datetime.now(cfgmod.ZoneInfo("Europe/Berlin")) - timedelta(minutes=1)
+    config = _config(tmp_path, earlier.strftime("%H:%M"))
+    config = cfgmod.loads(
+        config.path.read_text().split("[[accounts]]")[0],
+        config.path,  # type: ignore[union-attr]
+    )
+    calls: list[str] = []
+
+    def digest(cfg: Config, store: Any, *, now: datetime, send: bool = True) -> Outcome:
+        calls.append("x")
+        day = now.astimezone(cfg.zone).date()
+        if len(calls) == 1:
+            return Outcome("in_progress", day, "already being delivered", transient=True)
+        return Outcome("already_sent", day)
+
+    service = Service(
+        str(config.path), config, notifier=Notifier(None, watchdog_usec=300_000), digest_job=digest
+    )
+
+    def scenario() -> None:
+        _until(lambda: "being delivered by another keepwarm process" in caplog.text)
+        plan, job = service.digest.plan, service.digest.job
+        assert plan is not None and plan.catch_up and plan.local_date == earlier.date()
+        assert job is not None and service.digest.failures == 0
+        job.plan(datetime.now(UTC))  # do not wait out the five minutes
+        _until(lambda: len(calls) == 2)
+        _until(lambda: "already sent earlier" in caplog.text)
+
+    assert _run(service, scenario) == 0
+    assert "failed" not in caplog.text
+
+
 class Backfill:
     """Many small batches, as a first import of a big mailbox."""
 

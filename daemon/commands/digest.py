@@ -109,6 +109,8 @@ def _report(state: str, day: date, path: Path | None, error: str | None, out: Pa
             click.echo(f"note: {error}", err=True)
     elif state == "already_sent":
         click.echo(f"digest for {day} was already delivered; use --force to send it again")
+    elif state == "in_progress":
+        click.echo(f"digest for {day} is {error}")
     elif state == "failed":
         click.echo(f"digest for {day} not delivered: {error}", err=True)
 
