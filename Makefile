@@ -14,6 +14,10 @@ TEST_STAMP := $(VENV)/.installed-test
 SYS_STAMP := $(VENV)/.system-packages
 # Debian packages the tests need: a real IMAP server, systemd-analyze, headless Chromium (digest render check).
 SYSTEM_PACKAGES := dovecot-imapd systemd chromium
+# keepwarm's dependencies as wheels: tests/test_install.py installs a freshly built keepwarm wheel
+# into a new venv from here, offline (as a user would with pip, minus the network).
+WHEELHOUSE := $(VENV)/wheelhouse
+WHEEL_STAMP := $(WHEELHOUSE)/.complete
 
 .PHONY: demo test lint typecheck pytest system-deps bench clean
 
@@ -39,6 +43,12 @@ $(SYS_STAMP): | $(BIN)/python
 	fi
 	touch $@
 
+$(WHEEL_STAMP): pyproject.toml | $(BIN)/python
+	rm -rf $(WHEELHOUSE)
+	$(BIN)/python -m pip wheel -q -w $(WHEELHOUSE) .
+	rm -f $(WHEELHOUSE)/keepwarm-*.whl
+	touch $@
+
 demo: $(STAMP)
 	@rm -rf $(DEMO_DIR)
 	$(BIN)/keepwarm demo --dir $(DEMO_DIR)
@@ -50,7 +60,7 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-pytest: $(TEST_STAMP) $(SYS_STAMP)
+pytest: $(TEST_STAMP) $(SYS_STAMP) $(WHEEL_STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -159,89 +159,27 @@ def auth() -> None:
     """Authorise keepwarm to read an account (run once per account, again if access expires)."""
 
 
-STARTER = """\
-# keepwarm configuration. Every option is documented in config.example.toml.
-[me]
-name = "{name}"
-addresses = [{addresses}]
-timezone = "{timezone}"
-
-# Add your mail and calendar accounts, for example:
-# [[accounts]]
-# name = "archive"
-# kind = "maildir"          # mbox | maildir | ics | imap | gmail | gcal | microsoft
-# path = "~/Mail/archive"
-
-[digest]
-time = "07:30"
-max_items = 7
-
-[delivery]
-method = "file"             # file | smtp | gmail | microsoft
-"""
-
-
-def _local_zone_name() -> str:
-    tz = os.environ.get("TZ")
-    if tz and "/" in tz:
-        return tz.lstrip(":")
-    try:
-        link = os.readlink("/etc/localtime")
-        if "zoneinfo/" in link:
-            return link.split("zoneinfo/", 1)[1]
-    except OSError:
-        pass
-    return "UTC"
-
-
-@cli.command()
-@click.option("--name", prompt="Your name", help="Your name.")
-@click.option(
-    "--address", "addresses", multiple=True, help="An address you send from (repeatable)."
-)
-@click.option(
-    "--timezone",
-    default=_local_zone_name,
-    show_default="this machine's zone",
-    help="IANA time zone.",
-)
-@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
-@pass_ctx
-def init(obj: Ctx, name: str, addresses: tuple[str, ...], timezone: str, force: bool) -> None:
-    """Write a commented starter config."""
-    path = cfgmod.find_config(obj.config_path)
-    if path.exists() and not force:
-        raise UserError(f"{path} already exists; edit it, or pass --force to overwrite it")
-    if not addresses:
-        addresses = tuple(click.prompt("Your email address(es), comma separated").split(","))
-    text = STARTER.format(
-        name=name.replace('"', "'"),
-        addresses=", ".join(json.dumps(a.strip()) for a in addresses if a.strip()),
-        timezone=timezone,
-    )
-    try:
-        cfgmod.loads(text)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    click.echo(f"wrote {path}")
-
-
 def sync_accounts(obj: Ctx, names: list[str], *, quiet: bool = False) -> int:
     """Sync the named accounts (all enabled ones if empty); returns the number that failed."""
     from keepwarm.daemon.accounts import make_connector
     from keepwarm.daemon.sync import run_account
 
     config = obj.config
-    accounts = (
-        [config.account(n) for n in names] if names else [a for a in config.accounts if a.enabled]
-    )
+    try:
+        accounts = (
+            [config.account(n) for n in names]
+            if names
+            else [a for a in config.accounts if a.enabled]
+        )
+    except ConfigError as exc:
+        raise UserError(
+            "; ".join(exc.problems) + ". (`keepwarm sync` syncs the accounts in your config; "
+            "run `keepwarm import KIND PATH` again to update an imported folder or file)"
+        ) from None
     if not accounts:
         raise UserError(
-            "no accounts configured: add an [[accounts]] table to your config (see config.example.toml)"
+            "no accounts configured: add an [[accounts]] table to your config (every kind: "
+            "`keepwarm init --example`), or import files with `keepwarm import maildir PATH`"
         )
     failed = 0
     with obj.store() as store:
@@ -384,20 +322,59 @@ def _daemon_info(config: Config) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    """Console-script entry point: user errors without tracebacks, unexpected ones with a hint."""
+def main(args: list[str] | None = None) -> None:
+    """Console-script entry point: every error is one line with its fix, never a traceback.
+
+    Ctrl-C exits 130 (everything committed so far is kept); a bug prints one line and how to
+    see its traceback (``KEEPWARM_DEBUG=1``).
+    """
     try:
-        cli.main(prog_name="keepwarm", standalone_mode=True)
-    except KeyboardInterrupt:  # pragma: no cover - interactive
-        click.echo("interrupted; everything committed so far is kept", err=True)
-        sys.exit(130)
+        code = cli.main(args=args, prog_name="keepwarm", standalone_mode=False)
+    except click.exceptions.Abort as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, EOFError):
+            click.echo(
+                "keepwarm: no answer to the question (input ended); pass the values as flags",
+                err=True,
+            )
+            sys.exit(EXIT_USER)
+        _interrupted()
+    except KeyboardInterrupt:
+        _interrupted()
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("KEEPWARM_DEBUG"):
+            raise
+        click.echo(
+            f"keepwarm: unexpected error: {type(exc).__name__}: {exc}. This is a bug; "
+            "run the command again with KEEPWARM_DEBUG=1 to see where it happened, and report it.",
+            err=True,
+        )
+        sys.exit(EXIT_FAIL)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted() -> None:
+    click.echo("\ninterrupted; everything committed so far is kept", err=True)
+    sys.exit(130)
 
 
 def _register_subcommands() -> None:
     """Command modules add themselves to the group; imported here so ``cli`` is complete."""
     import importlib
 
-    for module in ("local", "people", "digest", "google", "microsoft", "service", "demo"):
+    for module in (
+        "setup",
+        "local",
+        "people",
+        "digest",
+        "google",
+        "microsoft",
+        "service",
+        "demo",
+    ):
         importlib.import_module(f"keepwarm.daemon.commands.{module}")
 
 

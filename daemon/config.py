@@ -1,8 +1,9 @@
 """Load and validate the one TOML file the user edits.
 
 One schema (the ``Field`` tables below) drives validation, defaults and the documentation test:
-every key in it must appear in ``config.example.toml``. Loading reports *all* problems at once,
-each with its key path, what was found and what is allowed; unknown keys get a "did you mean".
+every key in it must appear in ``daemon/data/config.example.toml`` (``keepwarm init --example``).
+Loading reports *all* problems at once, each with its key path, what was found and what is
+allowed; unknown keys get a "did you mean".
 """
 
 from __future__ import annotations

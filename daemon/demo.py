@@ -44,6 +44,7 @@ from keepwarm.connectors.headers import (
     parse_header_block,
 )
 from keepwarm.daemon.store import Store
+from keepwarm.digests.deliver import write_private
 
 DEMO_TODAY = date(2026, 11, 17)  # a Tuesday
 DEMO_SEED = 7
@@ -743,10 +744,8 @@ def generate(
     write_maildir(data.messages, root / "mail", today_end, seed)
     write_ics(data.events, root / "calendar.ics", today)
     config_path = root / "config.toml"
-    config_path.write_text(
-        CONFIG.format(name=ME.name, me=ME.email, other=ME_OTHER, zone=ZONE_NAME, dir=root),
-        encoding="utf-8",
-    )
+    text = CONFIG.format(name=ME.name, me=ME.email, other=ME_OTHER, zone=ZONE_NAME, dir=root)
+    write_private(config_path, text.encode("utf-8"))  # `keepwarm run` refuses a readable config
     return _manifest(root, seed, today, data, config_path)
 
 

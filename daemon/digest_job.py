@@ -48,6 +48,7 @@ from keepwarm.digests.deliver import (
     SmtpSettings,
     build_message,
     message_id_for,
+    write_private,
 )
 from keepwarm.digests.render import (
     AccountHealth,
@@ -361,13 +362,22 @@ def smtp_settings(config: Config) -> SmtpSettings:
 
 
 def _write_out(rendered: RenderedDigest, out: Path, message_bytes: bytes) -> None:
+    """The digest as a file readable only by its owner (it names your relationships)."""
     suffix = out.suffix.lower()
     if suffix == ".eml":
-        out.write_bytes(message_bytes)
+        data = message_bytes
     elif suffix in (".html", ".htm"):
-        out.write_text(rendered.html, encoding="utf-8")
+        data = rendered.html.encode("utf-8")
     else:
-        out.write_text(rendered.text, encoding="utf-8")
+        data = rendered.text.encode("utf-8")
+    try:
+        write_private(out, data)
+    except OSError as exc:
+        raise OutFileError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+class OutFileError(Exception):
+    """``--out`` could not be written; the message says why."""
 
 
 def run_digest(

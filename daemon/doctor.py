@@ -174,13 +174,43 @@ def _remote_source(acct: Account, timeout: float) -> Check:
     return Check(name, True, f"{host}:{port} accepts connections")
 
 
+def stored_accounts(config: Config) -> list[tuple[str, str]]:
+    """(name, kind) of every account in the database (imports included), read-only: doctor never
+    creates or migrates the database."""
+    import sqlite3
+
+    path = config.store_path
+    if not path.is_file():
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = conn.execute("SELECT name, kind FROM accounts ORDER BY name").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []  # the database check reports a damaged or unreadable file
+    return [(str(n), str(k)) for n, k in rows]
+
+
 def check_sources(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[Check]:
-    if not config.accounts:
+    configured = {a.name for a in config.accounts}
+    imported = [(n, k) for n, k in stored_accounts(config) if n not in configured]
+    if imported:
+        names = ", ".join(f"{n} ({k})" for n, k in imported)
+        yield Check(
+            "imported accounts",
+            True,
+            f"{len(imported)} in the database, not in the config: {names}; "
+            "`keepwarm import KIND PATH` again reads what is new",
+        )
+    if not config.accounts and not imported:
         yield Check(
             "accounts",
             False,
-            "no accounts configured",
-            "add an [[accounts]] table (see config.example.toml)",
+            "no accounts configured and nothing imported",
+            "import mail files (keepwarm import maildir PATH) or add an [[accounts]] table "
+            "(every kind: `keepwarm init --example`)",
         )
     for acct in config.accounts:
         if not acct.enabled:

@@ -133,6 +133,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 _TEMPORARY = re.compile(r"\.\d{4}-\d{2}-\d{2}\.(?:eml|html)\.[A-Za-z0-9_]{6,}")
+write_private = _write_private  # public name for the daemon's private files (--out, keys)
 
 
 class FileOutbox:

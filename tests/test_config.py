@@ -8,7 +8,7 @@ import pytest
 
 from keepwarm.daemon import config as c
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+EXAMPLE = Path(__file__).resolve().parent.parent / "daemon" / "data" / "config.example.toml"
 MINIMAL = """
 [me]
 name = "Jane Doe"

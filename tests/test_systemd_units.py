@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-UNITS = Path(__file__).resolve().parent.parent / "systemd"
+from keepwarm.daemon.packaged import render_unit
+
+UNITS = Path(__file__).resolve().parent.parent / "daemon" / "data" / "systemd"
 KEEPWARM = Path(sys.executable).parent / "keepwarm"
 
 
@@ -22,12 +24,15 @@ def _analyze() -> str:
 
 @pytest.fixture
 def units(tmp_path: Path) -> Path:
-    """The units with ExecStart pointing at this checkout's keepwarm (verify checks it exists)."""
-    for unit in UNITS.glob("*.service"):
-        text = unit.read_text()
-        text = text.replace("/usr/local/bin/keepwarm", str(KEEPWARM))
-        text = text.replace("%h/.local/bin/keepwarm", str(KEEPWARM))
-        name = unit.name.replace("@.service", "@alice.service")
+    """The units as `keepwarm service install` writes them, ExecStart pointing at this checkout's
+    keepwarm (verify checks it exists)."""
+    for scope, name in (
+        ("user", "keepwarm-user.service"),
+        ("system", "keepwarm.service"),
+        ("template", "keepwarm@alice.service"),
+    ):
+        text = render_unit(scope, [str(KEEPWARM)], tmp_path / "config.toml")  # type: ignore[arg-type]
+        assert f"ExecStart={KEEPWARM} " in text
         (tmp_path / name).write_text(text)
     return tmp_path
 

@@ -62,7 +62,7 @@ def digest(
     Without --send or --out it prints the plain-text digest to stdout as a preview: nothing is
     delivered and nothing is recorded (suggestions shown, cooldowns), so it can run any time.
     """
-    from keepwarm.daemon.digest_job import digest_moment, run_digest
+    from keepwarm.daemon.digest_job import OutFileError, digest_moment, run_digest
 
     config = obj.config
     if as_of and len(as_of) == 10:  # a day: that morning's digest, at [digest].time
@@ -74,8 +74,13 @@ def digest(
         now = now_utc(parse_as_of(as_of, config.zone))
     if force and not send:
         raise UserError("--force only makes sense with --send")
+    if out is not None:
+        _check_writable(out)
     with obj.store() as store:
-        outcome = run_digest(config, store, now=now, send=send, out=out, force=force)
+        try:
+            outcome = run_digest(config, store, now=now, send=send, out=out, force=force)
+        except OutFileError as exc:
+            raise UserError(str(exc)) from None
     if as_json:
         click.echo(
             json.dumps(
@@ -98,6 +103,18 @@ def digest(
         _report(outcome.state, outcome.local_date, outcome.path, outcome.error, out)
     if outcome.state == "failed":
         sys.exit(EXIT_FAIL)
+
+
+def _check_writable(out: Path) -> None:
+    """--out: a file in an existing folder (an error now beats a traceback after the work)."""
+    parent = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise UserError(f"--out: {out} is a folder; give a file name such as {out / 'digest.html'}")
+    if not parent.is_dir():
+        raise UserError(
+            f"--out: the folder {parent} does not exist; create it (mkdir -p {parent}) "
+            "or write somewhere else"
+        )
 
 
 def _report(state: str, day: date, path: Path | None, error: str | None, out: Path | None) -> None:
