@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, time
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ import click
 from keepwarm.connectors.base import Batch, ConnectorError, Progress
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.config import Config, ConfigError
-from keepwarm.daemon.store import Store, StoreError
+from keepwarm.daemon.store import Store, StoreError, database_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,14 +49,23 @@ class Ctx:
 
     @contextmanager
     def store(self) -> Iterator[Store]:
+        """The open store; a damaged, read-only or full database ends the command in one line."""
         try:
             store = Store.open(self.config.store_path)
         except StoreError as exc:
             raise UserError(str(exc)) from None
         try:
             yield store
+        except sqlite3.DatabaseError as exc:
+            problem = database_problem(store.path, exc)
+            if problem is None:
+                raise
+            raise UserError(str(problem)) from None
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
         finally:
-            store.close()
+            with suppress(sqlite3.Error):
+                store.close()
 
 
 pass_ctx = click.make_pass_decorator(Ctx)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import smtplib
 import socket
+import sqlite3
 import ssl
 import stat
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit
 
 from keepwarm.daemon.config import Account, Config, SmtpConfig
 from keepwarm.daemon.secrets import SecretError, resolve_secret
+from keepwarm.daemon.store import directory_problem
 
 OAUTH_KINDS = ("gmail", "gcal", "microsoft")
 LOCAL_KINDS = ("mbox", "maildir", "ics")
@@ -96,6 +99,68 @@ def check_permissions(config: Config) -> Iterator[Check]:
     else:
         n = sum(1 for _, p in private_files(config) if p.exists())
         yield Check("permissions", True, f"{n} private file(s) accessible to their owner only")
+
+
+# -- the database ---------------------------------------------------------------------------------
+MIN_FREE = 64 * 1024 * 1024  # bytes: below this a sync can fill the disk mid-batch
+
+
+def check_database(config: Config) -> Iterator[Check]:
+    """The state directory is writable with room to spare; the database passes quick_check."""
+    db = config.store_path
+    problem = directory_problem(db.parent)
+    if problem is not None:
+        yield Check("database directory", False, problem[0], problem[1])
+    else:
+        where = db.parent if db.parent.exists() else next(p for p in db.parents if p.exists())
+        free = shutil.disk_usage(where).free
+        yield Check(
+            "free space",
+            free >= MIN_FREE,
+            f"{free // (1024 * 1024):,} MB free in {where}",
+            "free disk space there (keepwarm needs room for its database to grow), or set "
+            "[store] path to another disk",
+        )
+    if not db.exists():
+        yield Check("database", True, f"{db} not created yet (the first sync creates it)")
+        return
+    try:
+        result = _quick_check(db)
+    except sqlite3.DatabaseError as exc:
+        result = str(exc)
+    if result == "ok":
+        yield Check("database", True, f"{db} passes SQLite's quick_check")
+    else:
+        q = shlex.quote(str(db))
+        yield Check(
+            "database",
+            False,
+            f"{db} is damaged ({result})",
+            f"restore it from a backup, or move it aside (mv {q} {q}.damaged) and run "
+            "'keepwarm sync' to import your accounts again",
+        )
+
+
+def _quick_check(db: Path) -> str:
+    """SQLite's quick_check through a read-only connection (immutable if the directory is
+    read-only, where the WAL index cannot be created)."""
+    for flags in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            con = sqlite3.connect(f"file:{db}?{flags}", uri=True, timeout=10)
+        except sqlite3.OperationalError:
+            continue
+        try:
+            rows = con.execute("PRAGMA quick_check(5)").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "unable to open" in str(exc):
+                continue
+            raise
+        finally:
+            con.close()
+        lines = [x for r in rows for x in str(r[0]).splitlines() if x and not x.startswith("*")]
+        text = "; ".join(lines[:2]) or "no answer"
+        return text if len(lines) <= 2 else f"{text}; ..."
+    raise sqlite3.DatabaseError("unable to open the database file")
 
 
 # -- tokens and sources ---------------------------------------------------------------------------
@@ -306,6 +371,7 @@ def _fmt_interval(seconds: float) -> str:
 def run_checks(config: Config, now: datetime, timeout: float = NETWORK_TIMEOUT) -> Iterator[Check]:
     """Every check after the config loaded, in the order ``doctor`` prints them."""
     yield from check_permissions(config)
+    yield from check_database(config)
     yield from check_tokens(config)
     yield from check_sources(config, timeout)
     yield from check_smtp(config, timeout)

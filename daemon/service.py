@@ -22,6 +22,7 @@ import queue
 import selectors
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -47,12 +48,13 @@ from keepwarm.daemon.scheduler import (
     plan_digest,
     utc_now,
 )
-from keepwarm.daemon.store import Store, StoreError
+from keepwarm.daemon.store import Store, StoreError, database_problem, unwritable_directory
 from keepwarm.daemon.sync import SyncOutcome, backoff_delay, run_account
 from keepwarm.daemon.systemd import Notifier
 
 log = logging.getLogger("keepwarm.daemon")
 
+EXIT_USER = 2  # as the CLI's: the user must act; the units do not restart on it
 MAX_SLEEP = 60.0  # seconds; re-read the wall clock at least this often (suspend/resume)
 STOP_GRACE = 20.0  # seconds to let the batch in hand finish on SIGTERM
 PROGRESS_EVERY = 30.0  # seconds between progress lines of a long sync
@@ -150,6 +152,7 @@ class Worker(threading.Thread):
         self.pending = 0
         self.opened = threading.Event()
         self.open_error: str | None = None
+        self.fatal: str | None = None  # the database cannot be used: the daemon stops
 
     def submit(self, task: Task) -> None:
         self.pending += 1
@@ -196,6 +199,12 @@ class Worker(threading.Thread):
                 return self._sync(store, task)
             return self._digest(store, task)
         except Exception as exc:  # a bug or an unclassified failure must not kill the daemon
+            problem = database_problem(self.store_path, exc)
+            if problem is not None:  # the database, not the task: one line, no traceback
+                log.error("%s %s: %s", task.kind, task.account or "", problem)
+                if problem.fatal:
+                    self.fatal = str(problem)
+                return TaskResult(task, crash=str(problem))
             log.exception("%s %s: unexpected error", task.kind, task.account or "")
             return TaskResult(task, crash=f"{type(exc).__name__}: {exc}")
 
@@ -348,7 +357,13 @@ class Service:
                 "refusing to start: private files are accessible to other users "
                 f"(they hold your mail history or credentials):\n{lines}"
             )
-        self.lock.acquire(str(self.config.path) if self.config.path else None)
+        try:
+            self.lock.acquire(str(self.config.path) if self.config.path else None)
+        except OSError as exc:
+            raise StartupError(
+                unwritable_directory(self.lock.path.parent)
+                or f"cannot create the lock file {self.lock.path}: {exc.strerror or exc}"
+            ) from None
         try:
             self.store = Store.open(self.config.store_path)
         except StoreError as exc:
@@ -368,8 +383,15 @@ class Service:
             FileOutbox(self.config.outbox).clean()
         self._selector.register(self._rsock, selectors.EVENT_READ)
         self._install_signals()
-        self._reconcile_accounts(startup=True)
-        self._plan_digest()
+        try:
+            self._reconcile_accounts(startup=True)
+            self._plan_digest()
+        except sqlite3.DatabaseError as exc:
+            problem = database_problem(self.config.store_path, exc)
+            if problem is None:
+                raise
+            self.close()
+            raise StartupError(str(problem)) from None
         names = ", ".join(sorted(self.accounts)) or "none"
         log.info(
             "started (pid %d): %d account(s) [%s]; %s",
@@ -398,7 +420,23 @@ class Service:
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> int:
-        """The main loop; returns the exit code (0 after SIGTERM/SIGINT)."""
+        """The main loop; returns the exit code (0 after SIGTERM/SIGINT, 2 when the database is
+        damaged or cannot be written: the service manager must not restart into the same wall)."""
+        try:
+            return self._loop()
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            problem = database_problem(self.config.store_path, exc)
+            if problem is None:
+                raise
+            return self._fatal(str(problem))
+
+    def _fatal(self, problem: str) -> int:
+        log.critical("stopping: %s", problem)
+        self.notifier.status(f"stopped: {problem}"[:200])
+        self.close()
+        return EXIT_USER
+
+    def _loop(self) -> int:
         assert self.worker is not None
         while True:
             self._selector.select(self._timeout())
@@ -408,6 +446,8 @@ class Service:
                 elif code == signal.SIGHUP and not self.stopping:
                     self.reload()
             self._collect_results()
+            if self.worker.fatal and not self.stopping:
+                return self._fatal(self.worker.fatal)
             if not self.worker.is_alive() and not self.stopping:
                 log.critical(
                     "the worker thread died; exiting so the service manager restarts keepwarm"

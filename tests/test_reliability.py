@@ -10,7 +10,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+from fakes.faults import damage_tables, damage_text, read_only
 from fakes.smtp import PASSWORD, USER, smtp_server
+from localmail import make_message, write_maildir_message
 
 KEEPWARM = str(Path(sys.executable).parent / "keepwarm")
 
@@ -86,3 +89,122 @@ def test_concurrent_digest_send_processes_deliver_once(tmp_path: Path) -> None:
             "digest for 2026-11-24 is already being delivered by another keepwarm process; "
             "not sending it twice",
         ), line
+
+
+# -- items 3 and 4: a damaged or read-only database ---------------------------------------------------
+def synced(tmp: Path, n: int = 40) -> tuple[Path, Path]:
+    """A config with one maildir account, synced once; returns (config, maildir)."""
+    mail = tmp / "Mail"
+    for i in range(n):
+        data = make_message(i, sender=f"p{i}@example.org", to="jane@example.com").as_bytes()
+        write_maildir_message(mail, f"{i}.M1.host:2,S", data)
+    cfg = write_config(
+        tmp,
+        f"""        [delivery]
+        outbox = "{tmp / "outbox"}"
+        [[accounts]]
+        name = "mail"
+        kind = "maildir"
+        path = "{mail}"
+        """,
+    )
+    first = keepwarm(cfg, "sync")
+    assert first.returncode == 0 and "40 imported" in first.stdout, first.stderr
+    return cfg, mail
+
+
+COMMANDS = (
+    ("status",),
+    ("people",),
+    ("person", "p1@example.org"),
+    ("digest",),
+    ("digest", "--send"),
+    ("sync",),
+    ("snooze", "--list"),
+)
+
+
+def one_line_or_success(proc: subprocess.CompletedProcess[str], words: str) -> bool:
+    """True when the command failed with exactly one line saying ``words``."""
+    no_traceback(proc)
+    if proc.returncode == 0:
+        return False
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], proc.stderr
+    return True
+
+
+@pytest.mark.parametrize(
+    ("where", "reads_it"),
+    [("accounts", "sync"), ("messages", "digest"), ("addresses", "people"), ("cursor", "sync")],
+)
+def test_damaged_pages_end_every_command_in_one_line(
+    tmp_path: Path, where: str, reads_it: str
+) -> None:
+    """SQLite reports damaged pages (the file header intact) only when a query reaches them:
+    every command then says so in one line, the same as for a truncated file (item 3)."""
+    cfg, mail = synced(tmp_path)
+    db = tmp_path / "state" / "kw.db"
+    if where == "cursor":  # the stored position of the account is no longer UTF-8
+        assert damage_text(db, b'"kind":"maildir"') == 1
+    else:
+        damage_tables(db, [where])
+    failed = [
+        " ".join(args)
+        for args in (*COMMANDS, ("import", "maildir", str(mail)))
+        if one_line_or_success(keepwarm(cfg, *args), "is damaged")
+    ]
+    assert reads_it in failed, failed
+    doctor = keepwarm(cfg, "doctor")
+    no_traceback(doctor)
+    if where != "cursor":  # a value that is not UTF-8 is no damage to SQLite's structure
+        assert doctor.returncode == 1 and "[FAIL] database:" in doctor.stdout, doctor.stdout
+        assert "is damaged" in doctor.stdout and "move it aside" in doctor.stdout
+
+
+def test_a_truncated_database_says_the_same(tmp_path: Path) -> None:
+    cfg, _mail = synced(tmp_path)
+    db = tmp_path / "state" / "kw.db"
+    damage_text(db, b"")  # folds the WAL in
+    db.write_bytes(db.read_bytes()[:1000])
+    for args in COMMANDS:
+        assert one_line_or_success(keepwarm(cfg, *args), "is damaged"), args
+
+
+@pytest.mark.parametrize("when", ["at start", "in a sync"])
+def test_the_daemon_stops_without_a_traceback_on_a_damaged_database(
+    tmp_path: Path, when: str
+) -> None:
+    """Exit status 2: the units do not restart into the same wall (RestartPreventExitStatus)."""
+    cfg, mail = synced(tmp_path)
+    db = tmp_path / "state" / "kw.db"
+    if when == "at start":
+        damage_text(db, b'"kind":"maildir"')
+    else:  # the damage is met when the new mail is stored
+        for i in range(100, 140):
+            write_maildir_message(mail, f"{i}.M1.host:2,S", make_message(i).as_bytes())
+        damage_tables(db, ["messages", "message_sources"])
+    proc = keepwarm(cfg, "run", timeout=60)
+    no_traceback(proc)
+    assert proc.returncode == 2, proc.stderr
+    assert "is damaged" in proc.stderr and "move it aside" in proc.stderr, proc.stderr
+
+
+def test_a_read_only_state_directory_is_named_in_one_line(tmp_path: Path) -> None:
+    """keepwarm run crashed with a traceback on its lock file; other commands said 'unable to
+    open database file' (item 4)."""
+    cfg, mail = synced(tmp_path)
+    state = tmp_path / "state"
+    with read_only(state):
+        for args in (*COMMANDS, ("run",), ("import", "maildir", str(mail))):
+            proc = keepwarm(cfg, *args, timeout=60)
+            assert one_line_or_success(proc, f"cannot write to its state directory {state}"), args
+            assert "read-only file system" in proc.stderr or os.getuid() != 0
+        doctor = keepwarm(cfg, "doctor")
+    no_traceback(doctor)
+    assert (
+        "[FAIL] database directory: keepwarm cannot write to its state directory" in doctor.stdout
+    )
+    assert "[ok  ] database:" in doctor.stdout  # the data itself is fine
+    assert keepwarm(cfg, "status").returncode == 0  # and everything works again afterwards

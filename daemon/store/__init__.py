@@ -15,6 +15,7 @@ Removing the last source of a message removes the message.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -42,7 +43,94 @@ MESSAGE_ID_MAX_DRIFT = 2 * 86400
 
 
 class StoreError(Exception):
-    """A problem with the database file that the user must fix (permissions, disk full, corrupt)."""
+    """A problem with the database file that the user must fix (permissions, disk full, corrupt).
+
+    ``kind``: "damaged" or "read_only" (nothing works until the user acts), "full" (free disk
+    space), "other".
+    """
+
+    def __init__(self, message: str, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    @property
+    def fatal(self) -> bool:
+        """Nothing can work until the user acts (a daemon should stop rather than retry)."""
+        return self.kind in ("damaged", "read_only")
+
+
+def damaged(path: Path | str, detail: str) -> StoreError:
+    """The one message for a database that SQLite reports as damaged (truncated or bad pages)."""
+    detail = detail.split(" with text ", 1)[0][:120]  # not the damaged value itself
+    return StoreError(
+        f"the keepwarm database {path} is damaged ({detail}): restore it from a backup, or move "
+        "it aside and run 'keepwarm sync' to import your accounts again",
+        "damaged",
+    )
+
+
+def directory_problem(directory: Path) -> tuple[str, str] | None:
+    """``(what is wrong, the fix)`` when keepwarm cannot write in ``directory`` (a read-only file
+    system, permissions), else None. A missing directory is created on demand: then its nearest
+    existing parent must be writable."""
+    while not directory.exists() and directory.parent != directory:
+        directory = directory.parent
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    if os.access(directory, os.W_OK | os.X_OK):
+        return None
+    why = (
+        "it is on a read-only file system"
+        if st.f_flag & os.ST_RDONLY
+        else "this user may not write to it"
+    )
+    return (
+        f"keepwarm cannot write to its state directory {directory}: {why}",
+        "make it writable for this user (under systemd: StateDirectory= or ReadWritePaths=), "
+        "or set [store] path to a writable place",
+    )
+
+
+def unwritable_directory(directory: Path) -> str | None:
+    """:func:`directory_problem` as one sentence."""
+    problem = directory_problem(directory)
+    if problem is None:
+        return None
+    return f"{problem[0]}. The database and its lock files live there: {problem[1]}"
+
+
+def database_problem(path: Path | None, exc: BaseException) -> StoreError | None:
+    """A one-line StoreError for a damaged, read-only or full database; None for other errors
+    (those are bugs and keep their traceback)."""
+    if isinstance(exc, StoreError):
+        return exc
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    text = str(exc)
+    low = text.lower()
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    where = path if path is not None else "(in memory)"
+    if (
+        type(exc) is sqlite3.DatabaseError
+        or name in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+        or any(w in low for w in ("malformed", "not a database", "could not decode"))
+    ):
+        return damaged(where, text)
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in low:
+        problem = unwritable_directory(path.parent) if path is not None else None
+        return StoreError(
+            problem
+            or f"the keepwarm database {where} cannot be written ({text}): check that this user "
+            "owns the file and its directory",
+            "read_only",
+        )
+    if name == "SQLITE_FULL" or "disk is full" in low:
+        return StoreError(
+            f"the keepwarm database {where} could not be written: {text}. Free disk space.", "full"
+        )
+    return None
 
 
 @dataclass
@@ -117,6 +205,9 @@ class Store:
     def open(cls, path: str | Path) -> Store:
         """Open (creating 0600 if needed) and migrate the database at ``path``."""
         p = Path(path).expanduser()
+        problem = unwritable_directory(p.parent)
+        if problem:
+            raise StoreError(problem, "read_only")
         old_umask = os.umask(0o077)
         try:
             _create_private(p)
@@ -128,13 +219,19 @@ class Store:
             store = cls(db, p)
             store.migrate()
         except sqlite3.DatabaseError as exc:
+            known = database_problem(p, exc)
+            if known is not None:
+                raise known from exc
             raise StoreError(
                 f"cannot open the keepwarm database {p}: {exc}. "
-                "Check the file's permissions and free disk space; if the file is damaged, "
-                "restore it from a backup or move it aside and run 'keepwarm sync' to re-import."
+                "Check the file's permissions and free disk space"
             ) from exc
         except OSError as exc:
-            raise StoreError(f"cannot create the keepwarm database {p}: {exc.strerror}") from exc
+            raise StoreError(
+                unwritable_directory(p.parent)
+                or f"cannot create the keepwarm database {p}: {exc.strerror}",
+                "read_only" if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else "other",
+            ) from exc
         finally:
             os.umask(old_umask)
         for suffix in ("-wal", "-shm"):
@@ -162,11 +259,10 @@ class Store:
         try:
             with self.db.atomic():
                 yield
-        except sqlite3.OperationalError as exc:
-            if "disk" in str(exc) or "full" in str(exc):
-                raise StoreError(
-                    f"the database could not be written: {exc}. Free disk space."
-                ) from exc
+        except sqlite3.DatabaseError as exc:
+            known = database_problem(self.path, exc)
+            if known is not None:
+                raise known from exc
             raise
 
     # -- addresses ---------------------------------------------------------------------------
