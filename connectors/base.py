@@ -182,4 +182,12 @@ class CursorExpired(ConnectorError):
 
 
 class SourceError(ConnectorError):
-    """A permanent problem with the source that the user must fix (missing path, bad folder)."""
+    """A permanent problem with the source that the user must fix (missing path, bad folder).
+
+    ``fix`` is what to do, when the message alone does not say it (an admin to ask, a console
+    page to open); the daemon shows it with the account in ``status``, ``doctor`` and the digest.
+    """
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(message)
+        self.fix = fix

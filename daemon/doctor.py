@@ -286,6 +286,41 @@ def check_sources(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[
             yield _remote_source(acct, timeout)
 
 
+def check_accounts(config: Config) -> Iterator[Check]:
+    """Each enabled account's last sync as the database recorded it: a failing account's error
+    and its fix (an expired sign-in, a mailbox without Exchange Online, an API not enabled...).
+
+    Read-only: the database is neither created nor migrated; no database yet means no lines.
+    """
+    path = config.store_path
+    if not path.is_file():
+        return
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = conn.execute("SELECT name, state, last_error, fix FROM accounts").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        yield Check(
+            "sync state", False, f"cannot read it from {path}: {exc}", "keepwarm status", True
+        )
+        return
+    states = {str(r[0]): (str(r[1]), r[2], r[3]) for r in rows}
+    for acct in config.accounts:
+        if not acct.enabled or acct.name not in states:
+            continue
+        state, error, fix = states[acct.name]
+        name = f"sync of {acct.name}"
+        if state in ("ok", "new"):
+            yield Check(name, True, "ok" if state == "ok" else "not synced yet")
+        elif state == "backoff":
+            yield Check(name, False, f"backing off: {error}", fix, warning=True)
+        else:
+            what = state.replace("_", " ")
+            yield Check(name, False, f"{what}: {error}" if error else what, fix)
+
+
 # -- SMTP -----------------------------------------------------------------------------------------
 def _smtp_login(smtp: SmtpConfig, timeout: float) -> str | None:
     ctx = ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None)
@@ -374,5 +409,6 @@ def run_checks(config: Config, now: datetime, timeout: float = NETWORK_TIMEOUT) 
     yield from check_database(config)
     yield from check_tokens(config)
     yield from check_sources(config, timeout)
+    yield from check_accounts(config)
     yield from check_smtp(config, timeout)
     yield from check_schedule(config, now)

@@ -130,6 +130,7 @@ def run_account(
             break
         except SourceError as exc:
             outcome.state, outcome.error = "failing", str(exc)
+            outcome.fix = exc.fix or None
             break
         except ConnectorError as exc:
             outcome.state, outcome.error = "failing", str(exc)

@@ -607,3 +607,16 @@ def test_https_authority_and_graph_with_a_private_ca(tmp_path: Path) -> None:
 
         assert run_account(store, MicrosoftConnector(ACCOUNT, client, Options())).state == "ok"
         assert store.counts()["messages"] == 1
+
+
+def test_batch_members_of_a_mailbox_not_enabled_raise_rather_than_delete(
+    emu: GraphEmulator, token: Path
+) -> None:
+    from keepwarm.connectors.microsoft.graph import MailboxNotEnabled
+
+    mid = emu.add_message()
+    emu.mailbox_enabled = False
+    client = make_client(auth_for(emu, token), graph_endpoint=emu.graph_endpoint)
+    with pytest.raises(MailboxNotEnabled) as exc:
+        client.batch_get({mid: f"/me/messages/{mid}?$select=id"})
+    assert exc.value.fix and "licence" in exc.value.fix

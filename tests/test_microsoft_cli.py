@@ -226,3 +226,30 @@ def test_digest_without_mail_send_permission_says_how_to_fix(
         delivery.deliver(msg, local_date=date(2026, 1, 2), html="", before_data=lambda: None)
     assert not exc.value.transient
     assert "keepwarm auth microsoft office" in str(exc.value)
+
+
+def test_mailbox_not_enabled_for_rest_is_an_account_error_with_the_fix(
+    emu: GraphEmulator, tmp_path: Path
+) -> None:
+    """An unlicensed or on-premises mailbox answers 404 MailboxNotEnabledForRESTAPI to every
+    mailbox request: not "ok, 0 messages" but an error with the fix in sync, status, doctor and
+    the digest's data section."""
+    cfg = write_config(tmp_path, emu, calendar=False)
+    sign_in(emu, tmp_path / "tokens" / "office.json", calendar=False)
+    emu.add_bulk(5)
+    emu.mailbox_enabled = False
+    runner = CliRunner()
+    env = {"XDG_STATE_HOME": str(tmp_path / "state"), "STATE_DIRECTORY": ""}
+    result = runner.invoke(cli, ["--config", str(cfg), "sync", "office"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "MailboxNotEnabledForRESTAPI" in result.output
+    assert "Exchange Online licence" in result.output
+    assert "Traceback" not in result.output
+    for command in (["status"], ["doctor"], ["digest"]):
+        result = runner.invoke(cli, ["--config", str(cfg), *command], env=env)
+        assert "Exchange Online licence" in result.output, (command, result.output)
+    result = runner.invoke(cli, ["--config", str(cfg), "doctor"], env=env)
+    assert "[FAIL] sync of office: failing" in result.output
+    emu.mailbox_enabled = True  # the admin assigned a licence: the next sync is ok
+    result = runner.invoke(cli, ["--config", str(cfg), "sync", "office"], env=env)
+    assert result.exit_code == 0 and "5 imported" in result.output, result.output

@@ -8,6 +8,9 @@
   ``Retry-After`` is raised, so the daemon backs off and resumes from the last committed cursor.
 - A 401 triggers one silent token refresh; a second 401 (or a 403) is :class:`AuthRequired`.
 - Delta state that the server no longer knows (410, ``SyncStateNotFound``) is :class:`DeltaExpired`.
+- A mailbox Graph cannot serve (404 ``MailboxNotEnabledForRESTAPI``: no Exchange Online licence,
+  inactive, or on-premises) is :class:`MailboxNotEnabled`, with the fix for the user: never an
+  empty mailbox, and never a reason to delete what is stored.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ MAX_CONCURRENT = 4  # Outlook: four concurrent requests per app and mailbox
 MAX_BATCH = 20  # JSON batching limit
 MAX_RETRY_AFTER_WAIT = 60.0  # longer server waits are left to the daemon's backoff
 RESYNC_CODES = frozenset({"syncstatenotfound", "syncstateinvalid", "resyncrequired"})
+MAILBOX_NOT_ENABLED = frozenset({"mailboxnotenabledforrestapi", "mailboxnotsupportedforrestapi"})
 
 _semaphores: dict[str, threading.BoundedSemaphore] = {}
 _semaphores_lock = threading.Lock()
@@ -57,6 +61,18 @@ class DeltaExpired(CursorExpired):
     The mail and calendar syncs restart the round themselves; should one escape, the daemon
     treats it as an expired cursor (full resync, deduplicated by the store).
     """
+
+
+class MailboxNotEnabled(SourceError):
+    """Graph cannot serve this user's mailbox (unlicensed, inactive or on-premises)."""
+
+    def __init__(self, account: str, code: str) -> None:
+        super().__init__(
+            f'Microsoft Graph cannot read the mailbox of account "{account}" ({code}): it has no '
+            "Exchange Online licence, is inactive, or is hosted on an on-premises Exchange server",
+            fix="ask your Microsoft 365 admin to assign an Exchange Online licence to this user; "
+            "for an on-premises mailbox use an imap account instead (docs/imap.md)",
+        )
 
 
 class NotFound(SourceError):
@@ -214,6 +230,8 @@ class GraphClient:
                 raise DeltaExpired(
                     f"Microsoft Graph no longer knows this sync state ({code or 'Gone'})"
                 )
+            if status == 404 and code.lower() in MAILBOX_NOT_ENABLED:
+                raise MailboxNotEnabled(self.auth.account, code)
             if status == 404:
                 raise NotFound(f"Microsoft Graph: not found ({code or 'NotFound'}: {message})")
             if status == 429 or status >= 500:
@@ -316,6 +334,9 @@ class GraphClient:
                             retry_after = max(retry_after or 0.0, ra)
                         continue
                     body = item.get("body")
+                    code = _member_code(body)
+                    if status == 404 and code.lower() in MAILBOX_NOT_ENABLED:
+                        raise MailboxNotEnabled(self.auth.account, code)
                     results[key] = (status, body if isinstance(body, dict) else {})
                     pending.pop(key, None)
             if pending:
@@ -323,6 +344,12 @@ class GraphClient:
         if pending:
             raise TransientError("Microsoft Graph kept throttling a batch; will retry later")
         return results
+
+
+def _member_code(body: Any) -> str:
+    """The ``error.code`` of a ``$batch`` member's body, or ``""``."""
+    err = body.get("error") if isinstance(body, dict) else None
+    return str(err.get("code") or "") if isinstance(err, dict) else ""
 
 
 def _json_body(resp: requests.Response) -> dict[str, Any]:

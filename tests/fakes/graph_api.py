@@ -146,6 +146,9 @@ class GraphEmulator:
         self.prefers: set[str] = set()
         self.sent: list[dict[str, Any]] = []
         self.tls_url: str | None = None
+        # False: an unlicensed, inactive or on-premises mailbox; every mailbox route answers
+        # 404 MailboxNotEnabledForRESTAPI (python-o365 issue 438).
+        self.mailbox_enabled = True
         self.public_authority = PUBLIC_AUTHORITY  # the https host msal is given
         self.server = LoopbackServer(_Handler, owner=self, max_connections=48)
 
@@ -679,6 +682,17 @@ def _error(code: str, message: str) -> dict[str, Any]:
     }
 
 
+def _mailbox_not_enabled() -> tuple[int, dict[str, Any], dict[str, str]]:
+    return (
+        404,
+        _error(
+            "MailboxNotEnabledForRESTAPI",
+            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+        ),
+        {},
+    )
+
+
 def _sync_state_gone() -> tuple[int, dict[str, Any]]:
     return 410, _error(
         "SyncStateNotFound", "The sync state generation is not found; generation=149;[highest=157]"
@@ -975,6 +989,8 @@ class _Handler(BaseHTTPRequestHandler):
         if segs[:1] != ["me"]:
             return 404, _error("ResourceNotFound", "unknown resource"), {}
         s = segs[1:]
+        if not emu.mailbox_enabled and s:
+            return _mailbox_not_enabled()
         if s == ["sendMail"] and method == "POST":
             emu.routes["sendMail"] += 1
             if "Mail.Send" not in scope.split():
@@ -1130,7 +1146,9 @@ class _Handler(BaseHTTPRequestHandler):
                     }
                 )
                 continue
-            if r.get("method") == "GET" and segs[:2] == ["me", "messages"] and len(segs) == 3:
+            if not emu.mailbox_enabled and segs[:1] == ["me"]:
+                status, body, _ = _mailbox_not_enabled()
+            elif r.get("method") == "GET" and segs[:2] == ["me", "messages"] and len(segs) == 3:
                 status, body, _ = self._message(segs[2], q)
             elif r.get("method") == "GET" and segs[:2] == ["me", "events"] and len(segs) == 3:
                 status, body, _ = self._event(segs[2])
