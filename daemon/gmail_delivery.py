@@ -18,7 +18,7 @@ from email.message import EmailMessage
 import google.auth.exceptions
 from googleapiclient.errors import HttpError
 
-from keepwarm.connectors.base import AuthRequired, ConnectorError
+from keepwarm.connectors.base import AuthRequired, ConnectorError, SourceError
 from keepwarm.connectors.google.auth import GMAIL_SEND, fix_command, refresh_failure
 from keepwarm.connectors.google.client import NETWORK_ERRORS, GoogleClient
 from keepwarm.connectors.google.gmail import send_raw
@@ -79,7 +79,10 @@ class GmailDelivery:
             )
         if is_retryable(status, reason):
             return DeliveryError(f"Gmail is busy (HTTP {status}); will retry", transient=True)
-        return DeliveryError(f"Gmail refused the digest (HTTP {status}, {reason})", transient=False)
+        err = self.client.refusal(exc, "the digest")  # names the fix (an API not enabled...)
+        if isinstance(err, SourceError):
+            return DeliveryError(f"{err}. To fix: {err.fix}", transient=False)
+        return DeliveryError(str(err), transient=True)
 
 
 def gmail_delivery(config: Config) -> GmailDelivery:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from fakes.google_api import CALENDAR_READONLY, GMAIL_METADATA, GMAIL_SEND, GoogleEmulator
+from fakes.google_world import write_config
 from fakes.loopback import free_port
 
 import keepwarm.daemon.cli  # noqa: F401  (first: it registers every command module, google's included)
@@ -28,40 +29,6 @@ def emu() -> Iterator[GoogleEmulator]:
     with GoogleEmulator() as e:
         yield e
         e.check()
-
-
-def write_config(tmp: Path, emu: GoogleEmulator, *, delivery: str = "file") -> Path:
-    secrets = tmp / "client.json"
-    secrets.write_text(json.dumps(emu.client_config()))
-    cfg = tmp / "config.toml"
-    extra = '\n[delivery]\nmethod = "gmail"\naccount = "mail"\n' if delivery == "gmail" else ""
-    cfg.write_text(
-        f"""
-[me]
-name = "Me"
-addresses = ["me@example.com"]
-timezone = "UTC"
-
-[store]
-path = "{tmp / "kw.db"}"
-
-[[accounts]]
-name = "mail"
-kind = "gmail"
-client_secrets = "{secrets}"
-token_file = "{tmp / "google.json"}"
-api_endpoint = "{emu.api_endpoint}"
-token_uri = "{emu.token_uri}"
-
-[[accounts]]
-name = "cal"
-kind = "gcal"
-token_file = "{tmp / "google.json"}"
-api_endpoint = "{emu.api_endpoint}"
-token_uri = "{emu.token_uri}"
-{extra}"""
-    )
-    return cfg
 
 
 def test_scopes_are_narrow_and_shared_by_token_file(tmp_path: Path, emu: GoogleEmulator) -> None:

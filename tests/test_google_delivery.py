@@ -110,3 +110,13 @@ def test_dropped_connection_while_sending_is_maybe_sent(
         delivery.deliver(_message(), local_date=NOW.date(), html="", before_data=lambda: None)
     assert exc.value.transient and exc.value.maybe_sent
     assert not emu.mailbox.sent_raw
+
+
+def test_gmail_api_not_enabled_names_the_console_page(tmp_path: Path, emu: GoogleEmulator) -> None:
+    cfg = gmail_config(tmp_path, emu, (GMAIL_METADATA, GMAIL_SEND))
+    emu.disabled_apis.add("gmail")
+    with pytest.raises(DeliveryError) as exc:
+        _deliver(cfg)
+    assert not exc.value.transient and not emu.mailbox.sent_raw
+    assert "Gmail API is not enabled" in str(exc.value)
+    assert "https://console.cloud.google.com/apis/library/gmail.googleapis.com" in str(exc.value)

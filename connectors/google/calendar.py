@@ -39,7 +39,6 @@ from keepwarm.connectors.base import (
     SourceError,
 )
 from keepwarm.connectors.google.client import GoogleClient
-from keepwarm.connectors.google.quota import give_up
 from keepwarm.connectors.headers import normalize_address
 
 CURSOR_VERSION = 1
@@ -313,17 +312,17 @@ class GoogleCalendarConnector:
             kwargs["pageToken"] = page
         try:
             return self.client.execute(
-                partial(self.events.list, **kwargs), 1, "listing calendar events"
+                partial(self.events.list, **kwargs),
+                1,
+                "listing calendar events",
+                expect=(404, 410),
             )
         except HttpError as exc:
-            status = int(exc.resp.status)
-            if status == 410:
+            if int(exc.resp.status) == 410:
                 raise _Gone() from None
-            if status == 404:
-                raise SourceError(
-                    f'calendar "{cal}" is gone or no longer shared with you; remove it from `calendars`'
-                ) from None
-            raise give_up("listing calendar events", None) from None
+            raise SourceError(
+                f'calendar "{cal}" is gone or no longer shared with you; remove it from `calendars`'
+            ) from None
 
     def _map(self, resp: dict[str, Any], cal: str, *, full: bool) -> tuple[Batch, Counter[str]]:
         batch = Batch()

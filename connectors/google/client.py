@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from googleapiclient.discovery import build_from_document
 from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import BatchError, HttpError
 
-from keepwarm.connectors.base import AuthRequired, TransientError
+from keepwarm.connectors.base import AuthRequired, ConnectorError, SourceError, TransientError
 from keepwarm.connectors.google.auth import (
     fix_command,
     load_credentials,
@@ -36,6 +37,7 @@ from keepwarm.connectors.google.auth import (
 from keepwarm.connectors.google.quota import (
     Limits,
     RetryPolicy,
+    error_body,
     error_reason,
     give_up,
     is_retryable,
@@ -43,6 +45,16 @@ from keepwarm.connectors.google.quota import (
 )
 
 log = logging.getLogger(__name__)
+# googleapiclient logs every 403 at WARNING ("Encountered 403 Forbidden with reason ..."); keepwarm
+# reports what matters itself, as one actionable line.
+logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
+
+# Google API service names -> what the Cloud console calls them.
+API_NAMES = {
+    "gmail.googleapis.com": "Gmail API",
+    "calendar-json.googleapis.com": "Google Calendar API",
+}
+DAILY_LIMIT_WAIT = 3600.0  # dailyLimitExceeded: try again in an hour, not in a second
 
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # timeouts, resets, refused connections
@@ -149,6 +161,46 @@ class GoogleClient:
             )
         return None
 
+    def refusal(self, exc: HttpError, what: str) -> ConnectorError:
+        """The connector error for a Google answer that retrying will not change.
+
+        An API not enabled in the Cloud project (403 ``accessNotConfigured``) names the API and
+        the console page that enables it; the daily limit waits an hour; anything else is a
+        failing account with Google's own reason and message.
+        """
+        account = self.settings.account
+        status = int(exc.resp.status) if exc.resp is not None else 0
+        err = error_body(exc.content)
+        reason = error_reason(exc.content) or "error"
+        message = str(err.get("message") or "")[:300]
+        if reason == "accessNotConfigured" or _error_info_reason(err) == "SERVICE_DISABLED":
+            service, project = _disabled_service(err)
+            name = API_NAMES.get(service or "", "")
+            if not name:
+                found = re.match(r"(.+? API) has not been used", message)
+                name = found.group(1) if found else "Google API"
+            where = f" {project}" if project else ""
+            page = f"apis/library/{service}" if service else "apis/library"
+            link = f"https://console.cloud.google.com/{page}" + (
+                f"?project={project}" if project else ""
+            )
+            return SourceError(
+                f'the {name} is not enabled in the Google Cloud project{where} of account "{account}"',
+                fix=f"enable the {name} at {link}, wait a few minutes, then run: "
+                f"keepwarm sync {account}",
+            )
+        if reason == "dailyLimitExceeded":
+            return TransientError(
+                f'Google\'s daily request limit for account "{account}" is used up; keepwarm '
+                "will try again later",
+                retry_after=DAILY_LIMIT_WAIT,
+            )
+        return SourceError(
+            f'Google refused {what} for account "{account}" (HTTP {status} {reason}: {message})',
+            fix="check the account's settings in the config and its Google Cloud project "
+            "(docs/google.md, Troubleshooting)",
+        )
+
     def _classify(self, exc: BaseException) -> tuple[bool, float | None]:
         """(retryable, retry_after) for an exception from a call; raises auth problems."""
         if isinstance(exc, BatchError) or (isinstance(exc, HttpError) and exc.resp is None):
@@ -173,10 +225,14 @@ class GoogleClient:
         return False, None
 
     # -- calls
-    def execute(self, make: Callable[[], Any], units: float, what: str) -> Any:
+    def execute(
+        self, make: Callable[[], Any], units: float, what: str, expect: tuple[int, ...] = ()
+    ) -> Any:
         """Run one API request with quota, concurrency limit and bounded retries.
 
-        Non-retryable HttpErrors (404, 410, 400 ...) are re-raised for the caller to interpret.
+        Refusals with a status in ``expect`` (a stale history id's 404, an expired sync token's
+        410...) are re-raised as HttpError for the caller to interpret; every other refusal
+        becomes a connector error (:meth:`refusal`).
         """
         retry_after: float | None = None
         for attempt in range(self.retry.attempts):
@@ -187,7 +243,9 @@ class GoogleClient:
             except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as exc:
                 retryable, retry_after = self._classify(exc)
                 if not retryable:
-                    raise
+                    if not isinstance(exc, HttpError) or int(exc.resp.status) in expect:
+                        raise
+                    raise self.refusal(exc, what) from None
                 if retry_after is not None and retry_after > self.retry.cap:
                     break  # a long wait is the daemon's job (it backs off between syncs)
                 log.debug("retrying %s after %s", what, type(exc).__name__)
@@ -226,7 +284,37 @@ class GoogleClient:
         except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as exc:
             retryable, out.retry_after = self._classify(exc)
             if not retryable:
+                if isinstance(exc, HttpError):
+                    raise self.refusal(exc, "a batch request") from None
                 raise TransientError(f"a Google batch request failed: {exc}") from None
             done = set(out.ok) | set(out.failed)
             out.retry = [k for k, _ in requests if k not in done]
         return out
+
+
+def _error_info_reason(err: dict[str, Any]) -> str | None:
+    """The ``reason`` of a ``google.rpc.ErrorInfo`` detail (``SERVICE_DISABLED``...), if any."""
+    for d in err.get("details") or []:
+        if isinstance(d, dict) and str(d.get("@type", "")).endswith("ErrorInfo"):
+            return str(d.get("reason") or "") or None
+    return None
+
+
+def _disabled_service(err: dict[str, Any]) -> tuple[str | None, str | None]:
+    """``(service, project number)`` of an API-not-enabled error, from its details or message."""
+    service = project = None
+    for d in err.get("details") or []:
+        meta = d.get("metadata") if isinstance(d, dict) else None
+        if isinstance(meta, dict):
+            service = service or (str(meta.get("service") or "") or None)
+            consumer = str(meta.get("consumer") or "")
+            if consumer.startswith("projects/"):
+                project = project or consumer.split("/", 1)[1]
+    message = str(err.get("message") or "")
+    if service is None:
+        found = re.search(r"/apis/api/([\w.-]+)/", message)
+        service = found.group(1) if found else None
+    if project is None:
+        found = re.search(r"project[= ](\d+)", message)
+        project = found.group(1) if found else None
+    return service, project

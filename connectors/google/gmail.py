@@ -31,7 +31,7 @@ from googleapiclient.errors import HttpError
 
 from keepwarm.connectors.base import Batch, CursorExpired, Deletion, MessageMeta, Progress
 from keepwarm.connectors.google.client import GoogleClient
-from keepwarm.connectors.google.quota import give_up
+from keepwarm.connectors.google.quota import error_reason, give_up
 from keepwarm.connectors.headers import WANTED_HEADERS, message_from_headers
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,12 @@ def history_actions(records: Sequence[dict[str, Any]]) -> dict[str, str]:
             if "id" in m:
                 act[m["id"]] = "delete"
     return act
+
+
+def gone(exc: HttpError) -> bool:
+    """A messages.get refusal meaning the message no longer exists (deleted, or a bad id)."""
+    status = int(exc.resp.status)
+    return status == 404 or (status == 400 and error_reason(exc.content) == "invalidArgument")
 
 
 def dump_cursor(state: dict[str, Any]) -> str:
@@ -273,13 +279,12 @@ class GmailConnector:
                     ),
                     UNITS["history"],
                     "reading Gmail history",
+                    expect=(400, 404),  # too old, or not a history id at all
                 )
-            except HttpError as exc:
-                if int(exc.resp.status) in (400, 404):  # too old, or not a history id at all
-                    raise CursorExpired(
-                        "Gmail history is too old to continue from; a full resync is needed"
-                    ) from None
-                raise give_up("reading Gmail history", None) from None
+            except HttpError:
+                raise CursorExpired(
+                    "Gmail history is too old to continue from; a full resync is needed"
+                ) from None
             records = resp.get("history") or []
             more = bool(resp.get("nextPageToken")) and bool(records)
             actions = history_actions(records)
@@ -330,12 +335,10 @@ class GmailConnector:
                 pending.extend(r.retry)
                 retry_after = r.retry_after if r.retry_after is not None else retry_after
                 for key, exc in r.failed.items():
-                    if int(exc.resp.status) in (400, 404):  # too old, or not a history id at all
+                    if gone(exc):
                         out.gone.append(key)
                     else:
-                        raise give_up(
-                            f"fetching Gmail message metadata (HTTP {exc.resp.status})", None
-                        )
+                        raise self.client.refusal(exc, "fetching Gmail message metadata")
         if pending:
             raise give_up("fetching Gmail message metadata", retry_after)
         now = self.options.now()

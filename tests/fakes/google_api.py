@@ -100,6 +100,8 @@ STATUS_TEXT = {
     503: ("Service Unavailable", "UNAVAILABLE"),
 }
 FAULT_KINDS = ("500", "503", "429", "drop", "timeout")
+API_NAMES = {"gmail": "Gmail API", "calendar": "Google Calendar API"}
+API_SERVICES = {"gmail": "gmail.googleapis.com", "calendar": "calendar-json.googleapis.com"}
 
 
 class Reply:
@@ -123,6 +125,31 @@ def error(status: int, message: str, reason: str, domain: str = "global", **extr
     if STATUS_TEXT.get(status, ("", ""))[1]:
         body["status"] = STATUS_TEXT[status][1]
     return Reply(status, {"error": body})
+
+
+def fault_reply(kind: str) -> Reply:
+    """The answer of an injected fault (``fail_next``/``inject`` kinds other than drop/timeout).
+
+    ``429`` carries ``Retry-After: 1``; ``429bare`` has none (Google often sends none);
+    ``403user``/``403rate`` are the 403 forms of a rate limit (``userRateLimitExceeded``,
+    ``rateLimitExceeded``), ``403daily`` the daily limit; ``400`` a request Google will never
+    accept (``failedPrecondition``, e.g. a Workspace user without Gmail); ``500``/``503`` backend
+    errors.
+    """
+    if kind in ("429", "429bare"):
+        r = error(429, "Rate Limit Exceeded", "rateLimitExceeded", domain="usageLimits")
+        if kind == "429":
+            r.headers["Retry-After"] = "1"
+        return r
+    if kind == "403user":
+        return error(403, "User Rate Limit Exceeded", "userRateLimitExceeded", "usageLimits")
+    if kind == "403rate":
+        return error(403, "Rate Limit Exceeded", "rateLimitExceeded", "usageLimits")
+    if kind == "403daily":
+        return error(403, "Daily Limit Exceeded", "dailyLimitExceeded", "usageLimits")
+    if kind == "400":
+        return error(400, "Mail service not enabled", "failedPrecondition")
+    return error(int(kind), "Backend Error", "backendError")
 
 
 class Violation(Exception):
@@ -397,7 +424,10 @@ class GoogleEmulator:
         self.fault_rate = 0.0
         self.part_fault_rate = 0.0
         self.fault_kinds: tuple[str, ...] = FAULT_KINDS
+        self.project_number = "123456789012"  # the OAuth client's Cloud project
+        self.disabled_apis: set[str] = set()  # "gmail" / "calendar": 403 accessNotConfigured
         self._forced: deque[str] = deque()
+        self._forced_parts: deque[str] = deque()
         self._usage: dict[tuple[str, str], deque[tuple[float, int]]] = {}
         self._used: dict[tuple[str, str], int] = {}
         self.gmail_doc, gmail_routes = _routes("gmail", "v1")
@@ -497,10 +527,16 @@ class GoogleEmulator:
         with self.lock:
             self._forced.extend([kind] * n)
 
+    def fail_next_parts(self, n: int, kind: str = "503") -> None:
+        """The next ``n`` batch parts fail with ``kind`` (a :func:`fault_reply` kind)."""
+        with self.lock:
+            self._forced_parts.extend([kind] * n)
+
     def heal(self) -> None:
         with self.lock:
             self.fault_rate = self.part_fault_rate = 0.0
             self._forced.clear()
+            self._forced_parts.clear()
 
     def _pick_fault(self) -> str | None:
         with self.lock:
@@ -697,6 +733,8 @@ class GoogleEmulator:
         except _Reject as r:
             return r.reply
         user = self.grants[tok.refresh_token].user
+        if route.api in self.disabled_apis:
+            return self._access_not_configured(route.api)
         if route.api == "gmail" and params.get("userId") not in ("me", user):
             raise Violation(error(403, "Delegation denied", "forbidden"), "other userId")
         api = route.api
@@ -714,6 +752,33 @@ class GoogleEmulator:
             )
         with self.lock:
             return handler(params, tok, body)  # type: ignore[no-any-return]
+
+    def _access_not_configured(self, api: str) -> Reply:
+        """What Google answers for an API that is not enabled in the client's Cloud project."""
+        service, project = API_SERVICES[api], self.project_number
+        message = (
+            f"{API_NAMES[api]} has not been used in project {project} before or it is disabled. "
+            f"Enable it by visiting https://console.developers.google.com/apis/api/{service}/"
+            f"overview?project={project} then retry. If you enabled this API recently, wait a "
+            "few minutes for the action to propagate to our systems and retry."
+        )
+        r = error(
+            403,
+            message,
+            "accessNotConfigured",
+            domain="usageLimits",
+            extendedHelp="https://console.developers.google.com",
+        )
+        body = json.loads(r.body)
+        body["error"]["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "SERVICE_DISABLED",
+                "domain": "googleapis.com",
+                "metadata": {"service": service, "consumer": f"projects/{project}"},
+            }
+        ]
+        return Reply(403, body)
 
     # -- Gmail
     def _metadata_only(self, tok: AccessToken) -> bool:
@@ -985,7 +1050,12 @@ class GoogleEmulator:
             if ":" in line:
                 k, v = line.split(":", 1)
                 hdrs[k.strip().lower()] = v.strip()
-        if self.part_fault_rate and self.fault_rng.random() < self.part_fault_rate:
+        with self.lock:
+            forced = self._forced_parts.popleft() if self._forced_parts else None
+        if forced is not None:
+            self.faults_injected["part" + forced] += 1
+            r = fault_reply(forced)
+        elif self.part_fault_rate and self.fault_rng.random() < self.part_fault_rate:
             kind = self.fault_rng.choice(["429", "500", "503"])
             self.faults_injected["part" + kind] += 1
             r = (
@@ -1170,14 +1240,7 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(emu.stall_seconds)
                 self.close_connection = True
                 return
-            code = int(fault)
-            r = (
-                error(code, "Rate Limit Exceeded", "rateLimitExceeded", domain="usageLimits")
-                if code == 429
-                else error(code, "Backend Error", "backendError")
-            )
-            if code == 429:
-                r.headers["Retry-After"] = "1"
+            r = fault_reply(fault)
         else:
             hdrs = {k.lower(): v for k, v in self.headers.items()}
             r = emu.handle(self.command, self.path, hdrs, body)

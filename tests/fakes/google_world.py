@@ -24,6 +24,41 @@ def write_token(
     return path
 
 
+def write_config(tmp: Path, emu: GoogleEmulator, *, delivery: str = "file") -> Path:
+    """A config with a gmail account "mail" and a gcal account "cal" sharing one token file."""
+    secrets = tmp / "client.json"
+    secrets.write_text(json.dumps(emu.client_config()))
+    cfg = tmp / "config.toml"
+    extra = '\n[delivery]\nmethod = "gmail"\naccount = "mail"\n' if delivery == "gmail" else ""
+    cfg.write_text(
+        f"""
+[me]
+name = "Me"
+addresses = ["me@example.com"]
+timezone = "UTC"
+
+[store]
+path = "{tmp / "kw.db"}"
+
+[[accounts]]
+name = "mail"
+kind = "gmail"
+client_secrets = "{secrets}"
+token_file = "{tmp / "google.json"}"
+api_endpoint = "{emu.api_endpoint}"
+token_uri = "{emu.token_uri}"
+
+[[accounts]]
+name = "cal"
+kind = "gcal"
+token_file = "{tmp / "google.json"}"
+api_endpoint = "{emu.api_endpoint}"
+token_uri = "{emu.token_uri}"
+{extra}"""
+    )
+    return cfg
+
+
 def fast_retry(attempts: int = 4) -> RetryPolicy:
     return RetryPolicy(attempts=attempts, base=0.01, cap=0.05)
 
