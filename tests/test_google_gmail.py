@@ -140,6 +140,27 @@ def test_backfill_window_stops_paging(world: GmailWorld) -> None:
     assert world.emu.calls["gmail.users.messages.get"] < 15  # did not fetch the whole mailbox
 
 
+def test_backfill_tolerates_list_order_that_disagrees_with_dates(world: GmailWorld) -> None:
+    """messages.list is not guaranteed newest-first: one old message listed 4th among 600
+    recent ones must not end the backfill (it stored 249 of 600 and said ok)."""
+    import time
+    from datetime import timedelta
+
+    day = 86_400_000
+    now = int(time.time() * 1000)
+    world.emu.add_mail(20, start_ms=now - 500 * day, step_ms=day)  # really old, listed last
+    world.emu.add_mail(600, start_ms=now - 600 * 60_000)  # the last 10 hours
+    old = world.emu.add_mail(1, start_ms=now - 400 * day)[0]
+    world.emu.mailbox.misplace(old.id, at=3)
+    store = Store.memory()
+    opts = {"page_size": 500, "batch_size": 50, "records_per_batch": 250}
+    out = run_account(store, world.connector(backfill=timedelta(days=365), **opts))  # type: ignore[arg-type]
+    assert out.state == "ok"
+    assert len(stored_ids(store, "gm")) == 600
+    assert out.skipped == {"older than the backfill window": 21}  # reported, not silent
+    assert world.emu.calls["gmail.users.messages.get"] == 621  # stopped after an all-old page
+
+
 def test_incremental_without_change_costs_one_call(world: GmailWorld) -> None:
     world.emu.add_mail(7)
     store = Store.memory()

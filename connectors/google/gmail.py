@@ -3,8 +3,11 @@
 Full sync: read the profile's ``historyId`` first (so nothing that changes during the listing is
 lost), list every message id newest first without ``q`` (forbidden under gmail.metadata) and
 without ``labelIds`` (they AND, and archived mail has no label worth filtering on), fetch
-``format=metadata`` with the header allow-list in batches of at most 50, and stop paging once
-messages are older than the backfill window. Spam and trash are not listed; drafts and chats are
+``format=metadata`` with the header allow-list in batches of at most 50, and stop paging after a
+whole page of messages older than the backfill window: the list is *not* reliably newest-first
+(an imported old message can be listed among this week's mail), so one old message proves
+nothing. Old messages that were read are counted in ``skipped`` (``older than the backfill
+window``). Spam and trash are not listed; drafts and chats are
 dropped client-side. A cursor is yielded every few hundred messages, so a killed backfill resumes
 at the page and offset it reached.
 
@@ -47,6 +50,7 @@ HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"]
 UNITS = {"get": 5, "list": 5, "history": 2, "profile": 1, "send": 100}
 MAX_BATCH = 50  # Google: "batches larger than 50 requests are not recommended"
 CURSOR_VERSION = 1
+TOO_OLD = "older than the backfill window"
 
 
 @dataclass
@@ -242,14 +246,22 @@ class GmailConnector:
             for start in range(skip, max(len(ids), skip + 1), step):
                 chunk = ids[start : start + step]
                 got = self._fetch(chunk)
-                too_old = [i for i, ms in got.internal_ms.items() if ms < st["cutoff_ms"]]
+                too_old = {i for i, ms in got.internal_ms.items() if ms < st["cutoff_ms"]}
                 keep = [m for m in got.messages if m.provider_id not in too_old]
+                if too_old:
+                    got.skipped[TOO_OLD] += len(too_old)
+                    st["old"] = True
+                if len(too_old) < len(got.internal_ms):
+                    st["recent"] = True
                 st["done"] = int(st.get("done") or 0) + len(chunk)
-                last = bool(too_old) or (start + step >= len(ids) and not next_token)
+                page_done = start + step >= len(ids)
+                # The list is not reliably newest-first: only a whole page of messages older
+                # than the window (or the end of the list) ends the backfill.
+                last = page_done and (not next_token or (st.get("old") and not st.get("recent")))
                 if last:
                     cur = {"mode": "incr", "history_id": st["history_id"]}
-                elif start + step >= len(ids):
-                    cur = {**st, "page": next_token, "skip": 0}
+                elif page_done:
+                    cur = {**st, "page": next_token, "skip": 0, "old": False, "recent": False}
                 else:
                     cur = {**st, "skip": start + step}
                 yield Batch(
@@ -260,8 +272,14 @@ class GmailConnector:
                     skipped=dict(got.skipped),
                 )
                 if last:
+                    if next_token:
+                        log.info(
+                            "account %s: backfill reached its %d-day window; older mail is not read",
+                            self.account,
+                            self.options.backfill.days,
+                        )
                     return
-            st.update(page=next_token, skip=0)
+            st.update(page=next_token, skip=0, old=False, recent=False)
 
     # -- incremental sync
     def _incremental(self, state: dict[str, Any]) -> Iterator[Batch]:

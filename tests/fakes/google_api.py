@@ -169,6 +169,10 @@ class Msg:
     internal_ms: int
     headers: list[tuple[str, str]]
     history_id: int
+    list_key: tuple[int, str] | None = None  # where messages.list puts it, if not by its date
+
+    def key(self) -> tuple[int, str]:
+        return self.list_key or (self.internal_ms, self.id)
 
     def stub(self, with_labels: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "threadId": self.thread_id}
@@ -247,12 +251,18 @@ class Mailbox:
         self._record("labelsRemoved", msg, labels)
 
     def ordered(self) -> list[Msg]:
-        """Newest first, as Gmail lists."""
+        """The order of messages.list: newest first, except messages listed out of place."""
         if self._order is None:
-            self._order = sorted(
-                self.messages.values(), key=lambda m: (m.internal_ms, m.id), reverse=True
-            )
+            self._order = sorted(self.messages.values(), key=Msg.key, reverse=True)
         return self._order
+
+    def misplace(self, mid: str, at: int) -> None:
+        """List message ``mid`` at position ``at`` whatever its date: Gmail does not guarantee
+        newest-first order (google-api-nodejs-client issue 3508), e.g. for imported mail."""
+        order = [m for m in self.ordered() if m.id != mid]
+        ms, tie = order[at].key()
+        self.messages[mid].list_key = (ms, tie + "~")  # sorts just before order[at]
+        self._order = None
 
     def expire_history(self) -> None:
         self.min_history = self._bump()
@@ -818,15 +828,13 @@ class GoogleEmulator:
         ]
         start = 0
         if after is not None:
-            start = next(
-                (i for i, m in enumerate(matching) if (m.internal_ms, m.id) < after), len(matching)
-            )
+            start = next((i for i, m in enumerate(matching) if m.key() < after), len(matching))
         page = matching[start : start + size]
         out: dict[str, Any] = {"resultSizeEstimate": len(matching)}
         if page:
             out["messages"] = [{"id": m.id, "threadId": m.thread_id} for m in page]
         if start + size < len(matching):
-            out["nextPageToken"] = _b64([page[-1].internal_ms, page[-1].id])
+            out["nextPageToken"] = _b64(list(page[-1].key()))
         return Reply(200, out)
 
     def _gmail_users_messages_get(self, p: dict[str, Any], tok: AccessToken, body: bytes) -> Reply:
