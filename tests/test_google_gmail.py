@@ -161,6 +161,17 @@ def test_backfill_tolerates_list_order_that_disagrees_with_dates(world: GmailWor
     assert world.emu.calls["gmail.users.messages.get"] == 621  # stopped after an all-old page
 
 
+def test_empty_history_pages_with_a_next_page_token_are_followed(world: GmailWorld) -> None:
+    world.emu.add_mail(4)
+    store = Store.memory()
+    assert sync(store, world) == "ok"
+    world.emu.add_mail(7)
+    world.emu.mailbox.empty_history_pages = 2
+    assert sync(store, world) == "ok"
+    assert stored_ids(store, "gm") == sorted(world.expected_ids())
+    assert len(stored_ids(store, "gm")) == 11
+
+
 def test_incremental_without_change_costs_one_call(world: GmailWorld) -> None:
     world.emu.add_mail(7)
     store = Store.memory()

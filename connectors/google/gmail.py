@@ -11,7 +11,9 @@ window``). Spam and trash are not listed; drafts and chats are
 dropped client-side. A cursor is yielded every few hundred messages, so a killed backfill resumes
 at the page and offset it reached.
 
-Incremental sync: ``history.list`` from the stored ``historyId``. Added messages are fetched,
+Incremental sync: ``history.list`` from the stored ``historyId``, following ``nextPageToken`` even
+over pages that carry no records (Gmail sends those); the stored id advances to a page's last
+record, and to the mailbox's current id only after the last page. Added messages are fetched,
 deletions and moves to spam/trash become :class:`Deletion`, moves out of spam/trash are fetched
 again. A 404 means the history is too old: :class:`CursorExpired` (the daemon resyncs in full; the
 store dedupes). No change costs one call (2 units).
@@ -283,10 +285,11 @@ class GmailConnector:
 
     # -- incremental sync
     def _incremental(self, state: dict[str, Any]) -> Iterator[Batch]:
-        start = str(state["history_id"])
+        since = str(state["history_id"])
+        cursor_id, token = since, None
         while True:
+            page: dict[str, Any] = {"pageToken": token} if token else {}
             try:
-                since = start
                 resp = self.client.execute(
                     partial(
                         self.users.history().list,
@@ -294,6 +297,7 @@ class GmailConnector:
                         startHistoryId=since,
                         historyTypes=HISTORY_TYPES,
                         maxResults=self.options.page_size,
+                        **page,
                     ),
                     UNITS["history"],
                     "reading Gmail history",
@@ -304,13 +308,19 @@ class GmailConnector:
                     "Gmail history is too old to continue from; a full resync is needed"
                 ) from None
             records = resp.get("history") or []
-            more = bool(resp.get("nextPageToken")) and bool(records)
+            token = resp.get("nextPageToken")
+            if records:
+                # A resumption point: every record up to this one is stored with this batch.
+                cursor_id = str(records[-1]["id"])
+            if not token:
+                cursor_id = str(resp["historyId"])  # only after the last page
+            elif not records:
+                continue  # an empty page that is not the last one: follow its token
             actions = history_actions(records)
             to_fetch = [i for i, a in actions.items() if a == "fetch"]
             deletions = [i for i, a in actions.items() if a == "delete"]
             got = self._fetch(to_fetch) if to_fetch else Fetched()
             deletions += got.gone + got.excluded
-            cursor_id = str(records[-1]["id"]) if more else str(resp["historyId"])
             yield Batch(
                 messages=got.messages,
                 deletions=[Deletion(self.account, i) for i in deletions],
@@ -318,9 +328,8 @@ class GmailConnector:
                 progress=Progress(len(actions), None, "incremental"),
                 skipped=dict(got.skipped),
             )
-            if not more:
+            if not token:
                 return
-            start = cursor_id
 
     # -- metadata fetch through batches
     def _get(self, mid: str) -> Any:

@@ -191,6 +191,9 @@ class Mailbox:
         self.history: list[dict[str, Any]] = []
         self.history_id = 100_000
         self.min_history = 0
+        # The next N history.list answers that have records to give are an empty page with a
+        # nextPageToken instead (Gmail does this; gauteh/lieer issues 22, 24, 102).
+        self.empty_history_pages = 0
         self.sent_raw: list[bytes] = []
         self._ids = itertools.count(0x18F0000000000000 + rng.randrange(1 << 20))
         self._order: list[Msg] | None = None
@@ -893,6 +896,9 @@ class GoogleEmulator:
                 )
             ]
         size = p.get("maxResults", 100) or 100
+        if recs and mb.empty_history_pages > 0:
+            mb.empty_history_pages -= 1
+            return Reply(200, {"historyId": str(mb.history_id), "nextPageToken": _b64(start)})
         page = recs[:size]
         out: dict[str, Any] = {"historyId": str(mb.history_id)}
         if page:
