@@ -172,6 +172,28 @@ def test_empty_history_pages_with_a_next_page_token_are_followed(world: GmailWor
     assert len(stored_ids(store, "gm")) == 11
 
 
+def test_header_names_arrive_whatever_their_case(world: GmailWorld) -> None:
+    headers = [
+        ("from", "Ann <ann@example.org>"),
+        ("To", "me@example.com"),
+        ("CC", "Bob <bob@example.org>"),
+        ("Date", "Tue, 03 Sep 2024 10:12:33 +0200"),
+        ("Message-Id", "<x1@example.org>"),
+        ("In-reply-to", "<y1@example.org>"),
+        ("List-ID", "Team news <news.example.org>"),
+        ("Auto-submitted", "auto-generated"),
+    ]
+    world.emu.mailbox.add(headers, labels={"INBOX"})
+    batches: list[Batch] = []
+    run_account(Store.memory(), world.connector(), on_batch=lambda _a, _p, b: batches.append(b))  # type: ignore[arg-type]
+    (msg,) = [m for b in batches for m in b.messages]
+    assert msg.sender is not None and msg.sender.email == "ann@example.org"
+    assert [a.email for a in msg.cc] == ["bob@example.org"]
+    assert msg.message_id == "x1@example.org" and msg.in_reply_to == "y1@example.org"
+    assert msg.list_id == "news.example.org"
+    assert "auto-submitted:auto-generated" in msg.markers
+
+
 def test_incremental_without_change_costs_one_call(world: GmailWorld) -> None:
     world.emu.add_mail(7)
     store = Store.memory()

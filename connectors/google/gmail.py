@@ -75,6 +75,25 @@ class Fetched:
     internal_ms: dict[str, int] = field(default_factory=dict)
 
 
+def spellings(name: str) -> list[str]:
+    """The spellings of a header name seen in real mail: ``Message-ID``, ``Message-Id``,
+    ``Message-id``, ``message-id``; ``Cc``, ``CC``, ``cc``; ``List-Id``, ``List-ID``..."""
+    parts = name.split("-")
+    forms = [
+        name,
+        "-".join(p.capitalize() for p in parts),
+        "-".join([parts[0].capitalize(), *(p.lower() for p in parts[1:])]),
+        "-".join(p.upper() if p.lower() in ("id", "cc") else p.capitalize() for p in parts),
+        name.lower(),
+    ]
+    return list(dict.fromkeys(forms))
+
+
+# metadataHeaders for messages.get: whether Gmail matches them case-insensitively is not
+# documented, so every common spelling is asked for; headers_of() reads them case-insensitively.
+METADATA_HEADERS: tuple[str, ...] = tuple(h for name in WANTED_HEADERS for h in spellings(name))
+
+
 # -- pure transformation ----------------------------------------------------------------------------
 def headers_of(message: dict[str, Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
@@ -334,7 +353,7 @@ class GmailConnector:
     # -- metadata fetch through batches
     def _get(self, mid: str) -> Any:
         return self.messages.get(
-            userId="me", id=mid, format="metadata", metadataHeaders=list(WANTED_HEADERS)
+            userId="me", id=mid, format="metadata", metadataHeaders=list(METADATA_HEADERS)
         )
 
     def _fetch(self, ids: Sequence[str]) -> Fetched:

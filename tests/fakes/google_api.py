@@ -857,10 +857,10 @@ class GoogleEmulator:
             "sizeEstimate": 1000,
         }
         if fmt != "minimal":
-            wanted = {h.lower() for h in p.get("metadataHeaders", [])}
-            hdrs = [
-                {"name": n, "value": v} for n, v in m.headers if not wanted or n.lower() in wanted
-            ]
+            # Exact-case matching: whether Gmail matches metadataHeaders case-insensitively is
+            # unverified (one report says it does not), so the emulator takes the strict reading.
+            wanted = set(p.get("metadataHeaders", []))
+            hdrs = [{"name": n, "value": v} for n, v in m.headers if not wanted or n in wanted]
             out["payload"] = {"mimeType": "text/plain", "headers": hdrs}
         return Reply(200, out)
 
