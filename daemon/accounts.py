@@ -107,6 +107,7 @@ def _build_gcal(account: Account, config: Config) -> Connector:
         window_past=account.opt("window_past"),
         window_future=account.opt("window_future"),
         calendars=tuple(account.opt("calendars") or ()),
+        me=config.addresses,
         store_subjects=config.store_subjects,
     )
     return GoogleCalendarConnector(account.name, google_client(account, config), options)

@@ -11,7 +11,7 @@ import pytest
 from fakes.google_api import CALENDAR_READONLY, GMAIL_METADATA, GoogleEmulator
 from fakes.google_world import calendar_connector, write_token
 
-from keepwarm.connectors.base import Deletion, EventMeta
+from keepwarm.connectors.base import Batch, Deletion, EventMeta
 from keepwarm.connectors.google.calendar import to_event, wanted_calendar
 from keepwarm.daemon.store import Store
 from keepwarm.daemon.sync import run_account
@@ -137,7 +137,7 @@ def test_expired_sync_token_triggers_a_clean_resync(emu: GoogleEmulator, token: 
 
 def test_resume_from_any_cursor(emu: GoogleEmulator, token: Path) -> None:
     cal = emu.calendar
-    cal.add_calendar("team@group.calendar.google.com", accessRole="reader")
+    cal.add_calendar("team@group.calendar.google.com", accessRole="owner")  # a secondary one
     cal.add_calendar("en.german#holiday@group.v.calendar.google.com", accessRole="reader")
     cal.put_event(
         "en.german#holiday@group.v.calendar.google.com",
@@ -194,3 +194,82 @@ def test_to_event_mapping() -> None:
         {"id": "x#holiday@group.v.calendar.google.com", "accessRole": "reader"}, ()
     )
     assert wanted_calendar({"id": ME, "primary": True}, ("primary",))
+
+
+def _copies(store: Store) -> dict[str, tuple[str, list[tuple[str, bool]]]]:
+    """title -> (my_response, [(attendee, is_self)])."""
+    out = {}
+    for eid, title, mine in store.conn.execute("SELECT id, title, my_response FROM events"):
+        rows = store.conn.execute(
+            """SELECT a.email, x.is_self FROM event_attendees x
+               JOIN addresses a ON a.id = x.address WHERE x.event = ? ORDER BY a.email""",
+            (eid,),
+        ).fetchall()
+        out[title] = (mine, [(r[0], bool(r[1])) for r in rows])
+    return out
+
+
+def test_a_colleagues_calendar_is_not_read_as_mine(emu: GoogleEmulator, token: Path) -> None:
+    """On a colleague's calendar the ``self`` attendee is the colleague: their meetings are not
+    the user's, and their response is not the user's."""
+    cal, carol = emu.calendar, "carol@example.com"
+    cal.add_calendar(carol, accessRole="writer", summary="Carol")
+    cal.add_calendar("me-side@group.calendar.google.com", accessRole="owner", summary="Side")
+    people = [
+        {"email": "dan@example.org", "organizer": True, "responseStatus": "accepted"},
+        {"email": carol, "responseStatus": "accepted"},
+    ]
+    cal.put_event(carol, meeting(-1, summary="Carol and Dan", attendees=people))
+    both = meeting(
+        -2,
+        summary="All three",
+        id="shared1",
+        attendees=[
+            people[0],
+            {"email": carol, "responseStatus": "declined"},
+            {"email": ME, "responseStatus": "accepted"},
+        ],
+    )
+    cal.put_event(carol, both)
+    cal.put_event(ME, both)
+    cal.put_event("me-side@group.calendar.google.com", meeting(-3, summary="Side project"))
+    store = Store.memory()
+    assert run(store, emu, token) == "ok"  # default: my own calendars only
+    seen = _copies(store)
+    assert set(seen) == {"All three", "Side project"}
+    assert seen["All three"][0] == "accepted"
+    assert (carol, False) in seen["All three"][1] and (ME, True) in seen["All three"][1]
+
+    # Read explicitly, Carol's calendar still does not speak for me.
+    store = Store.memory()
+    batches: list[Any] = []
+    c = calendar_connector(emu, token, page_size=2, calendars=("primary", carol))
+    assert run_account(store, c, on_batch=lambda _a, _p, b: batches.append(b)).state == "ok"
+    seen = _copies(store)
+    assert set(seen) == {"All three"}
+    assert seen["All three"][0] == "accepted"
+    assert all(not is_self for who, is_self in seen["All three"][1] if who != ME)
+    skipped = {k: v for b in batches for k, v in b.skipped.items()}
+    assert skipped == {"another person's event": 1}
+
+
+def test_a_cursor_from_before_own_calendars_were_known_rereads_from_scratch(
+    emu: GoogleEmulator, token: Path
+) -> None:
+    import json
+    import time
+
+    emu.calendar.put_event(ME, meeting(-1, summary="Mine"))
+    store = Store.memory()
+    store.ensure_account("cal", "gcal")
+    colleagues = to_event(
+        meeting(-2, summary="Carol's", id="c1"),
+        account="cal",
+        calendar_id="carol@example.com",
+        store_subjects=True,
+    )
+    assert isinstance(colleagues, EventMeta)
+    old = {"v": 1, "mode": "incr", "tokens": {"carol@example.com": None}, "full_at": time.time()}
+    store.apply_batch("cal", "gcal", Batch(events=[colleagues], cursor=json.dumps(old)))
+    assert run(store, emu, token) == "ok"
+    assert [r[4] for r in event_rows(store)] == ["Mine"]

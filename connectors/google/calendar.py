@@ -41,7 +41,7 @@ from keepwarm.connectors.base import (
 from keepwarm.connectors.google.client import GoogleClient
 from keepwarm.connectors.headers import normalize_address
 
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2  # 2: the cursor knows which calendars are the user's own
 RESPONSES = {"accepted", "declined", "tentative", "needsAction"}
 KEPT_TYPES: dict[str, EventType] = {
     "default": "default",
@@ -58,6 +58,7 @@ class CalendarOptions:
     window_past: timedelta = timedelta(days=730)
     window_future: timedelta = timedelta(days=14)
     calendars: tuple[str, ...] = ()
+    me: tuple[str, ...] = ()  # the user's configured addresses
     store_subjects: bool = True
     page_size: int = 250
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -83,7 +84,7 @@ def _response(value: Any) -> ResponseStatus:
     return cast(ResponseStatus, value) if value in RESPONSES else "unknown"
 
 
-def _attendee(a: dict[str, Any]) -> Attendee | None:
+def _attendee(a: dict[str, Any], me: frozenset[str], trust_self: bool) -> Attendee | None:
     email = normalize_address(str(a.get("email") or ""))
     if email is None:
         return None
@@ -94,14 +95,29 @@ def _attendee(a: dict[str, Any]) -> Attendee | None:
         organizer=bool(a.get("organizer")),
         optional=bool(a.get("optional")),
         resource=bool(a.get("resource")),
-        is_self=bool(a.get("self")),
+        is_self=(trust_self and bool(a.get("self"))) or email in me,
     )
 
 
+def _is_me(who: Any, me: frozenset[str]) -> bool:
+    return isinstance(who, dict) and normalize_address(str(who.get("email") or "")) in me
+
+
 def to_event(
-    ev: dict[str, Any], *, account: str, calendar_id: str, store_subjects: bool
+    ev: dict[str, Any],
+    *,
+    account: str,
+    calendar_id: str,
+    store_subjects: bool,
+    me: frozenset[str] = frozenset(),
+    own: bool = True,
 ) -> EventMeta | Deletion | str:
-    """A Calendar v3 event -> EventMeta, a Deletion (cancelled), or a skip reason."""
+    """A Calendar v3 event -> EventMeta, a Deletion (cancelled), or a skip reason.
+
+    ``self`` marks the owner of the calendar this copy is on, so it stands for the user only on
+    the user's ``own`` calendars; on anyone else's the user is found by the addresses in ``me``,
+    and an event without the user is skipped (it is the other person's meeting).
+    """
     pid = f"{calendar_id}/{ev.get('id')}"
     if ev.get("status") == "cancelled":
         return Deletion(account, pid, kind="event")
@@ -112,15 +128,21 @@ def to_event(
     end = _instant(ev.get("end") or {})
     if start is None or end is None:
         return "unreadable event time"
-    attendees = tuple(a for a in (_attendee(x) for x in ev.get("attendees") or []) if a)
-    me = next((a for a in attendees if a.is_self), None)
+    raw = ev.get("attendees") or []
+    attendees = tuple(a for a in (_attendee(x, me, own) for x in raw) if a)
+    myself = next((a for a in attendees if a.is_self), None)
     org = ev.get("organizer") or {}
     org_email = normalize_address(str(org.get("email") or ""))
     organizer = Address(org_email, str(org.get("displayName") or "")) if org_email else None
-    if me is not None:
-        mine = me.response
-    elif org.get("self") or not attendees:
-        mine = "accepted"  # my own event, or one on my calendar without guests
+    mine: ResponseStatus
+    if myself is not None:
+        mine = myself.response
+    elif (own and org.get("self")) or _is_me(org, me) or _is_me(ev.get("creator"), me):
+        mine = "accepted"  # my own event
+    elif own and not attendees:
+        mine = "accepted"  # one on my calendar without guests
+    elif not own:
+        return "another person's event"
     else:
         mine = "unknown"
     status = ev.get("status")
@@ -142,13 +164,27 @@ def to_event(
     )
 
 
-def wanted_calendar(entry: dict[str, Any], chosen: tuple[str, ...]) -> bool:
+def own_calendar(entry: dict[str, Any], me: frozenset[str]) -> bool:
+    """The user's own calendar: the primary one, or one they own that is not another person's
+    (a person's calendar has that person's address as its id; secondary calendars have
+    ``...@group.calendar.google.com`` ids)."""
+    if entry.get("primary"):
+        return True
+    cid = str(entry.get("id") or "").lower()
+    personal = "@" in cid and not cid.endswith("calendar.google.com") and cid not in me
+    return entry.get("accessRole") == "owner" and not personal
+
+
+def wanted_calendar(
+    entry: dict[str, Any], chosen: tuple[str, ...], me: frozenset[str] = frozenset()
+) -> bool:
+    """Configured ``chosen`` ids (``primary`` for the primary calendar), else the user's own."""
     cid = str(entry.get("id") or "")
     if chosen:
         return cid in chosen or (bool(entry.get("primary")) and "primary" in chosen)
     if entry.get("deleted") or cid.endswith(SKIP_SUFFIXES):
         return False
-    return entry.get("accessRole") in ("owner", "writer", "reader")
+    return own_calendar(entry, me)
 
 
 def _rfc3339(dt: datetime) -> str:
@@ -188,7 +224,11 @@ class GoogleCalendarConnector:
                     self.options.now().timestamp() - float(state.get("full_at", 0)) > refresh_after
                 )
             )
-            if state is None or stale:  # a periodic refresh upserts; only a 410 resets
+            if state is not None and state.get("mode") == "upgrade":
+                # A version-1 cursor may have read colleagues' calendars as the user's own:
+                # read again from scratch, forgetting what those copies said.
+                yield from self._full(None, reset=True)
+            elif state is None or stale:  # a periodic refresh upserts; only a 410 resets
                 yield from self._full(None, reset=False)
             elif state["mode"] == "full":
                 yield from self._full(state, reset=False)
@@ -205,6 +245,8 @@ class GoogleCalendarConnector:
             state = json.loads(cursor)
         except ValueError:
             return None
+        if isinstance(state, dict) and state.get("v") == 1:
+            return {"mode": "upgrade"}
         ok = isinstance(state, dict) and state.get("v") == CURSOR_VERSION
         return state if ok and state.get("mode") in ("full", "incr") else None
 
@@ -212,8 +254,14 @@ class GoogleCalendarConnector:
     def _dump(state: dict[str, Any]) -> str:
         return json.dumps({"v": CURSOR_VERSION, **state}, separators=(",", ":"), sort_keys=True)
 
-    def _calendars(self) -> list[str]:
-        ids: list[str] = []
+    def _me(self, state: dict[str, Any]) -> frozenset[str]:
+        """The user's addresses: the configured ones and the primary calendar's id."""
+        found = (normalize_address(a) for a in (*self.options.me, state.get("primary") or ""))
+        return frozenset(a for a in found if a)
+
+    def _calendars(self) -> tuple[list[str], list[str], str | None]:
+        """``(ids to sync, those of them that are not the user's own, the primary's id)``."""
+        entries: list[dict[str, Any]] = []
         token: str | None = None
         while True:
             page: dict[str, Any] = {"pageToken": token} if token else {}
@@ -222,26 +270,29 @@ class GoogleCalendarConnector:
                 1,
                 "listing calendars",
             )
-            ids += [
-                str(e["id"])
-                for e in resp.get("items") or []
-                if wanted_calendar(e, self.options.calendars)
-            ]
+            entries += [e for e in resp.get("items") or [] if isinstance(e, dict) and e.get("id")]
             token = resp.get("nextPageToken")
             if not token:
                 break
-        if self.options.calendars and not ids:
+        primary = next((str(e["id"]) for e in entries if e.get("primary")), None)
+        me = self._me({"primary": primary})
+        chosen = [e for e in entries if wanted_calendar(e, self.options.calendars, me)]
+        if self.options.calendars and not chosen:
             raise SourceError(
                 "none of the configured calendars was found; check the `calendars` ids in your config"
             )
-        return ids
+        foreign = [str(e["id"]) for e in chosen if not own_calendar(e, me)]
+        return [str(e["id"]) for e in chosen], foreign, primary
 
     def _full(self, state: dict[str, Any] | None, *, reset: bool) -> Iterator[Batch]:
         if state is None:
             now = self.options.now()
+            pending, foreign, primary = self._calendars()
             state = {
                 "mode": "full",
-                "pending": self._calendars(),
+                "pending": pending,
+                "foreign": foreign,
+                "primary": primary,
                 "page": None,
                 "tokens": {},
                 "full_at": now.timestamp(),
@@ -255,18 +306,14 @@ class GoogleCalendarConnector:
             cal = st["pending"][0]
             args = {"timeMin": st["time_min"], "timeMax": st["time_max"]}
             resp = self._list(cal, st.get("page"), args)
-            batch, skipped = self._map(resp, cal, full=True)
+            batch, skipped = self._map(resp, cal, st, full=True)
             st["done"] = int(st["done"]) + len(resp.get("items") or [])
             if resp.get("nextPageToken"):
                 st["page"] = resp["nextPageToken"]
             else:
                 st["tokens"] = {**st["tokens"], cal: resp.get("nextSyncToken")}
                 st["pending"], st["page"] = st["pending"][1:], None
-            cur = (
-                st
-                if st["pending"]
-                else {"mode": "incr", "tokens": st["tokens"], "full_at": st["full_at"]}
-            )
+            cur = st if st["pending"] else _incr(st, st["tokens"])
             batch.cursor = self._dump(cur)
             batch.progress = Progress(int(st["done"]), None, "calendar")
             batch.skipped = dict(skipped)
@@ -274,10 +321,7 @@ class GoogleCalendarConnector:
             first = False
             yield batch
         if first:  # no calendar at all: still record the cursor
-            yield Batch(
-                cursor=self._dump({"mode": "incr", "tokens": {}, "full_at": st["full_at"]}),
-                reset=reset,
-            )
+            yield Batch(cursor=self._dump(_incr(st, {})), reset=reset)
 
     def _incremental(self, state: dict[str, Any]) -> Iterator[Batch]:
         tokens: dict[str, str | None] = dict(state.get("tokens") or {})
@@ -289,13 +333,11 @@ class GoogleCalendarConnector:
                 except _Gone:
                     yield from self._full(None, reset=True)
                     return
-                batch, skipped = self._map(resp, cal, full=False)
+                batch, skipped = self._map(resp, cal, state, full=False)
                 page = resp.get("nextPageToken")
                 if not page:
                     tokens[cal] = resp.get("nextSyncToken")
-                batch.cursor = self._dump(
-                    {"mode": "incr", "tokens": tokens, "full_at": state.get("full_at", 0)}
-                )
+                batch.cursor = self._dump(_incr(state, tokens))
                 batch.skipped = dict(skipped)
                 yield batch
                 if not page:
@@ -324,16 +366,21 @@ class GoogleCalendarConnector:
                 f'calendar "{cal}" is gone or no longer shared with you; remove it from `calendars`'
             ) from None
 
-    def _map(self, resp: dict[str, Any], cal: str, *, full: bool) -> tuple[Batch, Counter[str]]:
+    def _map(
+        self, resp: dict[str, Any], cal: str, state: dict[str, Any], *, full: bool
+    ) -> tuple[Batch, Counter[str]]:
         batch = Batch()
         skipped: Counter[str] = Counter()
         horizon = self.options.now() - self.options.window_past
+        me, own = self._me(state), cal not in (state.get("foreign") or ())
         for ev in resp.get("items") or []:
             rec = to_event(
                 ev,
                 account=self.account,
                 calendar_id=cal,
                 store_subjects=self.options.store_subjects,
+                me=me,
+                own=own,
             )
             if isinstance(rec, Deletion):
                 batch.deletions.append(rec)
@@ -344,6 +391,17 @@ class GoogleCalendarConnector:
             elif rec.end >= horizon:
                 batch.events.append(rec)
         return batch, skipped
+
+
+def _incr(state: dict[str, Any], tokens: dict[str, Any]) -> dict[str, Any]:
+    """The incremental cursor state: sync tokens plus what the mapping needs to know."""
+    return {
+        "mode": "incr",
+        "tokens": tokens,
+        "full_at": state.get("full_at", 0),
+        "foreign": state.get("foreign") or [],
+        "primary": state.get("primary"),
+    }
 
 
 class _Gone(Exception):

@@ -1011,7 +1011,7 @@ class GoogleEmulator:
             "summary": cal.entry["summary"],
             "timeZone": cal.entry.get("timeZone", "UTC"),
             "accessRole": cal.entry.get("accessRole"),
-            "items": [self._event_view(e) for _, e in page],
+            "items": [self._event_view(e, cal.entry["id"]) for _, e in page],
         }
         if start + size < len(items):
             out["nextPageToken"] = _b64(start + size)
@@ -1020,10 +1020,18 @@ class GoogleEmulator:
         return Reply(200, out)
 
     @staticmethod
-    def _event_view(e: dict[str, Any]) -> dict[str, Any]:
+    def _event_view(e: dict[str, Any], cal_id: str) -> dict[str, Any]:
+        """The copy of an event on calendar ``cal_id``: ``self`` marks the attendee (and the
+        organizer) that *is this calendar* (discovery doc: "the calendar on which this copy of
+        the event appears"), not the signed-in user: on a colleague's calendar, the colleague."""
         if e["status"] == "cancelled":
             return {"kind": "calendar#event", "id": e["id"], "status": "cancelled"}
-        return e
+        out = json.loads(json.dumps(e))
+        for who in [*(out.get("attendees") or []), out.get("organizer") or {}]:
+            who.pop("self", None)
+            if who.get("email") == cal_id:
+                who["self"] = True
+        return out
 
     # -- batch
     def _batch(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
