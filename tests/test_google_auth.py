@@ -104,3 +104,37 @@ def test_auth_google_rejects_other_kinds_and_missing_secrets(
     (tmp_path / "client.json").unlink()
     r = CliRunner().invoke(cli, ["--config", str(cfg), "auth", "google", "cal"])
     assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
+
+
+def test_a_scope_unticked_at_consent_is_named_at_auth_time(
+    tmp_path: Path, emu: GoogleEmulator
+) -> None:
+    """Google's consent page lets the user untick a permission; keepwarm must say so at once,
+    not at the first API call, and keep the token's scopes honest."""
+    emu.unticked = {CALENDAR_READONLY}
+    cfg = write_config(tmp_path, emu)
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "KEEPWARM_CONFIG": str(cfg)}
+    proc = subprocess.Popen(
+        [KEEPWARM, "auth", "google", "cal", "--port", str(port), "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    seen: list[str] = []
+    t = threading.Thread(target=_consent, args=(proc, seen), daemon=True)
+    t.start()
+    code = proc.wait(timeout=90)
+    t.join(5)
+    out = "".join(seen)
+    assert code == 1, out
+    assert "did not grant calendar.readonly" in out and "Traceback" not in out
+    saved = json.loads((tmp_path / "google.json").read_text())
+    assert saved["scopes"] == [GMAIL_METADATA]  # the mail account sharing the file still works
+    emu.add_mail(2)
+    r = subprocess.run(
+        [KEEPWARM, "sync", "mail", "cal"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert "mail: 2 imported" in r.stdout, r.stdout + r.stderr
+    assert "does not grant calendar.readonly" in r.stderr and "keepwarm auth google cal" in r.stderr

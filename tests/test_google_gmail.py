@@ -239,6 +239,22 @@ def test_invalid_grant_is_auth_required(world: GmailWorld) -> None:
     assert "7 days" in str(exc.value)
 
 
+def test_password_change_revokes_gmail_tokens_and_says_so(
+    world: GmailWorld, tmp_path: Path
+) -> None:
+    from fakes.google_api import CALENDAR_READONLY
+    from fakes.google_world import calendar_connector
+
+    world.emu.add_mail(2)
+    cal_token = write_token(world.emu, tmp_path / "cal.json", (CALENDAR_READONLY,))
+    world.emu.change_password()
+    out = run_account(Store.memory(), world.connector())  # type: ignore[arg-type]
+    assert out.state == "auth_required" and out.fix == "keepwarm auth google gm"
+    assert "password" in (out.error or "")
+    # a token without Gmail scopes survives a password change
+    assert run_account(Store.memory(), calendar_connector(world.emu, cal_token)).state == "ok"
+
+
 def test_refreshed_token_is_saved_0600(world: GmailWorld) -> None:
     world.emu.add_mail(2)
     assert sync(Store.memory(), world) == "ok"

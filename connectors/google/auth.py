@@ -3,9 +3,11 @@
 The token file is google-auth's authorized-user JSON (``Credentials.to_json()``), written 0600 via
 a temporary file and an atomic rename. Scopes are the narrowest that work: ``gmail.metadata``
 (headers and labels, never bodies), ``calendar.readonly``, and ``gmail.send`` only when the digest
-is delivered through Gmail. A refresh token that stopped working (``invalid_grant``: revoked, or
-the 7-day expiry of OAuth clients left in "Testing") becomes :class:`AuthRequired` with the exact
-command that fixes it.
+is delivered through Gmail. A refresh token that stopped working (``invalid_grant``: revoked, a
+password change for tokens with Gmail scopes, six months unused, or the 7-day expiry of OAuth
+clients left in "Testing") becomes :class:`AuthRequired` with the exact command that fixes it.
+Consent can be partial (Google lets the user untick a scope): the token keeps only the scopes
+Google granted, and :func:`missing_scopes` names the rest at ``keepwarm auth``.
 """
 
 from __future__ import annotations
@@ -117,7 +119,10 @@ def refresh_failure(exc: google.auth.exceptions.GoogleAuthError, account: str) -
             return TransientError("Google's token endpoint is temporarily unavailable")
         text = str(exc.args[0]) if exc.args else ""
         if "invalid_grant" in text:
-            why = "access was revoked or expired (OAuth clients left in 'Testing' expire after 7 days)"
+            why = (
+                "access was revoked or expired (a password change ends Gmail access; a token "
+                "unused for 6 months expires; OAuth clients left in 'Testing' expire after 7 days)"
+            )
         elif "invalid_client" in text:
             why = "the OAuth client in the token file is no longer valid"
         else:
@@ -194,4 +199,30 @@ def run_installed_flow(
     )
     if not isinstance(creds, Credentials) or not creds.refresh_token:
         raise SourceError("Google returned no refresh token; run the command again")
-    return creds
+    return granted_only(creds)
+
+
+def granted_only(creds: Credentials) -> Credentials:
+    """``creds`` with the scopes Google granted (the token response's ``scope``), not the ones
+    asked for: the user may untick some on the consent page, and a token file that claimed them
+    would fail only at the first API call."""
+    granted = creds.granted_scopes
+    if granted is None:
+        return creds
+    if isinstance(granted, str):
+        granted = granted.split()
+    return Credentials(  # type: ignore[no-untyped-call]
+        token=creds.token,
+        refresh_token=creds.refresh_token,
+        token_uri=creds.token_uri,
+        client_id=creds.client_id,
+        client_secret=creds.client_secret,
+        scopes=[str(g) for g in granted],
+        expiry=creds.expiry,
+    )
+
+
+def missing_scopes(creds: Credentials, requested: Iterable[str]) -> list[str]:
+    """Requested scopes that ``creds`` does not carry (short names: ``calendar.readonly``)."""
+    have = set(creds.scopes or ())
+    return [s.rsplit("/", 1)[-1] for s in requested if s not in have]

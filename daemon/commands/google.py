@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 import click
 
-from keepwarm.daemon.cli import Ctx, UserError, auth, pass_ctx
+from keepwarm.daemon.cli import EXIT_FAIL, Ctx, UserError, auth, pass_ctx
 from keepwarm.daemon.config import Account, Config, ConfigError
 
 GOOGLE_KINDS = ("gmail", "gcal")
@@ -99,6 +100,7 @@ def google(
     """
     from keepwarm.connectors.base import ConnectorError
     from keepwarm.connectors.google.auth import (
+        missing_scopes,
         read_client_config,
         run_installed_flow,
         save_credentials,
@@ -138,6 +140,15 @@ def google(
     except Exception as exc:  # oauthlib / WSGI timeout / user denied access
         raise UserError(f"authorisation did not complete: {exc}") from None
     click.echo(f"Saved the token to {token_path} (readable only by you).")
+    missing = missing_scopes(creds, scopes)
+    if missing:
+        click.echo(
+            f"Error: Google did not grant {', '.join(missing)}: a permission was unticked on "
+            f"the consent page. Run `keepwarm auth google {account}` again and tick every box "
+            "(accounts that need only what was granted work meanwhile).",
+            err=True,
+        )
+        sys.exit(EXIT_FAIL)
     click.echo(f"Next: keepwarm sync {account}")
 
 

@@ -427,6 +427,9 @@ class GoogleEmulator:
         self.grants: dict[str, Grant] = {}
         self.tokens: dict[str, AccessToken] = {}
         self.codes: dict[str, dict[str, str]] = {}
+        # Scopes the user unticks on the consent page (granular consent): not granted, and the
+        # token response's "scope" lists only what was granted.
+        self.unticked: set[str] = set()
         self.auth_requests: list[dict[str, str]] = []
         self.violations: list[str] = []
         self.calls: Counter[str] = Counter()
@@ -517,6 +520,16 @@ class GoogleEmulator:
             for g in self.grants.values():
                 g.revoked = True
             self.tokens.clear()
+
+    def change_password(self) -> None:
+        """The user changed their password: Google revokes refresh tokens that carry a Gmail
+        scope (others, e.g. calendar-only ones, keep working)."""
+        with self.lock:
+            for rt, g in self.grants.items():
+                if any("/auth/gmail." in s or s == "https://mail.google.com/" for s in g.scopes):
+                    g.revoked = True
+                    for at in [a for a, t in self.tokens.items() if t.refresh_token == rt]:
+                        del self.tokens[at]
 
     def unrevoke_all(self) -> None:
         with self.lock:
@@ -1144,7 +1157,7 @@ class GoogleEmulator:
             return Reply(
                 400, {"error": "invalid_grant", "error_description": "Invalid code verifier."}
             )
-        scopes = tuple(c["scope"].split())
+        scopes = tuple(x for x in c["scope"].split() if x not in self.unticked)
         rt = "1//rt-" + secrets.token_urlsafe(12)
         self.grants[rt] = Grant(self.address, scopes)
         return Reply(200, {**self._issue(rt, scopes), "refresh_token": rt})
