@@ -392,6 +392,96 @@ def test_calendar_events_are_mapped_and_bodies_never_stored(
     assert store.counts()["events"] == 4
 
 
+def test_recurring_meetings_take_their_people_from_the_series_master(
+    emu: GraphEmulator, token: Path
+) -> None:
+    """calendarView/delta sends occurrences with only id, type, seriesMasterId, start and end:
+    organizer, attendees, my response and showAs come from the series master, fetched once
+    (when the master is not in the payload); an exception's own attendees win."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    one_on_one = [("alice@example.com", "accepted", "required"), (emu.user, "accepted", "required")]
+    # a weekly 1:1 that began long before the window: its master is not in the payload
+    _m, weekly = emu.add_series(
+        subject="Alice 1:1",
+        start=now - timedelta(days=1200),
+        count=180,
+        organizer="alice@example.com",
+        attendees=one_on_one,
+        my_response="accepted",
+    )
+    # a team meeting series inside the window, with one exception that has its own attendees
+    _t, team = emu.add_series(
+        subject="Team",
+        start=now - timedelta(days=20),
+        count=3,
+        organizer=emu.user,
+        is_organizer=True,
+        attendees=[("bob@example.org", "accepted", "required")],
+    )
+    emu.make_exception(
+        team[1], attendees=[{"type": "required", "status": {"response": "accepted"},
+                             "emailAddress": {"address": "carol@example.org", "name": "Carol"}}]
+    )  # fmt: skip
+    # a recurring out-of-office block
+    emu.add_series(subject="Away", start=now - timedelta(days=30), count=2, show_as="oof",
+                   is_organizer=True, organizer=emu.user)  # fmt: skip
+    batches: list[Batch] = []
+    store = Store.memory()
+    before = emu.routes.copy()
+    run_account(store, connector_for(emu, token), on_batch=lambda _a, _p, b: batches.append(b))
+    events = [e for b in batches for e in b.events]
+    alice = [e for e in events if e.title == "Alice 1:1"]
+    lo, hi = now - timedelta(days=730), now + timedelta(days=14)
+    in_window = [o for o in weekly if lo < _parse(emu.events[o]["start"]["dateTime"]) < hi]
+    assert len(alice) == len(in_window) > 100
+    for e in alice:
+        assert e.recurring and e.organizer and e.organizer.email == "alice@example.com"
+        assert {a.email for a in e.attendees} == {"alice@example.com", emu.user}
+        assert e.my_response == "accepted"
+    team_events = sorted((e for e in events if e.title == "Team"), key=lambda e: e.start)
+    assert [sorted(a.email for a in e.attendees) for e in team_events] == [
+        ["bob@example.org"],
+        ["carol@example.org"],
+        ["bob@example.org"],
+    ]
+    assert all(e.my_response == "accepted" for e in team_events)
+    away = [e for e in events if e.title == "Away"]
+    assert len(away) == 2 and all(e.event_type == "outOfOffice" for e in away)
+    assert emu.routes["events/{id}"] - before["events/{id}"] == 1  # only Alice's master
+    dump = "\n".join(store.conn.iterdump())
+    assert "SECRET AGENDA" not in dump
+
+    # The organiser adds Dave to the series: the next sync updates every occurrence.
+    emu.update_event(_m, attendees=[*emu.events[_m]["attendees"],
+                                     {"type": "optional", "status": {"response": "none"},
+                                      "emailAddress": {"address": "dave@example.org"}}])  # fmt: skip
+    batches.clear()
+    run_account(store, connector_for(emu, token), on_batch=lambda _a, _p, b: batches.append(b))
+    again = [e for b in batches for e in b.events if e.title == "Alice 1:1"]
+    assert len(again) == len(in_window)
+    assert all("dave@example.org" in {a.email for a in e.attendees} for e in again)
+
+
+def test_occurrences_of_a_series_whose_master_is_gone_are_skipped(
+    emu: GraphEmulator, token: Path
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    master, _occ = emu.add_series(subject="Old", start=now - timedelta(days=800), count=200)
+    with emu.lock:
+        del emu.events[master]  # deleted between the delta and the lookup
+    batches: list[Batch] = []
+    out = run_account(
+        Store.memory(), connector_for(emu, token), on_batch=lambda _a, _p, b: batches.append(b)
+    )
+    assert out.state == "ok"
+    assert not [e for b in batches for e in b.events]
+    assert out.skipped.get("recurring series deleted", 0) > 0
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value[:19]).replace(tzinfo=UTC)
+
+
 def test_calendar_deletions_and_window(emu: GraphEmulator, token: Path) -> None:
     now = datetime.now(UTC)
     keep = emu.add_event(subject="Keep", start=now - timedelta(days=5))

@@ -7,9 +7,16 @@ State (in the connector cursor)::
 The window ``[now - window_past, now + window_future]`` is fixed into the delta tokens by Graph.
 When the future edge has come within a day of ``now + window_future``, the current round is first
 drained (so deletions are seen) and a new round over the moved window starts; events already
-stored are matched by id and add nothing. Graph's calendarView returns occurrences and exceptions
-(``type`` occurrence/exception, marked recurring); a ``seriesMaster`` carries no occurrence time
-of its own here and is skipped. Bodies that the delta sends anyway (no ``$select`` is possible)
+stored are matched by id and add nothing.
+
+Recurring series: the delta sends each *occurrence* with only ``id``, ``type``,
+``seriesMasterId``, ``start`` and ``end`` (microsoft-graph-docs issues 7632, 22197); organizer,
+attendees, my response, ``showAs`` and the title are the series master's. A master in the delta
+(its start/end are its first occurrence's, so it is not stored itself) is kept by id and
+``changeKey``; a master not in the delta (a series that began before the window, an incremental
+round) is fetched with ``$batch``, once per sync. An occurrence takes every field it lacks from its
+master, so an exception's own attendees and times win; an occurrence whose master is gone (404) is
+skipped. Bodies that the delta sends anyway (no ``$select`` is possible)
 are dropped from each item before anything else looks at it. ``@removed`` also covers events
 outside the window that changed, so a removed id is deleted only once Graph confirms (404) that
 the event is gone.
@@ -33,6 +40,15 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 200
 MAX_RESTARTS = 2
 WINDOW_SLACK = timedelta(days=1)
+# What an occurrence may take from its series master (never a body).
+MASTER_FIELDS = (
+    "id,type,changeKey,subject,organizer,isOrganizer,attendees,responseStatus,showAs,isAllDay,"
+    "isCancelled,iCalUId"
+)
+NOT_INHERITED = frozenset(
+    {"id", "type", "seriesMasterId", "start", "end", "changeKey", "@odata.type", "@odata.etag"}
+)
+SERIES_GONE = "recurring series deleted"
 
 
 @dataclass
@@ -41,6 +57,14 @@ class CalendarPage:
     deletions: list[Deletion] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     seen: int = 0
+
+
+def _bare_occurrence(item: dict[str, Any]) -> str | None:
+    """The series master's id of an occurrence that lacks what the master holds, else None."""
+    master = item.get("seriesMasterId")
+    if master and ("organizer" not in item or "attendees" not in item):
+        return str(master)
+    return None
 
 
 def _iso(dt: datetime) -> str:
@@ -68,6 +92,7 @@ class CalendarSync:
         self.window_future = window_future
         self.now = now
         self.page_size = page_size
+        self.masters: dict[str, dict[str, Any] | None] = {}  # None: the series is gone
 
     @property
     def headers(self) -> dict[str, str]:
@@ -128,6 +153,7 @@ class CalendarSync:
     def _page(self, items: list[Any]) -> CalendarPage:
         page = CalendarPage()
         removed: list[str] = []
+        kept: list[dict[str, Any]] = []
         for item in items:
             if not isinstance(item, dict) or not item.get("id"):
                 continue
@@ -135,9 +161,19 @@ class CalendarSync:
             page.seen += 1
             if "@removed" in item:
                 removed.append(str(item["id"]))
-                continue
-            if str(item.get("type") or "").lower() == "seriesmaster":
-                continue
+            elif str(item.get("type") or "").lower() == "seriesmaster":
+                self._remember(item)
+            else:
+                kept.append(item)
+        self._fetch_masters({m for i in kept if (m := _bare_occurrence(i))})
+        for item in kept:
+            master_id = _bare_occurrence(item)
+            if master_id:
+                master = self.masters.get(master_id)
+                if master is None:
+                    page.skipped[SERIES_GONE] = page.skipped.get(SERIES_GONE, 0) + 1
+                    continue
+                item = {**{k: v for k, v in master.items() if k not in NOT_INHERITED}, **item}
             rec = event_from_graph(
                 item, account=self.account, me=self.me, keep_title=self.keep_titles
             )
@@ -148,6 +184,31 @@ class CalendarSync:
         if removed:
             self._resolve_removed(page, removed)
         return page
+
+    def _remember(self, master: dict[str, Any]) -> None:
+        """Keep a series master (a newer ``changeKey`` replaces an older one)."""
+        mid = str(master["id"])
+        known = self.masters.get(mid)
+        if known is None or known.get("changeKey") != master.get("changeKey"):
+            self.masters[mid] = strip_event_body(dict(master))
+
+    def _fetch_masters(self, wanted: set[str]) -> None:
+        """Fetch the series masters not seen yet (in this sync), 20 per ``$batch``."""
+        todo = sorted(m for m in wanted if m not in self.masters)
+        if not todo:
+            return
+        urls = {m: f"/me/events/{quote_id(m)}?$select={MASTER_FIELDS}" for m in todo}
+        found = self.client.batch_get(urls, self.headers)
+        for mid, (status, body) in found.items():
+            if status == 200:
+                self._remember({**body, "id": mid})
+            elif status in (404, 410):
+                self.masters[mid] = None
+            else:
+                raise TransientError(
+                    f"Microsoft Graph could not give a recurring meeting's details (HTTP {status}); "
+                    "will retry later"
+                )
 
     def _resolve_removed(self, page: CalendarPage, removed: list[str]) -> None:
         """Graph also reports events *outside* the window as removed when they change: only an

@@ -52,6 +52,7 @@ WELL_KNOWN = {
     "outbox": "Outbox",
 }
 RESERVED_SCOPES = {"openid", "profile", "offline_access"}
+OCCURRENCE_FIELDS = ("@odata.type", "id", "type", "seriesMasterId", "start", "end")
 FAULTS = ("429", "503", "500", "drop", "timeout", "truncate")
 
 
@@ -395,20 +396,63 @@ class GraphEmulator:
                 ],
                 "body": {"contentType": "html", "content": "<p>SECRET AGENDA dial-in 555</p>"},
                 "bodyPreview": "SECRET AGENDA dial-in 555",
+                "changeKey": uuid.uuid4().hex[:16],
             }
             self.events[eid] = ev
             self.event_log.append((self._tick(), eid))
             return eid
 
-    def update_event(self, eid: str, **fields: Any) -> None:
+    def add_series(
+        self,
+        *,
+        start: datetime,
+        count: int = 4,
+        every: timedelta = timedelta(days=7),
+        **fields: Any,
+    ) -> tuple[str, list[str]]:
+        """A recurring series: its master (start/end of the first occurrence, as Graph lists it)
+        and ``count`` occurrences ``every`` apart, which Outlook fills from the master.
+        ``fields`` are :meth:`add_event`'s. Returns ``(master id, occurrence ids)``."""
         with self.lock:
-            self.events[eid].update(fields)
+            master = self.add_event(start=start, event_type="seriesMaster", **fields)
+            uid = self.events[master]["iCalUId"]
+            occurrences = [
+                self.add_event(
+                    start=start + i * every,
+                    event_type="occurrence",
+                    series_master=master,
+                    ical_uid=uid,
+                    **fields,
+                )
+                for i in range(count)
+            ]
+            return master, occurrences
+
+    def update_event(self, eid: str, **fields: Any) -> None:
+        """Change an event. Changing a series master changes its occurrences too (not its
+        exceptions), and they show up in the next delta, as in Outlook."""
+        with self.lock:
+            ev = self.events[eid]
+            ev.update(fields)
+            ev["changeKey"] = uuid.uuid4().hex[:16]
             self.event_log.append((self._tick(), eid))
+            if ev["type"] == "seriesMaster":
+                for occ in self.events.values():
+                    if occ.get("seriesMasterId") == eid and occ["type"] == "occurrence":
+                        occ.update(fields)
+                        self.event_log.append((self._tick(), occ["id"]))
+
+    def make_exception(self, eid: str, **fields: Any) -> None:
+        """One occurrence changed on its own (other attendees, another time...)."""
+        self.update_event(eid, type="exception", **fields)
 
     def delete_event(self, eid: str) -> None:
+        """Delete an event; deleting a series master deletes the whole series."""
         with self.lock:
-            del self.events[eid]
-            self.event_log.append((self._tick(), eid))
+            gone = [eid] + [o for o, ev in self.events.items() if ev.get("seriesMasterId") == eid]
+            for e in gone:
+                del self.events[e]
+                self.event_log.append((self._tick(), e))
 
     # -- control ---------------------------------------------------------------------------------
     def expire_tokens(self) -> None:
@@ -632,6 +676,10 @@ class GraphEmulator:
                         "@removed": {"reason": "deleted"},
                     }
                 )
+            elif ev["type"] == "occurrence":
+                # microsoft-graph-docs issues 7632 and 22197: an occurrence in calendarView/delta
+                # carries only these; organizer, attendees, responses, showAs are the master's.
+                value.append({k: ev[k] for k in OCCURRENCE_FIELDS})
             else:
                 value.append(json.loads(json.dumps(ev)))
         base = f"{self.graph_endpoint}/me/calendarView/delta"
@@ -1031,6 +1079,10 @@ class _Handler(BaseHTTPRequestHandler):
         if s[:1] == ["messages"] and len(s) == 2:
             emu.routes["messages/{id}"] += 1
             return self._message(s[1], query)
+        if s[:1] == ["events"] and len(s) == 2:
+            if "Calendars.Read" not in scope.split():
+                return 403, _error("ErrorAccessDenied", "Access is denied."), {}
+            return self._event(s[1], query)
         if s[:1] == ["mailFolders"]:
             return self._folders(s[1:], query)
         return 404, _error("ResourceNotFound", "unknown resource"), {}
@@ -1049,7 +1101,8 @@ class _Handler(BaseHTTPRequestHandler):
             emu.selected.update(select)
             return 200, emu.render_message(msg, select), {}
 
-    def _event(self, eid: str) -> tuple[int, Any, dict[str, str]]:
+    def _event(self, eid: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """``GET /me/events/{id}``: the whole event (body too unless ``$select`` leaves it out)."""
         emu = self.emu
         emu.routes["events/{id}"] += 1
         with emu.lock:
@@ -1060,7 +1113,10 @@ class _Handler(BaseHTTPRequestHandler):
                     _error("ErrorItemNotFound", "The specified object was not found in the store."),
                     {},
                 )
-            return 200, {"id": ev["id"]}, {}
+            select = [x for x in query.get("$select", "").split(",") if x]
+            emu.selected.update(select)
+            out = {k: v for k, v in ev.items() if not select or k in select or k == "id"}
+            return 200, json.loads(json.dumps(out)), {}
 
     def _folders(self, s: list[str], query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         emu = self.emu
@@ -1151,7 +1207,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif r.get("method") == "GET" and segs[:2] == ["me", "messages"] and len(segs) == 3:
                 status, body, _ = self._message(segs[2], q)
             elif r.get("method") == "GET" and segs[:2] == ["me", "events"] and len(segs) == 3:
-                status, body, _ = self._event(segs[2])
+                status, body, _ = self._event(segs[2], q)
             else:
                 status, body = 400, _error("BadRequest", "unsupported in this emulator")
             responses.append(
