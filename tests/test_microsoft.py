@@ -304,6 +304,42 @@ def test_at_most_four_concurrent_requests_per_mailbox(emu: GraphEmulator, token:
     assert emu.max_inflight == 4
 
 
+def test_batch_members_count_towards_the_four_concurrent_requests(
+    emu: GraphEmulator, token: Path
+) -> None:
+    """Graph hands Outlook up to four members of a $batch at once, and they count against the
+    mailbox's four concurrent requests: a batch sent beside three folder requests must wait."""
+    ids = [emu.add_message() for _ in range(12)]
+    emu.latency = 0.05
+    client = _client(emu, token)
+    errors: list[BaseException] = []
+
+    def folders() -> None:
+        try:
+            for _ in range(4):
+                client.get("me/mailFolders")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def batch() -> None:
+        try:
+            for _ in range(3):
+                found = client.batch_get({m: f"/me/messages/{m}?$select=id" for m in ids})
+                assert {k: v[0] for k, v in found.items()} == dict.fromkeys(ids, 200)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=folders) for _ in range(3)]
+    threads.append(threading.Thread(target=batch))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert emu.concurrency_rejections == 0
+    assert emu.max_inflight <= 4
+
+
 def _converge(store: Store, emu: GraphEmulator, token: Path) -> list[str]:
     states: list[str] = []
     for _ in range(20):

@@ -2,7 +2,8 @@
 
 - ``Retry-After`` (seconds, possibly fractional) is honoured on 429 and 503.
 - At most :data:`MAX_CONCURRENT` requests per mailbox are in flight (Outlook's limit), shared by
-  every client of the same mailbox in the process.
+  every client of the same mailbox in the process. A ``$batch`` counts as its members, up to four
+  (Graph hands Outlook four members at a time, and they count against the same limit).
 - Other 5xx, timeouts and dropped connections: exponential backoff with full jitter.
 - After :attr:`GraphClient.max_attempts` tries a :class:`TransientError` carrying the last
   ``Retry-After`` is raised, so the daemon backs off and resumes from the last committed cursor.
@@ -20,7 +21,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -38,17 +41,50 @@ MAX_RETRY_AFTER_WAIT = 60.0  # longer server waits are left to the daemon's back
 RESYNC_CODES = frozenset({"syncstatenotfound", "syncstateinvalid", "resyncrequired"})
 MAILBOX_NOT_ENABLED = frozenset({"mailboxnotenabledforrestapi", "mailboxnotsupportedforrestapi"})
 
-_semaphores: dict[str, threading.BoundedSemaphore] = {}
-_semaphores_lock = threading.Lock()
+
+class WeightedGate:
+    """A first-come-first-served semaphore whose holders take one or more permits at once.
+
+    A request taking several (a ``$batch``) waits for all of them together, and nobody behind it
+    in the queue overtakes it, so it is neither starved nor holding half its permits.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.free = capacity
+        self._cond = threading.Condition()
+        self._queue: deque[object] = deque()
+
+    @contextmanager
+    def hold(self, permits: int = 1) -> Iterator[None]:
+        n = max(1, min(permits, self.capacity))
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+            while self._queue[0] is not ticket or self.free < n:
+                self._cond.wait()
+            self._queue.popleft()
+            self.free -= n
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.free += n
+                self._cond.notify_all()
 
 
-def mailbox_semaphore(key: str) -> threading.BoundedSemaphore:
+_gates: dict[str, WeightedGate] = {}
+_gates_lock = threading.Lock()
+
+
+def mailbox_gate(key: str) -> WeightedGate:
     """The process-wide concurrency gate for one mailbox (Graph endpoint + account)."""
-    with _semaphores_lock:
-        sem = _semaphores.get(key)
-        if sem is None:
-            sem = _semaphores[key] = threading.BoundedSemaphore(MAX_CONCURRENT)
-        return sem
+    with _gates_lock:
+        gate = _gates.get(key)
+        if gate is None:
+            gate = _gates[key] = WeightedGate(MAX_CONCURRENT)
+        return gate
 
 
 class NoAnswer(TransientError):
@@ -144,7 +180,7 @@ class GraphClient:
         self.session = requests.Session()
         # per request, since $REQUESTS_CA_BUNDLE would override session.verify
         self.verify: str | bool = auth.session.ca_file or True
-        self.gate = mailbox_semaphore(f"{self.base_url}|{auth.account}")
+        self.gate = mailbox_gate(f"{self.base_url}|{auth.account}")
         self.requests = 0  # HTTP requests sent, retries included (for benchmarks and logs)
 
     def url(self, path_or_url: str) -> str:
@@ -180,7 +216,10 @@ class GraphClient:
         headers: Mapping[str, str] | None = None,
         body: Any = None,
         idempotent: bool = True,
+        weight: int = 1,
     ) -> dict[str, Any]:
+        """One request with retries; ``weight`` is how many of the mailbox's concurrent
+        requests it takes (a ``$batch``: its members, up to four)."""
         url = self.url(path_or_url)
         retry_after: float | None = None
         refreshed = False
@@ -190,7 +229,7 @@ class GraphClient:
             hdrs = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             hdrs.update(headers or {})
             try:
-                resp = self._send(method, url, params, hdrs, body)
+                resp = self._send(method, url, params, hdrs, body, weight)
             except requests.exceptions.SSLError:
                 raise SourceError(
                     f"the TLS certificate of {self.base_url} is not trusted; if a proxy "
@@ -257,8 +296,9 @@ class GraphClient:
         params: Mapping[str, str] | None,
         headers: dict[str, str],
         body: Any,
+        weight: int = 1,
     ) -> requests.Response:
-        with self.gate:
+        with self.gate.hold(weight):
             self.requests += 1
             if body is None:
                 return self.session.request(
@@ -321,7 +361,9 @@ class GraphClient:
                     }
                     for n, k in enumerate(chunk)
                 ]
-                reply = self.post("$batch", {"requests": reqs})
+                reply = self.request(
+                    "POST", "$batch", body={"requests": reqs}, weight=min(len(reqs), MAX_CONCURRENT)
+                )
                 for item in reply.get("responses") or []:
                     try:
                         key = chunk[int(item.get("id"))]

@@ -52,6 +52,7 @@ WELL_KNOWN = {
     "outbox": "Outbox",
 }
 RESERVED_SCOPES = {"openid", "profile", "offline_access"}
+BATCH_PARALLEL = 4  # $batch members Graph sends to Outlook at once
 OCCURRENCE_FIELDS = ("@odata.type", "id", "type", "seriesMasterId", "start", "end")
 FAULTS = ("429", "503", "500", "drop", "timeout", "truncate")
 
@@ -930,9 +931,12 @@ class _Handler(BaseHTTPRequestHandler):
     # -- graph -----------------------------------------------------------------------------------
     def _graph(self, method: str, segs: list[str], query: dict[str, str], raw: bytes) -> None:
         emu = self.emu
+        # A $batch envelope is Graph's; its members go to Outlook up to four at a time and
+        # count against the mailbox's four concurrent requests (see _batch), the envelope not.
+        slots = 0 if segs[:1] == ["$batch"] else 1
         with emu.lock:
             emu.graph_requests += 1
-            emu.inflight += 1
+            emu.inflight += slots
             emu.max_inflight = max(emu.max_inflight, emu.inflight)
             over = emu.inflight > emu.concurrency_limit
             if over:
@@ -941,7 +945,7 @@ class _Handler(BaseHTTPRequestHandler):
             if prefer:
                 emu.prefers.add(prefer)
         try:
-            if emu.latency:
+            if emu.latency and slots:
                 time.sleep(emu.latency)
             if over:
                 self._send(
@@ -978,7 +982,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, body, headers)
         finally:
             with emu.lock:
-                emu.inflight -= 1
+                emu.inflight -= slots
 
     def _fault(self, kind: str) -> bool:
         """Serve an injected fault; True if the request is finished."""
@@ -1185,38 +1189,65 @@ class _Handler(BaseHTTPRequestHandler):
                 {},
             )
         responses = []
-        for r in reqs:
-            url = urlsplit(r.get("url", ""))
-            segs = [unquote(x) for x in url.path.split("/") if x]
-            q = {k: v[0] for k, v in parse_qs(url.query).items()}
-            if emu.choose_fault() in ("429", "503"):
-                responses.append(
-                    {
-                        "id": r["id"],
-                        "status": 429,
-                        "headers": {"Retry-After": emu.retry_after},
-                        "body": _error(
-                            "ApplicationThrottled",
-                            "Application is over its MailboxConcurrency limit.",
-                        ),
-                    }
-                )
-                continue
-            if not emu.mailbox_enabled and segs[:1] == ["me"]:
-                status, body, _ = _mailbox_not_enabled()
-            elif r.get("method") == "GET" and segs[:2] == ["me", "messages"] and len(segs) == 3:
-                status, body, _ = self._message(segs[2], q)
-            elif r.get("method") == "GET" and segs[:2] == ["me", "events"] and len(segs) == 3:
-                status, body, _ = self._event(segs[2], q)
-            else:
-                status, body = 400, _error("BadRequest", "unsupported in this emulator")
-            responses.append(
-                {
-                    "id": r["id"],
-                    "status": status,
-                    "headers": {"Content-Type": "application/json"},
-                    "body": body,
-                }
-            )
+        for i in range(0, len(reqs), BATCH_PARALLEL):
+            responses += self._batch_members(reqs[i : i + BATCH_PARALLEL], scope)
         emu.rng.shuffle(responses)  # Graph answers in any order
         return 200, {"responses": responses}, {}
+
+    def _batch_members(self, reqs: list[dict[str, Any]], scope: str) -> list[dict[str, Any]]:
+        """Up to four members at once, each holding one of the mailbox's concurrent slots while
+        Outlook works on it; a member finding no free slot is throttled (MailboxConcurrency)."""
+        emu = self.emu
+        with emu.lock:
+            granted = max(0, min(len(reqs), emu.concurrency_limit - emu.inflight))
+            emu.inflight += granted
+            emu.max_inflight = max(emu.max_inflight, emu.inflight)
+            emu.concurrency_rejections += len(reqs) - granted
+        try:
+            if emu.latency and granted:
+                time.sleep(emu.latency)
+            return [
+                self._batch_member(r, scope)
+                if n < granted
+                else {
+                    "id": r["id"],
+                    "status": 429,
+                    "headers": {"Retry-After": emu.retry_after},
+                    "body": _error(
+                        "ApplicationThrottled", "Application is over its MailboxConcurrency limit."
+                    ),
+                }
+                for n, r in enumerate(reqs)
+            ]
+        finally:
+            with emu.lock:
+                emu.inflight -= granted
+
+    def _batch_member(self, r: dict[str, Any], scope: str) -> dict[str, Any]:
+        emu = self.emu
+        url = urlsplit(r.get("url", ""))
+        segs = [unquote(x) for x in url.path.split("/") if x]
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if emu.choose_fault() in ("429", "503"):
+            return {
+                "id": r["id"],
+                "status": 429,
+                "headers": {"Retry-After": emu.retry_after},
+                "body": _error(
+                    "ApplicationThrottled", "Application is over its MailboxConcurrency limit."
+                ),
+            }
+        if not emu.mailbox_enabled and segs[:1] == ["me"]:
+            status, body, _ = _mailbox_not_enabled()
+        elif r.get("method") == "GET" and segs[:2] == ["me", "messages"] and len(segs) == 3:
+            status, body, _ = self._message(segs[2], q)
+        elif r.get("method") == "GET" and segs[:2] == ["me", "events"] and len(segs) == 3:
+            status, body, _ = self._event(segs[2], q)
+        else:
+            status, body = 400, _error("BadRequest", "unsupported in this emulator")
+        return {
+            "id": r["id"],
+            "status": status,
+            "headers": {"Content-Type": "application/json"},
+            "body": body,
+        }
