@@ -282,6 +282,90 @@ def test_long_retry_after_is_left_to_the_daemon(emu: GraphEmulator, token: Path)
     assert exc.value.retry_after == 120.0
 
 
+def test_429_without_retry_after_backs_off_exponentially(emu: GraphEmulator, token: Path) -> None:
+    sleeps: list[float] = []
+    client = _client(emu, token, sleeps)
+    client.backoff_base = 1.0
+    emu.retry_after = None
+    emu.force("429", "429", "429")
+    assert "value" in client.get("me/mailFolders")
+    assert len(sleeps) == 3 and max(sleeps) > 0  # jittered exponential, not a tight loop
+    # ... and so do throttled $batch members
+    mid = emu.add_message()
+    sleeps.clear()
+    emu.force("none", "429")  # the envelope passes, its member is throttled
+    found = client.batch_get({mid: f"/me/messages/{mid}?$select=id"})
+    assert found[mid][0] == 200 and len(sleeps) == 1
+
+
+def test_long_retry_after_on_batch_members_is_left_to_the_daemon(
+    emu: GraphEmulator, token: Path
+) -> None:
+    sleeps: list[float] = []
+    client = _client(emu, token, sleeps)
+    mid = emu.add_message()
+    emu.retry_after = "120"
+    emu.force("none", "429")
+    with pytest.raises(TransientError) as exc:
+        client.batch_get({mid: f"/me/messages/{mid}?$select=id"})
+    assert exc.value.retry_after == 120.0
+    assert sleeps == []  # not two minutes asleep inside the sync
+
+
+@pytest.mark.parametrize("status", [410, 400])
+def test_expired_delta_state_as_410_with_location_or_400_sync_state_not_found(
+    emu: GraphEmulator, token: Path, status: int
+) -> None:
+    emu.sync_state_status = status
+    emu.add_bulk(30)
+    emu.add_event(subject="Before")
+    store = Store.memory()
+    assert sync(store, emu, token, page_size=7) == "ok"
+    emu.expire_tokens()
+    emu.add_bulk(4)
+    emu.add_event(subject="After")
+    outcome = run_account(store, connector_for(emu, token, page_size=7))
+    assert outcome.state == "ok" and outcome.added == 5
+    assert stored_ids(store, ACCOUNT) == sorted(emu.expected_message_ids())
+    assert store.counts()["events"] == 2
+
+
+def test_replayed_delta_items_are_stored_once(emu: GraphEmulator, token: Path) -> None:
+    emu.replay = 2  # every page repeats its first two changes
+    emu.add_bulk(30)
+    now = datetime.now(UTC)
+    for d in range(5):
+        emu.add_event(subject=f"Meeting {d}", start=now - timedelta(days=d + 1))
+    store = Store.memory()
+    first = run_account(store, connector_for(emu, token, page_size=4))
+    assert first.state == "ok" and first.added == 35
+    gone = emu.add_message()
+    emu.delete_message(emu.add_message())
+    assert sync(store, emu, token, page_size=4) == "ok"
+    emu.delete_message(gone)
+    assert sync(store, emu, token, page_size=4) == "ok"
+    assert stored_ids(store, ACCOUNT) == sorted(emu.expected_message_ids())
+    assert store.counts()["events"] == 5
+
+
+def test_calendar_window_over_graphs_1825_day_limit_is_clamped_and_said(
+    emu: GraphEmulator, token: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = datetime.now(UTC)
+    emu.add_event(subject="Recent", start=now - timedelta(days=30))
+    emu.add_event(subject="Four years ago", start=now - timedelta(days=4 * 365))
+    emu.add_event(subject="Six years ago", start=now - timedelta(days=6 * 365))
+    conn = connector_for(emu, token)
+    conn.options.window_past = timedelta(days=10 * 365)
+    store = Store.memory()
+    with caplog.at_level("WARNING"):
+        out = run_account(store, conn)
+    assert out.state == "ok", out.error
+    titles = {r[0] for r in store.conn.execute("SELECT title FROM events")}
+    assert titles == {"Recent", "Four years ago"}
+    assert any("1825" in r.getMessage() and "1811 days" in r.getMessage() for r in caplog.records)
+
+
 def test_at_most_four_concurrent_requests_per_mailbox(emu: GraphEmulator, token: Path) -> None:
     emu.latency = 0.05
     clients = [_client(emu, token) for _ in range(2)]  # two clients, one mailbox

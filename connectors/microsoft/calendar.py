@@ -4,7 +4,9 @@ State (in the connector cursor)::
 
     {"link": nextLink | deltaLink | null, "start": ISO, "end": ISO}
 
-The window ``[now - window_past, now + window_future]`` is fixed into the delta tokens by Graph.
+The window ``[now - window_past, now + window_future]`` is fixed into the delta tokens by Graph,
+which refuses windows longer than 1825 days: a longer one is clamped (the past shortened) with a
+warning.
 When the future edge has come within a day of ``now + window_future``, the current round is first
 drained (so deletions are seen) and a new round over the moved window starts; events already
 stored are matched by id and add nothing.
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 200
 MAX_RESTARTS = 2
 WINDOW_SLACK = timedelta(days=1)
+MAX_WINDOW = timedelta(days=1825)  # Graph: "Maximum number of days: 1825" (docs issue 6284)
 # What an occurrence may take from its series master (never a body).
 MASTER_FIELDS = (
     "id,type,changeKey,subject,organizer,isOrganizer,attendees,responseStatus,showAs,isAllDay,"
@@ -88,8 +91,17 @@ class CalendarSync:
         self.account = account
         self.me = tuple(me)
         self.keep_titles = keep_titles
-        self.window_past = window_past
-        self.window_future = window_future
+        self.window_future = min(window_future, MAX_WINDOW)
+        self.window_past = min(window_past, MAX_WINDOW - self.window_future)
+        if self.window_past < window_past:
+            log.warning(
+                "account %s: window_past %d days + window_future %d days is more than Microsoft "
+                "Graph's 1825-day calendar limit; reading the last %d days instead",
+                account,
+                window_past.days,
+                window_future.days,
+                self.window_past.days,
+            )
         self.now = now
         self.page_size = page_size
         self.masters: dict[str, dict[str, Any] | None] = {}  # None: the series is gone

@@ -382,6 +382,11 @@ class GraphClient:
                     results[key] = (status, body if isinstance(body, dict) else {})
                     pending.pop(key, None)
             if pending:
+                if retry_after is not None and retry_after > MAX_RETRY_AFTER_WAIT:
+                    raise TransientError(
+                        "Microsoft Graph asked to wait before more requests; will retry later",
+                        retry_after=retry_after,
+                    )
                 self._pause(attempt, retry_after)
         if pending:
             raise TransientError("Microsoft Graph kept throttling a batch; will retry later")

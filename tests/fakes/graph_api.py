@@ -134,7 +134,9 @@ class GraphEmulator:
         self.fault_rate = 0.0
         self.fault_kinds: tuple[str, ...] = FAULTS
         self.forced: list[str] = []
-        self.retry_after = "0.05"
+        self.retry_after: str | None = "0.05"  # None: throttled without a Retry-After header
+        self.sync_state_status = 410  # or 400: expired delta state (code syncStateNotFound)
+        self.replay = 0  # every delta page repeats its first N items at its end (replays)
         self.latency = 0.0
         self.timeout_sleep = 1.5
         self.concurrency_limit = 4
@@ -556,23 +558,25 @@ class GraphEmulator:
 
     def mail_delta(
         self, fid: str, query: dict[str, str], page_size: int
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        base = f"{self.graph_endpoint}/me/mailFolders/{quote(fid, safe='')}/messages/delta"
+        gone = _sync_state_gone(self.sync_state_status, f"{base}?$deltatoken=")
         with self.lock:
             if "$skiptoken" in query:
                 rid, _, off = query["$skiptoken"].rpartition(".")
                 rnd = self.rounds.get(rid)
                 if rnd is None or rnd["gen"] != self.generation or rnd["scope"] != fid:
-                    return _sync_state_gone()
-                return 200, self._mail_page(rid, int(off), page_size)
-            if "$deltatoken" in query:
+                    return gone
+                return 200, self._mail_page(rid, int(off), page_size), {}
+            if query.get("$deltatoken"):
                 d = self.deltas.get(query["$deltatoken"])
                 if d is None or d["gen"] != self.generation or d["scope"] != fid:
-                    return _sync_state_gone()
+                    return gone
                 ids = self._changed(self.folder_log[fid], d["seq"])
                 rid = self._start_round(
                     "mail", fid, ids, {"select": d["select"], "filter": d["filter"]}
                 )
-                return 200, self._mail_page(rid, 0, page_size)
+                return 200, self._mail_page(rid, 0, page_size), {}
             select = [s for s in query.get("$select", "").split(",") if s]
             self.selected.update(select)
             ids = [m for m, v in self.messages.items() if v["parentFolderId"] == fid]
@@ -583,7 +587,7 @@ class GraphEmulator:
                 ids.sort(key=lambda m: self.messages[m]["receivedDateTime"], reverse=True)
                 ids = ids[: self.filter_cap]
             rid = self._start_round("mail", fid, ids, {"select": select, "filter": flt})
-            return 200, self._mail_page(rid, 0, page_size)
+            return 200, self._mail_page(rid, 0, page_size), {}
 
     def _mail_page(self, rid: str, off: int, size: int) -> dict[str, Any]:
         rnd = self.rounds[rid]
@@ -602,6 +606,7 @@ class GraphEmulator:
                 )
             else:
                 value.append(self.render_message(msg, rnd["select"]))
+        value += json.loads(json.dumps(value[: self.replay]))  # the same changes again
         base = f"{self.graph_endpoint}/me/mailFolders/{quote(fid, safe='')}/messages/delta"
         out: dict[str, Any] = {
             "@odata.context": f"{self.graph_endpoint}/$metadata#Collection(message)",
@@ -633,29 +638,45 @@ class GraphEmulator:
                 out[f] = msg[f]
         return out
 
-    def calendar_delta(self, query: dict[str, str], page_size: int) -> tuple[int, dict[str, Any]]:
+    def calendar_delta(
+        self, query: dict[str, str], page_size: int
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        base = f"{self.graph_endpoint}/me/calendarView/delta"
         with self.lock:
             if "$skiptoken" in query:
                 rid, _, off = query["$skiptoken"].rpartition(".")
                 rnd = self.rounds.get(rid)
                 if rnd is None or rnd["gen"] != self.generation:
-                    return _sync_state_gone()
-                return 200, self._cal_page(rid, int(off), page_size)
-            if "$deltatoken" in query:
+                    return _sync_state_gone(self.sync_state_status, f"{base}?$deltatoken=")
+                return 200, self._cal_page(rid, int(off), page_size), {}
+            if query.get("$deltatoken"):
                 d = self.deltas.get(query["$deltatoken"])
                 if d is None or d["gen"] != self.generation or d["scope"] != "calendar":
-                    return _sync_state_gone()
+                    return _sync_state_gone(self.sync_state_status, f"{base}?$deltatoken=")
                 ids = self._changed(self.event_log, d["seq"])
                 rid = self._start_round("cal", "calendar", ids, {"window": d["window"]})
-                return 200, self._cal_page(rid, 0, page_size)
+                return 200, self._cal_page(rid, 0, page_size), {}
             if "startDateTime" not in query or "endDateTime" not in query:
-                return 400, _error(
-                    "ErrorInvalidParameter", "startDateTime and endDateTime are required"
+                return (
+                    400,
+                    _error("ErrorInvalidParameter", "startDateTime and endDateTime are required"),
+                    {},
                 )
             window = (query["startDateTime"], query["endDateTime"])
+            if _parse_iso(window[1]) - _parse_iso(window[0]) > timedelta(days=1825):
+                # microsoft-graph-docs issue 6284
+                return (
+                    400,
+                    _error(
+                        "ErrorInvalidRequest",
+                        "Your request can't be completed. The range between the start and end "
+                        "dates is greater than the allowed range. Maximum number of days: 1825",
+                    ),
+                    {},
+                )
             ids = [e for e in self.events if self._in_window(self.events[e], window)]
             rid = self._start_round("cal", "calendar", ids, {"window": window})
-            return 200, self._cal_page(rid, 0, page_size)
+            return 200, self._cal_page(rid, 0, page_size), {}
 
     def _in_window(self, ev: dict[str, Any], window: tuple[str, str]) -> bool:
         lo, hi = _parse_iso(window[0]), _parse_iso(window[1])
@@ -683,6 +704,7 @@ class GraphEmulator:
                 value.append({k: ev[k] for k in OCCURRENCE_FIELDS})
             else:
                 value.append(json.loads(json.dumps(ev)))
+        value += json.loads(json.dumps(value[: self.replay]))  # the same changes again
         base = f"{self.graph_endpoint}/me/calendarView/delta"
         out: dict[str, Any] = {"value": value}
         if off + size < len(rnd["ids"]):
@@ -731,6 +753,10 @@ def _error(code: str, message: str) -> dict[str, Any]:
     }
 
 
+def _retry_after(value: str | None) -> dict[str, str]:
+    return {} if value is None else {"Retry-After": value}
+
+
 def _mailbox_not_enabled() -> tuple[int, dict[str, Any], dict[str, str]]:
     return (
         404,
@@ -742,10 +768,16 @@ def _mailbox_not_enabled() -> tuple[int, dict[str, Any], dict[str, str]]:
     )
 
 
-def _sync_state_gone() -> tuple[int, dict[str, Any]]:
-    return 410, _error(
-        "SyncStateNotFound", "The sync state generation is not found; generation=149;[highest=157]"
-    )
+def _sync_state_gone(status: int, location: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Expired delta state: 410 with a Location header holding the initial query with an empty
+    $deltatoken (delta-query-overview), or a 400 ``syncStateNotFound``."""
+    if status == 410:
+        body = _error(
+            "SyncStateNotFound",
+            "The sync state generation is not found; generation=149;[highest=157]",
+        )
+        return 410, body, {"Location": location}
+    return status, _error("syncStateNotFound", "The sync state is not found."), {}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -953,7 +985,7 @@ class _Handler(BaseHTTPRequestHandler):
                     _error(
                         "ApplicationThrottled", "Application is over its MailboxConcurrency limit."
                     ),
-                    {"Retry-After": emu.retry_after},
+                    _retry_after(emu.retry_after),
                 )
                 return
             scope = emu.check_bearer(self.headers.get("Authorization"))
@@ -1002,7 +1034,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "message": "Please retry again later.",
                     }
                 },
-                {"Retry-After": emu.retry_after},
+                _retry_after(emu.retry_after),
             )
         elif kind == "503":
             self._send(
@@ -1078,8 +1110,7 @@ class _Handler(BaseHTTPRequestHandler):
             emu.routes["calendarView/delta"] += 1
             if "Calendars.Read" not in scope.split():
                 return 403, _error("ErrorAccessDenied", "Access is denied."), {}
-            status, body = emu.calendar_delta(query, self._page_size())
-            return status, body, {}
+            return emu.calendar_delta(query, self._page_size())
         if s[:1] == ["messages"] and len(s) == 2:
             emu.routes["messages/{id}"] += 1
             return self._message(s[1], query)
@@ -1145,8 +1176,7 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, {"value": emu.children(fid)}, {}
         if rest == ["messages", "delta"]:
             emu.routes["messages/delta"] += 1
-            status, body = emu.mail_delta(fid, query, self._page_size())
-            return status, body, {}
+            return emu.mail_delta(fid, query, self._page_size())
         if rest == ["messages"]:
             emu.routes["folder messages"] += 1
             with emu.lock:
@@ -1212,7 +1242,7 @@ class _Handler(BaseHTTPRequestHandler):
                 else {
                     "id": r["id"],
                     "status": 429,
-                    "headers": {"Retry-After": emu.retry_after},
+                    "headers": _retry_after(emu.retry_after),
                     "body": _error(
                         "ApplicationThrottled", "Application is over its MailboxConcurrency limit."
                     ),
@@ -1232,7 +1262,7 @@ class _Handler(BaseHTTPRequestHandler):
             return {
                 "id": r["id"],
                 "status": 429,
-                "headers": {"Retry-After": emu.retry_after},
+                "headers": _retry_after(emu.retry_after),
                 "body": _error(
                     "ApplicationThrottled", "Application is over its MailboxConcurrency limit."
                 ),
