@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from keepwarm.daemon.config import Account, Config, SmtpConfig
@@ -239,22 +240,25 @@ def _remote_source(acct: Account, timeout: float) -> Check:
     return Check(name, True, f"{host}:{port} accepts connections")
 
 
-def stored_accounts(config: Config) -> list[tuple[str, str]]:
-    """(name, kind) of every account in the database (imports included), read-only: doctor never
-    creates or migrates the database."""
-    import sqlite3
-
+def _query_store(config: Config, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` read from the database read-only (doctor never creates or migrates it);
+    none when there is no database yet, or it cannot be read (the database check says why)."""
     path = config.store_path
     if not path.is_file():
         return []
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
-            rows = conn.execute("SELECT name, kind FROM accounts ORDER BY name").fetchall()
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
         finally:
             conn.close()
     except sqlite3.Error:
-        return []  # the database check reports a damaged or unreadable file
+        return []
+
+
+def stored_accounts(config: Config) -> list[tuple[str, str]]:
+    """(name, kind) of every account in the database (imports included)."""
+    rows = _query_store(config, "SELECT name, kind FROM accounts ORDER BY name")
     return [(str(n), str(k)) for n, k in rows]
 
 
@@ -292,20 +296,7 @@ def check_accounts(config: Config) -> Iterator[Check]:
 
     Read-only: the database is neither created nor migrated; no database yet means no lines.
     """
-    path = config.store_path
-    if not path.is_file():
-        return
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = conn.execute("SELECT name, state, last_error, fix FROM accounts").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        yield Check(
-            "sync state", False, f"cannot read it from {path}: {exc}", "keepwarm status", True
-        )
-        return
+    rows = _query_store(config, "SELECT name, state, last_error, fix FROM accounts")
     states = {str(r[0]): (str(r[1]), r[2], r[3]) for r in rows}
     for acct in config.accounts:
         if not acct.enabled or acct.name not in states:
