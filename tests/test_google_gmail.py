@@ -281,7 +281,7 @@ def _sync_until_caught_up(store: Store, world: GmailWorld, tries: int = 40) -> l
 
 def test_twenty_percent_faults_converge(world: GmailWorld) -> None:
     world.emu.stall_seconds = 0.6
-    world.emu.add_mail(150)
+    world.emu.add_mail(300)  # enough requests that every kind of fault is drawn
     world.emu.inject(0.2)
     store = Store.memory()
     assert _sync_until_caught_up(store, world)[-1] == "ok"
@@ -349,3 +349,44 @@ def test_damaged_or_foreign_cursor_starts_a_clean_full_sync(world: GmailWorld) -
         store.conn.execute("UPDATE accounts SET cursor = ? WHERE name = 'gm'", (bad,))
         assert sync(store, world) == "ok"
         assert stored_ids(store, "gm") == sorted(world.expected_ids())
+
+
+# -- per-user concurrency and rate limits as Gmail answers them ------------------------------------
+def test_batches_adapt_to_gmail_per_user_concurrency(tmp_path: Path) -> None:
+    """Real Gmail refuses batch parts with 429 "Too many concurrent requests for user" at 50-100
+    parts and sometimes above 20: batches start small, grow while clean and halve when parts are
+    refused, so the sync neither gives up nor loops on back-off."""
+    with GoogleEmulator(gmail_concurrency=20, latency=0.02) as emu:
+        emu.add_mail(600)
+        token = write_token(emu, tmp_path / "token.json", (GMAIL_METADATA,))
+        sleeps: list[float] = []
+        retry = RetryPolicy(attempts=6, base=0.05, cap=1.0, sleep=sleeps.append)
+        connector = gmail_connector(
+            emu, token, batch_size=50, max_concurrency=10, retry=retry, concurrency=10
+        )
+        store = Store.memory()
+        out = run_account(store, connector)
+        assert out.state == "ok", out.error
+        assert len(stored_ids(store, "gm")) == 600
+        assert emu.concurrency_rejections <= 60  # a few probes of the limit, not a storm
+        assert sum(sleeps) < 0.5  # refused parts are re-sent in smaller batches, not waited on
+        emu.check()
+
+
+@pytest.mark.parametrize("reply", ["403user", "403rate", "429bare"])
+def test_rate_limits_without_retry_after_slow_the_pace(tmp_path: Path, reply: str) -> None:
+    """Over the per-user quota Gmail may answer 403 userRateLimitExceeded / rateLimitExceeded
+    or 429 without Retry-After: keepwarm slows down until it fits, without giving up."""
+    with GoogleEmulator(gmail_units_per_minute=400, quota_window=1.0) as emu:  # 400 units/s
+        emu.quota_reply = reply
+        emu.add_mail(240)  # 1,200 units: three seconds at the real pace
+        token = write_token(emu, tmp_path / "token.json", (GMAIL_METADATA,))
+        retry = RetryPolicy(attempts=6, base=0.1, cap=2.0)
+        # configured at three times the quota the project really has
+        connector = gmail_connector(emu, token, units_per_minute=72_000, retry=retry, batch_size=20)
+        store = Store.memory()
+        out = run_account(store, connector)
+        assert out.state == "ok", out.error
+        assert len(stored_ids(store, "gm")) == 240
+        assert emu.quota_rejections < 120  # it learnt the pace instead of hammering
+        emu.check()

@@ -76,12 +76,14 @@ class ClientSettings:
 
 @dataclass
 class PartResult:
-    """What a batch round produced, by caller key."""
+    """What a batch round produced, by caller key. ``throttled`` counts the parts refused for
+    rate or concurrency (429, 403 rate limits); ``retry`` holds them and the failed ones (5xx)."""
 
     ok: dict[str, Any] = field(default_factory=dict)
     failed: dict[str, HttpError] = field(default_factory=dict)
     retry: list[str] = field(default_factory=list)
     retry_after: float | None = None
+    throttled: int = 0
 
 
 class GoogleClient:
@@ -215,8 +217,7 @@ class GoogleClient:
                 return False, None
             ra = retry_after_seconds(exc.resp.get("retry-after"))
             if status in (403, 429):
-                wait = ra if ra is not None else self.retry.base
-                self.limits.bucket.pause(min(wait, self.retry.cap))
+                self.limits.bucket.throttled(ra, self.retry.base, self.retry.cap)
             return True, ra
         if isinstance(exc, google.auth.exceptions.GoogleAuthError):
             raise refresh_failure(exc, self.settings.account) from None
@@ -271,6 +272,11 @@ class GoogleClient:
                 raise auth
             if is_retryable(status, reason):
                 out.retry.append(key)
+                if status in (403, 429):
+                    out.throttled += 1
+                ra = retry_after_seconds(exc.resp.get("retry-after"))
+                if ra is not None:
+                    out.retry_after = max(out.retry_after or 0.0, ra)
             else:
                 out.failed[key] = exc
 
@@ -282,13 +288,24 @@ class GoogleClient:
                 self.calls += 1
                 batch.execute(http=self.http())
         except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as exc:
-            retryable, out.retry_after = self._classify(exc)
+            retryable, out.retry_after = self._classify(exc)  # the bucket takes note there
+            if (
+                isinstance(exc, HttpError)
+                and exc.resp is not None
+                and exc.resp.status in (403, 429)
+            ):
+                out.throttled = len(requests)
             if not retryable:
                 if isinstance(exc, HttpError):
                     raise self.refusal(exc, "a batch request") from None
                 raise TransientError(f"a Google batch request failed: {exc}") from None
             done = set(out.ok) | set(out.failed)
             out.retry = [k for k, _ in requests if k not in done]
+            return out
+        if out.throttled:
+            self.limits.bucket.throttled(out.retry_after, self.retry.base, self.retry.cap)
+        elif not out.retry:
+            self.limits.bucket.clean()
         return out
 
 

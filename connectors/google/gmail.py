@@ -24,9 +24,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -35,7 +35,7 @@ from typing import Any
 from googleapiclient.errors import HttpError
 
 from keepwarm.connectors.base import Batch, CursorExpired, Deletion, MessageMeta, Progress
-from keepwarm.connectors.google.client import GoogleClient
+from keepwarm.connectors.google.client import GoogleClient, PartResult
 from keepwarm.connectors.google.quota import error_reason, give_up
 from keepwarm.connectors.headers import WANTED_HEADERS, message_from_headers
 
@@ -64,6 +64,37 @@ class GmailOptions:
     records_per_batch: int = 250  # records per yielded Batch (one committed transaction)
     max_concurrency: int = 10
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+class BatchWindow:
+    """How many ``messages.get`` parts may be in flight at once, learnt from Gmail's answers.
+
+    Gmail refuses parts over an undocumented per-user concurrency limit (429 "Too many concurrent
+    requests for user", seen at 50-100 parts and sometimes above 20). The window starts small,
+    doubles while every part is answered, then grows by one part per clean batch above the size
+    that was last refused; a refusal halves it. Batches are at most ``batch_size`` parts.
+    """
+
+    START = 10
+
+    def __init__(self, batch_size: int, ceiling: int | None = None) -> None:
+        self.batch_size = max(1, batch_size)
+        self.ceiling = ceiling or 2 * self.batch_size
+        self.size = float(min(self.START, self.ceiling))
+        self.threshold = float(self.ceiling)
+        self.refusals = 0
+
+    def batch(self) -> int:
+        return max(1, min(int(self.size), self.batch_size))
+
+    def clean(self) -> None:
+        step = self.size if self.size < self.threshold else 1.0
+        self.size = min(float(self.ceiling), self.size + step)
+
+    def refused(self) -> None:
+        self.refusals += 1
+        self.threshold = max(1.0, self.size / 2)
+        self.size = self.threshold
 
 
 @dataclass
@@ -207,6 +238,7 @@ class GmailConnector:
                 client.limits.bucket.largest_request() // UNITS["get"],
             ),
         )
+        self.window = BatchWindow(self.batch_size)
 
     @property
     def users(self) -> Any:
@@ -357,36 +389,56 @@ class GmailConnector:
         )
 
     def _fetch(self, ids: Sequence[str]) -> Fetched:
-        """Fetch metadata of ``ids`` in batches, re-batching failed parts with backoff."""
+        """Fetch metadata of ``ids`` in batches sized by :class:`BatchWindow`.
+
+        Parts refused for rate or concurrency are sent again at once in smaller batches (the
+        bucket paces or pauses if Google keeps refusing); parts that failed otherwise (5xx,
+        dropped connections) are sent again after a jittered back-off. A part is given up after
+        the retry policy's attempts.
+        """
         out = Fetched()
         raw: dict[str, Any] = {}
-        pending = list(dict.fromkeys(ids))
-        retry_after: float | None = None
-        retry = self.client.retry
+        queue = deque(dict.fromkeys(ids))
+        tries: Counter[str] = Counter()
+        running: dict[Future[PartResult], list[str]] = {}
+        inflight = 0
+        retry, bucket = self.client.retry, self.client.limits.bucket
         self.client.service("gmail", "v1")
-        for attempt in range(retry.attempts):
-            if not pending:
-                break
-            if attempt:
-                if retry_after is not None and retry_after > retry.cap:
-                    break  # a long wait is the daemon's job (it backs off between syncs)
-                retry.sleep(retry.delay(attempt - 1, retry_after))
-            chunks = [
-                pending[i : i + self.batch_size] for i in range(0, len(pending), self.batch_size)
-            ]
-            results = list(self._pool.map(self._round, chunks))
-            pending = []
-            for r in results:
+        while queue or running:
+            while queue and len(running) < self.options.max_concurrency:
+                n = min(len(queue), self.window.batch())
+                if running and inflight + n > self.window.size:
+                    break
+                chunk = [queue.popleft() for _ in range(n)]
+                running[self._pool.submit(self._round, chunk)] = chunk
+                inflight += n
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                inflight -= len(running.pop(fut))
+                r = fut.result()
                 raw.update(r.ok)
-                pending.extend(r.retry)
-                retry_after = r.retry_after if r.retry_after is not None else retry_after
                 for key, exc in r.failed.items():
-                    if gone(exc):
-                        out.gone.append(key)
-                    else:
+                    if not gone(exc):
                         raise self.client.refusal(exc, "fetching Gmail message metadata")
-        if pending:
-            raise give_up("fetching Gmail message metadata", retry_after)
+                    out.gone.append(key)
+                if r.throttled:
+                    self.window.refused()
+                elif not r.retry:
+                    self.window.clean()
+                if not r.retry:
+                    continue
+                if r.retry_after is not None and r.retry_after > retry.cap:
+                    raise give_up("fetching Gmail message metadata", r.retry_after)
+                if bucket.strikes > retry.attempts:
+                    raise give_up("fetching Gmail message metadata", None)
+                failed = [k for k in r.retry if k not in r.ok] if not r.throttled else []
+                for key in failed:
+                    tries[key] += 1
+                    if tries[key] >= retry.attempts:
+                        raise give_up("fetching Gmail message metadata", r.retry_after)
+                if failed:
+                    retry.sleep(retry.delay(max(tries[k] for k in failed) - 1, r.retry_after))
+                queue.extend(r.retry)
         now = self.options.now()
         for mid in ids:
             msg = raw.get(mid)
@@ -406,7 +458,7 @@ class GmailConnector:
                 out.messages.append(rec)
         return out
 
-    def _round(self, chunk: list[str]) -> Any:
+    def _round(self, chunk: list[str]) -> PartResult:
         return self.client.batch_round(
             "gmail", [(mid, self._get(mid)) for mid in chunk], UNITS["get"]
         )

@@ -6,10 +6,16 @@ API_FACTS.md 1.12); Calendar counts requests (600 per user per minute). The buck
 safety share of the budget and holds at most the remaining share, so that no sliding minute ever
 sees more than the budget even right after an idle spell.
 
-Retries: 429, 403 with reason ``rateLimitExceeded``/``userRateLimitExceeded``, 5xx, timeouts and
-dropped connections are retried with exponential backoff and full jitter, never sooner than the
-server's ``Retry-After``. The reason is read from the error body's JSON, never from the message
-text. After the bounded number of attempts :class:`TransientError` is raised with ``retry_after``.
+Retries: 429, 403 with reason ``rateLimitExceeded``/``userRateLimitExceeded`` (Calendar also
+``quotaExceeded``), 5xx, timeouts and dropped connections are retried with exponential backoff and
+full jitter, never sooner than the server's ``Retry-After``. The reason is read from the error
+body's JSON, never from the message text. After the bounded number of attempts
+:class:`TransientError` is raised with ``retry_after``.
+
+A rate-limit answer *without* ``Retry-After`` (Google sends 403s and 429s without one) means the
+configured budget is more than Google grants right now: the bucket spends 15% slower (never
+below a quarter of the budget) and, when refusals continue after a first slow-down, pauses for
+``base``, then twice as long, up to ``cap``; clean answers win the pace back 2% at a time.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from typing import Any
 
 from keepwarm.connectors.base import TransientError
 
-RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 SAFETY = 0.95  # refill at 95% of the budget; the other 5% is the burst capacity
+SLOWER, FASTER, FLOOR = 0.85, 1.02, 0.25  # pace after a refusal, after a clean round, lowest
 
 
 def error_body(content: bytes | str | None) -> dict[str, Any]:
@@ -81,8 +88,9 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.rate = units_per_minute * safety / 60.0
+        self.full_rate = self.rate = units_per_minute * safety / 60.0
         self.capacity = max(1.0, units_per_minute * (1.0 - safety))
+        self.strikes = 0  # refusals without Retry-After since the last clean round
         self._clock = clock
         self._sleep = sleep
         self._tokens = self.capacity
@@ -116,6 +124,29 @@ class TokenBucket:
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
             self._tokens = 0.0
+
+    def throttled(self, retry_after: float | None, base: float, cap: float) -> None:
+        """Google refused for rate: wait its Retry-After; without one, spend slower and, if it
+        goes on refusing, pause ``base``, ``2 * base``... up to ``cap``. Refusals that arrive
+        during a pause (other requests already in flight) count once."""
+        if retry_after is not None:
+            self.pause(min(retry_after, cap))
+            return
+        with self._lock:
+            now = self._clock()
+            if now < self._paused_until:
+                return
+            self.strikes += 1
+            self.rate = max(self.full_rate * FLOOR, self.rate * SLOWER)
+            wait = 0.0 if self.strikes == 1 else min(cap, base * 2 ** (self.strikes - 2))
+            self._paused_until = now + wait
+            self._tokens = 0.0
+
+    def clean(self) -> None:
+        """A round went through without refusals: win the pace back, a little at a time."""
+        with self._lock:
+            self.strikes = 0
+            self.rate = min(self.full_rate, self.rate * FASTER)
 
 
 @dataclass

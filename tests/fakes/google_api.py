@@ -152,6 +152,11 @@ def fault_reply(kind: str) -> Reply:
     return error(int(kind), "Backend Error", "backendError")
 
 
+def too_many_concurrent() -> Reply:
+    """Gmail's answer to a request or batch part over the per-user concurrency limit."""
+    return error(429, "Too many concurrent requests for user", "rateLimitExceeded")
+
+
 class Violation(Exception):
     """A request the real API would reject: answered with ``reply`` and recorded."""
 
@@ -413,6 +418,9 @@ class GoogleEmulator:
         access_token_lifetime: int = 3599,
         stall_seconds: float = 3.0,
         max_lifetime: float = 900.0,
+        quota_window: float = 60.0,
+        gmail_concurrency: int | None = None,
+        latency: float = 0.0,
     ) -> None:
         self.lock = threading.RLock()
         self.rng = random.Random(seed)
@@ -421,6 +429,18 @@ class GoogleEmulator:
         self.calendar = CalendarModel(address)
         self.address = address
         self.gmail_units_per_minute = gmail_units_per_minute
+        self.quota_window = quota_window  # seconds of the sliding quota window (60 for real)
+        # How an over-quota request is answered: "429" (with Retry-After), "429bare" (none),
+        # "403user" (userRateLimitExceeded) or "403rate" (rateLimitExceeded), both without.
+        self.quota_reply = "429"
+        # Gmail's per-user concurrency: requests and batch parts in flight at once beyond this
+        # get 429 "Too many concurrent requests for user" (field reports: at 50-100 parts, and
+        # sometimes above 20). None: unlimited.
+        self.gmail_concurrency = gmail_concurrency
+        self.latency = latency  # seconds every API request (a batch: all its parts) takes
+        self.inflight: Counter[str] = Counter()
+        self.max_inflight = 0
+        self.concurrency_rejections = 0
         self.calendar_requests_per_minute = calendar_requests_per_minute
         self.access_token_lifetime = access_token_lifetime
         self.stall_seconds = stall_seconds
@@ -574,23 +594,26 @@ class GoogleEmulator:
 
     # -- quota
     def _charge(self, api: str, user: str, units: int, limit: int) -> Reply | None:
-        """Spend ``units`` in the user's sliding 60-second window, or answer 429 + Retry-After."""
-        now = time.monotonic()
+        """Spend ``units`` in the user's sliding quota window, or answer as ``quota_reply`` says
+        (429 + Retry-After by default)."""
+        now, window = time.monotonic(), self.quota_window
         with self.lock:
             key = (api, user)
             q = self._usage.setdefault(key, deque())
             used = self._used.get(key, 0)
-            while q and q[0][0] <= now - 60:
+            while q and q[0][0] <= now - window:
                 used -= q.popleft()[1]
             self._used[key] = used
             if used + units > limit:
                 self.quota_rejections += 1
-                freed, wait = 0, 60.0
+                freed, wait = 0, window
                 for t, u in q:
                     freed += u
                     if used - freed + units <= limit:
-                        wait = max(0.001, t + 60 - now)
+                        wait = max(0.001, t + window - now)
                         break
+                if self.quota_reply != "429":
+                    return fault_reply(self.quota_reply)
                 r = error(
                     429,
                     "User-rate limit exceeded. Retry after a while.",
@@ -603,6 +626,28 @@ class GoogleEmulator:
             self._used[key] = used + units
             self.units_used += units if api == "gmail" else 0
         return None
+
+    def _take_slots(self, user: str, n: int) -> int:
+        """Of ``n`` requests (or batch parts) about to run for ``user``, how many Gmail takes on
+        now; the others are refused for per-user concurrency."""
+        with self.lock:
+            limit = self.gmail_concurrency
+            granted = n if limit is None else max(0, min(n, limit - self.inflight[user]))
+            self.inflight[user] += granted
+            self.max_inflight = max(self.max_inflight, self.inflight[user])
+            self.concurrency_rejections += n - granted
+            return granted
+
+    def _release_slots(self, user: str, n: int) -> None:
+        with self.lock:
+            self.inflight[user] -= n
+
+    def _user_of(self, headers: dict[str, str]) -> str | None:
+        auth = headers.get("authorization", "")
+        with self.lock:
+            tok = self.tokens.get(auth[7:]) if auth.lower().startswith("bearer ") else None
+            grant = self.grants.get(tok.refresh_token) if tok else None
+            return grant.user if grant else None
 
     # -- request handling
     def handle(
@@ -764,20 +809,31 @@ class GoogleEmulator:
         if route.api == "gmail" and params.get("userId") not in ("me", user):
             raise Violation(error(403, "Delegation denied", "forbidden"), "other userId")
         api = route.api
-        units = GMAIL_UNITS.get(route.method_id, 1) if api == "gmail" else 1
-        limit = self.gmail_units_per_minute if api == "gmail" else self.calendar_requests_per_minute
-        over = self._charge(api, user, units, limit)
-        if over is not None:
-            return over
-        with self.lock:
-            self.calls[route.method_id] += 1
-        handler = getattr(self, "_" + route.method_id.replace(".", "_"), None)
-        if handler is None:
-            raise Violation(
-                error(501, "not emulated", "notImplemented"), f"{route.method_id} not emulated"
+        slot = api == "gmail" and in_batch is None  # batch parts are counted by _batch
+        if slot and not self._take_slots(user, 1):
+            return too_many_concurrent()
+        try:
+            if in_batch is None and self.latency:
+                time.sleep(self.latency)
+            units = GMAIL_UNITS.get(route.method_id, 1) if api == "gmail" else 1
+            limit = (
+                self.gmail_units_per_minute if api == "gmail" else self.calendar_requests_per_minute
             )
-        with self.lock:
-            return handler(params, tok, body)  # type: ignore[no-any-return]
+            over = self._charge(api, user, units, limit)
+            if over is not None:
+                return over
+            with self.lock:
+                self.calls[route.method_id] += 1
+            handler = getattr(self, "_" + route.method_id.replace(".", "_"), None)
+            if handler is None:
+                raise Violation(
+                    error(501, "not emulated", "notImplemented"), f"{route.method_id} not emulated"
+                )
+            with self.lock:
+                return handler(params, tok, body)  # type: ignore[no-any-return]
+        finally:
+            if slot:
+                self._release_slots(user, 1)
 
     def _access_not_configured(self, api: str) -> Reply:
         """What Google answers for an API that is not enabled in the client's Cloud project."""
@@ -1062,9 +1118,23 @@ class GoogleEmulator:
             return error(400, "Too many requests in batch.", "badRequest")
         boundary = "batch_" + uuid.uuid4().hex
         out: list[str] = []
-        for part in parts:
+        # Gmail runs a batch's parts concurrently: each holds a per-user slot while it runs.
+        user = self._user_of(headers) if api == "gmail" else None
+        granted = self._take_slots(user, len(parts)) if user is not None else len(parts)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            replies = [
+                self._batch_part(part.get_payload(), headers, api)
+                if n < granted
+                else (too_many_concurrent(), too_many_concurrent().body.decode())
+                for n, part in enumerate(parts)
+            ]
+        finally:
+            if user is not None:
+                self._release_slots(user, granted)
+        for part, (inner_status, inner_body) in zip(parts, replies, strict=True):
             cid = part["Content-ID"] or ""
-            inner_status, inner_body = self._batch_part(part.get_payload(), headers, api)
             reason = STATUS_TEXT.get(inner_status.status, ("Error", ""))[0]
             resp_cid = "<response-" + cid[1:] if cid.startswith("<") else cid
             out.append(
