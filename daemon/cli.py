@@ -380,6 +380,7 @@ def _register_subcommands() -> None:
         "local",
         "people",
         "digest",
+        "decide",
         "google",
         "microsoft",
         "service",

@@ -36,6 +36,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from keepwarm.daemon import decisions
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.lock import exclusive
 from keepwarm.daemon.scheduler import digest_time_on
@@ -122,10 +123,10 @@ ReportBuilder = Callable[[Config, Store, datetime], Report]
 
 
 def _default_builder() -> ReportBuilder:
-    from keepwarm.daemon.network import build_report
+    from keepwarm.daemon.decisions import build_report
 
     def builder(config: Config, store: Store, now: datetime) -> Report:
-        return build_report(config, store, now)
+        return build_report(config, store, now)  # your decisions applied
 
     return builder
 
@@ -188,7 +189,7 @@ def previous_problem(store: Store, local_date: date) -> str | None:
     return f"The digest of {row[0]} was not delivered: {row[2] or 'unknown error'}."
 
 
-# -- shown history and snoozes --------------------------------------------------------------------
+# -- shown history ---------------------------------------------------------------------------------
 def recently_shown(store: Store, today: date, cooldown: timedelta) -> dict[str, date]:
     since = (today - timedelta(days=max(cooldown.days, 1))).isoformat()
     rows = store.conn.execute(
@@ -206,21 +207,6 @@ def record_shown(store: Store, local_date: date, suggestions: Iterable[Suggestio
                     "INSERT OR IGNORE INTO suggestions_shown (local_date, person, kind) VALUES (?, ?, ?)",
                     (local_date.isoformat(), person, s.kind),
                 )
-
-
-def active_snoozes(store: Store, now: datetime) -> set[str]:
-    rows = store.conn.execute(
-        "SELECT person FROM snoozes WHERE until > ?", (int(now.timestamp()),)
-    ).fetchall()
-    return {r[0] for r in rows}
-
-
-def snoozed_keys(people: Sequence[_Person], snoozed_addresses: set[str]) -> set[str]:
-    return {
-        p.key
-        for p in people
-        if p.key in snoozed_addresses or snoozed_addresses.intersection(p.addresses)
-    }
 
 
 # -- building the day's digest --------------------------------------------------------------------
@@ -256,16 +242,25 @@ def choose(
         tiers=tuple(t.name for t in config.tiers),
     )
     cooldown: timedelta = config.digest.get("cooldown") or timedelta(days=14)
-    candidates = build(report.signals, people, policy, config.zone, addresses)
-    return rank(
+    inputs = decisions.load_inputs(store, now)
+    candidates = decisions.adjust(
+        build(report.signals, people, policy, config.zone, addresses),
+        report.people,
+        inputs,
+        now,
+        cooldown,
+    )
+    chosen = rank(
         candidates,
         people,
         policy,
         today=local_date,
         shown=recently_shown(store, local_date, cooldown),
         cooldown_days=cooldown.days,
-        snoozed=snoozed_keys(report.people, active_snoozes(store, now)),
+        snoozed=decisions.snoozed_keys(report.people, inputs),
     )
+    meeting_today = {s.person_key for s in report.signals if s.kind == "meeting_today"}
+    return decisions.with_notes(chosen, report.people, inputs, meeting_today)
 
 
 def compose(
@@ -286,8 +281,18 @@ def compose(
         warnings=[w.text for w in report.warnings],
         delivery_problem=previous_problem(store, local_date),
         people_total=sum(1 for p in report.people if p.tier is not None),
+        applied=decisions.applied_lines(store, _names(report.people), config.zone, local_date),
     )
     return model, suggestions
+
+
+def _names(people: Sequence[_Person]) -> dict[str, str]:
+    """Display names by address (every address of each person)."""
+    out: dict[str, str] = {}
+    for p in people:
+        for a in (p.key, *p.addresses):
+            out.setdefault(a, p.name)
+    return out
 
 
 def digest_moment(config: Config, day: date) -> datetime:

@@ -5,6 +5,8 @@ The digest and the people commands both call :func:`build_report`, so they alway
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -22,7 +24,7 @@ from keepwarm.digests.cadence import (
     TierSpec,
     analyze,
 )
-from keepwarm.digests.queries import load_history
+from keepwarm.digests.queries import EventRecord, load_history
 
 __all__ = [
     "ENGINE_FIELDS",
@@ -76,15 +78,23 @@ def end_of_local_day(now: datetime, config: Config) -> datetime:
 
 
 def build_report(
-    config: Config, store: Store, now: datetime, *, identity: Identity | None = None
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    identity: Identity | None = None,
+    extra_events: Sequence[EventRecord] = (),
 ) -> NetworkReport:
     """The engine's report as of ``now``: history after ``now`` is not read (``--as-of``),
-    except today's meetings, which are needed for preparation."""
+    except today's meetings, which are needed for preparation. ``extra_events`` join the stored
+    ones (the touches of your ``done`` decisions, daemon/decisions.py)."""
     if identity is None:
         identity = resolve(store, config, now)
     history = load_history(
         store.conn, until=now, events_until=end_of_local_day(now, config), stream=True
     )
+    if extra_events:
+        history = replace(history, events=(*history.events, *extra_events))
     return analyze(history, directory(identity), engine_settings(config), now)
 
 

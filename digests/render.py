@@ -72,6 +72,7 @@ class DigestModel:
     delivery_problem: str | None = None  # the previous digest failed: why, and what to do
     people_total: int = 0
     extra_actions: Sequence[str] = field(default_factory=tuple)
+    applied: Sequence[str] = ()  # your decisions since the last digest, one line each
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ def context(model: DigestModel) -> dict[str, Any]:
         "accounts": accounts,
         "actions": actions,
         "warnings": [clean_text(w, 200) for w in model.warnings[:3]],
+        "applied": [clean_text(a, 200) for a in model.applied],
     }
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +9,11 @@ import pytest
 from click.testing import CliRunner
 from digest_fixtures import builder
 
+from keepwarm.connectors.base import Address, Batch, MessageMeta
 from keepwarm.daemon import digest_job
 from keepwarm.daemon.cli import cli
 from keepwarm.daemon.config import load
+from keepwarm.daemon.store import Store
 
 
 @pytest.fixture
@@ -30,6 +32,24 @@ outbox = "{tmp_path}/outbox"
 """
     )
     monkeypatch.setattr(digest_job, "_default_builder", lambda: builder())
+    store = Store.open(tmp_path / "kw.db")  # Maria is in the mail, so she can be snoozed
+    store.apply_batch(
+        "a",
+        "maildir",
+        Batch(
+            messages=[
+                MessageMeta(
+                    account="a",
+                    provider_id="1",
+                    date=datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
+                    sender=Address("maria@example.com", "Maria Lopez"),
+                    to=(Address("jane@example.com"),),
+                    subject="Budget review",
+                )
+            ]
+        ),
+    )
+    store.close()
     return p
 
 
@@ -74,24 +94,28 @@ def test_digest_out_writes_file(cfg_path: Path, tmp_path: Path) -> None:
 
 def test_snooze_list_and_clear(cfg_path: Path) -> None:
     r = _run(cfg_path, "snooze", "Maria@Example.com", "30d")
-    assert r.exit_code == 0 and "maria@example.com: snoozed until" in r.output
+    assert r.exit_code == 0 and "not now: Maria Lopez until" in r.output
     listed = _run(cfg_path, "snooze", "--list")
-    assert "maria@example.com" in listed.output and "(30 days)" in listed.output
+    assert "not now: Maria Lopez until" in listed.output and "#1" in listed.output
     # The digest leaves her out while snoozed.
     preview = _run(cfg_path, "digest", "--as-of", "2026-11-24", "--json")
     assert all(
         s["person"]["key"] != "maria@example.com" for s in json.loads(preview.output)["suggestions"]
     )
-    cleared = _run(cfg_path, "snooze", "--clear", "maria@example.com")
-    assert "snooze cleared" in cleared.output
-    assert "no one is snoozed" in _run(cfg_path, "snooze", "--list").output
+    cleared = _run(cfg_path, "snooze", "--clear", "Maria Lopez")
+    assert "snooze ended" in cleared.output
+    assert "no snooze decisions" in _run(cfg_path, "snooze", "--list").output
 
 
 def test_snooze_bad_input_is_a_user_error(cfg_path: Path) -> None:
     r = _run(cfg_path, "snooze", "maria@example.com", "soon")
     assert r.exit_code == 2 and "duration" in r.output
+    r = _run(cfg_path, "snooze", "maria@example.com", "1m")
+    assert r.exit_code == 2 and '"1mo"' in r.output  # one minute is surely a typo
     r = _run(cfg_path, "snooze", "Nobody Known")
-    assert r.exit_code == 2 and "no one called" in r.output
+    assert r.exit_code == 2 and 'nobody named "Nobody Known"' in r.output
+    r = _run(cfg_path, "snooze", "tom@example.com")
+    assert r.exit_code == 2 and "is not in your mail" in r.output
 
 
 def test_as_of_a_day_is_that_mornings_digest(cfg_path: Path) -> None:

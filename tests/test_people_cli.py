@@ -141,7 +141,8 @@ def test_merge_candidates_command(cfg: Path, tmp_path: Path) -> None:
     )
     store.close()
     out = run(cfg, "people", "--merge-candidates")
-    assert "bob@corp.com" in out and "bstone@newco.io" in out and "aliases" in out
+    assert "bob@corp.com" in out and "bstone@newco.io" in out
+    assert "keepwarm merge bob@corp.com bstone@newco.io" in out
     rows = json.loads(run(cfg, "people", "--merge-candidates", "--json"))
     assert {rows[0]["a"], rows[0]["b"]} == {"bob@corp.com", "bstone@newco.io"}
 

@@ -1,15 +1,14 @@
-"""keepwarm CLI commands: digest, snooze."""
+"""keepwarm CLI commands: digest."""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from pathlib import Path
 
 import click
 
-from keepwarm.connectors.headers import normalize_address
 from keepwarm.daemon.cli import (
     EXIT_FAIL,
     Ctx,
@@ -19,10 +18,8 @@ from keepwarm.daemon.cli import (
     parse_as_of,
     pass_ctx,
 )
-from keepwarm.daemon.config import parse_duration
-from keepwarm.daemon.store import Store
 
-__all__ = ["cli", "digest", "snooze"]
+__all__ = ["cli", "digest"]
 
 
 @cli.command()
@@ -130,95 +127,3 @@ def _report(state: str, day: date, path: Path | None, error: str | None, out: Pa
         click.echo(f"digest for {day} is {error}")
     elif state == "failed":
         click.echo(f"digest for {day} not delivered: {error}", err=True)
-
-
-# -- snooze ----------------------------------------------------------------------------------------
-def _resolve_person(store: Store, person: str) -> str:
-    """An address, or a display name that matches exactly one stored address."""
-    addr = normalize_address(person)
-    if addr is not None:
-        return addr
-    rows = store.conn.execute(
-        "SELECT email, name FROM addresses WHERE lower(name) = lower(?) ORDER BY email LIMIT 6",
-        (person.strip(),),
-    ).fetchall()
-    if not rows:
-        rows = store.conn.execute(
-            "SELECT email, name FROM addresses WHERE lower(name) LIKE '%' || lower(?) || '%' "
-            "ORDER BY email LIMIT 6",
-            (person.strip(),),
-        ).fetchall()
-    if len(rows) == 1:
-        return str(rows[0][0])
-    if not rows:
-        raise UserError(f"no one called {person!r} in your mail; give their email address")
-    names = ", ".join(f"{n} <{e}>" for e, n in rows[:5])
-    raise UserError(f"{person!r} matches several people ({names}); give the email address")
-
-
-def _parse_until(value: str, now: datetime) -> datetime:
-    try:
-        return now + parse_duration(value)
-    except ValueError:
-        pass
-    try:
-        d = datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise UserError(
-            f'expected a duration such as "30d", "2w", "3mo" or a date YYYY-MM-DD, found {value!r}'
-        ) from None
-    return datetime.combine(d, time(0, 0), UTC)
-
-
-@cli.command()
-@click.argument("person", required=False)
-@click.argument("duration", required=False, default="30d")
-@click.option("--list", "list_", is_flag=True, help="List active snoozes.")
-@click.option("--clear", "clear", is_flag=True, help="Remove PERSON's snooze.")
-@pass_ctx
-def snooze(obj: Ctx, person: str | None, duration: str, list_: bool, clear: bool) -> None:
-    """Keep PERSON out of the digest for DURATION (default 30d; or until a date YYYY-MM-DD).
-
-    PERSON is an email address or a display name seen in your mail. Examples:
-    'keepwarm snooze tom@example.com 30d', 'keepwarm snooze --list',
-    'keepwarm snooze --clear tom@example.com'.
-    """
-    now = datetime.now(UTC)
-    with obj.store() as store:
-        if list_:
-            _list_snoozes(obj, store, now)
-            return
-        if not person:
-            raise UserError("give a PERSON (an email address), or --list")
-        addr = _resolve_person(store, person)
-        if clear:
-            with store.atomic():
-                n = store.conn.execute("DELETE FROM snoozes WHERE person = ?", (addr,)).rowcount
-            click.echo(f"{addr}: snooze cleared" if n else f"{addr} was not snoozed")
-            return
-        until = _parse_until(duration, now)
-        if until <= now:
-            raise UserError("the snooze must end in the future")
-        with store.atomic():
-            store.conn.execute(
-                """INSERT INTO snoozes (person, until, created_at) VALUES (?, ?, ?)
-                   ON CONFLICT(person) DO UPDATE SET until = excluded.until""",
-                (addr, int(until.timestamp()), int(now.timestamp())),
-            )
-    local = until.astimezone(obj.config.zone).date()
-    click.echo(f"{addr}: snoozed until {local.isoformat()}")
-
-
-def _list_snoozes(obj: Ctx, store: Store, now: datetime) -> None:
-    rows = store.conn.execute(
-        "SELECT person, until FROM snoozes WHERE until > ? ORDER BY until",
-        (int(now.timestamp()),),
-    ).fetchall()
-    if not rows:
-        click.echo("no one is snoozed")
-        return
-    zone = obj.config.zone
-    for person, until in rows:
-        end = datetime.fromtimestamp(until, UTC).astimezone(zone).date()
-        left = (end - now.astimezone(zone).date()) // timedelta(days=1)
-        click.echo(f"{person}  until {end.isoformat()} ({left} days)")

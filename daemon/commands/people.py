@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from keepwarm.connectors.headers import normalize_address
+from keepwarm.daemon import decisions
 from keepwarm.daemon.cli import (
     Ctx,
     UserError,
@@ -19,8 +20,9 @@ from keepwarm.daemon.cli import (
     parse_as_of,
     pass_ctx,
 )
+from keepwarm.daemon.decisions import build_report
 from keepwarm.daemon.identity import Identity, Person, merge_candidates, name_key
-from keepwarm.daemon.network import build_report, engine_fields, signal_json, wanted
+from keepwarm.daemon.network import engine_fields, signal_json, wanted
 from keepwarm.daemon.people_stats import (
     PeopleView,
     PersonStats,
@@ -163,8 +165,7 @@ def print_candidates(cands: list[tuple[Person, Person, str]], as_json: bool) -> 
     for a, b, why in cands:
         click.echo(f"{a.key}  <->  {b.key}: {why}")
     click.echo(
-        "\nTo merge, add the addresses to [people] aliases in your config, for example:\n"
-        f'aliases = [["{cands[0][0].key}", "{cands[0][1].key}"]]'
+        f"\nTo merge two, run for example:\nkeepwarm merge {cands[0][0].key} {cands[0][1].key}"
     )
 
 
@@ -209,7 +210,7 @@ def people(
         raise UserError(f'--tier: no tier named "{tier}"; your tiers are {names}')
     report: NetworkReport | None = None
     with obj.store() as store:
-        view = load_view(store, config, when)
+        view = load_view(store, decisions.decided_config(config, store, now_utc(when)), when)
         if not merges:
             report = build_report(config, store, now_utc(when), identity=view.identity)
     if merges or report is None:
@@ -229,7 +230,8 @@ def people(
 
 # -- person -----------------------------------------------------------------------------------------
 def find_person(identity: Identity, query: str) -> Person:
-    """The cluster of an address, or of a unique display-name match."""
+    """The cluster of an address, or of the one name that matches: exactly, then as a name in
+    another order ("Lopez, Maria"), then as a part of a name. Anything else is an error."""
     norm = normalize_address(query)
     if norm:
         key = identity.person_of.get(norm)
@@ -240,17 +242,34 @@ def find_person(identity: Identity, query: str) -> Person:
             )
         return identity.people[key]
     needle = " ".join(query.casefold().split())
-    hits = [
-        p
-        for p in identity.people.values()
-        if needle in p.name.casefold() or needle == (name_key(p.name) or "")
-    ]
-    if len(hits) == 1:
-        return hits[0]
-    if not hits:
-        raise UserError(f'nobody named "{query}"; pass an email address')
-    shown = ", ".join(f"{p.name} <{p.key}>" for p in sorted(hits, key=lambda p: p.key)[:10])
-    raise UserError(f'"{query}" matches several people: {shown}; pass an email address')
+    if not needle:
+        raise UserError("give a person: an email address or a name that 'keepwarm people' prints")
+    people = sorted(identity.people.values(), key=lambda p: p.key)
+    wanted = name_key(query)
+
+    def exact(p: Person) -> bool:
+        return " ".join(p.name.casefold().split()) == needle
+
+    def reordered(p: Person) -> bool:
+        return wanted is not None and name_key(p.name) == wanted
+
+    def part(p: Person) -> bool:
+        return needle in p.name.casefold()
+
+    for test in (exact, reordered, part):
+        hits = [p for p in people if test(p)]
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            shown = ", ".join(f"{p.name} <{p.key}>" for p in hits[:10])
+            more = f" and {len(hits) - 10} more" if len(hits) > 10 else ""
+            raise UserError(
+                f'"{query}" matches several people: {shown}{more}; pass an email address'
+            )
+    raise UserError(
+        f'nobody named "{query}" in your mail or calendar; pass an email address '
+        "('keepwarm people --all' lists every name)"
+    )
 
 
 @cli.command()
@@ -267,8 +286,13 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: 
     config = obj.config
     when = parse_as_of(as_of, config.zone)
     with obj.store() as store:
-        view = load_view(store, config, when)
+        view = load_view(store, decisions.decided_config(config, store, now_utc(when)), when)
         p = find_person(view.identity, address)
+        mine = [
+            d
+            for d in decisions.load(store)
+            if d.person in p.addresses or (d.other is not None and d.other in p.addresses)
+        ]
         msgs, meets = history(
             store,
             p,
@@ -279,6 +303,10 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: 
         )
         report = build_report(config, store, now_utc(when), identity=view.identity) if why else None
     record = person_record(p, view.stats[p.key])
+    record["notes"] = [
+        {"id": d.id, "at": iso(d.when), "text": d.note} for d in mine if d.verb == "note"
+    ]
+    record["decisions"] = [d.to_json() for d in mine if d.verb != "note"]
     if report is not None:
         record.update(engine_fields(report.person(p.key)))
         record["signals"] = [signal_json(s) for s in report.signals_for(p.key)]
@@ -306,8 +334,24 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: 
         click.echo(json.dumps(record, indent=2))
         return
     _print_person(record, msgs, meets, config.zone)
+    _print_decisions(mine, dict.fromkeys(p.addresses, p.name), config)
     if report is not None:
         _print_why(report, p.key)
+
+
+def _print_decisions(mine: list[decisions.Decision], names: dict[str, str], config: Any) -> None:
+    notes = [d for d in mine if d.verb == "note"]
+    rest = [d for d in mine if d.verb != "note"]
+    zone = config.zone
+    if notes:
+        click.echo("your notes:")
+        for d in sorted(notes, key=lambda d: -d.at):
+            click.echo(f"  {d.when.astimezone(zone):%Y-%m-%d} {d.note} (#{d.id})")
+    if rest:
+        today = datetime.now(zone).date()
+        click.echo("your decisions:")
+        for d in rest:
+            click.echo(f"  {decisions.describe(d, names, zone, today)} (#{d.id})")
 
 
 def _print_why(report: NetworkReport, key: str) -> None:

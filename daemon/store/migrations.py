@@ -134,3 +134,32 @@ def m0001_initial(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@migrations(name="0002_decisions")
+def m0002_decisions(db: Database) -> None:
+    """Every decision about a person or a suggestion (see daemon/decisions.py); snoozes move in."""
+    db.executescript(
+        """
+        CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY,
+            verb TEXT NOT NULL,                   -- done | snooze | dismiss | ignore | merge | note
+            person TEXT NOT NULL,                 -- a normalized address (the person's, when decided)
+            other TEXT,                           -- merge: the second address
+            kind TEXT,                            -- done, dismiss: a suggestion kind or section
+            until INTEGER,                        -- snooze: UTC epoch seconds
+            note TEXT,                            -- note: its text
+            at INTEGER NOT NULL,                  -- when it was decided (an action mail's date), UTC
+            source TEXT NOT NULL,                 -- cli | mail
+            mail_key TEXT UNIQUE,                 -- an action mail's command and tag: applied once
+            state TEXT NOT NULL DEFAULT 'active', -- active | undone | rejected
+            reason TEXT,                          -- rejected: why
+            created_at INTEGER NOT NULL,          -- when keepwarm recorded it
+            undone_at INTEGER
+        );
+        CREATE INDEX decisions_person ON decisions(person);
+        INSERT INTO decisions (verb, person, until, at, source, created_at)
+            SELECT 'snooze', person, until, created_at, 'cli', created_at FROM snoozes;
+        DROP TABLE snoozes;
+        """
+    )

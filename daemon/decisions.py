@@ -1,0 +1,513 @@
+"""Your decisions about people and suggestions, and how they reach the engine and the digest.
+
+One table, ``decisions``, holds every decision, made on the command line (``keepwarm done``,
+``snooze``, ``dismiss``, ``ignore``, ``merge``, ``note``) or by sending an action mail from the
+digest (:mod:`keepwarm.daemon.actions`). A decision is never deleted: undoing it marks its row
+``undone``, and an action mail that failed its check is kept as ``rejected`` so it can be shown.
+
+Decisions are applied when they are read, never by changing stored mail, and they are keyed by
+address, so they survive forgetting and re-importing an account:
+
+``ignore`` / ``merge``
+    the config's ``[exclude] addresses`` and ``[people] aliases``, extended
+    (:func:`effective_config`): identity, the engine and every screen see them alike.
+``done``
+    a touch the engine counts: a short one-to-one meeting at the moment of the decision, with
+    no title and neither side's initiative (:func:`touch_events`), so the rhythm's clock
+    restarts; the suggestion it answers, and replies owed from before it, leave the digest.
+``snooze`` / ``dismiss``
+    ranking inputs of the digest (:func:`adjust`): a snoozed person is left out until the
+    date; a dismissed kind (or section) is never suggested for that person again, and each
+    dismissal of a kind weighs that kind down a little for everyone.
+``note``
+    shown by ``keepwarm person`` and in the digest's meeting preparation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol, get_args
+
+from keepwarm.daemon.config import Config
+from keepwarm.daemon.identity import Identity
+from keepwarm.daemon.store import Store
+from keepwarm.digests.cadence import SIGNAL_KINDS, NetworkReport
+from keepwarm.digests.queries import AttendeeRecord, EventRecord
+from keepwarm.digests.suggest import LABELS, SECTIONS, Suggestion
+
+Verb = Literal["done", "snooze", "dismiss", "ignore", "merge", "note"]
+VERBS: tuple[Verb, ...] = get_args(Verb)
+# What the digest's actions are called (the same words on every screen).
+VERB_LABELS: dict[str, str] = {
+    "done": "done",
+    "snooze": "not now",
+    "dismiss": "not useful",
+    "ignore": "not a person",
+    "merge": "same person",
+    "note": "note",
+}
+KINDS: tuple[str, ...] = (*SIGNAL_KINDS, *SECTIONS)  # a kind, or a whole section of them
+OWED_KINDS = frozenset({"reply_owed", "awaiting_reply"})
+DONE_TOUCH_MINUTES = 30
+DISMISS_DAMPING = 0.15  # each dismissal of a kind weighs it down by about this much ...
+DISMISS_FLOOR = 0.5  # ... but never below half
+
+
+@dataclass(frozen=True)
+class Decision:
+    id: int
+    verb: str
+    person: str
+    other: str | None
+    kind: str | None
+    until: int | None
+    note: str | None
+    at: int
+    source: str
+    state: str
+    created_at: int
+    undone_at: int | None = None
+    reason: str | None = None
+
+    @property
+    def when(self) -> datetime:
+        return datetime.fromtimestamp(self.at, UTC)
+
+    @property
+    def active(self) -> bool:
+        return self.state == "active"
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(ts: int | None) -> str | None:
+            return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+        return {
+            "id": self.id,
+            "verb": self.verb,
+            "label": VERB_LABELS.get(self.verb, self.verb),
+            "person": self.person,
+            "other": self.other,
+            "kind": self.kind,
+            "until": iso(self.until),
+            "note": self.note,
+            "at": iso(self.at),
+            "source": self.source,
+            "state": self.state,
+            "reason": self.reason,
+            "undone_at": iso(self.undone_at),
+        }
+
+
+_COLUMNS = (
+    "id, verb, person, other, kind, until, note, at, source, state, created_at, undone_at, reason"
+)
+
+
+def _row(r: Sequence[Any]) -> Decision:
+    return Decision(*r)
+
+
+# -- reading and writing ---------------------------------------------------------------------------
+def record(
+    store: Store,
+    verb: str,
+    person: str,
+    *,
+    at: datetime,
+    other: str | None = None,
+    kind: str | None = None,
+    until: datetime | None = None,
+    note: str | None = None,
+    source: str = "cli",
+    mail_key: str | None = None,
+    state: str = "active",
+    reason: str | None = None,
+) -> Decision | None:
+    """Store one decision; None when an action mail with this ``mail_key`` was seen before."""
+    with store.atomic():
+        cur = store.conn.execute(
+            """INSERT OR IGNORE INTO decisions
+                   (verb, person, other, kind, until, note, at, source, mail_key, state, reason,
+                    created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                verb,
+                person,
+                other,
+                kind,
+                int(until.timestamp()) if until else None,
+                note,
+                int(at.timestamp()),
+                source,
+                mail_key,
+                state,
+                reason,
+                int(time.time()),
+            ),
+        )
+    if not cur.rowcount:
+        return None
+    return get(store, int(cur.lastrowid or 0))
+
+
+def get(store: Store, decision_id: int) -> Decision | None:
+    row = store.conn.execute(
+        f"SELECT {_COLUMNS} FROM decisions WHERE id = ?", (decision_id,)
+    ).fetchone()
+    return _row(row) if row else None
+
+
+def load(
+    store: Store, *, verbs: Iterable[str] = VERBS, states: Iterable[str] = ("active",)
+) -> list[Decision]:
+    """Decisions with these verbs and states, oldest first."""
+    verbs, states = list(verbs), list(states)
+    rows = store.conn.execute(
+        f"""SELECT {_COLUMNS} FROM decisions
+            WHERE verb IN ({",".join("?" * len(verbs))}) AND state IN ({",".join("?" * len(states))})
+            ORDER BY at, id""",
+        (*verbs, *states),
+    ).fetchall()
+    return [_row(r) for r in rows]
+
+
+def since(store: Store, created_after: int) -> list[Decision]:
+    """Decisions recorded after ``created_after`` that are still in force, or were rejected."""
+    rows = store.conn.execute(
+        f"""SELECT {_COLUMNS} FROM decisions
+            WHERE created_at > ? AND state IN ('active', 'rejected') ORDER BY at, id""",
+        (created_after,),
+    ).fetchall()
+    return [_row(r) for r in rows]
+
+
+class UndoError(Exception):
+    """The decision cannot be undone; the message says why."""
+
+
+def undo(store: Store, decision_id: int, now: datetime) -> Decision:
+    d = get(store, decision_id)
+    if d is None:
+        raise UndoError(f"there is no decision #{decision_id}; `keepwarm decisions` lists them")
+    if d.state == "undone":
+        raise UndoError(f"decision #{decision_id} was already undone")
+    if d.state == "rejected":
+        raise UndoError(f"decision #{decision_id} was never applied (its action mail was rejected)")
+    with store.atomic():
+        store.conn.execute(
+            "UPDATE decisions SET state = 'undone', undone_at = ? WHERE id = ?",
+            (int(now.timestamp()), decision_id),
+        )
+    got = get(store, decision_id)
+    assert got is not None
+    return got
+
+
+def undo_all(store: Store, verb: str, persons: Iterable[str], now: datetime) -> int:
+    """Undo every active ``verb`` decision about these addresses (``snooze --clear``)."""
+    persons = list(persons)
+    with store.atomic():
+        cur = store.conn.execute(
+            f"""UPDATE decisions SET state = 'undone', undone_at = ?
+                WHERE verb = ? AND state = 'active' AND person IN ({",".join("?" * len(persons))})""",
+            (int(now.timestamp()), verb, *persons),
+        )
+    return int(cur.rowcount)
+
+
+# -- what they change ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Inputs:
+    """The active decisions, sorted by what they feed."""
+
+    aliases: tuple[tuple[str, str], ...] = ()
+    ignored: frozenset[str] = frozenset()
+    snoozed: Mapping[str, int] = field(default_factory=dict)  # address -> until
+    dismissed: tuple[Decision, ...] = ()
+    done: tuple[Decision, ...] = ()
+    notes: tuple[Decision, ...] = ()
+
+
+def load_inputs(store: Store, now: datetime) -> Inputs:
+    active = load(store)
+    ts = int(now.timestamp())
+    snoozed: dict[str, int] = {}
+    for d in active:
+        if d.verb == "snooze" and d.until is not None and d.until > ts:
+            snoozed[d.person] = max(snoozed.get(d.person, 0), d.until)
+    return Inputs(
+        aliases=tuple((d.person, d.other) for d in active if d.verb == "merge" and d.other),
+        ignored=frozenset(d.person for d in active if d.verb == "ignore"),
+        snoozed=snoozed,
+        dismissed=tuple(d for d in active if d.verb == "dismiss"),
+        done=tuple(d for d in active if d.verb == "done" and d.at <= ts),
+        notes=tuple(d for d in active if d.verb == "note"),
+    )
+
+
+def effective_config(config: Config, inputs: Inputs) -> Config:
+    """The config with merges in ``[people] aliases`` and ignores in ``[exclude] addresses``."""
+    if not inputs.aliases and not inputs.ignored:
+        return config
+    people = dict(config.people)
+    people["aliases"] = (*tuple(people.get("aliases") or ()), *(list(a) for a in inputs.aliases))
+    exclude = dict(config.exclude)
+    exclude["addresses"] = (
+        *tuple(exclude.get("addresses") or ()),
+        *sorted(inputs.ignored - set(exclude.get("addresses") or ())),
+    )
+    return replace(config, people=people, exclude=exclude)
+
+
+def decided_config(config: Config, store: Store, now: datetime) -> Config:
+    return effective_config(config, load_inputs(store, now))
+
+
+def touch_events(inputs: Inputs, config: Config, now: datetime) -> tuple[EventRecord, ...]:
+    """Each ``done`` as a touch the engine counts: a 30-minute one-to-one meeting at the moment
+    of the decision, accepted by both, untitled (it adds no topic) and recurring (it is nobody's
+    initiative, so give and take stays as it was). Its id is minus the decision's."""
+    me = config.addresses[0]
+    out = []
+    for d in inputs.done:
+        if d.at > int(now.timestamp()):
+            continue
+        out.append(
+            EventRecord(
+                id=-d.id,
+                start=d.at,
+                end=d.at + DONE_TOUCH_MINUTES * 60,
+                organizer=me,
+                my_response="accepted",
+                recurring=True,
+                attendees=(
+                    AttendeeRecord(me, "accepted", organizer=True, is_self=True),
+                    AttendeeRecord(d.person, "accepted"),
+                ),
+            )
+        )
+    return tuple(out)
+
+
+def is_touch_event(event_id: object) -> bool:
+    return isinstance(event_id, int) and not isinstance(event_id, bool) and event_id < 0
+
+
+def without_touch_meetings(report: NetworkReport) -> NetworkReport:
+    """A ``done`` is not a meeting to prepare or follow up: drop what the engine says of it."""
+    return replace(
+        report,
+        signals=tuple(s for s in report.signals if not is_touch_event(s.facts.get("event_id"))),
+        meetings_today=tuple(m for m in report.meetings_today if m.event_id >= 0),
+        meetings_yesterday=tuple(m for m in report.meetings_yesterday if m.event_id >= 0),
+    )
+
+
+def build_report(
+    config: Config, store: Store, now: datetime, *, identity: Identity | None = None
+) -> NetworkReport:
+    """The engine's report with every decision applied (what the digest and `people` show).
+
+    ``identity``, when given, must come from the decided config (:func:`decided_config`)."""
+    from keepwarm.daemon.network import build_report as engine_report
+
+    inputs = load_inputs(store, now)
+    decided = effective_config(config, inputs)
+    report = engine_report(
+        decided, store, now, identity=identity, extra_events=touch_events(inputs, decided, now)
+    )
+    return without_touch_meetings(report)
+
+
+# -- the digest's ranking inputs -------------------------------------------------------------------
+class _Person(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def addresses(self) -> tuple[str, ...]: ...
+
+
+def key_of_address(people: Iterable[_Person]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in people:
+        out[p.key] = p.key
+        for a in p.addresses:
+            out.setdefault(a, p.key)
+    return out
+
+
+def snoozed_keys(people: Iterable[_Person], inputs: Inputs) -> set[str]:
+    keys = key_of_address(people)
+    return {keys.get(a, a) for a in inputs.snoozed}
+
+
+def _matches(kind: str | None, s: Suggestion) -> bool:
+    return kind is not None and kind in (s.kind, s.section)
+
+
+def _facts_date(value: object) -> int | None:
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp())
+    return None
+
+
+def answered(s: Suggestion, d: Decision, now: datetime, cooldown: timedelta) -> bool:
+    """Does ``done`` decision ``d`` (about the same person) answer suggestion ``s``?
+
+    A touch answers the replies owed either way that were waiting before it; the kind it was
+    made for stays out of the digest for the cooldown.
+    """
+    if s.kind in OWED_KINDS:
+        oldest = _facts_date(s.facts.get("oldest"))
+        if oldest is not None and oldest <= d.at:
+            return True
+    return _matches(d.kind, s) and now.timestamp() - d.at < cooldown.total_seconds()
+
+
+def adjust(
+    candidates: Sequence[Suggestion],
+    people: Iterable[_Person],
+    inputs: Inputs,
+    now: datetime,
+    cooldown: timedelta,
+) -> list[Suggestion]:
+    """The suggestions the decisions leave, with dismissed kinds weighed down."""
+    keys = key_of_address(people)
+    dismissed: dict[str, list[Decision]] = {}
+    for d in inputs.dismissed:
+        dismissed.setdefault(keys.get(d.person, d.person), []).append(d)
+    done: dict[str, list[Decision]] = {}
+    for d in inputs.done:
+        done.setdefault(keys.get(d.person, d.person), []).append(d)
+    per_kind = Counter(d.kind for d in inputs.dismissed if d.kind)
+    out: list[Suggestion] = []
+    for s in candidates:
+        if any(_matches(d.kind, s) for d in dismissed.get(s.person_key, ())):
+            continue
+        if any(answered(s, d, now, cooldown) for d in done.get(s.person_key, ())):
+            continue
+        n = per_kind[s.kind] + per_kind[s.section]
+        if n:
+            s = replace(s, score=s.score * max(DISMISS_FLOOR, 1.0 / (1.0 + DISMISS_DAMPING * n)))
+        out.append(s)
+    return out
+
+
+def with_notes(
+    suggestions: Sequence[Suggestion],
+    people: Iterable[_Person],
+    inputs: Inputs,
+    meeting_today: Iterable[str] = (),
+) -> list[Suggestion]:
+    """Meeting preparation carries your notes about the person (newest first): a meeting
+    today, whether it is the item or folded into another one for the same person."""
+    if not inputs.notes:
+        return list(suggestions)
+    keys = key_of_address(people)
+    meeting = set(meeting_today)
+    notes: dict[str, list[Decision]] = {}
+    for d in inputs.notes:
+        notes.setdefault(keys.get(d.person, d.person), []).append(d)
+    out = []
+    for s in suggestions:
+        mine = sorted(notes.get(s.person_key, ()), key=lambda d: -d.at)
+        if mine and (s.kind == "meeting_today" or s.person_key in meeting):
+            s = replace(s, reasons=(*s.reasons, *(f"your note: {d.note}" for d in mine[:2])))
+        out.append(s)
+    return out
+
+
+def kind_label(kind: str | None) -> str:
+    """'reply owed', 'reconnect' ...: a kind or section as the digest calls it."""
+    if kind is None:
+        return "any suggestion"
+    if kind in LABELS:
+        return LABELS[kind].lower()
+    return kind.replace("_", " ")
+
+
+# -- what the next digest says ---------------------------------------------------------------------
+DONE_PHRASES: dict[str, str] = {
+    "reply_owed": "reply to {who}",
+    "reply": "reply to {who}",
+    "awaiting_reply": "follow up with {who}",
+    "fading": "reconnect with {who}",
+    "dormant": "reconnect with {who}",
+    "reconnect": "reconnect with {who}",
+    "lopsided_me": "let {who} lead",
+    "lopsided_them": "reach out to {who} first",
+    "rebalance": "rebalance with {who}",
+    "new": "follow up with {who}",
+    "growing": "invest in {who}",
+    "nurture": "invest in {who}",
+    "introduce": "introduce {who}",
+    "meeting_followup": "follow up with {who} after the meeting",
+    "meeting_today": "prepare for the meeting with {who}",
+    "meeting": "the meeting with {who}",
+    "occasion_birthday": "wish {who} a happy birthday",
+    "occasion_anniversary": "send {who} a note",
+    "occasion_job_change": "congratulate {who}",
+    "occasion_greeting": "send {who} a greeting",
+    "occasion": "the occasion with {who}",
+}
+MAX_APPLIED_LINES = 8
+
+
+def describe(d: Decision, names: Mapping[str, str], zone: Any, today: Any) -> str:
+    """One line about a decision, as the digest and `keepwarm decisions` say it:
+    'done: reply to Maya, yesterday'."""
+    from keepwarm.digests.render import day_label
+    from keepwarm.digests.suggest import clean_text, first_name
+
+    def name(address: str | None) -> str:
+        if address is None:
+            return "?"
+        return clean_text(names.get(address) or address, 60)
+
+    def day(ts: int) -> str:
+        local = datetime.fromtimestamp(ts, UTC).astimezone(zone).date()
+        delta = (today - local).days
+        return "today" if delta == 0 else "yesterday" if delta == 1 else day_label(local)
+
+    if d.state == "rejected":
+        return f"not applied: an action mail of {day(d.at)}: {d.reason or 'rejected'}"
+    if d.verb == "done":
+        who = first_name(names.get(d.person) or "", d.person)
+        phrase = DONE_PHRASES.get(d.kind or "", "in touch with {who}").format(who=who)
+        return f"done: {phrase}, {day(d.at)}"
+    if d.verb == "snooze":
+        return f"not now: {name(d.person)} until {day(d.until or d.at)}"
+    if d.verb == "dismiss":
+        return f"not useful: {kind_label(d.kind)} for {name(d.person)}"
+    if d.verb == "ignore":
+        return f"not a person: {d.person}"
+    if d.verb == "merge":
+        return f"same person: {name(d.person)} <{d.person}> and <{d.other}>"
+    if d.verb == "note":
+        return f"note on {name(d.person)}: {clean_text(d.note, 80)}"
+    return f"{d.verb}: {name(d.person)}"  # pragma: no cover - every verb is handled above
+
+
+def applied_lines(store: Store, names: Mapping[str, str], zone: Any, today: Any) -> list[str]:
+    """What was decided since the last digest went out (or the last day), numbered for undo."""
+    row = store.conn.execute(
+        "SELECT max(sent_at) FROM digests WHERE state = 'sent' AND local_date < ?",
+        (today.isoformat(),),
+    ).fetchone()
+    # sent_at and created_at are both wall-clock times, whatever ``now`` (--as-of) is
+    start = int(row[0]) if row and row[0] else int(time.time()) - 86400
+    found = since(store, start)
+    lines = [f"{describe(d, names, zone, today)} (#{d.id})" for d in found[:MAX_APPLIED_LINES]]
+    if len(found) > MAX_APPLIED_LINES:
+        lines.append(f"and {len(found) - MAX_APPLIED_LINES} more: keepwarm decisions")
+    return lines
