@@ -225,3 +225,73 @@ def test_single_file_path_and_idempotent_reimport(tmp_path: Path) -> None:
     store.clear_cursor("cal")
     again = run_account(store, connector(path))
     assert again.added == 0 and store.counts()["events"] == 1
+
+
+# -- unbounded series (issue 15, item 2) ------------------------------------------------------------
+def test_series_more_often_than_daily_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    """HOURLY stored 17,132 'meetings' from one event: a series that repeats more often than
+    daily is not a series of meetings (and its expansion is what hung on MINUTELY)."""
+    path = write(
+        tmp_path / "c.ics",
+        calendar(
+            vevent("hourly", ":20240101T090000Z", "RRULE:FREQ=HOURLY"),
+            vevent("twice-a-day", ":20240101T090000Z", "RRULE:FREQ=DAILY;BYHOUR=9,17"),
+            vevent("every-5-min", ":20240101T090000Z", "RRULE:FREQ=WEEKLY;BYMINUTE=0,5,10"),
+            vevent("daily", ":20240301T090000Z", "RRULE:FREQ=DAILY;COUNT=5"),
+            vevent("every-25h", ":20240301T090000Z", "RRULE:FREQ=HOURLY;INTERVAL=25;COUNT=3"),
+            vevent(
+                "many-rdates",
+                ":20240301T090000Z",
+                "RDATE:"
+                + ",".join(f"202403{d:02d}T{h:02d}0000Z" for d in range(1, 10) for h in range(24)),
+            ),
+        ),
+    )
+    got, skipped = events(path)
+    assert sorted({e.ical_uid for e in got}) == ["daily", "every-25h"]
+    assert len(got) == 8
+    assert skipped == {"repeats more often than daily": 4}
+
+
+def test_an_unbounded_minutely_series_imports_at_once(tmp_path: Path) -> None:
+    """RRULE:FREQ=MINUTELY with no end ran past 90 s at 2.7 GB: now it is skipped at once.
+    The import runs in a process limited to 1 GB, so the old behaviour fails instead of
+    exhausting the machine."""
+    import resource
+    import subprocess
+    import sys
+
+    start = datetime.now(UTC) - timedelta(days=60)
+    path = write(
+        tmp_path / "c.ics",
+        calendar(
+            vevent("minutely", ":20230101T000000Z", "RRULE:FREQ=MINUTELY"),
+            vevent("secondly", ":20230101T000000Z", "RRULE:FREQ=SECONDLY;INTERVAL=7"),
+            vevent("weekly", f":{start:%Y%m%d}T090000Z", "RRULE:FREQ=WEEKLY;COUNT=3"),
+        ),
+    )
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f'[me]\nname = "Me"\naddresses = ["{ME}"]\ntimezone = "UTC"\n'
+        f'[store]\npath = "{tmp_path / "kw.db"}"\n'
+    )
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "keepwarm"),
+            "--config",
+            str(cfg),
+            "import",
+            "ics",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "3 imported, 2 skipped: 2 repeats more often than daily"

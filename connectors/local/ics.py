@@ -58,7 +58,10 @@ log = logging.getLogger(__name__)
 KIND = "ics"
 NO_ATTENDEES = "without attendees"
 BAD_EVENT = "unparseable event"
+TOO_FREQUENT = "repeats more often than daily"
 MAX_FILE = 64 * 1024 * 1024
+MAX_RDATES = 5000  # extra dates of one series; more is not a series of meetings
+_SECONDS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600}
 
 _PARTSTAT: dict[str, ResponseStatus] = {
     "ACCEPTED": "accepted",
@@ -183,6 +186,71 @@ def _salvage(raw: bytes, skips: Skips) -> list[Any]:
 
 def _wrap(*blocks: str) -> str:
     return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" + "\r\n".join(blocks) + "\r\nEND:VCALENDAR\r\n"
+
+
+def _more_often_than_daily(ev: Any) -> bool:
+    try:
+        return _frequent(ev)
+    except Exception:  # a broken rule: the expansion skips the series as unparseable
+        return False
+
+
+def _frequent(ev: Any) -> bool:
+    """A series that repeats more than once a day is not a series of meetings, and expanding it
+    (FREQ=MINUTELY with no end: a million occurrences a year) is what must never happen.
+
+    Decided from the rule itself, before any expansion: a FREQ below DAILY whose step is under a
+    day, several BYHOUR/BYMINUTE/BYSECOND values (several times on one day; BYSETPOS picks a few
+    of them), or more RDATEs than a calendar of meetings has. With this bound a series has at
+    most one occurrence a day, so its expansion is bounded by the window.
+    """
+    for rule in _list(ev.get("RRULE")):
+        parts = {str(k).upper(): v for k, v in dict(rule).items()}
+        freq = str((parts.get("FREQ") or ["DAILY"])[0]).upper()
+        try:
+            interval = max(1, int((parts.get("INTERVAL") or [1])[0]))
+        except (TypeError, ValueError):
+            interval = 1
+        if freq in _SECONDS and _SECONDS[freq] * interval < 86400:
+            return True
+        per_day = 1
+        for key in ("BYHOUR", "BYMINUTE", "BYSECOND"):
+            per_day *= max(1, len(parts.get(key) or ()))
+        if parts.get("BYSETPOS"):
+            per_day = min(per_day, len(parts["BYSETPOS"]))
+        if per_day > 1:
+            return True
+    rdates = [getattr(d, "dt", None) for r in _list(ev.get("RDATE")) for d in r.dts or ()]
+    if len(rdates) > MAX_RDATES:
+        return True
+    instants = {_instant(d) for d in rdates}  # one instant written in two zones is one
+    return len({i.date() if isinstance(i, datetime) else i for i in instants}) < len(instants)
+
+
+def _instant(value: Any) -> Any:
+    """An RDATE value as something comparable: aware times in UTC, a PERIOD as its start."""
+    if isinstance(value, tuple) and value:
+        value = value[0]
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return value
+
+
+def _drop_frequent(cal: Any, skips: Skips) -> None:
+    """Remove every series (all components of its UID) that repeats more often than daily."""
+    doomed = {
+        str(c.get("UID"))
+        for c in cal.subcomponents
+        if getattr(c, "name", "") == "VEVENT" and _more_often_than_daily(c)
+    }
+    if not doomed:
+        return
+    skips.add(TOO_FREQUENT, len(doomed))
+    cal.subcomponents[:] = [
+        c
+        for c in cal.subcomponents
+        if getattr(c, "name", "") != "VEVENT" or str(c.get("UID")) not in doomed
+    ]
 
 
 def _between(cal: Any, window: Window) -> list[Any]:
@@ -346,6 +414,7 @@ class IcsConnector:
             wrapper.add_component(cal)
             cal = wrapper
         name = str(cal.get("X-WR-CALNAME", ""))
+        _drop_frequent(cal, result.skips)
         recurring: dict[str, bool] = {}  # UID -> yearly
         for c in cal.walk("VEVENT"):
             if c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID"):
