@@ -152,6 +152,7 @@ class Worker(threading.Thread):
         self.pending = 0
         self.opened = threading.Event()
         self.open_error: str | None = None
+        self._store: Store | None = None  # the worker's own connection, while it runs
         self.fatal: str | None = None  # the database cannot be used: the daemon stops
 
     def submit(self, task: Task) -> None:
@@ -165,6 +166,17 @@ class Worker(threading.Thread):
     def stalled(self, limit: float) -> bool:
         return self.busy is not None and time.monotonic() - self.heartbeat > limit
 
+    def abandonable(self) -> bool:
+        """Busy with a sync that is reading its source, with no transaction open: stopping the
+        process now loses nothing (the next start resumes after its last stored batch)."""
+        busy, store = self.busy, self._store
+        return (
+            busy is not None
+            and busy.kind == "sync"
+            and store is not None
+            and not store.conn.in_transaction
+        )
+
     def run(self) -> None:
         try:
             store = Store.open(self.store_path)
@@ -173,6 +185,7 @@ class Worker(threading.Thread):
             self.opened.set()
             self.wake()
             return
+        self._store = store
         self.opened.set()
         try:
             while True:
@@ -457,6 +470,15 @@ class Service:
             if self.stopping:
                 if self.worker.busy is None and self.worker.pending == 0:
                     break
+                if self.worker.abandonable():
+                    busy = self.worker.busy
+                    log.info(
+                        "stopping the sync of %s now: it is reading its source and nothing of "
+                        "it is uncommitted (the next start resumes after its last stored batch)",
+                        busy.account if busy else "?",
+                    )
+                    self.stop_deadline = time.monotonic()  # close() does not wait for it
+                    break
                 if time.monotonic() > self.stop_deadline:
                     log.error(
                         "a sync did not reach the end of its batch within %d s; exiting anyway "
@@ -515,7 +537,7 @@ class Service:
         self.stop_deadline = time.monotonic() + STOP_GRACE
         self.notifier.stopping()
         busy = self.worker.busy
-        what = f"; finishing the batch in hand of {busy.account}" if busy and busy.account else ""
+        what = f"; stopping the sync of {busy.account}" if busy and busy.account else ""
         log.info("%s received%s", signal.Signals(signum).name, what)
         self.worker.shutdown.set()
         self.worker.interrupt.set()
