@@ -31,6 +31,7 @@ import json
 import logging
 import queue
 import random
+import re
 import socket
 import ssl
 import threading
@@ -528,7 +529,11 @@ class _Session:
             detail = (
                 dat[-1].decode("utf-8", "replace") if dat and isinstance(dat[-1], bytes) else dat
             )
-            raise SourceError(f"the IMAP server refused UID {command}: {detail}")
+            log.debug("refused UID %s detail: %r", command, dat)
+            raise SourceError(
+                f"the IMAP server refused to {'search' if command == 'SEARCH' else 'read'} "
+                f'a folder (it said "{_server_words(str(detail))}")'
+            )
         name = "ESEARCH" if command == "SEARCH" and self.esearch else command
         typ, data = self.imap._untagged_response(typ, dat, name)
         return [d for d in data if d is not None]
@@ -559,8 +564,10 @@ class _Session:
         try:
             parsed = parse_fetch_response(data, True, True)
         except (imaplib.IMAP4.error, ValueError) as exc:
+            log.debug("unreadable FETCH response: %r", exc)
             raise SourceError(
-                f"the IMAP server sent a FETCH response keepwarm cannot read: {exc}"
+                "the IMAP server sent message headers in a form keepwarm cannot read; "
+                "run with -vv for the details"
             ) from None
         for uid, items in parsed.items():
             header = b""
@@ -682,6 +689,7 @@ class ImapConnector:
                     yield batch
                 return
             except _NETWORK_ERRORS as exc:
+                log.debug("account %s: connection error detail: %r", self.account, exc)
                 failures += 1
                 if failures > self.settings.retries:
                     raise TransientError(
@@ -698,14 +706,17 @@ class ImapConnector:
                 self._sleep(random.uniform(delay / 2, delay))
             except imaplib.IMAP4.error as exc:  # a NO or BAD answer
                 text = str(exc)
+                log.debug("account %s: refused command detail: %r", self.account, exc)
                 if any(
                     code in text for code in ("[UNAVAILABLE]", "[INUSE]", "[SERVERBUG]", "[LIMIT]")
                 ):
                     raise TransientError(
-                        f"the IMAP server {self.settings.host} is busy or unavailable ({text[:200]})"
+                        f"the IMAP server {self.settings.host} is busy or unavailable "
+                        f'(it said "{_server_words(text)}")'
                     ) from None
                 raise SourceError(
-                    f"the IMAP server {self.settings.host} refused a command: {text[:300]}"
+                    f"the IMAP server {self.settings.host} refused a command "
+                    f'(it said "{_server_words(text)}")'
                 ) from None
             finally:
                 if session is not None:
@@ -962,7 +973,41 @@ def _has_folder(names: Sequence[str], wanted: str) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, socket.timeout | TimeoutError):
+    """What happened to the connection, in words (the protocol detail is logged at debug)."""
+    text = str(exc)
+    if isinstance(exc, socket.timeout | TimeoutError) or "timed out" in text:
         return "timed out"
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "the connection was reset"
+    if isinstance(exc, socket.gaierror):
+        return "the host name could not be resolved"
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return "the server closed the connection during the TLS handshake"
+    if isinstance(exc, ssl.SSLError):
+        return f"a TLS error ({exc.reason or 'unknown'})"
+    if "unterminated line" in text or "command: FETCH" in text or "FETCH" in text:
+        return "the server closed the connection in the middle of a response"
+    if isinstance(exc, EOFError | BrokenPipeError) or "EOF" in text or "socket error" in text:
+        return "the server closed the connection"
+    if isinstance(exc, imaplib.IMAP4.abort):
+        return "the server sent something that is not IMAP, and the connection was dropped"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return "a network error"
+
+
+_QUOTED = re.compile(r"""b(['"])(.*?)(?<!\\)\1""")
+_CODE = re.compile(r"^\[[A-Z-]+(?: [^\]]*)?\]\s*")
+
+
+def _server_words(text: str) -> str:
+    """The human part of an IMAP error (``... => b'[NONEXISTENT] Mailbox doesn't exist: X'`` ->
+    ``Mailbox doesn't exist: X``): the server's own sentence, without Python byte reprs or
+    response codes."""
+    quoted = [m.group(2) for m in _QUOTED.finditer(text)]
+    words = " ".join(quoted) if quoted else text.split("=>", 1)[-1]
+    words = words.replace("\\'", "'").replace('\\"', '"')
+    words = _CODE.sub("", words.strip())
+    return " ".join(words.split())[:200] or "no reason given"

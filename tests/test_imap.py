@@ -341,6 +341,53 @@ def test_connection_dropped_mid_fetch_is_resumed(box: Mailbox) -> None:
     assert ids(store) == sorted(mids)
 
 
+def test_a_connection_cut_mid_fetch_again_and_again_is_told_in_words(
+    box: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not "socket error: unterminated line: b'* 209 FETCH ...'": what happened, in words, with
+    the protocol detail at debug level only (issue 15, item 9)."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="keepwarm")
+    store = Store.memory()
+    for _ in range(30):
+        box.append("INBOX")
+    box.tweaks["fetch_chunk"] = 30
+    box.proxy.cut_after, box.proxy.keep_cutting = 3000, True
+    outcome = run_account(store, box.connector())
+    assert outcome.state == "backoff" and box.proxy.cuts == 3
+    assert outcome.error in (  # where the 3000th byte falls depends on the TLS handshake
+        f"the connection to 127.0.0.1 keeps failing ({why}); keepwarm will retry later"
+        for why in (
+            "the server closed the connection in the middle of a response",
+            "the server closed the connection",
+        )
+    ), outcome.error
+    shown = outcome.error + caplog.text
+    for raw in ("b'", "FETCH", "socket error", "abort", "unterminated"):
+        assert raw not in shown, raw
+    box.proxy.keep_cutting, box.proxy.cut_after = False, None
+    assert sync(store, box.connector()) == "ok" and len(ids(store)) == 30
+
+
+def test_a_refused_command_is_told_in_words() -> None:
+    import imaplib
+
+    from keepwarm.connectors.imap import _describe, _server_words
+
+    exc = imaplib.IMAP4.abort("socket error: unterminated line: b'* 209 FETCH (UID 7 BODY[HEA'")
+    assert _describe(exc) == "the server closed the connection in the middle of a response"
+    assert _describe(imaplib.IMAP4.abort("socket error: EOF")) == "the server closed the connection"
+    assert _describe(ConnectionResetError(104, "Connection reset by peer")) == (
+        "the connection was reset"
+    )
+    text = "select failed: b'[NONEXISTENT] Mailbox doesn\\'t exist: Old'"
+    assert _server_words(text) == "Mailbox doesn't exist: Old"
+    assert _server_words("UID command error: BAD [b'Error in IMAP command: Invalid uidset']") == (
+        "Error in IMAP command: Invalid uidset"
+    )
+
+
 def test_connection_that_keeps_dropping_backs_off_and_loses_nothing(box: Mailbox) -> None:
     store = Store.memory()
     mids = [box.append("INBOX") for _ in range(12)]

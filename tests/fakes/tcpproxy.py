@@ -4,7 +4,8 @@ real server (Dovecot) in tests.
 ``refuse = True`` closes every new connection at once (server unreachable / dropping);
 ``stall = True`` accepts connections and never answers (a hung server: timeouts);
 ``cut_after = N`` forwards N bytes from the server on the next connection, then cuts it
-(a connection lost in the middle of a FETCH). Both are checked per connection.
+(a connection lost in the middle of a FETCH); with ``keep_cutting`` every connection is cut so.
+Both are checked per connection.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class TcpProxy:
     refuse: bool = False
     stall: bool = False  # accept, then never answer (a hung server)
     cut_after: int | None = None  # bytes server->client, once (reset after use)
+    keep_cutting: bool = False  # cut every connection after cut_after bytes, not only the next
     connections: int = 0
     cuts: int = 0
     port: int = 0
@@ -71,7 +73,9 @@ class TcpProxy:
             if self.stall:
                 self._open.append(client)  # held open, silent, until stop()
                 continue
-            budget, self.cut_after = self.cut_after, None
+            budget = self.cut_after
+            if not self.keep_cutting:
+                self.cut_after = None
             try:
                 upstream = socket.create_connection((self.host, self.target_port), timeout=5)
             except OSError:
