@@ -8,6 +8,7 @@ bytes it returns something or a skip reason, and never raises.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header
@@ -38,6 +39,78 @@ WANTED_HEADERS: tuple[str, ...] = (
     "X-Autorespond",
     "Return-Path",
     "X-Keepwarm-Digest",
+    # mass-mailer evidence (marketing sent without list headers)
+    "Errors-To",
+    "X-Mailer",
+    "Feedback-ID",
+    "X-ListID",
+    "X-SubID",
+    "X-Campaign",
+    "X-CampaignID",
+    "X-MC-User",
+    "X-Mailgun-Sid",
+    "X-SG-EID",
+    "X-SFMC-Stack",
+    "X-CSA-Complaints",
+    # display names in archives that keep them apart from the addresses (Lotus Notes, Enron)
+    "X-From",
+    "X-To",
+    "X-cc",
+)
+
+# Headers only mass mailers set: their presence makes a message bulk mail ("bulk-mailer").
+BULK_MAILER_HEADERS: tuple[str, ...] = (
+    "errors-to",
+    "feedback-id",
+    "x-listid",
+    "x-subid",
+    "x-campaign",
+    "x-campaignid",
+    "x-mc-user",
+    "x-mailgun-sid",
+    "x-sg-eid",
+    "x-sfmc-stack",
+    "x-csa-complaints",
+)
+# X-Mailer values of mass-mailing software.
+_BULK_MAILERS = re.compile(
+    r"lyris|listmanager|listserv|majordomo|mailchimp|mailgun|sendgrid|exacttarget|responsys|"
+    r"eloqua|marketo|constant ?contact|strongmail|cheetah|campaign|newsletter|bulk|mass ?mail|"
+    r"e-?mail ?marketing|messagemedia|digital ?impact|kana|prolist|mailking|group ?mail",
+    re.IGNORECASE,
+)
+# Folder names (any level of a folder path, case-insensitive, "_" and "-" as spaces) where mail
+# clients file the user's own sent mail: mail found there is the user's whatever its From says
+# (an assistant sending on the user's behalf). Gmail's SENT label is passed as the folder "SENT".
+SENT_FOLDER_NAMES = frozenset(
+    {
+        "sent",
+        "sent items",
+        "sent mail",
+        "sent messages",
+        "sent email",
+        "gesendet",
+        "gesendete objekte",
+        "gesendete elemente",
+        "envoyes",
+        "elements envoyes",
+        "messages envoyes",
+        "enviados",
+        "elementos enviados",
+        "itens enviados",
+        "posta inviata",
+        "inviata",
+        "inviati",
+        "verzonden",
+        "verzonden items",
+        "skickat",
+        "skickade objekt",
+        "sendt",
+        "sendte elementer",
+        "lahetetyt",
+        "wyslane",
+        "odeslane",
+    }
 )
 
 MAX_HEADER_BLOCK = 256 * 1024  # a "megabyte header block" is cut here
@@ -258,6 +331,57 @@ def _quoted_pairs(value: str) -> list[tuple[str, str]] | None:
     return out
 
 
+# An Exchange-internal address (X.500 DN) as Outlook PST exports write it for colleagues:
+# ``Doe, Jane </O=ACME/OU=NA/CN=RECIPIENTS/CN=JDOE2>``. It becomes a pseudo address in the reserved
+# ``.invalid`` domain, ``jdoe2@acme.x500.invalid``, so that such mail keeps its people: identity
+# joins it to the person's real address by display name, and nothing is ever sent to it.
+_X500 = re.compile(r"<\s*(/o=[^<>]+)>", re.IGNORECASE)
+X500_DOMAIN = ".x500.invalid"
+
+
+def x500_address(dn: str) -> str | None:
+    """``/O=ACME/OU=NA/CN=RECIPIENTS/CN=JDOE2`` -> ``jdoe2@acme.x500.invalid``."""
+    parts = [p.strip() for p in dn.strip().strip("/").split("/") if "=" in p]
+    org = next((v for k, v in (p.split("=", 1) for p in parts) if k.strip().lower() == "o"), "")
+    cns = [v for k, v in (p.split("=", 1) for p in parts) if k.strip().lower() == "cn"]
+    cn = re.sub(r"[^a-z0-9._-]", "", cns[-1].lower()) if cns else ""
+    org = re.sub(r"[^a-z0-9-]", "", org.lower())
+    if not cn or not org:
+        return None
+    return f"{cn}@{org}{X500_DOMAIN}"
+
+
+def _x500_pairs(value: str) -> tuple[list[tuple[str, str]], str]:
+    """The X.500 entries of an address list as ``(name, pseudo address)`` pairs, and the rest of
+    the value (ordinary addresses) for the usual parser."""
+    pairs: list[tuple[str, str]] = []
+    rest: list[str] = []
+    pos = 0
+    for m in _X500.finditer(value):
+        segment = value[pos : m.start()]
+        if "@" in segment:  # ordinary addresses before this entry: they go to the usual parser
+            cut = segment.rfind(">") + 1 if ">" in segment else segment.rfind(",") + 1
+            rest.append(segment[:cut])
+            segment = segment[cut:]
+        name = " ".join(segment.replace("<", " ").replace(">", " ").replace('"', " ").split())
+        name = name.strip(" ,;")
+        addr = x500_address(m.group(1))
+        if addr:
+            pairs.append((name, addr))
+        pos = m.end()
+    rest.append(value[pos:])
+    return pairs, "".join(rest)
+
+
+def _person_name(name: str) -> str:
+    """``Doe, Jane`` -> ``Jane Doe`` (one comma between two parts)."""
+    if name.count(",") == 1:
+        last, first_ = (x.strip() for x in name.split(","))
+        if last and first_:
+            return f"{first_} {last}"
+    return name
+
+
 def parse_addresses(value: str | None) -> tuple[Address, ...]:
     """Parse an address-list header value. Invalid entries are dropped; duplicates removed."""
     return parse_addresses_counted(value)[0]
@@ -268,6 +392,9 @@ def parse_addresses_counted(value: str | None) -> tuple[tuple[Address, ...], int
     if not value:
         return (), 0
     value = value[:MAX_FIELD]
+    x500: list[tuple[str, str]] = []
+    if "/o=" in value.lower():
+        x500, value = _x500_pairs(value)
     pairs = _simple_pairs(value)
     if pairs is None:
         try:
@@ -276,6 +403,8 @@ def parse_addresses_counted(value: str | None) -> tuple[tuple[Address, ...], int
             pairs = []
     seen: dict[str, Address] = {}
     invalid = 0
+    for name, addr in x500:
+        seen.setdefault(addr, Address(addr, _person_name(decode_words(name))[:200]))
     for name, addr in pairs[: MAX_ADDRESSES * 2]:
         email = normalize_address(addr)
         if email is None:
@@ -401,6 +530,177 @@ def automation_markers(headers: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
         marks.append("return-path-null")
     if first(headers, "x-keepwarm-digest"):
         marks.append("keepwarm-digest")
+    mailer = first(headers, "x-mailer") or ""
+    if any(first(headers, h) for h in BULK_MAILER_HEADERS) or _BULK_MAILERS.search(mailer):
+        marks.append("bulk-mailer")
+    return tuple(marks)
+
+
+def is_sent_folder(folder: str | None) -> bool:
+    """Is ``folder`` (a path such as ``Archive/Sent Items`` or ``_sent_mail``) a sent folder?"""
+    if not folder:
+        return False
+    for part in re.split(r"[/\\.]", folder):
+        name = " ".join(part.replace("_", " ").replace("-", " ").split()).lower()
+        plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+        if plain in SENT_FOLDER_NAMES:
+            return True
+    return False
+
+
+# -- display names kept apart (X-From / X-To / X-cc of Lotus Notes exports) ---------------------
+_X_ADDR_TAIL = re.compile(r"\s*<[^<>]*>.*$")
+
+
+def _x_names(value: str | None) -> list[str]:
+    """The display names of an ``X-To`` style list: ``Doe, John </O=...>, Jane Roe`` ->
+    ``["John Doe", "Jane Roe"]``. Entries with angle brackets end at their ``>``; plain entries
+    are split at commas, a ``Last, First`` pair being rejoined when both parts are single words."""
+    if not value:
+        return []
+    value = decode_words(value)
+    if "<" in value:
+        parts = [p.strip(" ,") for p in re.split(r"(?<=>)\s*,", value)]
+    else:
+        raw = [p.strip() for p in value.split(",")]
+        parts = []
+        i = 0
+        while i < len(raw):
+            if (
+                i + 1 < len(raw)
+                and raw[i]
+                and " " not in raw[i]
+                and raw[i + 1]
+                and len(raw[i + 1].split()) <= 2
+                and "@" not in raw[i + 1]
+                and len(raw) % 2 == 0
+            ):
+                parts.append(f"{raw[i]}, {raw[i + 1]}")
+                i += 2
+            else:
+                parts.append(raw[i])
+                i += 1
+    out: list[str] = []
+    for p in parts:
+        name = _X_ADDR_TAIL.sub("", p).strip(" \"'")
+        if not name or "@" in name or "/" in name or "=" in name:
+            continue
+        out.append(" ".join(_person_name(name).split())[:200])
+    return out
+
+
+def _name_tokens(text: str) -> set[str]:
+    return {t for t in re.split(r"[^a-z0-9]+", text.lower()) if len(t) >= 2}
+
+
+def _match_name(address: str, names: Sequence[str]) -> str | None:
+    """The one name in ``names`` whose surname appears in the address's local part."""
+    local = _name_tokens(address.split("@", 1)[0])
+    best: list[tuple[int, str]] = []
+    for n in names:
+        tokens = _name_tokens(n)
+        words = [w for w in re.split(r"[^a-z0-9]+", n.lower()) if w]
+        surname = words[-1] if words else ""
+        if len(surname) >= 3 and surname in local:
+            best.append((len(tokens & local), n))
+    if not best:
+        return None
+    best.sort(reverse=True)
+    if len(best) > 1 and best[0][0] == best[1][0]:
+        return None
+    return best[0][1]
+
+
+def _x_field(headers: Mapping[str, Sequence[str]], name: str) -> str | None:
+    """``X-From`` (Lotus Notes exports) or ``X-ZL-From`` (PST exports) for ``From``, etc."""
+    return first(headers, f"x-{name}") or first(headers, f"x-zl-{name}")
+
+
+def with_x_names(addresses: tuple[Address, ...], value: str | None) -> tuple[Address, ...]:
+    """Addresses without a display name take theirs from an ``X-From``/``X-To``/``X-cc`` value."""
+    if not value or all(a.name for a in addresses):
+        return addresses
+    known = {a.email: a.name for a in parse_addresses(value) if a.name}  # entries with addresses
+    names = _x_names(value)
+    if not names and not known:
+        return addresses
+    out: list[Address] = []
+    for a in addresses:
+        if a.name:
+            out.append(a)
+            continue
+        name = known.get(a.email) or (
+            names[0] if len(addresses) == 1 and len(names) == 1 else _match_name(a.email, names)
+        )
+        out.append(Address(a.email, name) if name else a)
+    return tuple(out)
+
+
+_REPLY_WORDS = frozenset({"re", "aw", "sv", "vs", "antw", "odp", "vb", "atb", "rif", "ref", "r"})
+_FORWARD_WORDS = frozenset({"fw", "fwd", "wg", "tr", "rv", "i", "doorst"})
+_FIRST_PREFIX = re.compile(r"^\s*([a-z]{1,6})\s*(?:\[\d+\]|\(\d+\))?\s*[:：]", re.IGNORECASE)
+_FYI = re.compile(r"\bfyi\b", re.IGNORECASE)
+_THANKS = re.compile(
+    r"^(?:many |big )?(?:thanks?|thank you|thx|ty)(?: (?:again|so much|a lot|very much))?[!. ]*$",
+    re.IGNORECASE,
+)
+_AUTOREPLY_SUBJECT = re.compile(
+    r"^\s*(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|"
+    r"abwesenheitsnotiz|absence|r[ée]ponse automatique|respuesta autom[aá]tica)\b",
+    re.IGNORECASE,
+)
+_RESPONSE_SUBJECT = re.compile(
+    r"^\s*(?:accepted|declined|tentative|tentatively accepted|angenommen|abgelehnt|mit vorbehalt)\s*:",
+    re.IGNORECASE,
+)
+
+
+_PROMO_SUBJECT = re.compile(
+    r"(?:[$€£]\s?\d+\s?off|\d+\s?% off|save (?:up to |over )?(?:[$€£]|\d+\s?%)|\bupgrade!|"
+    r"\b(?:special offer|exclusive offers?|limited time|flight deals|hotel deals|deals of the|"
+    r"great savings|free shipping|act now|newsletter|today'?s headlines|bonus (?:points|miles)|"
+    r"coupons?|sweepstakes|introducing)\b)",
+    re.IGNORECASE,
+)
+
+
+_SAME_DAY_SUBJECT = re.compile(
+    r"\b(?:today|tonight|this (?:morning|afternoon|evening)|right now|"
+    r"@\s?\d{1,2}(?::\d{2})?\s?(?:am|pm)?)\b",
+    re.IGNORECASE,
+)
+
+
+def subject_markers(subject: str | None) -> tuple[str, ...]:
+    """What the subject line says about a message's form, as markers (the subject itself may not
+    be stored): ``subject:re`` (a reply), ``subject:fwd`` (a forward), ``subject:fyi``,
+    ``subject:thanks`` (a thank-you note), ``subject:response`` (a calendar answer such as
+    "Declined: ..."), ``subject:autoreply`` (an out-of-office reply without its headers),
+    ``subject:promo`` (marketing: prices, "% off", "special offer", "newsletter" ...),
+    ``subject:sameday`` (about that day only: "Lunch today", "Room 3 @ 3 PM")."""
+    if not subject:
+        return ()
+    text = decode_words(subject)
+    marks: list[str] = []
+    m = _FIRST_PREFIX.match(text)
+    if m:
+        word = m.group(1).lower()
+        if word in _REPLY_WORDS:
+            marks.append("subject:re")
+        elif word in _FORWARD_WORDS:
+            marks.append("subject:fwd")
+    if _FYI.search(text):
+        marks.append("subject:fyi")
+    if _THANKS.match(normalize_subject(text)):
+        marks.append("subject:thanks")
+    if _RESPONSE_SUBJECT.match(text):
+        marks.append("subject:response")
+    if _AUTOREPLY_SUBJECT.match(text):
+        marks.append("subject:autoreply")
+    if _PROMO_SUBJECT.search(text):
+        marks.append("subject:promo")
+    if _SAME_DAY_SUBJECT.search(text):
+        marks.append("subject:sameday")
     return tuple(marks)
 
 
@@ -443,13 +743,13 @@ def message_from_headers(
         invalid += bad
         return found
 
-    from_list = addresses(first(headers, "from"))
+    from_list = with_x_names(addresses(first(headers, "from"))[:1], _x_field(headers, "from"))
     sender = from_list[0] if from_list else None
     if sender is None:
         sender_h = addresses(first(headers, "sender"))
         sender = sender_h[0] if sender_h else None
-    to = addresses(", ".join(headers.get("to", [])))
-    cc = addresses(", ".join(headers.get("cc", [])))
+    to = with_x_names(addresses(", ".join(headers.get("to", []))), _x_field(headers, "to"))
+    cc = with_x_names(addresses(", ".join(headers.get("cc", []))), _x_field(headers, "cc"))
     if sender is None and not to and not cc:
         return INVALID_ADDRESS if invalid else "no addresses"
     date = parse_date(first(headers, "date"))
@@ -485,7 +785,10 @@ def message_from_headers(
         folder=folder,
         labels=tuple(labels),
         list_id=list_id(headers),
-        markers=automation_markers(headers) + tuple(extra_markers),
+        markers=automation_markers(headers)
+        + subject_markers(subject_raw)
+        + tuple(extra_markers)
+        + (("sent-folder",) if is_sent_folder(folder) else ()),
         date_from_provider=from_provider,
         invalid_addresses=invalid,
     )

@@ -28,9 +28,11 @@ from keepwarm.connectors.headers import (
     MAX_ADDRESSES,
     MAX_SUBJECT,
     clean_text,
+    is_sent_folder,
     normalize_address,
     normalize_message_id,
     plausible,
+    subject_markers,
 )
 
 # Fields requested with $select for messages: never body, bodyPreview or uniqueBody.
@@ -156,6 +158,10 @@ def message_from_graph(
     message_id = normalize_message_id(str(item.get("internetMessageId") or ""))
     if message_id and message_id.lower().endswith(DIGEST_MESSAGE_ID_DOMAIN):
         markers.append("keepwarm-digest")
+    if is_sent_folder(folder):
+        markers.append("sent-folder")
+    raw_subject = item.get("subject")
+    markers.extend(subject_markers(raw_subject if isinstance(raw_subject, str) else None))
     conv = item.get("conversationId")
     return MessageMeta(
         account=account,
