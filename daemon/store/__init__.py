@@ -8,7 +8,9 @@ existing message when
 2. its Message-ID matches a stored one *and* the sender agrees and the dates are within two days
    (a Message-ID reused for a different message - seen in damaged PST exports - is not trusted), or
 3. its content key (date to the second, sender, To+Cc set, normalized subject) matches: Lotus Notes
-   exports file copies of one message under different Message-IDs.
+   exports file copies of one message under different Message-IDs, or
+4. it is a copy filed with its Date shifted by whole hours (same To+Cc and subject, the senders
+   agree; see :mod:`.copies`): the earlier date is kept.
 
 Removing the last source of a message removes the message.
 """
@@ -30,6 +32,7 @@ from sqlite_utils import Database
 
 from keepwarm.connectors.base import Address, Batch, Deletion, EventMeta, MessageMeta
 from keepwarm.connectors.headers import normalize_subject
+from keepwarm.daemon.store.copies import copy_key, same_sender, shifted
 from keepwarm.daemon.store.migrations import (
     ROLE_BCC,
     ROLE_CC,
@@ -446,23 +449,42 @@ class Store:
         self._drop_orphans([], [row[0]])
         return 1
 
-    def _find_message(self, msg: MessageMeta, ckey: str) -> int | None:
+    def _sender_id(self, msg: MessageMeta) -> int | None:
+        """The stored id of the sender's address: None without a sender, -1 if never stored."""
+        if msg.sender is None:
+            return None
+        sender = self._address_ids.get(msg.sender.email)
+        if sender is None:
+            srow = self.conn.execute(
+                "SELECT id FROM addresses WHERE email = ?", (msg.sender.email,)
+            ).fetchone()
+            sender = srow[0] if srow else -1
+        return sender
+
+    def _find_message(self, msg: MessageMeta, ckey: str, copy: str | None) -> int | None:
+        when = _epoch(msg.date)
         if msg.message_id:
-            sender = self._address_ids.get(msg.sender.email) if msg.sender else None
-            if msg.sender and sender is None:
-                srow = self.conn.execute(
-                    "SELECT id FROM addresses WHERE email = ?", (msg.sender.email,)
-                ).fetchone()
-                sender = srow[0] if srow else -1
-            when = _epoch(msg.date)
+            sender = self._sender_id(msg)
             for mid, mdate, msender in self.conn.execute(
                 "SELECT id, date, sender FROM messages WHERE message_id = ?", (msg.message_id,)
             ):
-                same_sender = msender is None or sender is None or msender == sender
-                if same_sender and abs(mdate - when) <= MESSAGE_ID_MAX_DRIFT:
+                agree = msender is None or sender is None or msender == sender
+                if agree and abs(mdate - when) <= MESSAGE_ID_MAX_DRIFT:
                     return int(mid)
         row = self.conn.execute("SELECT id FROM messages WHERE content_key = ?", (ckey,)).fetchone()
-        return None if row is None else int(row[0])
+        if row is not None:
+            return int(row[0])
+        if copy is None:
+            return None
+        sender = self._sender_id(msg)
+        for mid, mdate, msender in self.conn.execute(
+            "SELECT id, date, sender FROM messages WHERE copy_key = ?", (copy,)
+        ):
+            if shifted(mdate, when) and same_sender(msender, sender if sender != -1 else None):
+                if when < mdate:  # keep the earlier of the two dates (see copies.py)
+                    self.conn.execute("UPDATE messages SET date = ? WHERE id = ?", (when, mid))
+                return int(mid)
+        return None
 
     def _upsert_message(self, msg: MessageMeta, result: ApplyResult) -> None:
         labels = " ".join(msg.labels) or None
@@ -479,14 +501,17 @@ class Store:
             result.unchanged += 1
             return
         ckey = content_key(msg)
-        mid = self._find_message(msg, ckey)
+        copy = copy_key(
+            [a.email for a in (*msg.to, *msg.cc)], normalize_subject(msg.subject or "") or None
+        )
+        mid = self._find_message(msg, ckey, copy)
         if mid is None:
             sender = self.address_id(msg.sender) if msg.sender else None
             n_recipients = len({a.email for a in (*msg.to, *msg.cc, *msg.bcc)})
             cur = self.conn.execute(
                 """INSERT INTO messages (message_id, content_key, date, sender, subject, norm_subject,
-                       in_reply_to, refs, thread_hint, list_id, markers, n_recipients)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       in_reply_to, refs, thread_hint, list_id, markers, n_recipients, copy_key)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     msg.message_id,
                     ckey,
@@ -500,6 +525,7 @@ class Store:
                     msg.list_id,
                     " ".join(msg.markers) or None,
                     n_recipients,
+                    copy,
                 ),
             )
             assert cur.lastrowid is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -163,3 +165,74 @@ def m0002_decisions(db: Database) -> None:
         DROP TABLE snoozes;
         """
     )
+
+
+@migrations(name="0003_sent_folders_and_shifted_copies")
+def m0003_sent_folders_and_shifted_copies(db: Database) -> None:
+    """Mail filed in a Sent folder is marked ``sent-folder`` and subjects give their markers (see
+    ``connectors.headers.subject_markers``); shifted copies get a copy key and those already
+    stored twice are collapsed into one message (see :mod:`.copies`)."""
+    from keepwarm.connectors.headers import is_sent_folder, subject_markers
+    from keepwarm.daemon.store.copies import copy_key, same_sender, shifted
+
+    conn = db.conn
+    conn.execute("ALTER TABLE messages ADD COLUMN copy_key TEXT")
+    conn.execute("CREATE INDEX messages_copy_key ON messages(copy_key)")
+    sent = {
+        int(m)
+        for m, folder, labels in conn.execute("SELECT message, folder, labels FROM message_sources")
+        if is_sent_folder(folder) or "SENT" in str(labels or "").split()
+    }
+    updates = []
+    for mid, subject, marks in conn.execute("SELECT id, subject, markers FROM messages"):
+        have = set(str(marks or "").split())
+        new = have | set(subject_markers(subject)) | ({"sent-folder"} if mid in sent else set())
+        if new != have:
+            updates.append((" ".join(sorted(new)), mid))
+    conn.executemany("UPDATE messages SET markers = ? WHERE id = ?", updates)
+    recipients: dict[int, list[str]] = {}
+    for mid, email in conn.execute(
+        """SELECT ma.message, a.email FROM message_addresses ma JOIN addresses a ON a.id = ma.address
+           WHERE ma.role IN (?, ?)""",
+        (ROLE_TO, ROLE_CC),
+    ):
+        recipients.setdefault(int(mid), []).append(str(email))
+    groups: dict[str, list[tuple[int, int, int | None]]] = {}
+    rows = conn.execute("SELECT id, date, sender, norm_subject FROM messages").fetchall()
+    for mid, date, sender, nsubj in rows:
+        key = copy_key(recipients.get(int(mid), ()), nsubj)
+        if key is None:
+            continue
+        conn.execute("UPDATE messages SET copy_key = ? WHERE id = ?", (key, mid))
+        groups.setdefault(key, []).append((int(date), int(mid), sender))
+    for members in groups.values():
+        members.sort()
+        kept: list[tuple[int, int, int | None]] = []
+        for date, mid, sender in members:
+            twin = next(
+                (k for k in kept if shifted(k[0], date) and same_sender(k[2], sender)), None
+            )
+            if twin is None:
+                kept.append((date, mid, sender))
+            else:
+                merge_message(conn, keep=twin[1], drop=mid)
+
+
+def merge_message(conn: Any, *, keep: int, drop: int) -> None:
+    """Fold message ``drop`` into ``keep``: its sources, Bcc rows and markers; the earlier date."""
+    conn.execute("UPDATE message_sources SET message = ? WHERE message = ?", (keep, drop))
+    conn.execute(
+        """INSERT OR IGNORE INTO message_addresses (message, role, address)
+           SELECT ?, role, address FROM message_addresses WHERE message = ? AND role = ?""",
+        (keep, drop, ROLE_BCC),
+    )
+    (a,) = conn.execute("SELECT markers FROM messages WHERE id = ?", (keep,)).fetchone()
+    (b,) = conn.execute("SELECT markers FROM messages WHERE id = ?", (drop,)).fetchone()
+    marks = set(str(a or "").split()) | set(str(b or "").split())
+    conn.execute(
+        """UPDATE messages SET markers = ?,
+               date = min(date, (SELECT date FROM messages WHERE id = ?)) WHERE id = ?""",
+        (" ".join(sorted(marks)) or None, drop, keep),
+    )
+    conn.execute("DELETE FROM message_addresses WHERE message = ?", (drop,))
+    conn.execute("DELETE FROM messages WHERE id = ?", (drop,))
