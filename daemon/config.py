@@ -302,6 +302,11 @@ ME = {
         doc="every address you send from",
     ),
     "timezone": Field(_timezone, required=True, doc="IANA zone the digest is rendered in"),
+    "delegates": Field(
+        _list_of(_email, "email addresses"),
+        (),
+        doc="assistants who send and answer mail for you: their mail counts as yours",
+    ),
 }
 STORE = {"path": Field(_path, None)}
 PRIVACY = {"store_subjects": Field(_bool, True)}
@@ -315,6 +320,7 @@ PEOPLE = {
     "aliases": Field(_list_of(_list_of(_email, "email addresses"), "lists of addresses"), ()),
     "role_accounts": Field(_list_of(_nonempty_str, 'local parts such as "billing"'), ()),
     "not_roles": Field(_list_of(_email, "email addresses"), ()),
+    "distinct": Field(_list_of(_list_of(_email, "email addresses"), "lists of addresses"), ()),
     "birthdays": Field(_type(dict, 'a table of address = "MM-DD"'), {}),
 }
 EXCLUDE = {
@@ -544,6 +550,7 @@ class Config:
     delivery_account: str | None
     smtp: SmtpConfig | None
     accounts: tuple[Account, ...] = field(default_factory=tuple)
+    delegates: tuple[str, ...] = ()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -706,6 +713,7 @@ def from_dict(data: Mapping[str, Any], path: Path | None = None) -> Config:
         delivery_account=delivery["account"],
         smtp=smtp,
         accounts=tuple(accounts),
+        delegates=tuple(me["delegates"]),
     )
 
 

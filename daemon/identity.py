@@ -68,10 +68,20 @@ BULK_MARKERS = frozenset(
         "category:social",
         "category:updates",
         "category:forums",
+        "bulk-mailer",
+        "subject:promo",
     }
 )
 # Markers of automatic mail (besides any ``auto-submitted:*`` other than "no").
-AUTO_MARKERS = frozenset({"return-path-null", "x-autoreply", "precedence:auto_reply"})
+AUTO_MARKERS = frozenset(
+    {
+        "return-path-null",
+        "x-autoreply",
+        "precedence:auto_reply",
+        "subject:autoreply",
+        "subject:response",
+    }
+)
 DIGEST_MARKER = "keepwarm-digest"
 # Robot local parts, compared against tokens and joined runs of up to three tokens.
 ROBOT_WORDS = frozenset(
@@ -96,6 +106,71 @@ ROBOT_WORDS = frozenset(
         "calendarnotification",
         "automated",
         "bot",
+        "announce",
+        "announcement",
+        "announcements",
+        "offers",
+        "promo",
+        "promos",
+        "promotions",
+        "mailer",
+        "mailings",
+        "register",
+        "registration",
+        "reminder",
+        "reminders",
+        "digest",
+        "rssfeeds",
+        "feeds",
+        "bulletin",
+        "broadcast",
+    }
+)
+# Words of a display name that belong to an organisation or a service, not to a person.
+ORG_NAME_WORDS = frozenset(
+    {
+        "services",
+        "service",
+        "member",
+        "members",
+        "membership",
+        "team",
+        "support",
+        "news",
+        "newsletter",
+        "announcements",
+        "announcement",
+        "airlines",
+        "airways",
+        "preferred",
+        "rewards",
+        "customer",
+        "customers",
+        "club",
+        "online",
+        "email",
+        "alerts",
+        "store",
+        "shop",
+        "inc",
+        "corp",
+        "llc",
+        "ltd",
+        "gmbh",
+        "foundation",
+        "program",
+        "programs",
+        "department",
+        "office",
+        "center",
+        "centre",
+        "desk",
+        "system",
+        "notification",
+        "notifications",
+        "mileage",
+        "sportsline",
+        "expertfinder",
     }
 )
 ROBOT_PREFIXES = ("bounce",)  # bounce, bounces, bounce-12345 ...
@@ -209,13 +284,18 @@ class AddressActivity:
 
 @dataclass
 class Activity:
-    """Every address's activity, plus what the queries needed to know."""
+    """Every address's activity, plus what the queries needed to know.
+
+    ``filed_as_sent`` holds the addresses (not configured as mine) that sent mail filed in my Sent
+    folders: mail there is mine whatever its From says, so they are my delegates (an assistant).
+    """
 
     by_id: dict[int, AddressActivity]
     self_ids: frozenset[int]
     as_of: datetime | None
     bulk_markers: tuple[str, ...] = ()
     by_email: dict[str, AddressActivity] = field(default_factory=dict)
+    filed_as_sent: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.by_email:
@@ -241,8 +321,9 @@ def marker_classes(store: Store) -> tuple[list[str], list[str], list[str]]:
 
 
 def self_addresses(config: Config) -> frozenset[str]:
-    """My addresses: the configured ones and each account's own address where the config has one."""
-    found = set(config.addresses)
+    """My addresses: the configured ones, my delegates (``[me] delegates``) and each account's
+    own address where the config has one."""
+    found = set(config.addresses) | set(config.delegates)
     for account in config.accounts:
         for key in ("username", "address"):
             value = account.opt(key)
@@ -335,7 +416,25 @@ def load_activity(store: Store, config: Config, as_of: datetime | None = None) -
     }
     _load_messages(store, params, by_id)
     _load_meetings(store, params, by_id)
-    return Activity(by_id, self_ids, as_of, tuple(bulk), by_email)
+    sent = _filed_as_sent(store, params, by_id)
+    return Activity(by_id, self_ids, as_of, tuple(bulk), by_email, sent)
+
+
+_SQL_FILED_AS_SENT = f"""
+    SELECT DISTINCT m.sender FROM messages m
+    WHERE ' ' || m.markers || ' ' LIKE '% sent-folder %' AND {_SEEN} AND m.sender IS NOT NULL
+      AND {_NOT_MINE}
+"""
+
+
+def _filed_as_sent(
+    store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]
+) -> frozenset[str]:
+    return frozenset(
+        by_id[aid].email
+        for (aid,) in store.conn.execute(_SQL_FILED_AS_SENT, params)
+        if aid in by_id
+    )
 
 
 def _load_messages(store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]) -> None:
@@ -406,6 +505,85 @@ def robot_word(email: str) -> str | None:
     return None
 
 
+# Domains that host mailing lists, and the first labels that name a list server.
+LIST_HOST_DOMAINS = frozenset(
+    {
+        "yahoogroups.com",
+        "egroups.com",
+        "googlegroups.com",
+        "groups.io",
+        "onelist.com",
+        "topica.com",
+        "freelists.org",
+        "listbox.com",
+        "lists.sourceforge.net",
+        "lists.debian.org",
+        "lists.ubuntu.com",
+        "lists.apache.org",
+        "lists.fedoraproject.org",
+    }
+)
+LIST_HOST_LABELS = frozenset({"lists", "list", "listserv", "listserver", "mailman", "majordomo"})
+
+
+def list_host(email: str) -> str | None:
+    """The list host in ``email``'s domain (``x@yahoogroups.com``, ``y@lists.example.org``)."""
+    domain = email.rpartition("@")[2]
+    labels = domain.split(".")
+    for i in range(len(labels) - 1):
+        suffix = ".".join(labels[i:])
+        if suffix in LIST_HOST_DOMAINS:
+            return suffix
+    if len(labels) >= 3 and labels[0] in LIST_HOST_LABELS:
+        return domain
+    return None
+
+
+_DIGITS = re.compile(r"\d")
+
+
+def _first_last(name: str) -> tuple[str, str] | None:
+    """("greg", "whalley") for "Greg Whalley" or "Whalley, Greg"; None for one word."""
+    if name.count(",") == 1:
+        last, first = name.split(",")
+        name = f"{first} {last}"
+    words = [re.sub(r"[^a-z]", "", w) for w in name.casefold().split()]
+    words = [w for w in words if w]
+    if len(words) < 2 or len(words[-1]) < 3:
+        return None
+    return words[0], words[-1]
+
+
+def _my_alias(email: str, rules: Rules) -> bool:
+    """``whalley@acme.com`` or ``gwhalley2@acme.com`` for Greg Whalley at acme.com: my surname,
+    alone or with my initial or first name, at the domain of one of my addresses."""
+    if not rules.my_words:
+        return False
+    local, _, domain = email.partition("@")
+    if domain not in rules.my_domains:
+        return False
+    first, last = rules.my_words
+    plain = re.sub(r"[^a-z]", "", local.lower())
+    forms = {last, first[:1] + last, first + last, last + first[:1], last + first}
+    return plain in forms
+
+
+def machine_sender(email: str, name: str) -> str | None:
+    """Why an address looks like a mass mailer's rather than a person's, or None: a generated
+    local part (many digits, a domain inside it), or an organisation's display name ("Delta Air
+    Lines", "TheStreet.com", "Yahoo! Member Services")."""
+    local = email.rsplit("@", 1)[0]
+    if len(_DIGITS.findall(local)) >= 4 or re.search(r"\.(com|net|org)\d*$", local):
+        return "automated sender: a generated address"
+    words = set(re.split(r"[^a-z0-9]+", name.casefold()))
+    if "!" in name or re.search(r"\.(com|net|org)\b", name.casefold()):
+        return f'automated sender: "{name}" is the name of a service'
+    hit = sorted(words & ORG_NAME_WORDS)
+    if hit:
+        return f'automated sender: "{name}" names an organisation ("{hit[0]}")'
+    return None
+
+
 def role_word(email: str, extra: frozenset[str] = frozenset()) -> str | None:
     """The role word when the local part is a role mailbox (info@, support-team@, sales.emea@)."""
     tokens = local_tokens(email)
@@ -453,15 +631,31 @@ class Rules:
     exclusions: Exclusions
     roles: frozenset[str]
     not_roles: frozenset[str]
+    delegates: frozenset[str] = frozenset()  # configured, or found in my Sent folders
+    my_name: str | None = None  # name_key of [me] name
+    not_me: frozenset[str] = frozenset()  # in a people.distinct group with one of my addresses
+    my_words: tuple[str, str] | None = None  # my first name and surname, lower-case letters only
+    my_domains: frozenset[str] = frozenset()  # the domains of my configured addresses
 
     @classmethod
-    def from_config(cls, config: Config) -> Rules:
+    def from_config(cls, config: Config, filed_as_sent: frozenset[str] = frozenset()) -> Rules:
         people = config.people
         return cls(
             me=self_addresses(config),
             exclusions=Exclusions(config.exclude),
             roles=frozenset(str(r).lower() for r in people.get("role_accounts") or ()),
             not_roles=frozenset(people.get("not_roles") or ()),
+            delegates=frozenset(config.delegates) | filed_as_sent,
+            my_name=name_key(config.name),
+            not_me=frozenset(
+                e
+                for group in people.get("distinct") or ()
+                if set(group) & set(config.addresses)
+                for e in group
+                if e not in config.addresses
+            ),
+            my_words=_first_last(config.name),
+            my_domains=frozenset(a.rpartition("@")[2] for a in config.addresses),
         )
 
 
@@ -481,12 +675,24 @@ def _share(part: int, whole: int) -> str:
 
 def classify(email: str, act: AddressActivity | None, rules: Rules) -> tuple[PersonKind, list[str]]:
     """The kind of one address and the reasons, before clustering."""
+    if email in rules.delegates:
+        return "self", [
+            "your delegate: sends mail filed in your Sent folders, or listed in me.delegates"
+        ]
     if email in rules.me:
         return "self", ["one of your addresses (me.addresses or an account's own address)"]
     why = rules.exclusions.match(email)
     if why:
         return "excluded", [why]
     a = act or AddressActivity(0, email, "")
+    if email not in rules.not_me:
+        if rules.my_name and name_key(a.name) == rules.my_name:
+            return "self", [f'likely one of your addresses: its display name is yours ("{a.name}")']
+        if a.sent == 0 and a.recv_other == 0 and _my_alias(email, rules):
+            return "self", ["likely one of your addresses: your name at your domain"]
+    host = list_host(email)
+    if host:
+        return "list", [f'a mailing list address ("{host}" hosts lists)']
     two_way = is_two_way([a])
     vouched = email in rules.not_roles  # the user says this role-looking address is a person
     list_reason = _list_reason(a)
@@ -495,6 +701,10 @@ def classify(email: str, act: AddressActivity | None, rules: Rules) -> tuple[Per
     word = None if vouched else robot_word(email)
     if word:
         return "robot", [f'automated sender: local part contains "{word}"']
+    if not vouched and not two_way:
+        machine = machine_sender(email, a.name)
+        if machine:
+            return "robot", [machine]
     if a.sent and a.sent_auto / a.sent > MOSTLY:
         return "robot", [
             f"{_share(a.sent_auto, a.sent)} messages from this address are automatic "
@@ -615,17 +825,58 @@ def _two_way_reason(acts: list[AddressActivity], two_way: bool) -> str:
 
 def resolve_activity(activity: Activity, config: Config) -> Identity:
     """Build the identity from already loaded activity (lets the CLI reuse one load for stats)."""
-    rules = Rules.from_config(config)
+    rules = Rules.from_config(config, activity.filed_as_sent)
     emails: set[str] = set(activity.by_email) | set(rules.me)
     clusters = _clusters(emails, config, rules.me)
+    made = [_make_person(m, activity.by_email, rules, config.name) for m in clusters.values()]
+    made = _merge_same_names(made, activity.by_email, rules, config)
     people: dict[str, Person] = {}
     person_of: dict[str, str] = {}
-    for members in clusters.values():
-        p = _make_person(members, activity.by_email, rules, config.name)
+    for p in made:
         people[p.key] = p
         for e in p.addresses:
             person_of[e] = p.key
-    return Identity(people=people, person_of=person_of, self_addresses=rules.me)
+    mine = {e for p in made if p.kind == "self" for e in p.addresses}
+    return Identity(people=people, person_of=person_of, self_addresses=frozenset(mine))
+
+
+SAME_NAME_MAX = 3  # more addresses than this sharing a full name are likely different people
+
+
+def _merge_same_names(
+    made: list[Person], acts: Mapping[str, AddressActivity], rules: Rules, config: Config
+) -> list[Person]:
+    """People at several addresses under one full display name ("Maria Lopez" at work and at
+    home) are one person, unless ``people.distinct`` says otherwise: then an answer from the
+    other address closes the loop, and the history is one."""
+    distinct = [set(g) for g in config.people.get("distinct") or ()]
+    groups: dict[str, list[Person]] = defaultdict(list)
+    for p in made:
+        k = name_key(p.name)
+        if k and p.kind == "person":
+            groups[k].append(p)
+    out = [p for p in made if not (name_key(p.name) and p.kind == "person")]
+    for group in groups.values():
+        if len(group) == 1 or len(group) > SAME_NAME_MAX:
+            out.extend(group)
+            continue
+        members = [e for p in group for e in p.addresses]
+        if any(len(d & set(members)) > 1 for d in distinct):
+            out.extend(group)
+            continue
+        merged = _make_person(list(members), acts, rules, config.name)
+        note = f'{len(group)} addresses merged: same display name "{group[0].name}"'
+        out.append(
+            Person(
+                merged.key,
+                merged.name,
+                merged.addresses,
+                merged.kind,
+                (*merged.reasons, note),
+                merged.two_way,
+            )
+        )
+    return out
 
 
 def resolve(store: Store, config: Config, as_of: datetime | None = None) -> Identity:
@@ -641,49 +892,71 @@ _NONWORD = re.compile(r"[^\w\s]+")
 def name_key(name: str) -> str | None:
     """A comparable form of a display name, or None when it is too weak to match on.
 
-    ``"Lopez, Maria (OldCorp)"`` and ``"maria lopez"`` give the same key; one-word names
-    (``"Support"``, ``"John"``) and names that are addresses give None.
+    ``"Lopez, Maria (OldCorp)"``, ``"Lopez  Maria"`` and ``"maria lopez"`` give the same key (the
+    words in sorted order: exports write names first-last, last-first or "last, first"); one-word
+    names (``"Support"``, ``"John"``) and names that are addresses give None.
     """
     if not name or "@" in name:
         return None
     n = _PAREN.sub(" ", name)
-    if n.count(",") == 1:
-        last, first = n.split(",")
-        n = f"{first} {last}"
     words = _NONWORD.sub(" ", n.casefold()).split()
     if len(words) < 2:
         return None
-    return " ".join(words)
+    return " ".join(sorted(words))
 
 
 def merge_candidates(identity: Identity) -> list[tuple[Person, Person, str]]:
     """Likely merges for the user to confirm (``people.aliases``), each with the reason.
 
-    Persons with the same display name; and addresses that look like mine (my display name or the
+    People with the same full display name are merged already (see :func:`_merge_same_names`);
+    these are the weaker matches: the same surname with a compatible first name ("Jeff Shankman"
+    and "Jeffrey A. Shankman"), a very common full name, and addresses that look like mine (the
     local part of one of my addresses), paired with my own cluster.
     """
     out: list[tuple[Person, Person, str]] = []
     people = sorted(identity.people.values(), key=lambda p: p.key)
     mine = [p for p in people if p.kind == "self"]
-    by_name: dict[str, list[Person]] = defaultdict(list)
+    by_word: dict[str, list[Person]] = defaultdict(list)
     for p in people:
         k = name_key(p.name)
         if k and p.kind == "person":
-            by_name[k].append(p)
-    for group in by_name.values():
-        if 2 <= len(group) <= 6:
-            for i, a in enumerate(group):
-                for b in group[i + 1 :]:
+            for w in set(k.split()):
+                if len(w) >= 3:
+                    by_word[w].append(p)
+    pairs: set[tuple[str, str]] = set()
+    for group in by_word.values():
+        if not 2 <= len(group) <= 6:
+            continue
+        for i, a in enumerate(group):
+            for b in group[i + 1 :]:
+                pair = (min(a.key, b.key), max(a.key, b.key))
+                if pair not in pairs and _similar_names(a.name, b.name):
+                    pairs.add(pair)
                     out.append((a, b, _same_name_reason(a, b)))
     if mine:
         out.extend(_likely_self(mine[0], people))
     return out
 
 
+def _similar_names(a: str, b: str) -> bool:
+    """One shared word, and the others compatible: "Jeff Shankman" ~ "Jeffrey A. Shankman"."""
+    wa = {w for w in (name_key(a) or "").split() if len(w) > 1}
+    wb = {w for w in (name_key(b) or "").split() if len(w) > 1}
+    shared = wa & wb
+    ra, rb = wa - shared, wb - shared
+    if not shared or not ra or not rb:
+        return bool(shared) and wa == wb
+    return any(
+        min(len(x), len(y)) >= 3 and (x.startswith(y) or y.startswith(x)) for x in ra for y in rb
+    )
+
+
 def _same_name_reason(a: Person, b: Person) -> str:
     da, db = a.key.rsplit("@", 1)[-1], b.key.rsplit("@", 1)[-1]
     where = f"at {da} and {db}" if da != db else f"at two addresses on {da}"
-    return f'same display name "{a.name}" {where}'
+    if name_key(a.name) == name_key(b.name):
+        return f'same display name "{a.name}" {where}'
+    return f'similar names "{a.name}" and "{b.name}" {where}'
 
 
 def _likely_self(me: Person, people: list[Person]) -> list[tuple[Person, Person, str]]:

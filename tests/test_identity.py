@@ -296,23 +296,74 @@ def test_alias_of_one_way_halves_is_two_way() -> None:
     assert person(resolve(store, cfg), "al@old.com").two_way
 
 
-def test_merge_candidates_same_display_name() -> None:
+def test_same_full_display_name_is_one_person_unless_distinct() -> None:
     msgs = talk("maria@oldcorp.com", "Maria Lopez") + talk("mlopez@newcorp.io", "Lopez, Maria")
     msgs += talk("sam@a.com", "Sam") + talk("sam@b.com", "Sam")  # one-word names are too weak
     store, cfg = build(msgs)
+    ident = resolve(store, cfg)
+    maria = person(ident, "maria@oldcorp.com")
+    assert set(maria.addresses) == {"maria@oldcorp.com", "mlopez@newcorp.io"}
+    assert any("same display name" in r for r in maria.reasons)
+    assert person(ident, "sam@a.com").addresses == ("sam@a.com",)
+    extra = '[people]\ndistinct = [["maria@oldcorp.com", "mlopez@newcorp.io"]]'
+    store, cfg = build(msgs, extra=extra)
+    assert person(resolve(store, cfg), "maria@oldcorp.com").addresses == ("maria@oldcorp.com",)
+
+
+def test_merge_candidates_similar_names() -> None:
+    msgs = talk("jeff@oldcorp.com", "Jeff Shankman") + talk(
+        "a..shankman@x.com", "Shankman, Jeffrey A."
+    )
+    msgs += talk("ann.shankman@y.com", "Ann Shankman")  # a relative, not a candidate
+    store, cfg = build(msgs)
     cands = merge_candidates(resolve(store, cfg))
     pairs = {frozenset((a.key, b.key)) for a, b, _ in cands}
-    assert pairs == {frozenset(("maria@oldcorp.com", "mlopez@newcorp.io"))}
-    assert "oldcorp.com" in cands[0][2] and "newcorp.io" in cands[0][2]
+    assert pairs == {frozenset(("jeff@oldcorp.com", "a..shankman@x.com"))}
+    assert "similar names" in cands[0][2] and "oldcorp.com" in cands[0][2]
 
 
-def test_likely_self_addresses_are_merge_candidates() -> None:
-    msgs = [mail("jane@home.example", [ME], name="Jane Doe")]
+def test_my_full_name_at_another_address_is_me_unless_distinct() -> None:
+    msgs = [mail("jane@home.example", [ME], name="Jane Doe"), mail("jd@x.example", [ME])]
     store, cfg = build(msgs)
     ident = resolve(store, cfg)
+    assert kind(ident, "jane@home.example") == "self"
+    assert "jane@home.example" in ident.self_addresses
+    assert kind(ident, "jd@x.example") == "person"
+    store, cfg = build(msgs, extra=f'[people]\ndistinct = [["{ME}", "jane@home.example"]]')
+    ident = resolve(store, cfg)
     assert kind(ident, "jane@home.example") == "person"
-    cands = merge_candidates(ident)
+    cands = merge_candidates(ident)  # still worth asking: same name as mine
     assert any(a.kind == "self" and b.key == "jane@home.example" for a, b, _ in cands)
+
+
+def test_delegates_configured_or_filed_in_sent_are_me() -> None:
+    sent = MessageMeta(
+        account="a",
+        provider_id="s1",
+        date=T0,
+        sender=Address("liz.taylor@corp.com", "Liz Taylor"),
+        to=(Address("bob@other.com"),),
+        markers=("sent-folder",),
+    )
+    msgs = [sent, *talk("bob@other.com")]
+    store, cfg = build(msgs)
+    ident = resolve(store, cfg)
+    assert kind(ident, "liz.taylor@corp.com") == "self"
+    assert "liz.taylor@corp.com" in ident.self_addresses
+    assert any("delegate" in r for r in person(ident, "liz.taylor@corp.com").reasons)
+    store, cfg = build(talk("pa@corp.com"), extra="")
+    assert kind(resolve(store, cfg), "pa@corp.com") == "person"
+    cfg = replace(config(), delegates=("pa@corp.com",))
+    assert kind(resolve(store, cfg), "pa@corp.com") == "self"
+
+
+@pytest.mark.parametrize(
+    "addr",
+    ["straw@yahoogroups.com", "dev@lists.example.org", "x-users@googlegroups.com"],
+)
+def test_list_hosts_are_lists(addr: str) -> None:
+    store, cfg = build(talk(addr))
+    assert kind(resolve(store, cfg), addr) == "list"
 
 
 def test_small_accepted_meeting_is_two_way_large_one_is_not() -> None:
@@ -352,7 +403,8 @@ def test_as_of_sees_only_earlier_history() -> None:
 
 
 def test_name_key() -> None:
-    assert name_key("Lopez, Maria (OldCorp)") == name_key("maria  LOPEZ") == "maria lopez"
+    assert name_key("Lopez, Maria (OldCorp)") == name_key("maria  LOPEZ") == "lopez maria"
+    assert name_key("Lopez  Maria") == name_key("Maria Lopez")  # PST exports: "Last  First"
     assert name_key("Support") is None and name_key("a@b.com") is None and name_key("") is None
 
 

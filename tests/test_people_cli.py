@@ -137,7 +137,7 @@ def test_merge_candidates_command(cfg: Path, tmp_path: Path) -> None:
     store.apply_batch(
         "a",
         "maildir",
-        Batch(messages=[_mail(9, "bstone@newco.io", [ME], 30, name="Bob Stone")]),
+        Batch(messages=[_mail(9, "bstone@newco.io", [ME], 30, name="Bob J. Stone")]),
     )
     store.close()
     out = run(cfg, "people", "--merge-candidates")
