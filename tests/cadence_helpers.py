@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from keepwarm.connectors.headers import normalize_subject, subject_markers
 from keepwarm.digests.cadence import (
     Directory,
     EngineSettings,
@@ -26,12 +27,27 @@ def ago(days: float, now: datetime = NOW) -> datetime:
 
 
 class H:
-    """A history under construction."""
+    """A history under construction.
 
-    def __init__(self) -> None:
+    ``covered`` (the default) adds what a complete mailbox shows: a note to myself and a newsletter
+    in the inbox every day for 600 days before :data:`NOW` (neither is a touch), so that the
+    engine sees my mail flowing both ways (digests/cadence/coverage.py). Tests of gaps in the
+    data pass ``covered=False`` and add their own.
+    """
+
+    def __init__(self, covered: bool = True) -> None:
         self.messages: list[MessageRecord] = []
         self.events: list[EventRecord] = []
         self._next = 1
+        self.covered = covered
+
+    def background(self, start: datetime, end: datetime) -> None:
+        """My daily note to myself and a daily newsletter, from ``start`` to ``end``."""
+        day = start
+        while day <= end:
+            self.mail(day, ME, [ME], subject="note to self")
+            self.mail(day, "news@lists.example.org", [ME], subject="news", list_id="news")
+            day += timedelta(days=1)
 
     def _id(self) -> int:
         self._next += 1
@@ -47,7 +63,8 @@ class H:
         markers: Iterable[str] = (),
         **kw: Any,
     ) -> MessageRecord:
-        norm = subject.lower().removeprefix("re: ").removeprefix("fw: ") if subject else None
+        norm = normalize_subject(subject) if subject else None
+        markers = (*markers, *subject_markers(subject))  # what a connector would add
         m = MessageRecord(
             id=self._id(),
             date=int(when.timestamp()),
@@ -100,6 +117,9 @@ class H:
         return e
 
     def history(self) -> History:
+        if self.covered:
+            self.covered = False
+            self.background(NOW - timedelta(days=600), NOW + timedelta(days=400))
         return History(tuple(self.messages), tuple(self.events), {})
 
 

@@ -36,6 +36,7 @@ from keepwarm.digests.cadence.model import (
 )
 from keepwarm.digests.cadence.rhythm import (
     ACTIVE_MIN_DAYS,
+    Rhythm,
     rhythm,
     strength,
 )
@@ -91,7 +92,20 @@ def _analyze(
     ledgers = fold_touches(touches, clock, away=ooo_days)
     starts = [mt.start for mt in meetings] + ([int(touches.date[0])] if len(touches) else [])
     history_start = min(starts, default=None)
-    ctx = Context(settings, directory, clock, today, zone, now.astimezone(UTC), history_start)
+    my_orgs = frozenset(
+        f for a in directory.self_addresses if (f := sig.org_family(a.rpartition("@")[2]))
+    )
+    ctx = Context(
+        settings,
+        directory,
+        clock,
+        today,
+        zone,
+        now.astimezone(UTC),
+        history_start,
+        touches.coverage,
+        my_orgs,
+    )
     for mt in meetings:
         if mt.start <= clock.now:
             add_meeting(ledgers, mt, clock)
@@ -99,7 +113,7 @@ def _analyze(
     people = _people(ledgers, settings, directory, today, ooo_days)
     _assign_tiers(people, settings.tiers, then=False)
     _assign_tiers(people, settings.tiers, then=True)
-    _assign_stages(people, settings, today)
+    _assign_stages(people, ctx)
     reports = {k: _report(p, ctx, history, birthdays) for k, p in people.items()}
     order = sorted(people.values(), key=lambda p: (-p.strength, p.led.key))
 
@@ -269,42 +283,73 @@ def _assign_tiers(people: dict[str, Person], tiers: tuple[TierSpec, ...], *, the
         i += free
 
 
-def _assign_stages(people: dict[str, Person], settings: EngineSettings, today: int) -> None:
+def _assign_stages(people: dict[str, Person], ctx: Context) -> None:
+    settings = ctx.settings
     new_days = settings.new_window.total_seconds() / DAY
     growing: list[Person] = []
     for p in people.values():
-        p.stage = _stage(p, settings, today, new_days)
-        if p.stage == "established" and _is_growing(p, today):
+        p.stage = _stage(p, ctx, new_days)
+        if p.stage == "established" and _is_growing(p, ctx):
             growing.append(p)
     growing.sort(key=lambda p: (-p.strength, p.led.key))
     for p in growing[: settings.max_growing]:
         p.stage = "growing"
 
 
-def _stage(p: Person, settings: EngineSettings, today: int, new_days: float) -> Stage:
+def _stage(p: Person, ctx: Context, new_days: float) -> Stage:
+    """new, established, fading, dormant (growing is decided after, among the established).
+
+    Only what the mailbox shows counts: a first contact is *new* only when my own mail was visible
+    long before it (else the data merely begins there); a silence makes a tie *fading* or
+    *dormant* only when my mail to others is visible through most of it (else it is a gap in
+    the data, or a holiday).
+    """
+    settings, today = ctx.settings, ctx.today
     r = p.rhythm
     if not r.contact_days:
         first = p.led.first_seen
         recent = first is not None and (today - (first // DAY)) <= new_days
-        return "new" if recent else "dormant"
+        return "new" if recent and ctx.seen_since(first or 0) else "dormant"
     ratio = r.overdue_ratio or 0.0
-    if ratio >= settings.dormant_factor:
+    last = p.led.last_contact or 0
+    silent = ratio >= settings.fading_factor and ctx.covered(last, ctx.clock.now)
+    if silent and ratio >= settings.dormant_factor:
         return "dormant"
-    if ratio >= settings.fading_factor and len(r.contact_days) >= ACTIVE_MIN_DAYS:
+    if silent and _mature(r):
         return "fading"
-    if today - r.contact_days[0] <= new_days:
+    first_contact = p.led.first_contact or 0
+    if today - r.contact_days[0] <= new_days and ctx.seen_since(first_contact):
         return "new"
     return "established"
 
 
-def _is_growing(p: Person, today: int) -> bool:
+MATURE_SPAN_DAYS = 56  # a rhythm seen over at least eight weeks ...
+MATURE_STARTS = 4  # ... and at least this many separate conversations can fade
+
+
+def _mature(r: Rhythm) -> bool:
+    """A tie with a rhythm of its own: enough days of contact, spread over at least two months
+    (a fortnight's busy project is not a relationship that fades when the project ends)."""
+    days = r.contact_days
+    return (
+        len(days) >= ACTIVE_MIN_DAYS
+        and days[-1] - days[0] >= MATURE_SPAN_DAYS
+        and r.starts >= MATURE_STARTS
+    )
+
+
+def _is_growing(p: Person, ctx: Context) -> bool:
     """A young relationship whose contact is increasing: first met within about six months (or
     barely in touch before the last quarter), and more contact days in the last quarter than in
-    the one before. A long-standing strong tie is established however busy it is lately."""
+    the one before, both quarters visible in the mailbox. A long-standing strong tie is
+    established however busy it is lately."""
+    today = ctx.today
     days = p.rhythm.contact_days
     if not days:
         return False
     recent_from = today - GROWING_LOOKBACK
+    if not ctx.covered((recent_from - GROWING_LOOKBACK) * DAY, ctx.clock.now, received=True):
+        return False  # both quarters must be in view to compare them
     earlier = sum(1 for d in days if d <= recent_from)
     if today - days[0] > YOUNG_MAX_AGE and earlier > YOUNG_MAX_EARLIER_DAYS:
         return False

@@ -23,9 +23,18 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from numpy.typing import NDArray
 
-from keepwarm.digests.cadence.touches import Meeting, Touches, run_starts
+from keepwarm.digests.cadence.subjects import over
+from keepwarm.digests.cadence.touches import (
+    F_NOT_ASKING,
+    F_REPLY,
+    Meeting,
+    Touches,
+    run_starts,
+)
 
 DAY = 86400
+DIRECT_K = 3  # a mail shared by at most this many people, addressed To them, is "direct"
+SENT_SEEN_BEFORE = 14 * DAY  # my mail seen this soon before a message shows my answers are seen
 ONE_WAY_FACTOR = 0.25  # a message nobody answered still says a little about a tie
 SUBJECTS_KEPT = 8
 
@@ -40,6 +49,9 @@ class Owed:
     date: int
     subject: str | None
     thread: int
+    message: int = 0  # the store id of the message waiting for an answer
+    waiting: int = 1  # their messages in a row without an answer (2+: they followed up)
+    shared: int = 1  # people the message was addressed to (1: me alone)
 
 
 @dataclass(slots=True)
@@ -197,16 +209,21 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
 
     * every message: first and last seen, messages each way; a received one notes the sender's
       domain (job changes);
-    * two-way conversation: each message's local day is a contact day (its weight, the largest
-      of the day), the first one's day a start, each subject a recent subject; a one-way
-      conversation: only my messages' days, as one-way days;
+    * contact: every message of a two-way conversation, and, once both of us have written to the
+      other directly (To, at most :data:`DIRECT_K` people), every direct message either way in
+      any thread (real correspondents often never answer inside one thread). A contact message's
+      local day is a contact day (its weight, the largest of the day), the day a conversation's
+      first contact message came is a start, its subject a recent subject; other mail: only my
+      messages' days, as one-way days;
     * in the reciprocity window: messages each way, answered or not and how fast (the answer is
       the next message the other way), and who started the thread (when the conversation's first
-      message is the thread's first);
-    * open loops: their last message(s) waiting for me past the grace period (a follow-up, or a
-      thread they started), or my own thread, nothing but my messages, unanswered past the wait.
-      A reply I owe stays owed for ``reply_max_age`` of days I was there: days out of office
-      after it came do not count.
+      message is the thread's first; theirs only when addressed to me directly);
+    * open loops: their last message(s) addressed to me directly and waiting for me past the
+      grace period (a follow-up, or a thread they started), unless it asks nothing (a forward, an
+      FYI, a thank-you); or a thread I started (not a reply or a forward) with someone I have a
+      relationship with, nothing but my messages, unanswered past the wait. A reply I owe stays
+      owed for ``reply_max_age`` of days I was there: days out of office after it came do not
+      count.
     """
     t = touches
     c = _Conversations.of(t, clock)
@@ -215,13 +232,14 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
     n_persons = len(t.persons)
     counts, my_lat, their_lat = _reciprocity(c, clock, n_persons)
     loops_by_me, loops_to_me = _open_loops(c, clock, t, away)
-    person, date, two_way = c.person, c.date, c.two_way
-    contact_first, contact_last = _extremes(person, date, two_way, n_persons)
-    days = _max_by_day(person, c.day, c.weight, two_way)
-    one_way = _max_by_day(person, c.day, c.weight, c.out & ~two_way)
-    opening = c.first[c.two_way_conv]
+    person, date, contact = c.person, c.date, c.contact
+    contact_first, contact_last = _extremes(person, date, contact, n_persons)
+    days = _max_by_day(person, c.day, c.weight, contact)
+    one_way = _max_by_day(person, c.day, c.weight, c.out & ~contact)
+    in_contact = np.flatnonzero(contact)
+    opening = in_contact[run_starts(c.conv[in_contact])]  # each conversation's first contact
     conv_starts = _grouped(person[opening], c.day[opening])
-    subjects = _recent_subjects(person, date, c.touch, two_way, t)
+    subjects = _recent_subjects(person, date, c.touch, contact, t)
     domains = _domains(person, date, t.sender_domain[c.touch], ~c.out, t.domains)
 
     p_first = np.flatnonzero(run_starts(person))
@@ -230,7 +248,7 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
     p_out = np.add.reduceat(c.out.astype(np.int64), p_first)
     p_min = np.minimum.reduceat(date, p_first)
     p_max = np.maximum.reduceat(date, p_first)
-    del c, person, date, two_way
+    del c, person, date, contact
     ledgers: dict[str, Ledger] = {}
     rows = zip(
         p_of.tolist(), p_n.tolist(), p_out.tolist(), p_min.tolist(), p_max.tolist(), strict=True
@@ -283,8 +301,13 @@ class _Conversations:
     last: I64
     n_out: I64  # my messages in each conversation
     two_way_conv: Bools
-    two_way: Bools  # per row
+    two_way: Bools  # per row: in a two-way conversation
     opens_thread: Bools  # the row's message is its thread's first
+    flags: I64  # the message's F_* bits
+    direct_k: Bools  # addressed To them (or to me) and shared by at most DIRECT_K people
+    related: Bools  # per row: its person wrote to me directly and I to them (ever)
+    contact: Bools  # per row: counts as contact (two-way conversation, or direct mail of a
+    # relationship)
 
     @classmethod
     def of(cls, t: Touches, clock: Clock) -> _Conversations | None:
@@ -305,6 +328,16 @@ class _Conversations:
         size = last - first + 1
         n_out = np.add.reduceat(out.astype(np.int64), first)
         two_way_conv = (size > 1) & (n_out > 0) & (n_out < size)
+        direct_k = t.inc_direct[order] & (t.k[touch] <= DIRECT_K)
+        # once both sides wrote directly to each other, direct mail either way is contact
+        n_persons = len(t.persons)
+        flags = t.flags[touch]
+        # my direct reply to them shows they wrote to me, even where their mail is not kept
+        answered = out & ((flags & F_REPLY) != 0)
+        wrote_in = np.bincount(person[direct_k & (~out | answered)], minlength=n_persons) > 0
+        wrote_out = np.bincount(person[direct_k & out], minlength=n_persons) > 0
+        related = (wrote_in & wrote_out)[person]
+        two_way = two_way_conv[conv]
         return cls(
             person=person,
             touch=touch,
@@ -319,8 +352,12 @@ class _Conversations:
             last=last,
             n_out=n_out,
             two_way_conv=two_way_conv,
-            two_way=two_way_conv[conv],
+            two_way=two_way,
             opens_thread=touch == thread,
+            flags=flags,
+            direct_k=direct_k,
+            related=related,
+            contact=two_way | (related & direct_k),
         )
 
 
@@ -348,7 +385,7 @@ def _reciprocity(
             ("w_in_answered", answered & ~out),
             ("w_out_answered", answered & out),
             ("threads_by_me", started & out & c.direct),
-            ("threads_by_them", started & ~out),
+            ("threads_by_them", started & ~out & c.direct),
         )
     }
     mine, theirs = answered & ~out, answered & out
@@ -363,7 +400,7 @@ def _open_loops(
     c: _Conversations, clock: Clock, t: Touches, away: Sequence[int]
 ) -> tuple[dict[int, list[Owed]], dict[int, list[Owed]]]:
     """Open loops, judged on each conversation's last message: owed by me and owed to me."""
-    first, last, out, direct = c.first, c.last, c.out, c.direct
+    first, last, out = c.first, c.last, c.out
     size = last - first + 1
     age = clock.now - c.date[last]
     days_away = np.asarray(away, dtype=np.int64)
@@ -371,23 +408,66 @@ def _open_loops(
     present = age - since * DAY  # the time since it came, less my days out of office
     last_out = np.maximum.reduceat(np.where(out, np.arange(len(out)), -1), first)
     trailing = np.where(last_out < first, size, last - last_out)  # their messages at the end
-    waits = (trailing == size) | (trailing >= 2)
+    mine_before = last_out >= first
+    is_reply = (c.flags[last] & F_REPLY) != 0
+    # they started something (not an answer to a message of mine missing from the mailbox), or
+    # they wrote again after my last message and were not answered
+    waits = np.where(mine_before, trailing >= 2, ~is_reply)
+    asks = (c.flags[last] & F_NOT_ASKING) == 0
+    # nothing came in the thread after it: a thread that went on without me was dealt with
+    thread_end = np.zeros(len(t.date), dtype=np.int64)
+    np.maximum.at(thread_end, t.thread, t.date)
+    ends_thread = c.date[last] >= thread_end[c.thread[last]]
+    # I have written to them since (in any thread): they have heard from me
+    mine_last = np.full(len(t.persons), -1, dtype=np.int64)
+    np.maximum.at(mine_last, c.person[out], c.date[out])
+    not_since = mine_last[c.person[last]] < c.date[last]
     owed_by_me = (
         ~out[last]
-        & direct[last]
+        & c.direct_k[last]
+        & asks
         & waits
+        & ends_thread
+        & not_since
+        & ~_informs(c, t, last_out)[c.person[last]]
         & (age >= clock.reply_grace)
         & (present <= clock.reply_max_age)
+        # my own mail is visible around it: else my answer may be where keepwarm can't see
+        & t.coverage.sent_since(c.date[last] - SENT_SEEN_BEFORE)
     )
     mine_only = c.n_out == size
-    by_me_first = c.opens_thread[first] & out[first] & direct[first]
+    started = (c.flags[first] & (F_NOT_ASKING | F_REPLY)) == 0  # not an answer or a forward
+    by_me_first = c.opens_thread[first] & out[first] & c.direct_k[first] & started
     owed_to_me = (
-        by_me_first & mine_only & (age >= clock.outreach_wait) & (age <= clock.reply_max_age)
+        by_me_first
+        & c.related[first]
+        & mine_only
+        & (age >= clock.outreach_wait)
+        & (age <= clock.reply_max_age)
+        & t.coverage.received_after(c.date[last] + clock.reply_grace)  # else their answer may be
+        # where keepwarm can't see
     )
     return (
-        _owed(c.person, c.date, c.touch, c.thread, last[owed_by_me], t),
-        _owed(c.person, c.date, c.touch, c.thread, last[owed_to_me], t),
+        _owed(c, last[owed_by_me], trailing[owed_by_me], t, clock),
+        _owed(c, last[owed_to_me], size[owed_to_me], t, clock),
     )
+
+
+INFORMS_MIN = 4  # direct messages, none answered, that make a sender one who keeps me informed
+
+
+def _informs(c: _Conversations, t: Touches, last_out: I64) -> Bools:
+    """Per person: do they keep me informed rather than ask? At least :data:`INFORMS_MIN` direct
+    messages to me at times my own mail is visible, and not one of them answered (reports,
+    notices, FYIs: their next message is most likely one more)."""
+    n = len(t.persons)
+    rows = np.arange(len(c.out))
+    received = ~c.out & c.direct_k & t.coverage.sent_near(c.date, SENT_SEEN_BEFORE)
+    answered = received & (last_out[c.conv] > rows)
+    sent_me = np.bincount(c.person[received], minlength=n)
+    got_answers = np.bincount(c.person[answered], minlength=n)
+    informs: Bools = (sent_me >= INFORMS_MIN) & (got_answers == 0)
+    return informs
 
 
 def _next(candidates: I64) -> I64:
@@ -505,17 +585,26 @@ def _domains(
 
 
 def _owed(
-    person: I64,
-    date: I64,
-    touch: I64,
-    thread: I64,
-    rows: I64,
-    touches: Touches,
+    c: _Conversations, rows: I64, waiting: I64, touches: Touches, clock: Clock
 ) -> dict[int, list[Owed]]:
+    """The open loops of ``rows``, but those about a day that is over (moot)."""
     out: dict[int, list[Owed]] = {}
-    subjects = touches.subjects(touch[rows].tolist())
-    for r, subject in zip(rows.tolist(), subjects, strict=True):
-        out.setdefault(int(person[r]), []).append(Owed(int(date[r]), subject, int(thread[r])))
+    today = clock.local(clock.now).date()
+    touch = c.touch[rows]
+    subjects = touches.subjects(touch.tolist())
+    columns = (
+        rows.tolist(),
+        subjects,
+        touches.message[touch].tolist(),
+        waiting.tolist(),
+        touches.k[touch].tolist(),
+    )
+    for r, subject, mid, n, k in zip(*columns, strict=True):
+        if over(subject, clock.local(int(c.date[r])).date(), today):
+            continue
+        out.setdefault(int(c.person[r]), []).append(
+            Owed(int(c.date[r]), subject, int(c.thread[r]), int(mid), int(n), int(k))
+        )
     return out
 
 

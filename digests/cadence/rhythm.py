@@ -37,6 +37,7 @@ class Rhythm:
     paused_days: int
     silence_days: int | None
     overdue_ratio: float | None
+    starts: int = 0  # separate conversations (days one began) so far
 
 
 def decayed(days: dict[int, float], today: int, half_life_days: float) -> float:
@@ -95,12 +96,14 @@ def rhythm(
     learnt = (w * typical + (1 - w) * prior) if typical is not None else prior
     expected = max(MIN_GAP_DAYS, learnt)
     if not cdays:
-        return Rhythm(cdays, None, expected, None, 0, None, None)
+        return Rhythm(cdays, None, expected, None, 0, None, None, len(begun))
     last = cdays[-1]
     since = today - last
     paused = bisect.bisect_right(ooo_days, today) - bisect.bisect_right(ooo_days, last)
     silence = max(0, since - paused)
-    return Rhythm(cdays, typical, expected, since, paused, silence, round(silence / expected, 4))
+    return Rhythm(
+        cdays, typical, expected, since, paused, silence, round(silence / expected, 4), len(begun)
+    )
 
 
 def human_gap(days: float) -> str:

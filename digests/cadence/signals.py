@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from keepwarm.digests.cadence.ledger import DAY
+from keepwarm.digests.cadence.ledger import DAY, Owed
 from keepwarm.digests.cadence.model import PersonReport, Signal, SignalKind
 from keepwarm.digests.cadence.rhythm import ACTIVE_MIN_DAYS, every
 from keepwarm.digests.cadence.state import Context, Person
@@ -19,6 +22,7 @@ INTRODUCE_TIERS = 3  # the inner three tiers hold the "strong ties"
 HISTORY_EDGE_DAYS = 30  # a first contact this close to the start of the data is not a known start
 JOB_QUIET_DAYS = 30
 RECONNECT_MAX_DAYS = 182  # a tie that went quiet this recently is still worth a reconnect
+NEW_MIN_DAYS = 2  # days of contact before a new contact is worth nurturing
 FREEMAIL = frozenset(
     {
         "gmail.com",
@@ -221,12 +225,12 @@ def build(
         out.extend(_loops(p, rep, ctx))
         out.extend(_rhythm_signals(p, rep, ctx))
         out.extend(_lopsided(p, rep, ctx))
-        out.extend(_stage_signals(p, rep))
+        out.extend(_stage_signals(p, rep, ctx))
         for o in occasions(p, ctx, birthdays):
             out.append(Signal(o.kind, key, o.urgency, o.facts, o.because))
     out.extend(_meeting_today(today_meetings, people, reports, ctx))
     out.extend(_meeting_followup(yesterday_meetings, people, reports, ctx))
-    out.extend(_introduce(people, reports, touches, meetings))
+    out.extend(_introduce(people, reports, touches, meetings, ctx))
     out.sort(key=lambda s: (-s.urgency, s.kind, s.person_key, str(s.facts.get("other", ""))))
     return out
 
@@ -235,11 +239,17 @@ def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
     out: list[Signal] = []
     now = ctx.clock.now
     if p.led.owed_by_me:
-        oldest = min(p.led.owed_by_me, key=lambda o: (o.date, o.thread))
-        waiting = int((now - oldest.date) / DAY)
+        item = max(p.led.owed_by_me, key=lambda o: (_owed_evidence(o), -o.date, o.thread))
+        waiting = int((now - item.date) / DAY)
+        led = p.led
+        rate = round(led.w_in_answered / led.w_in, 2) if led.w_in else None
         because = [f"{rep.name} wrote to you {_days(waiting)} ago and has no answer yet"]
-        if oldest.subject:
-            because.append(f'about "{oldest.subject}"')
+        if item.waiting > 1:
+            because.append(f"{item.waiting} messages from them in a row, none answered")
+        if item.shared == 1:
+            because.append("addressed to you alone")
+        if item.subject:
+            because.append(f'about "{item.subject}"')
         if len(p.led.owed_by_me) > 1:
             because.append(f"{len(p.led.owed_by_me)} threads are waiting for you")
         out.append(
@@ -249,9 +259,17 @@ def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
                 round(min(1.0, 0.6 + 0.03 * waiting), 3),
                 {
                     "count": len(p.led.owed_by_me),
-                    "oldest": _iso(oldest.date),
+                    "oldest": _iso(item.date),
                     "days_waiting": waiting,
-                    "subject": oldest.subject,
+                    "subject": item.subject,
+                    "message": item.message,
+                    "asks": asks(item.subject),
+                    "waiting_messages": item.waiting,
+                    "shared_with": item.shared - 1,
+                    "answer_rate": rate,
+                    "relationship": rep.two_way,
+                    "their_messages": led.msgs_in,
+                    "my_messages": led.msgs_out,
                 },
                 because,
             )
@@ -272,11 +290,34 @@ def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
                     "oldest": _iso(oldest.date),
                     "days_waiting": waiting,
                     "subject": oldest.subject,
+                    "message": oldest.message,
                 },
                 because,
             )
         )
     return out
+
+
+_ASKS = re.compile(
+    r"\?\s*$|^\s*(?:can|could|would|will|do|does|are|is|have|should|may|any|what|when|where|"
+    r"who|why|how|which|please|pls|request|question|quick question|need|help|approval|approve|"
+    r"rsvp|invitation|invite|your (?:input|thoughts|view|opinion|help|feedback|comments))\b",
+    re.IGNORECASE,
+)
+
+
+def asks(subject: str | None) -> bool:
+    """Does the subject line ask something ("Can you ...", "Quick question", "... ?")?"""
+    return bool(subject) and bool(_ASKS.search(strip_reply_prefixes(subject or "")))
+
+
+def strip_reply_prefixes(subject: str) -> str:
+    return re.sub(r"^(?:\s*(?:re|fwd?|aw|wg|sv|vs|tr)\s*:\s*)+", "", subject, flags=re.IGNORECASE)
+
+
+def _owed_evidence(o: Owed) -> int:
+    """How sure a waiting message needs my answer: it asks, they followed up, it was to me alone."""
+    return 2 * asks(o.subject) + 2 * (o.waiting > 1) + (o.shared == 1)
 
 
 def rhythm_facts(p: Person, rep: PersonReport) -> tuple[dict[str, object], list[str]]:
@@ -324,8 +365,10 @@ def _lopsided(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
     s = ctx.settings
     mine = p.led.initiated_by_me
     total = mine + p.led.initiated_by_them
-    if total < s.lopsided_min_threads:
+    if total < s.lopsided_min_threads or not rep.two_way:
         return []
+    if not ctx.covered(ctx.clock.window_start, ctx.clock.now, received=True):
+        return []  # mail both ways is not visible through the window: no balance can be judged
     share_me = mine / total
     window = int(s.reciprocity_window.total_seconds() / DAY)
     facts: dict[str, object] = {
@@ -349,9 +392,14 @@ def _lopsided(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
     return []
 
 
-def _stage_signals(p: Person, rep: PersonReport) -> list[Signal]:
+def _stage_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
     if not rep.two_way or rep.first_contact is None:
         return []
+    if p.stage == "new" and rep.contact_days < NEW_MIN_DAYS:
+        return []  # one exchange is not yet a relationship
+    fam = _families(rep.addresses)
+    if p.stage in ("new", "growing") and fam and fam <= ctx.my_domains:
+        return []  # a colleague: work brings you together anyway
     facts: dict[str, object] = {
         "first_contact": rep.first_contact.isoformat(),
         "contact_days": rep.contact_days,
@@ -461,7 +509,11 @@ def _introduce(
     reports: dict[str, PersonReport],
     touches: Touches,
     meetings: list[Meeting],
+    ctx: Context,
 ) -> list[Signal]:
+    """Two strong ties of different organisations, neither of mine, who have never been on a
+    mail or in a meeting with me together, and whom I have talked to about the same thing (a
+    word the recent subjects of both share): that topic is the reason, never a shared domain."""
     strong = {
         k: p
         for k, p in people.items()
@@ -470,6 +522,8 @@ def _introduce(
         and p.stage not in ("dormant", "fading")
         and p.rhythm.contact_days
     }
+    families = {k: _families(reports[k].addresses) for k in strong}
+    strong = {k: p for k, p in strong.items() if families[k] and not families[k] & ctx.my_domains}
     if len(strong) < 2:
         return []
     together = touches.together(strong)  # on a mail with me
@@ -477,17 +531,29 @@ def _introduce(
         members = sorted({k for k in group if k in strong})
         if len(members) > 1:
             together.update(itertools.combinations(members, 2))
-    families = {k: _families(reports[k].addresses) for k in strong}
+    topics = {k: topic_words(s for _d, s in p.led.subjects) for k, p in people.items()}
+    spread = Counter(w for words in topics.values() for w in words)  # people per topic word
+    names = {k: _name_words(reports[k].name) for k in strong}
+    mine = {
+        w
+        for info in ctx.directory.people.values()
+        if info.kind == "self"
+        for w in _name_words(info.name)
+    }
     pairs: list[tuple[float, str, str, str]] = []
     for a, b in itertools.combinations(sorted(strong), 2):
-        if (a, b) in together:
+        if (a, b) in together or families[a] & families[b]:
             continue
-        shared = sorted(families[a] & families[b])
+        if names[a] & names[b] or (names[a] | names[b]) & mine:
+            continue  # one family: they know each other
+        shared = sorted(
+            w for w in topics[a] & topics[b] if len(w) >= 5 and spread[w] <= TOPIC_MAX_PEOPLE
+        )
         if shared:
             pairs.append((min(strong[a].strength, strong[b].strength), a, b, shared[0]))
     pairs.sort(key=lambda x: (-x[0], x[1], x[2]))
     out: list[Signal] = []
-    for _s, a, b, family in pairs[:INTRODUCE_MAX]:
+    for _s, a, b, topic in pairs[:INTRODUCE_MAX]:
         first, second = sorted((a, b), key=lambda k: (-strong[k].strength, k))
         ra, rb = reports[first], reports[second]
         out.append(
@@ -495,14 +561,164 @@ def _introduce(
                 "introduce",
                 first,
                 0.2,
-                {"other": second, "field": family, "tiers": [ra.tier, rb.tier]},
+                {"other": second, "topic": topic, "tiers": [ra.tier, rb.tier]},
                 [
-                    f"{ra.name} ({ra.tier}) and {rb.name} ({rb.tier}) are both strong ties",
-                    f"both work in the {family} organisation family",
+                    f"{ra.name} ({ra.tier}) and {rb.name} ({rb.tier}) are both strong ties, "
+                    "at different organisations",
+                    f'you have talked about "{topic}" with both',
                     "they have never been on a thread or in a meeting with you together",
                 ],
             )
         )
+    return out
+
+
+_STOPWORDS = frozenset(
+    [
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "also",
+        "among",
+        "another",
+        "around",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "call",
+        "calls",
+        "could",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "from",
+        "further",
+        "have",
+        "having",
+        "here",
+        "into",
+        "itself",
+        "just",
+        "meeting",
+        "meetings",
+        "more",
+        "most",
+        "much",
+        "need",
+        "next",
+        "note",
+        "notes",
+        "only",
+        "other",
+        "over",
+        "please",
+        "question",
+        "questions",
+        "same",
+        "should",
+        "some",
+        "such",
+        "than",
+        "thank",
+        "thanks",
+        "that",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "today",
+        "tomorrow",
+        "under",
+        "until",
+        "update",
+        "updates",
+        "very",
+        "week",
+        "weekly",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "will",
+        "with",
+        "would",
+        "your",
+        "yours",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "january",
+        "february",
+        "march",
+        "april",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "info",
+        "information",
+        "hello",
+        "lunch",
+        "dinner",
+        "draft",
+        "final",
+        "follow",
+        "check",
+        "quick",
+        "request",
+        "review",
+        "report",
+        "reports",
+        "attached",
+        "document",
+        "documents",
+        "list",
+        "new",
+        "re",
+        "fw",
+        "fwd",
+    ]
+)
+
+
+TOPIC_MAX_PEOPLE = 3  # a topic word shared with more people than this names no common field
+
+
+def _name_words(name: str) -> set[str]:
+    """The words of a display name (none for an address shown as a name)."""
+    if "@" in name:
+        return set()
+    return {w for w in re.split(r"[^a-z]+", name.casefold()) if len(w) >= 3}
+
+
+def topic_words(subjects: Iterable[str]) -> set[str]:
+    """The words that name a topic in these subjects (4+ letters, not the small talk of mail)."""
+    out: set[str] = set()
+    for s in subjects:
+        for w in re.findall(r"[a-z][a-z0-9-]{3,}", s.casefold()):
+            if w not in _STOPWORDS:
+                out.add(w)
     return out
 
 

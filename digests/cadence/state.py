@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from keepwarm.digests.cadence.ledger import Clock, Ledger
+from keepwarm.digests.cadence.coverage import Coverage
+from keepwarm.digests.cadence.ledger import DAY, Clock, Ledger
 from keepwarm.digests.cadence.model import Directory, EngineSettings, Stage
 from keepwarm.digests.cadence.rhythm import Rhythm
+
+KNOWN_BEFORE_DAYS = 90  # a first contact is new only if my mail was seen this long before it
 
 
 @dataclass(slots=True)
@@ -36,3 +39,15 @@ class Context:
     zone: ZoneInfo
     now: datetime
     history_start: int | None = None  # epoch of the earliest touch in the data, if any
+    coverage: Coverage | None = None  # when the mailbox shows my mail (None: everywhere)
+    my_domains: frozenset[str] = frozenset()  # organisation families of my own addresses
+
+    def covered(self, start: int, end: int, *, received: bool = False) -> bool:
+        """Is my own mail visible through most of ``[start, end)`` (and, with ``received``, my
+        incoming mail too)?"""
+        return self.coverage is None or self.coverage.covered(start, end, received=received)
+
+    def seen_since(self, start: int) -> bool:
+        """Was my own mail visible through most of the quarter before ``start`` (so that a tie
+        first seen then is really new, not the start of what the mailbox holds)?"""
+        return self.covered(start - KNOWN_BEFORE_DAYS * DAY, start, received=True)

@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from keepwarm.digests.cadence.coverage import Coverage
 from keepwarm.digests.cadence.model import Directory
-from keepwarm.digests.queries import ROLE_TO, EventRecord, MessageSource
+from keepwarm.digests.queries import ROLE_BCC, ROLE_TO, EventRecord, MessageSource
 
 BULK_MARKERS = frozenset(
     {
@@ -40,9 +41,36 @@ BULK_MARKERS = frozenset(
         "precedence:junk",
         "inference:other",
         "keepwarm-digest",
+        "bulk-mailer",
+        "subject:promo",
     }
 )
-AUTO_MARKERS = frozenset({"x-autoreply", "precedence:auto_reply", "return-path-null"})
+AUTO_MARKERS = frozenset(
+    {
+        "x-autoreply",
+        "precedence:auto_reply",
+        "return-path-null",
+        "subject:autoreply",
+        "subject:response",
+    }
+)
+# Per-message flags (bits of :attr:`_Messages.flags`), from the stored markers.
+F_SENT_FOLDER = 1  # filed in a Sent folder: the user's mail whatever its From says
+F_REPLY = 2  # "Re:" subject
+F_FORWARD = 4  # "Fw:" subject
+F_FYI = 8  # "FYI" in the subject
+F_THANKS = 16  # a thank-you note
+F_SAME_DAY = 32  # about that day only ("Lunch today"): moot once the day is over
+F_UNTHREADED = 64  # no subject and no thread id or reply headers: its answers cannot be found
+F_NOT_ASKING = F_FORWARD | F_FYI | F_THANKS | F_SAME_DAY | F_UNTHREADED  # no answer owed
+_FLAG_MARKERS = {
+    "sent-folder": F_SENT_FOLDER,
+    "subject:re": F_REPLY,
+    "subject:fwd": F_FORWARD,
+    "subject:fyi": F_FYI,
+    "subject:thanks": F_THANKS,
+    "subject:sameday": F_SAME_DAY,
+}
 SUBJECT_WINDOW_DAYS = 30
 EMPTY_SUBJECT_WINDOW_DAYS = 2  # "RE:" with nothing after it: the same people, the same days
 SUBJECT_OPEN_MAX = 8  # open threads kept per subject: the scan stays short on "hi" and "lunch"
@@ -59,19 +87,28 @@ Bools = NDArray[np.bool_]
 
 
 def not_a_touch(markers: str) -> bool:
-    """Do these space-separated markers make a message bulk or automatic? (memoised)"""
+    """Do these space-separated markers make a message bulk or automatic?"""
+    return marker_class(markers)[0]
+
+
+def marker_class(markers: str) -> tuple[bool, int]:
+    """``(not a touch, flags)`` of a stored markers string (memoised: few distinct strings)."""
     got = _MARKER_CLASSES.get(markers)
     if got is None:
         keys = markers.split()
-        got = any(k in BULK_MARKERS or k.startswith("category:") for k in keys) or any(
+        bulk = any(k in BULK_MARKERS or k.startswith("category:") for k in keys) or any(
             k in AUTO_MARKERS or k.startswith("auto-submitted:") for k in keys
         )
+        flags = 0
+        for k in keys:
+            flags |= _FLAG_MARKERS.get(k, 0)
+        got = (bulk, flags)
         if len(_MARKER_CLASSES) < 4096:
             _MARKER_CLASSES[markers] = got
     return got
 
 
-_MARKER_CLASSES: dict[str, bool] = {}
+_MARKER_CLASSES: dict[str, tuple[bool, int]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +143,12 @@ class Touches:
       in Cc/Bcc; mail I received touches its sender, directly when I was in To.
     * ``oth_*``: the other people on a mail I received (they share it; it does not touch them).
 
+    Not touches: list, bulk and automatic mail (markers, or a list address among the recipients,
+    with or without list headers), mail to more than ``max_recipients``, and broadcasts: mail
+    whose To and Cc show nobody but its sender ("undisclosed recipients", Bcc), or mail I sent
+    with nobody in To or Cc. Mail filed in my Sent folders is mine whatever its From says (an
+    assistant's).
+
     ``k`` is the number of people sharing a touch (the weight is split between them); ``thread``
     is the index of the touch that started the thread; persons are indexes into ``persons``.
     """
@@ -117,6 +160,8 @@ class Touches:
     out: Bools
     k: I64
     thread: I64
+    flags: I64  # F_* bits of each touch (sent folder, reply, forward, FYI, thanks)
+    coverage: Coverage  # when the mailbox shows my own mail and my incoming mail
     sender_domain: I64  # index into ``domains`` of the sender's domain (-1 for mail I sent)
     domains: list[str]
     inc_touch: I64
@@ -172,13 +217,16 @@ def find_touches(source: MessageSource, d: Directory, max_recipients: int, now: 
         dtype=np.int64,
     )
     is_self = np.array([e in d.self_addresses for e in emails], dtype=np.bool_)
+    is_list = np.array(
+        [bool(e) and d.kind_of(d.key_of(e)) == "list" for e in emails], dtype=np.bool_
+    )
     domain_ids: dict[str, int] = {}
     addr_domain = np.array(
         [domain_ids.setdefault(e.rpartition("@")[2], len(domain_ids)) for e in emails],
         dtype=np.int64,
     )
-    m = _Messages.read(source.chunks(), now)
-    c = _classify(m, source.recipients(), addr_person, is_self, len(index), max_recipients)
+    m = _Messages.read(source.chunks(), now, is_self)
+    c = _classify(m, source.recipients(), addr_person, is_self, is_list, len(index), max_recipients)
     thread = _threads(m, c)
     sender = m.sender[c.rows]
     return Touches(
@@ -189,6 +237,8 @@ def find_touches(source: MessageSource, d: Directory, max_recipients: int, now: 
         out=c.out,
         k=c.k,
         thread=thread,
+        flags=m.flags[c.rows] | np.where(_unthreaded(m)[c.rows], F_UNTHREADED, 0),
+        coverage=m.coverage,
         sender_domain=np.where(c.out, -1, addr_domain[sender]),
         domains=list(domain_ids),
         inc_touch=c.inc_touch,
@@ -234,18 +284,30 @@ class _Messages:
     ref_last: I64  # 0 when it is the first one
     hint: I64
     subject_key: I64  # 0: no subject
+    flags: I64  # F_* bits
+    coverage: Coverage  # every message up to now, lists and bulk mail included
 
     @classmethod
-    def read(cls, chunks: Iterator[list[Any]], now: int) -> _Messages:
+    def read(cls, chunks: Iterator[list[Any]], now: int, is_self: Bools) -> _Messages:
         parts: list[list[I64]] = []
+        sent: list[I64] = []
+        received: list[I64] = []
         for chunk in chunks:
             c: list[Sequence[Any]] = list(zip(*chunk, strict=True))
             ids, dates, senders, msgids, irts, refs, nsubj, hints, listed, marks = c
             date = np.array(dates, dtype=np.int64)
             sender = np.array([-1 if x is None else x for x in senders], dtype=np.int64)
-            keep = (date <= now) & (sender >= 0) & ~np.array(listed, dtype=np.bool_)
+            flags = np.zeros(len(date), dtype=np.int64)
+            bulk = np.array(listed, dtype=np.bool_)
             if any(marks):
-                keep &= ~np.array([bool(mk) and not_a_touch(mk) for mk in marks], np.bool_)
+                classes = [marker_class(mk) if mk else (False, 0) for mk in marks]
+                bulk |= np.array([b for b, _f in classes], np.bool_)
+                flags = np.array([f for _b, f in classes], dtype=np.int64)
+            seen = (date <= now) & (sender >= 0)
+            mine = seen & (is_self[np.maximum(sender, 0)] | ((flags & F_SENT_FOLDER) != 0))
+            sent.append(date[mine])
+            received.append(date[seen & ~mine])
+            keep = seen & ~bulk
             cols = [
                 np.array(ids, dtype=np.int64),
                 date,
@@ -255,6 +317,7 @@ class _Messages:
                 *_ref_keys(refs),
                 _keys(hints),
                 _keys(nsubj),
+                flags,
             ]
             if keep.all():
                 parts.append(cols)
@@ -262,10 +325,12 @@ class _Messages:
                 rows = np.flatnonzero(keep)
                 parts.append([col[rows] for col in cols])
         if not parts:
-            parts.append([np.zeros(0, dtype=np.int64)] * 9)
+            parts.append([np.zeros(0, dtype=np.int64)] * 10)
         a = [np.concatenate(col) for col in zip(*parts, strict=True)]
         del parts
-        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8])
+        empty = np.zeros(0, dtype=np.int64)
+        coverage = Coverage.of(np.concatenate([empty, *sent]), np.concatenate([empty, *received]))
+        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], coverage)
 
 
 # -- classification -------------------------------------------------------------------------------
@@ -295,6 +360,7 @@ def _classify(
     recipients: Iterator[list[tuple[int]]],
     addr_person: I64,
     is_self: Bools,
+    is_list: Bools,
     n_persons: int,
     max_recipients: int,
 ) -> _Classified:
@@ -323,16 +389,21 @@ def _classify(
     pairs = np.sort(row * stride + addr)
     too_big = np.bincount(pairs[run_starts(pairs)] // stride, minlength=n) > max_recipients
     del pairs
-    out = is_self[m.sender]
+    listed = np.bincount(row[is_list[addr]], minlength=n) > 0  # a post to a list address
+    out = is_self[m.sender] | ((m.flags & F_SENT_FOLDER) != 0)
+    visible = role != ROLE_BCC
     me_in_to = np.bincount(row[(role == ROLE_TO) & is_self[addr]], minlength=n) > 0
-    sender_person = addr_person[m.sender]
+    # a broadcast shows nobody but its sender in To and Cc ("undisclosed recipients", Bcc)
+    addressed = np.bincount(row[visible & (addr != m.sender[row])], minlength=n) > 0
+    sender_person = np.where(out, -1, addr_person[m.sender])
 
     # each person once per message, direct when in To
     person = addr_person[addr]
-    on = person >= 0
+    on = (person >= 0) & ~is_self[addr]
     width = max(n_persons, 1)
     # (message, person, 0 when in To else 1), sorted: each pair's first entry says if it is direct
     key = (row[on] * width + person[on]) * 2 + (role[on] != ROLE_TO)
+    seen_rows = row[on & visible]
     del row, role, addr, person, on
     key.sort()
     firsts = run_starts(key // 2)
@@ -342,9 +413,14 @@ def _classify(
 
     mine = out[pair_row]
     k_out = np.bincount(pair_row[mine], minlength=n)
+    k_seen = np.bincount(seen_rows, minlength=n)  # people in To/Cc
     other = ~mine & (pair_person != sender_person[pair_row])
     k_in = 1 + np.bincount(pair_row[other], minlength=n)
-    touch = ~too_big & np.where(out, k_out > 0, sender_person >= 0)
+    touch = (
+        ~too_big
+        & ~listed
+        & np.where(out, (k_out > 0) & (k_seen > 0), (sender_person >= 0) & addressed)
+    )
 
     rows = np.flatnonzero(touch)
     rows = rows[np.lexsort((m.id[rows], m.date[rows]))]
@@ -370,6 +446,12 @@ def _classify(
         oth_touch=oth_touch[oth_order],
         oth_person=pair_person[others][oth_order],
     )
+
+
+def _unthreaded(m: _Messages) -> Bools:
+    """Messages with nothing to thread them by: no subject, no thread id, no reply headers."""
+    none: Bools = (m.subject_key == 0) & (m.hint == 0) & (m.irt == 0) & (m.ref_first == 0)
+    return none
 
 
 # -- threading ------------------------------------------------------------------------------------
