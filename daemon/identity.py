@@ -208,6 +208,14 @@ ROLE_WORDS = frozenset(
         "accounting",
         "invoice",
         "invoices",
+        "payables",
+        "receivables",
+        "travel",
+        "reservations",
+        "bookings",
+        "tickets",
+        "rewards",
+        "deals",
         "orders",
         "jobs",
         "careers",
@@ -222,6 +230,10 @@ ROLE_WORDS = frozenset(
         "care",
         "general",
     }
+)
+# Role words also recognised at the end of a local part ("ibuyit.payables", "acme-billing").
+DEPARTMENT_WORDS = frozenset(
+    {"payables", "receivables", "billing", "invoices", "support", "helpdesk", "reservations"}
 )
 _TOKEN_SPLIT = re.compile(r"[.\-_+=]+")
 # A sender is a list / robot when more than this share of its mail carries the evidence.
@@ -502,6 +514,56 @@ def robot_word(email: str) -> str | None:
     for t in tokens:
         if t.startswith(ROBOT_PREFIXES):
             return t
+        for w in ROBOT_SUFFIXES:  # one-word local parts: "hotfarealert", "dailynewsletter"
+            if len(t) > len(w) + 2 and t.endswith(w):
+                return w
+    return None
+
+
+# Robot words also recognised at the end of a one-word local part.
+ROBOT_SUFFIXES = ("alert", "alerts", "notify", "newsletter", "mailer")
+# First labels of a sender's domain that mass-mailing services send from ("customermail.x.com",
+# "e.x.com", "news.x.com", "x.m0.net"): with no two-way contact, such a sender is a robot.
+BULK_SENDER_LABELS = frozenset(
+    {
+        "customermail",
+        "email",
+        "e",
+        "em",
+        "mail",
+        "mailer",
+        "mailings",
+        "news",
+        "newsletter",
+        "newsletters",
+        "offers",
+        "promo",
+        "promotions",
+        "mkt",
+        "marketing",
+        "campaign",
+        "campaigns",
+        "bounce",
+        "reply",
+        "alerts",
+        "updates",
+        "info",
+    }
+)
+BULK_SENDER_DOMAINS = frozenset({"m0.net", "mcsv.net", "rsgsv.net", "exacttarget.com", "bfi0.com"})
+
+
+def bulk_sender_domain(email: str) -> str | None:
+    """The mass-mailing part of a sender's domain (``customermail.expedia.com``), if any."""
+    domain = email.rpartition("@")[2]
+    labels = domain.split(".")
+    for i in range(len(labels) - 1):
+        if ".".join(labels[i:]) in BULK_SENDER_DOMAINS:
+            return ".".join(labels[i:])
+    if len(labels) >= 3 and (
+        labels[0] in BULK_SENDER_LABELS or re.fullmatch(r"e-?mail\w*", labels[0])
+    ):
+        return domain
     return None
 
 
@@ -593,7 +655,9 @@ def role_word(email: str, extra: frozenset[str] = frozenset()) -> str | None:
     joined = "".join(tokens)
     if joined in words:
         return joined
-    return tokens[0] if tokens[0] in words else None
+    if tokens[0] in words:
+        return tokens[0]
+    return tokens[-1] if len(tokens) > 1 and tokens[-1] in DEPARTMENT_WORDS else None
 
 
 class Exclusions:
@@ -705,6 +769,9 @@ def classify(email: str, act: AddressActivity | None, rules: Rules) -> tuple[Per
         machine = machine_sender(email, a.name)
         if machine:
             return "robot", [machine]
+        bulk_domain = bulk_sender_domain(email)
+        if bulk_domain:
+            return "robot", [f'automated sender: "{bulk_domain}" sends mass mail']
     if a.sent and a.sent_auto / a.sent > MOSTLY:
         return "robot", [
             f"{_share(a.sent_auto, a.sent)} messages from this address are automatic "

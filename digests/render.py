@@ -143,8 +143,11 @@ def subject_line(model: DigestModel) -> str:
         parts.append(
             f"{problems} account{'s' if problems > 1 else ''} need{'' if problems > 1 else 's'} you"
         )
-    parts.extend(f"{n} {words}" for words, n in summary(model.suggestions))
-    head = ", ".join(parts[:3]) + (" and more" if len(parts) > 3 else "")
+    counts = summary(model.suggestions)
+    shown = counts if len(counts) <= 3 else counts[:2]  # every count shown is exact
+    parts.extend(f"{n} {words}" for words, n in shown)
+    rest = sum(n for _w, n in counts[len(shown) :])
+    head = ", ".join(parts) + (f" and {rest} more" if rest else "")
     if not head:
         head = "Quiet day"
     return clean_text(f"{head}: {APP}, {day_label(model.local_date)}", 200)

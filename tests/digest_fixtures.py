@@ -79,7 +79,7 @@ SIGNALS = (
         "fading",
         "tom@example.com",
         0.8,
-        {"last_subject": "Q3 launch", "days_since_contact": 47, "typical_gap_days": 14},
+        {"topic": "Q3 launch", "days_since_contact": 47, "typical_gap_days": 14},
         ["last contact 47 days ago", "you usually talk every 2 weeks"],
     ),
     FakeSignal(
@@ -89,7 +89,7 @@ SIGNALS = (
         {
             "title": "Roadmap review",
             "start": "2026-11-24T13:00:00+00:00",
-            "last_subject": "Pricing",
+            "topic": "Pricing",
         },
         ["last contact 12 days ago"],
     ),
@@ -97,7 +97,7 @@ SIGNALS = (
         "introduce",
         "ana@example.org",
         0.5,
-        {"other_key": "ben@example.net", "shared": "payments"},
+        {"other": "ben@example.net", "topic": "payments"},
         ["both strong ties", "never on a thread together"],
     ),
     FakeSignal(
@@ -111,7 +111,7 @@ SIGNALS = (
         "occasion_job_change",
         "erin@example.com",
         0.6,
-        {"new_org": "acme.io"},
+        {"new_domain": "acme.io"},
         ["now writes from acme.io (was example.com)"],
     ),
     FakeSignal(
@@ -125,7 +125,7 @@ SIGNALS = (
         "growing",
         "carol@example.com",
         0.5,
-        {"last_subject": "Data contracts"},
+        {"topic": "Data contracts"},
         ["4 conversations in the last 6 weeks"],
     ),
     FakeSignal(

@@ -84,6 +84,8 @@ def cfg(tmp_path: Path) -> Path:
         f'[me]\nname = "Jane"\naddresses = ["{ME}"]\ntimezone = "{ZONE}"\n'
         f'[store]\npath = "{tmp_path / "kw.db"}"\n[delivery]\noutbox = "{tmp_path / "out"}"\n'
         "[digest]\nmax_items = 10\n"
+        # two people who happen to share a display name (else one person at two addresses)
+        f'[people]\ndistinct = [["{BOB}", "{BOB2}"]]\n'
     )
     return path
 

@@ -81,9 +81,9 @@ def test_golden_sample_digest() -> None:
 
 def test_subject_summarises_the_day() -> None:
     out = render(_model())
-    assert out.subject.startswith("1 account needs you, 2 replies owed, 1 meeting and more")
+    assert out.subject.startswith("1 account needs you, 2 replies owed, 1 meeting today and 4 more")
     plain = render(_model(accounts=[]))
-    assert plain.subject.startswith("2 replies owed, 1 meeting, 1 to reconnect and more")
+    assert plain.subject.startswith("2 replies owed, 1 meeting today and 4 more")
     assert out.subject.endswith(": keepwarm, Tue 24 Nov")
     assert subject_line(_model(suggestions=[], accounts=[])) == "Quiet day: keepwarm, Tue 24 Nov"
 

@@ -34,17 +34,23 @@ def test_phrases_are_concrete_actions_with_the_facts() -> None:
         == "Reply to Maria's 'Budget review' (waiting 4 days)"
     )
     assert (
-        phrase("fading", "Tom", {"last_subject": "Q3 launch"}, ZONE)
-        == "Ask Tom how 'Q3 launch' went"
+        phrase("fading", "Tom", {"topic": "Q3 launch"}, ZONE)
+        == "Check in with Tom: ask how 'Q3 launch' went"
     )
+    # no advice on a greeting, a mail form or a blank: a general question instead
+    assert phrase("fading", "Tom", {"topic": "Re: hi"}, ZONE).endswith("working on now")
     assert (
-        phrase("introduce", "Ana", {"shared": "payments"}, ZONE, other="Ben")
-        == "Introduce Ana to Ben: both work on payments"
+        phrase("introduce", "Ana", {"topic": "payments"}, ZONE, other="Ben")
+        == "Introduce Ana to Ben: you have talked about 'payments' with both"
+    )
+    chased = {"subject": "Offer", "days_waiting": 9, "waiting_messages": 2}
+    assert phrase("reply_owed", "Maria", chased, ZONE) == (
+        "Answer Maria on 'Offer': 2 messages waiting, the first 9 days ago"
     )
     assert "at 14:00" in phrase(
         "meeting_today", "Ana", {"title": "Roadmap", "start": "2026-11-24T13:00:00+00:00"}, ZONE
     )
-    assert phrase("occasion_job_change", "Erin", {"new_org": "acme.io"}, ZONE).endswith(
+    assert phrase("occasion_job_change", "Erin", {"new_domain": "acme.io"}, ZONE).endswith(
         "at acme.io"
     )
 
@@ -157,7 +163,7 @@ def test_with_a_reply_owed_the_reply_is_the_touch_and_other_reasons_fold_in() ->
     people = {"j@x.com": person("j@x.com", "Jordan Reyes", "inner", 5.0)}
     signals = [
         FakeSignal("reply_owed", "j@x.com", 0.8, {"subject": "Re: invoice", "days_waiting": 9}),
-        FakeSignal("fading", "j@x.com", 1.0, {"last_subject": "invoice"}),
+        FakeSignal("fading", "j@x.com", 1.0, {"topic": "invoice"}),
         FakeSignal("meeting_today", "j@x.com", 0.9, {"title": "Coffee", "local_time": "15:00"}),
     ]
     chosen = _rank(signals=signals, people=people)
@@ -230,8 +236,36 @@ def test_rank_properties(sigs, cap, snoozed) -> None:  # type: ignore[no-untyped
 
 
 def test_meeting_prep_does_not_repeat_the_title_as_the_last_topic() -> None:
-    facts = {"title": "Coffee with Jo", "local_time": "15:00", "last_subject": "Coffee with Jo"}
+    facts = {"title": "Coffee with Jo", "local_time": "15:00", "topic": "Coffee with Jo"}
     assert (
         phrase("meeting_today", "Jo", facts, ZONE)
         == "Prepare for 'Coffee with Jo' at 15:00 with Jo"
     )
+
+
+def test_every_engine_signal_kind_has_one_spec() -> None:
+    """A kind the engine emits without a spec here would be dropped or mis-shown: never."""
+    from keepwarm.digests.cadence import SIGNAL_KINDS
+    from keepwarm.digests.kinds import SECTIONS, SPECS, missing_specs
+
+    assert not missing_specs()
+    assert set(SPECS) == set(SIGNAL_KINDS)
+    assert sorted(k for kinds in SECTIONS.values() for k in kinds) == sorted(SPECS)
+    for kind in SIGNAL_KINDS:
+        assert phrase(kind, "Ana", {}, ZONE, other="Ben")  # worded even with no facts
+
+
+def test_subject_line_counts_match_the_items() -> None:
+    """The subject counts items under their own headings, exactly."""
+    from collections import Counter
+
+    from keepwarm.digests.kinds import spec
+
+    chosen = _rank()
+    counted = dict(summary(chosen))
+    headings = Counter(spec(s.kind).count_words(1).split(" ", 1)[1] for s in chosen)
+    assert sum(counted.values()) == len(chosen)
+    for s in chosen:
+        one = spec(s.kind).count_words(1).split(" ", 1)[1]
+        many = spec(s.kind).count_words(2).split(" ", 1)[1]
+        assert counted.get(one, counted.get(many)) == headings[one]

@@ -49,6 +49,13 @@ class Coverage:
         seen: NDArray[np.bool_] = hi > lo
         return seen
 
+    def received_near(self, when: I64, span: int) -> NDArray[np.bool_]:
+        """For each time in ``when``: did any mail come in within ``span`` of it?"""
+        lo = np.searchsorted(self.received, when - span, side="left")
+        hi = np.searchsorted(self.received, when + span, side="right")
+        seen: NDArray[np.bool_] = hi > lo
+        return seen
+
     def received_after(self, when: I64) -> NDArray[np.bool_]:
         """For each time in ``when``: did any mail come in later (up to now)?"""
         return np.searchsorted(self.received, when, side="right") < len(self.received)

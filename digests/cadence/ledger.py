@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from keepwarm.digests.cadence.subjects import over
 from keepwarm.digests.cadence.touches import (
+    F_FORWARD,
     F_NOT_ASKING,
     F_REPLY,
     Meeting,
@@ -86,6 +87,10 @@ class Ledger:
         default_factory=dict
     )  # sender domain -> [first, last, n]
     last_mail: int | None = None  # last message either way (any thread)
+    asked_me: int = 0  # their direct messages to me where my own mail is visible ...
+    i_answered: int = 0  # ... and how many of those I answered
+    i_asked: int = 0  # my direct messages to them where my incoming mail is visible ...
+    they_answered: int = 0  # ... and how many of those they answered
     meetings: int = 0  # held small meetings, all time
 
     @property
@@ -231,7 +236,8 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
         return {}
     n_persons = len(t.persons)
     counts, my_lat, their_lat = _reciprocity(c, clock, n_persons)
-    loops_by_me, loops_to_me = _open_loops(c, clock, t, away)
+    asked, answered, i_asked, they_answered = _answer_history(c, t)
+    loops_by_me, loops_to_me = _open_loops(c, clock, t, away, (asked, answered))
     person, date, contact = c.person, c.date, c.contact
     contact_first, contact_last = _extremes(person, date, contact, n_persons)
     days = _max_by_day(person, c.day, c.weight, contact)
@@ -275,6 +281,10 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
             threads_by_me=counts["threads_by_me"][p],
             threads_by_them=counts["threads_by_them"][p],
             owed_by_me=loops_by_me.get(p, []),
+            asked_me=int(asked[p]),
+            i_answered=int(answered[p]),
+            i_asked=int(i_asked[p]),
+            they_answered=int(they_answered[p]),
             owed_to_me=loops_to_me.get(p, []),
             subjects=subjects.get(p, []),
             domains_in=domains.get(p, {}),
@@ -375,8 +385,10 @@ def _reciprocity(
     answered = window & (answer <= c.last[c.conv])
     latency = date[np.minimum(answer, n - 1)] - date
     del answer
-    # a thread's first message is the first of its conversations, as rows go by date
+    # a thread's first message is the first of its conversations, as rows go by date; a "Re:" or
+    # "Fw:" that opens a thread answers or passes on a message the mailbox does not hold
     started = c.opens_thread & window
+    fresh = (c.flags & (F_REPLY | F_FORWARD)) == 0
     counts = {
         name: np.bincount(c.person[mask], minlength=n_persons).tolist()
         for name, mask in (
@@ -384,8 +396,8 @@ def _reciprocity(
             ("w_out", window & out),
             ("w_in_answered", answered & ~out),
             ("w_out_answered", answered & out),
-            ("threads_by_me", started & out & c.direct),
-            ("threads_by_them", started & ~out & c.direct),
+            ("threads_by_me", started & out & c.direct & fresh),
+            ("threads_by_them", started & ~out & c.direct & fresh),
         )
     }
     mine, theirs = answered & ~out, answered & out
@@ -397,7 +409,11 @@ def _reciprocity(
 
 
 def _open_loops(
-    c: _Conversations, clock: Clock, t: Touches, away: Sequence[int]
+    c: _Conversations,
+    clock: Clock,
+    t: Touches,
+    away: Sequence[int],
+    history: tuple[I64, I64],
 ) -> tuple[dict[int, list[Owed]], dict[int, list[Owed]]]:
     """Open loops, judged on each conversation's last message: owed by me and owed to me."""
     first, last, out = c.first, c.last, c.out
@@ -418,6 +434,9 @@ def _open_loops(
     thread_end = np.zeros(len(t.date), dtype=np.int64)
     np.maximum.at(thread_end, t.thread, t.date)
     ends_thread = c.date[last] >= thread_end[c.thread[last]]
+    # they keep me informed rather than ask: INFORMS_MIN direct messages seen, none answered
+    asked, answered = history
+    informs = (asked >= INFORMS_MIN) & (answered == 0)
     # I have written to them since (in any thread): they have heard from me
     mine_last = np.full(len(t.persons), -1, dtype=np.int64)
     np.maximum.at(mine_last, c.person[out], c.date[out])
@@ -429,7 +448,7 @@ def _open_loops(
         & waits
         & ends_thread
         & not_since
-        & ~_informs(c, t, last_out)[c.person[last]]
+        & (~informs[c.person[last]] | (mine_before & (trailing >= 2)))  # unless they chase
         & (age >= clock.reply_grace)
         & (present <= clock.reply_max_age)
         # my own mail is visible around it: else my answer may be where keepwarm can't see
@@ -438,14 +457,21 @@ def _open_loops(
     mine_only = c.n_out == size
     started = (c.flags[first] & (F_NOT_ASKING | F_REPLY)) == 0  # not an answer or a forward
     by_me_first = c.opens_thread[first] & out[first] & c.direct_k[first] & started
+    # they have been in touch since (any thread): nothing to chase
+    theirs_last = np.full(len(t.persons), -1, dtype=np.int64)
+    np.maximum.at(theirs_last, c.person[~out], c.date[~out])
+    quiet_since = theirs_last[c.person[last]] < c.date[last]
     owed_to_me = (
         by_me_first
         & c.related[first]
         & mine_only
+        & quiet_since
         & (age >= clock.outreach_wait)
         & (age <= clock.reply_max_age)
-        & t.coverage.received_after(c.date[last] + clock.reply_grace)  # else their answer may be
-        # where keepwarm can't see
+        # my incoming mail is visible before (else my "new" thread may answer a lost message)
+        # and after it (else their answer may be where keepwarm can't see)
+        & t.coverage.received_near(c.date[first], SENT_SEEN_BEFORE)
+        & t.coverage.received_after(c.date[last] + clock.reply_grace)
     )
     return (
         _owed(c, last[owed_by_me], trailing[owed_by_me], t, clock),
@@ -453,21 +479,29 @@ def _open_loops(
     )
 
 
-INFORMS_MIN = 4  # direct messages, none answered, that make a sender one who keeps me informed
+INFORMS_MIN = 2  # direct messages seen, none answered: a sender who keeps me informed
 
 
-def _informs(c: _Conversations, t: Touches, last_out: I64) -> Bools:
-    """Per person: do they keep me informed rather than ask? At least :data:`INFORMS_MIN` direct
-    messages to me at times my own mail is visible, and not one of them answered (reports,
-    notices, FYIs: their next message is most likely one more)."""
+def _answer_history(c: _Conversations, t: Touches) -> tuple[I64, I64, I64, I64]:
+    """Per person: their direct messages to me (not answers to mine) at times my own mail is
+    visible and how many of those I answered; my direct messages to them (likewise) at times my
+    incoming mail is visible and how many of those they answered (an answer: a later message the
+    other way in the same conversation)."""
     n = len(t.persons)
     rows = np.arange(len(c.out))
-    received = ~c.out & c.direct_k & t.coverage.sent_near(c.date, SENT_SEEN_BEFORE)
-    answered = received & (last_out[c.conv] > rows)
-    sent_me = np.bincount(c.person[received], minlength=n)
-    got_answers = np.bincount(c.person[answered], minlength=n)
-    informs: Bools = (sent_me >= INFORMS_MIN) & (got_answers == 0)
-    return informs
+    last_out = np.maximum.reduceat(np.where(c.out, rows, -1), c.first)
+    last_in = np.maximum.reduceat(np.where(~c.out, rows, -1), c.first)
+    # a message that answers the other's last one asks nothing: only openers count
+    prev = np.append(-1, rows[:-1])
+    opener = (rows == c.first[c.conv]) | (c.out[np.maximum(prev, 0)] == c.out)
+    received = opener & ~c.out & c.direct_k & t.coverage.sent_near(c.date, SENT_SEEN_BEFORE)
+    sent = opener & c.out & c.direct_k & t.coverage.received_near(c.date, SENT_SEEN_BEFORE)
+    return (
+        np.bincount(c.person[received], minlength=n),
+        np.bincount(c.person[received & (last_out[c.conv] > rows)], minlength=n),
+        np.bincount(c.person[sent], minlength=n),
+        np.bincount(c.person[sent & (last_in[c.conv] > rows)], minlength=n),
+    )
 
 
 def _next(candidates: I64) -> I64:

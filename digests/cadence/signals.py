@@ -13,6 +13,7 @@ from keepwarm.digests.cadence.ledger import DAY, Owed
 from keepwarm.digests.cadence.model import PersonReport, Signal, SignalKind
 from keepwarm.digests.cadence.rhythm import ACTIVE_MIN_DAYS, every
 from keepwarm.digests.cadence.state import Context, Person
+from keepwarm.digests.cadence.subjects import bare, meaningful
 from keepwarm.digests.cadence.touches import Meeting, Touches
 
 BIRTHDAY_LEAD_DAYS = 2
@@ -270,6 +271,8 @@ def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
                     "relationship": rep.two_way,
                     "their_messages": led.msgs_in,
                     "my_messages": led.msgs_out,
+                    "asked_me": led.asked_me,
+                    "i_answered": led.i_answered,
                 },
                 because,
             )
@@ -291,6 +294,8 @@ def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
                     "days_waiting": waiting,
                     "subject": oldest.subject,
                     "message": oldest.message,
+                    "i_asked": p.led.i_asked,
+                    "they_answered": p.led.they_answered,
                 },
                 because,
             )
@@ -320,7 +325,22 @@ def _owed_evidence(o: Owed) -> int:
     return 2 * asks(o.subject) + 2 * (o.waiting > 1) + (o.shared == 1)
 
 
-def rhythm_facts(p: Person, rep: PersonReport) -> tuple[dict[str, object], list[str]]:
+TOPIC_FRESH_DAYS = 120  # an older subject is no longer something to ask about
+
+
+def topic_of(p: Person, ctx: Context) -> str | None:
+    """The latest subject worth talking about with ``p`` (one that means something, from the
+    last few months), or None: advice is never built on a blank, a greeting or last spring."""
+    fresh = ctx.clock.now - TOPIC_FRESH_DAYS * DAY
+    for when, subject in sorted(p.led.subjects, reverse=True):
+        if when < fresh:
+            return None
+        if meaningful(subject):
+            return subject
+    return None
+
+
+def rhythm_facts(p: Person, rep: PersonReport, ctx: Context) -> tuple[dict[str, object], list[str]]:
     r = p.rhythm
     facts: dict[str, object] = {
         "days_since_contact": r.days_since,
@@ -331,6 +351,7 @@ def rhythm_facts(p: Person, rep: PersonReport) -> tuple[dict[str, object], list[
         "paused_days": r.paused_days,
         "tier": rep.tier,
         "last_contact": rep.last_contact.isoformat() if rep.last_contact else None,
+        "topic": topic_of(p, ctx),
     }
     because = [f"last contact {_days(r.days_since or 0)} ago"]
     if r.typical_gap is not None:
@@ -347,7 +368,7 @@ def _rhythm_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
     if r.overdue_ratio is None:
         return []
     if p.stage == "fading" and p.tier is not None:
-        facts, because = rhythm_facts(p, rep)
+        facts, because = rhythm_facts(p, rep, ctx)
         urgency = min(1.0, 0.45 + 0.08 * (r.overdue_ratio - s.fading_factor))
         return [Signal("fading", p.led.key, round(urgency, 3), facts, because)]
     if (
@@ -355,7 +376,7 @@ def _rhythm_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
         and len(r.contact_days) >= ACTIVE_MIN_DAYS
         and (r.overdue_ratio < 2 * s.dormant_factor or (r.silence_days or 0) <= RECONNECT_MAX_DAYS)
     ):
-        facts, because = rhythm_facts(p, rep)
+        facts, because = rhythm_facts(p, rep, ctx)
         because.append(f"{len(r.contact_days)} days of contact before the silence")
         return [Signal("dormant", p.led.key, 0.2, facts, because)]
     return []
@@ -398,12 +419,14 @@ def _stage_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
     if p.stage == "new" and rep.contact_days < NEW_MIN_DAYS:
         return []  # one exchange is not yet a relationship
     fam = _families(rep.addresses)
-    if p.stage in ("new", "growing") and fam and fam <= ctx.my_domains:
-        return []  # a colleague: work brings you together anyway
+    if p.stage in ("new", "growing") and (not fam or fam <= ctx.my_domains):
+        return []  # only professional ties beyond my organisation: colleagues meet anyway,
+        # friends and family (free-mail addresses) are not what keepwarm nurtures
     facts: dict[str, object] = {
         "first_contact": rep.first_contact.isoformat(),
         "contact_days": rep.contact_days,
         "strength": rep.strength,
+        "topic": topic_of(p, ctx),
     }
     if p.stage == "new":
         return [
@@ -460,7 +483,7 @@ def _meeting_today(
                 "days_since_contact": (ctx.today - last[-1]) if last else None,
                 "replies_owed_by_me": rep.replies_owed_by_me,
                 "replies_owed_to_me": rep.replies_owed_to_me,
-                "last_subject": rep.last_subjects[0] if rep.last_subjects else None,
+                "topic": topic_of(p, ctx),
             }
             because = [f'meeting "{m.title or "untitled"}" today at {local}']
             because.append(
@@ -470,8 +493,9 @@ def _meeting_today(
                 because.append(f"you owe them {_days(rep.replies_owed_by_me, 'reply')}")
             if rep.replies_owed_to_me:
                 because.append(f"they owe you {_days(rep.replies_owed_to_me, 'reply')}")
-            if rep.last_subjects:
-                because.append(f'last subject: "{rep.last_subjects[0]}"')
+            topic = topic_of(p, ctx)
+            if topic:
+                because.append(f'last talked about "{topic}"')
             out.append(Signal("meeting_today", key, 0.55, facts, because))
     return out
 
@@ -520,7 +544,7 @@ def _introduce(
         if p.tier is not None
         and p.tier < INTRODUCE_TIERS
         and p.stage not in ("dormant", "fading")
-        and p.rhythm.contact_days
+        and p.rhythm.starts >= INTRODUCE_MIN_STARTS
     }
     families = {k: _families(reports[k].addresses) for k in strong}
     strong = {k: p for k, p in strong.items() if families[k] and not families[k] & ctx.my_domains}
@@ -531,7 +555,7 @@ def _introduce(
         members = sorted({k for k in group if k in strong})
         if len(members) > 1:
             together.update(itertools.combinations(members, 2))
-    topics = {k: topic_words(s for _d, s in p.led.subjects) for k, p in people.items()}
+    topics = {k: _recurring_topics(p) for k, p in people.items()}
     spread = Counter(w for words in topics.values() for w in words)  # people per topic word
     names = {k: _name_words(reports[k].name) for k in strong}
     mine = {
@@ -702,7 +726,16 @@ _STOPWORDS = frozenset(
 )
 
 
-TOPIC_MAX_PEOPLE = 3  # a topic word shared with more people than this names no common field
+TOPIC_MAX_PEOPLE = 2  # a topic word shared with more people than this names no common field
+INTRODUCE_MIN_STARTS = 4  # separate conversations with each of the two: a tie, not a contact
+
+
+def _recurring_topics(p: Person) -> set[str]:
+    """Topic words that come back in at least two different subjects with this person."""
+    seen: Counter[str] = Counter()
+    for subject in {bare(s).casefold() for _d, s in p.led.subjects}:
+        seen.update(topic_words([subject]))
+    return {w for w, n in seen.items() if n >= 2}
 
 
 def _name_words(name: str) -> set[str]:

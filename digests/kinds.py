@@ -1,0 +1,357 @@
+"""Suggestion kinds: one spec per kind, with everything the digest needs to know about it.
+
+A :class:`KindSpec` holds a kind's section and label in the digest, its base weight in ranking,
+whether anyone in the network may get it (a light touch) or only the core, whether it may repeat
+a person inside the cooldown, how many a day at most, and how it is worded: one concrete touch
+that adds value for the other person, built from the engine's facts. Adding a kind is one entry
+in :data:`SPECS` (and its signal in the engine); a test fails when an engine signal kind has no
+spec here.
+
+Wording rules: say what to do and why, in a person's words; quote a subject only when it means
+something (see ``cadence/subjects.py``) and is the thread the suggestion is about; never invent a
+topic from another thread.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from keepwarm.digests.cadence.model import SIGNAL_KINDS
+from keepwarm.digests.cadence.subjects import bare, meaningful
+
+MAX_NAME = 60
+MAX_SUBJECT = 70
+
+# -- text helpers ---------------------------------------------------------------------------------
+_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+
+
+def clean_text(value: object, limit: int) -> str:
+    """One line of display text: no control or bidi-override characters, bounded length.
+
+    HTML escaping is the template's job (autoescape); this removes what escaping cannot:
+    CR/LF (header injection), direction overrides (spoofed text) and absurd lengths.
+    """
+    s = "" if value is None else str(value)
+    out = []
+    for ch in s[: limit * 4]:
+        if ch in _BIDI:
+            continue
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(" " if ch in "\r\n\t\u2028\u2029" else "")
+            continue
+        out.append(ch)
+    text = " ".join("".join(out).split())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def first_name(name: str, fallback: str) -> str:
+    name = clean_text(name, MAX_NAME)
+    if not name or "@" in name:
+        local = fallback.split("@", 1)[0]
+        part = local.replace(".", " ").replace("_", " ").replace("-", " ").split()
+        return part[0].capitalize() if part and part[0].isalpha() else local
+    if "," in name:  # "Lay, Kenneth"
+        after = name.split(",", 1)[1].split()
+        if after:
+            return after[0]
+    return name.split()[0]
+
+
+def possessive(name: str) -> str:
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
+def strip_prefixes(subject: str) -> str:
+    """'Re: Fwd: Budget' -> 'Budget' (reply/forward markers in common languages, list tags)."""
+    return bare(subject)
+
+
+def quote(subject: object, *, topic: bool = True) -> str | None:
+    """A subject in quotes. As a ``topic`` (something to talk about) only when it means
+    something (not a greeting or a mail form); to name a thread, any subject with words."""
+    if not isinstance(subject, str) or not any(c.isalpha() for c in bare(subject)):
+        return None
+    if topic and not meaningful(subject):
+        return None
+    s = clean_text(strip_prefixes(clean_text(subject, MAX_SUBJECT + 20)), MAX_SUBJECT)
+    return f"'{s}'" if s else None
+
+
+def days(n: object) -> str | None:
+    """``4 days``, ``3 months``; None for a missing value."""
+    if isinstance(n, bool) or not isinstance(n, int | float):
+        return None
+    d = round(n)
+    if d <= 0:
+        return "today"
+    if d == 1:
+        return "1 day"
+    if d < 60:
+        return f"{d} days"
+    if d < 730:
+        return f"{round(d / 30.4)} months"
+    return f"{round(d / 365.25)} years"
+
+
+def local_time(value: object, zone: ZoneInfo) -> str | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = datetime.fromtimestamp(value, UTC)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(zone).strftime("%H:%M")
+    return None
+
+
+def day_of(value: object, zone: ZoneInfo) -> str | None:
+    """``Tue 4 Jun`` for an ISO timestamp."""
+    if not isinstance(value, str):
+        return None
+    try:
+        d = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    local: date = d.astimezone(zone).date() if d.tzinfo else d.date()
+    return f"{local:%a} {local.day} {local:%b}"
+
+
+# -- phrasing -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Words:
+    """What a phrase may use: the person's first name, the facts, the user's zone, the other
+    person of an introduction."""
+
+    who: str
+    facts: Mapping[str, Any]
+    zone: ZoneInfo
+    other: str | None = None
+
+    def get(self, name: str) -> Any:
+        v = self.facts.get(name)
+        return None if v in (None, "") else v
+
+    def number(self, name: str) -> int | None:
+        v = self.get(name)
+        return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    def quoted(self, name: str, *, topic: bool = True) -> str | None:
+        return quote(self.get(name), topic=topic)
+
+
+def _reply_owed(w: Words) -> str:
+    subject, waited = w.quoted("subject", topic=False), days(w.get("days_waiting"))
+    chased = w.number("waiting_messages") or 1
+    if chased > 1:
+        on = f" on {subject}" if subject else ""
+        return f"Answer {w.who}{on}: {chased} messages waiting, the first {waited} ago"
+    what = f"{possessive(w.who)} {subject}" if subject else f"{possessive(w.who)} message"
+    return f"Reply to {what}" + (f" (waiting {waited})" if waited else "")
+
+
+def _awaiting(w: Words) -> str:
+    subject, waited = w.quoted("subject", topic=False), days(w.get("days_waiting"))
+    about = f" about {subject}" if subject else ""
+    return f"Nudge {w.who}{about}" + (f": no answer in {waited}" if waited else "")
+
+
+def _fading(w: Words) -> str:
+    topic = w.quoted("topic")
+    ask = f"ask how {topic} went" if topic else "ask what they are working on now"
+    return f"Check in with {w.who}: {ask}"
+
+
+def _dormant(w: Words) -> str:
+    topic = w.quoted("topic")
+    since = days(w.get("days_since_contact"))
+    quiet = f" after {since}" if since and since != "today" else ""
+    last = f", picking up {topic}" if topic else ": ask what they are working on now"
+    return f"Reconnect with {w.who}{quiet}{last}"
+
+
+def _lopsided_me(w: Words) -> str:
+    return f"Let {w.who} lead: ask for their view on something they know well"
+
+
+def _lopsided_them(w: Words) -> str:
+    topic = w.quoted("topic")
+    return f"Reach out to {w.who} first this time" + (f", picking up {topic}" if topic else "")
+
+
+def _new(w: Words) -> str:
+    topic = w.quoted("topic")
+    first = day_of(w.get("first_contact"), w.zone)
+    since = f" (you first talked on {first})" if first else ""
+    what = f": share something useful on {topic}" if topic else ": suggest a short call"
+    return f"Follow up with {w.who} while it is fresh{what}{since}"
+
+
+def _growing(w: Words) -> str:
+    topic = w.quoted("topic")
+    return f"Invest in {w.who}: suggest a short call" + (f" about {topic}" if topic else "")
+
+
+def _meeting_followup(w: Words) -> str:
+    title = w.quoted("title", topic=False)
+    on = f" after {title}" if title else " after your meeting"
+    return f"Send {w.who} a short note{on} with the next step"
+
+
+def _meeting_today(w: Words) -> str:
+    title = w.quoted("title", topic=False)
+    at = local_time(w.get("start"), w.zone) or (clean_text(w.get("local_time"), 5) or None)
+    head = f"Prepare for {title or 'your meeting'}" + (f" at {at}" if at else "")
+    topic = w.quoted("topic")
+    fresh = topic if topic and topic != title else None  # not the meeting itself again
+    return f"{head} with {w.who}" + (f": last talked about {fresh}" if fresh else "")
+
+
+def _birthday(w: Words) -> str:
+    n = w.number("days_until")
+    if n is not None and n > 1:
+        return f"Note {possessive(w.who)} birthday in {n} days, and send a wish on the day"
+    return f"Wish {w.who} a happy birthday" + (" tomorrow" if n == 1 else " today")
+
+
+def _anniversary(w: Words) -> str:
+    years = w.number("years")
+    span = f"{years} year{'s' if years != 1 else ''}" if years else "a year"
+    return f"Send {w.who} a note: {span} since your first conversation"
+
+
+def _job_change(w: Words) -> str:
+    org = clean_text(w.get("new_domain"), 60)
+    return f"Congratulate {w.who} on the new role" + (f" at {org}" if org else "")
+
+
+def _greeting(w: Words) -> str:
+    g = clean_text(w.get("greeting"), 40)
+    return f"Send {w.who} a {g} greeting" if g else f"Send {w.who} a seasonal greeting"
+
+
+def _introduce(w: Words) -> str:
+    topic = clean_text(w.get("topic"), 60)
+    why = f": you have talked about '{topic}' with both" if topic else ""
+    return f"Introduce {w.who} to {w.other or 'a contact'}{why}"
+
+
+# -- "also" notes (a second reason to contact the same person today) -----------------------------
+def _also_reply(f: Mapping[str, Any]) -> str:
+    subject = quote(f.get("subject"), topic=False)
+    return "also: you owe a reply" + (f" on {subject}" if subject else "")
+
+
+def _also_meeting(f: Mapping[str, Any]) -> str:
+    title = quote(f.get("title"), topic=False)
+    at = clean_text(f.get("local_time"), 5)
+    return "also: you meet today" + (f" at {at}" if at else "") + (f" ({title})" if title else "")
+
+
+def _also_birthday(f: Mapping[str, Any]) -> str:
+    n = f.get("days_until")
+    when = "today" if n == 0 else "tomorrow" if n == 1 else f"in {n} days"
+    return f"also: birthday {when}"
+
+
+def _also_job(f: Mapping[str, Any]) -> str:
+    org = clean_text(f.get("new_domain"), 60)
+    return "also: a new role" + (f" at {org}" if org else "")
+
+
+# -- the specs ------------------------------------------------------------------------------------
+SECTION_ORDER = ("reply", "meeting", "reconnect", "nurture", "rebalance", "occasion")
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """Everything about one suggestion kind (see the module docstring)."""
+
+    kind: str
+    section: str
+    label: str
+    weight: float  # base value before urgency: what it is worth to the other person today
+    phrase: Callable[[Words], str]
+    light_touch: bool = False  # anyone in the network may get it, not only the core
+    young_tie: bool = False  # for a young tie in a tier, even outside the core
+    cooldown_exempt: bool = False  # may repeat a person inside the cooldown
+    also: Callable[[Mapping[str, Any]], str] | None = None  # as a second reason, folded in
+    daily_max: int | None = None  # at most this many a day
+    counted: tuple[str, str] | None = None  # in the subject line: (one, many); else the label
+
+    def count_words(self, n: int) -> str:
+        """``2 replies owed``: the subject line counts items under their own heading."""
+        one, many = self.counted or (self.label.lower(), self.label.lower())
+        return f"{n} {one if n == 1 else many}"
+
+
+_SPECS = (
+    KindSpec("reply_owed", "reply", "Reply owed", 1.4, _reply_owed, light_touch=True,
+             cooldown_exempt=True, also=_also_reply, counted=("reply owed", "replies owed")),
+    KindSpec("meeting_today", "meeting", "Meeting today", 1.3, _meeting_today, light_touch=True,
+             cooldown_exempt=True, also=_also_meeting,
+             counted=("meeting today", "meetings today")),
+    KindSpec("meeting_followup", "meeting", "After the meeting", 1.1, _meeting_followup,
+             light_touch=True, counted=("meeting to follow up", "meetings to follow up")),
+    KindSpec("fading", "reconnect", "Reconnect", 1.0, _fading,
+             counted=("to reconnect", "to reconnect")),
+    KindSpec("dormant", "reconnect", "Reconnect", 0.7, _dormant,
+             counted=("to reconnect", "to reconnect")),
+    KindSpec("awaiting_reply", "reconnect", "Follow up", 0.8, _awaiting,
+             counted=("to follow up", "to follow up")),
+    KindSpec("new", "nurture", "New contact", 0.75, _new, young_tie=True,
+             counted=("new contact", "new contacts")),
+    KindSpec("growing", "nurture", "Growing", 0.75, _growing, young_tie=True,
+             counted=("growing tie", "growing ties")),
+    KindSpec("introduce", "nurture", "Introduce", 0.9, _introduce,
+             counted=("introduction", "introductions")),
+    KindSpec("lopsided_them", "rebalance", "Return the favour", 0.8, _lopsided_them,
+             counted=("favour to return", "favours to return")),
+    KindSpec("lopsided_me", "rebalance", "Rebalance", 0.5, _lopsided_me,
+             counted=("to rebalance", "to rebalance")),
+    KindSpec("occasion_birthday", "occasion", "Birthday", 1.1, _birthday, light_touch=True,
+             also=_also_birthday, counted=("birthday", "birthdays")),
+    KindSpec("occasion_anniversary", "occasion", "Anniversary", 0.7, _anniversary,
+             light_touch=True, counted=("anniversary", "anniversaries")),
+    KindSpec("occasion_job_change", "occasion", "New role", 1.1, _job_change, light_touch=True,
+             also=_also_job, counted=("new role", "new roles")),
+    KindSpec("occasion_greeting", "occasion", "Greeting", 0.5, _greeting, light_touch=True,
+             counted=("greeting", "greetings")),
+)  # fmt: skip
+SPECS: dict[str, KindSpec] = {s.kind: s for s in _SPECS}
+SECTIONS: dict[str, tuple[str, ...]] = {
+    section: tuple(s.kind for s in _SPECS if s.section == section) for section in SECTION_ORDER
+}
+LABELS: dict[str, str] = {s.kind: s.label for s in _SPECS}
+
+
+def spec(kind: str) -> KindSpec:
+    """The spec of ``kind``; a kind without one is a programming error (a test guards it)."""
+    try:
+        return SPECS[kind]
+    except KeyError:
+        raise KeyError(
+            f"no suggestion spec for the signal kind {kind!r} (digests/kinds.py)"
+        ) from None
+
+
+def phrase(
+    kind: str, who: str, facts: Mapping[str, Any], zone: ZoneInfo, other: str | None = None
+) -> str:
+    """One concrete touch, phrased as an action that adds value for the other person."""
+    return spec(kind).phrase(Words(who, facts, zone, other))
+
+
+def missing_specs() -> set[str]:
+    """Engine signal kinds with no spec (must be empty)."""
+    return {str(k) for k in SIGNAL_KINDS} - set(SPECS)
