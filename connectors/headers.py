@@ -422,6 +422,32 @@ def parse_addresses_counted(value: str | None) -> tuple[tuple[Address, ...], int
     return tuple(seen.values()), invalid
 
 
+# -- calendar participants that are not people -------------------------------------------------
+_CALENDAR_IDS = (
+    "resource.calendar.google.com",
+    "group.calendar.google.com",
+    "group.v.calendar.google.com",
+    "import.calendar.google.com",
+)
+_LIST_OR_ROOM_NAME = re.compile(
+    r"^(?:dl|distribution list)[\s_-]|\b(?:conference room|meeting room|conf\.? ?rm|boardroom)\b",
+    re.IGNORECASE,
+)
+
+
+def not_a_person(email: str, name: str = "") -> bool:
+    """Is this calendar participant a room, a resource, a distribution list or a calendar's own
+    id rather than a person? (``CUTYPE`` and the providers' resource flags are checked by the
+    connectors; this catches what they leave: ``DL-...`` names, room names, calendar ids.)"""
+    domain = email.rpartition("@")[2]
+    local = email.partition("@")[0]
+    return (
+        domain.endswith(_CALENDAR_IDS)
+        or bool(re.match(r"dl[-_.]", local))
+        or bool(_LIST_OR_ROOM_NAME.search(name))
+    )
+
+
 # -- dates ----------------------------------------------------------------------------------------
 def parse_date(value: str | None) -> datetime | None:
     """Parse an RFC 5322 date and its broken real-world variants into aware UTC, or None."""
@@ -640,10 +666,7 @@ _REPLY_WORDS = frozenset({"re", "aw", "sv", "vs", "antw", "odp", "vb", "atb", "r
 _FORWARD_WORDS = frozenset({"fw", "fwd", "wg", "tr", "rv", "i", "doorst"})
 _FIRST_PREFIX = re.compile(r"^\s*([a-z]{1,6})\s*(?:\[\d+\]|\(\d+\))?\s*[:：]", re.IGNORECASE)
 _FYI = re.compile(r"\bfyi\b", re.IGNORECASE)
-_THANKS = re.compile(
-    r"^(?:many |big )?(?:thanks?|thank you|thx|ty)(?: (?:again|so much|a lot|very much))?[!. ]*$",
-    re.IGNORECASE,
-)
+_THANKS = re.compile(r"^(?:many |big )?(?:thanks|thank you|thx|ty)\b", re.IGNORECASE)
 _AUTOREPLY_SUBJECT = re.compile(
     r"^\s*(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|"
     r"abwesenheitsnotiz|absence|r[ée]ponse automatique|respuesta autom[aá]tica)\b",

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from keepwarm.connectors.headers import normalize_address
+from keepwarm.connectors.headers import normalize_address, not_a_person
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.store import Store
 
@@ -391,16 +391,28 @@ _SQL_RECV_TOTAL = f"""
     GROUP BY ma.address
 """
 
-# Meetings: not cancelled, not declined by me, not all-day, ordinary events, at most max_attendees.
+# Meetings: not cancelled, not declined or left unanswered by me, not all-day, ordinary events, at
+# most max_attendees; their attendees (not declined, not rooms) and an outside organiser.
 _SQL_MEET = """
-    SELECT ea.address, count(*),
-           sum(ea.response = 'accepted' OR ea.organizer = 1),
-           min(e.start), max(e.start)
-    FROM events e JOIN event_attendees ea ON ea.event = e.id
-    WHERE +e.start <= :as_of AND e.status != 'cancelled' AND e.my_response != 'declined'
-      AND e.all_day = 0 AND e.event_type = 'default' AND e.n_attendees <= :max_a
-      AND ea.response != 'declined' AND ea.resource = 0
-    GROUP BY ea.address
+    SELECT address, count(*), sum(accepted), min(start), max(start) FROM (
+        SELECT ea.address AS address, e.start AS start,
+               (ea.response = 'accepted' OR ea.organizer = 1) AS accepted
+        FROM events e JOIN event_attendees ea ON ea.event = e.id
+        WHERE +e.start <= :as_of AND e.status != 'cancelled'
+          AND e.my_response NOT IN ('declined', 'needsAction')
+          AND e.all_day = 0 AND e.event_type = 'default' AND e.n_attendees <= :max_a
+          AND ea.response != 'declined' AND ea.resource = 0
+        UNION ALL  -- an organiser from outside who is not on the attendee list takes part too
+        SELECT e.organizer, e.start, 1
+        FROM events e
+        WHERE +e.start <= :as_of AND e.status != 'cancelled'
+          AND e.my_response NOT IN ('declined', 'needsAction')
+          AND e.all_day = 0 AND e.event_type = 'default' AND e.n_attendees <= :max_a
+          AND e.organizer IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM event_attendees x
+                          WHERE x.event = e.id AND x.address = e.organizer)
+    )
+    GROUP BY address
 """
 
 FAR_FUTURE = 2**62
@@ -757,6 +769,8 @@ def classify(email: str, act: AddressActivity | None, rules: Rules) -> tuple[Per
     host = list_host(email)
     if host:
         return "list", [f'a mailing list address ("{host}" hosts lists)']
+    if not_a_person(email, a.name):
+        return "list", ["a distribution list, room or calendar, not a person"]
     two_way = is_two_way([a])
     vouched = email in rules.not_roles  # the user says this role-looking address is a person
     list_reason = _list_reason(a)

@@ -394,7 +394,7 @@ def test_drift_warning_when_a_close_tie_moves_out() -> None:
     h = H()
     for i in range(12):
         h.exchange(BOB, ago(40 + 3 * i), subject=f"b{i}")
-    for i in range(25):
+    for i in range(30):  # daily for a month: a history that holds a close tier
         h.exchange(CAROL, ago(1 + i), subject=f"c{i}")
         h.exchange(DAN, ago(1 + i), subject=f"d{i}")
     tiers = (
@@ -406,6 +406,20 @@ def test_drift_warning_when_a_close_tie_moves_out() -> None:
     drift = [w for w in r.warnings if w.kind == "drift"]
     assert drift and drift[0].person_key == BOB
     assert "moved from inner to active" in drift[0].text
+
+
+def test_one_exchange_is_not_a_close_tie() -> None:
+    """However recent and strong, a single exchange cannot fill a tier of a fortnight's
+    cadence: the inner tiers need contact on several days over weeks."""
+    h = H()
+    for _ in range(6):
+        h.exchange(BOB, ago(2), subject="a long day of mail")  # one day, many messages
+    for d in (3, 10, 17, 24, 31):
+        h.exchange(CAROL, ago(d), subject=f"weekly {d}")
+    tiers = (TierSpec("inner", 1, timedelta(weeks=2)), TierSpec("wider", 10, timedelta(weeks=26)))
+    r = run(h, tiers=tiers)
+    assert r.person(CAROL).tier == "inner"  # type: ignore[union-attr]
+    assert r.person(BOB).tier == "wider"  # type: ignore[union-attr]
 
 
 # -- stages ---------------------------------------------------------------------------------------
@@ -540,7 +554,8 @@ def test_seasonal_greeting_for_outer_tiers_only() -> None:
     from keepwarm.digests.cadence import GreetingSpec
 
     h = H()
-    h.exchange(BOB, ago(5))
+    for d in (5, 12, 19, 26, 33):
+        h.exchange(BOB, ago(d), subject=f"weekly {d}")
     h.exchange(CAROL, ago(50))
     tiers = (TierSpec("inner", 1, timedelta(weeks=2)), TierSpec("wider", 10, timedelta(weeks=26)))
     g = GreetingSpec("Midsummer", "06-05", ("wider",))

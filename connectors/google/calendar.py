@@ -39,7 +39,7 @@ from keepwarm.connectors.base import (
     SourceError,
 )
 from keepwarm.connectors.google.client import GoogleClient
-from keepwarm.connectors.headers import normalize_address
+from keepwarm.connectors.headers import normalize_address, not_a_person
 
 CURSOR_VERSION = 2  # 2: the cursor knows which calendars are the user's own
 RESPONSES = {"accepted", "declined", "tentative", "needsAction"}
@@ -94,7 +94,7 @@ def _attendee(a: dict[str, Any], me: frozenset[str], trust_self: bool) -> Attend
         response=_response(a.get("responseStatus")),
         organizer=bool(a.get("organizer")),
         optional=bool(a.get("optional")),
-        resource=bool(a.get("resource")),
+        resource=bool(a.get("resource")) or not_a_person(email, str(a.get("displayName") or "")),
         is_self=(trust_self and bool(a.get("self"))) or email in me,
     )
 

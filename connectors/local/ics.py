@@ -40,7 +40,7 @@ from keepwarm.connectors.base import (
     Progress,
     ResponseStatus,
 )
-from keepwarm.connectors.headers import clean_text, normalize_address
+from keepwarm.connectors.headers import clean_text, normalize_address, not_a_person
 from keepwarm.connectors.local.common import (
     DEFAULT_BATCH,
     UNPARSEABLE_CALENDAR,
@@ -402,9 +402,36 @@ class IcsConnector:
                 result.skips.add(UNPARSEABLE_CALENDAR)
                 return result
         seen: set[str] = set()
+        window = self._history_window(calendars, window, result)
         for cal in calendars:
             self._parse_calendar(rel, cal, window, result, seen)
         return result
+
+    def _history_window(self, calendars: list[Any], window: Window, result: FileResult) -> Window:
+        """A calendar whose events all lie before the window (a historical export) is read
+        around its own latest event instead, and the import says so: an archive of 2001 imports
+        its meetings rather than nothing."""
+        starts: list[datetime] = []
+        for cal in calendars:
+            for c in cal.walk("VEVENT"):
+                start = c.get("DTSTART")
+                if start is None or c.get("RRULE"):
+                    continue
+                try:
+                    starts.append(_to_utc(start.dt, self.zone))
+                except Exception:
+                    continue
+        if not starts or max(starts) >= window.start:
+            return window
+        latest = max(starts)
+        moved = Window(latest - self.window_past, latest + self.window_future, window.day)
+        older = sum(1 for t in starts if t < moved.start)
+        if older:
+            result.skips.add(
+                f"older than window_past before the calendar's last event ({latest:%Y-%m-%d})",
+                older,
+            )
+        return moved
 
     def _parse_calendar(
         self, rel: str, cal: Any, window: Window, result: FileResult, seen: set[str]
@@ -529,7 +556,8 @@ class IcsConnector:
                 organizer=organizer is not None and organizer.email == addr.email,
                 optional=str(params.get("ROLE", "")).upper()
                 in ("OPT-PARTICIPANT", "NON-PARTICIPANT"),
-                resource=cutype in ("RESOURCE", "ROOM"),
+                resource=cutype in ("RESOURCE", "ROOM", "GROUP")
+                or not_a_person(addr.email, addr.name),
                 is_self=addr.email in self.me,
             )
         return tuple(out.values())

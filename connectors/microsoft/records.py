@@ -31,6 +31,7 @@ from keepwarm.connectors.headers import (
     is_sent_folder,
     normalize_address,
     normalize_message_id,
+    not_a_person,
     plausible,
     subject_markers,
 )
@@ -230,7 +231,7 @@ def event_from_graph(
                 response=_response(raw.get("status")),
                 organizer=organizer is not None and addr.email == organizer.email,
                 optional=kind == "optional",
-                resource=kind == "resource",
+                resource=kind == "resource" or not_a_person(addr.email, addr.name),
                 is_self=addr.email in mine,
             )
         )

@@ -111,8 +111,8 @@ def _analyze(
             add_meeting(ledgers, mt, clock)
 
     people = _people(ledgers, settings, directory, today, ooo_days)
-    _assign_tiers(people, settings.tiers, then=False)
-    _assign_tiers(people, settings.tiers, then=True)
+    _assign_tiers(people, settings.tiers, today, then=False)
+    _assign_tiers(people, settings.tiers, today, then=True)
     _assign_stages(people, ctx)
     reports = {k: _report(p, ctx, history, birthdays) for k, p in people.items()}
     order = sorted(people.values(), key=lambda p: (-p.strength, p.led.key))
@@ -244,7 +244,7 @@ def _people(
         addresses = info.addresses if info is not None else (key,)
         pinned = _pinned_tier((*addresses, key), settings.tiers)
         pin_cadence = cadences[pinned] if pinned is not None else None
-        r = rhythm(led.days, led.starts, today, ooo_days, cadences, pin_cadence)
+        r = rhythm(led.days, today, ooo_days, cadences, pin_cadence)
         out[key] = Person(
             led=led,
             strength=strength(led, today, half),
@@ -255,8 +255,12 @@ def _people(
     return out
 
 
-def _assign_tiers(people: dict[str, Person], tiers: tuple[TierSpec, ...], *, then: bool) -> None:
-    """Pinned people first, then the strongest two-way ties fill each tier up to its size."""
+def _assign_tiers(
+    people: dict[str, Person], tiers: tuple[TierSpec, ...], today: int, *, then: bool
+) -> None:
+    """Pinned people first, then the strongest two-way ties fill each tier up to its size, each
+    tier taking only ties with enough history for its cadence (:func:`holds_tier`): one exchange
+    is not an inner-tier tie, however recent."""
     used = [0] * len(tiers)
     for p in people.values():
         tier = p.pinned
@@ -270,17 +274,38 @@ def _assign_tiers(people: dict[str, Person], tiers: tuple[TierSpec, ...], *, the
     def score(p: Person) -> float:
         return p.strength_then if then else p.strength
 
-    candidates = [p for p in people.values() if p.pinned is None and p.led.days and score(p) > 0.0]
-    candidates.sort(key=lambda p: (-score(p), p.led.key))
-    i = 0
+    as_of = today - DRIFT_DAYS if then else today
+    waiting = [p for p in people.values() if p.pinned is None and p.led.days and score(p) > 0.0]
+    waiting.sort(key=lambda p: (-score(p), p.led.key))
     for n, t in enumerate(tiers):
         free = max(0, t.size - used[n])
-        for p in candidates[i : i + free]:
-            if then:
-                p.tier_then = n
-            else:
-                p.tier = n
-        i += free
+        placed: list[Person] = []
+        cadence = t.cadence.total_seconds() / DAY
+        for p in waiting:
+            if len(placed) >= free:
+                break
+            if holds_tier(p, cadence, as_of):
+                placed.append(p)
+                if then:
+                    p.tier_then = n
+                else:
+                    p.tier = n
+        taken = {id(p) for p in placed}
+        waiting = [p for p in waiting if id(p) not in taken]
+
+
+CLOSE_CADENCE_DAYS = 31  # tiers this frequent need a history that shows the rhythm ...
+CLOSE_MIN_DAYS = 4  # ... this many days of contact ...
+CLOSE_MIN_SPAN = 28  # ... over at least four weeks
+
+
+def holds_tier(p: Person, cadence_days: float, today: int) -> bool:
+    """May ``p`` sit in a tier of this cadence? A close tier (every month or more often) needs
+    contact on several days over weeks; an outer one, any two-way contact."""
+    days = [d for d in p.rhythm.contact_days if d <= today]
+    if cadence_days > CLOSE_CADENCE_DAYS:
+        return bool(days)
+    return len(days) >= CLOSE_MIN_DAYS and days[-1] - days[0] >= CLOSE_MIN_SPAN
 
 
 def _assign_stages(people: dict[str, Person], ctx: Context) -> None:
@@ -334,7 +359,7 @@ def _mature(r: Rhythm) -> bool:
     return (
         len(days) >= ACTIVE_MIN_DAYS
         and days[-1] - days[0] >= MATURE_SPAN_DAYS
-        and r.starts >= MATURE_STARTS
+        and r.episodes >= MATURE_STARTS
     )
 
 

@@ -62,7 +62,6 @@ class Ledger:
     key: str
     days: dict[int, float] = field(default_factory=dict)  # two-way contact day -> weight
     one_way_days: dict[int, float] = field(default_factory=dict)
-    starts: set[int] = field(default_factory=set)  # days a two-way conversation began
     first_contact: int | None = None  # epoch of the first and last two-way touch
     last_contact: int | None = None
     first_seen: int | None = None
@@ -217,9 +216,8 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
     * contact: every message of a two-way conversation, and, once both of us have written to the
       other directly (To, at most :data:`DIRECT_K` people), every direct message either way in
       any thread (real correspondents often never answer inside one thread). A contact message's
-      local day is a contact day (its weight, the largest of the day), the day a conversation's
-      first contact message came is a start, its subject a recent subject; other mail: only my
-      messages' days, as one-way days;
+      local day is a contact day (its weight, the largest of the day) and its subject a recent
+      subject; other mail: only my messages' days, as one-way days;
     * in the reciprocity window: messages each way, answered or not and how fast (the answer is
       the next message the other way), and who started the thread (when the conversation's first
       message is the thread's first; theirs only when addressed to me directly);
@@ -242,9 +240,6 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
     contact_first, contact_last = _extremes(person, date, contact, n_persons)
     days = _max_by_day(person, c.day, c.weight, contact)
     one_way = _max_by_day(person, c.day, c.weight, c.out & ~contact)
-    in_contact = np.flatnonzero(contact)
-    opening = in_contact[run_starts(c.conv[in_contact])]  # each conversation's first contact
-    conv_starts = _grouped(person[opening], c.day[opening])
     subjects = _recent_subjects(person, date, c.touch, contact, t)
     domains = _domains(person, date, t.sender_domain[c.touch], ~c.out, t.domains)
 
@@ -265,7 +260,6 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
             key,
             days=days.get(p, {}),
             one_way_days=one_way.get(p, {}),
-            starts=set(conv_starts.get(p, ())),
             first_contact=contact_first.get(p),
             last_contact=contact_last.get(p),
             first_seen=lo,
@@ -654,7 +648,6 @@ def add_meeting(ledgers: dict[str, Ledger], mt: Meeting, clock: Clock) -> None:
             led = ledgers[p] = Ledger(p)
         led.seen(mt.start)
         led.meetings += 1
-        led.starts.add(day)
         led.add_day(day, w, True)
         led.contact(mt.start, mt.title)
         if mt.start >= clock.window_start and not mt.recurring:

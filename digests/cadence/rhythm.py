@@ -3,10 +3,12 @@
 * strength: each two-way contact day's weight, halved every ``half_life`` of age, summed; one-way
   days count a quarter; then raised by up to 50% for reciprocity (messages both ways) and up to
   50% for the length of the history (a year or more).
-* rhythm: the median of the last :data:`RECENT_GAPS` gaps between the days conversations began
-  (a new two-way thread or a meeting: a two-day exchange is one contact, not a 1-day rhythm); while there are
-  fewer than :data:`FULL_GAPS` gaps it is blended with a prior (the pinned tier's cadence, else
-  the tier cadence nearest to what was observed), and never below :data:`MIN_GAP_DAYS`.
+* rhythm: the median of the last :data:`RECENT_GAPS` gaps between *episodes* of contact: a
+  contact day more than :data:`EPISODE_GAP_DAYS` after the previous one begins an episode (a
+  two-day exchange is one contact, not a 1-day rhythm; a weekly status thread that never ends is
+  weekly contact, not one conversation); while there are fewer than :data:`FULL_GAPS` gaps it is
+  blended with a prior (the pinned tier's cadence, else the tier cadence nearest to what was
+  observed), and never below :data:`MIN_GAP_DAYS`.
 * overdue ratio: days since the last contact day, minus days the user was out of office, over
   the expected gap. It only depends on the history and grows with silence.
 """
@@ -25,6 +27,7 @@ RECENT_GAPS = 8
 FULL_GAPS = 5
 MIN_GAP_DAYS = 7.0
 ACTIVE_MIN_DAYS = 4  # a tie needs this many contact days to be "really active" (can fade)
+EPISODE_GAP_DAYS = 2  # contact days closer than this belong to one episode
 LENGTH_FULL_DAYS = 365
 
 
@@ -37,7 +40,7 @@ class Rhythm:
     paused_days: int
     silence_days: int | None
     overdue_ratio: float | None
-    starts: int = 0  # separate conversations (days one began) so far
+    episodes: int = 0  # episodes of contact so far (see the module docstring)
 
 
 def decayed(days: dict[int, float], today: int, half_life_days: float) -> float:
@@ -79,7 +82,6 @@ def prior_cadence(
 
 def rhythm(
     days: dict[int, float],
-    starts: set[int],
     today: int,
     ooo_days: tuple[int, ...],
     cadences: tuple[float, ...],
@@ -87,7 +89,7 @@ def rhythm(
 ) -> Rhythm:
     """The person's rhythm and how overdue they are, ``today`` being the local day number."""
     cdays = tuple(sorted(d for d in days if d <= today))
-    begun = sorted(d for d in starts if d <= today)
+    begun = episodes(cdays)
     gaps = [b - a for a, b in itertools.pairwise(begun)]
     recent = gaps[-RECENT_GAPS:]
     typical = float(median(recent)) if recent else None
@@ -104,6 +106,15 @@ def rhythm(
     return Rhythm(
         cdays, typical, expected, since, paused, silence, round(silence / expected, 4), len(begun)
     )
+
+
+def episodes(contact_days: tuple[int, ...]) -> list[int]:
+    """The days episodes of contact began (see the module docstring)."""
+    return [
+        d
+        for i, d in enumerate(contact_days)
+        if i == 0 or d - contact_days[i - 1] > EPISODE_GAP_DAYS
+    ]
 
 
 def human_gap(days: float) -> str:

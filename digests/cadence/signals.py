@@ -253,11 +253,20 @@ def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
             because.append(f'about "{item.subject}"')
         if len(p.led.owed_by_me) > 1:
             because.append(f"{len(p.led.owed_by_me)} threads are waiting for you")
+        # who is asking and how directly, not how long ago: a colleague's question of yesterday
+        # before a stranger's note of last month (ranking also weighs tier and strength)
+        urgency = (
+            0.5
+            + 0.2 * rep.two_way
+            + 0.1 * (item.shared == 1)
+            + 0.1 * (item.waiting > 1)
+            + 0.1 * asks(item.subject)
+        )
         out.append(
             Signal(
                 "reply_owed",
                 p.led.key,
-                round(min(1.0, 0.6 + 0.03 * waiting), 3),
+                round(min(1.0, urgency), 3),
                 {
                     "count": len(p.led.owed_by_me),
                     "oldest": _iso(item.date),
@@ -544,7 +553,7 @@ def _introduce(
         if p.tier is not None
         and p.tier < INTRODUCE_TIERS
         and p.stage not in ("dormant", "fading")
-        and p.rhythm.starts >= INTRODUCE_MIN_STARTS
+        and p.rhythm.episodes >= INTRODUCE_MIN_STARTS
     }
     families = {k: _families(reports[k].addresses) for k in strong}
     strong = {k: p for k, p in strong.items() if families[k] and not families[k] & ctx.my_domains}

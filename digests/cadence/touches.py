@@ -599,8 +599,8 @@ def classify_event(
     e: EventRecord, d: Directory, max_attendees: int, now: int
 ) -> tuple[Meeting | None, bool]:
     """``(meeting, held)``. ``meeting`` is None when the event is not a meeting with people."""
-    if e.status == "cancelled" or e.my_response == "declined" or e.all_day:
-        return None, False
+    if e.status == "cancelled" or e.my_response in ("declined", "needsAction") or e.all_day:
+        return None, False  # declined, or an invitation I never answered: not a meeting
     if e.event_type in _NOT_MEETINGS:
         return None, False
     others: dict[str, str] = {}
