@@ -185,8 +185,12 @@ def measure_stages(path: Path, now: datetime) -> dict[str, float]:
     settings = EngineSettings()
     ts = int(now.timestamp())
     out: dict[str, float] = {}
+    is_self = np.array([e in directory.self_addresses for e in source.emails])
+    is_list = np.array(
+        [bool(e) and directory.kind_of(directory.key_of(e)) == "list" for e in source.emails]
+    )
     t = time.process_time()
-    messages = tc._Messages.read(source.chunks(), ts)
+    messages = tc._Messages.read(source.chunks(), ts, is_self)
     out["read_messages"] = time.process_time() - t
     index: dict[str, int] = {}
     addr_person = np.array(
@@ -197,9 +201,10 @@ def measure_stages(path: Path, now: datetime) -> dict[str, float]:
             for e in source.emails
         ]
     )
-    is_self = np.array([e in directory.self_addresses for e in source.emails])
     t = time.process_time()
-    c = tc._classify(messages, source.recipients(), addr_person, is_self, len(index), 10)
+    c = tc._classify(
+        messages, source.recipients(), addr_person, is_self, is_list, len(index), 10
+    )
     out["read_recipients_classify"] = time.process_time() - t
     t = time.process_time()
     tc._threads(messages, c)

@@ -644,7 +644,7 @@ def _x_field(headers: Mapping[str, Sequence[str]], name: str) -> str | None:
 
 def with_x_names(addresses: tuple[Address, ...], value: str | None) -> tuple[Address, ...]:
     """Addresses without a display name take theirs from an ``X-From``/``X-To``/``X-cc`` value."""
-    if not value or all(a.name for a in addresses):
+    if not value:
         return addresses
     known = {a.email: a.name for a in parse_addresses(value) if a.name}  # entries with addresses
     names = _x_names(value)
@@ -653,7 +653,10 @@ def with_x_names(addresses: tuple[Address, ...], value: str | None) -> tuple[Add
     out: list[Address] = []
     for a in addresses:
         if a.name:
-            out.append(a)
+            # "Anderson  Diane" (an export's last-first) told apart by "Anderson, Diane" here
+            better = known.get(a.email) or (names[0] if len(addresses) == 1 and names else "")
+            same = sorted(better.casefold().split()) == sorted(a.name.casefold().split())
+            out.append(Address(a.email, better) if better and same else a)
             continue
         name = known.get(a.email) or (
             names[0] if len(addresses) == 1 and len(names) == 1 else _match_name(a.email, names)
@@ -694,13 +697,22 @@ _SAME_DAY_SUBJECT = re.compile(
 )
 
 
+_QUESTION_SUBJECT = re.compile(
+    r"\?\s*$|^\s*(?:can|could|would|will|do|does|are|is|have|should|may|any|what|when|where|"
+    r"who|why|how|which|please|pls|request|question|quick question|need|help|approval|approve|"
+    r"rsvp|invitation|invite|your (?:input|thoughts|view|opinion|help|feedback|comments))\b",
+    re.IGNORECASE,
+)
+
+
 def subject_markers(subject: str | None) -> tuple[str, ...]:
     """What the subject line says about a message's form, as markers (the subject itself may not
     be stored): ``subject:re`` (a reply), ``subject:fwd`` (a forward), ``subject:fyi``,
     ``subject:thanks`` (a thank-you note), ``subject:response`` (a calendar answer such as
     "Declined: ..."), ``subject:autoreply`` (an out-of-office reply without its headers),
     ``subject:promo`` (marketing: prices, "% off", "special offer", "newsletter" ...),
-    ``subject:sameday`` (about that day only: "Lunch today", "Room 3 @ 3 PM")."""
+    ``subject:sameday`` (about that day only: "Lunch today", "Room 3 @ 3 PM"),
+    ``subject:question`` (it asks: "Can you ...", "Quick question", "... ?")."""
     if not subject:
         return ()
     text = decode_words(subject)
@@ -724,6 +736,8 @@ def subject_markers(subject: str | None) -> tuple[str, ...]:
         marks.append("subject:promo")
     if _SAME_DAY_SUBJECT.search(text):
         marks.append("subject:sameday")
+    if _QUESTION_SUBJECT.search(_SUBJECT_PREFIX.sub("", text)):
+        marks.append("subject:question")
     return tuple(marks)
 
 

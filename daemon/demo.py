@@ -83,6 +83,8 @@ class DemoMessage:
     references: list[str] = field(default_factory=list)
     extra: list[tuple[str, str]] = field(default_factory=list)  # list / robot headers
     thread: int = 0  # which conversation (0: a lone message)
+    folder: str = ""  # a Maildir++ sub-folder ("Sent", "Archive"); "" the inbox
+    to_header: str | None = None  # a To header written as is ("undisclosed-recipients:;")
 
 
 @dataclass
@@ -122,6 +124,10 @@ class DemoManifest:
     job_changer: tuple[str, str]  # (old address, new address)
     two_addresses: tuple[str, str]  # one person, same display name
     replies_owed: tuple[str, ...]  # senders of recent direct mail Alex has not answered
+    delegates: tuple[str, ...]  # the assistant: mail in the Sent folder from another address
+    broadcasters: tuple[str, ...]  # write to themselves or "undisclosed recipients"
+    marketing: tuple[str, ...]  # marketing without list headers
+    no_reply_needed: tuple[str, ...]  # answered by the assistant, an FYI, a thank-you note
     birthday: tuple[str, str]  # (address, "MM-DD")
     meetings_yesterday: tuple[str, ...]  # titles
     meetings_today: tuple[str, ...]
@@ -206,6 +212,12 @@ ROBOTS = [
     (Contact("PayFlow", "billing-noreply@payflow.com"), 14, "Payment received "),
 ]
 MAILER_DAEMON = Contact("Mail Delivery System", f"mailer-daemon@{NW}")
+# Real-world shapes (see _real_world): an assistant, broadcasts, marketing without list headers.
+ASSISTANT = Contact("Robin Hale", f"robin.hale@{NW}")  # answers for Alex, from the Sent folder
+VENDOR = Contact("Quentin Vale", "quentin@valeware.com")  # writes to himself, Alex in Bcc
+EVENTS = Contact("Summit Team", "team@cloudsummit-events.com")  # "undisclosed recipients"
+PROMO = Contact("FlyDeals", "deals@flydeals-travel.com")  # marketing without a List-Id
+GENERATED = Contact("ShopCo", "42.8813.a9c2f@e.shopco-mail.com")  # a mass mailer's address
 LIST = Contact("Dev Community", "dev-community@lists.pyconf.org")
 LIST_ID = "Dev Community <dev-community.lists.pyconf.org>"
 LIST_MEMBERS = [
@@ -491,6 +503,80 @@ def _bulk(g: _Gen) -> None:
             g.thread(g.work_time(d, c), [c], [c], rng.choice(["Quick question", "Intro?"]))
 
 
+def _real_world(g: _Gen) -> None:
+    """What real mailboxes hold that a tidy year does not: an assistant who answers for Alex
+    (filed in Alex's Sent folder), broadcasts (the sender the only visible recipient,
+    "undisclosed recipients"), marketing without list headers, FYI forwards and thank-you notes
+    that ask for nothing, and a message an archive filed twice with its Date moved 9 hours."""
+    rng = g.rng
+    # the assistant: schedules for Alex and answers a client on Alex's behalf
+    for d in g.every(14, g.start, g.today - timedelta(days=3)):
+        g.messages.append(
+            DemoMessage(g.work_time(d), ASSISTANT, [ME], "Your week ahead", g.msgid(ASSISTANT))
+        )
+    when = g.work_time(g.workday(g.day(6)), CLIENTS[2])
+    ask = DemoMessage(
+        when, CLIENTS[2], [ME], "Can Alex join the board call on Thursday?", g.msgid(CLIENTS[2])
+    )
+    answer = DemoMessage(
+        when + timedelta(hours=3),
+        ASSISTANT,
+        [CLIENTS[2]],
+        f"Re: {ask.subject}",
+        g.msgid(ASSISTANT),
+        in_reply_to=ask.message_id,
+        references=[ask.message_id],
+        folder="Sent",
+    )
+    g.messages += [ask, answer]
+    # broadcasts
+    for d in g.every(21, g.start, g.today):
+        m = DemoMessage(g.work_time(d, VENDOR), VENDOR, [VENDOR], "Valeware product news",
+                        g.msgid(VENDOR))  # fmt: skip
+        g.messages.append(m)
+    for d in g.every(40, g.start, g.today):
+        m = DemoMessage(
+            g.work_time(d), EVENTS, [], "Cloud Summit: your invitation", g.msgid(EVENTS)
+        )
+        m.to_header = "undisclosed-recipients:;"
+        g.messages.append(m)
+    # marketing without list headers
+    for d in g.every(9, g.start, g.today):
+        m = DemoMessage(g.work_time(d), PROMO, [ME], "Save up to 40% on flights to Lisbon",
+                        g.msgid(PROMO))  # fmt: skip
+        m.extra = [("Errors-To", f"bounces@{PROMO.domain}")]
+        g.messages.append(m)
+    for d in g.every(12, g.start, g.today):
+        m = DemoMessage(g.work_time(d), GENERATED, [ME], "Picked for you", g.msgid(GENERATED))
+        g.messages.append(m)
+    # an FYI forward and a thank-you note: nothing to answer
+    g.thread(g.work_time(g.workday(g.day(4)), COLLEAGUES[1]), [COLLEAGUES[1]], [COLLEAGUES[1]],
+             "FW: market report, FYI")  # fmt: skip
+    thanks = g.thread(g.work_time(g.workday(g.day(5))), [ME, CLIENTS[4]], [CLIENTS[4]],
+                      "Pilot numbers", max_gap_h=4)  # fmt: skip
+    if len(thanks) == 2:
+        thanks[1].subject = "Thanks!"
+    # a copy an archive filed again, 9 hours later, under another Message-ID
+    original = next(
+        (m for m in reversed(g.messages)
+         if m.sender is CLIENTS[0] and m.date < g.end - timedelta(days=20)),
+        None,
+    )  # fmt: skip
+    if original is not None:
+        g.messages.append(
+            DemoMessage(
+                original.date + timedelta(hours=9),
+                original.sender,
+                list(original.to),
+                original.subject,
+                g.msgid(original.sender),
+                cc=list(original.cc),
+                folder="Archive",
+            )
+        )
+    _ = rng
+
+
 def _periodic(g: _Gen, gap: int) -> Iterator[date]:
     d = g.start + timedelta(days=g.rng.randrange(gap))
     while d <= g.today:
@@ -570,7 +656,7 @@ def render_message(m: DemoMessage, rng: random.Random) -> bytes:
     lines = [
         ("Return-Path", f"<{m.sender.email}>"),
         ("From", m.sender.header()),
-        ("To", _addr_list(m.to)),
+        ("To", m.to_header if m.to_header is not None else _addr_list(m.to)),
     ]
     if m.cc:
         lines.append(("Cc", _addr_list(m.cc)))
@@ -601,7 +687,10 @@ def write_maildir(messages: list[DemoMessage], root: Path, today_end: datetime, 
         ts = int(m.date.timestamp())
         unread = m.sender is not ME and (today_end - m.date) < timedelta(days=2)
         name = f"{ts}.D{i:05d}.keepwarm-demo" + ("" if unread else ":2,S")
-        path = root / ("new" if unread else "cur") / name
+        folder = root / f".{m.folder}" if m.folder else root  # Maildir++ sub-folders
+        for sub in ("cur", "new", "tmp"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        path = folder / ("new" if unread else "cur") / name
         path.write_bytes(render_message(m, rng))
         os.utime(path, (ts, ts))
 
@@ -721,6 +810,7 @@ def build(seed: int = DEMO_SEED, today: date = DEMO_TODAY) -> DemoData:
     _relationships(g)
     _group_mail(g)
     _bulk(g)
+    _real_world(g)
     _replies_owed(g)
     yesterday, todays = _calendar(g)
     msgs = sorted((m for m in g.messages if m.date <= g.end), key=lambda m: (m.date, m.message_id))
@@ -776,6 +866,10 @@ def _manifest(
         job_changer=(PRIYA_OLD.email, PRIYA_NEW.email),
         two_addresses=(_norm(DANIEL_A.email)[0], DANIEL_B.email),
         replies_owed=tuple(data.replies_owed),
+        delegates=(ASSISTANT.email,),
+        broadcasters=(VENDOR.email, EVENTS.email),
+        marketing=(PROMO.email, GENERATED.email),
+        no_reply_needed=(CLIENTS[2].email, COLLEAGUES[1].email, CLIENTS[4].email),
         birthday=("maya.patel@brightside.io", "11-19"),
         meetings_yesterday=tuple(data.yesterday),
         meetings_today=tuple(data.today),
@@ -851,18 +945,20 @@ def event_records(data: DemoData, account: str, today: date) -> list[EventMeta]:
 
 
 def mail_records(mail_dir: Path, account: str) -> Iterator[MessageMeta | str]:
-    """Parse the written maildir files with the shared header parser."""
-    for path in sorted(mail_dir.glob("*/*")):
+    """Parse the written maildir files (and Maildir++ sub-folders) with the shared parser."""
+    for path in sorted([*mail_dir.glob("*/*"), *mail_dir.glob(".*/*/*")]):
         if path.parent.name == "tmp" or not path.is_file():
             continue
+        sub = path.parent.parent.name.lstrip(".") if path.parent.parent != mail_dir else ""
         headers = parse_header_block(header_block(path.read_bytes()))
         mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        rel = f"{path.parent.name}/{path.name.split(':', 1)[0]}"
         yield message_from_headers(
             headers,
             account=account,
-            provider_id=f"{path.parent.name}/{path.name.split(':', 1)[0]}",
+            provider_id=f".{sub}/{rel}" if sub else rel,
             fallback_date=mtime,
-            folder="INBOX",
+            folder=sub or "INBOX",
         )
 
 

@@ -168,8 +168,8 @@ def _awaiting(w: Words) -> str:
 
 def _fading(w: Words) -> str:
     topic = w.quoted("topic")
-    ask = f"ask how {topic} went" if topic else "ask what they are working on now"
-    return f"Check in with {w.who}: {ask}"
+    last = f" (you last talked about {topic})" if topic else ""
+    return f"Check in with {w.who}: ask what they are working on now{last}"
 
 
 def _dormant(w: Words) -> str:
@@ -283,7 +283,7 @@ class KindSpec:
     weight: float  # base value before urgency: what it is worth to the other person today
     phrase: Callable[[Words], str]
     light_touch: bool = False  # anyone in the network may get it, not only the core
-    young_tie: bool = False  # for a young tie in a tier, even outside the core
+    tiered: bool = False  # for anyone in a tier, even outside the core (young ties)
     cooldown_exempt: bool = False  # may repeat a person inside the cooldown
     also: Callable[[Mapping[str, Any]], str] | None = None  # as a second reason, folded in
     daily_max: int | None = None  # at most this many a day
@@ -309,9 +309,9 @@ _SPECS = (
              counted=("to reconnect", "to reconnect")),
     KindSpec("awaiting_reply", "reconnect", "Follow up", 0.8, _awaiting,
              counted=("to follow up", "to follow up")),
-    KindSpec("new", "nurture", "New contact", 0.75, _new, young_tie=True,
+    KindSpec("new", "nurture", "New contact", 0.75, _new, tiered=True,
              counted=("new contact", "new contacts")),
-    KindSpec("growing", "nurture", "Growing", 0.75, _growing, young_tie=True,
+    KindSpec("growing", "nurture", "Growing", 0.75, _growing, tiered=True,
              counted=("growing tie", "growing ties")),
     KindSpec("introduce", "nurture", "Introduce", 0.9, _introduce,
              counted=("introduction", "introductions")),

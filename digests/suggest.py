@@ -274,7 +274,7 @@ def rank(
 def _outer_may_get(s: Suggestion) -> bool:
     """Outside the core: the light touches, and nurturing a young tie that has a tier."""
     k = spec(s.kind)
-    return k.light_touch or (k.young_tie and s.tier is not None)
+    return k.light_touch or (k.tiered and s.tier is not None)
 
 
 def _with_also(chosen: Suggestion, eligible: Sequence[Suggestion]) -> Suggestion:
@@ -314,7 +314,7 @@ def _extra_reasons(kind: str, who: str, person: PersonLike | None) -> list[str]:
 
 # Engine reasons that only restate the action (the quoted part must be in the action).
 _RESTATES = (
-    re.compile(r'(?:about|(?:last )?subject:) "(?P<q>.*)"'),
+    re.compile(r'(?:about|(?:last )?subject:|last talked about) "(?P<q>.*)"'),
     re.compile(r'meeting "(?P<q>.*)" today at \d{1,2}:\d{2}'),
     re.compile(r".+ wrote to you .+ ago and has no answer yet"),
 )

@@ -35,7 +35,7 @@ def test_phrases_are_concrete_actions_with_the_facts() -> None:
     )
     assert (
         phrase("fading", "Tom", {"topic": "Q3 launch"}, ZONE)
-        == "Check in with Tom: ask how 'Q3 launch' went"
+        == "Check in with Tom: ask what they are working on now (you last talked about 'Q3 launch')"
     )
     # no advice on a greeting, a mail form or a blank: a general question instead
     assert phrase("fading", "Tom", {"topic": "Re: hi"}, ZONE).endswith("working on now")

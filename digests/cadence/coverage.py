@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-WEEK = 7 * 86400
+DAY = 86400
+WEEK = 7 * DAY
 COVERED_SHARE = 0.5  # a span is covered when this share of its weeks shows the user writing
 
 I64 = NDArray[np.int64]
@@ -27,48 +28,59 @@ class Coverage:
     """Sorted epoch seconds of every message the user sent (``sent``) and received
     (``received``), touches or not: list and bulk mail in the inbox show it is synced too."""
 
-    sent: I64
-    received: I64
+    sent: I64  # the distinct UTC days with mail I sent, sorted
+    received: I64  # likewise, mail I received
+    last_sent: int  # epoch seconds of the latest of each (-1: none)
+    last_received: int
+    first: int | None  # epoch seconds of my first sent mail
 
     @classmethod
     def of(cls, sent: I64, received: I64) -> Coverage:
-        return cls(np.sort(sent), np.sort(received))
+        return cls(
+            np.unique(sent // DAY),
+            np.unique(received // DAY),
+            int(sent.max()) if len(sent) else -1,
+            int(received.max()) if len(received) else -1,
+            int(sent.min()) if len(sent) else None,
+        )
 
     @property
     def first_sent(self) -> int | None:
-        return int(self.sent[0]) if len(self.sent) else None
+        return self.first
 
     def sent_since(self, when: I64) -> NDArray[np.bool_]:
         """For each time in ``when``: did the user send anything from then on (up to now)?"""
-        return np.searchsorted(self.sent, when, side="left") < len(self.sent)
-
-    def sent_near(self, when: I64, span: int) -> NDArray[np.bool_]:
-        """For each time in ``when``: did the user send anything within ``span`` of it?"""
-        lo = np.searchsorted(self.sent, when - span, side="left")
-        hi = np.searchsorted(self.sent, when + span, side="right")
-        seen: NDArray[np.bool_] = hi > lo
-        return seen
-
-    def received_near(self, when: I64, span: int) -> NDArray[np.bool_]:
-        """For each time in ``when``: did any mail come in within ``span`` of it?"""
-        lo = np.searchsorted(self.received, when - span, side="left")
-        hi = np.searchsorted(self.received, when + span, side="right")
-        seen: NDArray[np.bool_] = hi > lo
+        seen: NDArray[np.bool_] = when <= self.last_sent
         return seen
 
     def received_after(self, when: I64) -> NDArray[np.bool_]:
         """For each time in ``when``: did any mail come in later (up to now)?"""
-        return np.searchsorted(self.received, when, side="right") < len(self.received)
+        seen: NDArray[np.bool_] = when < self.last_received
+        return seen
 
     @staticmethod
-    def _share(dates: I64, start: int, end: int) -> float:
-        """The share of the weeks in ``[start, end)`` with one of ``dates`` in them."""
+    def _near(days: I64, when: I64, span: int) -> NDArray[np.bool_]:
+        lo = np.searchsorted(days, (when - span) // DAY, side="left")
+        hi = np.searchsorted(days, (when + span) // DAY, side="right")
+        seen: NDArray[np.bool_] = hi > lo
+        return seen
+
+    def sent_near(self, when: I64, span: int) -> NDArray[np.bool_]:
+        """For each time in ``when``: did the user send anything on the days within ``span``?"""
+        return self._near(self.sent, when, span)
+
+    def received_near(self, when: I64, span: int) -> NDArray[np.bool_]:
+        """For each time in ``when``: did any mail come in on the days within ``span``?"""
+        return self._near(self.received, when, span)
+
+    @staticmethod
+    def _share(days: I64, start: int, end: int) -> float:
+        """The share of the weeks of ``[start, end)`` with one of ``days`` in them."""
         if end <= start:
             return 1.0
-        weeks = max(1, -(-(end - start) // WEEK))
-        lo, hi = np.searchsorted(dates, [start, end])
-        seen = np.unique((dates[lo:hi] - start) // WEEK)
-        return min(1.0, len(seen) / weeks)
+        lo, hi = np.searchsorted(days, [start // DAY, (end - 1) // DAY + 1])
+        weeks = np.unique((days[lo:hi] - start // DAY) // 7)
+        return min(1.0, len(weeks) / max(1, -(-(end - start) // WEEK)))
 
     def covered(self, start: int, end: int, *, received: bool = False) -> bool:
         """Is the user seen writing through most of ``[start, end)`` (and, with ``received``,

@@ -34,12 +34,7 @@ from keepwarm.digests.cadence.model import (
     TierSpec,
     TierUsage,
 )
-from keepwarm.digests.cadence.rhythm import (
-    ACTIVE_MIN_DAYS,
-    Rhythm,
-    rhythm,
-    strength,
-)
+from keepwarm.digests.cadence.rhythm import rhythm, strength
 from keepwarm.digests.cadence.state import Context, Person
 from keepwarm.digests.cadence.touches import (
     Meeting,
@@ -105,6 +100,7 @@ def _analyze(
         history_start,
         touches.coverage,
         my_orgs,
+        _my_surname(directory),
     )
     for mt in meetings:
         if mt.start <= clock.now:
@@ -132,6 +128,17 @@ def _analyze(
         meetings_yesterday=tuple(_meeting_report(m, ctx) for m in yesterday_meetings),
         signals=tuple(signals),
     )
+
+
+def _my_surname(d: Directory) -> str | None:
+    """The surname in my configured name ("Greg Whalley", "Whalley, Greg")."""
+    for info in d.people.values():
+        if info.kind == "self" and info.name.strip():
+            name = info.name.strip()
+            words = (name.split(",")[0] if "," in name else name).split()
+            last = words[0] if "," in name else words[-1]
+            return last.casefold() if len(last) >= 3 else None
+    return None
 
 
 # -- input ----------------------------------------------------------------------------------------
@@ -337,30 +344,21 @@ def _stage(p: Person, ctx: Context, new_days: float) -> Stage:
         return "new" if recent and ctx.seen_since(first or 0) else "dormant"
     ratio = r.overdue_ratio or 0.0
     last = p.led.last_contact or 0
-    silent = ratio >= settings.fading_factor and ctx.covered(last, ctx.clock.now)
+    # seen together lately (a group thread, a copy) is not silence either
+    seen = (ctx.clock.now - (p.led.last_seen or last)) / DAY / r.expected_gap
+    silent = (
+        ratio >= settings.fading_factor
+        and seen >= settings.fading_factor
+        and ctx.covered(last, ctx.clock.now)
+    )
     if silent and ratio >= settings.dormant_factor:
         return "dormant"
-    if silent and _mature(r):
+    if silent and r.mature:
         return "fading"
     first_contact = p.led.first_contact or 0
     if today - r.contact_days[0] <= new_days and ctx.seen_since(first_contact):
         return "new"
     return "established"
-
-
-MATURE_SPAN_DAYS = 56  # a rhythm seen over at least eight weeks ...
-MATURE_STARTS = 4  # ... and at least this many separate conversations can fade
-
-
-def _mature(r: Rhythm) -> bool:
-    """A tie with a rhythm of its own: enough days of contact, spread over at least two months
-    (a fortnight's busy project is not a relationship that fades when the project ends)."""
-    days = r.contact_days
-    return (
-        len(days) >= ACTIVE_MIN_DAYS
-        and days[-1] - days[0] >= MATURE_SPAN_DAYS
-        and r.episodes >= MATURE_STARTS
-    )
 
 
 def _is_growing(p: Person, ctx: Context) -> bool:

@@ -27,6 +27,7 @@ from keepwarm.digests.cadence.subjects import over
 from keepwarm.digests.cadence.touches import (
     F_FORWARD,
     F_NOT_ASKING,
+    F_QUESTION,
     F_REPLY,
     Meeting,
     Touches,
@@ -36,6 +37,7 @@ from keepwarm.digests.cadence.touches import (
 DAY = 86400
 DIRECT_K = 3  # a mail shared by at most this many people, addressed To them, is "direct"
 SENT_SEEN_BEFORE = 14 * DAY  # my mail seen this soon before a message shows my answers are seen
+ANSWER_WINDOW = 14 * DAY  # their new thread this soon after my mail to them answers it
 ONE_WAY_FACTOR = 0.25  # a message nobody answered still says a little about a tie
 SUBJECTS_KEPT = 8
 
@@ -53,6 +55,7 @@ class Owed:
     message: int = 0  # the store id of the message waiting for an answer
     waiting: int = 1  # their messages in a row without an answer (2+: they followed up)
     shared: int = 1  # people the message was addressed to (1: me alone)
+    asks: bool = False  # its subject asks something ("Can you ...", "... ?")
 
 
 @dataclass(slots=True)
@@ -431,10 +434,25 @@ def _open_loops(
     # they keep me informed rather than ask: INFORMS_MIN direct messages seen, none answered
     asked, answered = history
     informs = (asked >= INFORMS_MIN) & (answered == 0)
-    # I have written to them since (in any thread): they have heard from me
-    mine_last = np.full(len(t.persons), -1, dtype=np.int64)
-    np.maximum.at(mine_last, c.person[out], c.date[out])
-    not_since = mine_last[c.person[last]] < c.date[last]
+    # I have written to them since (in any thread): they have heard from me; or my last message to
+    # them, shortly before, still had no answer in its own thread, and theirs (in a thread of
+    # its own) is most likely that answer
+    rows = np.arange(len(out))
+    mine_rows = rows[out]
+    keys = c.person[mine_rows] * (1 << 40) + c.date[mine_rows]
+    order = np.argsort(keys, kind="stable")
+    mine_dates = np.append(-1, keys[order])  # -1: a floor below every key
+    mine_open = np.append(False, (mine_rows == c.last[c.conv[mine_rows]])[order])
+    them = c.person[last] * (1 << 40)
+    after = np.searchsorted(mine_dates, them + c.date[last], side="right")
+    not_since = (after >= len(mine_dates)) | (
+        mine_dates[np.minimum(after, len(mine_dates) - 1)] >= them + (1 << 40)
+    )
+    answers_me = mine_open[after - 1] & (
+        mine_dates[after - 1] >= them + c.date[last] - ANSWER_WINDOW
+    )
+    question = (c.flags[last] & F_QUESTION) != 0  # a question is no answer, nor just news
+    not_since &= ~(answers_me & ~mine_before & ~question)  # in one conversation the order is known
     owed_by_me = (
         ~out[last]
         & c.direct_k[last]
@@ -442,7 +460,7 @@ def _open_loops(
         & waits
         & ends_thread
         & not_since
-        & (~informs[c.person[last]] | (mine_before & (trailing >= 2)))  # unless they chase
+        & (~informs[c.person[last]] | question | (mine_before & (trailing >= 2)))  # or they chase
         & (age >= clock.reply_grace)
         & (present <= clock.reply_max_age)
         # my own mail is visible around it: else my answer may be where keepwarm can't see
@@ -626,12 +644,13 @@ def _owed(
         touches.message[touch].tolist(),
         waiting.tolist(),
         touches.k[touch].tolist(),
+        ((touches.flags[touch] & F_QUESTION) != 0).tolist(),
     )
-    for r, subject, mid, n, k in zip(*columns, strict=True):
+    for r, subject, mid, n, k, question in zip(*columns, strict=True):
         if over(subject, clock.local(int(c.date[r])).date(), today):
             continue
         out.setdefault(int(c.person[r]), []).append(
-            Owed(int(c.date[r]), subject, int(c.thread[r]), int(mid), int(n), int(k))
+            Owed(int(c.date[r]), subject, int(c.thread[r]), int(mid), int(n), int(k), question)
         )
     return out
 

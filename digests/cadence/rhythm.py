@@ -28,6 +28,8 @@ FULL_GAPS = 5
 MIN_GAP_DAYS = 7.0
 ACTIVE_MIN_DAYS = 4  # a tie needs this many contact days to be "really active" (can fade)
 EPISODE_GAP_DAYS = 2  # contact days closer than this belong to one episode
+MATURE_SPAN_DAYS = 56  # a rhythm seen over at least eight weeks ...
+MATURE_EPISODES = 6  # ... and this many episodes of contact (a learnt rhythm) can fade
 LENGTH_FULL_DAYS = 365
 
 
@@ -41,6 +43,17 @@ class Rhythm:
     silence_days: int | None
     overdue_ratio: float | None
     episodes: int = 0  # episodes of contact so far (see the module docstring)
+
+    @property
+    def mature(self) -> bool:
+        """A tie with a rhythm of its own: enough episodes of contact over at least two months
+        (a fortnight's busy project is not a relationship that fades when the project ends)."""
+        days = self.contact_days
+        return (
+            len(days) >= ACTIVE_MIN_DAYS
+            and days[-1] - days[0] >= MATURE_SPAN_DAYS
+            and self.episodes >= MATURE_EPISODES
+        )
 
 
 def decayed(days: dict[int, float], today: int, half_life_days: float) -> float:

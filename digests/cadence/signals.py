@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 
 from keepwarm.digests.cadence.ledger import DAY, Owed
 from keepwarm.digests.cadence.model import PersonReport, Signal, SignalKind
-from keepwarm.digests.cadence.rhythm import ACTIVE_MIN_DAYS, every
+from keepwarm.digests.cadence.rhythm import every
 from keepwarm.digests.cadence.state import Context, Person
 from keepwarm.digests.cadence.subjects import bare, meaningful
 from keepwarm.digests.cadence.touches import Meeting, Touches
@@ -247,8 +247,6 @@ def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
         because = [f"{rep.name} wrote to you {_days(waiting)} ago and has no answer yet"]
         if item.waiting > 1:
             because.append(f"{item.waiting} messages from them in a row, none answered")
-        if item.shared == 1:
-            because.append("addressed to you alone")
         if item.subject:
             because.append(f'about "{item.subject}"')
         if len(p.led.owed_by_me) > 1:
@@ -260,7 +258,7 @@ def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
             + 0.2 * rep.two_way
             + 0.1 * (item.shared == 1)
             + 0.1 * (item.waiting > 1)
-            + 0.1 * asks(item.subject)
+            + 0.1 * item.asks
         )
         out.append(
             Signal(
@@ -273,7 +271,7 @@ def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
                     "days_waiting": waiting,
                     "subject": item.subject,
                     "message": item.message,
-                    "asks": asks(item.subject),
+                    "asks": item.asks,
                     "waiting_messages": item.waiting,
                     "shared_with": item.shared - 1,
                     "answer_rate": rate,
@@ -312,26 +310,9 @@ def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
     return out
 
 
-_ASKS = re.compile(
-    r"\?\s*$|^\s*(?:can|could|would|will|do|does|are|is|have|should|may|any|what|when|where|"
-    r"who|why|how|which|please|pls|request|question|quick question|need|help|approval|approve|"
-    r"rsvp|invitation|invite|your (?:input|thoughts|view|opinion|help|feedback|comments))\b",
-    re.IGNORECASE,
-)
-
-
-def asks(subject: str | None) -> bool:
-    """Does the subject line ask something ("Can you ...", "Quick question", "... ?")?"""
-    return bool(subject) and bool(_ASKS.search(strip_reply_prefixes(subject or "")))
-
-
-def strip_reply_prefixes(subject: str) -> str:
-    return re.sub(r"^(?:\s*(?:re|fwd?|aw|wg|sv|vs|tr)\s*:\s*)+", "", subject, flags=re.IGNORECASE)
-
-
 def _owed_evidence(o: Owed) -> int:
     """How sure a waiting message needs my answer: it asks, they followed up, it was to me alone."""
-    return 2 * asks(o.subject) + 2 * (o.waiting > 1) + (o.shared == 1)
+    return 2 * o.asks + 2 * (o.waiting > 1) + (o.shared == 1)
 
 
 TOPIC_FRESH_DAYS = 120  # an older subject is no longer something to ask about
@@ -382,7 +363,7 @@ def _rhythm_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
         return [Signal("fading", p.led.key, round(urgency, 3), facts, because)]
     if (
         p.stage == "dormant"
-        and len(r.contact_days) >= ACTIVE_MIN_DAYS
+        and r.mature
         and (r.overdue_ratio < 2 * s.dormant_factor or (r.silence_days or 0) <= RECONNECT_MAX_DAYS)
     ):
         facts, because = rhythm_facts(p, rep, ctx)
@@ -428,6 +409,8 @@ def _stage_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
     if p.stage == "new" and rep.contact_days < NEW_MIN_DAYS:
         return []  # one exchange is not yet a relationship
     fam = _families(rep.addresses)
+    if ctx.my_surname and ctx.my_surname in _name_words(rep.name):
+        return []  # family
     if p.stage in ("new", "growing") and (not fam or fam <= ctx.my_domains):
         return []  # only professional ties beyond my organisation: colleagues meet anyway,
         # friends and family (free-mail addresses) are not what keepwarm nurtures
@@ -504,7 +487,7 @@ def _meeting_today(
                 because.append(f"they owe you {_days(rep.replies_owed_to_me, 'reply')}")
             topic = topic_of(p, ctx)
             if topic:
-                because.append(f'last talked about "{topic}"')
+                because.append(f'last talked about "{bare(topic)}"')
             out.append(Signal("meeting_today", key, 0.55, facts, because))
     return out
 

@@ -41,6 +41,7 @@ class Context:
     history_start: int | None = None  # epoch of the earliest touch in the data, if any
     coverage: Coverage | None = None  # when the mailbox shows my mail (None: everywhere)
     my_domains: frozenset[str] = frozenset()  # organisation families of my own addresses
+    my_surname: str | None = None  # people who share it are family, not professional ties
 
     def covered(self, start: int, end: int, *, received: bool = False) -> bool:
         """Is my own mail visible through most of ``[start, end)`` (and, with ``received``, my

@@ -62,6 +62,7 @@ F_FYI = 8  # "FYI" in the subject
 F_THANKS = 16  # a thank-you note
 F_SAME_DAY = 32  # about that day only ("Lunch today"): moot once the day is over
 F_UNTHREADED = 64  # no subject and no thread id or reply headers: its answers cannot be found
+F_QUESTION = 128  # the subject asks something
 F_NOT_ASKING = F_FORWARD | F_FYI | F_THANKS | F_SAME_DAY | F_UNTHREADED  # no answer owed
 _FLAG_MARKERS = {
     "sent-folder": F_SENT_FOLDER,
@@ -70,6 +71,7 @@ _FLAG_MARKERS = {
     "subject:fyi": F_FYI,
     "subject:thanks": F_THANKS,
     "subject:sameday": F_SAME_DAY,
+    "subject:question": F_QUESTION,
 }
 SUBJECT_WINDOW_DAYS = 30
 EMPTY_SUBJECT_WINDOW_DAYS = 2  # "RE:" with nothing after it: the same people, the same days
