@@ -202,9 +202,7 @@ def measure_stages(path: Path, now: datetime) -> dict[str, float]:
         ]
     )
     t = time.process_time()
-    c = tc._classify(
-        messages, source.recipients(), addr_person, is_self, is_list, len(index), 10
-    )
+    c = tc._classify(messages, source.recipients(), addr_person, is_self, is_list, len(index), 10)
     out["read_recipients_classify"] = time.process_time() - t
     t = time.process_time()
     tc._threads(messages, c)

@@ -200,7 +200,7 @@ def test_digest_sent_through_graph_sendmail_once(emu: GraphEmulator, tmp_path: P
         r[0] for r in conn.execute("SELECT markers FROM messages WHERE message_id LIKE 'digest.%'")
     ]
     conn.close()
-    assert markers == ["keepwarm-digest"]
+    assert markers == ["keepwarm-digest sent-folder"]  # in Sent Items, and our own digest
 
 
 def test_digest_without_mail_send_permission_says_how_to_fix(

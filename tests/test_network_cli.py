@@ -96,8 +96,8 @@ def test_build_report_sees_only_history_up_to_now(cfg: Path) -> None:
     report = build_report(config, store, NOW)
     bob = report.person(BOB)
     assert bob is not None and bob.stage == "fading" and bob.days_since_contact == 35
-    later = build_report(config, store, NOW + timedelta(days=4))
-    assert later.person(BOB).days_since_contact == 39  # type: ignore[union-attr]
+    later = build_report(config, store, NOW + timedelta(days=4))  # sees Bob's "back in touch"
+    assert later.person(BOB).days_since_contact == 1  # type: ignore[union-attr]
     store.close()
 
 
@@ -135,7 +135,8 @@ def test_people_filters(cfg: Path) -> None:
     assert keys("--fading") == {BOB}
     assert keys("--owed") == {CAROL}
     assert keys("--lopsided") == {BOB, DAN}  # I started every thread with both
-    assert keys("--tier", "inner") == {BOB, CAROL, DAN}
+    assert keys("--tier", "inner") == {BOB, DAN}
+    assert keys("--tier", "active") == {CAROL}  # two days of contact: no close tie yet
     text = run(cfg, "people", "--fading", "--as-of", AS_OF)
     assert "Bob Stone" in text and "fading: last contact 35 days ago" in text
     bad = CliRunner().invoke(cli, ["--config", str(cfg), "people", "--tier", "nope"])

@@ -236,6 +236,9 @@ def _instant(value: Any) -> Any:
     return value
 
 
+PAST_CALENDAR = "a past calendar: older than window_past before its last event"
+
+
 def _drop_frequent(cal: Any, skips: Skips) -> None:
     """Remove every series (all components of its UID) that repeats more often than daily."""
     doomed = {
@@ -427,10 +430,7 @@ class IcsConnector:
         moved = Window(latest - self.window_past, latest + self.window_future, window.day)
         older = sum(1 for t in starts if t < moved.start)
         if older:
-            result.skips.add(
-                f"older than window_past before the calendar's last event ({latest:%Y-%m-%d})",
-                older,
-            )
+            result.skips.add(PAST_CALENDAR, older)
         return moved
 
     def _parse_calendar(
