@@ -412,6 +412,22 @@ def list_id(headers: Mapping[str, Sequence[str]]) -> str | None:
     return clean_text(m.group(1) if m else raw).lower()[:200] or None
 
 
+# -- keepwarm's own action mails -------------------------------------------------------------------
+# The digest's action links open a mail to yourself whose subject is a keepwarm command
+# ("keepwarm: done maya@example.com reply_owed 2026-11-24 #TAG"). Its subject is kept even with
+# [privacy] store_subjects = false: the daemon reads the command and never stores the message.
+ACTION_PREFIX = "keepwarm:"
+
+
+def is_action_subject(subject: str | None) -> bool:
+    return bool(subject) and str(subject).lstrip().lower().startswith(ACTION_PREFIX)
+
+
+def kept_subject(subject: str | None, keep: bool) -> str | None:
+    """The subject as a record carries it: kept when subjects are, and always for an action."""
+    return subject if subject and (keep or is_action_subject(subject)) else None
+
+
 # -- the whole record ---------------------------------------------------------------------------
 def message_from_headers(
     headers: Mapping[str, Sequence[str]],
@@ -464,7 +480,9 @@ def message_from_headers(
             return "unparseable date"
     assert date is not None
     subject_raw = first(headers, "subject")
-    subject = decode_words(subject_raw)[:MAX_SUBJECT] if (subject_raw and keep_subject) else None
+    subject = kept_subject(
+        decode_words(subject_raw)[:MAX_SUBJECT] if subject_raw else None, keep_subject
+    )
     irt = parse_message_ids(first(headers, "in-reply-to"), limit=1)
     bcc = addresses(", ".join(headers.get("bcc", [])))
     reply_to = addresses(first(headers, "reply-to"))

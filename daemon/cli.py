@@ -172,6 +172,7 @@ def auth() -> None:
 def sync_accounts(obj: Ctx, names: list[str], *, quiet: bool = False) -> int:
     """Sync the named accounts (all enabled ones if empty); returns the number that failed."""
     from keepwarm.daemon.accounts import make_connector
+    from keepwarm.daemon.actions import ActionInbox
     from keepwarm.daemon.sync import run_account
 
     config = obj.config
@@ -202,7 +203,9 @@ def sync_accounts(obj: Ctx, names: list[str], *, quiet: bool = False) -> int:
                 continue
             printer = ProgressPrinter(account.name)
             try:
-                outcome = run_account(store, connector, on_batch=printer)
+                outcome = run_account(
+                    store, connector, on_batch=printer, intercept=ActionInbox(config, store)
+                )
             except StoreError as exc:
                 raise UserError(str(exc)) from None
             finally:

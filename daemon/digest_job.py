@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from keepwarm.daemon import decisions
+from keepwarm.daemon.actions import digest_links
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.lock import exclusive
 from keepwarm.daemon.scheduler import digest_time_on
@@ -282,6 +283,10 @@ def compose(
         delivery_problem=previous_problem(store, local_date),
         people_total=sum(1 for p in report.people if p.tier is not None),
         applied=decisions.applied_lines(store, _names(report.people), config.zone, local_date),
+        links=[
+            [(link.label, link.href) for link in item]
+            for item in digest_links(config, suggestions, local_date)
+        ],
     )
     return model, suggestions
 

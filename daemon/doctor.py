@@ -67,6 +67,9 @@ def private_files(config: Config) -> list[tuple[str, Path]]:
         files.append(("SMTP password file", Path(config.smtp.secret.file)))
     db = config.store_path
     files += [("database", db), ("database", Path(f"{db}-wal")), ("database", Path(f"{db}-shm"))]
+    from keepwarm.daemon.actions import key_path
+
+    files.append(("action key", key_path(config)))
     return files
 
 

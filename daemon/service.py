@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from keepwarm.connectors.base import Batch, Connector, ConnectorError, Progress
 from keepwarm.daemon import config as cfgmod
+from keepwarm.daemon.actions import ActionInbox
 from keepwarm.daemon.config import Account, Config, ConfigError
 from keepwarm.daemon.doctor import permission_problems
 from keepwarm.daemon.lock import InstanceLock, lock_path_for
@@ -236,7 +237,11 @@ class Worker(threading.Thread):
             )
         else:
             outcome = run_account(
-                store, connector, on_batch=self._progress(account.name), stop=self.interrupt
+                store,
+                connector,
+                on_batch=self._progress(account.name),
+                stop=self.interrupt,
+                intercept=ActionInbox(task.config, store),
             )
         row = store.conn.execute(
             "SELECT failures FROM accounts WHERE name = ?", (account.name,)

@@ -87,10 +87,13 @@ def run_account(
     on_batch: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     now: Callable[[], float] = time.time,
+    intercept: Callable[[Batch], None] | None = None,
 ) -> SyncOutcome:
     """Sync one account until its connector is caught up, ``stop`` is set, or an error occurs.
 
     ``stop`` is checked between batches only, so a batch in hand is always committed whole.
+    ``intercept`` sees each batch first and may take records out of it (the digest's action
+    mails, daemon/actions.py: applied, never stored).
     """
     account, kind = connector.account, connector.kind
     outcome = SyncOutcome(account)
@@ -99,6 +102,8 @@ def run_account(
     for attempt in range(2):
         try:
             for batch in connector.sync(store.cursor(account)):
+                if intercept is not None:
+                    intercept(batch)
                 res = store.apply_batch(account, kind, batch)
                 outcome.batches += 1
                 outcome.added += res.added

@@ -73,6 +73,8 @@ class DigestModel:
     people_total: int = 0
     extra_actions: Sequence[str] = field(default_factory=tuple)
     applied: Sequence[str] = ()  # your decisions since the last digest, one line each
+    # per suggestion (same order): its action links as (label, mailto: URL)
+    links: Sequence[Sequence[tuple[str, str]]] = ()
 
 
 @dataclass(frozen=True)
@@ -213,8 +215,18 @@ def _action(a: dict[str, Any]) -> str:
     return f"{head}: {a['error']}" if a["error"] else head
 
 
-def _item(s: Suggestion, n: int) -> dict[str, Any]:
+def _links(links: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    """Action links: only mailto: URLs (what keepwarm makes), labels as display text."""
+    return [
+        {"label": clean_text(label, 40), "href": href}
+        for label, href in links
+        if href.startswith("mailto:") and not any(c in href for c in '\r\n"<> ')
+    ]
+
+
+def _item(s: Suggestion, n: int, links: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
     return {
+        "links": _links(links),
         "n": n,
         "kind": s.kind,
         "label": s.label,
@@ -228,7 +240,8 @@ def _item(s: Suggestion, n: int) -> dict[str, Any]:
 
 def context(model: DigestModel) -> dict[str, Any]:
     zone = ZoneInfo(model.zone)
-    items = [_item(s, i + 1) for i, s in enumerate(model.suggestions)]
+    links = list(model.links) + [()] * (len(model.suggestions) - len(model.links))
+    items = [_item(s, i + 1, links[i]) for i, s in enumerate(model.suggestions)]
     accounts = [_account(a, zone, model.local_date) for a in model.accounts]
     actions = [_action(a) for a in accounts if a["needs_action"]]
     if model.delivery_problem:

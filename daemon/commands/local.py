@@ -105,6 +105,7 @@ def import_(obj: Ctx, kind: str, path: Path, account_name: str | None) -> None:
     The config is not changed. Running the same import again reads only what changed since.
     """
     from keepwarm.daemon.accounts import make_connector
+    from keepwarm.daemon.actions import ActionInbox
     from keepwarm.daemon.sync import run_account
 
     config = _load_config(obj)
@@ -119,7 +120,9 @@ def import_(obj: Ctx, kind: str, path: Path, account_name: str | None) -> None:
     stop = threading.Event()
     with obj.store() as store, _stop_on_ctrl_c(stop):
         try:
-            outcome = run_account(store, connector, on_batch=printer, stop=stop)
+            outcome = run_account(
+                store, connector, on_batch=printer, stop=stop, intercept=ActionInbox(config, store)
+            )
         except StoreError as exc:
             raise UserError(str(exc)) from None
         finally:
