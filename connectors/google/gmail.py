@@ -85,7 +85,8 @@ class BatchWindow:
         self.refusals = 0
 
     def batch(self) -> int:
-        return max(1, min(int(self.size), self.batch_size))
+        """Half the window, so that one batch can be on its way while another is answered."""
+        return max(1, min(-(-int(self.size) // 2), self.batch_size))
 
     def clean(self) -> None:
         step = self.size if self.size < self.threshold else 1.0
