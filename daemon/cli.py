@@ -54,6 +54,7 @@ class Ctx:
             store = Store.open(self.config.store_path)
         except StoreError as exc:
             raise UserError(str(exc)) from None
+        store.forget_deleted = self.config.forget_deleted
         try:
             yield store
         except sqlite3.DatabaseError as exc:
@@ -244,12 +245,15 @@ def _fmt_ts(ts: int | None, zone: ZoneInfo) -> str | None:
 def status(obj: Ctx, as_json: bool) -> None:
     """Counts of messages, events and people, and each account's sync state."""
     config = obj.config
+    since = datetime.now(UTC).timestamp() - NOTICE_DAYS * 86400
     with obj.store() as store:
         counts = store.counts()
         states = {s.name: s for s in store.account_states()}
         digests = store.conn.execute(
             "SELECT local_date, state, last_error FROM digests ORDER BY local_date DESC LIMIT 1"
         ).fetchone()
+        kept = store.history_counts()
+        notices = {a.name: store.notices(a.name, since) for a in config.accounts}
     zone = config.zone
     accounts: list[dict[str, Any]] = []
     for acct in config.accounts:
@@ -269,6 +273,10 @@ def status(obj: Ctx, as_json: bool) -> None:
                 "progress": [s.progress_done, s.progress_total]
                 if s and s.progress_done is not None
                 else None,
+                "deleted_kept": kept.get(acct.name, 0),
+                "notices": [
+                    {"at": _fmt_ts(n.at, zone), "text": n.text} for n in notices[acct.name]
+                ],
             }
         )
     data: dict[str, Any] = {
@@ -300,6 +308,13 @@ def status(obj: Ctx, as_json: bool) -> None:
             click.echo(f"           error: {a['last_error']}")
         if a["fix"] and a["state"] != "ok":
             click.echo(f"           fix:   {a['fix']}")
+        for n in a["notices"]:
+            click.echo(f"           notice ({n['at'][:10]}): {n['text']}")
+        if a["deleted_kept"]:
+            click.echo(
+                f"           history: {a['deleted_kept']:,} message(s) deleted at the source "
+                "are kept ([privacy] forget_deleted)"
+            )
     if data["last_digest"]:
         d = data["last_digest"]
         click.echo(
@@ -313,6 +328,8 @@ def status(obj: Ctx, as_json: bool) -> None:
         else "daemon     not running (start it with 'keepwarm run' or its systemd unit)"
     )
 
+
+NOTICE_DAYS = 30  # how long status shows an account's notices
 
 _HEALTH = {"backoff": "backing off", "auth_required": "auth required", "new": "not synced yet"}
 

@@ -304,7 +304,7 @@ ME = {
     "timezone": Field(_timezone, required=True, doc="IANA zone the digest is rendered in"),
 }
 STORE = {"path": Field(_path, None)}
-PRIVACY = {"store_subjects": Field(_bool, True)}
+PRIVACY = {"store_subjects": Field(_bool, True), "forget_deleted": Field(_bool, False)}
 DAEMON = {
     "sync_interval": Field(_duration, timedelta(minutes=15)),
     "jitter": Field(_duration, timedelta(minutes=2)),
@@ -544,6 +544,7 @@ class Config:
     delivery_account: str | None
     smtp: SmtpConfig | None
     accounts: tuple[Account, ...] = field(default_factory=tuple)
+    forget_deleted: bool = False  # [privacy]: mail deleted at its source leaves the history
 
     @property
     def zone(self) -> ZoneInfo:
@@ -694,6 +695,7 @@ def from_dict(data: Mapping[str, Any], path: Path | None = None) -> Config:
         store_path=Path(store_path),
         state_dir=Path(state_dir),
         store_subjects=privacy["store_subjects"],
+        forget_deleted=privacy["forget_deleted"],
         daemon=daemon,
         people=people,
         exclude=exclude,

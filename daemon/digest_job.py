@@ -211,8 +211,14 @@ def record_shown(store: Store, local_date: date, suggestions: Iterable[Suggestio
 
 
 # -- building the day's digest --------------------------------------------------------------------
-def account_health(config: Config, store: Store) -> list[AccountHealth]:
+NOTICE_WINDOW = timedelta(days=7)  # a digest repeats an account's notices for this long
+
+
+def account_health(
+    config: Config, store: Store, now: datetime | None = None
+) -> list[AccountHealth]:
     states = {s.name: s for s in store.account_states()}
+    since = ((now or datetime.now(UTC)) - NOTICE_WINDOW).timestamp()
     out: list[AccountHealth] = []
     for acct in config.accounts:
         if not acct.enabled:
@@ -228,6 +234,7 @@ def account_health(config: Config, store: Store) -> list[AccountHealth]:
                 else None,
                 last_error=s.last_error if s else None,
                 fix=s.fix if s else None,
+                notices=tuple(n.text for n in store.notices(acct.name, since)),
             )
         )
     return out
@@ -278,7 +285,7 @@ def compose(
             TierHealth(t.name, t.size, t.members, t.warm, t.fading + t.dormant)
             for t in report.tiers
         ],
-        accounts=account_health(config, store),
+        accounts=account_health(config, store, now),
         warnings=[w.text for w in report.warnings],
         delivery_problem=previous_problem(store, local_date),
         people_total=sum(1 for p in report.people if p.tier is not None),

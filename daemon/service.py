@@ -225,6 +225,7 @@ class Worker(threading.Thread):
     def _sync(self, store: Store, task: Task) -> TaskResult:
         assert task.account is not None
         account = task.config.account(task.account)
+        store.forget_deleted = task.config.forget_deleted
         self.interrupt.clear()
         if self.shutdown.is_set():
             self.interrupt.set()

@@ -41,6 +41,7 @@ class SyncOutcome:
     merged: int = 0
     unchanged: int = 0
     deleted: int = 0
+    kept: int = 0  # deleted at the source (or their folder vanished), kept as history
     batches: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     invalid_addresses: int = 0  # left out of stored messages (a message with none left is skipped)
@@ -59,6 +60,8 @@ class SyncOutcome:
             parts.append(f"{self.merged:,} already known from elsewhere")
         if self.deleted:
             parts.append(f"{self.deleted:,} removed")
+        if self.kept:
+            parts.append(f"{self.kept:,} deleted at the source, kept in your history")
         text = ", ".join(parts)
         total_skipped = sum(self.skipped.values())
         if total_skipped:
@@ -99,6 +102,8 @@ def run_account(
     outcome = SyncOutcome(account)
     with store.atomic():
         store.ensure_account(account, kind)
+    if store.forget_deleted:  # [privacy] forget_deleted: including what was kept before
+        store.forget_deleted_mail(account)
     for attempt in range(2):
         try:
             for batch in connector.sync(store.cursor(account)):
@@ -110,6 +115,7 @@ def run_account(
                 outcome.merged += res.merged
                 outcome.unchanged += res.unchanged
                 outcome.deleted += res.deleted
+                outcome.kept += res.kept
                 outcome.invalid_addresses += res.invalid_addresses
                 for reason, n in res.skipped.items():
                     outcome.skipped[reason] = outcome.skipped.get(reason, 0) + n

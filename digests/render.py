@@ -49,6 +49,7 @@ class AccountHealth:
     last_ok_at: datetime | None = None
     last_error: str | None = None
     fix: str | None = None
+    notices: tuple[str, ...] = ()  # about the source itself: a folder that vanished
 
     @property
     def needs_action(self) -> bool:
@@ -204,6 +205,7 @@ def _account(a: AccountHealth, zone: ZoneInfo, today: date) -> dict[str, Any]:
         "synced": local_stamp(a.last_ok_at, zone, today),
         "error": clean_text(a.last_error, 200) if a.last_error and a.state != "ok" else "",
         "fix": clean_text(a.fix, 200) if a.fix and a.state != "ok" else "",
+        "notices": [clean_text(n, 200) for n in a.notices[-3:]],
     }
 
 

@@ -7,7 +7,8 @@ disk, the Gmail emulator, a Dovecot server...). The shared tests then check, thr
 
 - a full sync, then an incremental one, stores exactly the source's set;
 - resuming from the cursor of *any* committed batch loses and duplicates nothing;
-- deletions are applied;
+- deletions are applied by the history rule: a deleted message leaves the account's present set
+  but stays in the history, until the user asks to forget deleted mail;
 - an expired cursor leads to a clean full resync without duplicates;
 - auth failures park the account with a fix; transient errors report back-off;
 - every stored timestamp is UTC.
@@ -69,6 +70,11 @@ def stored_ids(store: Store, account: str) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
+def history_ids(store: Store) -> set[str]:
+    """Message-IDs of every message the store keeps, present at a source or only in history."""
+    return {r[0] for r in store.conn.execute("SELECT message_id FROM messages")}
+
+
 class ConnectorContract:
     """Subclass and provide a ``world`` fixture. Override the capability flags as needed."""
 
@@ -120,6 +126,11 @@ class ConnectorContract:
         ids = stored_ids(store, world.account)
         assert gone not in ids
         assert ids == sorted(world.expected_ids())
+        assert gone in history_ids(store)  # what happened, happened
+        store.forget_deleted = True  # [privacy] forget_deleted = true
+        assert self._sync(store, world) == "ok"
+        assert gone not in history_ids(store)
+        assert stored_ids(store, world.account) == sorted(world.expected_ids())
 
     def test_expired_cursor_resyncs_without_duplicates(self, world: World) -> None:
         if not self.has_cursor_expiry:

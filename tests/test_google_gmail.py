@@ -87,6 +87,10 @@ def test_spam_and_trash_are_removed_and_restored(world: GmailWorld) -> None:
     assert sync(store, world) == "ok"
     assert stored_ids(store, "gm") == sorted(world.expected_ids())
     assert len(stored_ids(store, "gm")) == 4
+    # history: the trashed message stays (it happened), the spam one is gone (issue 15, 11)
+    spam_id = dict(msgs[0].headers)["Message-ID"].strip("<>")
+    history = {r[0] for r in store.conn.execute("SELECT message_id FROM messages")}
+    assert len(history) == 5 and spam_id not in history
     world.emu.mailbox.remove_labels(msgs[0].id, ["SPAM"])
     assert sync(store, world) == "ok"
     assert len(stored_ids(store, "gm")) == 5
@@ -317,7 +321,7 @@ def test_history_actions() -> None:
         },
         {"id": "6", "messagesDeleted": [{"message": {"id": "a"}}]},
     ]
-    assert history_actions(recs) == {"a": "delete", "b": "delete", "c": "delete", "d": "fetch"}
+    assert history_actions(recs) == {"a": "delete", "b": "spam", "c": "delete", "d": "fetch"}
 
 
 def test_to_record_falls_back_to_internal_date() -> None:

@@ -190,9 +190,14 @@ def test_message_moved_between_folders_stays_one_interaction(
     got = sources(store)
     assert got == sorted([(msgid(emu, a), a, "Inbox/Projects"), (msgid(emu, b), b, "Inbox")])
     assert store.counts()["messages"] == 2
-    emu.move_message(a, "deleteditems")  # moved to Deleted Items: gone
+    emu.move_message(a, "deleteditems")  # moved to Deleted Items: gone from the mailbox
     assert sync(store, emu, token) == "ok"
     assert stored_ids(store, ACCOUNT) == [msgid(emu, b)]
+    assert store.counts()["messages"] == 2  # but it happened: kept as history (issue 15)
+    emu.move_message(b, "junkemail")  # reported as spam: never an interaction
+    assert sync(store, emu, token) == "ok"
+    history = {r[0] for r in store.conn.execute("SELECT message_id FROM messages")}
+    assert history == {msgid(emu, a)}
 
 
 def test_folders_created_renamed_and_deleted_later(emu: GraphEmulator, token: Path) -> None:
@@ -211,6 +216,11 @@ def test_folders_created_renamed_and_deleted_later(emu: GraphEmulator, token: Pa
     assert sync(store, emu, token) == "ok"
     assert stored_ids(store, ACCOUNT) == sorted(emu.expected_message_ids())
     assert msgid(emu, c1) not in stored_ids(store, ACCOUNT)
+    history = {r[0] for r in store.conn.execute("SELECT message_id FROM messages")}
+    assert {msgid(emu, c1), msgid(emu, c2)} <= history  # a vanished folder is kept, and told
+    assert [n.text for n in store.notices(ACCOUNT)] == [
+        "folder Inbox/Customers is gone from the mailbox; its 2 messages stay in your history"
+    ]
 
 
 def test_expired_delta_token_resyncs_only_that_round_without_duplicates(
@@ -452,7 +462,8 @@ def test_twenty_percent_faults_converge_with_nothing_lost(emu: GraphEmulator, to
     assert sum(emu.faults_injected.values()) > 5
     assert len(emu.faults_injected) >= 3  # several kinds of fault were served
     assert stored_ids(store, ACCOUNT) == sorted(emu.expected_message_ids())
-    assert store.counts()["messages"] == len(emu.expected_message_ids())
+    # the 20 deleted messages stay as history; nothing else is extra, nothing is twice
+    assert store.counts()["messages"] == len(emu.expected_message_ids()) + 20
 
 
 # -- calendar -------------------------------------------------------------------------------------

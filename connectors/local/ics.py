@@ -8,7 +8,8 @@ Floating times and all-day dates are taken in the user's zone; times with a TZID
 VTIMEZONE (or the IANA zone of that name). A broken series or time zone is skipped, counted.
 
 Re-scans are by content hash: an unchanged file is not read again on the same day; a changed file
-has its events replaced (records that vanished from it are deleted). When the day changes the
+has its events replaced (events removed from it are deleted: they did not take place). A file that
+is gone as a whole keeps its events in the history, with a notice for the user. When the day changes the
 window has moved, so every file is expanded again (the store ignores what it already has).
 """
 
@@ -39,6 +40,7 @@ from keepwarm.connectors.base import (
     EventType,
     Progress,
     ResponseStatus,
+    kept_notice,
 )
 from keepwarm.connectors.headers import clean_text, normalize_address
 from keepwarm.connectors.local.common import (
@@ -321,10 +323,16 @@ class IcsConnector:
         done = 0
         total = len(files) + len([r for r in old_files if r not in files])
         for rel in sorted(old_files):
-            if rel not in files:  # the file is gone: so are its events
-                batch.deletions += [
-                    Deletion(self.account, pid, "event") for pid in self._ids(old_files[rel])
+            if rel not in files:  # the calendar file is gone: its meetings stay in the history
+                gone = [
+                    Deletion(self.account, pid, "event", reason="vanished")
+                    for pid in self._ids(old_files[rel])
                 ]
+                batch.deletions += gone
+                if gone:
+                    batch.notices.append(
+                        kept_notice(f"calendar file {rel} is gone", len(gone), "event")
+                    )
                 del state[rel]
                 done += 1
         for rel, full in files.items():
@@ -371,8 +379,8 @@ class IcsConnector:
                 start = 0
             if start and start < window.start.timestamp():
                 kept.add(pid)  # history that merely left the window stays
-            else:
-                batch.deletions.append(Deletion(self.account, pid, "event"))
+            else:  # removed from the file: a meeting that did not take place
+                batch.deletions.append(Deletion(self.account, pid, "event", reason="replaced"))
         return kept
 
     def _close(

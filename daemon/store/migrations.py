@@ -163,3 +163,30 @@ def m0002_decisions(db: Database) -> None:
         DROP TABLE snoozes;
         """
     )
+
+
+@migrations(name="0003_history_and_notices")
+def m0003_history_and_notices(db: Database) -> None:
+    """Where a record was seen before it was deleted at its source (kept as history), and the
+    notices an account has for the user (a folder that vanished)."""
+    db.executescript(
+        """
+        CREATE TABLE gone_message_sources (
+            account TEXT NOT NULL,
+            message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            folder TEXT,
+            reason TEXT NOT NULL,                 -- deleted | vanished
+            gone_at INTEGER NOT NULL,             -- UTC epoch seconds
+            PRIMARY KEY (account, message)
+        ) WITHOUT ROWID;
+        CREATE INDEX gone_message_sources_message ON gone_message_sources(message);
+        CREATE TABLE gone_event_sources (
+            account TEXT NOT NULL,
+            event INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+            gone_at INTEGER NOT NULL,
+            PRIMARY KEY (account, event)
+        ) WITHOUT ROWID;
+        CREATE INDEX gone_event_sources_event ON gone_event_sources(event);
+        ALTER TABLE accounts ADD COLUMN notices TEXT;  -- JSON [[epoch, text], ...], newest last
+        """
+    )
