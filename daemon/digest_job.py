@@ -416,21 +416,8 @@ def run_digest(
     the same moment gets ``in_progress`` at once, before it builds or sends anything.
     """
     local_date = now.astimezone(config.zone).date()
-    if not send:
-        return _run_digest(
-            config,
-            store,
-            local_date,
-            now,
-            send,
-            out,
-            force,
-            report_builder,
-            delivery,
-            sleep,
-            retry_delays,
-        )
-    with _delivery_claim(store) as claimed:
+    claim = _delivery_claim(store) if send else contextlib.nullcontext(True)
+    with claim as claimed:
         if not claimed:
             return DigestOutcome(
                 "in_progress",

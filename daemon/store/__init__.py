@@ -369,20 +369,8 @@ class Store:
         """Remove every record seen only through ``account``, its history included. Returns the
         number of sources removed."""
         with self.atomic():
-            gone = [
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT message FROM gone_message_sources WHERE account = ?", (account,)
-                )
-            ]
-            gone_ev = [
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT event FROM gone_event_sources WHERE account = ?", (account,)
-                )
-            ]
-            self.conn.execute("DELETE FROM gone_message_sources WHERE account = ?", (account,))
-            self.conn.execute("DELETE FROM gone_event_sources WHERE account = ?", (account,))
+            gone = self._take("gone_message_sources", "message", account)
+            gone_ev = self._take("gone_event_sources", "event", account)
             n = self._remove_sources(account)
             self._drop_orphans(gone, gone_ev)
             self.conn.execute("DELETE FROM accounts WHERE name = ?", (account,))
@@ -488,21 +476,20 @@ class Store:
                 ),
             )
 
+    def _take(self, table: str, column: str, account: str) -> list[int]:
+        """Delete ``account``'s rows of a sources table; the record ids they pointed at."""
+        ids = [
+            int(r[0])
+            for r in self.conn.execute(
+                f"SELECT {column} FROM {table} WHERE account = ?", (account,)
+            )
+        ]
+        self.conn.execute(f"DELETE FROM {table} WHERE account = ?", (account,))
+        return ids
+
     def _remove_sources(self, account: str) -> int:
-        msg_ids = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT message FROM message_sources WHERE account = ?", (account,)
-            )
-        ]
-        ev_ids = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT event FROM event_sources WHERE account = ?", (account,)
-            )
-        ]
-        self.conn.execute("DELETE FROM message_sources WHERE account = ?", (account,))
-        self.conn.execute("DELETE FROM event_sources WHERE account = ?", (account,))
+        msg_ids = self._take("message_sources", "message", account)
+        ev_ids = self._take("event_sources", "event", account)
         self._drop_orphans(msg_ids, ev_ids)
         return len(msg_ids) + len(ev_ids)
 
@@ -519,13 +506,7 @@ class Store:
             [(account, mid, folder, now) for mid, folder in rows],
         )
         self.conn.execute("DELETE FROM message_sources WHERE account = ?", (account,))
-        ev_ids = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT event FROM event_sources WHERE account = ?", (account,)
-            )
-        ]
-        self.conn.execute("DELETE FROM event_sources WHERE account = ?", (account,))
+        ev_ids = self._take("event_sources", "event", account)
         self._drop_orphans([], ev_ids)
         result.deleted += len(ev_ids)
         return [int(r[0]) for r in rows]
