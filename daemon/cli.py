@@ -221,6 +221,11 @@ def sync_accounts(obj: Ctx, names: list[str], *, quiet: bool = False) -> int:
                     f"{account.name}: {outcome.state.replace('_', ' ')}: {outcome.error}.{fix}",
                     err=True,
                 )
+        if failed < len(accounts):  # a digest lost in a crash may have arrived by now
+            from keepwarm.daemon.delivery_check import settle_deliveries
+
+            for line in settle_deliveries(config, store, datetime.now(UTC)):
+                click.echo(line)
     return failed
 
 

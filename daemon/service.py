@@ -36,6 +36,7 @@ from keepwarm.connectors.base import Batch, Connector, ConnectorError, Progress
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.actions import ActionInbox
 from keepwarm.daemon.config import Account, Config, ConfigError
+from keepwarm.daemon.delivery_check import settle_deliveries
 from keepwarm.daemon.doctor import permission_problems
 from keepwarm.daemon.lock import InstanceLock, lock_path_for
 from keepwarm.daemon.scheduler import (
@@ -244,6 +245,8 @@ class Worker(threading.Thread):
                 stop=self.interrupt,
                 intercept=ActionInbox(task.config, store),
             )
+            if outcome.state == "ok":  # a digest lost in a crash may have arrived by now
+                settle_deliveries(task.config, store, self.clock())
         row = store.conn.execute(
             "SELECT failures FROM accounts WHERE name = ?", (account.name,)
         ).fetchone()
@@ -275,6 +278,7 @@ class Worker(threading.Thread):
         return on_batch
 
     def _digest(self, store: Store, task: Task) -> TaskResult:
+        settle_deliveries(task.config, store, self.clock())
         outcome = self.digest_job(task.config, store, now=self.clock(), send=True)
         return TaskResult(task, digest=outcome)
 

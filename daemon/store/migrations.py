@@ -190,3 +190,18 @@ def m0003_history_and_notices(db: Database) -> None:
         ALTER TABLE accounts ADD COLUMN notices TEXT;  -- JSON [[epoch, text], ...], newest last
         """
     )
+
+
+@migrations(name="0004_digest_confirmation")
+def m0004_digest_confirmation(db: Database) -> None:
+    """A digest handed over without an answer (a crash, a dropped connection) is *unconfirmed*
+    until it is seen arriving in a synced mailbox; its exact bytes are kept until then, so a
+    resend is the same message."""
+    db.executescript(
+        """
+        ALTER TABLE digests ADD COLUMN unconfirmed INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE digests ADD COLUMN confirmed_at INTEGER;   -- seen in a synced mailbox
+        ALTER TABLE digests ADD COLUMN resent_at INTEGER;      -- sent again, same Message-ID
+        ALTER TABLE digests ADD COLUMN message BLOB;           -- the message, while unconfirmed
+        """
+    )
