@@ -362,6 +362,7 @@ DIGEST = {
     "from": Field(_email, None),
     "cooldown": Field(_duration, timedelta(days=14)),
     "catch_up_window": Field(_duration, timedelta(hours=12)),
+    "resend_after": Field(_duration, timedelta(minutes=30)),
 }
 SECRET = {
     "password_file": Field(_path, None),

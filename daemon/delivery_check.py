@@ -6,9 +6,9 @@ digest goes to the user's own address, and keepwarm syncs that mailbox, so it ca
 
 1. **Confirmed** when a synced account has stored a message with the digest's Message-ID.
 2. **Resent** (the same bytes, the same Message-ID, once) when it is still missing
-   :data:`CONFIRM_AFTER` after it was handed over, and an account that has received earlier
-   digests has finished a sync at least that long after it: had it arrived, that account would
-   have it. ``keepwarm status`` and the next digest say it was resent.
+   ``[digest] resend_after`` (30 minutes) after it was handed over, and an account that has
+   received earlier digests has finished a sync at least that long after it: had it arrived,
+   that account would have it. ``keepwarm status`` and the next digest say it was resent.
 3. Otherwise (no account receives digests, or the resend too goes unseen) the next digest says
    it may not have arrived.
 
@@ -38,7 +38,6 @@ from keepwarm.digests.deliver import POLICY, Delivery, DeliveryError
 
 log = logging.getLogger(__name__)
 
-CONFIRM_AFTER = timedelta(minutes=30)  # a digest not seen after this long may be lost
 LOOKBACK = timedelta(days=7)  # how far back unconfirmed digests are looked at
 DIGEST_MARKER = "keepwarm-digest"  # the connectors' marker for a digest read back
 
@@ -101,9 +100,10 @@ def settle_deliveries(
             )
             done.append(f"the digest of {day} arrived after all (confirmed)")
             continue
-        if row.resent_at is not None or not _missing(store, row, now):
+        wait: timedelta = config.digest.get("resend_after") or timedelta(minutes=30)
+        if row.resent_at is not None or not _missing(store, row, now, wait):
             continue
-        line = _resend(config, store, row, day, delivery, clock)
+        line = _resend(config, store, row, day, delivery, clock, wait)
         if line:
             done.append(line)
     for line in done:
@@ -111,10 +111,10 @@ def settle_deliveries(
     return done
 
 
-def _missing(store: Store, row: LedgerRow, now: datetime) -> bool:
+def _missing(store: Store, row: LedgerRow, now: datetime, wait: timedelta) -> bool:
     """Long enough after the handover, an account that receives digests synced without it."""
     handed = row.sent_at or row.created_at
-    bound = handed + CONFIRM_AFTER.total_seconds()
+    bound = handed + wait.total_seconds()
     if now.timestamp() < bound:
         return False
     accounts = receiving_accounts(store)
@@ -134,6 +134,7 @@ def _resend(
     day: date,
     delivery: Delivery | None,
     clock: Callable[[], float],
+    wait: timedelta,
 ) -> str | None:
     blob = store.conn.execute(
         "SELECT message FROM digests WHERE local_date = ?", (row.local_date,)
@@ -159,8 +160,12 @@ def _resend(
             store,
             day,
             resent_at=stamp,
-            last_error="resent: it had not arrived in your mail "
-            f"{int(CONFIRM_AFTER.total_seconds() // 60)} minutes after it was sent",
+            last_error=f"resent: it had not arrived in your mail {_span(wait)} after it was sent",
         )
     log.warning("digest %s: it had not arrived in your mail; sent it again (same message)", day)
     return f"the digest of {day} had not arrived: sent it again (the same message)"
+
+
+def _span(wait: timedelta) -> str:
+    minutes = int(wait.total_seconds() // 60)
+    return f"{minutes} minutes" if minutes >= 1 else f"{int(wait.total_seconds())} seconds"
