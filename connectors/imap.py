@@ -753,6 +753,31 @@ class ImapConnector:
                     self.round_trips += session.round_trips
                     session.close()
 
+    def check(self) -> str:
+        """Log in and list the folders a sync would read (for ``keepwarm doctor``); raises the
+        same errors as :meth:`sync`, and never fetches a message."""
+        password = self.settings.password()
+        try:
+            session = self._connect(password)
+        except _NETWORK_ERRORS as exc:
+            raise TransientError(
+                f"cannot reach the IMAP server {self.settings.host} ({_describe(exc)})"
+            ) from None
+        try:
+            folders = self._select(session)
+        except imaplib.IMAP4.error as exc:
+            raise SourceError(
+                f"the IMAP server {self.settings.host} refused a command "
+                f'(it said "{_server_words(str(exc))}")'
+            ) from None
+        except _NETWORK_ERRORS as exc:
+            raise TransientError(
+                f"the connection to {self.settings.host} dropped ({_describe(exc)})"
+            ) from None
+        finally:
+            session.close()
+        return f"login accepted; {len(folders)} folder(s) to read"
+
     # -- connecting ---------------------------------------------------------------------------
     def _ssl_context(self) -> ssl.SSLContext:
         ca = self.settings.ca_file

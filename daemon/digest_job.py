@@ -34,11 +34,11 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from keepwarm.daemon import decisions
+from keepwarm.daemon import decisions, freshness
 from keepwarm.daemon.actions import digest_links
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.lock import exclusive
@@ -252,30 +252,22 @@ def record_shown(store: Store, local_date: date, suggestions: Iterable[Suggestio
 NOTICE_WINDOW = timedelta(days=7)  # a digest repeats an account's notices for this long
 
 
-def account_health(
-    config: Config, store: Store, now: datetime | None = None
-) -> list[AccountHealth]:
-    states = {s.name: s for s in store.account_states()}
-    since = ((now or datetime.now(UTC)) - NOTICE_WINDOW).timestamp()
-    out: list[AccountHealth] = []
-    for acct in config.accounts:
-        if not acct.enabled:
-            continue
-        s = states.get(acct.name)
-        out.append(
-            AccountHealth(
-                name=acct.name,
-                kind=acct.kind,
-                state=s.state if s else "new",
-                last_ok_at=datetime.fromtimestamp(s.last_ok_at, UTC)
-                if s and s.last_ok_at
-                else None,
-                last_error=s.last_error if s else None,
-                fix=s.fix if s else None,
-                notices=tuple(n.text for n in store.notices(acct.name, since)),
-            )
+def account_health(config: Config, store: Store, now: datetime) -> list[AccountHealth]:
+    """Every enabled account (imported ones too) and how fresh it is as of ``now``."""
+    since = (now - NOTICE_WINDOW).timestamp()
+    return [
+        AccountHealth(
+            name=a.name,
+            kind=a.kind,
+            state=a.state,
+            last_ok_at=a.last_ok_at,
+            last_error=a.last_error,
+            fix=a.fix,
+            notices=tuple(n.text for n in store.notices(a.name, since)),
         )
-    return out
+        for a in freshness.accounts(config, store, now)
+        if a.enabled
+    ]
 
 
 def choose(
@@ -326,6 +318,7 @@ def compose(
         accounts=account_health(config, store, now),
         warnings=[w.text for w in report.warnings],
         delivery_problem=previous_problem(store, local_date),
+        extra_actions=[p for p in (freshness.data_problem(store, now, config),) if p],
         people_total=sum(1 for p in report.people if p.tier is not None),
         applied=decisions.applied_lines(store, _names(report.people), config.zone, local_date),
         links=[

@@ -16,7 +16,7 @@ import ssl
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -211,14 +211,62 @@ def _local_source(acct: Account) -> Check:
             f"{path} is not readable by this user",
             f"chmod u+r {shlex.quote(str(path))} (or run keepwarm as its owner)",
         )
-    if acct.kind == "maildir" and not (path / "cur").is_dir() and not any(path.glob("*/cur")):
+    if acct.kind == "maildir":
+        if not path.is_dir():
+            return Check(
+                name, False, f"{path} is a file", "point path at a folder of mail (a maildir)"
+            )
+        layout = maildir_layout(path)
+        if layout is None:
+            return Check(
+                name,
+                False,
+                f"{path} holds no message files",
+                "point path at a maildir (cur/ new/), a tree of them, or a folder of one-message "
+                "files (the Enron archive)",
+            )
+        return Check(name, True, f"{path} readable ({layout})")
+    return Check(name, True, f"{path} readable")
+
+
+def maildir_layout(root: Path, limit: int = 2000) -> str | None:
+    """What the maildir connector will find under ``root``: a maildir, or a folder of message
+    files (Enron, SpamAssassin); None when the first ``limit`` entries hold no file at all."""
+    seen = 0
+    for folder, dirs, files in os.walk(root):
+        if {"cur", "new"} & set(dirs) or Path(folder).name in ("cur", "new"):
+            return "maildir"
+        if any(not f.startswith(".") for f in files):
+            return "a folder of message files"
+        seen += len(dirs) + len(files)
+        if seen > limit:
+            break
+    return None
+
+
+def _imap_login(acct: Account, config: Config, timeout: float) -> Check:
+    """An IMAP account is checked as a sync would use it: TLS, login, its folders."""
+    from dataclasses import replace
+
+    from keepwarm.connectors.base import AuthRequired, ConnectorError
+    from keepwarm.connectors.imap import ImapConnector
+    from keepwarm.daemon.accounts import make_connector
+
+    name = f"login to {acct.name}"
+    try:
+        connector = make_connector(acct, config)
+        assert isinstance(connector, ImapConnector)
+        connector.settings = replace(connector.settings, timeout=timeout, retries=0)
+        return Check(name, True, connector.check())
+    except AuthRequired as exc:
+        return Check(name, False, str(exc), exc.fix or "check the username and password source")
+    except ConnectorError as exc:
         return Check(
             name,
             False,
-            f"{path} is not a maildir (no cur/ folder)",
-            "point path at a maildir (a folder with cur/ new/ tmp/) or at a tree of them",
+            str(exc),
+            "check host, port, security and ca_file in the account's [[accounts]] table",
         )
-    return Check(name, True, f"{path} readable")
 
 
 def _remote_source(acct: Account, timeout: float) -> Check:
@@ -289,6 +337,8 @@ def check_sources(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[
             yield Check(f"source of {acct.name}", True, "disabled (skipped)")
         elif acct.kind in LOCAL_KINDS:
             yield _local_source(acct)
+        elif acct.kind == "imap":
+            yield _imap_login(acct, config, timeout)
         else:
             yield _remote_source(acct, timeout)
 
@@ -369,13 +419,36 @@ def check_smtp(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[Che
 
 
 # -- time zone and schedule -----------------------------------------------------------------------
+def check_data(config: Config, now: datetime) -> Iterator[Check]:
+    """Is there mail, and is it recent? (a warning: an old archive is fine with --as-of)"""
+    from keepwarm.daemon.freshness import NEWEST_SQL, problem_of
+
+    if not config.store_path.is_file():
+        return
+    ts = int(now.timestamp())
+    rows = _query_store(config, NEWEST_SQL.replace("?", str(ts)))
+    latest = datetime.fromtimestamp(rows[0][0], UTC) if rows and rows[0][0] is not None else None
+    problem = problem_of(latest, now, config)
+    if problem is None and latest is not None:
+        yield Check(
+            "data", True, f"newest mail or meeting {latest.astimezone(config.zone):%Y-%m-%d %H:%M}"
+        )
+    elif problem is not None:
+        what, _, fix = problem.partition(": ")
+        yield Check("data", False, what, fix, warning=True)
+
+
 def check_schedule(config: Config, now: datetime) -> Iterator[Check]:
-    from keepwarm.daemon.scheduler import next_digest_at
+    from keepwarm.daemon.freshness import next_digest
 
     zone = config.zone
-    at = next_digest_at(now, config.digest["time"], zone)
+    sent = {
+        str(r[0])
+        for r in _query_store(config, "SELECT local_date FROM digests WHERE state = 'sent'")
+    }
+    at, _catch_up = next_digest(config, now, sent)
     local = at.astimezone(zone)
-    mins = int((at - now).total_seconds() // 60)
+    mins = max(0, int((at - now).total_seconds() // 60))
     yield Check(
         "time zone",
         True,
@@ -404,5 +477,6 @@ def run_checks(config: Config, now: datetime, timeout: float = NETWORK_TIMEOUT) 
     yield from check_tokens(config)
     yield from check_sources(config, timeout)
     yield from check_accounts(config)
+    yield from check_data(config, now)
     yield from check_smtp(config, timeout)
     yield from check_schedule(config, now)

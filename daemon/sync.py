@@ -50,6 +50,21 @@ class SyncOutcome:
     retry_after: float | None = None
     full_resync: bool = False
 
+    def to_json(self) -> dict[str, object]:
+        """The outcome as ``sync --json`` and ``import --json`` print it."""
+        return {
+            "account": self.account,
+            "state": self.state,
+            "added": self.added,
+            "merged": self.merged,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "skipped": dict(self.skipped),
+            "error": self.error,
+            "fix": self.fix,
+            "summary": self.summary(),
+        }
+
     def summary(self) -> str:
         """One line: '12,408 imported, 31 skipped: 29 unparseable date, 2 unreadable'."""
         parts = [f"{self.added:,} imported"]

@@ -39,6 +39,18 @@ class TierHealth:
     fading: int
 
 
+# An account's state in words, the same on every screen (the digest, status, doctor).
+ACCOUNT_STATES = {
+    "ok": "up to date",
+    "stale": "out of date",
+    "imported": "imported",
+    "new": "not synced yet",
+    "backoff": "backing off",
+    "auth_required": "auth required",
+    "failing": "failing",
+}
+
+
 @dataclass(frozen=True)
 class AccountHealth:
     """Data freshness of one account (from the store's accounts table)."""
@@ -189,13 +201,7 @@ def _text_bar(t: TierHealth, scale: int, width: int = 20) -> str:
 
 
 def _account(a: AccountHealth, zone: ZoneInfo, today: date) -> dict[str, Any]:
-    state = {
-        "ok": "up to date",
-        "new": "not synced yet",
-        "backoff": "retrying",
-        "auth_required": "needs sign-in",
-        "failing": "failing",
-    }.get(a.state, clean_text(a.state, 30))
+    state = ACCOUNT_STATES.get(a.state, clean_text(a.state, 30))
     return {
         "name": clean_text(a.name, 64),
         "kind": clean_text(a.kind, 20),

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from keepwarm.connectors.headers import normalize_address
-from keepwarm.daemon import decisions
+from keepwarm.daemon import decisions, freshness
 from keepwarm.daemon.cli import (
     Ctx,
     UserError,
@@ -31,6 +31,7 @@ from keepwarm.daemon.people_stats import (
     load_view,
     person_record,
 )
+from keepwarm.daemon.words import kind_word, plural, table, tier_word
 from keepwarm.digests.cadence import NetworkReport, PersonReport
 
 __all__ = ["PeopleView", "cli", "load_view", "people_records"]
@@ -89,60 +90,103 @@ def print_people(
     report: NetworkReport | None = None,
     people: list[Person] | None = None,
     explain: bool = False,
+    plain: bool = False,
 ) -> None:
     people = people if people is not None else selected_people(view, all_kinds, report)
     if report is not None and not all_kinds:
-        print_network(people, report, explain)
+        print_network(people, report, explain, zone, plain)
         return
     if not people:
-        what = "address clusters" if all_kinds else "relationships (two-way contact)"
-        click.echo(f"no {what} found yet; run 'keepwarm sync' or 'keepwarm import' first")
+        what = "addresses with mail or meetings" if all_kinds else "relationships (two-way) yet"
+        click.echo(f"no {what}; run 'keepwarm sync' or 'keepwarm import' first")
         return
-    header = f"{'name':<28} {'address':<34} {'last touch':<10} {'in':>5} {'out':>5} {'meet':>4}"
-    click.echo(header + ("  kind" if all_kinds else ""))
+    headers = ["name", "address", "last touch", "in", "out", "meetings"]
+    rows = []
     for p in people:
         s = view.stats[p.key]
-        extra = f"  +{len(p.addresses) - 1}" if len(p.addresses) > 1 else ""
-        line = (
-            f"{p.name[:28]:<28} {(p.key + extra)[:34]:<34} {_day(s.last_touch, zone):<10} "
-            f"{s.messages_in:>5} {s.messages_out:>5} {s.meetings:>4}"
-        )
+        extra = f" (+{len(p.addresses) - 1})" if len(p.addresses) > 1 else ""
+        row = [
+            p.name,
+            p.key + extra,
+            _day(s.last_touch, zone),
+            f"{s.messages_in:,}",
+            f"{s.messages_out:,}",
+            f"{s.meetings:,}",
+        ]
         if all_kinds:
-            line += f"  {p.kind}{'' if p.two_way or p.kind != 'person' else ' (one-way)'}"
+            row.append(kind_word(p.kind, p.two_way))
+        rows.append(row)
+    for line in table([*headers, *(["kind"] if all_kinds else [])], rows, (3, 4, 5), plain):
         click.echo(line)
+    if plain:
+        return
     n_rel = sum(1 for p in people if p.kind == "person" and p.two_way)
-    click.echo(f"{n_rel} relationships" + (f", {len(people)} clusters" if all_kinds else ""))
+    summary = plural(n_rel, "relationship")
+    if all_kinds:
+        summary += f" among {plural(len(people), 'address cluster')}"
+    click.echo(summary)
 
 
-def _gap(rep: PersonReport) -> str:
+def _silence(rep: PersonReport) -> tuple[str, str]:
     if rep.days_since_contact is None:
-        return "-"
-    return f"{rep.days_since_contact}d/{rep.expected_gap_days:.0f}d"
+        return "-", "-"
+    return plural(rep.days_since_contact, "day"), plural(round(rep.expected_gap_days), "day")
 
 
-def print_network(people: list[Person], report: NetworkReport, explain: bool) -> None:
+def print_network(
+    people: list[Person],
+    report: NetworkReport,
+    explain: bool,
+    zone: ZoneInfo | None = None,
+    plain: bool = False,
+) -> None:
     """Relationships with the engine's view: tier, stage, strength, silence against rhythm."""
     if not people:
-        click.echo("nobody matches; 'keepwarm people' lists every relationship")
+        if explain:
+            click.echo("nobody matches these filters; 'keepwarm people' lists every relationship")
+        else:
+            click.echo(
+                "no relationships (two-way) yet; 'keepwarm people --all' lists every address"
+            )
         return
-    click.echo(
-        f"{'name':<26} {'address':<32} {'tier':<8} {'stage':<11} {'strength':>8} "
-        f"{'since/usual':>11} {'owed':>5}"
-    )
+    headers = ["name", "address", "tier", "stage", "strength", "silent", "usual gap", "owed"]
+    rows: list[list[str]] = []
+    notes: dict[int, list[str]] = {}
     for p in people:
         rep = report.person(p.key)
         if rep is None:
-            click.echo(f"{p.name[:26]:<26} {p.key[:32]:<32} (no touches the engine counts)")
+            rows.append([p.name, p.key, "-", "-", "-", "-", "-", "-"])
+            notes[len(rows) - 1] = ["no conversation the engine counts yet"]
             continue
-        owed = f"{rep.replies_owed_by_me}/{rep.replies_owed_to_me}"
-        click.echo(
-            f"{p.name[:26]:<26} {p.key[:32]:<32} {rep.tier or '-':<8} {rep.stage:<11} "
-            f"{rep.strength:>8.2f} {_gap(rep):>11} {owed:>5}"
+        silent, usual = _silence(rep)
+        rows.append(
+            [
+                p.name,
+                p.key,
+                tier_word(rep.tier),
+                rep.stage,
+                f"{rep.strength:.2f}",
+                silent,
+                usual,
+                f"{rep.replies_owed_by_me}/{rep.replies_owed_to_me}",
+            ]
         )
         if explain:
-            for sig in report.signals_for(p.key):
-                click.echo(f"    {sig.kind}: {'; '.join(sig.because)}")
-    click.echo(f"{len(people)} people (owed: replies you owe / replies owed to you)")
+            notes[len(rows) - 1] = [
+                f"{sig.kind}: {'; '.join(sig.because)}" for sig in report.signals_for(p.key)
+            ]
+    lines = table(headers, rows, (4, 5, 6, 7), plain)
+    click.echo(lines[0])
+    for i, line in enumerate(lines[1:]):
+        click.echo(line)
+        if not plain:
+            for note in notes.get(i, ()):
+                click.echo(f"    {note}")
+    if not plain:
+        click.echo(
+            f"{plural(len(people), 'person', 'people')} "
+            "(owed: replies you owe / replies owed to you)"
+        )
 
 
 def print_candidates(cands: list[tuple[Person, Person, str]], as_json: bool) -> None:
@@ -184,6 +228,7 @@ def print_candidates(cands: list[tuple[Person, Person, str]], as_json: bool) -> 
     "--lopsided", is_flag=True, help="Only ties where one side does nearly all the reaching out."
 )
 @click.option("--owed", is_flag=True, help="Only people with a reply owed, by you or to you.")
+@click.option("--plain", is_flag=True, help="Tab-separated columns and no summary (for scripts).")
 @as_of_option
 @pass_ctx
 def people(
@@ -195,6 +240,7 @@ def people(
     fading: bool,
     lopsided: bool,
     owed: bool,
+    plain: bool,
     as_of: str | None,
 ) -> None:
     """List your relationships, strongest first, with tier, stage and rhythm.
@@ -211,6 +257,7 @@ def people(
     report: NetworkReport | None = None
     with obj.store() as store:
         view = load_view(store, decisions.decided_config(config, store, now_utc(when)), when)
+        problem = freshness.data_problem(store, now_utc(when), config)
         if not merges:
             report = build_report(config, store, now_utc(when), identity=view.identity)
     if merges or report is None:
@@ -225,7 +272,9 @@ def people(
         click.echo(json.dumps(people_records(view, all_kinds, report, chosen), indent=2))
     else:
         explain = bool(tier or fading or lopsided or owed)
-        print_people(view, config.zone, all_kinds, report, chosen, explain)
+        print_people(view, config.zone, all_kinds, report, chosen, explain, plain)
+    if problem and not plain and not as_json:
+        click.echo(f"note: {problem}", err=True)
 
 
 # -- person -----------------------------------------------------------------------------------------
