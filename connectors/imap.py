@@ -764,7 +764,7 @@ class ImapConnector:
                 f"cannot reach the IMAP server {self.settings.host} ({_describe(exc)})"
             ) from None
         try:
-            folders = self._select(session)
+            folders = self._select(session, session.list_folders())
         except imaplib.IMAP4.error as exc:
             raise SourceError(
                 f"the IMAP server {self.settings.host} refused a command "
