@@ -428,6 +428,27 @@ def kept_subject(subject: str | None, keep: bool) -> str | None:
     return subject if subject and (keep or is_action_subject(subject)) else None
 
 
+# -- display names from export headers ----------------------------------------------------------
+_NOTES_ROUTE = re.compile(r"<[^<>]*\b(?:O|OU|CN)=[^<>]*>", re.IGNORECASE)
+
+
+def x_from_name(value: str | None, sender: str) -> str:
+    """The sender's display name from an ``X-From`` header (Lotus Notes / Enron exports, whose
+    From is a bare address): "Phillip K Allen", "Lay, Kenneth </O=ENRON/...>", or
+    "Name <address>" when that address is the sender's. Empty when it names no one."""
+    if not value:
+        return ""
+    text = clean_text(decode_words(_NOTES_ROUTE.sub(" ", value))).strip().strip("\"'").strip()
+    if not text:
+        return ""
+    if "@" not in text:
+        return text[:200]
+    parsed = parse_addresses(text)
+    if len(parsed) == 1 and parsed[0].email == sender and parsed[0].name:
+        return parsed[0].name
+    return ""
+
+
 # -- the whole record ---------------------------------------------------------------------------
 def message_from_headers(
     headers: Mapping[str, Sequence[str]],
@@ -464,6 +485,10 @@ def message_from_headers(
     if sender is None:
         sender_h = addresses(first(headers, "sender"))
         sender = sender_h[0] if sender_h else None
+    if sender is not None and not sender.name and "x-from" in headers:
+        name = x_from_name(first(headers, "x-from"), sender.email)
+        if name:
+            sender = Address(sender.email, name)
     to = addresses(", ".join(headers.get("to", [])))
     cc = addresses(", ".join(headers.get("cc", [])))
     if sender is None and not to and not cc:

@@ -268,6 +268,7 @@ def context(model: DigestModel) -> dict[str, Any]:
         "quiet": not items,
         "tiers": [_bar(t) for t in model.tiers],
         "people_total": model.people_total,
+        "people_label": f"{model.people_total:,} {'person' if model.people_total == 1 else 'people'}",
         "accounts": accounts,
         "actions": actions,
         "warnings": [clean_text(w, 200) for w in model.warnings[:3]],

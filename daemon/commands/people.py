@@ -382,7 +382,7 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: 
         ]
         click.echo(json.dumps(record, indent=2))
         return
-    _print_person(record, msgs, meets, config.zone)
+    _print_person(record, msgs, meets, config.zone, config.store_subjects)
     _print_decisions(mine, dict.fromkeys(p.addresses, p.name), config)
     if report is not None:
         _print_why(report, p.key)
@@ -404,66 +404,92 @@ def _print_decisions(mine: list[decisions.Decision], names: dict[str, str], conf
 
 
 def _print_why(report: NetworkReport, key: str) -> None:
+    """The engine's view in the words of every other screen (no raw ratios: --json has them)."""
     rep = report.person(key)
     if rep is None:
-        click.echo("engine: no touches it counts (mass mail, automatic mail or one-way only)")
+        click.echo(
+            "in your network: not yet (no conversation the engine counts: mass mail, automatic "
+            "mail or one-way only)"
+        )
         return
     click.echo(
-        f"engine: tier {rep.tier or 'none (acquaintance)'}, stage {rep.stage}, "
-        f"strength {rep.strength:.2f}, {rep.contact_days} days with two-way contact"
+        f"in your network: tier {tier_word(rep.tier)}, stage {rep.stage}, "
+        f"strength {rep.strength:.2f}"
+    )
+    click.echo(
+        f"  conversations: {plural(rep.contact_days, 'day')} on which you both wrote in one "
+        "thread, or met"
     )
     if rep.days_since_contact is not None:
-        usual = f"{rep.typical_gap_days:g}" if rep.typical_gap_days is not None else "-"
-        click.echo(
-            f"  rhythm: last contact {rep.days_since_contact} days ago; usual gap {usual} days, "
-            f"expected {rep.expected_gap_days:g}; overdue ratio {rep.overdue_ratio}"
-        )
+        line = f"  rhythm: last conversation {plural(rep.days_since_contact, 'day')} ago"
+        if rep.typical_gap_days is not None:
+            line += f"; you usually talk every {plural(round(rep.typical_gap_days), 'day')}"
+        if rep.overdue_ratio is not None and rep.overdue_ratio >= 1.05:
+            line += f", so that is {rep.overdue_ratio:.1f} times your usual gap"
+        click.echo(line)
     click.echo(
-        f"  give and take: started by you {rep.initiated_by_me}, by them {rep.initiated_by_them}; "
-        f"balance {rep.balance:+.2f}; replies you owe {rep.replies_owed_by_me}, "
-        f"owed to you {rep.replies_owed_to_me}"
+        f"  give and take: you started {plural(rep.initiated_by_me, 'thread or meeting', 'threads or meetings')}, "
+        f"they started {rep.initiated_by_them:,}; you owe {plural(rep.replies_owed_by_me, 'reply', 'replies')}, "
+        f"they owe you {plural(rep.replies_owed_to_me, 'reply', 'replies')}"
     )
     sigs = report.signals_for(key)
     if not sigs:
-        click.echo("  signals: none today")
+        click.echo("  suggestions: none today")
     for sig in sigs:
-        click.echo(f"  {sig.kind} (urgency {sig.urgency:.2f})")
+        click.echo(f"  suggestion: {sig.kind.replace('_', ' ')}")
         for line in sig.because:
             click.echo(f"    - {line}")
-        facts = ", ".join(f"{k}={v}" for k, v in sig.facts.items() if v is not None)
-        click.echo(f"    facts: {facts}")
+
+
+def _day_of(iso_ts: str | None, zone: ZoneInfo) -> str:
+    if not iso_ts:
+        return "-"
+    return (
+        datetime.fromisoformat(iso_ts.replace("Z", "+00:00")).astimezone(zone).strftime("%Y-%m-%d")
+    )
 
 
 def _print_person(
-    record: dict[str, Any], msgs: list[Any], meets: list[Any], zone: ZoneInfo
+    record: dict[str, Any], msgs: list[Any], meets: list[Any], zone: ZoneInfo, subjects: bool
 ) -> None:
     click.echo(f"{record['name']} <{record['key']}>")
     for extra in record["addresses"][1:]:
         click.echo(f"  also {extra}")
     kind = record["kind"]
-    rel = "a relationship" if kind == "person" and record["two_way"] else "not a relationship"
-    click.echo(f"kind: {kind} ({rel})")
+    if kind == "person":
+        how = (
+            "two-way: you have written to each other"
+            if record["two_way"]
+            else "one-way so far: not yet a relationship"
+        )
+        click.echo(f"kind: person, {how}")
+    else:
+        click.echo(f"kind: {kind_word(kind)} (not a relationship)")
     for why in record["reasons"]:
         click.echo(f"  - {why}")
     click.echo(
-        f"messages: {record['messages_in']} from them ({record['direct_in']} direct), "
-        f"{record['messages_out']} from you ({record['direct_out']} direct); "
-        f"meetings: {record['meetings']}"
+        f"messages: {record['messages_in']:,} from them ({record['direct_in']:,} direct), "
+        f"{record['messages_out']:,} from you ({record['direct_out']:,} direct); "
+        f"{plural(record['meetings'], 'small meeting')}"
     )
     click.echo(
-        f"first touch {record['first_touch'] or '-'}, last touch {record['last_touch'] or '-'}"
+        f"first touch {_day_of(record['first_touch'], zone)}, "
+        f"last touch {_day_of(record['last_touch'], zone)}"
     )
     if msgs:
         click.echo("recent messages:")
         for m in msgs:
             arrow = "<-" if m.direction == "in" else "->"
             note = "  (mass mail, not a touch)" if m.mass else ""
-            subject = m.subject if m.subject is not None else "(subject not stored)"
+            if m.subject is not None:
+                subject = m.subject
+            else:
+                subject = "(no subject)" if subjects else "(subject not stored)"
             click.echo(f"  {m.date.astimezone(zone):%Y-%m-%d %H:%M} {arrow} {subject}{note}")
     if meets:
         click.echo("recent meetings:")
         for mt in meets:
-            size = f"{mt.attendees} attendees" + ("" if mt.small else ", large: not a touch")
+            size = plural(mt.attendees, "attendee") + ("" if mt.small else ", large: not a touch")
             click.echo(
                 f"  {mt.start.astimezone(zone):%Y-%m-%d %H:%M} {mt.title or '(untitled)'} "
                 f"({size}; they {mt.response})"
