@@ -170,6 +170,12 @@ def auth() -> None:
     """Authorise keepwarm to read an account (run once per account, again if access expires)."""
 
 
+def _complete_accounts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    from keepwarm.daemon.completion import accounts
+
+    return accounts(ctx, param, incomplete)
+
+
 def sync_accounts(
     obj: Ctx, names: list[str], *, quiet: bool = False, collect: list[Any] | None = None
 ) -> int:
@@ -241,7 +247,7 @@ def sync_accounts(
 
 
 @cli.command()
-@click.argument("accounts", nargs=-1)
+@click.argument("accounts", nargs=-1, shell_complete=_complete_accounts)
 @click.option("--json", "as_json", is_flag=True, help="Print each account's outcome as JSON.")
 @pass_ctx
 def sync(obj: Ctx, accounts: tuple[str, ...], as_json: bool) -> None:
@@ -445,6 +451,7 @@ def _register_subcommands() -> None:
         "microsoft",
         "service",
         "demo",
+        "manual",
     ):
         importlib.import_module(f"keepwarm.daemon.commands.{module}")
 

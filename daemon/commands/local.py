@@ -17,6 +17,7 @@ from types import FrameType
 import click
 
 from keepwarm.connectors.base import ConnectorError
+from keepwarm.daemon import completion
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.cli import EXIT_FAIL, Ctx, ProgressPrinter, UserError, cli, pass_ctx
 from keepwarm.daemon.config import Account, Config
@@ -97,6 +98,7 @@ def _check_name(obj: Ctx, config: Config, name: str, kind: str) -> None:
     "--account",
     "account_name",
     metavar="NAME",
+    shell_complete=completion.accounts,
     help="Account name to file the records under (default: derived from the path, so "
     "importing the same path again only adds what is new).",
 )
@@ -150,7 +152,7 @@ def import_(obj: Ctx, kind: str, path: Path, account_name: str | None, as_json: 
 
 
 @cli.command()
-@click.argument("account")
+@click.argument("account", shell_complete=completion.accounts)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctx
 def forget(obj: Ctx, account: str, yes: bool) -> None:

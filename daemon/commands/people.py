@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from keepwarm.connectors.headers import normalize_address
-from keepwarm.daemon import decisions, freshness
+from keepwarm.daemon import completion, decisions, freshness
 from keepwarm.daemon.cli import (
     Ctx,
     UserError,
@@ -322,7 +322,7 @@ def find_person(identity: Identity, query: str) -> Person:
 
 
 @cli.command()
-@click.argument("address")
+@click.argument("address", shell_complete=completion.people)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--limit", default=20, show_default=True, help="How many recent messages to show.")
 @click.option(
