@@ -67,16 +67,18 @@ _BIRTHDAY_WORDS = re.compile(
 
 @dataclass(frozen=True)
 class Window:
-    """The span of occurrences a source keeps; ``day`` (UTC date) says when it was computed."""
+    """The span of occurrences a source keeps around ``now``; ``day`` (UTC date) says when it
+    was computed."""
 
     start: datetime
     end: datetime
     day: str
+    now: datetime
 
 
 def window_around(now: datetime | None, past: timedelta, future: timedelta) -> Window:
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    return Window(now - past, now + future, now.date().isoformat())
+    return Window(now - past, now + future, now.date().isoformat(), now)
 
 
 @dataclass(frozen=True)
@@ -303,20 +305,42 @@ def replaced(
     """A resource read again: ``(ids to delete, ids to keep)`` of its earlier occurrences that
     are not in ``new_ids``. Those that started before the window merely left it (history stays);
     the others vanished from the resource."""
+    return split_at(old_ids, new_ids, window.start)
+
+
+def split_at(ids: Iterable[str], keep: set[str], when: datetime) -> tuple[list[str], set[str]]:
+    """``(ids to delete, ids to keep)`` of ``ids`` not in ``keep``: the occurrences that started
+    before ``when`` stay (by the start in each ``PREFIX#UID#START`` id); the others go."""
     deleted: list[str] = []
     kept: set[str] = set()
-    for pid in old_ids:
-        if pid in new_ids:
+    cut = when.timestamp()
+    for pid in ids:
+        if pid in keep:
             continue
         try:
             start = int(pid.rsplit("#", 1)[1])
         except (IndexError, ValueError):
             start = 0
-        if start and start < window.start.timestamp():
+        if start and start < cut:
             kept.add(pid)
         else:
             deleted.append(pid)
     return deleted, kept
+
+
+def later(raw: bytes | str, window: Window, opts: EventOptions) -> bool:
+    """Does an event of the resource start after the window (it enters the window later)?"""
+    for cal in parse_calendars(raw) or ():
+        for ev in cal.walk("VEVENT"):
+            dtstart = ev.get("DTSTART")
+            if dtstart is None:
+                continue
+            try:
+                if _to_utc(dtstart.dt, opts.zone) > window.end:
+                    return True
+            except (TypeError, ValueError):
+                continue
+    return False
 
 
 def _calendar_events(

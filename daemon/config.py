@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from keepwarm.connectors.headers import normalize_address
@@ -230,6 +231,19 @@ def _month_day(v: Any) -> str:
     return f"{m.group(1)}-{m.group(2)}"
 
 
+def _dav_url(v: Any) -> str:
+    s = _nonempty_str(v)
+    parts = urlsplit(s)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise _Invalid('the server\'s address, such as "https://caldav.fastmail.com/dav/"')
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise _Invalid(
+            "an https:// address (http:// would send your password in clear text; "
+            "it is allowed only towards a loopback address)"
+        )
+    return s
+
+
 def _regex(v: Any) -> str:
     s = _str(v)
     try:
@@ -387,7 +401,8 @@ DELIVERY = {
 ACCOUNT_COMMON = {
     "name": Field(_nonempty_str, required=True),
     "kind": Field(
-        _choice("mbox", "maildir", "ics", "imap", "gmail", "gcal", "microsoft"), required=True
+        _choice("mbox", "maildir", "ics", "imap", "gmail", "gcal", "microsoft", "caldav"),
+        required=True,
     ),
     "enabled": Field(_bool, True),
     "sync_interval": Field(_duration, None),
@@ -398,6 +413,13 @@ _GOOGLE = {
     "api_endpoint": Field(_nonempty_str, None),
     "token_uri": Field(_nonempty_str, None),
     "timeout": Field(_duration, timedelta(seconds=60)),
+}
+_DAV = {
+    "url": Field(_dav_url, required=True),
+    "username": Field(_nonempty_str, required=True),
+    "ca_file": Field(_path, None),
+    "timeout": Field(_duration, timedelta(seconds=60)),
+    **SECRET,
 }
 ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
     "mbox": {"path": Field(_path, required=True)},
@@ -419,6 +441,12 @@ ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
         "ca_file": Field(_path, None),
         "backfill": Field(_duration, timedelta(days=3 * 365)),
         **SECRET,
+    },
+    "caldav": {
+        **_DAV,
+        "calendars": Field(_list_of(_nonempty_str, "calendar names"), ()),
+        "window_past": Field(_duration, timedelta(days=730)),
+        "window_future": Field(_duration, timedelta(days=14)),
     },
     "gmail": {
         **_GOOGLE,
@@ -448,6 +476,8 @@ ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
         "timeout": Field(_duration, timedelta(seconds=60)),
     },
 }
+
+PASSWORD_KINDS = frozenset({"imap", "caldav"})  # kinds that log in with a password
 
 TOP = (
     "me",
@@ -777,18 +807,20 @@ def _load_accounts(raw: Any, problems: list[str], default_interval: timedelta) -
         if v["name"] in names:
             problems.append(f'{where}.name: duplicate account name "{v["name"]}"')
         names.add(v["name"])
-        if kind == "imap":
+        if kind in PASSWORD_KINDS:
             _check_secret(v, where, problems)
             if not any(v.get(k) for k in ("password_file", "password_env", "password_command")):
                 problems.append(
                     f"{where}: set password_file, password_env or password_command (passwords never go in this file)"
                 )
-            if v["security"] == "none" and not (
-                v["allow_plaintext"] and is_loopback_host(v["host"] or "")
-            ):
-                problems.append(
-                    f'{where}.security: "none" is allowed only towards a loopback address and with allow_plaintext = true'
-                )
+        if (
+            kind == "imap"
+            and v["security"] == "none"
+            and not (v["allow_plaintext"] and is_loopback_host(v["host"] or ""))
+        ):
+            problems.append(
+                f'{where}.security: "none" is allowed only towards a loopback address and with allow_plaintext = true'
+            )
         options = {k: v[k] for k in ACCOUNT_KINDS.get(v["kind"], {})}
         out.append(
             Account(

@@ -27,6 +27,7 @@ from keepwarm.daemon.store import directory_problem
 
 OAUTH_KINDS = ("gmail", "gcal", "microsoft")
 LOCAL_KINDS = ("mbox", "maildir", "ics")
+DAV_KINDS = {"caldav": "calendars"}  # kind -> the config key choosing its collections
 NETWORK_TIMEOUT = 5.0
 _DEFAULT_HOSTS = {
     "gmail": "https://gmail.googleapis.com",
@@ -291,6 +292,31 @@ def _remote_source(acct: Account, timeout: float) -> Check:
     return Check(name, True, f"{host}:{port} accepts connections")
 
 
+def _dav_source(acct: Account, timeout: float) -> Check:
+    """Log in to a CalDAV/CardDAV account and find its collections."""
+    from dataclasses import replace
+
+    from keepwarm.connectors.base import ConnectorError
+    from keepwarm.connectors.dav.session import CALDAV, DavSession
+    from keepwarm.daemon.accounts import dav_settings
+
+    name = f"login to {acct.name}"
+    settings = dav_settings(acct, DAV_KINDS[acct.kind])
+    settings = replace(settings, timeout=min(settings.timeout, max(timeout, 10.0)))
+    session = DavSession(settings, CALDAV)
+    try:
+        found = session.probe()
+    except ConnectorError as exc:
+        return Check(name, False, str(exc), getattr(exc, "fix", None) or None)
+    names = ", ".join(c.name for c in found) or "none"
+    what = session.flavour.what
+    return Check(
+        name,
+        True,
+        f"logged in as {settings.username}; {len(found)} {what}{'s' if len(found) != 1 else ''}: {names}",
+    )
+
+
 def _query_store(config: Config, sql: str) -> list[tuple[Any, ...]]:
     """Rows of ``sql`` read from the database read-only (doctor never creates or migrates it);
     none when there is no database yet, or it cannot be read (the database check says why)."""
@@ -339,6 +365,8 @@ def check_sources(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[
             yield _local_source(acct)
         elif acct.kind == "imap":
             yield _imap_login(acct, config, timeout)
+        elif acct.kind in DAV_KINDS:
+            yield _dav_source(acct, timeout)
         else:
             yield _remote_source(acct, timeout)
 

@@ -14,7 +14,8 @@ disk, the Gmail emulator, a Dovecot server...). The shared tests then check, thr
 - every stored timestamp is UTC.
 
 Capabilities a source does not have (a maildir has no credentials) are declared with class
-attributes, and the matching tests are skipped with that reason.
+attributes, and the matching tests are skipped with that reason. A calendar source runs the same
+suite over events (``records = "events"``): its world adds events, and ids are iCalendar UIDs.
 """
 
 from __future__ import annotations
@@ -60,6 +61,16 @@ class World(Protocol):
         """Undo break_auth / fail_transiently."""
 
 
+def stored_event_uids(store: Store, account: str) -> list[str]:
+    """iCalendar UIDs of the events stored through ``account`` (a list, so duplicates show)."""
+    rows = store.conn.execute(
+        """SELECT e.ical_uid FROM event_sources s JOIN events e ON e.id = s.event
+           WHERE s.account = ?""",
+        (account,),
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
 def stored_ids(store: Store, account: str) -> list[str]:
     """Message-IDs stored through ``account`` (a list, so duplicates show)."""
     rows = store.conn.execute(
@@ -82,6 +93,12 @@ class ConnectorContract:
     has_cursor_expiry: ClassVar[bool] = True
     has_transient_errors: ClassVar[bool] = True
     initial_messages: ClassVar[int] = 12
+    records: ClassVar[str] = "messages"  # or "events": the world adds events, ids are UIDs
+
+    def stored(self, store: Store, account: str) -> list[str]:
+        if self.records == "events":
+            return stored_event_uids(store, account)
+        return stored_ids(store, account)
 
     @pytest.fixture
     def world(self) -> World:  # pragma: no cover - overridden
@@ -95,19 +112,19 @@ class ConnectorContract:
         store = Store.memory()
         world.add_messages(self.initial_messages)
         assert self._sync(store, world) == "ok"
-        assert stored_ids(store, world.account) == sorted(world.expected_ids())
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
         world.add_messages(3)
         assert self._sync(store, world) == "ok"
-        assert stored_ids(store, world.account) == sorted(world.expected_ids())
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
         assert self._sync(store, world) == "ok"  # nothing new: nothing changes
-        assert stored_ids(store, world.account) == sorted(world.expected_ids())
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
 
     def test_resume_from_every_cursor_loses_and_duplicates_nothing(self, world: World) -> None:
         world.add_messages(self.initial_messages)
         batches: list[Batch] = []
         reference = Store.memory()
         self._sync(reference, world, on_batch=lambda _a, _p, b: batches.append(b))
-        expected = stored_ids(reference, world.account)
+        expected = self.stored(reference, world.account)
         assert expected == sorted(world.expected_ids())
         assert len(batches) >= 2, "the world should make the connector yield several batches"
         for k in range(1, len(batches)):
@@ -115,7 +132,7 @@ class ConnectorContract:
             for b in batches[:k]:
                 store.apply_batch(world.account, world.kind, b)  # as if killed after batch k
             assert self._sync(store, world) == "ok"
-            assert stored_ids(store, world.account) == expected, f"resuming after batch {k}"
+            assert self.stored(store, world.account) == expected, f"resuming after batch {k}"
 
     def test_deletions_are_applied(self, world: World) -> None:
         store = Store.memory()
@@ -123,7 +140,7 @@ class ConnectorContract:
         self._sync(store, world)
         gone = world.delete_one()
         assert self._sync(store, world) == "ok"
-        ids = stored_ids(store, world.account)
+        ids = self.stored(store, world.account)
         assert gone not in ids
         assert ids == sorted(world.expected_ids())
         assert gone in history_ids(store)  # what happened, happened
@@ -141,7 +158,7 @@ class ConnectorContract:
         world.expire_cursor()
         world.add_messages(2)
         assert self._sync(store, world) == "ok"
-        assert stored_ids(store, world.account) == sorted(world.expected_ids())
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
 
     def test_auth_failure_parks_account_with_a_fix(self, world: World) -> None:
         if not self.has_auth:
@@ -154,7 +171,7 @@ class ConnectorContract:
         assert state.state == "auth_required" and state.fix and state.last_error
         world.heal()
         assert self._sync(store, world) == "ok"
-        assert stored_ids(store, world.account) == sorted(world.expected_ids())
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
 
     def test_transient_errors_back_off_and_lose_nothing(self, world: World) -> None:
         if not self.has_transient_errors:
@@ -165,7 +182,7 @@ class ConnectorContract:
         assert self._sync(store, world) in ("backoff", "ok")
         world.heal()
         assert self._sync(store, world) == "ok"
-        assert stored_ids(store, world.account) == sorted(world.expected_ids())
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
 
     def test_timestamps_are_utc(self, world: World) -> None:
         world.add_messages(4)
