@@ -249,7 +249,7 @@ def test_the_next_day_brings_the_next_occurrence_into_the_window(
     assert "f" in uids(store)
 
 
-def test_a_calendar_removed_on_the_server_keeps_the_past_and_drops_the_future(
+def test_a_calendar_removed_on_the_server_stays_in_the_history_with_a_notice(
     radicale: Radicale, user: str
 ) -> None:
     radicale.make_calendar(user, "work", "Work")
@@ -258,8 +258,13 @@ def test_a_calendar_removed_on_the_server_keeps_the_past_and_drops_the_future(
     store = Store.memory()
     assert run_account(store, caldav(radicale, user)).state == "ok"
     radicale.delete_collection(user, "work")
-    assert run_account(store, caldav(radicale, user)).state == "ok"
-    assert uids(store) == ["past"]
+    out = run_account(store, caldav(radicale, user))
+    assert out.state == "ok"
+    assert uids(store) == []  # no longer read through the account ...
+    assert store.counts()["events"] == 2  # ... and kept in the history
+    assert [n.text for n in store.notices("dav")] == [
+        'calendar "Work" is gone from 127.0.0.1; its 2 events stay in your history'
+    ]
 
 
 class CalDavWorld:

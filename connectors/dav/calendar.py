@@ -17,21 +17,21 @@ Incremental sync, per calendar:
    what it does not have yet.
 
 When the day changes the window moves: members that repeat, or that start after the window,
-are read again (once a day). A calendar removed from the server keeps its past meetings (your
-history) and loses those still to come; a calendar left out of ``calendars = [...]`` is
-forgotten.
+are read again (once a day). An event removed on the server is removed (it did not take place);
+a calendar removed from the server stays in your history, with a notice; a calendar left out of
+``calendars = [...]`` is forgotten.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from keepwarm.connectors.base import Batch, Deletion
+from keepwarm.connectors.base import Batch, Deletion, DeletionReason
 from keepwarm.connectors.dav.session import CALDAV, DavSession, DavSettings
 from keepwarm.connectors.dav.state import CollectionSync, DavCursor, Member
 from keepwarm.connectors.ical import (
@@ -41,7 +41,6 @@ from keepwarm.connectors.ical import (
     later,
     recurs,
     replaced,
-    split_at,
     window_around,
 )
 from keepwarm.connectors.local.common import Skips
@@ -95,7 +94,7 @@ class CalDavConnector:
 class _EventReader:
     """How a calendar member becomes records, for :class:`CollectionSync`."""
 
-    record_kind = "event"
+    noun = "event"
 
     def __init__(self, conn: CalDavConnector, window: Window, new_day: bool) -> None:
         self.conn = conn
@@ -114,18 +113,19 @@ class _EventReader:
         kept: set[str] = set()
         if old is not None:
             gone, kept = replaced(old.ids, new_ids, self.window)
-            batch.deletions += [Deletion(self.conn.account, pid, "event") for pid in gone]
+            batch.deletions += [
+                Deletion(self.conn.account, pid, "event", reason="replaced") for pid in gone
+            ]
         batch.events += events
         moves = recurs(data) or later(data, self.window, self.conn.opts)
         return Member(etag, sorted(new_ids | kept), moves)
 
-    def forget(self, member: Member, batch: Batch, history: bool) -> None:
-        """A member removed (or its calendar): its records go; with ``history``, the meetings
-        that already began stay."""
-        ids: Iterable[str] = member.ids
-        if history:
-            ids, _kept = split_at(member.ids, set(), self.window.now)
-        batch.deletions += [Deletion(self.conn.account, pid, "event") for pid in ids]
+    def forget(self, member: Member, batch: Batch, reason: DeletionReason) -> None:
+        """A member removed at the source (its meetings did not take place), or a calendar gone
+        from the server (kept in the history) or left out by the config (forgotten)."""
+        batch.deletions += [
+            Deletion(self.conn.account, pid, "event", reason=reason) for pid in member.ids
+        ]
 
 
 __all__ = ["KIND", "CalDavConnector", "CalDavOptions"]

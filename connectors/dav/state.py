@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from keepwarm.connectors.base import Batch, Progress
+from keepwarm.connectors.base import Batch, DeletionReason, Progress, kept_notice
 from keepwarm.connectors.dav.session import (
     Changes,
     Collection,
@@ -111,13 +111,15 @@ class DavCursor:
 class Reader(Protocol):
     """Turns members into records (see CalDAV's and CardDAV's connectors)."""
 
+    noun: str  # what a record is called in notices: event, contact
+
     def reread(self, member: Member) -> bool: ...
 
     def read(
         self, href: str, etag: str, data: str, old: Member | None, skips: Skips, batch: Batch
     ) -> Member: ...
 
-    def forget(self, member: Member, batch: Batch, history: bool) -> None: ...
+    def forget(self, member: Member, batch: Batch, reason: DeletionReason) -> None: ...
 
 
 class CollectionSync:
@@ -176,8 +178,19 @@ class CollectionSync:
         for url in sorted(set(self.cursor.collections) - wanted):
             # removed on the server: its history stays; left out by the config: forgotten
             old = self.cursor.collections.pop(url)
+            vanished = url not in present
             for member in old.members.values():
-                self.reader.forget(member, self.batch, history=url not in present)
+                self.reader.forget(member, self.batch, "vanished" if vanished else "unselected")
+            n = sum(len(m.ids) for m in old.members.values())
+            if vanished and n:
+                what = self.session.flavour.what
+                self.batch.notices.append(
+                    kept_notice(
+                        f'{what} "{old.name}" is gone from {self.session.host}',
+                        n,
+                        self.reader.noun,
+                    )
+                )
         for col in chosen:
             yield from self._collection(col)
             self.done += 1
@@ -200,7 +213,7 @@ class CollectionSync:
         for href in sorted(gone):
             member = cs.members.pop(href, None)
             if member is not None:
-                self.reader.forget(member, self.batch, history=False)
+                self.reader.forget(member, self.batch, "deleted")
         wanted = [
             h
             for h, etag in sorted(changes.changed.items())
@@ -211,7 +224,7 @@ class CollectionSync:
             if data is None:  # gone between the listing and the fetch
                 member = cs.members.pop(href, None)
                 if member is not None:
-                    self.reader.forget(member, self.batch, history=False)
+                    self.reader.forget(member, self.batch, "deleted")
                 continue
             etag = etag or changes.changed.get(href, "")
             cs.members[href] = self.reader.read(

@@ -132,9 +132,9 @@ class IcsConnector:
                 continue
             events = events_of(raw, rel, window, self.opts, skips)
             new_ids = {e.provider_id for e in events}
-            gone, kept = replaced(self._ids(old), new_ids, window)
+            dropped, kept = replaced(self._ids(old), new_ids, window)
             batch.deletions += [  # removed from the file: meetings that did not take place
-                Deletion(self.account, pid, "event", reason="replaced") for pid in gone
+                Deletion(self.account, pid, "event", reason="replaced") for pid in dropped
             ]
             batch.events += events
             state[rel] = {"h": digest, "ids": pack(sorted(new_ids | kept))}
