@@ -107,6 +107,26 @@ DeletionReason = Literal["deleted", "vanished", "spam", "replaced", "unselected"
 
 
 @dataclass(frozen=True, slots=True)
+class ContactMeta:
+    """What keepwarm keeps of one address-book contact: names, addresses, dates, work, groups.
+
+    Never phone numbers, postal addresses, photos or notes. ``emails`` are normalized, the
+    preferred one first. ``birthday`` and ``anniversary`` are ``YYYY-MM-DD``, or ``--MM-DD``
+    when the year is not known. ``groups`` are the names of the contact's groups (labels).
+    """
+
+    account: str
+    provider_id: str
+    name: str = ""
+    emails: tuple[str, ...] = ()
+    birthday: str | None = None
+    anniversary: str | None = None
+    organisation: str | None = None
+    title: str | None = None
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Deletion:
     """A record that disappeared from its source, and why. The store applies the history rule:
 
@@ -122,7 +142,7 @@ class Deletion:
 
     account: str
     provider_id: str
-    kind: Literal["message", "event"] = "message"
+    kind: Literal["message", "event", "contact"] = "message"
     reason: DeletionReason = "deleted"
 
 
@@ -157,6 +177,7 @@ class Batch:
 
     messages: list[MessageMeta] = field(default_factory=list)
     events: list[EventMeta] = field(default_factory=list)
+    contacts: list[ContactMeta] = field(default_factory=list)
     deletions: list[Deletion] = field(default_factory=list)
     cursor: str | None = None
     progress: Progress | None = None
@@ -166,7 +187,7 @@ class Batch:
     spam_message_ids: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.messages) + len(self.events) + len(self.deletions)
+        return len(self.messages) + len(self.events) + len(self.contacts) + len(self.deletions)
 
 
 class Connector(Protocol):

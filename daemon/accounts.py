@@ -200,7 +200,19 @@ def _ics(account: Account, config: Config) -> Connector:
 _BUILDERS["ics"] = _ics
 
 
+def _vcard(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.local.vcard import VcardConnector
+
+    return VcardConnector(account.name, account.opt("path"))
+
+
+_BUILDERS["vcard"] = _vcard
+
+
 # -- CalDAV / CardDAV --------------------------------------------------------------------------------
+DAV_KINDS = {"caldav": "calendars", "carddav": "addressbooks"}  # kind -> its collections key
+
+
 def dav_settings(account: Account, collections_key: str) -> DavSettings:
     """Where and how to log in to a caldav/carddav account; the password is read when needed."""
     from keepwarm.connectors.dav import DavSettings
@@ -234,7 +246,16 @@ def _caldav(account: Account, config: Config) -> Connector:
         window_future=account.opt("window_future"),
         keep_titles=config.store_subjects,
     )
-    return CalDavConnector(account.name, dav_settings(account, "calendars"), options)
+    return CalDavConnector(account.name, dav_settings(account, DAV_KINDS["caldav"]), options)
 
 
 _BUILDERS["caldav"] = _caldav
+
+
+def _carddav(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.dav.contacts import CardDavConnector
+
+    return CardDavConnector(account.name, dav_settings(account, DAV_KINDS["carddav"]))
+
+
+_BUILDERS["carddav"] = _carddav

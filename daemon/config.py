@@ -401,7 +401,7 @@ DELIVERY = {
 ACCOUNT_COMMON = {
     "name": Field(_nonempty_str, required=True),
     "kind": Field(
-        _choice("mbox", "maildir", "ics", "imap", "gmail", "gcal", "microsoft", "caldav"),
+        _choice("mbox", "maildir", "ics", "vcard", "imap", "gmail", "gcal", "microsoft", "caldav"),
         required=True,
     ),
     "enabled": Field(_bool, True),
@@ -424,6 +424,7 @@ _DAV = {
 ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
     "mbox": {"path": Field(_path, required=True)},
     "maildir": {"path": Field(_path, required=True)},
+    "vcard": {"path": Field(_path, required=True)},
     "ics": {
         "path": Field(_path, required=True),
         "window_past": Field(_duration, timedelta(days=730)),
@@ -447,6 +448,10 @@ ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
         "calendars": Field(_list_of(_nonempty_str, "calendar names"), ()),
         "window_past": Field(_duration, timedelta(days=730)),
         "window_future": Field(_duration, timedelta(days=14)),
+    },
+    "carddav": {
+        **_DAV,
+        "addressbooks": Field(_list_of(_nonempty_str, "address book names"), ()),
     },
     "gmail": {
         **_GOOGLE,
@@ -477,7 +482,7 @@ ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
     },
 }
 
-PASSWORD_KINDS = frozenset({"imap", "caldav"})  # kinds that log in with a password
+PASSWORD_KINDS = frozenset({"imap", "caldav", "carddav"})  # kinds that log in with a password
 
 TOP = (
     "me",
@@ -575,6 +580,7 @@ class Config:
     delivery_account: str | None
     smtp: SmtpConfig | None
     accounts: tuple[Account, ...] = field(default_factory=tuple)
+    address_book: Any = None  # daemon.address_book.AddressBook, once applied (address_book.apply)
     forget_deleted: bool = False  # [privacy]: mail deleted at its source leaves the history
 
     @property

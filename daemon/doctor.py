@@ -26,8 +26,7 @@ from keepwarm.daemon.secrets import SecretError, resolve_secret
 from keepwarm.daemon.store import directory_problem
 
 OAUTH_KINDS = ("gmail", "gcal", "microsoft")
-LOCAL_KINDS = ("mbox", "maildir", "ics")
-DAV_KINDS = {"caldav": "calendars"}  # kind -> the config key choosing its collections
+LOCAL_KINDS = ("mbox", "maildir", "ics", "vcard")
 NETWORK_TIMEOUT = 5.0
 _DEFAULT_HOSTS = {
     "gmail": "https://gmail.googleapis.com",
@@ -297,13 +296,13 @@ def _dav_source(acct: Account, timeout: float) -> Check:
     from dataclasses import replace
 
     from keepwarm.connectors.base import ConnectorError
-    from keepwarm.connectors.dav.session import CALDAV, DavSession
-    from keepwarm.daemon.accounts import dav_settings
+    from keepwarm.connectors.dav.session import CALDAV, CARDDAV, DavSession
+    from keepwarm.daemon.accounts import DAV_KINDS, dav_settings
 
     name = f"login to {acct.name}"
     settings = dav_settings(acct, DAV_KINDS[acct.kind])
     settings = replace(settings, timeout=min(settings.timeout, max(timeout, 10.0)))
-    session = DavSession(settings, CALDAV)
+    session = DavSession(settings, CALDAV if acct.kind == "caldav" else CARDDAV)
     try:
         found = session.probe()
     except ConnectorError as exc:
@@ -365,7 +364,7 @@ def check_sources(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[
             yield _local_source(acct)
         elif acct.kind == "imap":
             yield _imap_login(acct, config, timeout)
-        elif acct.kind in DAV_KINDS:
+        elif acct.kind in ("caldav", "carddav"):
             yield _dav_source(acct, timeout)
         else:
             yield _remote_source(acct, timeout)

@@ -95,6 +95,7 @@ class _EventReader:
     """How a calendar member becomes records, for :class:`CollectionSync`."""
 
     noun = "event"
+    keeps_history = True
 
     def __init__(self, conn: CalDavConnector, window: Window, new_day: bool) -> None:
         self.conn = conn

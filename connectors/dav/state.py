@@ -112,6 +112,7 @@ class Reader(Protocol):
     """Turns members into records (see CalDAV's and CardDAV's connectors)."""
 
     noun: str  # what a record is called in notices: event, contact
+    keeps_history: bool  # a collection gone from the server stays (events) or goes (contacts)
 
     def reread(self, member: Member) -> bool: ...
 
@@ -182,7 +183,7 @@ class CollectionSync:
             for member in old.members.values():
                 self.reader.forget(member, self.batch, "vanished" if vanished else "unselected")
             n = sum(len(m.ids) for m in old.members.values())
-            if vanished and n:
+            if vanished and n and self.reader.keeps_history:
                 what = self.session.flavour.what
                 self.batch.notices.append(
                     kept_notice(

@@ -1,4 +1,4 @@
-"""keepwarm CLI commands: local (``keepwarm import mbox|maildir|ics PATH``)."""
+"""keepwarm CLI commands: local (``keepwarm import mbox|maildir|ics|vcard PATH``)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from keepwarm.daemon.words import plural
 
 __all__ = ["cli", "default_account_name", "import_account"]
 
-KINDS = ("mbox", "maildir", "ics")
+KINDS = ("mbox", "maildir", "ics", "vcard")
 
 
 def default_account_name(kind: str, path: Path) -> str:
@@ -105,7 +105,7 @@ def _check_name(obj: Ctx, config: Config, name: str, kind: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @pass_ctx
 def import_(obj: Ctx, kind: str, path: Path, account_name: str | None, as_json: bool) -> None:
-    """Import a Google Takeout mbox, a maildir (or Enron-style archive) or .ics files.
+    """Import a Google Takeout mbox, a maildir (or Enron-style archive), .ics or .vcf files.
 
     The config is not changed. Running the same import again reads only what changed since.
     """

@@ -35,6 +35,7 @@ from sqlite_utils import Database
 
 from keepwarm.connectors.base import Address, Batch, Deletion, EventMeta, MessageMeta
 from keepwarm.connectors.headers import normalize_subject
+from keepwarm.daemon.store import contacts
 from keepwarm.daemon.store.migrations import (
     ROLE_BCC,
     ROLE_CC,
@@ -371,7 +372,7 @@ class Store:
         with self.atomic():
             gone = self._take("gone_message_sources", "message", account)
             gone_ev = self._take("gone_event_sources", "event", account)
-            n = self._remove_sources(account)
+            n = self._remove_sources(account) + contacts.remove_account(self.conn, account)
             self._drop_orphans(gone, gone_ev)
             self.conn.execute("DELETE FROM accounts WHERE name = ?", (account,))
         return n
@@ -441,6 +442,7 @@ class Store:
             self.ensure_account(account, kind)
             before_reset: list[int] = []
             if batch.reset:
+                result.deleted += contacts.remove_account(self.conn, account)
                 if self.forget_deleted:
                     result.deleted += self._remove_sources(account) + self._forget_deleted(account)
                 else:
@@ -459,6 +461,11 @@ class Store:
                 )
             for ev in batch.events:
                 self._upsert_event(ev, result)
+            for c in batch.contacts:
+                if contacts.upsert(self.conn, c) == "unchanged":
+                    result.unchanged += 1
+                else:
+                    result.added += 1
             spam = set(batch.spam_message_ids)
             for d in batch.deletions:
                 self._delete(d, result, spam)
@@ -528,6 +535,9 @@ class Store:
 
     def _delete(self, d: Deletion, result: ApplyResult, spam: set[str]) -> None:
         """Apply one deletion by the history rule (see the module docstring)."""
+        if d.kind == "contact":  # an address book has no history
+            result.deleted += contacts.delete(self.conn, d.account, d.provider_id)
+            return
         if d.kind == "event":
             self._delete_event(d, result)
             return
@@ -806,6 +816,7 @@ class Store:
             "accounts",
             "message_sources",
             "event_sources",
+            "contacts",
         ):
             out[table] = int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
         return out

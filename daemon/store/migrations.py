@@ -205,3 +205,36 @@ def m0004_digest_confirmation(db: Database) -> None:
         ALTER TABLE digests ADD COLUMN message BLOB;           -- the message, while unconfirmed
         """
     )
+
+
+@migrations(name="0005_contacts")
+def m0005_contacts(db: Database) -> None:
+    """Address-book contacts (vCard, CardDAV, Google, Outlook): what identity and the engine use
+    of them, never phone numbers, postal addresses or notes (see daemon/store/contacts.py)."""
+    db.executescript(
+        """
+        CREATE TABLE contacts (
+            id INTEGER PRIMARY KEY,
+            account TEXT NOT NULL,
+            provider_id TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            birthday TEXT,                        -- YYYY-MM-DD or --MM-DD
+            anniversary TEXT,                     -- YYYY-MM-DD or --MM-DD
+            organisation TEXT,
+            title TEXT,
+            groups TEXT,                          -- JSON list of group names
+            previous_organisation TEXT,           -- before the organisation last changed
+            previous_title TEXT,
+            organisation_since INTEGER,           -- UTC epoch of the sync that saw the change
+            updated_at INTEGER NOT NULL,
+            UNIQUE (account, provider_id)
+        );
+        CREATE TABLE contact_emails (
+            contact INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+            email TEXT NOT NULL,
+            position INTEGER NOT NULL,            -- 0 = the preferred address
+            PRIMARY KEY (contact, email)
+        ) WITHOUT ROWID;
+        CREATE INDEX contact_emails_email ON contact_emails(email);
+        """
+    )
