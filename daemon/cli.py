@@ -273,7 +273,8 @@ def _fmt_ts(ts: int | None, zone: ZoneInfo) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def status(obj: Ctx, as_json: bool) -> None:
-    """Counts of messages, events and people, every account (imported ones too), the digests."""
+    """Counts of messages, events, contacts and people, every account (imported ones too), the
+    digests."""
     from keepwarm.daemon import freshness
 
     config = obj.config
@@ -320,6 +321,7 @@ def status(obj: Ctx, as_json: bool) -> None:
         "database": str(config.store_path),
         "messages": counts["messages"],
         "events": counts["events"],
+        "contacts": counts["contacts"],
         "addresses": counts["addresses"],
         "newest": ts(latest),
         "data_problem": problem,
@@ -338,6 +340,8 @@ def status(obj: Ctx, as_json: bool) -> None:
     click.echo(f"messages   {counts['messages']:,}")
     click.echo(f"events     {counts['events']:,}")
     click.echo(f"addresses  {counts['addresses']:,}")
+    if counts["contacts"]:
+        click.echo(f"contacts   {counts['contacts']:,}")
     if latest is not None:
         click.echo(f"newest     {latest.astimezone(zone):%Y-%m-%d %H:%M}")
     if problem:

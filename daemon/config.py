@@ -398,10 +398,22 @@ DELIVERY = {
     "account": Field(_nonempty_str, None),
 }
 
+ACCOUNT_KIND_NAMES = (
+    "mbox",
+    "maildir",
+    "ics",
+    "vcard",
+    "imap",
+    "gmail",
+    "gcal",
+    "microsoft",
+    "caldav",
+    "carddav",
+)
 ACCOUNT_COMMON = {
     "name": Field(_nonempty_str, required=True),
     "kind": Field(
-        _choice("mbox", "maildir", "ics", "vcard", "imap", "gmail", "gcal", "microsoft", "caldav"),
+        _choice(*ACCOUNT_KIND_NAMES),
         required=True,
     ),
     "enabled": Field(_bool, True),

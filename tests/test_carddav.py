@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from davworld import needs_radicale, radicale, settings, user
 from fakes.radicale import Radicale
 
 from keepwarm.connectors.dav.contacts import CardDavConnector
 from keepwarm.connectors.vcard import NO_EMAIL
+from keepwarm.daemon.cli import cli
 from keepwarm.daemon.store import Store
 from keepwarm.daemon.sync import run_account
 
@@ -112,3 +116,38 @@ def test_a_sync_cut_short_resumes_without_losing_or_duplicating(
             == "ok"
         )
         assert len(book(store)) == 7 and store.counts()["contacts"] == 7
+
+
+def test_sync_and_doctor_from_the_config(tmp_path: Path, radicale: Radicale, user: str) -> None:
+    radicale.make_addressbook(user, "contacts", "Contacts")
+    radicale.put(user, "contacts", "a.vcf", card("a", "Ann Lee", "ann@lee.example"))
+    pw = tmp_path / "pw"
+    pw.write_text(radicale.users[user])
+    pw.chmod(0o600)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f"""[me]
+name = "Me"
+addresses = ["me@example.com"]
+timezone = "UTC"
+[store]
+path = "{tmp_path / "kw.db"}"
+[[accounts]]
+name = "cards"
+kind = "carddav"
+url = "{radicale.base_url}"
+username = "{user}"
+password_file = "{pw}"
+ca_file = "{radicale.ca_file}"
+addressbooks = ["Contacts"]
+"""
+    )
+    cfg.chmod(0o600)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["--config", str(cfg), "sync", "--json"])
+    assert res.exit_code == 0, res.output
+    doctor = runner.invoke(cli, ["--config", str(cfg), "doctor", "--json"])
+    checks = {c["name"]: c for c in json.loads(doctor.output)["checks"]}
+    assert checks["login to cards"]["detail"] == f"logged in as {user}; 1 address book: Contacts"
+    status = json.loads(runner.invoke(cli, ["--config", str(cfg), "status", "--json"]).output)
+    assert status["contacts"] == 1
