@@ -18,6 +18,7 @@ from keepwarm.connectors.base import Batch, ConnectorError, Progress
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.config import Config, ConfigError
 from keepwarm.daemon.store import Store, StoreError, database_problem
+from keepwarm.daemon.words import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -361,7 +362,7 @@ def status(obj: Ctx, as_json: bool) -> None:
             click.echo(f"           notice ({(_fmt_ts(n.at, zone) or '')[:10]}): {n.text}")
         if kept.get(a.name):
             click.echo(
-                f"           history: {kept[a.name]:,} message(s) deleted at the source "
+                f"           history: {plural(kept[a.name], 'message')} deleted at the source "
                 "are kept ([privacy] forget_deleted)"
             )
     if not found:

@@ -34,7 +34,8 @@ class ConfigError(Exception):
         self.problems = problems
         where = f" in {path}" if path else ""
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{len(problems)} problem(s){where}:\n{lines}")
+        n = f"{len(problems)} problem{'' if len(problems) == 1 else 's'}"
+        super().__init__(f"{n}{where}:\n{lines}")
 
 
 # -- paths ----------------------------------------------------------------------------------------
@@ -52,6 +53,14 @@ def default_state_dir() -> Path:
     if sd:
         return Path(sd.split(":")[0])
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / APP
+
+
+def default_outbox(store_path: Path) -> Path:
+    """The file outbox follows the database: ``outbox`` beside ``keepwarm.db``, and
+    ``NAME-outbox`` beside any other ``NAME.db``, so two configs never share an outbox."""
+    if store_path.stem == APP:
+        return store_path.with_name("outbox")
+    return store_path.with_name(f"{store_path.stem}-outbox")
 
 
 def find_config(explicit: str | Path | None) -> Path:
@@ -705,7 +714,7 @@ def from_dict(data: Mapping[str, Any], path: Path | None = None) -> Config:
 
     state_dir = default_state_dir()
     store_path = store["path"] or state_dir / "keepwarm.db"
-    outbox = delivery["outbox"] or state_dir / "outbox"
+    outbox = delivery["outbox"] or default_outbox(Path(store_path))
 
     smtp: SmtpConfig | None = None
     if smtp_raw is not None:

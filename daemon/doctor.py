@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from keepwarm.daemon.config import Account, Config, SmtpConfig
 from keepwarm.daemon.secrets import SecretError, resolve_secret
 from keepwarm.daemon.store import directory_problem
+from keepwarm.daemon.words import plural
 
 OAUTH_KINDS = ("gmail", "gcal", "microsoft")
 LOCAL_KINDS = ("mbox", "maildir", "ics", "vcard")
@@ -102,7 +103,9 @@ def check_permissions(config: Config) -> Iterator[Check]:
         yield from problems
     else:
         n = sum(1 for _, p in private_files(config) if p.exists())
-        yield Check("permissions", True, f"{n} private file(s) accessible to their owner only")
+        yield Check(
+            "permissions", True, f"{plural(n, 'private file')} accessible to their owner only"
+        )
 
 
 # -- the database ---------------------------------------------------------------------------------

@@ -228,7 +228,7 @@ def test_a_vanished_folder_is_kept_and_told_in_status_and_the_digest(tmp_path: P
     status = keepwarm(cfg, "status")
     assert "notice (" in status.stdout
     assert "folder Old is gone; its 3 messages stay in your history" in status.stdout
-    assert "history: 4 message(s) deleted at the source are kept" in status.stdout
+    assert "history: 4 messages deleted at the source are kept" in status.stdout
     assert "messages   43" in status.stdout
     digest = keepwarm(cfg, "digest")
     assert "note: folder Old is gone; its 3 messages stay in your history" in digest.stdout

@@ -208,3 +208,25 @@ def test_doctor_logs_in_to_imap(server: Any, tmp_path: Path) -> None:  # noqa: F
         assert "rejected the login" in login["detail"] and str(box.password_file) in login["fix"]
     finally:
         box.close()
+
+
+def test_the_default_outbox_follows_the_store(tmp_path: Path) -> None:
+    from keepwarm.daemon.config import loads
+
+    def outbox(store: str) -> Path:
+        text = '[me]\nname = "J"\naddresses = ["j@x.org"]\ntimezone = "UTC"\n'
+        return loads(text + f'[store]\npath = "{store}"\n').outbox
+
+    assert outbox(f"{tmp_path}/keepwarm.db") == tmp_path / "outbox"
+    assert outbox(f"{tmp_path}/work.db") == tmp_path / "work-outbox"
+    assert outbox(f"{tmp_path}/home.db") == tmp_path / "home-outbox"
+    # two configs side by side each deliver into their own outbox
+    for name in ("work", "home"):
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(
+            '[me]\nname = "J"\naddresses = ["j@x.org"]\ntimezone = "UTC"\n'
+            f'[store]\npath = "{tmp_path / name}.db"\n'
+        )
+        run(cfg, "digest", "--send", "--as-of", "2026-11-24")
+    assert (tmp_path / "work-outbox" / "2026-11-24.eml").exists()
+    assert (tmp_path / "home-outbox" / "2026-11-24.eml").exists()
