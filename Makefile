@@ -12,8 +12,9 @@ STAMP := $(VENV)/.installed
 PKG_DIRS := $(shell find daemon connectors digests -type d -not -name __pycache__)
 TEST_STAMP := $(VENV)/.installed-test
 SYS_STAMP := $(VENV)/.system-packages
-# Debian packages the tests need: a real IMAP server, systemd-analyze, headless Chromium (digest render check).
-SYSTEM_PACKAGES := dovecot-imapd systemd chromium
+# Debian packages the tests need: a real IMAP server, systemd-analyze, headless Chromium (digest
+# render check), groff (the man page renders without warnings).
+SYSTEM_PACKAGES := dovecot-imapd systemd chromium groff-base
 # keepwarm's dependencies as wheels: tests/test_install.py installs a freshly built keepwarm wheel
 # into a new venv from here, offline (as a user would with pip, minus the network).
 WHEELHOUSE := $(VENV)/wheelhouse

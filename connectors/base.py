@@ -103,13 +103,55 @@ class EventMeta:
     title: str | None = None
 
 
+DeletionReason = Literal["deleted", "vanished", "spam", "replaced", "unselected"]
+
+
 @dataclass(frozen=True, slots=True)
-class Deletion:
-    """A record that disappeared from its source (deleted, moved to spam or trash)."""
+class ContactMeta:
+    """What keepwarm keeps of one address-book contact: names, addresses, dates, work, groups.
+
+    Never phone numbers, postal addresses, photos or notes. ``emails`` are normalized, the
+    preferred one first. ``birthday`` and ``anniversary`` are ``YYYY-MM-DD``, or ``--MM-DD``
+    when the year is not known. ``groups`` are the names of the contact's groups (labels).
+    """
 
     account: str
     provider_id: str
-    kind: Literal["message", "event"] = "message"
+    name: str = ""
+    emails: tuple[str, ...] = ()
+    birthday: str | None = None
+    anniversary: str | None = None
+    organisation: str | None = None
+    title: str | None = None
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """A record that disappeared from its source, and why. The store applies the history rule:
+
+    ``deleted``     deleted or moved away at the source (trash, expunge, a file removed). A
+                    message stays in the history (what happened, happened) unless the user
+                    asked to forget deleted mail; an event is removed (it did not take place).
+    ``vanished``    its whole folder, mailbox or calendar file disappeared: kept, and the
+                    connector says so in ``Batch.notices``.
+    ``spam``        the user or the provider marked it as spam: removed.
+    ``replaced``    a fresh read of the same source replaces it (a changed file): removed.
+    ``unselected``  the account no longer reads that part of the source (the config): removed.
+    """
+
+    account: str
+    provider_id: str
+    kind: Literal["message", "event", "contact"] = "message"
+    reason: DeletionReason = "deleted"
+
+
+def kept_notice(what: str, n: int | None, noun: str = "message") -> str:
+    """The notice for a folder, mailbox or calendar file that vanished at its source:
+    ``folder Old is gone from the server; its 3 messages stay in your history``."""
+    if n is None:
+        return f"{what}; its {noun}s stay in your history"
+    return f"{what}; its {n:,} {noun}{'' if n == 1 else 's'} stay{'s' if n == 1 else ''} in your history"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,21 +167,27 @@ class Progress:
 class Batch:
     """Records plus the cursor that is valid once they are stored.
 
-    ``reset`` asks the store to forget every record of this account before applying the batch's
-    records (used when a source can only be re-read whole, e.g. an .ics file that changed).
-    ``skipped`` counts records that could not be used, by reason ("unparseable date": 3).
+    ``reset`` says the source is read again whole (an mbox a mail client compacted): every
+    record of this account that the new read does not bring again counts as deleted at the
+    source. ``skipped`` counts records that could not be used, by reason ("unparseable date": 3).
+    ``notices`` are sentences for the user about the source itself ("folder Archive is gone from
+    the server ..."), shown by ``keepwarm status`` and in the digest. ``spam_message_ids`` are
+    Message-IDs the source now files as spam: a deletion of one of them is a spam report.
     """
 
     messages: list[MessageMeta] = field(default_factory=list)
     events: list[EventMeta] = field(default_factory=list)
+    contacts: list[ContactMeta] = field(default_factory=list)
     deletions: list[Deletion] = field(default_factory=list)
     cursor: str | None = None
     progress: Progress | None = None
     reset: bool = False
     skipped: dict[str, int] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    spam_message_ids: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.messages) + len(self.events) + len(self.deletions)
+        return len(self.messages) + len(self.events) + len(self.contacts) + len(self.deletions)
 
 
 class Connector(Protocol):

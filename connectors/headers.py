@@ -608,6 +608,8 @@ def _x_names(value: str | None) -> list[str]:
                 i += 1
     out: list[str] = []
     for p in parts:
+        if re.search(r"<[^<>]*@[^<>]*>", p):
+            continue  # a name with its address: matched by address, not by position
         name = _X_ADDR_TAIL.sub("", p).strip(" \"'")
         if not name or "@" in name or "/" in name or "=" in name:
             continue
@@ -712,9 +714,11 @@ def subject_markers(subject: str | None) -> tuple[str, ...]:
     "Declined: ..."), ``subject:autoreply`` (an out-of-office reply without its headers),
     ``subject:promo`` (marketing: prices, "% off", "special offer", "newsletter" ...),
     ``subject:sameday`` (about that day only: "Lunch today", "Room 3 @ 3 PM"),
-    ``subject:question`` (it asks: "Can you ...", "Quick question", "... ?")."""
+    ``subject:question`` (it asks: "Can you ...", "Quick question", "... ?"), ``subject:none``
+    (no subject, or only "Re:": nothing to thread its answers by, even when subjects are not
+    stored)."""
     if not subject:
-        return ()
+        return ("subject:none",)
     text = decode_words(subject)
     marks: list[str] = []
     m = _FIRST_PREFIX.match(text)
@@ -738,6 +742,8 @@ def subject_markers(subject: str | None) -> tuple[str, ...]:
         marks.append("subject:sameday")
     if _QUESTION_SUBJECT.search(_SUBJECT_PREFIX.sub("", text)):
         marks.append("subject:question")
+    if not normalize_subject(text):
+        marks.append("subject:none")
     return tuple(marks)
 
 
@@ -747,6 +753,22 @@ def list_id(headers: Mapping[str, Sequence[str]]) -> str | None:
         return None
     m = re.search(r"<([^<>]+)>", raw)
     return clean_text(m.group(1) if m else raw).lower()[:200] or None
+
+
+# -- keepwarm's own action mails -------------------------------------------------------------------
+# The digest's action links open a mail to yourself whose subject is a keepwarm command
+# ("keepwarm: done maya@example.com reply_owed 2026-11-24 #TAG"). Its subject is kept even with
+# [privacy] store_subjects = false: the daemon reads the command and never stores the message.
+ACTION_PREFIX = "keepwarm:"
+
+
+def is_action_subject(subject: str | None) -> bool:
+    return bool(subject) and str(subject).lstrip().lower().startswith(ACTION_PREFIX)
+
+
+def kept_subject(subject: str | None, keep: bool) -> str | None:
+    """The subject as a record carries it: kept when subjects are, and always for an action."""
+    return subject if subject and (keep or is_action_subject(subject)) else None
 
 
 # -- the whole record ---------------------------------------------------------------------------
@@ -801,7 +823,9 @@ def message_from_headers(
             return "unparseable date"
     assert date is not None
     subject_raw = first(headers, "subject")
-    subject = decode_words(subject_raw)[:MAX_SUBJECT] if (subject_raw and keep_subject) else None
+    subject = kept_subject(
+        decode_words(subject_raw)[:MAX_SUBJECT] if subject_raw else None, keep_subject
+    )
     irt = parse_message_ids(first(headers, "in-reply-to"), limit=1)
     bcc = addresses(", ".join(headers.get("bcc", [])))
     reply_to = addresses(first(headers, "reply-to"))

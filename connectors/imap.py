@@ -20,6 +20,12 @@ comparison with the stored set, the deleted ones. A UIDVALIDITY change keeps the
 the cursor until the folder is read again, then deletes the old records: the store's Message-ID /
 content-key dedupe keeps each message one interaction. Deletions are emitted after every folder's
 new mail, so a message moved between folders is never dropped in between.
+
+What a deletion means is the store's history rule (:class:`Deletion`): a message gone from a
+folder is ``deleted`` (kept as history) unless its Message-ID is now in the account's spam
+folder (``spam``, removed; only looked up when something was deleted); a folder the server no
+longer lists is ``vanished`` (kept, with a notice for the user); one the config no longer
+selects is ``unselected`` (removed).
 """
 
 from __future__ import annotations
@@ -52,12 +58,20 @@ from keepwarm.connectors.base import (
     Batch,
     CursorExpired,
     Deletion,
+    DeletionReason,
     MessageMeta,
     Progress,
     SourceError,
     TransientError,
+    kept_notice,
 )
-from keepwarm.connectors.headers import WANTED_HEADERS, message_from_headers, parse_header_block
+from keepwarm.connectors.headers import (
+    WANTED_HEADERS,
+    first,
+    message_from_headers,
+    normalize_message_id,
+    parse_header_block,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +100,8 @@ SKIP_NAMES = frozenset(
         "draft",
     }
 )
+JUNK_NAMES = frozenset({"junk", "junk e-mail", "junk email", "junk mail", "spam", "bulk mail"})
+SPAM_LOOKBACK = 2000  # newest messages of a spam folder compared with deletions
 GMAIL_SKIP_LABELS = frozenset({"\\spam", "\\trash", "\\draft"})
 HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS (" + " ".join(h.upper() for h in WANTED_HEADERS) + ")]"
 _MONTHS = {
@@ -559,6 +575,19 @@ class _Session:
                 out.append(fetched)
         return out
 
+    def fetch_message_ids(self, uids: Sequence[int]) -> list[str]:
+        """The Message-IDs of ``uids`` in the selected folder (one header field, nothing else)."""
+        data = self._uid(
+            "FETCH", str(UidSet.of(uids)), "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+        )
+        out = []
+        for _meta, literals in split_fetch_responses(data):
+            for lit in literals:
+                mid = normalize_message_id(first(parse_header_block(lit), "message-id"))
+                if mid:
+                    out.append(mid)
+        return out
+
     def _parse_gmail(self, data: list[Any]) -> list[Fetched]:
         out = []
         try:
@@ -608,6 +637,7 @@ class _Final:
     deleted: UidSet
     check: tuple[int, int, int] | None
     gone: bool = False  # the folder left the selection: forget it entirely
+    vanished: bool = False  # ... because the server no longer has it (not the config)
 
 
 class ImapConnector:
@@ -723,6 +753,31 @@ class ImapConnector:
                     self.round_trips += session.round_trips
                     session.close()
 
+    def check(self) -> str:
+        """Log in and list the folders a sync would read (for ``keepwarm doctor``); raises the
+        same errors as :meth:`sync`, and never fetches a message."""
+        password = self.settings.password()
+        try:
+            session = self._connect(password)
+        except _NETWORK_ERRORS as exc:
+            raise TransientError(
+                f"cannot reach the IMAP server {self.settings.host} ({_describe(exc)})"
+            ) from None
+        try:
+            folders = self._select(session, session.list_folders())
+        except imaplib.IMAP4.error as exc:
+            raise SourceError(
+                f"the IMAP server {self.settings.host} refused a command "
+                f'(it said "{_server_words(str(exc))}")'
+            ) from None
+        except _NETWORK_ERRORS as exc:
+            raise TransientError(
+                f"the connection to {self.settings.host} dropped ({_describe(exc)})"
+            ) from None
+        finally:
+            session.close()
+        return f"login accepted; {len(folders)} folder(s) to read"
+
     # -- connecting ---------------------------------------------------------------------------
     def _ssl_context(self) -> ssl.SSLContext:
         ca = self.settings.ca_file
@@ -784,9 +839,10 @@ class ImapConnector:
         return _Session(client, s)
 
     # -- one pass -----------------------------------------------------------------------------
-    def _select(self, session: _Session) -> list[str]:
+    def _select(
+        self, session: _Session, listed: list[tuple[tuple[bytes, ...], str, str]]
+    ) -> list[str]:
         s = self.settings
-        listed = session.list_folders()
         names = [n for _f, _d, n in listed]
         if session.gmail and not s.folders:  # one "All Mail" pass instead of every label
             for flags, _d, name in listed:
@@ -805,17 +861,44 @@ class ImapConnector:
 
     def _pass(self, session: _Session, state: SyncState) -> Iterator[Batch]:
         before = state.dump()
-        folders = self._select(session)
+        listed = session.list_folders()
+        names = [n for _f, _d, n in listed]
+        folders = self._select(session, listed)
         statuses = {name: session.status(name) for name in folders}
         work = [n for n in folders if not _clean(state.folders.get(n), statuses[n])]
         total = sum(self._estimate(state.folders.get(n), statuses[n]) for n in work)
         progress = [0, total]
         finals: list[_Final] = [
-            _Final(n, UidSet(), None, gone=True) for n in state.folders if n not in folders
+            _Final(n, UidSet(), None, gone=True, vanished=not _has_folder(names, n))
+            for n in state.folders
+            if n not in folders
         ]
         for name in work:
             yield from self._folder(session, state, name, statuses[name], finals, progress)
-        yield from self._finish(state, finals, progress, before)
+        spam: list[str] = []
+        if any(fin.deleted for fin in finals):
+            spam = self._spam_sightings(session, listed)
+        yield from self._finish(state, finals, progress, before, spam)
+
+    def _spam_sightings(
+        self, session: _Session, listed: list[tuple[tuple[bytes, ...], str, str]]
+    ) -> list[str]:
+        """Message-IDs in the account's spam folder(s), newest SPAM_LOOKBACK of each: a deleted
+        message found there was reported as spam (IMAP cannot say where a message went)."""
+        ids: list[str] = []
+        for flags, delim, name in listed:
+            norm = {f.lower() for f in flags}
+            is_junk = b"\\junk" in norm or (
+                not session.special_use
+                and (name.rsplit(delim, 1)[-1] if delim else name).strip().lower() in JUNK_NAMES
+            )
+            if not is_junk or b"\\noselect" in norm:
+                continue
+            session.examine(name)
+            uids = list(session.search("ALL"))[-SPAM_LOOKBACK:]
+            if uids:
+                ids += session.fetch_message_ids(uids)
+        return ids
 
     def _estimate(self, st: FolderState | None, status: tuple[int, int, int]) -> int:
         if st is None or not st.done or st.check is None:
@@ -895,12 +978,20 @@ class ImapConnector:
         return batch
 
     def _finish(
-        self, state: SyncState, finals: list[_Final], progress: list[int], before: str
+        self,
+        state: SyncState,
+        finals: list[_Final],
+        progress: list[int],
+        before: str,
+        spam: list[str],
     ) -> Iterator[Batch]:
         """Deletions (after every folder's new mail, so moves keep their message), then clean marks.
 
         Deletions are idempotent, so a folder's state changes only with its last deletion batch:
-        if the sync stops earlier, the next one recomputes and re-sends them.
+        if the sync stops earlier, the next one recomputes and re-sends them. A folder that left
+        the server is ``vanished`` (kept, with a notice); one the config no longer selects is
+        ``unselected``; a message gone from a folder is ``deleted`` (``spam`` when it is now in
+        the spam folder: the store checks ``spam``).
         """
         last_cursor: str | None = before
         for fin in finals:
@@ -909,6 +1000,14 @@ class ImapConnector:
                 continue
             doomed: list[tuple[int, int]] = [(uv, u) for uv, s in st.stale for u in s]
             doomed += [(st.uidvalidity, u) for u in (st.known if fin.gone else fin.deleted)]
+            reason: DeletionReason = "deleted"
+            notices: list[str] = []
+            if fin.gone:
+                reason = "vanished" if fin.vanished else "unselected"
+                if fin.vanished and doomed:
+                    notices.append(
+                        kept_notice(f"folder {fin.name} is gone from the server", len(doomed))
+                    )
             after = st.copy()
             after.known = after.known.minus(fin.deleted)
             after.stale = []
@@ -918,11 +1017,13 @@ class ImapConnector:
                     self._commit_folder(state, fin, after)
                 batch = Batch(
                     deletions=[
-                        Deletion(self.account, f"{fin.name}/{uv}/{u}")
+                        Deletion(self.account, f"{fin.name}/{uv}/{u}", reason=reason)
                         for uv, u in doomed[i : i + DELETE_CHUNK]
                     ],
                     cursor=state.dump(),
                     progress=Progress(progress[0], max(progress), phase="deletions"),
+                    notices=notices if i == 0 else [],
+                    spam_message_ids=spam if reason == "deleted" else [],
                 )
                 last_cursor = batch.cursor
                 yield batch

@@ -9,6 +9,7 @@ from keepwarm.connectors.base import Connector, SourceError
 from keepwarm.daemon.config import Account, Config
 
 if TYPE_CHECKING:
+    from keepwarm.connectors.dav import DavSettings
     from keepwarm.connectors.google.client import GoogleClient
     from keepwarm.connectors.microsoft.auth import MicrosoftAuth as MicrosoftAuthT
     from keepwarm.connectors.microsoft.graph import GraphClient as GraphClientT
@@ -197,3 +198,64 @@ def _ics(account: Account, config: Config) -> Connector:
 
 
 _BUILDERS["ics"] = _ics
+
+
+def _vcard(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.local.vcard import VcardConnector
+
+    return VcardConnector(account.name, account.opt("path"))
+
+
+_BUILDERS["vcard"] = _vcard
+
+
+# -- CalDAV / CardDAV --------------------------------------------------------------------------------
+DAV_KINDS = {"caldav": "calendars", "carddav": "addressbooks"}  # kind -> its collections key
+
+
+def dav_settings(account: Account, collections_key: str) -> DavSettings:
+    """Where and how to log in to a caldav/carddav account; the password is read when needed."""
+    from keepwarm.connectors.dav import DavSettings
+    from keepwarm.daemon.secrets import resolve_secret
+
+    secret = account.secret()
+    if secret.file:
+        hint = f"the password file {secret.file}"
+    elif secret.env:
+        hint = f"the environment variable {secret.env}"
+    else:
+        hint = "the output of password_command"
+    return DavSettings(
+        url=account.opt("url"),
+        username=account.opt("username"),
+        password=lambda: resolve_secret(secret, f'account "{account.name}"'),
+        timeout=account.opt("timeout").total_seconds(),
+        ca_file=account.opt("ca_file"),
+        collections=tuple(account.opt(collections_key) or ()),
+        password_hint=hint,
+    )
+
+
+def _caldav(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.dav.calendar import CalDavConnector, CalDavOptions
+
+    options = CalDavOptions(
+        zone=config.zone,
+        me=config.addresses,
+        window_past=account.opt("window_past"),
+        window_future=account.opt("window_future"),
+        keep_titles=config.store_subjects,
+    )
+    return CalDavConnector(account.name, dav_settings(account, DAV_KINDS["caldav"]), options)
+
+
+_BUILDERS["caldav"] = _caldav
+
+
+def _carddav(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.dav.contacts import CardDavConnector
+
+    return CardDavConnector(account.name, dav_settings(account, DAV_KINDS["carddav"]))
+
+
+_BUILDERS["carddav"] = _carddav

@@ -18,6 +18,7 @@ from keepwarm.connectors.base import Batch, ConnectorError, Progress
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.config import Config, ConfigError
 from keepwarm.daemon.store import Store, StoreError, database_problem
+from keepwarm.daemon.words import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,6 +55,7 @@ class Ctx:
             store = Store.open(self.config.store_path)
         except StoreError as exc:
             raise UserError(str(exc)) from None
+        store.forget_deleted = self.config.forget_deleted
         try:
             yield store
         except sqlite3.DatabaseError as exc:
@@ -169,10 +171,21 @@ def auth() -> None:
     """Authorise keepwarm to read an account (run once per account, again if access expires)."""
 
 
-def sync_accounts(obj: Ctx, names: list[str], *, quiet: bool = False) -> int:
-    """Sync the named accounts (all enabled ones if empty); returns the number that failed."""
+def _complete_accounts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    from keepwarm.daemon.completion import accounts
+
+    return accounts(ctx, param, incomplete)
+
+
+def sync_accounts(
+    obj: Ctx, names: list[str], *, quiet: bool = False, collect: list[Any] | None = None
+) -> int:
+    """Sync the named accounts (all enabled ones if empty); returns the number that failed.
+
+    With ``collect``, nothing is printed: each account's outcome is appended to it instead."""
     from keepwarm.daemon.accounts import make_connector
-    from keepwarm.daemon.sync import run_account
+    from keepwarm.daemon.actions import ActionInbox
+    from keepwarm.daemon.sync import SyncOutcome, run_account
 
     config = obj.config
     try:
@@ -197,17 +210,26 @@ def sync_accounts(obj: Ctx, names: list[str], *, quiet: bool = False) -> int:
             try:
                 connector = make_connector(account, config)
             except ConnectorError as exc:
-                click.echo(f"{account.name}: {exc}", err=True)
                 failed += 1
+                if collect is not None:
+                    collect.append(SyncOutcome(account.name, state="failing", error=str(exc)))
+                else:
+                    click.echo(f"{account.name}: {exc}", err=True)
                 continue
-            printer = ProgressPrinter(account.name)
+            printer = ProgressPrinter(account.name) if collect is None else None
             try:
-                outcome = run_account(store, connector, on_batch=printer)
+                outcome = run_account(
+                    store, connector, on_batch=printer, intercept=ActionInbox(config, store)
+                )
             except StoreError as exc:
                 raise UserError(str(exc)) from None
             finally:
-                printer.close()
-            if outcome.state in ("ok", "interrupted"):
+                if printer is not None:
+                    printer.close()
+            if collect is not None:
+                collect.append(outcome)
+                failed += outcome.state not in ("ok", "interrupted")
+            elif outcome.state in ("ok", "interrupted"):
                 if not quiet:
                     click.echo(f"{account.name}: {outcome.summary()}")
             else:
@@ -217,15 +239,28 @@ def sync_accounts(obj: Ctx, names: list[str], *, quiet: bool = False) -> int:
                     f"{account.name}: {outcome.state.replace('_', ' ')}: {outcome.error}.{fix}",
                     err=True,
                 )
+        if failed < len(accounts):  # a digest lost in a crash may have arrived by now
+            from keepwarm.daemon.delivery_check import settle_deliveries
+
+            for line in settle_deliveries(config, store, datetime.now(UTC)):
+                click.echo(line)
     return failed
 
 
 @cli.command()
-@click.argument("accounts", nargs=-1)
+@click.argument("accounts", nargs=-1, shell_complete=_complete_accounts)
+@click.option("--json", "as_json", is_flag=True, help="Print each account's outcome as JSON.")
 @pass_ctx
-def sync(obj: Ctx, accounts: tuple[str, ...]) -> None:
+def sync(obj: Ctx, accounts: tuple[str, ...], as_json: bool) -> None:
     """Sync configured accounts now (all enabled ones by default)."""
-    if sync_accounts(obj, list(accounts)):
+    if not as_json:
+        if sync_accounts(obj, list(accounts)):
+            sys.exit(EXIT_FAIL)
+        return
+    outcomes: list[Any] = []
+    failed = sync_accounts(obj, list(accounts), collect=outcomes)
+    click.echo(json.dumps([o.to_json() for o in outcomes], indent=2))
+    if failed:
         sys.exit(EXIT_FAIL)
 
 
@@ -239,44 +274,64 @@ def _fmt_ts(ts: int | None, zone: ZoneInfo) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def status(obj: Ctx, as_json: bool) -> None:
-    """Counts of messages, events and people, and each account's sync state."""
+    """Counts of messages, events, contacts and people, every account (imported ones too), the
+    digests."""
+    from keepwarm.daemon import freshness
+
     config = obj.config
+    now = datetime.now(UTC)
+    since = now.timestamp() - NOTICE_DAYS * 86400
     with obj.store() as store:
         counts = store.counts()
-        states = {s.name: s for s in store.account_states()}
+        found = freshness.accounts(config, store, now)
+        problem = freshness.data_problem(store, now, config)
+        latest = freshness.newest(store, now)
+        sent = freshness.sent_days(store)
         digests = store.conn.execute(
             "SELECT local_date, state, last_error FROM digests ORDER BY local_date DESC LIMIT 1"
         ).fetchone()
+        kept = store.history_counts()
+        notices = {a.name: store.notices(a.name, since) for a in found}
     zone = config.zone
-    accounts: list[dict[str, Any]] = []
-    for acct in config.accounts:
-        s = states.get(acct.name)
-        accounts.append(
-            {
-                "name": acct.name,
-                "kind": acct.kind,
-                "enabled": acct.enabled,
-                "state": s.state if s else "never synced",
-                "last_ok": _fmt_ts(s.last_ok_at, zone) if s else None,
-                "last_attempt": _fmt_ts(s.last_attempt_at, zone) if s else None,
-                "health": _HEALTH.get(s.state, s.state) if s else "never synced",
-                "next_attempt": _fmt_ts(s.next_attempt_at, zone) if s else None,
-                "last_error": s.last_error if s else None,
-                "fix": s.fix if s else None,
-                "progress": [s.progress_done, s.progress_total]
-                if s and s.progress_done is not None
-                else None,
-            }
-        )
+
+    def ts(dt: datetime | None) -> str | None:
+        return dt.astimezone(zone).isoformat(timespec="minutes") if dt else None
+
+    accounts: list[dict[str, Any]] = [
+        {
+            "name": a.name,
+            "kind": a.kind,
+            "configured": a.configured,
+            "enabled": a.enabled,
+            "state": a.state,
+            "health": a.words,
+            "up_to_date": a.up_to_date,
+            "last_ok": ts(a.last_ok_at),
+            "last_attempt": ts(a.last_attempt_at),
+            "next_attempt": ts(a.next_attempt_at),
+            "last_error": a.last_error,
+            "fix": a.fix,
+            "progress": list(a.progress) if a.progress else None,
+            "deleted_kept": kept.get(a.name, 0),
+            "notices": [{"at": _fmt_ts(n.at, zone), "text": n.text} for n in notices[a.name]],
+        }
+        for a in found
+    ]
+    due, catch_up = freshness.next_digest(config, now, sent)
     data: dict[str, Any] = {
         "database": str(config.store_path),
         "messages": counts["messages"],
         "events": counts["events"],
+        "contacts": counts["contacts"],
         "addresses": counts["addresses"],
+        "newest": ts(latest),
+        "data_problem": problem,
         "accounts": accounts,
         "last_digest": {"date": digests[0], "state": digests[1], "error": digests[2]}
         if digests
         else None,
+        "next_digest": ts(due),
+        "next_digest_catch_up": catch_up,
         **_daemon_info(config),
     }
     if as_json:
@@ -286,49 +341,65 @@ def status(obj: Ctx, as_json: bool) -> None:
     click.echo(f"messages   {counts['messages']:,}")
     click.echo(f"events     {counts['events']:,}")
     click.echo(f"addresses  {counts['addresses']:,}")
-    for a in accounts:
-        line = f"account    {a['name']} ({a['kind']}): {a['health']}"
-        if a["last_ok"]:
-            line += f", last synced {a['last_ok']}"
-        if a["next_attempt"]:
-            line += f", next attempt {a['next_attempt']}"
+    if counts["contacts"]:
+        click.echo(f"contacts   {counts['contacts']:,}")
+    if latest is not None:
+        click.echo(f"newest     {latest.astimezone(zone):%Y-%m-%d %H:%M}")
+    if problem:
+        click.echo(f"note       {problem}")
+    for a in found:
+        line = f"account    {a.name} ({a.kind}{'' if a.configured else ', imported'}): {a.words}"
+        if a.last_ok_at:
+            line += f", last {'imported' if not a.configured else 'synced'} {ts(a.last_ok_at)}"
+        if a.next_attempt_at and a.state != "ok":
+            line += f", next attempt {ts(a.next_attempt_at)}"
         click.echo(line)
-        if a["last_error"] and a["state"] != "ok":
-            click.echo(f"           error: {a['last_error']}")
-        if a["fix"] and a["state"] != "ok":
-            click.echo(f"           fix:   {a['fix']}")
+        if a.last_error and not a.up_to_date and a.state != "imported":
+            click.echo(f"           error: {a.last_error}")
+        if a.fix and not a.up_to_date:
+            click.echo(f"           fix:   {a.fix}")
+        for n in notices[a.name]:
+            click.echo(f"           notice ({(_fmt_ts(n.at, zone) or '')[:10]}): {n.text}")
+        if kept.get(a.name):
+            click.echo(
+                f"           history: {plural(kept[a.name], 'message')} deleted at the source "
+                "are kept ([privacy] forget_deleted)"
+            )
+    if not found:
+        click.echo(
+            "account    none: import files (keepwarm import maildir PATH) or add [[accounts]]"
+        )
     if data["last_digest"]:
         d = data["last_digest"]
         click.echo(
             f"digest     {d['date']}: {d['state']}" + (f" ({d['error']})" if d["error"] else "")
         )
-    click.echo(f"next       digest {data['next_digest']} {config.timezone}")
+    when = "now (catching up today's)" if catch_up else f"{ts(due)} {config.timezone}"
+    click.echo(f"next       digest {when}")
     dmn = data["daemon"]
     click.echo(
         f"daemon     running (pid {dmn['pid']}, since {dmn['started']})"
         if dmn["running"]
-        else "daemon     not running (start it with 'keepwarm run' or its systemd unit)"
+        else "daemon     not running (start it with 'keepwarm run', or install it as a "
+        "service: keepwarm service install --user)"
     )
 
 
-_HEALTH = {"backoff": "backing off", "auth_required": "auth required", "new": "not synced yet"}
+NOTICE_DAYS = 30  # how long status shows an account's notices
 
 
 def _daemon_info(config: Config) -> dict[str, Any]:
-    """Whether ``keepwarm run`` holds the lock, and when the next digest is due."""
+    """Whether ``keepwarm run`` holds the lock."""
     from keepwarm.daemon.lock import lock_path_for, running_daemon
-    from keepwarm.daemon.scheduler import next_digest_at
 
     info = running_daemon(lock_path_for(config.store_path))
     zone = config.zone
-    nxt = next_digest_at(datetime.now(UTC), config.digest["time"], zone)
     return {
         "daemon": {
             "running": info is not None,
             "pid": info.pid if info else None,
             "started": _fmt_ts(int(info.started_at), zone) if info and info.started_at else None,
         },
-        "next_digest": nxt.astimezone(zone).isoformat(timespec="minutes"),
     }
 
 
@@ -385,6 +456,7 @@ def _register_subcommands() -> None:
         "microsoft",
         "service",
         "demo",
+        "manual",
     ):
         importlib.import_module(f"keepwarm.daemon.commands.{module}")
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from keepwarm.connectors.headers import normalize_address
@@ -33,7 +34,8 @@ class ConfigError(Exception):
         self.problems = problems
         where = f" in {path}" if path else ""
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{len(problems)} problem(s){where}:\n{lines}")
+        n = f"{len(problems)} problem{'' if len(problems) == 1 else 's'}"
+        super().__init__(f"{n}{where}:\n{lines}")
 
 
 # -- paths ----------------------------------------------------------------------------------------
@@ -51,6 +53,14 @@ def default_state_dir() -> Path:
     if sd:
         return Path(sd.split(":")[0])
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / APP
+
+
+def default_outbox(store_path: Path) -> Path:
+    """The file outbox follows the database: ``outbox`` beside ``keepwarm.db``, and
+    ``NAME-outbox`` beside any other ``NAME.db``, so two configs never share an outbox."""
+    if store_path.stem == APP:
+        return store_path.with_name("outbox")
+    return store_path.with_name(f"{store_path.stem}-outbox")
 
 
 def find_config(explicit: str | Path | None) -> Path:
@@ -230,6 +240,19 @@ def _month_day(v: Any) -> str:
     return f"{m.group(1)}-{m.group(2)}"
 
 
+def _dav_url(v: Any) -> str:
+    s = _nonempty_str(v)
+    parts = urlsplit(s)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise _Invalid('the server\'s address, such as "https://caldav.fastmail.com/dav/"')
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise _Invalid(
+            "an https:// address (http:// would send your password in clear text; "
+            "it is allowed only towards a loopback address)"
+        )
+    return s
+
+
 def _regex(v: Any) -> str:
     s = _str(v)
     try:
@@ -309,7 +332,7 @@ ME = {
     ),
 }
 STORE = {"path": Field(_path, None)}
-PRIVACY = {"store_subjects": Field(_bool, True)}
+PRIVACY = {"store_subjects": Field(_bool, True), "forget_deleted": Field(_bool, False)}
 DAEMON = {
     "sync_interval": Field(_duration, timedelta(minutes=15)),
     "jitter": Field(_duration, timedelta(minutes=2)),
@@ -368,6 +391,7 @@ DIGEST = {
     "from": Field(_email, None),
     "cooldown": Field(_duration, timedelta(days=14)),
     "catch_up_window": Field(_duration, timedelta(hours=12)),
+    "resend_after": Field(_duration, timedelta(minutes=30)),
 }
 SECRET = {
     "password_file": Field(_path, None),
@@ -389,10 +413,23 @@ DELIVERY = {
     "account": Field(_nonempty_str, None),
 }
 
+ACCOUNT_KIND_NAMES = (
+    "mbox",
+    "maildir",
+    "ics",
+    "vcard",
+    "imap",
+    "gmail",
+    "gcal",
+    "microsoft",
+    "caldav",
+    "carddav",
+)
 ACCOUNT_COMMON = {
     "name": Field(_nonempty_str, required=True),
     "kind": Field(
-        _choice("mbox", "maildir", "ics", "imap", "gmail", "gcal", "microsoft"), required=True
+        _choice(*ACCOUNT_KIND_NAMES),
+        required=True,
     ),
     "enabled": Field(_bool, True),
     "sync_interval": Field(_duration, None),
@@ -404,9 +441,17 @@ _GOOGLE = {
     "token_uri": Field(_nonempty_str, None),
     "timeout": Field(_duration, timedelta(seconds=60)),
 }
+_DAV = {
+    "url": Field(_dav_url, required=True),
+    "username": Field(_nonempty_str, required=True),
+    "ca_file": Field(_path, None),
+    "timeout": Field(_duration, timedelta(seconds=60)),
+    **SECRET,
+}
 ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
     "mbox": {"path": Field(_path, required=True)},
     "maildir": {"path": Field(_path, required=True)},
+    "vcard": {"path": Field(_path, required=True)},
     "ics": {
         "path": Field(_path, required=True),
         "window_past": Field(_duration, timedelta(days=730)),
@@ -424,6 +469,16 @@ ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
         "ca_file": Field(_path, None),
         "backfill": Field(_duration, timedelta(days=3 * 365)),
         **SECRET,
+    },
+    "caldav": {
+        **_DAV,
+        "calendars": Field(_list_of(_nonempty_str, "calendar names"), ()),
+        "window_past": Field(_duration, timedelta(days=730)),
+        "window_future": Field(_duration, timedelta(days=14)),
+    },
+    "carddav": {
+        **_DAV,
+        "addressbooks": Field(_list_of(_nonempty_str, "address book names"), ()),
     },
     "gmail": {
         **_GOOGLE,
@@ -453,6 +508,8 @@ ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
         "timeout": Field(_duration, timedelta(seconds=60)),
     },
 }
+
+PASSWORD_KINDS = frozenset({"imap", "caldav", "carddav"})  # kinds that log in with a password
 
 TOP = (
     "me",
@@ -551,6 +608,8 @@ class Config:
     smtp: SmtpConfig | None
     accounts: tuple[Account, ...] = field(default_factory=tuple)
     delegates: tuple[str, ...] = ()
+    address_book: Any = None  # daemon.address_book.AddressBook, once applied (address_book.apply)
+    forget_deleted: bool = False  # [privacy]: mail deleted at its source leaves the history
 
     @property
     def zone(self) -> ZoneInfo:
@@ -662,7 +721,7 @@ def from_dict(data: Mapping[str, Any], path: Path | None = None) -> Config:
 
     state_dir = default_state_dir()
     store_path = store["path"] or state_dir / "keepwarm.db"
-    outbox = delivery["outbox"] or state_dir / "outbox"
+    outbox = delivery["outbox"] or default_outbox(Path(store_path))
 
     smtp: SmtpConfig | None = None
     if smtp_raw is not None:
@@ -701,6 +760,7 @@ def from_dict(data: Mapping[str, Any], path: Path | None = None) -> Config:
         store_path=Path(store_path),
         state_dir=Path(state_dir),
         store_subjects=privacy["store_subjects"],
+        forget_deleted=privacy["forget_deleted"],
         daemon=daemon,
         people=people,
         exclude=exclude,
@@ -782,18 +842,20 @@ def _load_accounts(raw: Any, problems: list[str], default_interval: timedelta) -
         if v["name"] in names:
             problems.append(f'{where}.name: duplicate account name "{v["name"]}"')
         names.add(v["name"])
-        if kind == "imap":
+        if kind in PASSWORD_KINDS:
             _check_secret(v, where, problems)
             if not any(v.get(k) for k in ("password_file", "password_env", "password_command")):
                 problems.append(
                     f"{where}: set password_file, password_env or password_command (passwords never go in this file)"
                 )
-            if v["security"] == "none" and not (
-                v["allow_plaintext"] and is_loopback_host(v["host"] or "")
-            ):
-                problems.append(
-                    f'{where}.security: "none" is allowed only towards a loopback address and with allow_plaintext = true'
-                )
+        if (
+            kind == "imap"
+            and v["security"] == "none"
+            and not (v["allow_plaintext"] and is_loopback_host(v["host"] or ""))
+        ):
+            problems.append(
+                f'{where}.security: "none" is allowed only towards a loopback address and with allow_plaintext = true'
+            )
         options = {k: v[k] for k in ACCOUNT_KINDS.get(v["kind"], {})}
         out.append(
             Account(

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, get_args
 
+from keepwarm.daemon import address_book
+from keepwarm.daemon.address_book import AddressBook
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.identity import Identity
 from keepwarm.daemon.store import Store
@@ -230,6 +232,7 @@ class Inputs:
     dismissed: tuple[Decision, ...] = ()
     done: tuple[Decision, ...] = ()
     notes: tuple[Decision, ...] = ()
+    book: AddressBook = field(default_factory=AddressBook)  # applied first, like config
 
 
 def load_inputs(store: Store, now: datetime) -> Inputs:
@@ -246,11 +249,14 @@ def load_inputs(store: Store, now: datetime) -> Inputs:
         dismissed=tuple(d for d in active if d.verb == "dismiss"),
         done=tuple(d for d in active if d.verb == "done" and d.at <= ts),
         notes=tuple(d for d in active if d.verb == "note"),
+        book=address_book.load(store),
     )
 
 
 def effective_config(config: Config, inputs: Inputs) -> Config:
-    """The config with merges in ``[people] aliases`` and ignores in ``[exclude] addresses``."""
+    """The config with your address book (daemon/address_book.py), then your merges in
+    ``[people] aliases`` and ignores in ``[exclude] addresses``."""
+    config = address_book.apply(config, inputs.book)
     if not inputs.aliases and not inputs.ignored:
         return config
     people = dict(config.people)

@@ -836,6 +836,9 @@ def generate(
     config_path = root / "config.toml"
     text = CONFIG.format(name=ME.name, me=ME.email, other=ME_OTHER, zone=ZONE_NAME, dir=root)
     write_private(config_path, text.encode("utf-8"))  # `keepwarm run` refuses a readable config
+    # The demo's action links are the same on every run (a real install makes a random key).
+    key = hashlib.sha256(f"keepwarm demo action key {seed}".encode()).hexdigest()
+    write_private(root / "keepwarm.action-key", (key + "\n").encode("ascii"))
     return _manifest(root, seed, today, data, config_path)
 
 

@@ -13,11 +13,13 @@ On a restart the row decides:
 - ``intent`` or ``failed``: nothing reached the point of no return, so it is safe to (re)send.
 - ``sending``: the process stopped (or the connection dropped) while the message was being handed
   over. The file outbox can check whether the file is there. SMTP cannot ask the server, so the
-  rule is: **never resend automatically**; the row becomes ``sent`` with an "unconfirmed" note
-  that ``keepwarm status`` shows. The trade-off: in that narrow window a digest may be lost for
-  one day, but the user never gets two. (Resending with the same Message-ID would let Gmail
-  dedupe, but Outlook and Apple Mail would show both.) ``--force`` sends again deliberately,
-  with a new Message-ID.
+  row becomes ``sent`` and *unconfirmed* (``keepwarm status`` says so), and it is never resent
+  blindly: the user must not get two. The digest goes to the user's own address, so
+  :mod:`keepwarm.daemon.delivery_check` confirms it when a synced account receives its
+  Message-ID, and resends it (the same bytes, the same Message-ID) only when it is still missing
+  after an account that received earlier digests has synced well after it was sent; otherwise
+  the next digest says it may not have arrived. ``--force`` sends again deliberately, with a new
+  Message-ID.
 
 Transient failures (4xx, refused connections, timeouts) are retried once in-process after a
 short pause; the daemon then retries later the same day with its own backoff when it sees
@@ -32,16 +34,18 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from keepwarm.daemon import decisions
+from keepwarm.daemon import decisions, freshness
+from keepwarm.daemon.actions import digest_links
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.lock import exclusive
 from keepwarm.daemon.scheduler import digest_time_on
 from keepwarm.daemon.store import Store
 from keepwarm.digests.deliver import (
+    POLICY,
     Delivery,
     DeliveryError,
     FileOutbox,
@@ -143,18 +147,23 @@ class LedgerRow:
     sent_at: int | None
     last_error: str | None
     subject: str | None
+    unconfirmed: int = 0
+    confirmed_at: int | None = None
+    resent_at: int | None = None
+
+
+LEDGER_COLUMNS = """local_date, message_id, state, method, attempts, created_at, sent_at,
+    last_error, subject, unconfirmed, confirmed_at, resent_at"""
 
 
 def ledger_row(store: Store, local_date: date) -> LedgerRow | None:
     row = store.conn.execute(
-        """SELECT local_date, message_id, state, method, attempts, created_at, sent_at, last_error,
-                  subject FROM digests WHERE local_date = ?""",
-        (local_date.isoformat(),),
+        f"SELECT {LEDGER_COLUMNS} FROM digests WHERE local_date = ?", (local_date.isoformat(),)
     ).fetchone()
     return LedgerRow(*row) if row else None
 
 
-def _record(store: Store, local_date: date, **values: Any) -> None:
+def record_ledger(store: Store, local_date: date, **values: Any) -> None:
     cols = ", ".join(f"{k} = ?" for k in values)
     with store.atomic():
         store.conn.execute(
@@ -164,29 +173,59 @@ def _record(store: Store, local_date: date, **values: Any) -> None:
 
 
 def _record_intent(
-    store: Store, local_date: date, message_id: str, method: str, subject: str, now: datetime
+    store: Store,
+    local_date: date,
+    message_id: str,
+    method: str,
+    subject: str,
+    message: bytes,
 ) -> None:
     with store.atomic():
         store.conn.execute(
-            """INSERT INTO digests (local_date, message_id, state, method, attempts, created_at, subject)
-               VALUES (?, ?, 'intent', ?, 0, ?, ?)
+            """INSERT INTO digests (local_date, message_id, state, method, attempts, created_at,
+                   subject, message, unconfirmed, confirmed_at, resent_at)
+               VALUES (?, ?, 'intent', ?, 0, ?, ?, ?, 0, NULL, NULL)
                ON CONFLICT(local_date) DO UPDATE SET message_id = excluded.message_id,
-                   state = 'intent', method = excluded.method, subject = excluded.subject""",
-            (local_date.isoformat(), message_id, method, int(time.time()), subject),
+                   state = 'intent', method = excluded.method, subject = excluded.subject,
+                   message = excluded.message, unconfirmed = 0, confirmed_at = NULL,
+                   resent_at = NULL""",
+            (local_date.isoformat(), message_id, method, int(time.time()), subject, message),
         )
 
 
+UNCONFIRMED = (
+    "unconfirmed: keepwarm stopped while handing the digest over; it is sent again only if it "
+    "does not arrive in a mailbox keepwarm syncs"
+)
+
+
 def previous_problem(store: Store, local_date: date) -> str | None:
-    """The newest failed (or unconfirmed) digest of the last week, as a sentence for the footer."""
+    """The newest failed, unconfirmed or resent digest of the last week, as a sentence for the
+    footer."""
     since = (local_date - timedelta(days=7)).isoformat()
     row = store.conn.execute(
-        """SELECT local_date, state, last_error FROM digests
-           WHERE local_date < ? AND local_date >= ? ORDER BY local_date DESC LIMIT 1""",
+        """SELECT local_date, state, last_error, unconfirmed, resent_at FROM digests
+           WHERE local_date < ? AND local_date >= ?
+             AND (state = 'failed' OR unconfirmed = 1 OR resent_at IS NOT NULL)
+           ORDER BY local_date DESC LIMIT 1""",
         (local_date.isoformat(), since),
     ).fetchone()
-    if row is None or row[1] != "failed":
+    if row is None:
         return None
-    return f"The digest of {row[0]} was not delivered: {row[2] or 'unknown error'}."
+    day, state, error, unconfirmed, resent_at = row
+    if state == "failed":
+        return f"The digest of {day} was not delivered: {error or 'unknown error'}."
+    if unconfirmed and resent_at:
+        return (
+            f"The digest of {day} may not have reached you: keepwarm sent it again (the same "
+            "message) and has not seen it arrive yet."
+        )
+    if unconfirmed:
+        return (
+            f"The digest of {day} may not have reached you: keepwarm stopped while handing it "
+            "over and has not seen it arrive in your mail."
+        )
+    return None  # resent, and then seen arriving: nothing to say any more
 
 
 # -- shown history ---------------------------------------------------------------------------------
@@ -210,26 +249,25 @@ def record_shown(store: Store, local_date: date, suggestions: Iterable[Suggestio
 
 
 # -- building the day's digest --------------------------------------------------------------------
-def account_health(config: Config, store: Store) -> list[AccountHealth]:
-    states = {s.name: s for s in store.account_states()}
-    out: list[AccountHealth] = []
-    for acct in config.accounts:
-        if not acct.enabled:
-            continue
-        s = states.get(acct.name)
-        out.append(
-            AccountHealth(
-                name=acct.name,
-                kind=acct.kind,
-                state=s.state if s else "new",
-                last_ok_at=datetime.fromtimestamp(s.last_ok_at, UTC)
-                if s and s.last_ok_at
-                else None,
-                last_error=s.last_error if s else None,
-                fix=s.fix if s else None,
-            )
+NOTICE_WINDOW = timedelta(days=7)  # a digest repeats an account's notices for this long
+
+
+def account_health(config: Config, store: Store, now: datetime) -> list[AccountHealth]:
+    """Every enabled account (imported ones too) and how fresh it is as of ``now``."""
+    since = (now - NOTICE_WINDOW).timestamp()
+    return [
+        AccountHealth(
+            name=a.name,
+            kind=a.kind,
+            state=a.state,
+            last_ok_at=a.last_ok_at,
+            last_error=a.last_error,
+            fix=a.fix,
+            notices=tuple(n.text for n in store.notices(a.name, since)),
         )
-    return out
+        for a in freshness.accounts(config, store, now)
+        if a.enabled
+    ]
 
 
 def choose(
@@ -277,11 +315,16 @@ def compose(
             TierHealth(t.name, t.size, t.members, t.warm, t.fading + t.dormant)
             for t in report.tiers
         ],
-        accounts=account_health(config, store),
+        accounts=account_health(config, store, now),
         warnings=[w.text for w in report.warnings],
         delivery_problem=previous_problem(store, local_date),
+        extra_actions=[p for p in (freshness.data_problem(store, now, config),) if p],
         people_total=sum(1 for p in report.people if p.tier is not None),
         applied=decisions.applied_lines(store, _names(report.people), config.zone, local_date),
+        links=[
+            [(link.label, link.href) for link in item]
+            for item in digest_links(config, suggestions, local_date)
+        ],
     )
     return model, suggestions
 
@@ -404,21 +447,8 @@ def run_digest(
     the same moment gets ``in_progress`` at once, before it builds or sends anything.
     """
     local_date = now.astimezone(config.zone).date()
-    if not send:
-        return _run_digest(
-            config,
-            store,
-            local_date,
-            now,
-            send,
-            out,
-            force,
-            report_builder,
-            delivery,
-            sleep,
-            retry_delays,
-        )
-    with _delivery_claim(store) as claimed:
+    claim = delivery_claim(store) if send else contextlib.nullcontext(True)
+    with claim as claimed:
         if not claimed:
             return DigestOutcome(
                 "in_progress",
@@ -442,7 +472,7 @@ def run_digest(
 
 
 @contextlib.contextmanager
-def _delivery_claim(store: Store) -> Iterator[bool]:
+def delivery_claim(store: Store) -> Iterator[bool]:
     """The right to deliver: an exclusive lock beside the database, held while delivering."""
     if store.path is None:  # an in-memory store has one user
         yield True
@@ -520,14 +550,18 @@ def _settle_previous(
             known = None
         if known is False:
             return None  # provably not delivered (outbox file missing): safe to deliver
-        note = (
-            None
-            if known
-            else "unconfirmed: keepwarm stopped while handing the digest to the server; "
-            "not resent so you never get two"
+        if known:
+            record_ledger(store, local_date, state="sent", last_error=None, message=None)
+            return DigestOutcome("already_sent", local_date, row.subject)
+        record_ledger(
+            store,
+            local_date,
+            state="sent",
+            sent_at=row.sent_at or int(time.time()),
+            unconfirmed=1,
+            last_error=UNCONFIRMED,
         )
-        _record(store, local_date, state="sent", sent_at=int(time.time()), last_error=note)
-        return DigestOutcome("already_sent", local_date, row.subject, error=note)
+        return DigestOutcome("already_sent", local_date, row.subject, error=UNCONFIRMED)
     if row.attempts >= MAX_ATTEMPTS_PER_DAY:
         return DigestOutcome(
             "failed",
@@ -550,34 +584,40 @@ def _deliver(
 ) -> DigestOutcome:
     local_date = base.local_date
     message_id = str(msg["Message-ID"])
-    _record_intent(store, local_date, message_id, delivery.method, rendered.subject, now)
+    _record_intent(
+        store, local_date, message_id, delivery.method, rendered.subject, msg.as_bytes(POLICY)
+    )
     delays = list(retry_delays)
     while True:
         row = ledger_row(store, local_date)
         attempts = (row.attempts if row else 0) + 1
-        _record(store, local_date, attempts=attempts)
+        record_ledger(store, local_date, attempts=attempts)
         try:
             where = delivery.deliver(
                 msg,
                 local_date=local_date,
                 html=rendered.html,
-                before_data=lambda: _record(store, local_date, state="sending"),
+                before_data=lambda: record_ledger(
+                    store, local_date, state="sending", sent_at=int(time.time())
+                ),
             )
         except DeliveryError as exc:
             if exc.maybe_sent:
-                note = f"unconfirmed: {exc}; not resent so you never get two"
-                _record(store, local_date, state="sent", sent_at=int(time.time()), last_error=note)
+                note = f"unconfirmed: {exc}; it is sent again only if it does not arrive"
+                record_ledger(store, local_date, state="sent", unconfirmed=1, last_error=note)
                 record_shown(store, local_date, base.suggestions)
                 log.warning("digest %s: delivery unconfirmed: %s", local_date, exc)
                 return _replace(base, state="sent", error=note)
-            _record(store, local_date, state="failed", last_error=str(exc))
+            record_ledger(store, local_date, state="failed", last_error=str(exc))
             if exc.transient and delays and attempts < MAX_ATTEMPTS_PER_DAY:
                 log.warning("digest %s: transient delivery failure, retrying: %s", local_date, exc)
                 sleep(delays.pop(0))
                 continue
             log.error("digest %s: delivery failed: %s", local_date, exc)
             return _replace(base, state="failed", error=str(exc), transient=exc.transient)
-        _record(store, local_date, state="sent", sent_at=int(time.time()), last_error=None)
+        record_ledger(
+            store, local_date, state="sent", sent_at=int(time.time()), last_error=None, message=None
+        )
         record_shown(store, local_date, base.suggestions)
         log.info("digest %s delivered via %s", local_date, delivery.method)
         return _replace(base, state="sent", path=Path(where) if delivery.method == "file" else None)

@@ -16,7 +16,7 @@ import ssl
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,9 +24,10 @@ from urllib.parse import urlsplit
 from keepwarm.daemon.config import Account, Config, SmtpConfig
 from keepwarm.daemon.secrets import SecretError, resolve_secret
 from keepwarm.daemon.store import directory_problem
+from keepwarm.daemon.words import plural
 
 OAUTH_KINDS = ("gmail", "gcal", "microsoft")
-LOCAL_KINDS = ("mbox", "maildir", "ics")
+LOCAL_KINDS = ("mbox", "maildir", "ics", "vcard")
 NETWORK_TIMEOUT = 5.0
 _DEFAULT_HOSTS = {
     "gmail": "https://gmail.googleapis.com",
@@ -67,6 +68,9 @@ def private_files(config: Config) -> list[tuple[str, Path]]:
         files.append(("SMTP password file", Path(config.smtp.secret.file)))
     db = config.store_path
     files += [("database", db), ("database", Path(f"{db}-wal")), ("database", Path(f"{db}-shm"))]
+    from keepwarm.daemon.actions import key_path
+
+    files.append(("action key", key_path(config)))
     return files
 
 
@@ -99,7 +103,9 @@ def check_permissions(config: Config) -> Iterator[Check]:
         yield from problems
     else:
         n = sum(1 for _, p in private_files(config) if p.exists())
-        yield Check("permissions", True, f"{n} private file(s) accessible to their owner only")
+        yield Check(
+            "permissions", True, f"{plural(n, 'private file')} accessible to their owner only"
+        )
 
 
 # -- the database ---------------------------------------------------------------------------------
@@ -208,14 +214,62 @@ def _local_source(acct: Account) -> Check:
             f"{path} is not readable by this user",
             f"chmod u+r {shlex.quote(str(path))} (or run keepwarm as its owner)",
         )
-    if acct.kind == "maildir" and not (path / "cur").is_dir() and not any(path.glob("*/cur")):
+    if acct.kind == "maildir":
+        if not path.is_dir():
+            return Check(
+                name, False, f"{path} is a file", "point path at a folder of mail (a maildir)"
+            )
+        layout = maildir_layout(path)
+        if layout is None:
+            return Check(
+                name,
+                False,
+                f"{path} holds no message files",
+                "point path at a maildir (cur/ new/), a tree of them, or a folder of one-message "
+                "files (the Enron archive)",
+            )
+        return Check(name, True, f"{path} readable ({layout})")
+    return Check(name, True, f"{path} readable")
+
+
+def maildir_layout(root: Path, limit: int = 2000) -> str | None:
+    """What the maildir connector will find under ``root``: a maildir, or a folder of message
+    files (Enron, SpamAssassin); None when the first ``limit`` entries hold no file at all."""
+    seen = 0
+    for folder, dirs, files in os.walk(root):
+        if {"cur", "new"} & set(dirs) or Path(folder).name in ("cur", "new"):
+            return "maildir"
+        if any(not f.startswith(".") for f in files):
+            return "a folder of message files"
+        seen += len(dirs) + len(files)
+        if seen > limit:
+            break
+    return None
+
+
+def _imap_login(acct: Account, config: Config, timeout: float) -> Check:
+    """An IMAP account is checked as a sync would use it: TLS, login, its folders."""
+    from dataclasses import replace
+
+    from keepwarm.connectors.base import AuthRequired, ConnectorError
+    from keepwarm.connectors.imap import ImapConnector
+    from keepwarm.daemon.accounts import make_connector
+
+    name = f"login to {acct.name}"
+    try:
+        connector = make_connector(acct, config)
+        assert isinstance(connector, ImapConnector)
+        connector.settings = replace(connector.settings, timeout=timeout, retries=0)
+        return Check(name, True, connector.check())
+    except AuthRequired as exc:
+        return Check(name, False, str(exc), exc.fix or "check the username and password source")
+    except ConnectorError as exc:
         return Check(
             name,
             False,
-            f"{path} is not a maildir (no cur/ folder)",
-            "point path at a maildir (a folder with cur/ new/ tmp/) or at a tree of them",
+            str(exc),
+            "check host, port, security and ca_file in the account's [[accounts]] table",
         )
-    return Check(name, True, f"{path} readable")
 
 
 def _remote_source(acct: Account, timeout: float) -> Check:
@@ -238,6 +292,31 @@ def _remote_source(acct: Account, timeout: float) -> Check:
             "check the host and port in the config, the network and any firewall",
         )
     return Check(name, True, f"{host}:{port} accepts connections")
+
+
+def _dav_source(acct: Account, timeout: float) -> Check:
+    """Log in to a CalDAV/CardDAV account and find its collections."""
+    from dataclasses import replace
+
+    from keepwarm.connectors.base import ConnectorError
+    from keepwarm.connectors.dav.session import CALDAV, CARDDAV, DavSession
+    from keepwarm.daemon.accounts import DAV_KINDS, dav_settings
+
+    name = f"login to {acct.name}"
+    settings = dav_settings(acct, DAV_KINDS[acct.kind])
+    settings = replace(settings, timeout=min(settings.timeout, max(timeout, 10.0)))
+    session = DavSession(settings, CALDAV if acct.kind == "caldav" else CARDDAV)
+    try:
+        found = session.probe()
+    except ConnectorError as exc:
+        return Check(name, False, str(exc), getattr(exc, "fix", None) or None)
+    names = ", ".join(c.name for c in found) or "none"
+    what = session.flavour.what
+    return Check(
+        name,
+        True,
+        f"logged in as {settings.username}; {len(found)} {what}{'s' if len(found) != 1 else ''}: {names}",
+    )
 
 
 def _query_store(config: Config, sql: str) -> list[tuple[Any, ...]]:
@@ -286,6 +365,10 @@ def check_sources(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[
             yield Check(f"source of {acct.name}", True, "disabled (skipped)")
         elif acct.kind in LOCAL_KINDS:
             yield _local_source(acct)
+        elif acct.kind == "imap":
+            yield _imap_login(acct, config, timeout)
+        elif acct.kind in ("caldav", "carddav"):
+            yield _dav_source(acct, timeout)
         else:
             yield _remote_source(acct, timeout)
 
@@ -366,13 +449,36 @@ def check_smtp(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[Che
 
 
 # -- time zone and schedule -----------------------------------------------------------------------
+def check_data(config: Config, now: datetime) -> Iterator[Check]:
+    """Is there mail, and is it recent? (a warning: an old archive is fine with --as-of)"""
+    from keepwarm.daemon.freshness import NEWEST_SQL, problem_of
+
+    if not config.store_path.is_file():
+        return
+    ts = int(now.timestamp())
+    rows = _query_store(config, NEWEST_SQL.replace("?", str(ts)))
+    latest = datetime.fromtimestamp(rows[0][0], UTC) if rows and rows[0][0] is not None else None
+    problem = problem_of(latest, now, config)
+    if problem is None and latest is not None:
+        yield Check(
+            "data", True, f"newest mail or meeting {latest.astimezone(config.zone):%Y-%m-%d %H:%M}"
+        )
+    elif problem is not None:
+        what, _, fix = problem.partition(": ")
+        yield Check("data", False, what, fix, warning=True)
+
+
 def check_schedule(config: Config, now: datetime) -> Iterator[Check]:
-    from keepwarm.daemon.scheduler import next_digest_at
+    from keepwarm.daemon.freshness import next_digest
 
     zone = config.zone
-    at = next_digest_at(now, config.digest["time"], zone)
+    sent = {
+        str(r[0])
+        for r in _query_store(config, "SELECT local_date FROM digests WHERE state = 'sent'")
+    }
+    at, _catch_up = next_digest(config, now, sent)
     local = at.astimezone(zone)
-    mins = int((at - now).total_seconds() // 60)
+    mins = max(0, int((at - now).total_seconds() // 60))
     yield Check(
         "time zone",
         True,
@@ -401,5 +507,6 @@ def run_checks(config: Config, now: datetime, timeout: float = NETWORK_TIMEOUT) 
     yield from check_tokens(config)
     yield from check_sources(config, timeout)
     yield from check_accounts(config)
+    yield from check_data(config, now)
     yield from check_smtp(config, timeout)
     yield from check_schedule(config, now)

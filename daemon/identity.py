@@ -49,6 +49,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from keepwarm.connectors.headers import normalize_address, not_a_person
+from keepwarm.daemon import address_book
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.store import Store
 
@@ -914,6 +915,7 @@ def resolve_activity(activity: Activity, config: Config) -> Identity:
     people: dict[str, Person] = {}
     person_of: dict[str, str] = {}
     for p in made:
+        p = address_book.annotate(p, config)  # names and reasons from your address book
         people[p.key] = p
         for e in p.addresses:
             person_of[e] = p.key

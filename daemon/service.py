@@ -34,7 +34,9 @@ from typing import Any, Protocol
 
 from keepwarm.connectors.base import Batch, Connector, ConnectorError, Progress
 from keepwarm.daemon import config as cfgmod
+from keepwarm.daemon.actions import ActionInbox
 from keepwarm.daemon.config import Account, Config, ConfigError
+from keepwarm.daemon.delivery_check import settle_deliveries
 from keepwarm.daemon.doctor import permission_problems
 from keepwarm.daemon.lock import InstanceLock, lock_path_for
 from keepwarm.daemon.scheduler import (
@@ -224,6 +226,7 @@ class Worker(threading.Thread):
     def _sync(self, store: Store, task: Task) -> TaskResult:
         assert task.account is not None
         account = task.config.account(task.account)
+        store.forget_deleted = task.config.forget_deleted
         self.interrupt.clear()
         if self.shutdown.is_set():
             self.interrupt.set()
@@ -236,8 +239,14 @@ class Worker(threading.Thread):
             )
         else:
             outcome = run_account(
-                store, connector, on_batch=self._progress(account.name), stop=self.interrupt
+                store,
+                connector,
+                on_batch=self._progress(account.name),
+                stop=self.interrupt,
+                intercept=ActionInbox(task.config, store),
             )
+            if outcome.state == "ok":  # a digest lost in a crash may have arrived by now
+                settle_deliveries(task.config, store, self.clock())
         row = store.conn.execute(
             "SELECT failures FROM accounts WHERE name = ?", (account.name,)
         ).fetchone()
@@ -269,6 +278,7 @@ class Worker(threading.Thread):
         return on_batch
 
     def _digest(self, store: Store, task: Task) -> TaskResult:
+        settle_deliveries(task.config, store, self.clock())
         outcome = self.digest_job(task.config, store, now=self.clock(), send=True)
         return TaskResult(task, digest=outcome)
 

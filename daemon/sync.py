@@ -41,6 +41,7 @@ class SyncOutcome:
     merged: int = 0
     unchanged: int = 0
     deleted: int = 0
+    kept: int = 0  # deleted at the source (or their folder vanished), kept as history
     batches: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     invalid_addresses: int = 0  # left out of stored messages (a message with none left is skipped)
@@ -48,6 +49,21 @@ class SyncOutcome:
     fix: str | None = None
     retry_after: float | None = None
     full_resync: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        """The outcome as ``sync --json`` and ``import --json`` print it."""
+        return {
+            "account": self.account,
+            "state": self.state,
+            "added": self.added,
+            "merged": self.merged,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "skipped": dict(self.skipped),
+            "error": self.error,
+            "fix": self.fix,
+            "summary": self.summary(),
+        }
 
     def summary(self) -> str:
         """One line: '12,408 imported, 31 skipped: 29 unparseable date, 2 unreadable'."""
@@ -59,6 +75,8 @@ class SyncOutcome:
             parts.append(f"{self.merged:,} already known from elsewhere")
         if self.deleted:
             parts.append(f"{self.deleted:,} removed")
+        if self.kept:
+            parts.append(f"{self.kept:,} deleted at the source, kept in your history")
         text = ", ".join(parts)
         total_skipped = sum(self.skipped.values())
         if total_skipped:
@@ -87,24 +105,32 @@ def run_account(
     on_batch: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     now: Callable[[], float] = time.time,
+    intercept: Callable[[Batch], None] | None = None,
 ) -> SyncOutcome:
     """Sync one account until its connector is caught up, ``stop`` is set, or an error occurs.
 
     ``stop`` is checked between batches only, so a batch in hand is always committed whole.
+    ``intercept`` sees each batch first and may take records out of it (the digest's action
+    mails, daemon/actions.py: applied, never stored).
     """
     account, kind = connector.account, connector.kind
     outcome = SyncOutcome(account)
     with store.atomic():
         store.ensure_account(account, kind)
+    if store.forget_deleted:  # [privacy] forget_deleted: including what was kept before
+        store.forget_deleted_mail(account)
     for attempt in range(2):
         try:
             for batch in connector.sync(store.cursor(account)):
+                if intercept is not None:
+                    intercept(batch)
                 res = store.apply_batch(account, kind, batch)
                 outcome.batches += 1
                 outcome.added += res.added
                 outcome.merged += res.merged
                 outcome.unchanged += res.unchanged
                 outcome.deleted += res.deleted
+                outcome.kept += res.kept
                 outcome.invalid_addresses += res.invalid_addresses
                 for reason, n in res.skipped.items():
                     outcome.skipped[reason] = outcome.skipped.get(reason, 0) + n

@@ -39,6 +39,18 @@ class TierHealth:
     fading: int
 
 
+# An account's state in words, the same on every screen (the digest, status, doctor).
+ACCOUNT_STATES = {
+    "ok": "up to date",
+    "stale": "out of date",
+    "imported": "imported",
+    "new": "not synced yet",
+    "backoff": "backing off",
+    "auth_required": "auth required",
+    "failing": "failing",
+}
+
+
 @dataclass(frozen=True)
 class AccountHealth:
     """Data freshness of one account (from the store's accounts table)."""
@@ -49,6 +61,7 @@ class AccountHealth:
     last_ok_at: datetime | None = None
     last_error: str | None = None
     fix: str | None = None
+    notices: tuple[str, ...] = ()  # about the source itself: a folder that vanished
 
     @property
     def needs_action(self) -> bool:
@@ -73,6 +86,8 @@ class DigestModel:
     people_total: int = 0
     extra_actions: Sequence[str] = field(default_factory=tuple)
     applied: Sequence[str] = ()  # your decisions since the last digest, one line each
+    # per suggestion (same order): its action links as (label, mailto: URL)
+    links: Sequence[Sequence[tuple[str, str]]] = ()
 
 
 @dataclass(frozen=True)
@@ -189,13 +204,7 @@ def _text_bar(t: TierHealth, scale: int, width: int = 20) -> str:
 
 
 def _account(a: AccountHealth, zone: ZoneInfo, today: date) -> dict[str, Any]:
-    state = {
-        "ok": "up to date",
-        "new": "not synced yet",
-        "backoff": "retrying",
-        "auth_required": "needs sign-in",
-        "failing": "failing",
-    }.get(a.state, clean_text(a.state, 30))
+    state = ACCOUNT_STATES.get(a.state, clean_text(a.state, 30))
     return {
         "name": clean_text(a.name, 64),
         "kind": clean_text(a.kind, 20),
@@ -205,6 +214,7 @@ def _account(a: AccountHealth, zone: ZoneInfo, today: date) -> dict[str, Any]:
         "synced": local_stamp(a.last_ok_at, zone, today),
         "error": clean_text(a.last_error, 200) if a.last_error and a.state != "ok" else "",
         "fix": clean_text(a.fix, 200) if a.fix and a.state != "ok" else "",
+        "notices": [clean_text(n, 200) for n in a.notices[-3:]],
     }
 
 
@@ -216,8 +226,18 @@ def _action(a: dict[str, Any]) -> str:
     return f"{head}: {a['error']}" if a["error"] else head
 
 
-def _item(s: Suggestion, n: int) -> dict[str, Any]:
+def _links(links: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    """Action links: only mailto: URLs (what keepwarm makes), labels as display text."""
+    return [
+        {"label": clean_text(label, 40), "href": href}
+        for label, href in links
+        if href.startswith("mailto:") and not any(c in href for c in '\r\n"<> ')
+    ]
+
+
+def _item(s: Suggestion, n: int, links: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
     return {
+        "links": _links(links),
         "n": n,
         "kind": s.kind,
         "label": s.label,
@@ -231,7 +251,8 @@ def _item(s: Suggestion, n: int) -> dict[str, Any]:
 
 def context(model: DigestModel) -> dict[str, Any]:
     zone = ZoneInfo(model.zone)
-    items = [_item(s, i + 1) for i, s in enumerate(model.suggestions)]
+    links = list(model.links) + [()] * (len(model.suggestions) - len(model.links))
+    items = [_item(s, i + 1, links[i]) for i, s in enumerate(model.suggestions)]
     accounts = [_account(a, zone, model.local_date) for a in model.accounts]
     actions = [_action(a) for a in accounts if a["needs_action"]]
     if model.delivery_problem:
@@ -250,6 +271,7 @@ def context(model: DigestModel) -> dict[str, Any]:
         "quiet": not items,
         "tiers": [_bar(t) for t in model.tiers],
         "people_total": model.people_total,
+        "people_label": f"{model.people_total:,} {'person' if model.people_total == 1 else 'people'}",
         "accounts": accounts,
         "actions": actions,
         "warnings": [clean_text(w, 200) for w in model.warnings[:3]],

@@ -7,13 +7,15 @@ disk, the Gmail emulator, a Dovecot server...). The shared tests then check, thr
 
 - a full sync, then an incremental one, stores exactly the source's set;
 - resuming from the cursor of *any* committed batch loses and duplicates nothing;
-- deletions are applied;
+- deletions are applied by the history rule: a deleted message leaves the account's present set
+  but stays in the history, until the user asks to forget deleted mail;
 - an expired cursor leads to a clean full resync without duplicates;
 - auth failures park the account with a fix; transient errors report back-off;
 - every stored timestamp is UTC.
 
 Capabilities a source does not have (a maildir has no credentials) are declared with class
-attributes, and the matching tests are skipped with that reason.
+attributes, and the matching tests are skipped with that reason. A calendar source runs the same
+suite over events (``records = "events"``): its world adds events, and ids are iCalendar UIDs.
 """
 
 from __future__ import annotations
@@ -59,6 +61,16 @@ class World(Protocol):
         """Undo break_auth / fail_transiently."""
 
 
+def stored_event_uids(store: Store, account: str) -> list[str]:
+    """iCalendar UIDs of the events stored through ``account`` (a list, so duplicates show)."""
+    rows = store.conn.execute(
+        """SELECT e.ical_uid FROM event_sources s JOIN events e ON e.id = s.event
+           WHERE s.account = ?""",
+        (account,),
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
 def stored_ids(store: Store, account: str) -> list[str]:
     """Message-IDs stored through ``account`` (a list, so duplicates show)."""
     rows = store.conn.execute(
@@ -69,6 +81,11 @@ def stored_ids(store: Store, account: str) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
+def history_ids(store: Store) -> set[str]:
+    """Message-IDs of every message the store keeps, present at a source or only in history."""
+    return {r[0] for r in store.conn.execute("SELECT message_id FROM messages")}
+
+
 class ConnectorContract:
     """Subclass and provide a ``world`` fixture. Override the capability flags as needed."""
 
@@ -76,6 +93,12 @@ class ConnectorContract:
     has_cursor_expiry: ClassVar[bool] = True
     has_transient_errors: ClassVar[bool] = True
     initial_messages: ClassVar[int] = 12
+    records: ClassVar[str] = "messages"  # or "events": the world adds events, ids are UIDs
+
+    def stored(self, store: Store, account: str) -> list[str]:
+        if self.records == "events":
+            return stored_event_uids(store, account)
+        return stored_ids(store, account)
 
     @pytest.fixture
     def world(self) -> World:  # pragma: no cover - overridden
@@ -89,19 +112,19 @@ class ConnectorContract:
         store = Store.memory()
         world.add_messages(self.initial_messages)
         assert self._sync(store, world) == "ok"
-        assert stored_ids(store, world.account) == sorted(world.expected_ids())
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
         world.add_messages(3)
         assert self._sync(store, world) == "ok"
-        assert stored_ids(store, world.account) == sorted(world.expected_ids())
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
         assert self._sync(store, world) == "ok"  # nothing new: nothing changes
-        assert stored_ids(store, world.account) == sorted(world.expected_ids())
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
 
     def test_resume_from_every_cursor_loses_and_duplicates_nothing(self, world: World) -> None:
         world.add_messages(self.initial_messages)
         batches: list[Batch] = []
         reference = Store.memory()
         self._sync(reference, world, on_batch=lambda _a, _p, b: batches.append(b))
-        expected = stored_ids(reference, world.account)
+        expected = self.stored(reference, world.account)
         assert expected == sorted(world.expected_ids())
         assert len(batches) >= 2, "the world should make the connector yield several batches"
         for k in range(1, len(batches)):
@@ -109,7 +132,7 @@ class ConnectorContract:
             for b in batches[:k]:
                 store.apply_batch(world.account, world.kind, b)  # as if killed after batch k
             assert self._sync(store, world) == "ok"
-            assert stored_ids(store, world.account) == expected, f"resuming after batch {k}"
+            assert self.stored(store, world.account) == expected, f"resuming after batch {k}"
 
     def test_deletions_are_applied(self, world: World) -> None:
         store = Store.memory()
@@ -117,9 +140,17 @@ class ConnectorContract:
         self._sync(store, world)
         gone = world.delete_one()
         assert self._sync(store, world) == "ok"
-        ids = stored_ids(store, world.account)
+        ids = self.stored(store, world.account)
         assert gone not in ids
         assert ids == sorted(world.expected_ids())
+        if self.records == "events":  # a meeting deleted at its source did not take place
+            assert store.counts()["events"] == len(world.expected_ids())
+            return
+        assert gone in history_ids(store)  # what happened, happened
+        store.forget_deleted = True  # [privacy] forget_deleted = true
+        assert self._sync(store, world) == "ok"
+        assert gone not in history_ids(store)
+        assert stored_ids(store, world.account) == sorted(world.expected_ids())
 
     def test_expired_cursor_resyncs_without_duplicates(self, world: World) -> None:
         if not self.has_cursor_expiry:
@@ -130,7 +161,7 @@ class ConnectorContract:
         world.expire_cursor()
         world.add_messages(2)
         assert self._sync(store, world) == "ok"
-        assert stored_ids(store, world.account) == sorted(world.expected_ids())
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
 
     def test_auth_failure_parks_account_with_a_fix(self, world: World) -> None:
         if not self.has_auth:
@@ -143,7 +174,7 @@ class ConnectorContract:
         assert state.state == "auth_required" and state.fix and state.last_error
         world.heal()
         assert self._sync(store, world) == "ok"
-        assert stored_ids(store, world.account) == sorted(world.expected_ids())
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
 
     def test_transient_errors_back_off_and_lose_nothing(self, world: World) -> None:
         if not self.has_transient_errors:
@@ -154,7 +185,7 @@ class ConnectorContract:
         assert self._sync(store, world) in ("backoff", "ok")
         world.heal()
         assert self._sync(store, world) == "ok"
-        assert stored_ids(store, world.account) == sorted(world.expected_ids())
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
 
     def test_timestamps_are_utc(self, world: World) -> None:
         world.add_messages(4)

@@ -128,7 +128,7 @@ def fold_messages(
             continue
         if any(people.is_list(a) for a in (*to, *cc, *bcc)):
             continue  # a post to a list, with or without list headers
-        if not (m.norm_subject or m.thread_hint or m.in_reply_to or m.refs):
+        if "subject:none" in m.markers and not (m.thread_hint or m.in_reply_to or m.refs):
             flags |= F_UNTHREADED
         subj = m.subject
         if mine:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import email
 import os
 import stat
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from email import policy
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,7 @@ class Crash(BaseException):
 def test_crash_between_send_and_record_does_not_send_twice(
     tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_record = digest_job._record
+    real_record = digest_job.record_ledger
 
     def dying_record(store_: Store, local_date: Any, **values: Any) -> None:
         if values.get("state") == "sent":
@@ -123,11 +123,11 @@ def test_crash_between_send_and_record_does_not_send_twice(
 
     with smtp_server(tmp_path) as srv:
         cfg = _smtp_config(tmp_path, srv.port, srv.ca_file)
-        monkeypatch.setattr(digest_job, "_record", dying_record)
+        monkeypatch.setattr(digest_job, "record_ledger", dying_record)
         with pytest.raises(Crash):
             _run(cfg, store)
         assert len(srv.handler.received) == 1
-        monkeypatch.setattr(digest_job, "_record", real_record)
+        monkeypatch.setattr(digest_job, "record_ledger", real_record)
         again = _run(cfg, store)
         assert again.state == "already_sent"
         assert again.error and "unconfirmed" in again.error
@@ -431,3 +431,141 @@ def test_temporary_files_of_killed_outbox_writes_are_removed(tmp_path: Path, sto
         p.write_bytes(b"partial")
     assert FileOutbox(outbox).clean() == 2
     assert not any(p.exists() for p in leftovers) and mine.exists()
+
+
+# -- issue 15, item 12: a digest lost in a crash is confirmed, resent once, or told ---------------------
+def _mailbox(tmp_path: Path) -> Path:
+    return tmp_path / "Mail"
+
+
+def _sync_mailbox(store: Store, tmp_path: Path, *, later: float = 0) -> None:
+    import time
+
+    from keepwarm.connectors.local.maildir import MaildirConnector
+    from keepwarm.daemon.sync import run_account
+
+    conn = MaildirConnector("mail", _mailbox(tmp_path))
+    assert run_account(store, conn, now=lambda: time.time() + later).state == "ok"
+
+
+def _arrives(tmp_path: Path, name: str, data: bytes) -> None:
+    from localmail import write_maildir_message
+
+    write_maildir_message(_mailbox(tmp_path), f"{name}.M1.host:2,S", data)
+
+
+def _lost_in_a_crash(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch, cfg: Any, *, taken: bool
+) -> datetime:
+    """The process dies while handing the digest over: after the server took it (``taken``),
+    or before. Either way the next run cannot tell, records it unconfirmed and sends nothing."""
+    now = datetime.now(UTC)
+    if taken:
+        real = digest_job.record_ledger
+
+        def die_after(store_: Store, local_date: Any, **values: Any) -> None:
+            if values.get("state") == "sent":
+                raise Crash()
+            real(store_, local_date, **values)
+
+        monkeypatch.setattr(digest_job, "record_ledger", die_after)
+    else:
+
+        def die_during(self: Any, message: Any, **kw: Any) -> str:
+            kw["before_data"]()
+            raise Crash()
+
+        monkeypatch.setattr(digest_job.SmtpDelivery, "deliver", die_during)
+    with pytest.raises(Crash):
+        run_digest(cfg, store, now=now, report_builder=builder(), **NO_SLEEP)
+    monkeypatch.undo()
+    monkeypatch.setenv("KW_TEST_SMTP_PASSWORD", PASSWORD)
+    again = run_digest(cfg, store, now=now, report_builder=builder(), **NO_SLEEP)
+    assert again.state == "already_sent" and "unconfirmed" in (again.error or "")
+    return now
+
+
+def test_a_digest_lost_in_a_crash_is_confirmed_when_it_arrives(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keepwarm.daemon.delivery_check import settle_deliveries
+
+    with smtp_server(tmp_path) as srv:
+        cfg = _smtp_config(tmp_path, srv.port, srv.ca_file)
+        now = _lost_in_a_crash(tmp_path, store, monkeypatch, cfg, taken=True)
+        assert len(srv.handler.received) == 1
+        _arrives(tmp_path, "digest", srv.handler.received[0].content)
+        _sync_mailbox(store, tmp_path)
+        assert settle_deliveries(cfg, store, now) == [
+            f"the digest of {now.astimezone(cfg.zone).date()} arrived after all (confirmed)"
+        ]
+        assert len(srv.handler.received) == 1  # never twice
+    row = ledger_row(store, now.astimezone(cfg.zone).date())
+    assert row is not None and not row.unconfirmed and row.confirmed_at
+    assert row.last_error == "confirmed: it arrived"
+    assert digest_job.previous_problem(store, row_day(row) + timedelta(days=1)) is None
+
+
+def row_day(row: Any) -> date:
+    return date.fromisoformat(row.local_date)
+
+
+def test_a_digest_lost_in_a_crash_is_resent_once_when_a_receiving_account_lacks_it(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localmail import make_message
+
+    from keepwarm.daemon.delivery_check import settle_deliveries
+
+    # an earlier digest arrived in this mailbox: it is an account that receives digests
+    earlier = make_message(1, to="jane@example.com", extra={"X-Keepwarm-Digest": "1"})
+    _arrives(tmp_path, "earlier", earlier.as_bytes())
+    _sync_mailbox(store, tmp_path)
+    with smtp_server(tmp_path) as srv:
+        cfg = _smtp_config(tmp_path, srv.port, srv.ca_file)
+        now = _lost_in_a_crash(tmp_path, store, monkeypatch, cfg, taken=False)
+        day = now.astimezone(cfg.zone).date()
+        assert srv.handler.received == []  # lost: the server never took it
+        assert settle_deliveries(cfg, store, now + timedelta(minutes=45)) == []  # no sync yet
+        _sync_mailbox(store, tmp_path, later=3600)  # a sync well after: still not there
+        assert settle_deliveries(cfg, store, now + timedelta(minutes=10)) == []  # too early
+        lines = settle_deliveries(cfg, store, now + timedelta(hours=1))
+        assert lines == [f"the digest of {day} had not arrived: sent it again (the same message)"]
+        assert len(srv.handler.received) == 1
+        resent = email.message_from_bytes(srv.handler.received[0].content, policy=policy.default)
+        row = ledger_row(store, day)
+        assert row is not None and resent["Message-ID"] == row.message_id
+        assert row.resent_at and row.unconfirmed and "resent" in (row.last_error or "")
+        assert settle_deliveries(cfg, store, now + timedelta(hours=5)) == []  # only once
+        assert len(srv.handler.received) == 1
+        footer = digest_job.previous_problem(store, day + timedelta(days=1))
+        assert footer and "keepwarm sent it again" in footer
+        _arrives(tmp_path, "resent", srv.handler.received[0].content)
+    _sync_mailbox(store, tmp_path)
+    assert settle_deliveries(cfg, store, now + timedelta(hours=6)) == [
+        f"the digest of {day} arrived after all (confirmed)"
+    ]
+    assert digest_job.previous_problem(store, day + timedelta(days=1)) is None
+
+
+def test_a_digest_lost_with_no_mailbox_to_look_in_is_told_in_the_next_one(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keepwarm.daemon.delivery_check import settle_deliveries
+
+    with smtp_server(tmp_path) as srv:
+        cfg = _smtp_config(tmp_path, srv.port, srv.ca_file)
+        now = _lost_in_a_crash(tmp_path, store, monkeypatch, cfg, taken=False)
+        assert settle_deliveries(cfg, store, now + timedelta(days=1)) == []
+        assert srv.handler.received == []
+    day = now.astimezone(cfg.zone).date()
+    nxt = run_digest(
+        cfg,
+        store,
+        now=now + timedelta(days=1),
+        report_builder=builder(),
+        delivery=FileOutbox(tmp_path / "outbox"),
+        **NO_SLEEP,
+    )
+    assert nxt.rendered is not None
+    assert f"The digest of {day} may not have reached you" in " ".join(nxt.rendered.text.split())

@@ -54,14 +54,11 @@ def _consent(proc: subprocess.Popen[str], seen: list[str]) -> None:
     seen.extend(proc.stdout)
 
 
-def test_auth_google_runs_the_installed_flow_and_saves_a_private_token(
-    tmp_path: Path, emu: GoogleEmulator
-) -> None:
-    cfg = write_config(tmp_path, emu)
-    port = free_port()
+def auth_google(cfg: Path, account: str, port: int) -> tuple[int, str, dict[str, str]]:
+    """Run ``keepwarm auth google ACCOUNT`` and play the browser: (exit code, output, env)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "KEEPWARM_CONFIG": str(cfg)}
     proc = subprocess.Popen(
-        [KEEPWARM, "auth", "google", "mail", "--port", str(port), "--timeout", "60"],
+        [KEEPWARM, "auth", "google", account, "--port", str(port), "--timeout", "60"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -70,9 +67,18 @@ def test_auth_google_runs_the_installed_flow_and_saves_a_private_token(
     seen: list[str] = []
     t = threading.Thread(target=_consent, args=(proc, seen), daemon=True)
     t.start()
-    assert proc.wait(timeout=90) == 0, "".join(seen)
+    code = proc.wait(timeout=90)
     t.join(5)
-    out = "".join(seen)
+    return code, "".join(seen), env
+
+
+def test_auth_google_runs_the_installed_flow_and_saves_a_private_token(
+    tmp_path: Path, emu: GoogleEmulator
+) -> None:
+    cfg = write_config(tmp_path, emu)
+    port = free_port()
+    code, out, env = auth_google(cfg, "mail", port)
+    assert code == 0, out
     assert f"ssh -N -L {port}:localhost:{port}" in out
     token = tmp_path / "google.json"
     assert token.stat().st_mode & 0o777 == 0o600
@@ -113,21 +119,7 @@ def test_a_scope_unticked_at_consent_is_named_at_auth_time(
     not at the first API call, and keep the token's scopes honest."""
     emu.unticked = {CALENDAR_READONLY}
     cfg = write_config(tmp_path, emu)
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "KEEPWARM_CONFIG": str(cfg)}
-    proc = subprocess.Popen(
-        [KEEPWARM, "auth", "google", "cal", "--port", str(port), "--timeout", "60"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    seen: list[str] = []
-    t = threading.Thread(target=_consent, args=(proc, seen), daemon=True)
-    t.start()
-    code = proc.wait(timeout=90)
-    t.join(5)
-    out = "".join(seen)
+    code, out, env = auth_google(cfg, "cal", free_port())
     assert code == 1, out
     assert "did not grant calendar.readonly" in out and "Traceback" not in out
     saved = json.loads((tmp_path / "google.json").read_text())

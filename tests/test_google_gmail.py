@@ -87,6 +87,10 @@ def test_spam_and_trash_are_removed_and_restored(world: GmailWorld) -> None:
     assert sync(store, world) == "ok"
     assert stored_ids(store, "gm") == sorted(world.expected_ids())
     assert len(stored_ids(store, "gm")) == 4
+    # history: the trashed message stays (it happened), the spam one is gone (issue 15, 11)
+    spam_id = dict(msgs[0].headers)["Message-ID"].strip("<>")
+    history = {r[0] for r in store.conn.execute("SELECT message_id FROM messages")}
+    assert len(history) == 5 and spam_id not in history
     world.emu.mailbox.remove_labels(msgs[0].id, ["SPAM"])
     assert sync(store, world) == "ok"
     assert len(stored_ids(store, "gm")) == 5
@@ -317,7 +321,7 @@ def test_history_actions() -> None:
         },
         {"id": "6", "messagesDeleted": [{"message": {"id": "a"}}]},
     ]
-    assert history_actions(recs) == {"a": "delete", "b": "delete", "c": "delete", "d": "fetch"}
+    assert history_actions(recs) == {"a": "delete", "b": "spam", "c": "delete", "d": "fetch"}
 
 
 def test_to_record_falls_back_to_internal_date() -> None:
@@ -390,3 +394,44 @@ def test_rate_limits_without_retry_after_slow_the_pace(tmp_path: Path, reply: st
         assert len(stored_ids(store, "gm")) == 240
         assert emu.quota_rejections < 120  # it learnt the pace instead of hammering
         emu.check()
+
+
+def test_batch_window_starts_small_grows_while_clean_and_halves_on_refusals() -> None:
+    from keepwarm.connectors.google.gmail import BatchWindow
+
+    w = BatchWindow(50)
+    assert w.size == 10 and w.batch() == 5  # half the window: one batch on its way, one answered
+    w.clean()
+    w.clean()
+    assert w.size == 40  # doubling at first
+    w.refused()
+    assert w.size == 20 and w.refusals == 1
+    w.clean()
+    assert w.size == 21  # then one part at a time above the size that was refused
+    for _ in range(200):
+        w.clean()
+    assert w.size == 100 and w.batch() == 50  # never past two full batches in flight
+
+
+def test_token_bucket_slows_down_only_when_refusals_mean_quota() -> None:
+    from keepwarm.connectors.google.quota import TokenBucket
+
+    now = [0.0]
+    bucket = TokenBucket(6000, clock=lambda: now[0], sleep=lambda s: None)
+    full = bucket.rate
+    bucket.throttled(None, 1.0, 64.0)  # one 429: maybe the concurrency limit
+    assert bucket.rate == full and bucket.strikes == 1
+    bucket.clean()
+    bucket.throttled(None, 1.0, 64.0, quota=True)  # a 403 rate limit: the budget is too high
+    assert bucket.rate < full
+    now[0] += 1
+    bucket.throttled(None, 1.0, 64.0)  # refused again: slower still, and a pause
+    assert bucket.strikes == 2 and bucket.rate < 0.8 * full
+    before = bucket.strikes
+    bucket.throttled(None, 1.0, 64.0)  # during the pause: the same refusal, counted once
+    assert bucket.strikes == before
+    for _ in range(100):
+        bucket.clean()
+    assert bucket.rate == full and bucket.strikes == 0
+    bucket.throttled(30.0, 1.0, 64.0)  # with Retry-After: just wait that long
+    assert bucket.rate == full

@@ -511,14 +511,49 @@ def test_hostile_headers_are_handled(box: Mailbox) -> None:
     assert outcome.skipped.get("no addresses", 0) >= 1
 
 
-def test_dropped_folder_removes_its_records(box: Mailbox) -> None:
+def test_a_folder_deleted_on_the_server_stays_in_history_and_is_reported(box: Mailbox) -> None:
+    """Deleting a folder on the server silently removed its 822 messages (issue 15, item 11):
+    now they stay, and the account says what happened."""
     store = Store.memory()
     keep = box.append("INBOX")
-    box.append("Old")
+    old = [box.append("Old") for _ in range(3)]
     sync(store, box.connector())
     box.admin.delete_folder("Old")
-    assert sync(store, box.connector()) == "ok"
-    assert ids(store) == [keep]
+    outcome = run_account(store, box.connector())
+    assert outcome.state == "ok" and outcome.kept == 3 and outcome.deleted == 0
+    assert ids(store) == [keep]  # present at the source
+    history = {r[0] for r in store.conn.execute("SELECT message_id FROM messages")}
+    assert history == {keep, *old}
+    assert [n.text for n in store.notices(ACCOUNT)] == [
+        "folder Old is gone from the server; its 3 messages stay in your history"
+    ]
+    assert run_account(store, box.connector()).kept == 0  # reported once
+
+
+def test_a_folder_the_config_no_longer_selects_is_removed(box: Mailbox) -> None:
+    store = Store.memory()
+    keep = box.append("INBOX")
+    box.append("Newsletters")
+    sync(store, box.connector())
+    box.extra = 'exclude_folders = ["Newsletters"]\n'
+    outcome = run_account(store, box.connector())
+    assert (outcome.deleted, outcome.kept) == (1, 0)
+    assert [r[0] for r in store.conn.execute("SELECT message_id FROM messages")] == [keep]
+    assert store.notices(ACCOUNT) == []
+
+
+def test_mail_moved_to_junk_is_removed_and_deleted_mail_is_kept(box: Mailbox) -> None:
+    store = Store.memory()
+    spam, deleted, moved, kept = (box.append("INBOX") for _ in range(4))
+    sync(store, box.connector())
+    box.move("INBOX", "Junk", spam)
+    box.move("INBOX", "Archive", moved)
+    box.delete("INBOX", deleted)
+    outcome = run_account(store, box.connector())
+    assert outcome.state == "ok" and (outcome.kept, outcome.deleted) == (1, 2)
+    assert ids(store) == sorted([moved, kept])
+    history = {r[0] for r in store.conn.execute("SELECT message_id FROM messages")}
+    assert history == {moved, kept, deleted}
 
 
 def test_store_subjects_off_keeps_no_subject(box: Mailbox) -> None:

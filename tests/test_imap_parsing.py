@@ -171,15 +171,17 @@ def _connector(**kw: object) -> ImapConnector:
     return ImapConnector("a", ImapSettings(host="h", username="u", password=lambda: "p", **kw))  # type: ignore[arg-type]
 
 
+def _select(c: ImapConnector, gmail: bool) -> list[str]:
+    session = _FakeSession(GMAIL_LIST, gmail=gmail)
+    return c._select(session, session.list_folders())  # type: ignore[arg-type]
+
+
 def test_gmail_reads_all_mail_once_instead_of_every_label() -> None:
-    assert _connector()._select(_FakeSession(GMAIL_LIST, gmail=True)) == ["[Gmail]/All Mail"]  # type: ignore[arg-type]
-    plain = _connector()._select(_FakeSession(GMAIL_LIST, gmail=False))  # type: ignore[arg-type]
+    assert _select(_connector(), gmail=True) == ["[Gmail]/All Mail"]
+    plain = _select(_connector(), gmail=False)
     assert plain == ["INBOX", "Work", "[Gmail]/All Mail", "[Gmail]/Sent Mail"]
-    chosen = _connector(folders=("INBOX",))._select(_FakeSession(GMAIL_LIST, gmail=True))  # type: ignore[arg-type]
-    assert chosen == ["INBOX"]
-    excl = _connector(exclude_folders=("inbox", "Work"))._select(
-        _FakeSession(GMAIL_LIST, gmail=False)
-    )  # type: ignore[arg-type]
+    assert _select(_connector(folders=("INBOX",)), gmail=True) == ["INBOX"]
+    excl = _select(_connector(exclude_folders=("inbox", "Work")), gmail=False)
     assert excl == ["[Gmail]/All Mail", "[Gmail]/Sent Mail"]
 
 

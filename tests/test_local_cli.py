@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -81,8 +82,15 @@ def test_import_of_a_missing_path_is_a_clear_error(cfg: Path, tmp_path: Path) ->
     result = CliRunner().invoke(
         cli, ["--config", str(cfg), "import", "maildir", str(tmp_path / "nope")]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the user's input: a mistyped path
     assert "does not exist" in result.output and "Traceback" not in result.output
+    (tmp_path / "a-file").write_text("not a maildir")
+    result = CliRunner().invoke(
+        cli, ["--config", str(cfg), "import", "maildir", str(tmp_path / "a-file")]
+    )
+    assert result.exit_code == 1 and "is not a folder" in result.output
+    status = json.loads(CliRunner().invoke(cli, ["--config", str(cfg), "status", "--json"]).output)
+    assert status["accounts"] == []  # neither import left an account behind
 
 
 def test_named_account_of_another_kind_is_refused(cfg: Path, tmp_path: Path) -> None:

@@ -90,7 +90,8 @@ def test_every_ics_file_parses_without_crashing(shared_data: Path, tmp_path: Pat
     import csv
     from datetime import UTC, datetime, timedelta
 
-    from keepwarm.connectors.local.ics import IcsConnector, _parse_calendars
+    from keepwarm.connectors.ical import parse_calendars
+    from keepwarm.connectors.local.ics import IcsConnector
 
     root = shared_data / "ics"
     manifest = list(csv.DictReader((root / "MANIFEST.csv").open(encoding="utf-8")))
@@ -98,7 +99,7 @@ def test_every_ics_file_parses_without_crashing(shared_data: Path, tmp_path: Pat
     # for the likely-real calendars that parse as a whole, no VEVENT is lost on the way
     mismatched = []
     for row in (r for r in manifest if r["likely_real"] == "True"):
-        cals = _parse_calendars((root / row["local_path"]).read_bytes())
+        cals = parse_calendars((root / row["local_path"]).read_bytes())
         if cals is not None:
             n = sum(len(list(c.walk("VEVENT"))) for c in cals)
             if n != int(row["vevent"]):

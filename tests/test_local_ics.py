@@ -176,9 +176,11 @@ def event_sources(store: Store) -> list[str]:
     return sorted(r[0] for r in store.conn.execute("SELECT provider_id FROM event_sources"))
 
 
-def test_rescan_by_content_hash_replaces_a_changed_file_and_drops_a_removed_one(
+def test_rescan_by_content_hash_replaces_a_changed_file_and_keeps_a_removed_one(
     tmp_path: Path,
 ) -> None:
+    """An event removed from a calendar did not take place: removed. A calendar file that is
+    gone as a whole is a vanished calendar: its events stay, and the user is told (item 11)."""
     folder = tmp_path / "cal"
     a = write(
         folder / "a.ics",
@@ -195,10 +197,14 @@ def test_rescan_by_content_hash_replaces_a_changed_file_and_drops_a_removed_one(
     assert event_sources(store) == [
         f"a.ics#a1#{int(datetime(2024, 3, 5, 12, tzinfo=UTC).timestamp())}"
     ]
-    assert store.counts()["events"] == 1
+    assert (outcome.deleted, outcome.kept) == (2, 1)  # a1's old time and a2; b1 is kept
+    assert store.counts()["events"] == 2
+    assert [n.text for n in store.notices("cal")] == [
+        "calendar file sub/b.ics is gone; its 1 event stays in your history"
+    ]
     # the next day the window moves: everything is expanded again, nothing is duplicated
     later = run_account(store, connector(folder, now=NOW + timedelta(days=1)))
-    assert later.added == 0 and store.counts()["events"] == 1
+    assert later.added == 0 and store.counts()["events"] == 2
 
 
 def test_resuming_from_every_cursor_loses_and_duplicates_nothing(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,10 +89,36 @@ def test_incremental_rescan_adds_new_files_and_deletes_vanished_ones(tmp_path: P
     write_maildir_message(root, "9.M1.host", make_message(9).as_bytes())
     paths[1].unlink()
     outcome = run_account(store, MaildirConnector("a", root))
-    assert (outcome.added, outcome.deleted) == (1, 1)
+    assert (outcome.added, outcome.deleted, outcome.kept) == (1, 0, 1)
     assert stored_ids(store, "a") == sorted(f"msg{i}@test.example" for i in (0, 2, 3, 9))
+    assert store.counts()["messages"] == 5  # the deleted file's message stays in the history
     again = run_account(store, MaildirConnector("a", root))
     assert (again.added, again.deleted, again.batches) == (0, 0, 0)
+
+
+def test_moves_spam_and_vanished_folders(tmp_path: Path) -> None:
+    """Moved to another folder: one message, no history row. Moved to Junk: spam, removed. A
+    folder that vanished as a whole: kept and reported (issue 15, item 11)."""
+    root = tmp_path / "Mail"
+    a = write_maildir_message(root, "1.M1.host:2,S", make_message(1).as_bytes())
+    b = write_maildir_message(root, "2.M1.host:2,S", make_message(2).as_bytes())
+    for i in (3, 4):
+        write_maildir_message(root / ".Old", f"{i}.M1.host:2,S", make_message(i).as_bytes())
+    store = Store.memory()
+    assert sync_store(store, MaildirConnector("a", root))[0] == 4
+    (root / ".Archive" / "cur").mkdir(parents=True)
+    (root / ".Junk" / "cur").mkdir(parents=True)
+    a.rename(root / ".Archive" / "cur" / a.name)
+    b.rename(root / ".Junk" / "cur" / b.name)
+    shutil.rmtree(root / ".Old")
+    outcome = run_account(store, MaildirConnector("a", root))
+    assert (outcome.added, outcome.merged, outcome.deleted, outcome.kept) == (0, 1, 2, 2)
+    assert stored_ids(store, "a") == ["msg1@test.example"]
+    kept = {r[0] for r in store.conn.execute("SELECT message_id FROM messages")}
+    assert kept == {"msg1@test.example", "msg3@test.example", "msg4@test.example"}
+    assert [n.text for n in store.notices("a")] == [
+        "folder Old is gone; its 2 messages stay in your history"
+    ]
 
 
 def test_a_changed_file_replaces_its_record(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -189,9 +190,14 @@ def test_message_moved_between_folders_stays_one_interaction(
     got = sources(store)
     assert got == sorted([(msgid(emu, a), a, "Inbox/Projects"), (msgid(emu, b), b, "Inbox")])
     assert store.counts()["messages"] == 2
-    emu.move_message(a, "deleteditems")  # moved to Deleted Items: gone
+    emu.move_message(a, "deleteditems")  # moved to Deleted Items: gone from the mailbox
     assert sync(store, emu, token) == "ok"
     assert stored_ids(store, ACCOUNT) == [msgid(emu, b)]
+    assert store.counts()["messages"] == 2  # but it happened: kept as history (issue 15)
+    emu.move_message(b, "junkemail")  # reported as spam: never an interaction
+    assert sync(store, emu, token) == "ok"
+    history = {r[0] for r in store.conn.execute("SELECT message_id FROM messages")}
+    assert history == {msgid(emu, a)}
 
 
 def test_folders_created_renamed_and_deleted_later(emu: GraphEmulator, token: Path) -> None:
@@ -210,6 +216,11 @@ def test_folders_created_renamed_and_deleted_later(emu: GraphEmulator, token: Pa
     assert sync(store, emu, token) == "ok"
     assert stored_ids(store, ACCOUNT) == sorted(emu.expected_message_ids())
     assert msgid(emu, c1) not in stored_ids(store, ACCOUNT)
+    history = {r[0] for r in store.conn.execute("SELECT message_id FROM messages")}
+    assert {msgid(emu, c1), msgid(emu, c2)} <= history  # a vanished folder is kept, and told
+    assert [n.text for n in store.notices(ACCOUNT)] == [
+        "folder Inbox/Customers is gone from the mailbox; its 2 messages stay in your history"
+    ]
 
 
 def test_expired_delta_token_resyncs_only_that_round_without_duplicates(
@@ -366,24 +377,33 @@ def test_calendar_window_over_graphs_1825_day_limit_is_clamped_and_said(
     assert any("1825" in r.getMessage() and "1811 days" in r.getMessage() for r in caplog.records)
 
 
-def test_at_most_four_concurrent_requests_per_mailbox(emu: GraphEmulator, token: Path) -> None:
-    emu.latency = 0.05
-    clients = [_client(emu, token) for _ in range(2)]  # two clients, one mailbox
+def _concurrently(*jobs: Callable[[], object]) -> list[BaseException]:
+    """Run each job in its own thread; the exceptions they raised."""
     errors: list[BaseException] = []
 
-    def work(c: GraphClient) -> None:
+    def guarded(job: Callable[[], object]) -> None:
         try:
-            for _ in range(3):
-                c.get("me/mailFolders")
-        except BaseException as exc:  # pragma: no cover - reported below
+            job()
+        except BaseException as exc:  # pragma: no cover - reported by the caller
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(clients[i % 2],)) for i in range(10)]
+    threads = [threading.Thread(target=guarded, args=(j,)) for j in jobs]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    return errors
+
+
+def test_at_most_four_concurrent_requests_per_mailbox(emu: GraphEmulator, token: Path) -> None:
+    emu.latency = 0.05
+    clients = [_client(emu, token) for _ in range(2)]  # two clients, one mailbox
+
+    def work(c: GraphClient) -> None:
+        for _ in range(3):
+            c.get("me/mailFolders")
+
+    assert not _concurrently(*(partial(work, clients[i % 2]) for i in range(10)))
     assert emu.concurrency_rejections == 0
     assert emu.max_inflight == 4
 
@@ -396,30 +416,17 @@ def test_batch_members_count_towards_the_four_concurrent_requests(
     ids = [emu.add_message() for _ in range(12)]
     emu.latency = 0.05
     client = _client(emu, token)
-    errors: list[BaseException] = []
 
     def folders() -> None:
-        try:
-            for _ in range(4):
-                client.get("me/mailFolders")
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for _ in range(4):
+            client.get("me/mailFolders")
 
     def batch() -> None:
-        try:
-            for _ in range(3):
-                found = client.batch_get({m: f"/me/messages/{m}?$select=id" for m in ids})
-                assert {k: v[0] for k, v in found.items()} == dict.fromkeys(ids, 200)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for _ in range(3):
+            found = client.batch_get({m: f"/me/messages/{m}?$select=id" for m in ids})
+            assert {k: v[0] for k, v in found.items()} == dict.fromkeys(ids, 200)
 
-    threads = [threading.Thread(target=folders) for _ in range(3)]
-    threads.append(threading.Thread(target=batch))
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not _concurrently(folders, folders, folders, batch)
     assert emu.concurrency_rejections == 0
     assert emu.max_inflight <= 4
 
@@ -455,7 +462,8 @@ def test_twenty_percent_faults_converge_with_nothing_lost(emu: GraphEmulator, to
     assert sum(emu.faults_injected.values()) > 5
     assert len(emu.faults_injected) >= 3  # several kinds of fault were served
     assert stored_ids(store, ACCOUNT) == sorted(emu.expected_message_ids())
-    assert store.counts()["messages"] == len(emu.expected_message_ids())
+    # the 20 deleted messages stay as history; nothing else is extra, nothing is twice
+    assert store.counts()["messages"] == len(emu.expected_message_ids()) + 20
 
 
 # -- calendar -------------------------------------------------------------------------------------

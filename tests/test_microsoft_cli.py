@@ -84,7 +84,7 @@ def test_auth_microsoft_device_code_end_to_end(emu: GraphEmulator, tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert "26 imported" in result.output  # 25 messages and 1 event
     result = CliRunner().invoke(cli, ["--config", str(cfg), "status"])
-    assert "office (microsoft): ok" in result.output
+    assert "office (microsoft): up to date" in result.output
 
 
 def test_auth_microsoft_rejects_other_kinds(emu: GraphEmulator, tmp_path: Path) -> None:

@@ -145,8 +145,13 @@ def test_people_filters(cfg: Path) -> None:
 
 def test_person_why_prints_signals_and_facts(cfg: Path) -> None:
     text = run(cfg, "person", BOB, "--why", "--as-of", AS_OF)
-    assert "stage fading" in text and "fading (urgency" in text
-    assert "- you usually talk every week" in text and "overdue_ratio=5.0" in text
+    assert "tier inner, stage fading" in text and "suggestion: fading" in text
+    assert "- you usually talk every week" in text
+    assert (
+        "last conversation 35 days ago; you usually talk every 7 days, so that is 5.0 times" in text
+    )
+    # plain words only: the raw figures are in --json
+    assert "urgency" not in text and "overdue_ratio" not in text and "facts:" not in text
     data = json.loads(run(cfg, "person", CAROL, "--why", "--json", "--as-of", AS_OF))
     assert data["replies_owed_by_me"] == 1
     [owed] = [s for s in data["signals"] if s["kind"] == "reply_owed"]

@@ -116,7 +116,7 @@ def test_people_all_shows_every_kind(cfg: Path) -> None:
 
 def test_person_shows_history_and_reasons(cfg: Path) -> None:
     text = run(cfg, "person", "Bob@Corp.com")
-    assert "Bob Stone <bob@corp.com>" in text and "kind: person (a relationship)" in text
+    assert "Bob Stone <bob@corp.com>" in text and "kind: person, two-way" in text
     assert "Re: budget" in text and "two-way contact" in text
     data = json.loads(run(cfg, "person", "bob@corp.com", "--json"))
     assert [m["direction"] for m in data["messages"]] == ["in", "in", "out"]

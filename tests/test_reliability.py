@@ -5,6 +5,7 @@ line (no traceback) and never in a digest delivered twice or a record lost."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -208,3 +209,32 @@ def test_a_read_only_state_directory_is_named_in_one_line(tmp_path: Path) -> Non
     )
     assert "[ok  ] database:" in doctor.stdout  # the data itself is fine
     assert keepwarm(cfg, "status").returncode == 0  # and everything works again afterwards
+
+
+# -- item 11: deleted mail and vanished folders ------------------------------------------------------
+def test_a_vanished_folder_is_kept_and_told_in_status_and_the_digest(tmp_path: Path) -> None:
+    """Deleting a folder at the source silently removed its messages and the account still said
+    'ok'. Now its mail stays in the history and status and the digest say what happened."""
+    cfg, mail = synced(tmp_path)
+    old = mail / ".Old"
+    for i in range(200, 203):
+        write_maildir_message(old, f"{i}.M1.host:2,S", make_message(i).as_bytes())
+    assert "3 imported" in keepwarm(cfg, "sync").stdout
+    shutil.rmtree(old)
+    (mail / "cur" / "0.M1.host:2,S").unlink()  # one message deleted by the user
+    synced_again = keepwarm(cfg, "sync")
+    assert synced_again.returncode == 0, synced_again.stderr
+    assert "4 deleted at the source, kept in your history" in synced_again.stdout
+    status = keepwarm(cfg, "status")
+    assert "notice (" in status.stdout
+    assert "folder Old is gone; its 3 messages stay in your history" in status.stdout
+    assert "history: 4 messages deleted at the source are kept" in status.stdout
+    assert "messages   43" in status.stdout
+    digest = keepwarm(cfg, "digest")
+    assert "note: folder Old is gone; its 3 messages stay in your history" in digest.stdout
+    # forgetting deleted mail is the user's choice; a vanished folder is still kept
+    cfg.write_text(
+        cfg.read_text().replace("[delivery]", "[privacy]\nforget_deleted = true\n[delivery]")
+    )
+    assert keepwarm(cfg, "sync").returncode == 0
+    assert "messages   42" in keepwarm(cfg, "status").stdout

@@ -180,10 +180,11 @@ def test_parked_account_resumes_when_its_token_appears_and_backoff_honours_retry
     assert rows["busy"] >= datetime.now(UTC).timestamp() + 55 * 60
 
 
-def test_a_transient_digest_failure_is_retried_and_a_permanent_one_is_not(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="keepwarm")
+def _digest_due_a_minute_ago(
+    tmp_path: Path, answers: list[tuple[str, str | None, bool]]
+) -> tuple[Service, list[str], Any]:
+    """A daemon with no accounts whose digest was due a minute ago (the catch-up path); the
+    digest job answers ``(state, error, transient)`` from ``answers`` in turn, then the last."""
     earlier = datetime.now(cfgmod.ZoneInfo("Europe/Berlin")) - timedelta(minutes=1)
     config = _config(tmp_path, earlier.strftime("%H:%M"))
     config = cfgmod.loads(
@@ -194,13 +195,22 @@ def test_a_transient_digest_failure_is_retried_and_a_permanent_one_is_not(
 
     def digest(cfg: Config, store: Any, *, now: datetime, send: bool = True) -> Outcome:
         calls.append("x")
-        day = now.astimezone(cfg.zone).date()
-        if len(calls) == 1:
-            return Outcome("failed", day, "connection refused", transient=True)
-        return Outcome("failed", day, "the template is broken", transient=False)
+        state, error, transient = answers[min(len(calls), len(answers)) - 1]
+        return Outcome(state, now.astimezone(cfg.zone).date(), error, transient)
 
     service = Service(
         str(config.path), config, notifier=Notifier(None, watchdog_usec=300_000), digest_job=digest
+    )
+    return service, calls, earlier.date()
+
+
+def test_a_transient_digest_failure_is_retried_and_a_permanent_one_is_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="keepwarm")
+    service, calls, today = _digest_due_a_minute_ago(
+        tmp_path,
+        [("failed", "connection refused", True), ("failed", "the template is broken", False)],
     )
 
     def scenario() -> None:
@@ -216,7 +226,7 @@ def test_a_transient_digest_failure_is_retried_and_a_permanent_one_is_not(
     assert "retrying in" in caplog.text
     plan = service.digest.plan
     assert plan is not None and not plan.catch_up
-    assert plan.local_date > earlier.date()  # given up for today: next is tomorrow
+    assert plan.local_date > today  # given up for today: next is tomorrow
 
 
 def test_a_digest_another_process_is_delivering_is_looked_at_again_later(
@@ -225,29 +235,15 @@ def test_a_digest_another_process_is_delivering_is_looked_at_again_later(
     """'digest --send' from the command line holds the delivery: the daemon neither fails nor
     gives up the day; it looks again a few minutes later and then finds it sent (item 1)."""
     caplog.set_level(logging.INFO, logger="keepwarm")
-    earlier = datetime.now(cfgmod.ZoneInfo("Europe/Berlin")) - timedelta(minutes=1)
-    config = _config(tmp_path, earlier.strftime("%H:%M"))
-    config = cfgmod.loads(
-        config.path.read_text().split("[[accounts]]")[0],
-        config.path,  # type: ignore[union-attr]
-    )
-    calls: list[str] = []
-
-    def digest(cfg: Config, store: Any, *, now: datetime, send: bool = True) -> Outcome:
-        calls.append("x")
-        day = now.astimezone(cfg.zone).date()
-        if len(calls) == 1:
-            return Outcome("in_progress", day, "already being delivered", transient=True)
-        return Outcome("already_sent", day)
-
-    service = Service(
-        str(config.path), config, notifier=Notifier(None, watchdog_usec=300_000), digest_job=digest
+    service, calls, today = _digest_due_a_minute_ago(
+        tmp_path,
+        [("in_progress", "already being delivered", True), ("already_sent", None, False)],
     )
 
     def scenario() -> None:
         _until(lambda: "being delivered by another keepwarm process" in caplog.text)
         plan, job = service.digest.plan, service.digest.job
-        assert plan is not None and plan.catch_up and plan.local_date == earlier.date()
+        assert plan is not None and plan.catch_up and plan.local_date == today
         assert job is not None and service.digest.failures == 0
         job.plan(datetime.now(UTC))  # do not wait out the five minutes
         _until(lambda: len(calls) == 2)

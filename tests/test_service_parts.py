@@ -150,7 +150,7 @@ def test_doctor_reports_every_config_problem(tmp_path: Path) -> None:
     cfg.write_text('[me]\nname = "x"\naddresses = ["nope"]\ntimezone = "Mars/Base"\n')
     res = CliRunner().invoke(cli, ["--config", str(cfg), "doctor"], env=_env(tmp_path))
     assert res.exit_code == 1
-    assert "[FAIL] config:" in res.output and "2 problem(s)" in res.output
+    assert "[FAIL] config:" in res.output and "2 problems" in res.output
     assert "me.addresses" in res.output and "me.timezone" in res.output
 
 

@@ -76,14 +76,116 @@ def test_untrusted_message_id_is_not_merged() -> None:
     assert store.counts()["messages"] == 2
 
 
-def test_deleting_last_source_removes_message() -> None:
+def test_deleted_mail_stays_in_history_and_spam_is_removed() -> None:
+    """History is what happened (issue 15, item 11): mail deleted at its source stays; a
+    message that turns out to be spam, a record replaced by a fresh read, and a folder the user
+    no longer syncs are removed."""
     store = Store.memory()
     store.apply_batch("a", "maildir", Batch(messages=[msg("1")]))
     store.apply_batch("b", "imap", Batch(messages=[msg("9", account="b")]))
-    store.apply_batch("a", "maildir", Batch(deletions=[Deletion("a", "1")]))
+    r = store.apply_batch("a", "maildir", Batch(deletions=[Deletion("a", "1")]))
+    assert (r.deleted, r.kept) == (0, 1)
+    r = store.apply_batch("b", "imap", Batch(deletions=[Deletion("b", "9")]))
+    assert (r.deleted, r.kept) == (0, 1)
+    assert store.counts()["messages"] == 1  # deleted everywhere, still what happened
+    assert store.counts()["message_sources"] == 0
+    assert store.apply_batch("a", "maildir", Batch(deletions=[Deletion("a", "1")])).kept == 0
+    for reason in ("spam", "replaced", "unselected"):
+        store.apply_batch(
+            "a", "maildir", Batch(messages=[msg("2", mid=f"{reason}@x", subject=reason)])
+        )
+        r = store.apply_batch("a", "maildir", Batch(deletions=[Deletion("a", "2", reason=reason)]))
+        assert (r.deleted, r.kept) == (1, 0), reason
     assert store.counts()["messages"] == 1
-    store.apply_batch("b", "imap", Batch(deletions=[Deletion("b", "9")]))
+
+
+def test_forget_deleted_removes_deleted_mail_and_what_was_kept() -> None:
+    store = Store.memory()
+    store.apply_batch("a", "maildir", Batch(messages=[msg("1"), msg("2", mid="m2@x", subject="b")]))
+    store.apply_batch("a", "maildir", Batch(deletions=[Deletion("a", "1")]))
+    assert store.counts()["messages"] == 2
+    store.forget_deleted = True
+    assert store.forget_deleted_mail("a") == 1
+    assert store.counts()["messages"] == 1
+    r = store.apply_batch("a", "maildir", Batch(deletions=[Deletion("a", "2")]))
+    assert (r.deleted, r.kept) == (1, 0) and store.counts()["messages"] == 0
+
+
+def test_a_vanished_folder_is_kept_even_when_forgetting_deleted_mail() -> None:
+    store = Store.memory()
+    store.forget_deleted = True
+    store.apply_batch("a", "imap", Batch(messages=[msg("Old/1/1")]))
+    batch = Batch(
+        deletions=[Deletion("a", "Old/1/1", reason="vanished")],
+        notices=["folder Old is gone from the server; its 1 message stays in your history"],
+    )
+    r = store.apply_batch("a", "imap", batch)
+    assert (r.deleted, r.kept) == (0, 1) and store.counts()["messages"] == 1
+    notices = store.notices("a")
+    assert [n.text for n in notices] == [batch.notices[0]]
+
+
+def test_a_moved_message_is_one_message_and_leaves_no_trace_of_the_move() -> None:
+    store = Store.memory()
+    store.apply_batch("a", "imap", Batch(messages=[msg("INBOX/1/5")]))
+    store.apply_batch("a", "imap", Batch(messages=[msg("Archive/1/9")]))  # the copy arrives first
+    r = store.apply_batch("a", "imap", Batch(deletions=[Deletion("a", "INBOX/1/5")]))
+    assert (r.deleted, r.kept) == (1, 0)  # not history: it is still there, elsewhere
+    assert store.counts()["message_sources"] == 1
+    # deleted, then seen again (restored from the trash): present again, no history row left
+    store.apply_batch("a", "imap", Batch(deletions=[Deletion("a", "Archive/1/9")]))
+    store.apply_batch("a", "imap", Batch(messages=[msg("INBOX/1/6")]))
+    rows = store.conn.execute("SELECT count(*) FROM gone_message_sources").fetchone()[0]
+    assert rows == 0 and store.counts()["messages"] == 1
+
+
+def test_a_spam_folder_sighting_turns_a_deletion_into_spam() -> None:
+    """IMAP cannot say where a message went: a Message-ID now in the account's Junk folder
+    makes its deletion a spam report."""
+    store = Store.memory()
+    store.apply_batch("a", "imap", Batch(messages=[msg("INBOX/1/5", mid="junk@x")]))
+    batch = Batch(deletions=[Deletion("a", "INBOX/1/5")], spam_message_ids=["junk@x"])
+    r = store.apply_batch("a", "imap", batch)
+    assert (r.deleted, r.kept) == (1, 0) and store.counts()["messages"] == 0
+
+
+def test_forgetting_an_account_forgets_its_history_too() -> None:
+    store = Store.memory()
+    store.apply_batch("a", "maildir", Batch(messages=[msg("1")]))
+    store.apply_batch("a", "maildir", Batch(deletions=[Deletion("a", "1")]))
+    store.forget_account("a")
     assert store.counts()["messages"] == 0
+
+
+def test_a_reset_keeps_what_the_new_read_no_longer_has() -> None:
+    """An mbox compacted by a mail client is read again whole: what was deleted from it stays."""
+    store = Store.memory()
+    store.apply_batch("a", "mbox", Batch(messages=[msg("0"), msg("100", mid="m2@x", subject="b")]))
+    r = store.apply_batch(
+        "a", "mbox", Batch(messages=[msg("0", mid="m2@x", subject="b")], reset=True)
+    )
+    assert store.counts()["messages"] == 2 and store.counts()["message_sources"] == 1
+    assert r.kept == 1
+    store.forget_deleted = True
+    store.apply_batch("a", "mbox", Batch(messages=[msg("0", mid="m2@x", subject="b")], reset=True))
+    assert store.counts()["messages"] == 1
+
+
+def test_events_deleted_from_a_calendar_are_removed_unless_the_calendar_vanished() -> None:
+    store = Store.memory()
+    ev = EventMeta(
+        account="c",
+        provider_id="e1",
+        start=T0,
+        end=T0 + timedelta(hours=1),
+        attendees=(Attendee("bob@example.com"),),
+    )
+    store.apply_batch("c", "ics", Batch(events=[ev]))
+    store.apply_batch("c", "ics", Batch(deletions=[Deletion("c", "e1", "event")]))
+    assert store.counts()["events"] == 0  # a deleted meeting did not take place
+    store.apply_batch("c", "ics", Batch(events=[ev]))
+    store.apply_batch("c", "ics", Batch(deletions=[Deletion("c", "e1", "event", "vanished")]))
+    assert store.counts()["events"] == 1 and store.counts()["event_sources"] == 0
 
 
 def test_events_dedupe_by_uid_and_update_in_place() -> None:

@@ -84,6 +84,7 @@ class PartResult:
     retry: list[str] = field(default_factory=list)
     retry_after: float | None = None
     throttled: int = 0
+    forbidden: int = 0  # of them, 403s: a quota answer, not the concurrency limit
 
 
 class GoogleClient:
@@ -217,7 +218,9 @@ class GoogleClient:
                 return False, None
             ra = retry_after_seconds(exc.resp.get("retry-after"))
             if status in (403, 429):
-                self.limits.bucket.throttled(ra, self.retry.base, self.retry.cap)
+                self.limits.bucket.throttled(
+                    ra, self.retry.base, self.retry.cap, quota=status == 403
+                )
             return True, ra
         if isinstance(exc, google.auth.exceptions.GoogleAuthError):
             raise refresh_failure(exc, self.settings.account) from None
@@ -274,6 +277,7 @@ class GoogleClient:
                 out.retry.append(key)
                 if status in (403, 429):
                     out.throttled += 1
+                    out.forbidden += status == 403
                 ra = retry_after_seconds(exc.resp.get("retry-after"))
                 if ra is not None:
                     out.retry_after = max(out.retry_after or 0.0, ra)
@@ -303,7 +307,9 @@ class GoogleClient:
             out.retry = [k for k, _ in requests if k not in done]
             return out
         if out.throttled:
-            self.limits.bucket.throttled(out.retry_after, self.retry.base, self.retry.cap)
+            self.limits.bucket.throttled(
+                out.retry_after, self.retry.base, self.retry.cap, quota=bool(out.forbidden)
+            )
         elif not out.retry:
             self.limits.bucket.clean()
         return out

@@ -85,7 +85,8 @@ class BatchWindow:
         self.refusals = 0
 
     def batch(self) -> int:
-        return max(1, min(int(self.size), self.batch_size))
+        """Half the window, so that one batch can be on its way while another is answered."""
+        return max(1, min(-(-int(self.size) // 2), self.batch_size))
 
     def clean(self) -> None:
         step = self.size if self.size < self.threshold else 1.0
@@ -101,7 +102,8 @@ class BatchWindow:
 class Fetched:
     messages: list[MessageMeta] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
-    excluded: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)  # now in the trash, a draft or a chat
+    spam: list[str] = field(default_factory=list)  # now marked as spam
     skipped: Counter[str] = field(default_factory=Counter)
     internal_ms: dict[str, int] = field(default_factory=dict)
 
@@ -169,18 +171,20 @@ def to_record(
 
 
 def history_actions(records: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """Message id -> "fetch" or "delete", from history records in chronological order."""
+    """Message id -> "fetch", "delete" or "spam" (marked as spam: removed, not kept as
+    history), from history records in chronological order."""
     act: dict[str, str] = {}
     for rec in records:
         for e in rec.get("messagesAdded") or []:
             m = e.get("message") or {}
             if "id" in m:
                 bad = set(m.get("labelIds") or []) & EXCLUDED_LABELS
-                act[m["id"]] = "delete" if bad else "fetch"
+                act[m["id"]] = ("spam" if "SPAM" in bad else "delete") if bad else "fetch"
         for e in rec.get("labelsAdded") or []:
             m = e.get("message") or {}
-            if "id" in m and set(e.get("labelIds") or []) & EXCLUDED_LABELS:
-                act[m["id"]] = "delete"
+            added = set(e.get("labelIds") or []) & EXCLUDED_LABELS
+            if "id" in m and added:
+                act[m["id"]] = "spam" if "SPAM" in added else "delete"
         for e in rec.get("labelsRemoved") or []:
             m = e.get("message") or {}
             still_bad = set(m.get("labelIds") or []) & EXCLUDED_LABELS
@@ -369,12 +373,18 @@ class GmailConnector:
                 continue  # an empty page that is not the last one: follow its token
             actions = history_actions(records)
             to_fetch = [i for i, a in actions.items() if a == "fetch"]
-            deletions = [i for i, a in actions.items() if a == "delete"]
+            deletions = [
+                Deletion(self.account, i, reason="spam" if a == "spam" else "deleted")
+                for i, a in actions.items()
+                if a != "fetch"
+            ]
             got = self._fetch(to_fetch) if to_fetch else Fetched()
-            deletions += got.gone + got.excluded
+            deletions += [Deletion(self.account, i) for i in got.gone]
+            deletions += [Deletion(self.account, i, reason="spam") for i in got.spam]
+            deletions += [Deletion(self.account, i) for i in got.excluded]
             yield Batch(
                 messages=got.messages,
-                deletions=[Deletion(self.account, i) for i in deletions],
+                deletions=deletions,
                 cursor=dump_cursor({"mode": "incr", "history_id": cursor_id}),
                 progress=Progress(len(actions), None, "incremental"),
                 skipped=dict(got.skipped),
@@ -452,7 +462,10 @@ class GmailConnector:
             )
             if isinstance(rec, str):
                 out.skipped[rec] += 1
-                if set(msg.get("labelIds") or []) & EXCLUDED_LABELS:
+                bad = set(msg.get("labelIds") or []) & EXCLUDED_LABELS
+                if "SPAM" in bad:
+                    out.spam.append(mid)
+                elif bad:
                     out.excluded.append(mid)
             else:
                 out.messages.append(rec)

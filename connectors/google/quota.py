@@ -12,10 +12,12 @@ full jitter, never sooner than the server's ``Retry-After``. The reason is read 
 body's JSON, never from the message text. After the bounded number of attempts
 :class:`TransientError` is raised with ``retry_after``.
 
-A rate-limit answer *without* ``Retry-After`` (Google sends 403s and 429s without one) means the
-configured budget is more than Google grants right now: the bucket spends 15% slower (never
-below a quarter of the budget) and, when refusals continue after a first slow-down, pauses for
-``base``, then twice as long, up to ``cap``; clean answers win the pace back 2% at a time.
+A rate-limit answer *without* ``Retry-After`` (Google sends 403s and 429s without one): a 403
+``userRateLimitExceeded``/``rateLimitExceeded``, or 429s twice in a row, mean the configured
+budget is more than Google grants right now: the bucket spends 15% slower (never below a quarter
+of the budget) and, when refusals continue, pauses for ``base``, then twice as long, up to
+``cap``; clean answers win the pace back 2% at a time. A single 429 is more likely the per-user
+concurrency limit, which the Gmail connector's batch window answers.
 """
 
 from __future__ import annotations
@@ -125,10 +127,14 @@ class TokenBucket:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
             self._tokens = 0.0
 
-    def throttled(self, retry_after: float | None, base: float, cap: float) -> None:
-        """Google refused for rate: wait its Retry-After; without one, spend slower and, if it
-        goes on refusing, pause ``base``, ``2 * base``... up to ``cap``. Refusals that arrive
-        during a pause (other requests already in flight) count once."""
+    def throttled(
+        self, retry_after: float | None, base: float, cap: float, *, quota: bool = False
+    ) -> None:
+        """Google refused for rate: wait its Retry-After. Without one, a 429 may be the per-user
+        concurrency limit (the batch size deals with that), so a first one changes nothing here;
+        a 403 rate limit (``quota``) or a second refusal in a row means the budget is too high:
+        spend slower and pause ``base``, ``2 * base``... up to ``cap``. Refusals that arrive
+        during a pause (requests already in flight) count once."""
         if retry_after is not None:
             self.pause(min(retry_after, cap))
             return
@@ -137,7 +143,8 @@ class TokenBucket:
             if now < self._paused_until:
                 return
             self.strikes += 1
-            self.rate = max(self.full_rate * FLOOR, self.rate * SLOWER)
+            if quota or self.strikes > 1:
+                self.rate = max(self.full_rate * FLOOR, self.rate * SLOWER)
             wait = 0.0 if self.strikes == 1 else min(cap, base * 2 ** (self.strikes - 2))
             self._paused_until = now + wait
             self._tokens = 0.0

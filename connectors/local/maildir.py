@@ -3,8 +3,11 @@
 A scan lists the tree (following symlinks, but never into a directory twice), compares every
 message file's name, mtime and size with what the cursor remembers, and then:
 
-- files that vanished (or changed) become :class:`Deletion` records, in the first batches;
-- new (or changed) files are read *up to their header block only* and become records.
+- files that changed become ``replaced`` :class:`Deletion` records, in the first batches;
+- new (or changed) files are read *up to their header block only* and become records;
+- files that are gone become deletions last (so a message moved between folders is stored from
+  its new folder first): ``spam`` when the same file is now in a spam folder, ``vanished`` when
+  its whole folder is gone (the batch carries a notice for the user), ``deleted`` otherwise.
 
 Accepted layouts: a maildir (``cur/``, ``new/``, ``tmp/``; ``tmp/`` is ignored because files
 there are still being delivered), Maildir++ sub-folders (``.Sent/cur``), nested folders, and
@@ -24,12 +27,12 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keepwarm.connectors.base import Batch, Deletion, MessageMeta, Progress
+from keepwarm.connectors.base import Batch, Deletion, MessageMeta, Progress, kept_notice
 from keepwarm.connectors.local.common import (
     SYMLINK_LOOP,
     TRASH,
@@ -57,21 +60,8 @@ _METADATA_NAMES = frozenset(
 )
 _METADATA_PREFIXES = ("dovecot", "courierimap", "courierpop3", ".")
 _METADATA_SUFFIXES = (".index", ".cache", ".log", ".lock", ".db", ".sqlite", ".journal")
-_TRASH_NAMES = frozenset(
-    {
-        "trash",
-        "deleted",
-        "deleted items",
-        "deleted messages",
-        "bin",
-        "spam",
-        "junk",
-        "junk e-mail",
-        "junk email",
-        "junk mail",
-        "bulk mail",
-    }
-)
+_SPAM_NAMES = frozenset({"spam", "junk", "junk e-mail", "junk email", "junk mail", "bulk mail"})
+_TRASH_NAMES = frozenset({"trash", "deleted", "deleted items", "deleted messages", "bin"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +72,8 @@ class Entry:
     folder: str
     stamp: str  # "mtime:size"
     mtime: float
-    trash: bool
+    trash: bool  # in a trash or spam folder: never read
+    spam: bool = False  # in a spam folder
 
 
 def _is_metadata(name: str) -> bool:
@@ -101,12 +92,21 @@ def _folder_name(rel: str) -> str:
     return "/".join(part.lstrip(".") or part for part in rel.split("/"))
 
 
+def _folder_names(rel: str) -> set[str]:
+    return {part.strip().lower().replace("_", " ").strip() for part in re.split(r"[/.]", rel)}
+
+
 def _is_trash(rel: str) -> bool:
-    for part in re.split(r"[/.]", rel):
-        name = part.strip().lower().replace("_", " ").strip()
-        if name in _TRASH_NAMES:
-            return True
-    return False
+    """A trash or spam folder (never read)."""
+    return bool(_folder_names(rel) & (_TRASH_NAMES | _SPAM_NAMES))
+
+
+def _is_spam(rel: str) -> bool:
+    return bool(_folder_names(rel) & _SPAM_NAMES)
+
+
+def _folder_of(pid: str) -> str:
+    return pid.rsplit("/", 1)[0] if "/" in pid else ""
 
 
 def _is_maildir_folder(path: str) -> bool:
@@ -119,6 +119,7 @@ class Lister:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.entries: dict[str, Entry] = {}
+        self.folders: set[str] = {""}  # every folder that exists, even empty (relative paths)
         self.skips = Skips()
         self._seen_dirs: set[tuple[int, int]] = set()
 
@@ -129,6 +130,7 @@ class Lister:
         return self.entries
 
     def _walk(self, path: str, rel: str) -> None:
+        self.folders.add(rel)
         try:
             with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -179,6 +181,7 @@ class Lister:
 
     def _list_messages(self, path: str, folder_rel: str) -> None:
         """The files of a maildir ``cur/`` or ``new/`` directory."""
+        self.folders.add(folder_rel)
         try:
             with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -202,6 +205,7 @@ class Lister:
             stamp=f"{int(st.st_mtime)}:{st.st_size}",
             mtime=st.st_mtime,
             trash=_is_trash(folder_rel),
+            spam=_is_spam(folder_rel),
         )
 
 
@@ -244,18 +248,9 @@ class MaildirConnector(MailFileConnector):
         total = len(todo)
         yielded = False
 
-        # 1. Vanished and changed files: their records go first (a changed file is re-read below).
-        removals = gone + changed
-        for i in range(0, len(removals), self.batch_size):
-            part = removals[i : i + self.batch_size]
-            frags.append(pack([[pid, ""] for pid in part]))
-            yield Batch(
-                deletions=[Deletion(self.account, pid) for pid in part],
-                cursor=self._cursor(frags),
-                progress=Progress(0, total, "removing"),
-                skipped=skips.take(),
-            )
-            yielded = True
+        # 1. Changed files: their records go first (they are read again below).
+        replaced = [Deletion(self.account, pid, reason="replaced") for pid in changed]
+        yielded = yield from self._removals(replaced, frags, skips, total, [])
 
         # 2. New and changed files.
         batch = Batch()
@@ -281,11 +276,59 @@ class MaildirConnector(MailFileConnector):
             yield self._close(batch, frags, seen, skips, Progress(done, total, "reading"))
             yielded = True
 
-        # 3. Compact the fragments into one, so the next scan starts from a small cursor.
+        # 3. Files that are gone, after the new ones: a message moved to another folder is then
+        # already stored from there, so it is never taken for deleted mail in between.
+        in_spam = {pid.rsplit("/", 1)[-1] for pid, e in listing.items() if e.spam}
+        removals = [self._deletion(pid, in_spam, lister.folders) for pid in gone]
+        notices = self._vanished_notices(gone, lister.folders)
+        yielded = (yield from self._removals(removals, frags, skips, total, notices)) or yielded
+
+        # 4. Compact the fragments into one, so the next scan starts from a small cursor.
         if yielded and len(frags) > 1:
             final = self._load(frags)
             frags[:] = [pack(sorted([pid, stamp] for pid, stamp in final.items()))]
             yield Batch(cursor=self._cursor(frags), progress=Progress(done, total, "done"))
+
+    def _removals(
+        self,
+        removals: list[Deletion],
+        frags: list[str],
+        skips: Skips,
+        total: int,
+        notices: list[str],
+    ) -> Generator[Batch, None, bool]:
+        """Batches of deletions, each forgetting its files in the cursor; True if any."""
+        for i in range(0, len(removals), self.batch_size):
+            part = removals[i : i + self.batch_size]
+            frags.append(pack([[d.provider_id, ""] for d in part]))
+            yield Batch(
+                deletions=part,
+                cursor=self._cursor(frags),
+                progress=Progress(0, total, "removing"),
+                skipped=skips.take(),
+                notices=notices if i == 0 else [],
+            )
+        return bool(removals)
+
+    def _deletion(self, pid: str, in_spam: set[str], folders: set[str]) -> Deletion:
+        """A file that is gone: moved into a spam folder (its unique name is there now), part
+        of a folder that vanished, or deleted."""
+        if pid.rsplit("/", 1)[-1] in in_spam:
+            return Deletion(self.account, pid, reason="spam")
+        if _folder_of(pid) not in folders:
+            return Deletion(self.account, pid, reason="vanished")
+        return Deletion(self.account, pid)
+
+    @staticmethod
+    def _vanished_notices(gone: list[str], folders: set[str]) -> list[str]:
+        lost: dict[str, int] = {}
+        for pid in gone:
+            rel = _folder_of(pid)
+            if rel not in folders and not _is_trash(rel):
+                lost[rel] = lost.get(rel, 0) + 1
+        return [
+            kept_notice(f"folder {_folder_name(rel)} is gone", n) for rel, n in sorted(lost.items())
+        ]
 
     def _close(
         self,

@@ -95,6 +95,7 @@ class MicrosoftConnector:
                     cursor=json.dumps(state, separators=(",", ":")),
                     progress=Progress(done, max(total, done) if total else None, "mail"),
                     skipped=page.skipped,
+                    notices=page.notices,
                 )
         if self.options.calendar:
             cal = CalendarSync(

@@ -12,11 +12,13 @@ State (kept in the connector cursor, JSON)::
 - ``@removed`` is not taken at its word: with immutable ids a message moved from folder A to
   folder B keeps its id, and A's delta reports it removed, possibly *after* B's delta reported it
   added. Removed ids are therefore looked up (``$batch``, 20 per call): still in a synced folder ->
-  re-stated there (one interaction, folder updated); gone, or in Deleted Items/Junk -> Deletion.
+  re-stated there (one interaction, folder updated); in Junk -> a ``spam`` Deletion (removed);
+  gone, or in Deleted Items -> a ``deleted`` Deletion (the store keeps it as history).
 - 410 / ``SyncStateNotFound`` restarts that folder's round from the initial request; the store's
   dedupe (same provider id) makes the replay add nothing twice.
 - New folders start a round; renamed folders keep their id (the new path is used from then on);
-  folders that disappear (deleted: moved under Deleted Items) have their messages removed.
+  folders that disappear (deleted: moved under Deleted Items) give ``vanished`` Deletions for
+  their messages (kept as history) and a notice for the user.
 - Backfill: messages received before ``now - backfill`` are ignored on arrival. The window is
   applied client-side rather than with ``$filter`` because Graph caps a filtered message delta at
   5,000 messages, which would silently truncate a large mailbox.
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from keepwarm.connectors.base import Deletion, MessageMeta, TransientError
+from keepwarm.connectors.base import Deletion, MessageMeta, TransientError, kept_notice
 from keepwarm.connectors.microsoft.graph import (
     DeltaExpired,
     GraphClient,
@@ -78,6 +80,7 @@ class Page:
     deletions: list[Deletion] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     seen: int = 0  # items looked at (for progress)
+    notices: list[str] = field(default_factory=list)  # for the user: a folder that vanished
 
 
 class MailSync:
@@ -99,6 +102,7 @@ class MailSync:
         self.page_size = page_size
         self.synced: dict[str, Folder] = {}
         self.total = 0  # estimated messages still to read in first rounds (set by run)
+        self._junk: str | None = None  # the Junk Email folder's id, looked up when needed
 
     @property
     def prefer(self) -> dict[str, str]:
@@ -275,6 +279,8 @@ class MailSync:
             parent = str(body.get("parentFolderId") or "")
             if status == 200 and parent in self.synced:
                 self._add(page, body, self.synced[parent].path)
+            elif status == 200 and parent == self._junk_id():
+                page.deletions.append(Deletion(self.account, mid, "message", reason="spam"))
             elif status in (200, 404, 410):
                 page.deletions.append(Deletion(self.account, mid, "message"))
             else:
@@ -283,9 +289,22 @@ class MailSync:
                     "will retry later"
                 )
 
+    def _junk_id(self) -> str:
+        if self._junk is None:
+            try:
+                found = self.client.get(
+                    "me/mailFolders/junkemail", {"$select": "id"}, {"Prefer": IMMUTABLE}
+                )
+                self._junk = str(found.get("id") or "")
+            except NotFound:
+                self._junk = ""
+        return self._junk
+
     def _vanished(self, fid: str, folders: dict[str, Any]) -> Iterator[Page]:
-        """A synced folder left the tree (deleted, or moved under Deleted Items): drop its mail."""
-        page = Page(str(folders[fid].get("path") or ""))
+        """A synced folder left the tree (deleted, or moved under Deleted Items): its mail stays
+        in the history (``vanished``), and the user is told."""
+        path = str(folders[fid].get("path") or "")
+        page = Page(path)
         url = f"me/mailFolders/{quote_id(fid)}/messages"
         params: dict[str, str] | None = {"$select": "id", "$top": "1000"}
         try:
@@ -294,14 +313,15 @@ class MailSync:
                 params = None
                 for item in data.get("value") or []:
                     if isinstance(item, dict) and item.get("id"):
-                        page.deletions.append(Deletion(self.account, str(item["id"]), "message"))
+                        page.deletions.append(
+                            Deletion(self.account, str(item["id"]), "message", reason="vanished")
+                        )
                 url = str(data.get("@odata.nextLink") or "")
-        except NotFound:
-            log.warning(
-                "account %s: a synced mail folder was permanently deleted; messages that were "
-                "only in it stay in keepwarm",
-                self.account,
+            page.notices.append(
+                kept_notice(f"folder {path} is gone from the mailbox", len(page.deletions))
             )
+        except NotFound:
+            page.notices.append(kept_notice(f"folder {path} was deleted for good", None))
         del folders[fid]
         yield page
 

@@ -29,6 +29,7 @@ from keepwarm.connectors.headers import (
     MAX_SUBJECT,
     clean_text,
     is_sent_folder,
+    kept_subject,
     normalize_address,
     normalize_message_id,
     not_a_person,
@@ -151,8 +152,8 @@ def message_from_graph(
             return "unparseable date"
     assert date is not None
     subject = None
-    if keep_subject and isinstance(item.get("subject"), str):
-        subject = clean_text(item["subject"])[:MAX_SUBJECT] or None
+    if isinstance(item.get("subject"), str):  # an action mail's subject is kept whatever
+        subject = kept_subject(clean_text(item["subject"])[:MAX_SUBJECT] or None, keep_subject)
     markers: list[str] = []
     if str(item.get("inferenceClassification") or "").lower() == "other":
         markers.append("inference:other")

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from keepwarm.connectors.headers import normalize_address
-from keepwarm.daemon import decisions
+from keepwarm.daemon import completion, decisions
 from keepwarm.daemon.cli import Ctx, UserError, cli, pass_ctx
 from keepwarm.daemon.config import Config, parse_duration
 from keepwarm.daemon.decisions import KINDS, Decision
@@ -130,10 +130,11 @@ def _kind(value: str | None) -> str | None:
 
 # -- done -------------------------------------------------------------------------------------------
 @cli.command()
-@click.argument("person", required=False)
+@click.argument("person", required=False, shell_complete=completion.people)
 @click.option(
     "--kind",
     metavar="KIND",
+    shell_complete=completion.kinds,
     help="The suggestion you acted on (reply_owed, fading, ... or a section such as reconnect); "
     "default: the one the digest last showed for PERSON.",
 )
@@ -200,7 +201,7 @@ def parse_until(value: str, now: datetime, config: Config) -> datetime:
 
 
 @cli.command()
-@click.argument("person", required=False)
+@click.argument("person", required=False, shell_complete=completion.people)
 @click.argument("duration", required=False, default="30d")
 @click.option("--clear", "clear", is_flag=True, help="End PERSON's snooze now.")
 @list_undo_options
@@ -237,8 +238,8 @@ def snooze(
 
 # -- dismiss ----------------------------------------------------------------------------------------
 @cli.command()
-@click.argument("person", required=False)
-@click.argument("kind", required=False)
+@click.argument("person", required=False, shell_complete=completion.people)
+@click.argument("kind", required=False, shell_complete=completion.kinds)
 @list_undo_options
 @pass_ctx
 def dismiss(
@@ -269,7 +270,7 @@ def dismiss(
 
 # -- ignore -----------------------------------------------------------------------------------------
 @cli.command()
-@click.argument("address", required=False)
+@click.argument("address", required=False, shell_complete=completion.people)
 @list_undo_options
 @pass_ctx
 def ignore(obj: Ctx, address: str | None, list_: bool, undo_id: int | None, as_json: bool) -> None:
@@ -294,8 +295,8 @@ def ignore(obj: Ctx, address: str | None, list_: bool, undo_id: int | None, as_j
 
 # -- merge ------------------------------------------------------------------------------------------
 @cli.command()
-@click.argument("first", required=False)
-@click.argument("second", required=False)
+@click.argument("first", required=False, shell_complete=completion.people)
+@click.argument("second", required=False, shell_complete=completion.people)
 @list_undo_options
 @pass_ctx
 def merge(
@@ -325,7 +326,7 @@ def merge(
 
 # -- note -------------------------------------------------------------------------------------------
 @cli.command()
-@click.argument("person", required=False)
+@click.argument("person", required=False, shell_complete=completion.people)
 @click.argument("text", nargs=-1)
 @list_undo_options
 @pass_ctx

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
@@ -59,6 +59,7 @@ def digest(
     Without --send or --out it prints the plain-text digest to stdout as a preview: nothing is
     delivered and nothing is recorded (suggestions shown, cooldowns), so it can run any time.
     """
+    from keepwarm.daemon.delivery_check import settle_deliveries
     from keepwarm.daemon.digest_job import OutFileError, digest_moment, run_digest
 
     config = obj.config
@@ -74,6 +75,8 @@ def digest(
     if out is not None:
         _check_writable(out)
     with obj.store() as store:
+        if send:  # an earlier digest lost in a crash: confirmed, resent, or told in this one
+            settle_deliveries(config, store, datetime.now(UTC))
         try:
             outcome = run_digest(config, store, now=now, send=send, out=out, force=force)
         except OutFileError as exc:

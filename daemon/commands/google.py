@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from keepwarm.daemon import completion
 from keepwarm.daemon.cli import EXIT_FAIL, Ctx, UserError, auth, pass_ctx
 from keepwarm.daemon.config import Account, Config, ConfigError
 
@@ -65,7 +66,7 @@ def _free_port() -> int:
 
 
 @auth.command("google")
-@click.argument("account")
+@click.argument("account", shell_complete=completion.accounts)
 @click.option(
     "--client-secrets",
     type=click.Path(dir_okay=False, path_type=Path),

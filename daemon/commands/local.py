@@ -1,8 +1,9 @@
-"""keepwarm CLI commands: local (``keepwarm import mbox|maildir|ics PATH``)."""
+"""keepwarm CLI commands: local (``keepwarm import mbox|maildir|ics|vcard PATH``)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import signal
 import sys
@@ -16,14 +17,16 @@ from types import FrameType
 import click
 
 from keepwarm.connectors.base import ConnectorError
+from keepwarm.daemon import completion
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.cli import EXIT_FAIL, Ctx, ProgressPrinter, UserError, cli, pass_ctx
 from keepwarm.daemon.config import Account, Config
 from keepwarm.daemon.store import StoreError
+from keepwarm.daemon.words import plural
 
 __all__ = ["cli", "default_account_name", "import_account"]
 
-KINDS = ("mbox", "maildir", "ics")
+KINDS = ("mbox", "maildir", "ics", "vcard")
 
 
 def default_account_name(kind: str, path: Path) -> str:
@@ -95,20 +98,25 @@ def _check_name(obj: Ctx, config: Config, name: str, kind: str) -> None:
     "--account",
     "account_name",
     metavar="NAME",
+    shell_complete=completion.accounts,
     help="Account name to file the records under (default: derived from the path, so "
     "importing the same path again only adds what is new).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @pass_ctx
-def import_(obj: Ctx, kind: str, path: Path, account_name: str | None) -> None:
-    """Import a Google Takeout mbox, a maildir (or Enron-style archive) or .ics files.
+def import_(obj: Ctx, kind: str, path: Path, account_name: str | None, as_json: bool) -> None:
+    """Import a Google Takeout mbox, a maildir (or Enron-style archive), .ics or .vcf files.
 
     The config is not changed. Running the same import again reads only what changed since.
     """
     from keepwarm.daemon.accounts import make_connector
+    from keepwarm.daemon.actions import ActionInbox
     from keepwarm.daemon.sync import run_account
 
     config = _load_config(obj)
     path = path.expanduser().absolute()
+    if not path.exists():
+        raise UserError(f"{path} does not exist; check the path (nothing was imported)")
     name = account_name or default_account_name(kind, path)
     _check_name(obj, config, name, kind)
     try:
@@ -118,12 +126,22 @@ def import_(obj: Ctx, kind: str, path: Path, account_name: str | None) -> None:
     printer = ProgressPrinter(f"importing {path.name or path}")
     stop = threading.Event()
     with obj.store() as store, _stop_on_ctrl_c(stop):
+        existed = any(s.name == name for s in store.account_states())
         try:
-            outcome = run_account(store, connector, on_batch=printer, stop=stop)
+            outcome = run_account(
+                store, connector, on_batch=printer, stop=stop, intercept=ActionInbox(config, store)
+            )
         except StoreError as exc:
             raise UserError(str(exc)) from None
         finally:
             printer.close()
+        if outcome.state not in ("ok", "interrupted") and not existed:
+            store.forget_account(name)  # a failed first import leaves no account behind
+    if as_json:
+        click.echo(json.dumps({**outcome.to_json(), "kind": kind, "path": str(path)}, indent=2))
+        if outcome.state not in ("ok", "interrupted"):
+            sys.exit(EXIT_FAIL)
+        return
     if outcome.state == "ok":
         click.echo(outcome.summary())
     elif outcome.state == "interrupted":
@@ -131,3 +149,42 @@ def import_(obj: Ctx, kind: str, path: Path, account_name: str | None) -> None:
     else:
         click.echo(f"import failed: {outcome.error}", err=True)
         sys.exit(EXIT_FAIL)
+
+
+@cli.command()
+@click.argument("account", shell_complete=completion.accounts)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def forget(obj: Ctx, account: str, yes: bool) -> None:
+    """Forget ACCOUNT and the mail and meetings seen only through it.
+
+    Mail another account also saw stays, and so do your decisions. Use it for an import of the
+    wrong folder, or an account you no longer use ('keepwarm status' lists every account).
+    """
+    config = obj.config
+    with obj.store() as store:
+        names = [s.name for s in store.account_states()]
+        if account not in names:
+            known = ", ".join(names) or "none"
+            raise UserError(f'no account named "{account}" in the database; accounts: {known}')
+        n_msg = store.conn.execute(
+            "SELECT count(*) FROM message_sources WHERE account = ?", (account,)
+        ).fetchone()[0]
+        n_ev = store.conn.execute(
+            "SELECT count(*) FROM event_sources WHERE account = ?", (account,)
+        ).fetchone()[0]
+        what = f"{plural(n_msg, 'message')} and {plural(n_ev, 'event')}"
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UserError(f"forgetting {account} ({what}) needs --yes without a terminal")
+            click.confirm(
+                f"Forget {account} and what was seen only through it ({what})?", abort=True
+            )
+        store.forget_account(account)
+    click.echo(f"forgot {account} ({what} were seen through it)")
+    if any(a.name == account for a in config.accounts):
+        click.echo(
+            f"note: {account} is still in your config, so the next sync reads it again; "
+            "remove its [[accounts]] table to stop that",
+            err=True,
+        )

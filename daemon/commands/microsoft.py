@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from keepwarm.connectors.base import AuthRequired, ConnectorError
+from keepwarm.daemon import completion
 from keepwarm.daemon.cli import Ctx, UserError, auth, cli, pass_ctx
 from keepwarm.daemon.config import ConfigError
 
@@ -12,7 +13,7 @@ __all__ = ["cli", "microsoft"]
 
 
 @auth.command("microsoft")
-@click.argument("account")
+@click.argument("account", shell_complete=completion.accounts)
 @pass_ctx
 def microsoft(obj: Ctx, account: str) -> None:
     """Sign in to a Microsoft 365 / Outlook account with the device-code flow.

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from keepwarm.connectors.headers import normalize_address
-from keepwarm.daemon import decisions
+from keepwarm.daemon import completion, decisions, freshness
 from keepwarm.daemon.cli import (
     Ctx,
     UserError,
@@ -31,6 +31,7 @@ from keepwarm.daemon.people_stats import (
     load_view,
     person_record,
 )
+from keepwarm.daemon.words import kind_word, plural, table, tier_word
 from keepwarm.digests.cadence import NetworkReport, PersonReport
 
 __all__ = ["PeopleView", "cli", "load_view", "people_records"]
@@ -89,60 +90,103 @@ def print_people(
     report: NetworkReport | None = None,
     people: list[Person] | None = None,
     explain: bool = False,
+    plain: bool = False,
 ) -> None:
     people = people if people is not None else selected_people(view, all_kinds, report)
     if report is not None and not all_kinds:
-        print_network(people, report, explain)
+        print_network(people, report, explain, zone, plain)
         return
     if not people:
-        what = "address clusters" if all_kinds else "relationships (two-way contact)"
-        click.echo(f"no {what} found yet; run 'keepwarm sync' or 'keepwarm import' first")
+        what = "addresses with mail or meetings" if all_kinds else "relationships (two-way) yet"
+        click.echo(f"no {what}; run 'keepwarm sync' or 'keepwarm import' first")
         return
-    header = f"{'name':<28} {'address':<34} {'last touch':<10} {'in':>5} {'out':>5} {'meet':>4}"
-    click.echo(header + ("  kind" if all_kinds else ""))
+    headers = ["name", "address", "last touch", "in", "out", "meetings"]
+    rows = []
     for p in people:
         s = view.stats[p.key]
-        extra = f"  +{len(p.addresses) - 1}" if len(p.addresses) > 1 else ""
-        line = (
-            f"{p.name[:28]:<28} {(p.key + extra)[:34]:<34} {_day(s.last_touch, zone):<10} "
-            f"{s.messages_in:>5} {s.messages_out:>5} {s.meetings:>4}"
-        )
+        extra = f" (+{len(p.addresses) - 1})" if len(p.addresses) > 1 else ""
+        row = [
+            p.name,
+            p.key + extra,
+            _day(s.last_touch, zone),
+            f"{s.messages_in:,}",
+            f"{s.messages_out:,}",
+            f"{s.meetings:,}",
+        ]
         if all_kinds:
-            line += f"  {p.kind}{'' if p.two_way or p.kind != 'person' else ' (one-way)'}"
+            row.append(kind_word(p.kind, p.two_way))
+        rows.append(row)
+    for line in table([*headers, *(["kind"] if all_kinds else [])], rows, (3, 4, 5), plain):
         click.echo(line)
+    if plain:
+        return
     n_rel = sum(1 for p in people if p.kind == "person" and p.two_way)
-    click.echo(f"{n_rel} relationships" + (f", {len(people)} clusters" if all_kinds else ""))
+    summary = plural(n_rel, "relationship")
+    if all_kinds:
+        summary += f" among {plural(len(people), 'address cluster')}"
+    click.echo(summary)
 
 
-def _gap(rep: PersonReport) -> str:
+def _silence(rep: PersonReport) -> tuple[str, str]:
     if rep.days_since_contact is None:
-        return "-"
-    return f"{rep.days_since_contact}d/{rep.expected_gap_days:.0f}d"
+        return "-", "-"
+    return plural(rep.days_since_contact, "day"), plural(round(rep.expected_gap_days), "day")
 
 
-def print_network(people: list[Person], report: NetworkReport, explain: bool) -> None:
+def print_network(
+    people: list[Person],
+    report: NetworkReport,
+    explain: bool,
+    zone: ZoneInfo | None = None,
+    plain: bool = False,
+) -> None:
     """Relationships with the engine's view: tier, stage, strength, silence against rhythm."""
     if not people:
-        click.echo("nobody matches; 'keepwarm people' lists every relationship")
+        if explain:
+            click.echo("nobody matches these filters; 'keepwarm people' lists every relationship")
+        else:
+            click.echo(
+                "no relationships (two-way) yet; 'keepwarm people --all' lists every address"
+            )
         return
-    click.echo(
-        f"{'name':<26} {'address':<32} {'tier':<8} {'stage':<11} {'strength':>8} "
-        f"{'since/usual':>11} {'owed':>5}"
-    )
+    headers = ["name", "address", "tier", "stage", "strength", "silent", "usual gap", "owed"]
+    rows: list[list[str]] = []
+    notes: dict[int, list[str]] = {}
     for p in people:
         rep = report.person(p.key)
         if rep is None:
-            click.echo(f"{p.name[:26]:<26} {p.key[:32]:<32} (no touches the engine counts)")
+            rows.append([p.name, p.key, "-", "-", "-", "-", "-", "-"])
+            notes[len(rows) - 1] = ["no conversation the engine counts yet"]
             continue
-        owed = f"{rep.replies_owed_by_me}/{rep.replies_owed_to_me}"
-        click.echo(
-            f"{p.name[:26]:<26} {p.key[:32]:<32} {rep.tier or '-':<8} {rep.stage:<11} "
-            f"{rep.strength:>8.2f} {_gap(rep):>11} {owed:>5}"
+        silent, usual = _silence(rep)
+        rows.append(
+            [
+                p.name,
+                p.key,
+                tier_word(rep.tier),
+                rep.stage,
+                f"{rep.strength:.2f}",
+                silent,
+                usual,
+                f"{rep.replies_owed_by_me}/{rep.replies_owed_to_me}",
+            ]
         )
         if explain:
-            for sig in report.signals_for(p.key):
-                click.echo(f"    {sig.kind}: {'; '.join(sig.because)}")
-    click.echo(f"{len(people)} people (owed: replies you owe / replies owed to you)")
+            notes[len(rows) - 1] = [
+                f"{sig.kind}: {'; '.join(sig.because)}" for sig in report.signals_for(p.key)
+            ]
+    lines = table(headers, rows, (4, 5, 6, 7), plain)
+    click.echo(lines[0])
+    for i, line in enumerate(lines[1:]):
+        click.echo(line)
+        if not plain:
+            for note in notes.get(i, ()):
+                click.echo(f"    {note}")
+    if not plain:
+        click.echo(
+            f"{plural(len(people), 'person', 'people')} "
+            "(owed: replies you owe / replies owed to you)"
+        )
 
 
 def print_candidates(cands: list[tuple[Person, Person, str]], as_json: bool) -> None:
@@ -184,6 +228,7 @@ def print_candidates(cands: list[tuple[Person, Person, str]], as_json: bool) -> 
     "--lopsided", is_flag=True, help="Only ties where one side does nearly all the reaching out."
 )
 @click.option("--owed", is_flag=True, help="Only people with a reply owed, by you or to you.")
+@click.option("--plain", is_flag=True, help="Tab-separated columns and no summary (for scripts).")
 @as_of_option
 @pass_ctx
 def people(
@@ -195,6 +240,7 @@ def people(
     fading: bool,
     lopsided: bool,
     owed: bool,
+    plain: bool,
     as_of: str | None,
 ) -> None:
     """List your relationships, strongest first, with tier, stage and rhythm.
@@ -211,6 +257,7 @@ def people(
     report: NetworkReport | None = None
     with obj.store() as store:
         view = load_view(store, decisions.decided_config(config, store, now_utc(when)), when)
+        problem = freshness.data_problem(store, now_utc(when), config)
         if not merges:
             report = build_report(config, store, now_utc(when), identity=view.identity)
     if merges or report is None:
@@ -225,7 +272,9 @@ def people(
         click.echo(json.dumps(people_records(view, all_kinds, report, chosen), indent=2))
     else:
         explain = bool(tier or fading or lopsided or owed)
-        print_people(view, config.zone, all_kinds, report, chosen, explain)
+        print_people(view, config.zone, all_kinds, report, chosen, explain, plain)
+    if problem and not plain and not as_json:
+        click.echo(f"note: {problem}", err=True)
 
 
 # -- person -----------------------------------------------------------------------------------------
@@ -273,7 +322,7 @@ def find_person(identity: Identity, query: str) -> Person:
 
 
 @cli.command()
-@click.argument("address")
+@click.argument("address", shell_complete=completion.people)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--limit", default=20, show_default=True, help="How many recent messages to show.")
 @click.option(
@@ -333,7 +382,7 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: 
         ]
         click.echo(json.dumps(record, indent=2))
         return
-    _print_person(record, msgs, meets, config.zone)
+    _print_person(record, msgs, meets, config.zone, config.store_subjects)
     _print_decisions(mine, dict.fromkeys(p.addresses, p.name), config)
     if report is not None:
         _print_why(report, p.key)
@@ -355,66 +404,92 @@ def _print_decisions(mine: list[decisions.Decision], names: dict[str, str], conf
 
 
 def _print_why(report: NetworkReport, key: str) -> None:
+    """The engine's view in the words of every other screen (no raw ratios: --json has them)."""
     rep = report.person(key)
     if rep is None:
-        click.echo("engine: no touches it counts (mass mail, automatic mail or one-way only)")
+        click.echo(
+            "in your network: not yet (no conversation the engine counts: mass mail, automatic "
+            "mail or one-way only)"
+        )
         return
     click.echo(
-        f"engine: tier {rep.tier or 'none (acquaintance)'}, stage {rep.stage}, "
-        f"strength {rep.strength:.2f}, {rep.contact_days} days with two-way contact"
+        f"in your network: tier {tier_word(rep.tier)}, stage {rep.stage}, "
+        f"strength {rep.strength:.2f}"
+    )
+    click.echo(
+        f"  conversations: {plural(rep.contact_days, 'day')} on which you both wrote in one "
+        "thread, or met"
     )
     if rep.days_since_contact is not None:
-        usual = f"{rep.typical_gap_days:g}" if rep.typical_gap_days is not None else "-"
-        click.echo(
-            f"  rhythm: last contact {rep.days_since_contact} days ago; usual gap {usual} days, "
-            f"expected {rep.expected_gap_days:g}; overdue ratio {rep.overdue_ratio}"
-        )
+        line = f"  rhythm: last conversation {plural(rep.days_since_contact, 'day')} ago"
+        if rep.typical_gap_days is not None:
+            line += f"; you usually talk every {plural(round(rep.typical_gap_days), 'day')}"
+        if rep.overdue_ratio is not None and rep.overdue_ratio >= 1.05:
+            line += f", so that is {rep.overdue_ratio:.1f} times your usual gap"
+        click.echo(line)
     click.echo(
-        f"  give and take: started by you {rep.initiated_by_me}, by them {rep.initiated_by_them}; "
-        f"balance {rep.balance:+.2f}; replies you owe {rep.replies_owed_by_me}, "
-        f"owed to you {rep.replies_owed_to_me}"
+        f"  give and take: you started {plural(rep.initiated_by_me, 'thread or meeting', 'threads or meetings')}, "
+        f"they started {rep.initiated_by_them:,}; you owe {plural(rep.replies_owed_by_me, 'reply', 'replies')}, "
+        f"they owe you {plural(rep.replies_owed_to_me, 'reply', 'replies')}"
     )
     sigs = report.signals_for(key)
     if not sigs:
-        click.echo("  signals: none today")
+        click.echo("  suggestions: none today")
     for sig in sigs:
-        click.echo(f"  {sig.kind} (urgency {sig.urgency:.2f})")
+        click.echo(f"  suggestion: {sig.kind.replace('_', ' ')}")
         for line in sig.because:
             click.echo(f"    - {line}")
-        facts = ", ".join(f"{k}={v}" for k, v in sig.facts.items() if v is not None)
-        click.echo(f"    facts: {facts}")
+
+
+def _day_of(iso_ts: str | None, zone: ZoneInfo) -> str:
+    if not iso_ts:
+        return "-"
+    return (
+        datetime.fromisoformat(iso_ts.replace("Z", "+00:00")).astimezone(zone).strftime("%Y-%m-%d")
+    )
 
 
 def _print_person(
-    record: dict[str, Any], msgs: list[Any], meets: list[Any], zone: ZoneInfo
+    record: dict[str, Any], msgs: list[Any], meets: list[Any], zone: ZoneInfo, subjects: bool
 ) -> None:
     click.echo(f"{record['name']} <{record['key']}>")
     for extra in record["addresses"][1:]:
         click.echo(f"  also {extra}")
     kind = record["kind"]
-    rel = "a relationship" if kind == "person" and record["two_way"] else "not a relationship"
-    click.echo(f"kind: {kind} ({rel})")
+    if kind == "person":
+        how = (
+            "two-way: you have written to each other"
+            if record["two_way"]
+            else "one-way so far: not yet a relationship"
+        )
+        click.echo(f"kind: person, {how}")
+    else:
+        click.echo(f"kind: {kind_word(kind)} (not a relationship)")
     for why in record["reasons"]:
         click.echo(f"  - {why}")
     click.echo(
-        f"messages: {record['messages_in']} from them ({record['direct_in']} direct), "
-        f"{record['messages_out']} from you ({record['direct_out']} direct); "
-        f"meetings: {record['meetings']}"
+        f"messages: {record['messages_in']:,} from them ({record['direct_in']:,} direct), "
+        f"{record['messages_out']:,} from you ({record['direct_out']:,} direct); "
+        f"{plural(record['meetings'], 'small meeting')}"
     )
     click.echo(
-        f"first touch {record['first_touch'] or '-'}, last touch {record['last_touch'] or '-'}"
+        f"first touch {_day_of(record['first_touch'], zone)}, "
+        f"last touch {_day_of(record['last_touch'], zone)}"
     )
     if msgs:
         click.echo("recent messages:")
         for m in msgs:
             arrow = "<-" if m.direction == "in" else "->"
             note = "  (mass mail, not a touch)" if m.mass else ""
-            subject = m.subject if m.subject is not None else "(subject not stored)"
+            if m.subject is not None:
+                subject = m.subject
+            else:
+                subject = "(no subject)" if subjects else "(subject not stored)"
             click.echo(f"  {m.date.astimezone(zone):%Y-%m-%d %H:%M} {arrow} {subject}{note}")
     if meets:
         click.echo("recent meetings:")
         for mt in meets:
-            size = f"{mt.attendees} attendees" + ("" if mt.small else ", large: not a touch")
+            size = plural(mt.attendees, "attendee") + ("" if mt.small else ", large: not a touch")
             click.echo(
                 f"  {mt.start.astimezone(zone):%Y-%m-%d %H:%M} {mt.title or '(untitled)'} "
                 f"({size}; they {mt.response})"

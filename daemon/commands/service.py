@@ -13,6 +13,7 @@ import click
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.cli import EXIT_FAIL, Ctx, UserError, cli, pass_ctx
 from keepwarm.daemon.config import ConfigError
+from keepwarm.daemon.words import plural
 
 __all__ = ["cli", "service"]
 
@@ -71,13 +72,13 @@ def doctor(obj: Ctx, timeout: float, as_json: bool) -> None:
             Check(
                 "config",
                 False,
-                f"{path}: {len(exc.problems)} problem(s): " + "; ".join(exc.problems),
+                f"{path}: {plural(len(exc.problems), 'problem')}: " + "; ".join(exc.problems),
                 "edit the config (every key: `keepwarm init --example`)",
             )
         )
         _print_checks(checks, as_json)
         sys.exit(EXIT_FAIL)
-    checks.append(Check("config", True, f"{path} ({len(config.accounts)} account(s))"))
+    checks.append(Check("config", True, f"{path} ({plural(len(config.accounts), 'account')})"))
     checks.extend(run_checks(config, datetime.now(UTC), timeout))
     info = running_daemon(lock_path_for(config.store_path))
     if info is not None:
@@ -116,7 +117,7 @@ def _print_checks(checks: list[Any], as_json: bool) -> None:
     for c in checks:
         click.echo(c.line())
     if failed:
-        click.echo(f"{failed} check(s) failed", err=True)
+        click.echo(f"{plural(failed, 'check')} failed", err=True)
 
 
 # -- service install -----------------------------------------------------------------------------

@@ -12,7 +12,12 @@ existing message when
 4. it is a copy filed with its Date shifted by whole hours (same To+Cc and subject, the senders
    agree; see :mod:`.copies`): the earlier date is kept.
 
-Removing the last source of a message removes the message.
+History: a message deleted at its source (trash, expunge, a removed file) or whose whole
+folder vanished stays, with a row in ``gone_message_sources`` saying where it was; spam, records
+replaced by a fresh read and folders the user stopped syncing are removed, and so is deleted mail
+when ``forget_deleted`` is set ([privacy] forget_deleted). An event deleted from its calendar is
+removed (it did not take place) unless its whole calendar vanished. A record leaves the store
+when it has neither a source nor a history row left (see :class:`Deletion` for the reasons).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from sqlite_utils import Database
 
 from keepwarm.connectors.base import Address, Batch, Deletion, EventMeta, MessageMeta
 from keepwarm.connectors.headers import normalize_subject
+from keepwarm.daemon.store import contacts
 from keepwarm.daemon.store.copies import copy_key, same_sender, shifted
 from keepwarm.daemon.store.migrations import (
     ROLE_BCC,
@@ -143,9 +149,21 @@ class ApplyResult:
     added: int = 0
     merged: int = 0  # records that joined an existing message/event (dedupe)
     unchanged: int = 0
-    deleted: int = 0
+    deleted: int = 0  # source records removed (spam, replaced, unselected, moved, forgotten)
+    kept: int = 0  # deleted at the source, or their folder vanished: kept as history
     skipped: dict[str, int] = field(default_factory=dict)
     invalid_addresses: int = 0  # left out of the messages stored (the records were kept)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something about an account's source the user should know (a folder that vanished)."""
+
+    at: int  # UTC epoch seconds
+    text: str
+
+
+MAX_NOTICES = 20  # per account, newest kept
 
 
 @dataclass(frozen=True)
@@ -202,6 +220,7 @@ class Store:
         self.conn: sqlite3.Connection = db.conn
         self._address_ids: dict[str, int] = {}
         self._named: set[str] = set()  # addresses whose stored display name is not empty
+        self.forget_deleted = False  # [privacy] forget_deleted: deleted mail leaves the history
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -351,11 +370,62 @@ class Store:
         return [AccountState(*r) for r in rows]
 
     def forget_account(self, account: str) -> int:
-        """Remove every record seen only through ``account``. Returns the number of sources removed."""
+        """Remove every record seen only through ``account``, its history included. Returns the
+        number of sources removed."""
         with self.atomic():
-            n = self._remove_sources(account)
+            gone = self._take("gone_message_sources", "message", account)
+            gone_ev = self._take("gone_event_sources", "event", account)
+            n = self._remove_sources(account) + contacts.remove_account(self.conn, account)
+            self._drop_orphans(gone, gone_ev)
             self.conn.execute("DELETE FROM accounts WHERE name = ?", (account,))
         return n
+
+    def forget_deleted_mail(self, account: str) -> int:
+        """Forget the mail of ``account`` that was kept after it was deleted at its source (not
+        the mail of vanished folders). Returns how many history rows went."""
+        with self.atomic():
+            return self._forget_deleted(account)
+
+    def _forget_deleted(self, account: str) -> int:
+        ids = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT message FROM gone_message_sources WHERE account = ? AND reason = 'deleted'",
+                (account,),
+            )
+        ]
+        self.conn.execute(
+            "DELETE FROM gone_message_sources WHERE account = ? AND reason = 'deleted'", (account,)
+        )
+        self._drop_orphans(ids, [])
+        return len(ids)
+
+    def history_counts(self) -> dict[str, int]:
+        """Per account: messages deleted at the source (or in a vanished folder) that are kept."""
+        rows = self.conn.execute(
+            "SELECT account, count(*) FROM gone_message_sources GROUP BY account"
+        ).fetchall()
+        return {str(a): int(n) for a, n in rows}
+
+    # -- notices -------------------------------------------------------------------------------
+    def notices(self, account: str, since: float = 0) -> list[Notice]:
+        """The account's notices, oldest first (only those at or after ``since``)."""
+        row = self.conn.execute(
+            "SELECT notices FROM accounts WHERE name = ?", (account,)
+        ).fetchone()
+        try:
+            items = json.loads(row[0]) if row and row[0] else []
+        except ValueError:
+            items = []
+        return [Notice(int(at), str(text)) for at, text in items if at >= since]
+
+    def _add_notices(self, account: str, texts: list[str]) -> None:
+        items = [[n.at, n.text] for n in self.notices(account)]
+        items += [[int(time.time()), t] for t in texts]
+        self.conn.execute(
+            "UPDATE accounts SET notices = ? WHERE name = ?",
+            (json.dumps(items[-MAX_NOTICES:]), account),
+        )
 
     # -- batches -----------------------------------------------------------------------------
     def apply_batch(self, account: str, kind: str, batch: Batch) -> ApplyResult:
@@ -373,15 +443,37 @@ class Store:
     def _apply(self, account: str, kind: str, batch: Batch, result: ApplyResult) -> None:
         with self.atomic():
             self.ensure_account(account, kind)
+            before_reset: list[int] = []
             if batch.reset:
-                result.deleted += self._remove_sources(account)
+                result.deleted += contacts.remove_account(self.conn, account)
+                if self.forget_deleted:
+                    result.deleted += self._remove_sources(account) + self._forget_deleted(account)
+                else:
+                    before_reset = self._set_all_gone(account, result)
             for msg in batch.messages:
                 self._upsert_message(msg, result)
                 result.invalid_addresses += msg.invalid_addresses
+            if before_reset:  # what the fresh read did not bring again was deleted
+                result.kept += sum(
+                    1
+                    for mid in before_reset
+                    if self.conn.execute(
+                        "SELECT 1 FROM gone_message_sources WHERE account = ? AND message = ?",
+                        (account, mid),
+                    ).fetchone()
+                )
             for ev in batch.events:
                 self._upsert_event(ev, result)
+            for c in batch.contacts:
+                if contacts.upsert(self.conn, c) == "unchanged":
+                    result.unchanged += 1
+                else:
+                    result.added += 1
+            spam = set(batch.spam_message_ids)
             for d in batch.deletions:
-                result.deleted += self._delete(d)
+                self._delete(d, result, spam)
+            if batch.notices:
+                self._add_notices(account, batch.notices)
             progress = batch.progress
             self.conn.execute(
                 """UPDATE accounts SET cursor = ?, progress_done = ?, progress_total = ?
@@ -394,60 +486,122 @@ class Store:
                 ),
             )
 
+    def _take(self, table: str, column: str, account: str) -> list[int]:
+        """Delete ``account``'s rows of a sources table; the record ids they pointed at."""
+        ids = [
+            int(r[0])
+            for r in self.conn.execute(
+                f"SELECT {column} FROM {table} WHERE account = ?", (account,)
+            )
+        ]
+        self.conn.execute(f"DELETE FROM {table} WHERE account = ?", (account,))
+        return ids
+
     def _remove_sources(self, account: str) -> int:
-        msg_ids = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT message FROM message_sources WHERE account = ?", (account,)
-            )
-        ]
-        ev_ids = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT event FROM event_sources WHERE account = ?", (account,)
-            )
-        ]
-        self.conn.execute("DELETE FROM message_sources WHERE account = ?", (account,))
-        self.conn.execute("DELETE FROM event_sources WHERE account = ?", (account,))
+        msg_ids = self._take("message_sources", "message", account)
+        ev_ids = self._take("event_sources", "event", account)
         self._drop_orphans(msg_ids, ev_ids)
         return len(msg_ids) + len(ev_ids)
 
-    def _drop_orphans(self, msg_ids: Iterable[int], ev_ids: Iterable[int]) -> None:
+    def _set_all_gone(self, account: str, result: ApplyResult) -> list[int]:
+        """Before a whole re-read (``Batch.reset``): the account's messages become history until
+        the read brings them again; its events are removed. Returns the message ids."""
+        now = int(time.time())
+        rows = self.conn.execute(
+            "SELECT message, folder FROM message_sources WHERE account = ?", (account,)
+        ).fetchall()
         self.conn.executemany(
-            "DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM message_sources WHERE message = ?)",
-            [(i, i) for i in msg_ids],
+            """INSERT OR REPLACE INTO gone_message_sources (account, message, folder, reason, gone_at)
+               VALUES (?, ?, ?, 'deleted', ?)""",
+            [(account, mid, folder, now) for mid, folder in rows],
+        )
+        self.conn.execute("DELETE FROM message_sources WHERE account = ?", (account,))
+        ev_ids = self._take("event_sources", "event", account)
+        self._drop_orphans([], ev_ids)
+        result.deleted += len(ev_ids)
+        return [int(r[0]) for r in rows]
+
+    def _drop_orphans(self, msg_ids: Iterable[int], ev_ids: Iterable[int]) -> None:
+        """Remove the records that have neither a source nor a history row left."""
+        self.conn.executemany(
+            """DELETE FROM messages WHERE id = ?
+                 AND NOT EXISTS (SELECT 1 FROM message_sources WHERE message = ?)
+                 AND NOT EXISTS (SELECT 1 FROM gone_message_sources WHERE message = ?)""",
+            [(i, i, i) for i in msg_ids],
         )
         self.conn.executemany(
-            "DELETE FROM events WHERE id = ? AND NOT EXISTS (SELECT 1 FROM event_sources WHERE event = ?)",
-            [(i, i) for i in ev_ids],
+            """DELETE FROM events WHERE id = ?
+                 AND NOT EXISTS (SELECT 1 FROM event_sources WHERE event = ?)
+                 AND NOT EXISTS (SELECT 1 FROM gone_event_sources WHERE event = ?)""",
+            [(i, i, i) for i in ev_ids],
         )
 
-    def _delete(self, d: Deletion) -> int:
-        if d.kind == "message":
-            row = self.conn.execute(
-                "SELECT message FROM message_sources WHERE account = ? AND provider_id = ?",
-                (d.account, d.provider_id),
-            ).fetchone()
-            if row is None:
-                return 0
+    def _delete(self, d: Deletion, result: ApplyResult, spam: set[str]) -> None:
+        """Apply one deletion by the history rule (see the module docstring)."""
+        if d.kind == "contact":  # an address book has no history
+            result.deleted += contacts.delete(self.conn, d.account, d.provider_id)
+            return
+        if d.kind == "event":
+            self._delete_event(d, result)
+            return
+        row = self.conn.execute(
+            """SELECT s.message, s.folder, m.message_id FROM message_sources s
+               JOIN messages m ON m.id = s.message WHERE s.account = ? AND s.provider_id = ?""",
+            (d.account, d.provider_id),
+        ).fetchone()
+        if row is None:
+            return
+        mid, folder, message_id = row
+        reason = d.reason
+        if reason == "deleted" and message_id is not None and message_id in spam:
+            reason = "spam"  # it went to the account's spam folder
+        self.conn.execute(
+            "DELETE FROM message_sources WHERE account = ? AND provider_id = ?",
+            (d.account, d.provider_id),
+        )
+        keep = reason == "vanished" or (reason == "deleted" and not self.forget_deleted)
+        moved = self.conn.execute(
+            "SELECT 1 FROM message_sources WHERE account = ? AND message = ? LIMIT 1",
+            (d.account, mid),
+        ).fetchone()
+        if keep and not moved:
             self.conn.execute(
-                "DELETE FROM message_sources WHERE account = ? AND provider_id = ?",
-                (d.account, d.provider_id),
+                """INSERT OR REPLACE INTO gone_message_sources (account, message, folder, reason, gone_at)
+                   VALUES (?, ?, ?, ?, ?)""",
+                (d.account, mid, folder, reason, int(time.time())),
             )
-            self._drop_orphans([row[0]], [])
-            return 1
+            result.kept += 1
+            return
+        result.deleted += 1
+        if reason == "spam":  # never an interaction: no history either, unless present elsewhere
+            self.conn.execute(
+                """DELETE FROM messages WHERE id = ?
+                     AND NOT EXISTS (SELECT 1 FROM message_sources WHERE message = ?)""",
+                (mid, mid),
+            )
+        else:
+            self._drop_orphans([mid], [])
+
+    def _delete_event(self, d: Deletion, result: ApplyResult) -> None:
         row = self.conn.execute(
             "SELECT event FROM event_sources WHERE account = ? AND provider_id = ?",
             (d.account, d.provider_id),
         ).fetchone()
         if row is None:
-            return 0
+            return
         self.conn.execute(
             "DELETE FROM event_sources WHERE account = ? AND provider_id = ?",
             (d.account, d.provider_id),
         )
+        if d.reason == "vanished":
+            self.conn.execute(
+                "INSERT OR REPLACE INTO gone_event_sources (account, event, gone_at) VALUES (?, ?, ?)",
+                (d.account, row[0], int(time.time())),
+            )
+            result.kept += 1
+            return
+        result.deleted += 1
         self._drop_orphans([], [row[0]])
-        return 1
 
     def _sender_id(self, msg: MessageMeta) -> int | None:
         """The stored id of the sender's address: None without a sender, -1 if never stored."""
@@ -569,6 +723,10 @@ class Store:
             "INSERT INTO message_sources (account, provider_id, message, folder, labels) VALUES (?, ?, ?, ?, ?)",
             (msg.account, msg.provider_id, mid, msg.folder, labels),
         )
+        self.conn.execute(  # seen again (moved back, restored): no longer only history
+            "DELETE FROM gone_message_sources WHERE account = ? AND message = ?",
+            (msg.account, mid),
+        )
 
     def _upsert_event(self, ev: EventMeta, result: ApplyResult) -> None:
         existing = self.conn.execute(
@@ -617,6 +775,9 @@ class Store:
         self.conn.execute(
             "INSERT INTO event_sources (account, provider_id, event) VALUES (?, ?, ?)",
             (ev.account, ev.provider_id, eid),
+        )
+        self.conn.execute(
+            "DELETE FROM gone_event_sources WHERE account = ? AND event = ?", (ev.account, eid)
         )
 
     def _event_fields(self, ev: EventMeta) -> tuple[object, ...]:
@@ -681,6 +842,7 @@ class Store:
             "accounts",
             "message_sources",
             "event_sources",
+            "contacts",
         ):
             out[table] = int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
         return out

@@ -167,8 +167,83 @@ def m0002_decisions(db: Database) -> None:
     )
 
 
-@migrations(name="0003_sent_folders_and_shifted_copies")
-def m0003_sent_folders_and_shifted_copies(db: Database) -> None:
+@migrations(name="0003_history_and_notices")
+def m0003_history_and_notices(db: Database) -> None:
+    """Where a record was seen before it was deleted at its source (kept as history), and the
+    notices an account has for the user (a folder that vanished)."""
+    db.executescript(
+        """
+        CREATE TABLE gone_message_sources (
+            account TEXT NOT NULL,
+            message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            folder TEXT,
+            reason TEXT NOT NULL,                 -- deleted | vanished
+            gone_at INTEGER NOT NULL,             -- UTC epoch seconds
+            PRIMARY KEY (account, message)
+        ) WITHOUT ROWID;
+        CREATE INDEX gone_message_sources_message ON gone_message_sources(message);
+        CREATE TABLE gone_event_sources (
+            account TEXT NOT NULL,
+            event INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+            gone_at INTEGER NOT NULL,
+            PRIMARY KEY (account, event)
+        ) WITHOUT ROWID;
+        CREATE INDEX gone_event_sources_event ON gone_event_sources(event);
+        ALTER TABLE accounts ADD COLUMN notices TEXT;  -- JSON [[epoch, text], ...], newest last
+        """
+    )
+
+
+@migrations(name="0004_digest_confirmation")
+def m0004_digest_confirmation(db: Database) -> None:
+    """A digest handed over without an answer (a crash, a dropped connection) is *unconfirmed*
+    until it is seen arriving in a synced mailbox; its exact bytes are kept until then, so a
+    resend is the same message."""
+    db.executescript(
+        """
+        ALTER TABLE digests ADD COLUMN unconfirmed INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE digests ADD COLUMN confirmed_at INTEGER;   -- seen in a synced mailbox
+        ALTER TABLE digests ADD COLUMN resent_at INTEGER;      -- sent again, same Message-ID
+        ALTER TABLE digests ADD COLUMN message BLOB;           -- the message, while unconfirmed
+        """
+    )
+
+
+@migrations(name="0005_contacts")
+def m0005_contacts(db: Database) -> None:
+    """Address-book contacts (vCard, CardDAV, Google, Outlook): what identity and the engine use
+    of them, never phone numbers, postal addresses or notes (see daemon/store/contacts.py)."""
+    db.executescript(
+        """
+        CREATE TABLE contacts (
+            id INTEGER PRIMARY KEY,
+            account TEXT NOT NULL,
+            provider_id TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            birthday TEXT,                        -- YYYY-MM-DD or --MM-DD
+            anniversary TEXT,                     -- YYYY-MM-DD or --MM-DD
+            organisation TEXT,
+            title TEXT,
+            groups TEXT,                          -- JSON list of group names
+            previous_organisation TEXT,           -- before the organisation last changed
+            previous_title TEXT,
+            organisation_since INTEGER,           -- UTC epoch of the sync that saw the change
+            updated_at INTEGER NOT NULL,
+            UNIQUE (account, provider_id)
+        );
+        CREATE TABLE contact_emails (
+            contact INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+            email TEXT NOT NULL,
+            position INTEGER NOT NULL,            -- 0 = the preferred address
+            PRIMARY KEY (contact, email)
+        ) WITHOUT ROWID;
+        CREATE INDEX contact_emails_email ON contact_emails(email);
+        """
+    )
+
+
+@migrations(name="0006_sent_folders_and_shifted_copies")
+def m0006_sent_folders_and_shifted_copies(db: Database) -> None:
     """Mail filed in a Sent folder is marked ``sent-folder`` and subjects give their markers (see
     ``connectors.headers.subject_markers``); shifted copies get a copy key and those already
     stored twice are collapsed into one message (see :mod:`.copies`)."""
@@ -186,7 +261,8 @@ def m0003_sent_folders_and_shifted_copies(db: Database) -> None:
     updates = []
     for mid, subject, marks in conn.execute("SELECT id, subject, markers FROM messages"):
         have = set(str(marks or "").split())
-        new = have | set(subject_markers(subject)) | ({"sent-folder"} if mid in sent else set())
+        marks = subject_markers(subject) if subject is not None else ()  # None: maybe not stored
+        new = have | set(marks) | ({"sent-folder"} if mid in sent else set())
         if new != have:
             updates.append((" ".join(sorted(new)), mid))
     conn.executemany("UPDATE messages SET markers = ? WHERE id = ?", updates)
@@ -221,6 +297,9 @@ def m0003_sent_folders_and_shifted_copies(db: Database) -> None:
 def merge_message(conn: Any, *, keep: int, drop: int) -> None:
     """Fold message ``drop`` into ``keep``: its sources, Bcc rows and markers; the earlier date."""
     conn.execute("UPDATE message_sources SET message = ? WHERE message = ?", (keep, drop))
+    conn.execute(
+        "UPDATE OR IGNORE gone_message_sources SET message = ? WHERE message = ?", (keep, drop)
+    )
     conn.execute(
         """INSERT OR IGNORE INTO message_addresses (message, role, address)
            SELECT ?, role, address FROM message_addresses WHERE message = ? AND role = ?""",

@@ -63,6 +63,7 @@ F_THANKS = 16  # a thank-you note
 F_SAME_DAY = 32  # about that day only ("Lunch today"): moot once the day is over
 F_UNTHREADED = 64  # no subject and no thread id or reply headers: its answers cannot be found
 F_QUESTION = 128  # the subject asks something
+F_NO_SUBJECT = 256  # no subject, or only "Re:" (known even when subjects are not stored)
 F_NOT_ASKING = F_FORWARD | F_FYI | F_THANKS | F_SAME_DAY | F_UNTHREADED  # no answer owed
 _FLAG_MARKERS = {
     "sent-folder": F_SENT_FOLDER,
@@ -72,6 +73,7 @@ _FLAG_MARKERS = {
     "subject:thanks": F_THANKS,
     "subject:sameday": F_SAME_DAY,
     "subject:question": F_QUESTION,
+    "subject:none": F_NO_SUBJECT,
 }
 SUBJECT_WINDOW_DAYS = 30
 EMPTY_SUBJECT_WINDOW_DAYS = 2  # "RE:" with nothing after it: the same people, the same days
@@ -452,7 +454,8 @@ def _classify(
 
 def _unthreaded(m: _Messages) -> Bools:
     """Messages with nothing to thread them by: no subject, no thread id, no reply headers."""
-    none: Bools = (m.subject_key == 0) & (m.hint == 0) & (m.irt == 0) & (m.ref_first == 0)
+    blank = (m.flags & F_NO_SUBJECT) != 0
+    none: Bools = blank & (m.hint == 0) & (m.irt == 0) & (m.ref_first == 0)
     return none
 
 

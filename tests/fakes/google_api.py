@@ -10,9 +10,17 @@ with ``timeMin``... is answered the way Google answers it *and* recorded in ``vi
 test fails (``GoogleEmulator.check()``).
 
 Faults: ``inject(rate)`` makes a share of requests (and of batch parts) fail with 500/503/429,
-dropped connections or stalls longer than the client timeout; ``fail_next(n, kind)`` is the
-deterministic variant. Quota: Gmail units per user per sliding minute and Calendar requests per
-user per minute, with 429 + Retry-After beyond them.
+dropped connections or stalls longer than the client timeout; ``fail_next(n, kind)`` and
+``fail_next_parts(n, kind)`` are the deterministic variants (kinds in :func:`fault_reply`: also
+429 without Retry-After, 403 rate and daily limits, 400 failedPrecondition). Quota: Gmail units
+per user per sliding minute and Calendar requests per user per minute, answered as
+``quota_reply`` says (429 + Retry-After by default); Gmail's per-user concurrency limit over
+requests and batch parts in flight (``gmail_concurrency``), with a per-request ``latency``.
+Real-service behaviours the connectors must survive: list order that disagrees with dates
+(``Mailbox.misplace``), empty history pages with a nextPageToken, exact-case
+``metadataHeaders``, APIs not enabled in the Cloud project (``disabled_apis``), ``self`` meaning
+the calendar's owner, scopes unticked at consent (``unticked``), password changes.
+See docs/google.md for the list of what is modelled and what is not.
 """
 
 from __future__ import annotations

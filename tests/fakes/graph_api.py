@@ -9,9 +9,12 @@ Graph (under ``/v1.0/``): a mutable mailbox (folder tree, messages) and primary 
 ``@odata.nextLink``/``@odata.deltaLink`` back to this server, ``Prefer: odata.maxpagesize``,
 ``$select``, ``@removed``, delta tokens that can be expired (410 ``SyncStateNotFound``),
 ``/me/messages/{id}``, ``$batch`` (<= 20), ``calendarView/delta`` (bodies included, as Graph
-does), ``sendMail`` (202). Faults: 429 with fractional ``Retry-After``, 503, 500, dropped
-connections, slow answers (client timeouts), truncated bodies; at random (``fault_rate``) or
-forced (``force``); plus Outlook's limit of four concurrent requests per mailbox.
+does; occurrences of a series with only their times, the master holding the rest),
+``/me/events/{id}``, ``sendMail`` (202). Faults: 429 with fractional, long or no ``Retry-After``,
+503, 500, dropped connections, slow answers (client timeouts), truncated bodies; at random
+(``fault_rate``) or forced (``force``); Outlook's limit of four concurrent requests per mailbox,
+``$batch`` members included; expired delta state as 410 + Location or 400; replayed delta items;
+calendar windows over 1825 days; mailboxes not enabled for REST. See docs/microsoft.md.
 
 msal needs an https authority: connectors are configured with ``authority_host = url`` (plain
 http on loopback) and use ``https://login.test`` towards msal, rewritten by their http client.
