@@ -331,6 +331,10 @@ def phrase(
         if isinstance(n, int) and n > 1:
             return f"Note {possessive(who)} birthday in {n} days, and send a wish on the day"
         return f"Wish {who} a happy birthday" + (" tomorrow" if n == 1 else " today")
+    if kind == "occasion_anniversary" and _fact(facts, "source") == "address book":
+        n = _fact(facts, "days_until")
+        when = " today" if n == 0 else (" tomorrow" if n == 1 else "")
+        return f"Wish {who} a happy anniversary{when}"
     if kind == "occasion_anniversary":
         years = _fact(facts, "years")
         span = f"{years} year{'s' if years != 1 else ''}" if isinstance(years, int) else "a year"

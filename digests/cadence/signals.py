@@ -6,6 +6,7 @@ import itertools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from keepwarm.digests.cadence import book
 from keepwarm.digests.cadence.ledger import DAY
 from keepwarm.digests.cadence.model import PersonReport, Signal, SignalKind
 from keepwarm.digests.cadence.rhythm import ACTIVE_MIN_DAYS, every
@@ -99,7 +100,10 @@ def occasions(p: Person, ctx: Context, birthdays: dict[str, str]) -> list[Occasi
                 )
             )
     out.extend(_anniversary(p, ctx, today))
-    out.extend(_job_change(p, ctx))
+    from_book = [Occasion(*o) for o in book.occasions(p, ctx)]  # anniversary, job change
+    out.extend(from_book)
+    if not any(o.kind == "occasion_job_change" for o in from_book):
+        out.extend(_job_change(p, ctx))
     out.extend(_greetings(p, ctx, today))
     return out
 
@@ -226,7 +230,7 @@ def build(
             out.append(Signal(o.kind, key, o.urgency, o.facts, o.because))
     out.extend(_meeting_today(today_meetings, people, reports, ctx))
     out.extend(_meeting_followup(yesterday_meetings, people, reports, ctx))
-    out.extend(_introduce(people, reports, touches, meetings))
+    out.extend(_introduce(people, reports, touches, meetings, ctx))
     out.sort(key=lambda s: (-s.urgency, s.kind, s.person_key, str(s.facts.get("other", ""))))
     return out
 
@@ -461,6 +465,7 @@ def _introduce(
     reports: dict[str, PersonReport],
     touches: Touches,
     meetings: list[Meeting],
+    ctx: Context,
 ) -> list[Signal]:
     strong = {
         k: p
@@ -477,7 +482,10 @@ def _introduce(
         members = sorted({k for k in group if k in strong})
         if len(members) > 1:
             together.update(itertools.combinations(members, 2))
-    families = {k: _families(reports[k].addresses) for k in strong}
+    families = {
+        k: _families(reports[k].addresses) | book.families(ctx, reports[k].addresses)
+        for k in strong
+    }
     pairs: list[tuple[float, str, str, str]] = []
     for a, b in itertools.combinations(sorted(strong), 2):
         if (a, b) in together:
