@@ -67,7 +67,8 @@ _BUILDERS["imap"] = _build_imap
 def google_client(
     account: Account, config: Config, *, scopes: tuple[str, ...] | None = None
 ) -> GoogleClient:
-    """The API client of a gmail/gcal account: token file, endpoint, timeout, quota, concurrency.
+    """The API client of a gmail/gcal/gcontacts account: token file, endpoint, timeout, quota,
+    concurrency.
 
     ``scopes``: what the token must grant (default: what the account's kind reads).
     """
@@ -114,7 +115,14 @@ def _build_gcal(account: Account, config: Config) -> Connector:
     return GoogleCalendarConnector(account.name, google_client(account, config), options)
 
 
+def _build_gcontacts(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.google.contacts import GoogleContactsConnector
+
+    return GoogleContactsConnector(account.name, google_client(account, config))
+
+
 _BUILDERS["gmail"] = _build_gmail
+_BUILDERS["gcontacts"] = _build_gcontacts
 _BUILDERS["gcal"] = _build_gcal
 
 

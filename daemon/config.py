@@ -415,6 +415,7 @@ ACCOUNT_KIND_NAMES = (
     "imap",
     "gmail",
     "gcal",
+    "gcontacts",
     "microsoft",
     "caldav",
     "carddav",
@@ -486,6 +487,10 @@ ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
         "window_future": Field(_duration, timedelta(days=14)),
         "calendars": Field(_list_of(_nonempty_str, "calendar ids"), ()),
         "requests_per_minute": Field(_int_range(1, 100_000), 600),
+    },
+    "gcontacts": {
+        **_GOOGLE,
+        "requests_per_minute": Field(_int_range(1, 100_000), 90),
     },
     "microsoft": {
         "client_id": Field(_nonempty_str, None),
@@ -735,7 +740,7 @@ def from_dict(data: Mapping[str, Any], path: Path | None = None) -> Config:
         problems.append('delivery.method: "smtp" needs a [delivery.smtp] table with at least host')
     if method in ("gmail", "microsoft"):
         acct = delivery["account"]
-        wanted = {"gmail": ("gmail", "gcal"), "microsoft": ("microsoft",)}[method]
+        wanted = {"gmail": ("gmail", "gcal", "gcontacts"), "microsoft": ("microsoft",)}[method]
         if not acct:
             problems.append(
                 f'delivery.account: method "{method}" needs the name of a {"/".join(wanted)} account to send through'

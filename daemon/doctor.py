@@ -26,12 +26,13 @@ from keepwarm.daemon.secrets import SecretError, resolve_secret
 from keepwarm.daemon.store import directory_problem
 from keepwarm.daemon.words import plural
 
-OAUTH_KINDS = ("gmail", "gcal", "microsoft")
+OAUTH_KINDS = ("gmail", "gcal", "gcontacts", "microsoft")
 LOCAL_KINDS = ("mbox", "maildir", "ics", "vcard")
 NETWORK_TIMEOUT = 5.0
 _DEFAULT_HOSTS = {
     "gmail": "https://gmail.googleapis.com",
     "gcal": "https://www.googleapis.com",
+    "gcontacts": "https://people.googleapis.com",
     "microsoft": "https://graph.microsoft.com",
 }
 
@@ -176,7 +177,7 @@ def check_tokens(config: Config) -> Iterator[Check]:
         if acct.kind not in OAUTH_KINDS or not acct.enabled:
             continue
         path = config.token_path(acct)
-        provider = "google" if acct.kind in ("gmail", "gcal") else "microsoft"
+        provider = "microsoft" if acct.kind == "microsoft" else "google"
         if path.is_file():
             yield Check(f"token of {acct.name}", True, f"present ({path})")
         else:
