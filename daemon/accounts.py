@@ -136,6 +136,7 @@ def microsoft_auth(account: Account, config: Config) -> MicrosoftAuthT:
         token_path=config.token_path(account),
         mail=bool(account.opt("mail")),
         calendar=bool(account.opt("calendar")),
+        contacts=bool(account.opt("contacts")),
         send=config.delivery_method == "microsoft" and config.delivery_account == account.name,
         authority_host=account.opt("authority_host"),
         ca_file=account.opt("ca_file"),
@@ -160,6 +161,7 @@ def _build_microsoft(account: Account, config: Config) -> Connector:
     options = Options(
         mail=bool(account.opt("mail")),
         calendar=bool(account.opt("calendar")),
+        contacts=bool(account.opt("contacts")),
         backfill=account.opt("backfill"),
         window_past=account.opt("window_past"),
         window_future=account.opt("window_future"),

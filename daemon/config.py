@@ -498,6 +498,7 @@ ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
         "token_file": Field(_path, None),
         "mail": Field(_bool, True),
         "calendar": Field(_bool, True),
+        "contacts": Field(_bool, False),
         "backfill": Field(_duration, timedelta(days=3 * 365)),
         "window_past": Field(_duration, timedelta(days=730)),
         "window_future": Field(_duration, timedelta(days=14)),
