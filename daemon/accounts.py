@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from keepwarm.connectors.base import Connector, SourceError
@@ -204,6 +205,7 @@ def _ics(account: Account, config: Config) -> Connector:
         window_past=account.opt("window_past"),
         window_future=account.opt("window_future"),
         keep_titles=config.store_subjects,
+        timeout=(account.opt("timeout") or timedelta(seconds=60)).total_seconds(),
     )
 
 

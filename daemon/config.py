@@ -253,6 +253,22 @@ def _dav_url(v: Any) -> str:
     return s
 
 
+def _path_or_url(v: Any) -> Path | str:
+    """A local path, or the https:// (or webcal://) address of a published calendar."""
+    s = _nonempty_str(v)
+    if re.match(r"(?i)^(https?|webcal)://", s):
+        parts = urlsplit(s)
+        if not parts.hostname:
+            raise _Invalid("a path, or a calendar's https:// address")
+        if parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname):
+            raise _Invalid(
+                "an https:// or webcal:// address (http:// would show the calendar's secret "
+                "address to the network; it is allowed only towards a loopback address)"
+            )
+        return s
+    return Path(s).expanduser()
+
+
 def _regex(v: Any) -> str:
     s = _str(v)
     try:
@@ -448,7 +464,8 @@ ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
     "maildir": {"path": Field(_path, required=True)},
     "vcard": {"path": Field(_path, required=True)},
     "ics": {
-        "path": Field(_path, required=True),
+        "path": Field(_path_or_url, required=True),
+        "timeout": Field(_duration, timedelta(seconds=60)),
         "window_past": Field(_duration, timedelta(days=730)),
         "window_future": Field(_duration, timedelta(days=14)),
     },

@@ -320,6 +320,19 @@ def _dav_source(acct: Account, timeout: float) -> Check:
     )
 
 
+def _feed_source(acct: Account, timeout: float) -> Check:
+    """A published calendar: its server accepts connections."""
+    url = str(acct.opt("path")).replace("webcal://", "https://", 1)
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    err = _tcp(host, port, timeout)
+    name = f"source of {acct.name}"
+    if err:
+        return Check(name, False, f"cannot connect to {host}:{port}: {err}", "check the address")
+    return Check(name, True, f"{host}:{port} accepts connections (a published calendar)")
+
+
 def _query_store(config: Config, sql: str) -> list[tuple[Any, ...]]:
     """Rows of ``sql`` read from the database read-only (doctor never creates or migrates it);
     none when there is no database yet, or it cannot be read (the database check says why)."""
@@ -364,6 +377,8 @@ def check_sources(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[
     for acct in config.accounts:
         if not acct.enabled:
             yield Check(f"source of {acct.name}", True, "disabled (skipped)")
+        elif acct.kind == "ics" and isinstance(acct.opt("path"), str):
+            yield _feed_source(acct, timeout)  # a published calendar's address
         elif acct.kind in LOCAL_KINDS:
             yield _local_source(acct)
         elif acct.kind == "imap":
