@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -45,6 +44,7 @@ from keepwarm.connectors.local.common import (
     Skips,
     decode_cursor,
     encode_cursor,
+    files_under,
     pack,
     require_path,
     unpack,
@@ -155,16 +155,7 @@ class IcsConnector:
 
     # -- files --------------------------------------------------------------------------------
     def _files(self, root: Path) -> dict[str, str]:
-        if root.is_file():
-            return {root.name: str(root)}
-        found: dict[str, str] = {}
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.lower().endswith(".ics") and not name.startswith("."):
-                    full = os.path.join(dirpath, name)
-                    found[os.path.relpath(full, root).replace(os.sep, "/")] = full
-        return found
+        return files_under(root, (".ics",))
 
     def _window(self) -> Window:
         return window_around(self.now, self.window_past, self.window_future)
