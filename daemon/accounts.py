@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from keepwarm.connectors.base import Connector, SourceError
@@ -67,7 +68,8 @@ _BUILDERS["imap"] = _build_imap
 def google_client(
     account: Account, config: Config, *, scopes: tuple[str, ...] | None = None
 ) -> GoogleClient:
-    """The API client of a gmail/gcal account: token file, endpoint, timeout, quota, concurrency.
+    """The API client of a gmail/gcal/gcontacts account: token file, endpoint, timeout, quota,
+    concurrency.
 
     ``scopes``: what the token must grant (default: what the account's kind reads).
     """
@@ -114,7 +116,14 @@ def _build_gcal(account: Account, config: Config) -> Connector:
     return GoogleCalendarConnector(account.name, google_client(account, config), options)
 
 
+def _build_gcontacts(account: Account, config: Config) -> Connector:
+    from keepwarm.connectors.google.contacts import GoogleContactsConnector
+
+    return GoogleContactsConnector(account.name, google_client(account, config))
+
+
 _BUILDERS["gmail"] = _build_gmail
+_BUILDERS["gcontacts"] = _build_gcontacts
 _BUILDERS["gcal"] = _build_gcal
 
 
@@ -128,6 +137,7 @@ def microsoft_auth(account: Account, config: Config) -> MicrosoftAuthT:
         token_path=config.token_path(account),
         mail=bool(account.opt("mail")),
         calendar=bool(account.opt("calendar")),
+        contacts=bool(account.opt("contacts")),
         send=config.delivery_method == "microsoft" and config.delivery_account == account.name,
         authority_host=account.opt("authority_host"),
         ca_file=account.opt("ca_file"),
@@ -152,6 +162,7 @@ def _build_microsoft(account: Account, config: Config) -> Connector:
     options = Options(
         mail=bool(account.opt("mail")),
         calendar=bool(account.opt("calendar")),
+        contacts=bool(account.opt("contacts")),
         backfill=account.opt("backfill"),
         window_past=account.opt("window_past"),
         window_future=account.opt("window_future"),
@@ -194,6 +205,7 @@ def _ics(account: Account, config: Config) -> Connector:
         window_past=account.opt("window_past"),
         window_future=account.opt("window_future"),
         keep_titles=config.store_subjects,
+        timeout=(account.opt("timeout") or timedelta(seconds=60)).total_seconds(),
     )
 
 

@@ -237,6 +237,22 @@ def _expand(members: tuple[str, ...], book: AddressBook) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def engine_inputs(config: Config) -> dict[str, Any]:
+    """The engine settings the address book fills: anniversaries and organisations by address."""
+    from keepwarm.digests.cadence import Organisation
+
+    book = of(config)
+    return {
+        "anniversaries": book.anniversaries(),
+        "organisations": {
+            e: Organisation(
+                c.organisation or "", c.title, c.previous_organisation, c.organisation_since
+            )
+            for e, c in book.organisations().items()
+        },
+    }
+
+
 def of(config: Config) -> AddressBook:
     book = config.address_book
     return book if isinstance(book, AddressBook) else AddressBook()

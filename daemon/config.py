@@ -253,6 +253,22 @@ def _dav_url(v: Any) -> str:
     return s
 
 
+def _path_or_url(v: Any) -> Path | str:
+    """A local path, or the https:// (or webcal://) address of a published calendar."""
+    s = _nonempty_str(v)
+    if re.match(r"(?i)^(https?|webcal)://", s):
+        parts = urlsplit(s)
+        if not parts.hostname:
+            raise _Invalid("a path, or a calendar's https:// address")
+        if parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname):
+            raise _Invalid(
+                "an https:// or webcal:// address (http:// would show the calendar's secret "
+                "address to the network; it is allowed only towards a loopback address)"
+            )
+        return s
+    return Path(s).expanduser()
+
+
 def _regex(v: Any) -> str:
     s = _str(v)
     try:
@@ -421,6 +437,7 @@ ACCOUNT_KIND_NAMES = (
     "imap",
     "gmail",
     "gcal",
+    "gcontacts",
     "microsoft",
     "caldav",
     "carddav",
@@ -453,7 +470,8 @@ ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
     "maildir": {"path": Field(_path, required=True)},
     "vcard": {"path": Field(_path, required=True)},
     "ics": {
-        "path": Field(_path, required=True),
+        "path": Field(_path_or_url, required=True),
+        "timeout": Field(_duration, timedelta(seconds=60)),
         "window_past": Field(_duration, timedelta(days=730)),
         "window_future": Field(_duration, timedelta(days=14)),
     },
@@ -493,12 +511,17 @@ ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
         "calendars": Field(_list_of(_nonempty_str, "calendar ids"), ()),
         "requests_per_minute": Field(_int_range(1, 100_000), 600),
     },
+    "gcontacts": {
+        **_GOOGLE,
+        "requests_per_minute": Field(_int_range(1, 100_000), 90),
+    },
     "microsoft": {
         "client_id": Field(_nonempty_str, None),
         "tenant": Field(_nonempty_str, "common"),
         "token_file": Field(_path, None),
         "mail": Field(_bool, True),
         "calendar": Field(_bool, True),
+        "contacts": Field(_bool, False),
         "backfill": Field(_duration, timedelta(days=3 * 365)),
         "window_past": Field(_duration, timedelta(days=730)),
         "window_future": Field(_duration, timedelta(days=14)),
@@ -742,7 +765,7 @@ def from_dict(data: Mapping[str, Any], path: Path | None = None) -> Config:
         problems.append('delivery.method: "smtp" needs a [delivery.smtp] table with at least host')
     if method in ("gmail", "microsoft"):
         acct = delivery["account"]
-        wanted = {"gmail": ("gmail", "gcal"), "microsoft": ("microsoft",)}[method]
+        wanted = {"gmail": ("gmail", "gcal", "gcontacts"), "microsoft": ("microsoft",)}[method]
         if not acct:
             problems.append(
                 f'delivery.account: method "{method}" needs the name of a {"/".join(wanted)} account to send through'

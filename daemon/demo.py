@@ -3,7 +3,8 @@
 :func:`generate` writes ``DIR/mail`` (a maildir: ``cur/`` and ``new/``, real RFC 5322 files with
 Message-ID / In-Reply-To / References, some replies without them as many mailers do) and
 ``DIR/calendar.ics`` (meetings with organizer and attendees, two weekly series as RRULEs with a
-VTIMEZONE, a cancelled and a declined meeting, a yearly birthday), and returns a
+VTIMEZONE, a cancelled and a declined meeting, a yearly birthday), ``DIR/contacts.vcf`` (an
+address book: names, a second address, birthdays, work, groups), and returns a
 :class:`DemoManifest`: the ground truth (who is fading, lopsided, new, a list, a robot ...) that
 tests and benchmarks check the pipeline against.
 
@@ -136,6 +137,7 @@ class DemoManifest:
     mail_dir: Path
     ics_path: Path
     config_path: Path
+    contacts_path: Path  # the address book (names, a second address, birthdays, work, groups)
 
     @property
     def as_of(self) -> str:
@@ -754,6 +756,54 @@ def render_event(e: DemoEvent, stamp: str) -> list[str]:
     return out
 
 
+# The demo's address book: the names mail already shows, Maya's personal address (one contact,
+# two addresses), birthdays, an anniversary, organisations and titles, groups; one card without
+# an address (skipped, as keepwarm needs an address).
+ADDRESS_BOOK = (
+    (
+        INNER[2],
+        ("maya@patel.family",),
+        "1988-11-19",
+        None,
+        "Brightside",
+        "Head of Product",
+        "Friends",
+    ),
+    (INNER[1], (), "--03-08", None, "Reyes Ventures", "Partner", "Advisors"),
+    (INNER[3], (), None, "2015-06-20", "Fischer & Partners", "Managing Director", "Advisors"),
+    (SAM, (), None, None, "Northwind Labs", "CTO", "Team"),
+    (CLIENTS[0], (), None, None, "Harbor Freight Logistics", "COO", "Clients"),
+    (CLIENTS[1], (), "--09-02", None, "Alpine Bank", "CFO", "Clients"),
+    (CLIENTS[6], (), None, None, "Oakmont", "Head of Operations", "Clients"),
+)
+
+
+def write_vcard(path: Path) -> None:
+    """The demo address book as a vCard 3.0 export."""
+    cards: list[str] = []
+    for i, (c, more, bday, anniversary, org, title, group) in enumerate(ADDRESS_BOOK):
+        last, first = c.name.split(" ", 1)[1], c.name.split(" ", 1)[0]
+        lines = [
+            "BEGIN:VCARD",
+            "VERSION:3.0",
+            f"UID:demo-contact-{i}",
+            f"FN:{c.name}",
+            f"N:{last};{first};;;",
+            f"EMAIL;TYPE=INTERNET,pref:{c.email}",
+            *(f"EMAIL;TYPE=INTERNET,HOME:{e}" for e in more),
+            "TEL;TYPE=CELL:+44 7700 900" + f"{100 + i}",  # never read by keepwarm
+            *([f"BDAY:{bday}"] if bday else []),
+            *([f"X-ANNIVERSARY:{anniversary}"] if anniversary else []),
+            f"ORG:{org}",
+            f"TITLE:{title}",
+            f"CATEGORIES:{group}",
+            "END:VCARD",
+        ]
+        cards.append("\r\n".join(lines))
+    cards.append("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Mum\r\nTEL:+44 7700 900999\r\nEND:VCARD")
+    path.write_text("\r\n".join(cards) + "\r\n", encoding="utf-8")
+
+
 def write_ics(events: list[DemoEvent], path: Path, today: date) -> None:
     stamp = f"{today:%Y%m%d}T000000Z"
     lines = [
@@ -792,6 +842,11 @@ path = "{dir}/mail"
 name = "demo-calendar"
 kind = "ics"
 path = "{dir}/calendar.ics"
+
+[[accounts]]
+name = "demo-contacts"
+kind = "vcard"
+path = "{dir}/contacts.vcf"
 """
 
 
@@ -833,6 +888,7 @@ def generate(
     today_end = datetime.combine(today, time(23, 59), ZoneInfo(ZONE_NAME)).astimezone(UTC)
     write_maildir(data.messages, root / "mail", today_end, seed)
     write_ics(data.events, root / "calendar.ics", today)
+    write_vcard(root / "contacts.vcf")
     config_path = root / "config.toml"
     text = CONFIG.format(name=ME.name, me=ME.email, other=ME_OTHER, zone=ZONE_NAME, dir=root)
     write_private(config_path, text.encode("utf-8"))  # `keepwarm run` refuses a readable config
@@ -881,6 +937,7 @@ def _manifest(
         mail_dir=root / "mail",
         ics_path=root / "calendar.ics",
         config_path=config_path,
+        contacts_path=root / "contacts.vcf",
     )
 
 

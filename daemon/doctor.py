@@ -26,12 +26,13 @@ from keepwarm.daemon.secrets import SecretError, resolve_secret
 from keepwarm.daemon.store import directory_problem
 from keepwarm.daemon.words import plural
 
-OAUTH_KINDS = ("gmail", "gcal", "microsoft")
+OAUTH_KINDS = ("gmail", "gcal", "gcontacts", "microsoft")
 LOCAL_KINDS = ("mbox", "maildir", "ics", "vcard")
 NETWORK_TIMEOUT = 5.0
 _DEFAULT_HOSTS = {
     "gmail": "https://gmail.googleapis.com",
     "gcal": "https://www.googleapis.com",
+    "gcontacts": "https://people.googleapis.com",
     "microsoft": "https://graph.microsoft.com",
 }
 
@@ -176,7 +177,7 @@ def check_tokens(config: Config) -> Iterator[Check]:
         if acct.kind not in OAUTH_KINDS or not acct.enabled:
             continue
         path = config.token_path(acct)
-        provider = "google" if acct.kind in ("gmail", "gcal") else "microsoft"
+        provider = "microsoft" if acct.kind == "microsoft" else "google"
         if path.is_file():
             yield Check(f"token of {acct.name}", True, f"present ({path})")
         else:
@@ -319,16 +320,34 @@ def _dav_source(acct: Account, timeout: float) -> Check:
     )
 
 
-def _query_store(config: Config, sql: str) -> list[tuple[Any, ...]]:
-    """Rows of ``sql`` read from the database read-only (doctor never creates or migrates it);
-    none when there is no database yet, or it cannot be read (the database check says why)."""
+def _feed_source(acct: Account, timeout: float) -> Check:
+    """A published calendar: its server accepts connections."""
+    url = str(acct.opt("path")).replace("webcal://", "https://", 1)
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    err = _tcp(host, port, timeout)
+    name = f"source of {acct.name}"
+    if err:
+        return Check(name, False, f"cannot connect to {host}:{port}: {err}", "check the address")
+    return Check(name, True, f"{host}:{port} accepts connections (a published calendar)")
+
+
+def query_store(
+    config: Config, sql: str, args: tuple[Any, ...] = (), *, limit: int | None = None
+) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` read from the database read-only (doctor and shell completion never
+    create or migrate it); none when there is no database yet, or it cannot be read (the
+    database check says why)."""
     path = config.store_path
     if not path.is_file():
         return []
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
-            return [tuple(r) for r in conn.execute(sql).fetchall()]
+            cur = conn.execute(sql, args)
+            rows = cur.fetchall() if limit is None else cur.fetchmany(limit)
+            return [tuple(r) for r in rows]
         finally:
             conn.close()
     except sqlite3.Error:
@@ -337,7 +356,7 @@ def _query_store(config: Config, sql: str) -> list[tuple[Any, ...]]:
 
 def stored_accounts(config: Config) -> list[tuple[str, str]]:
     """(name, kind) of every account in the database (imports included)."""
-    rows = _query_store(config, "SELECT name, kind FROM accounts ORDER BY name")
+    rows = query_store(config, "SELECT name, kind FROM accounts ORDER BY name")
     return [(str(n), str(k)) for n, k in rows]
 
 
@@ -363,6 +382,8 @@ def check_sources(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[
     for acct in config.accounts:
         if not acct.enabled:
             yield Check(f"source of {acct.name}", True, "disabled (skipped)")
+        elif acct.kind == "ics" and isinstance(acct.opt("path"), str):
+            yield _feed_source(acct, timeout)  # a published calendar's address
         elif acct.kind in LOCAL_KINDS:
             yield _local_source(acct)
         elif acct.kind == "imap":
@@ -379,7 +400,7 @@ def check_accounts(config: Config) -> Iterator[Check]:
 
     Read-only: the database is neither created nor migrated; no database yet means no lines.
     """
-    rows = _query_store(config, "SELECT name, state, last_error, fix FROM accounts")
+    rows = query_store(config, "SELECT name, state, last_error, fix FROM accounts")
     states = {str(r[0]): (str(r[1]), r[2], r[3]) for r in rows}
     for acct in config.accounts:
         if not acct.enabled or acct.name not in states:
@@ -456,7 +477,7 @@ def check_data(config: Config, now: datetime) -> Iterator[Check]:
     if not config.store_path.is_file():
         return
     ts = int(now.timestamp())
-    rows = _query_store(config, NEWEST_SQL.replace("?", str(ts)))
+    rows = query_store(config, NEWEST_SQL, (ts, ts))
     latest = datetime.fromtimestamp(rows[0][0], UTC) if rows and rows[0][0] is not None else None
     problem = problem_of(latest, now, config)
     if problem is None and latest is not None:
@@ -474,7 +495,7 @@ def check_schedule(config: Config, now: datetime) -> Iterator[Check]:
     zone = config.zone
     sent = {
         str(r[0])
-        for r in _query_store(config, "SELECT local_date FROM digests WHERE state = 'sent'")
+        for r in query_store(config, "SELECT local_date FROM digests WHERE state = 'sent'")
     }
     at, _catch_up = next_digest(config, now, sent)
     local = at.astimezone(zone)

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from keepwarm.daemon import address_book
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.identity import Identity, resolve
 from keepwarm.daemon.store import Store
@@ -60,6 +61,7 @@ def engine_settings(config: Config) -> EngineSettings:
         or defaults.tiers,
         greetings=tuple(GreetingSpec(g.name, g.date, g.tiers) for g in config.greetings),
         birthdays=dict(config.people.get("birthdays") or {}),
+        **address_book.engine_inputs(config),  # anniversaries and organisations
         timezone=config.timezone,
     )
 

@@ -225,6 +225,10 @@ def _birthday(w: Words) -> str:
 
 
 def _anniversary(w: Words) -> str:
+    if w.get("source") == "address book":  # their anniversary (a wedding, a founding)
+        n = w.number("days_until")
+        when = " today" if n == 0 else (" tomorrow" if n == 1 else "")
+        return f"Wish {w.who} a happy anniversary{when}"
     years = w.number("years")
     span = f"{years} year{'s' if years != 1 else ''}" if years else "a year"
     return f"Send {w.who} a note: {span} since your first conversation"

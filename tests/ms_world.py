@@ -20,6 +20,7 @@ def auth_for(
     mail: bool = True,
     calendar: bool = True,
     send: bool = False,
+    contacts: bool = False,
     client_id: str | None = None,
 ) -> MicrosoftAuth:
     return make_auth(
@@ -30,6 +31,7 @@ def auth_for(
         mail=mail,
         calendar=calendar,
         send=send,
+        contacts=contacts,
         authority_host=emu.url,
         timeout=timedelta(seconds=5),
     )

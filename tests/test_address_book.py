@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from cadence_helpers import NOW as NOW_ENGINE
+from cadence_helpers import H, ago, run, signals
 from click.testing import CliRunner
 
 from keepwarm.connectors.base import Address, Batch, ContactMeta, MessageMeta
@@ -16,6 +19,8 @@ from keepwarm.daemon.config import Config, loads
 from keepwarm.daemon.identity import Identity, Person, resolve
 from keepwarm.daemon.network import engine_settings
 from keepwarm.daemon.store import Store
+from keepwarm.digests.cadence import Organisation
+from keepwarm.digests.suggest import phrase
 
 ME = "me@example.com"
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -214,3 +219,54 @@ def test_person_why_and_people_show_the_address_book(tmp_path: Path) -> None:
     people = runner.invoke(cli, ["--config", str(cfg), "people", "--json", "--all"])
     names = {p["name"] for p in json.loads(people.output)}
     assert "Art Shankman" in names and "a..shankman" not in names
+
+
+# -- the engine's address-book inputs (digests/cadence/book.py) -------------------------------------
+def _ties(*who: str) -> H:
+    h = H()
+    for w in who:
+        for d in range(3, 90, 7):
+            h.exchange(w, ago(d), subject=f"{w} {d}")
+    return h
+
+
+def test_an_anniversary_from_the_address_book_is_an_occasion_with_its_words() -> None:
+    a = "ann@corp.example"
+    today = NOW_ENGINE.date().isoformat()[5:]
+    r = run(_ties(a), anniversaries={a: today})
+    [s] = signals(r, "occasion_anniversary", a)
+    assert s.facts["source"] == "address book" and s.facts["days_until"] == 0
+    assert s.because == [f"anniversary today ({today}), from your address book"]
+    assert phrase("occasion_anniversary", "Ann", s.facts, ZoneInfo("UTC")) == (
+        "Wish Ann a happy anniversary today"
+    )
+
+
+def test_a_new_organisation_in_the_address_book_is_a_job_change() -> None:
+    a = "ann@gmail.com"
+    since = int((NOW_ENGINE - timedelta(days=5)).timestamp())
+    org = Organisation("Northwind", "CTO", "Initech", since)
+    r = run(_ties(a), organisations={a: org})
+    [s] = signals(r, "occasion_job_change", a)
+    assert s.facts["new_org"] == "Northwind" and s.facts["old_org"] == "Initech"
+    assert s.because[0].startswith("now at Northwind as CTO (your address book, changed ")
+    old = Organisation("Northwind", "CTO", "Initech", since - 200 * 86400)
+    assert not signals(run(_ties(a), organisations={a: old}), "occasion_job_change")
+
+
+def test_the_address_book_organisation_places_free_mail_users_for_introductions() -> None:
+    """Introductions join people at different organisations who share a topic; a free-mail
+    address has no organisation until the address book gives it one."""
+    a, b, c = "ann@gmail.com", "ben@yahoo.com", "cy@gmail.com"
+    h = H()
+    for w, topic in ((a, "solar permits"), (b, "solar permits"), (c, "quarterly budget")):
+        for d in range(3, 90, 7):
+            h.exchange(w, ago(d), subject=f"{topic}, week {d} ({w})")
+    assert not signals(run(h), "introduce")
+    orgs = {a: Organisation("Acme, Inc."), b: Organisation("Globex"), c: Organisation("ACME")}
+    [s] = signals(run(h, organisations=orgs), "introduce")
+    assert {s.person_key, s.facts["other"]} == {a, b} and s.facts["topic"] in ("solar", "permits")
+    same = {a: Organisation("Acme, Inc."), b: Organisation("ACME")}  # colleagues know each other
+    assert not signals(run(h, organisations=same), "introduce")
+
+

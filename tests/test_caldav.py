@@ -18,6 +18,7 @@ from fakes.radicale import Radicale
 
 from keepwarm.connectors.base import Batch
 from keepwarm.connectors.dav.calendar import CalDavConnector
+from keepwarm.connectors.dav.session import DavSession, NoSyncReport
 from keepwarm.daemon.cli import cli
 from keepwarm.daemon.config import ConfigError, loads
 from keepwarm.daemon.store import Store
@@ -112,6 +113,32 @@ def test_a_recurring_series_with_an_exception_is_expanded_in_the_window(
     assert int(moved.timestamp()) not in starts
     assert [r[1] for r in rows].count("Weekly (moved)") == 1
     assert all(r[2] == 1 for r in rows)
+
+
+def test_a_server_without_the_sync_report_is_compared_by_etag(
+    radicale: Radicale, user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_report(self: DavSession, collection: str, token: str | None) -> object:
+        self.requests += 1
+        raise NoSyncReport()
+
+    monkeypatch.setattr(DavSession, "changes", no_report)
+    radicale.make_calendar(user, "work", "Work")
+    radicale.put(user, "work", "a.ics", meeting("a", NOW - timedelta(days=3)))
+    radicale.put(user, "work", "b.ics", meeting("b", NOW - timedelta(days=2)))
+    store = Store.memory()
+    assert run_account(store, caldav(radicale, user)).state == "ok"
+    assert uids(store) == ["a", "b"]
+    radicale.put(user, "work", "a.ics", meeting("a", NOW - timedelta(days=3), title="Moved"))
+    radicale.delete(user, "work", "b.ics")
+    radicale.put(user, "work", "c.ics", meeting("c", NOW - timedelta(days=1)))
+    conn = caldav(radicale, user)
+    assert run_account(store, conn).state == "ok"
+    assert uids(store) == ["a", "c"] and titles(store)["a"] == "Moved"
+    # the home listing, the ETag listing, one multiget: the report is not tried again
+    assert conn.session.requests == 3
+    idle = caldav(radicale, user)
+    assert run_account(store, idle).added == 0 and idle.session.requests == 1
 
 
 def test_a_series_more_frequent_than_daily_is_skipped(radicale: Radicale, user: str) -> None:

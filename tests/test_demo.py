@@ -197,3 +197,21 @@ def test_direct_import_matches_the_connectors(demo: tuple[DemoManifest, PeopleVi
         }
 
     assert summary(direct) == summary(view)
+
+
+def test_the_demo_address_book_names_joins_and_dates(
+    demo: tuple[DemoManifest, PeopleView],
+) -> None:
+    from keepwarm.daemon import decisions
+
+    m, _ = demo
+    obj = Ctx(str(m.config_path))
+    when = parse_as_of(m.as_of, obj.config.zone)
+    with obj.store() as store:
+        assert store.counts()["contacts"] == 7  # the card without an address is skipped
+        config = decisions.decided_config(obj.config, store, when)
+        view = load_view(store, config, when)
+    maya = view.identity.people[view.identity.person_of["maya.patel@brightside.io"]]
+    assert "maya@patel.family" in maya.addresses and maya.name == "Maya Patel"
+    assert "works at Brightside as Head of Product (your address book)" in maya.reasons
+    assert config.people["birthdays"]["jordan@reyes.vc"] == "03-08"

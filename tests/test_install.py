@@ -32,9 +32,11 @@ def _run(args: list[str], env: dict[str, str] | None = None, **kw: object) -> st
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh venv holding the keepwarm wheel built from this source; yields its bin/."""
-    if not (WHEELHOUSE / ".complete").exists():
+    stamp = WHEELHOUSE / ".complete"
+    if not stamp.exists() or stamp.stat().st_mtime < (REPO / "pyproject.toml").stat().st_mtime:
         pytest.fail(
-            f"{WHEELHOUSE} is missing: `make test` prepares it (make .venv/wheelhouse/.complete)"
+            f"{WHEELHOUSE} is missing or older than pyproject.toml: `make test` prepares it "
+            "(make .venv/wheelhouse/.complete)"
         )
     root = tmp_path_factory.mktemp("install")
     src = root / "src"

@@ -206,6 +206,13 @@ def test_demo_config_is_private(tmp_path: Path) -> None:
 
     manifest = generate(tmp_path / "demo")
     assert (manifest.config_path.stat().st_mode & 0o777) == 0o600
+    # so `keepwarm --config DEMO/config.toml run` passes its start-up permission check
+    from keepwarm.daemon.doctor import permission_problems
+    from keepwarm.daemon.store import Store
+
+    config = cfgmod.load(manifest.config_path)
+    Store.open(config.store_path).close()
+    assert permission_problems(config) == []
 
 
 def _keepwarm(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

@@ -191,6 +191,8 @@ class DavSession:
         status = int(response.status)
         if status in (404, 410):
             raise Gone(url)
+        if status == 501:  # a method or report the server does not implement
+            raise _Refused(status, url)
         if status >= 500:
             raise TransientError(
                 f"the {self.flavour.service.upper()} server {self.host} failed ({status}) while "

@@ -32,7 +32,12 @@ log = logging.getLogger(__name__)
 GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
 GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
 CALENDAR_READONLY = "https://www.googleapis.com/auth/calendar.readonly"
-KIND_SCOPES = {"gmail": (GMAIL_METADATA,), "gcal": (CALENDAR_READONLY,)}
+CONTACTS_READONLY = "https://www.googleapis.com/auth/contacts.readonly"
+KIND_SCOPES = {
+    "gmail": (GMAIL_METADATA,),
+    "gcal": (CALENDAR_READONLY,),
+    "gcontacts": (CONTACTS_READONLY,),
+}
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 
 

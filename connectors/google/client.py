@@ -53,6 +53,7 @@ logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
 API_NAMES = {
     "gmail.googleapis.com": "Gmail API",
     "calendar-json.googleapis.com": "Google Calendar API",
+    "people.googleapis.com": "People API",
 }
 DAILY_LIMIT_WAIT = 3600.0  # dailyLimitExceeded: try again in an hour, not in a second
 

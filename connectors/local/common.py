@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -168,6 +169,21 @@ def require_path(path: str | Path, kind: str, want_dir: bool | None = None) -> P
     if want_dir is False and p.is_dir():
         raise SourceError(f"{kind} path {p} is a folder; give the {kind} file itself")
     return p
+
+
+def files_under(root: Path, suffixes: tuple[str, ...]) -> dict[str, str]:
+    """``{path relative to root: full path}`` of the files with one of ``suffixes`` (lower case)
+    under ``root`` (hidden files and folders left out), or ``root`` itself when it is a file."""
+    if root.is_file():
+        return {root.name: str(root)}
+    found: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.lower().endswith(suffixes) and not name.startswith("."):
+                full = os.path.join(dirpath, name)
+                found[os.path.relpath(full, root).replace(os.sep, "/")] = full
+    return found
 
 
 def chunked(items: list[Any], size: int) -> Iterator[list[Any]]:

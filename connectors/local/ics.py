@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from keepwarm.connectors.base import Batch, Deletion, Progress, kept_notice
+from keepwarm.connectors.base import (
+    Batch,
+    Deletion,
+    Progress,
+    SourceError,
+    TransientError,
+    kept_notice,
+)
 from keepwarm.connectors.ical import (
     MAX_FILE,
     EventOptions,
@@ -37,6 +44,7 @@ from keepwarm.connectors.local.common import (
     Skips,
     decode_cursor,
     encode_cursor,
+    files_under,
     pack,
     require_path,
     unpack,
@@ -45,6 +53,75 @@ from keepwarm.connectors.local.common import (
 log = logging.getLogger(__name__)
 
 KIND = "ics"
+FEED = "feed"  # the provider-id prefix of a published calendar's events
+
+
+def feed_url(path: str) -> str | None:
+    """The address of a published calendar (``https://``, ``http://`` or ``webcal://``, which is
+    https), or None when ``path`` is a local path."""
+    lower = path.strip().lower()
+    if lower.startswith("webcal://"):
+        return "https://" + path.strip()[len("webcal://") :]
+    if lower.startswith(("https://", "http://")):
+        return path.strip()
+    return None
+
+
+def fetch_feed(
+    url: str, validators: dict[str, str], timeout: float
+) -> tuple[bytes | None, dict[str, str]]:
+    """GET a published calendar; ``(None, validators)`` when the server says it did not change
+    (304). Connector errors with the fix for anything else."""
+    import requests
+
+    headers = {"Accept": "text/calendar, */*;q=0.5", "User-Agent": "keepwarm"}
+    if validators.get("etag"):
+        headers["If-None-Match"] = validators["etag"]
+    if validators.get("modified"):
+        headers["If-Modified-Since"] = validators["modified"]
+    host = urlsplit(url).hostname or url
+    try:
+        with requests.get(url, headers=headers, timeout=timeout, stream=True) as resp:
+            if resp.status_code == 304:
+                return None, validators
+            if resp.status_code in (401, 403, 404, 410):
+                raise SourceError(
+                    f"the published calendar at {host} answered {resp.status_code}: it is private, "
+                    "moved or no longer published",
+                    fix="copy its address again from your calendar app (the secret address, for "
+                    "a private calendar) and put it in path",
+                )
+            if resp.status_code >= 400:
+                raise TransientError(
+                    f"the published calendar at {host} failed ({resp.status_code}); "
+                    "keepwarm tries again later"
+                )
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in resp.iter_content(64 * 1024):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_FILE:
+                    break
+            body = b"".join(chunks)
+            found = {
+                k: v
+                for k, v in (
+                    ("etag", resp.headers.get("ETag")),
+                    ("modified", resp.headers.get("Last-Modified")),
+                )
+                if v
+            }
+            return body, found
+    except requests.exceptions.SSLError:
+        raise SourceError(
+            f"cannot make a secure connection to {host}: its certificate is not trusted",
+            fix="check the calendar's address",
+        ) from None
+    except requests.exceptions.Timeout:
+        raise TransientError(f"{host} did not answer within {int(timeout)} s") from None
+    except requests.exceptions.RequestException:
+        raise TransientError(f"cannot reach {host} for the published calendar") from None
 
 
 class IcsConnector:
@@ -64,10 +141,13 @@ class IcsConnector:
         now: datetime | None = None,
         batch_size: int = DEFAULT_BATCH,
         keep_titles: bool = True,
+        timeout: float = 60.0,
     ) -> None:
         self.account = account
+        self.url = feed_url(str(path))  # a published calendar's address, or None for files
         self.path = Path(path)
         self.opts = EventOptions.make(account, zone, self_addresses, keep_titles)
+        self.timeout = timeout
         self.window_past = window_past
         self.window_future = window_future
         self.now = now
@@ -75,16 +155,7 @@ class IcsConnector:
 
     # -- files --------------------------------------------------------------------------------
     def _files(self, root: Path) -> dict[str, str]:
-        if root.is_file():
-            return {root.name: str(root)}
-        found: dict[str, str] = {}
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.lower().endswith(".ics") and not name.startswith("."):
-                    full = os.path.join(dirpath, name)
-                    found[os.path.relpath(full, root).replace(os.sep, "/")] = full
-        return found
+        return files_under(root, (".ics",))
 
     def _window(self) -> Window:
         return window_around(self.now, self.window_past, self.window_future)
@@ -95,6 +166,9 @@ class IcsConnector:
         old_files: dict[str, Any] = data.get("files") or {}
         if not isinstance(old_files, dict):
             old_files = {}
+        if self.url is not None:
+            yield from self._sync_feed(self.url, data, old_files)
+            return
         root = require_path(self.path, KIND)
         window = self._window()
         same_day = data.get("day") == window.day
@@ -130,19 +204,65 @@ class IcsConnector:
             old = old_files.get(rel)
             if same_day and isinstance(old, dict) and old.get("h") == digest:
                 continue
-            events = events_of(raw, rel, window, self.opts, skips, history=True)
-            new_ids = {e.provider_id for e in events}
-            dropped, kept = replaced(self._ids(old), new_ids, window)
-            batch.deletions += [  # removed from the file: meetings that did not take place
-                Deletion(self.account, pid, "event", reason="replaced") for pid in dropped
-            ]
-            batch.events += events
-            state[rel] = {"h": digest, "ids": pack(sorted(new_ids | kept))}
+            state[rel] = self._read(rel, raw, old, window, batch, skips)
             if len(batch) >= self.batch_size:
                 yield self._close(batch, state, window, skips, done, total)
                 batch = Batch()
         if len(batch) or skips or state != old_files or data.get("day") != window.day:
             yield self._close(batch, state, window, skips, done, total)
+
+    def _read(
+        self, rel: str, raw: bytes, old: Any, window: Window, batch: Batch, skips: Skips
+    ) -> dict[str, Any]:
+        """One calendar source read (again): its events in, the ones gone from it out. A file
+        may be a historical export (read around its own latest event); a published calendar is
+        live."""
+        events = events_of(raw, rel, window, self.opts, skips, history=rel != FEED)
+        new_ids = {e.provider_id for e in events}
+        dropped, kept = replaced(self._ids(old), new_ids, window)
+        batch.deletions += [  # removed from the file: meetings that did not take place
+            Deletion(self.account, pid, "event", reason="replaced") for pid in dropped
+        ]
+        batch.events += events
+        digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        return {"h": digest, "ids": pack(sorted(new_ids | kept))}
+
+    def _sync_feed(
+        self, url: str, data: dict[str, Any], old_files: dict[str, Any]
+    ) -> Iterator[Batch]:
+        """A published calendar (read-only subscription): a conditional GET (ETag /
+        If-Modified-Since) on the same day; on a new day the window moved, so it is read again."""
+        window = self._window()
+        same_day = data.get("day") == window.day
+        old = old_files.get(FEED)
+        raw_validators = data.get("http")
+        validators: dict[str, str] = (
+            {str(k): str(v) for k, v in raw_validators.items()}
+            if isinstance(raw_validators, dict)
+            else {}
+        )
+        raw, new_validators = fetch_feed(
+            url, validators if same_day and isinstance(old, dict) else {}, self.timeout
+        )
+        batch, skips = Batch(), Skips()
+        state = dict(old_files)
+        if raw is not None:
+            digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+            if not (same_day and isinstance(old, dict) and old.get("h") == digest):
+                state[FEED] = self._read(FEED, raw, old, window, batch, skips)
+        if (
+            len(batch)
+            or skips
+            or state != old_files
+            or not same_day
+            or new_validators != validators
+        ):
+            batch.cursor = encode_cursor(
+                KIND, {"day": window.day, "files": state, "http": new_validators}
+            )
+            batch.progress = Progress(1, 1, "reading")
+            batch.skipped = skips.take()
+            yield batch
 
     def _ids(self, entry: Any) -> list[str]:
         if not isinstance(entry, dict):

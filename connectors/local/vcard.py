@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from keepwarm.connectors.local.common import (
     Skips,
     decode_cursor,
     encode_cursor,
+    files_under,
     pack,
     require_path,
     unpack,
@@ -46,24 +46,12 @@ class VcardConnector:
         self.path = Path(path)
         self.batch_size = max(1, batch_size)
 
-    def _files(self, root: Path) -> dict[str, str]:
-        if root.is_file():
-            return {root.name: str(root)}
-        found: dict[str, str] = {}
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.lower().endswith(SUFFIXES) and not name.startswith("."):
-                    full = os.path.join(dirpath, name)
-                    found[os.path.relpath(full, root).replace(os.sep, "/")] = full
-        return found
-
     def sync(self, cursor: str | None) -> Iterator[Batch]:
         data = decode_cursor(KIND, cursor) or {}
         old_files: dict[str, Any] = data.get("files") or {}
         if not isinstance(old_files, dict):
             old_files = {}
-        files = self._files(require_path(self.path, KIND))
+        files = files_under(require_path(self.path, KIND), SUFFIXES)
         state = dict(old_files)
         batch = Batch()
         skips = Skips()

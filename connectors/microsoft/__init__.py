@@ -1,4 +1,4 @@
-"""Microsoft 365 (Outlook mail and calendar) through msal and Microsoft Graph."""
+"""Microsoft 365 (Outlook mail, calendar and, when asked for, contacts) through msal and Graph."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def make_auth(
     mail: bool,
     calendar: bool,
     send: bool,
+    contacts: bool = False,
     authority_host: str | None = None,
     ca_file: Path | None = None,
     timeout: timedelta = timedelta(seconds=60),
@@ -33,7 +34,7 @@ def make_auth(
             "ask your admin for one) and put its Application (client) ID in client_id; see "
             "docs/microsoft.md"
         )
-    scopes = scopes_for(mail=mail, calendar=calendar, send=send)
+    scopes = scopes_for(mail=mail, calendar=calendar, send=send, contacts=contacts)
     if not scopes:
         raise SourceError(
             f'account "{account}": both mail and calendar are off; enable one of them'

@@ -34,6 +34,7 @@ PLACEHOLDER_HOST = "https://login.test"  # what msal sees when the real host is 
 MAIL_SCOPE = "Mail.ReadBasic"
 CALENDAR_SCOPE = "Calendars.Read"
 SEND_SCOPE = "Mail.Send"
+CONTACTS_SCOPE = "Contacts.Read"
 _TLS_HINT = (
     "the TLS certificate of the Microsoft sign-in service is not trusted; if a proxy inspects "
     "TLS on this network, set ca_file to its CA certificate"
@@ -45,13 +46,15 @@ def fix_command(account: str) -> str:
     return f"keepwarm auth microsoft {account}"
 
 
-def scopes_for(*, mail: bool, calendar: bool, send: bool) -> list[str]:
+def scopes_for(*, mail: bool, calendar: bool, send: bool, contacts: bool = False) -> list[str]:
     """The delegated Graph scopes an account needs (msal adds openid/profile/offline_access)."""
     scopes = []
     if mail:
         scopes.append(MAIL_SCOPE)
     if calendar:
         scopes.append(CALENDAR_SCOPE)
+    if contacts:
+        scopes.append(CONTACTS_SCOPE)
     if send:
         scopes.append(SEND_SCOPE)
     return scopes

@@ -1,7 +1,9 @@
-"""The Microsoft 365 connector: mail (per-folder delta) then calendar (calendarView delta).
+"""The Microsoft 365 connector: mail (per-folder delta), calendar (calendarView delta), then
+contacts (per-folder contacts delta) when the account asks for them.
 
-The cursor is JSON ``{"v": 1, "mail": {...}, "cal": {...}}`` (see :mod:`.mail` and
-:mod:`.calendar`); every batch carries the whole state as it stands after that page.
+The cursor is JSON ``{"v": 1, "mail": {...}, "cal": {...}, "contacts": {...}}`` (see
+:mod:`.mail`, :mod:`.calendar` and :mod:`.contacts`); every batch carries the whole state as it
+stands after that page.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from keepwarm.connectors.base import Batch, Progress
 from keepwarm.connectors.microsoft.calendar import CalendarSync
+from keepwarm.connectors.microsoft.contacts import ContactsSync
 from keepwarm.connectors.microsoft.graph import GraphClient
 from keepwarm.connectors.microsoft.mail import PAGE_SIZE, MailSync
 
@@ -29,6 +32,7 @@ LOG_EVERY = 5000  # progress line in the daemon log every this many records
 class Options:
     mail: bool = True
     calendar: bool = True
+    contacts: bool = False  # Outlook contacts (Contacts.Read), only when the user adds it
     backfill: timedelta = timedelta(days=3 * 365)
     window_past: timedelta = timedelta(days=730)
     window_future: timedelta = timedelta(days=14)
@@ -38,17 +42,19 @@ class Options:
 
 
 def load_cursor(cursor: str | None) -> dict[str, Any]:
+    fresh = {"v": CURSOR_VERSION, "mail": {}, "cal": {}, "contacts": {}}
     if not cursor:
-        return {"v": CURSOR_VERSION, "mail": {}, "cal": {}}
+        return fresh
     try:
         state = json.loads(cursor)
     except ValueError:
         log.warning("unreadable Microsoft cursor; starting a full sync")
-        return {"v": CURSOR_VERSION, "mail": {}, "cal": {}}
+        return fresh
     if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
-        return {"v": CURSOR_VERSION, "mail": {}, "cal": {}}
+        return fresh
     state.setdefault("mail", {})
     state.setdefault("cal", {})
+    state.setdefault("contacts", {})
     return state
 
 
@@ -115,6 +121,17 @@ class MicrosoftConnector:
                     cursor=json.dumps(state, separators=(",", ":")),
                     progress=Progress(done, None, "calendar"),
                     skipped=cpage.skipped,
+                )
+        if self.options.contacts:
+            contacts = ContactsSync(self.client, account=self.account)
+            for kpage in contacts.run(state["contacts"]):
+                done += kpage.seen
+                yield Batch(
+                    contacts=kpage.contacts,
+                    deletions=kpage.deletions,
+                    cursor=json.dumps(state, separators=(",", ":")),
+                    progress=Progress(done, None, "contacts"),
+                    skipped=kpage.skipped,
                 )
         log.debug(
             "account %s: sync pass done, %d items, %d Graph requests so far",

@@ -49,10 +49,13 @@ class Session:
     def names(self) -> dict[str, str]:
         return {a: p.name for p in self.identity.people.values() for a in p.addresses}
 
-    def say(self, d: Decision, undo_with: str) -> None:
+    def decide(self, verb: str, person: str, **fields: Any) -> None:
+        """Record a decision made now and say what it is and how to undo it."""
+        d = decisions.record(self.store, verb, person, at=self.now, **fields)
+        assert d is not None  # only an action mail's key can repeat
         today = self.now.astimezone(self.config.zone).date()
         line = decisions.describe(d, self.names(), self.config.zone, today)
-        click.echo(f"{line} (#{d.id}); undo with: keepwarm {undo_with} --undo {d.id}")
+        click.echo(f"{line} (#{d.id}); undo with: keepwarm {verb} --undo {d.id}")
 
 
 @contextmanager
@@ -160,9 +163,7 @@ def done(
     with session(obj) as s:
         p = s.person(person)
         chosen = _kind(kind) or _last_shown_kind(s.store, p)
-        d = decisions.record(s.store, "done", p.key, at=s.now, kind=chosen)
-        assert d is not None
-        s.say(d, "done")
+        s.decide("done", p.key, kind=chosen)
 
 
 def _last_shown_kind(store: Store, p: Person) -> str | None:
@@ -231,9 +232,7 @@ def snooze(
             click.echo(f"{p.name} <{p.key}>: snooze ended" if n else f"{p.key} was not snoozed")
             return
         until = parse_until(duration, s.now, s.config)
-        d = decisions.record(s.store, "snooze", p.key, at=s.now, until=until)
-        assert d is not None
-        s.say(d, "snooze")
+        s.decide("snooze", p.key, until=until)
 
 
 # -- dismiss ----------------------------------------------------------------------------------------
@@ -263,9 +262,7 @@ def dismiss(
     chosen = _kind(kind)
     with session(obj) as s:
         p = s.person(person)
-        d = decisions.record(s.store, "dismiss", p.key, at=s.now, kind=chosen)
-        assert d is not None
-        s.say(d, "dismiss")
+        s.decide("dismiss", p.key, kind=chosen)
 
 
 # -- ignore -----------------------------------------------------------------------------------------
@@ -288,9 +285,7 @@ def ignore(obj: Ctx, address: str | None, list_: bool, undo_id: int | None, as_j
         target = (normalize_address(address) if "@" in address else None) or p.key
         if p.kind == "self":
             raise UserError(f"{target} is one of your own addresses ([me] addresses)")
-        d = decisions.record(s.store, "ignore", target, at=s.now)
-        assert d is not None
-        s.say(d, "ignore")
+        s.decide("ignore", target)
 
 
 # -- merge ------------------------------------------------------------------------------------------
@@ -319,9 +314,7 @@ def merge(
         a, b = s.person(first), s.person(second)
         if a.key == b.key:
             raise UserError(f"{first} and {second} are already one person ({a.key})")
-        d = decisions.record(s.store, "merge", a.key, other=b.key, at=s.now)
-        assert d is not None
-        s.say(d, "merge")
+        s.decide("merge", a.key, other=b.key)
 
 
 # -- note -------------------------------------------------------------------------------------------
@@ -349,9 +342,7 @@ def note(
         raise UserError("give a PERSON and the TEXT of the note, or --list")
     with session(obj) as s:
         p = s.person(person)
-        d = decisions.record(s.store, "note", p.key, at=s.now, note=body[:1000])
-        assert d is not None
-        s.say(d, "note")
+        s.decide("note", p.key, note=body[:1000])
 
 
 # -- decisions --------------------------------------------------------------------------------------

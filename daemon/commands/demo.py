@@ -38,7 +38,8 @@ def import_demo(obj: Ctx, manifest: DemoManifest) -> None:
 def demo(directory: Path, seed: int, today: str) -> None:
     """Generate a realistic year of demo mail and calendar, import it and show the result.
 
-    Writes DIR/mail (a maildir), DIR/calendar.ics and DIR/config.toml, imports them into
+    Writes DIR/mail (a maildir), DIR/calendar.ics, DIR/contacts.vcf (an address book) and
+    DIR/config.toml, imports them into
     DIR/keepwarm.db and prints your relationships as of the demo day. Explore further with
     `keepwarm --config DIR/config.toml people --all --as-of DAY`.
     """

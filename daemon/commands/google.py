@@ -12,7 +12,7 @@ from keepwarm.daemon import completion
 from keepwarm.daemon.cli import EXIT_FAIL, Ctx, UserError, auth, pass_ctx
 from keepwarm.daemon.config import Account, Config, ConfigError
 
-GOOGLE_KINDS = ("gmail", "gcal")
+GOOGLE_KINDS = ("gmail", "gcal", "gcontacts")
 
 PROMPT = """\
 Open this address in a browser, sign in as the account to read, and allow access:
@@ -93,11 +93,11 @@ def google(
     bind: str | None,
     timeout: int,
 ) -> None:
-    """Authorise a gmail/gcal ACCOUNT: Google's consent in a browser, token saved 0600.
+    """Authorise a gmail/gcal/gcontacts ACCOUNT: Google's consent in a browser, token saved 0600.
 
-    Asks for gmail.metadata (headers and labels, never bodies) and/or calendar.readonly for the
-    Google accounts sharing the token file, and gmail.send only when the digest is delivered
-    through that account.
+    Asks for gmail.metadata (headers and labels, never bodies), calendar.readonly and/or
+    contacts.readonly for the Google accounts sharing the token file, and gmail.send only when
+    the digest is delivered through that account.
     """
     from keepwarm.connectors.base import ConnectorError
     from keepwarm.connectors.google.auth import (
@@ -114,7 +114,7 @@ def google(
         raise UserError(str(exc)) from None
     if acct.kind not in GOOGLE_KINDS:
         raise UserError(
-            f'account "{account}" is of kind "{acct.kind}"; `keepwarm auth google` is for gmail and gcal accounts'
+            f'account "{account}" is of kind "{acct.kind}"; `keepwarm auth google` is for gmail, gcal and gcontacts accounts'
         )
     scopes = google_scopes(config, acct)
     token_path = config.token_path(acct)

@@ -13,10 +13,12 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 import click
 
 from keepwarm.connectors.base import ConnectorError
+from keepwarm.connectors.local.ics import feed_url
 from keepwarm.daemon import completion
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.cli import EXIT_FAIL, Ctx, ProgressPrinter, UserError, cli, pass_ctx
@@ -29,15 +31,23 @@ __all__ = ["cli", "default_account_name", "import_account"]
 KINDS = ("mbox", "maildir", "ics", "vcard")
 
 
-def default_account_name(kind: str, path: Path) -> str:
-    """A stable account name for an imported path: the same path always gets the same name."""
-    absolute = str(path.expanduser().absolute())
-    slug = re.sub(r"[^a-z0-9]+", "-", path.name.lower()).strip("-")[:32] or "root"
+def default_account_name(kind: str, path: Path | str) -> str:
+    """A stable account name for an imported path (or a calendar's address): the same path
+    always gets the same name."""
+    if isinstance(path, str):  # an address: named after its host and file
+        absolute = path
+        parts = urlsplit(path)
+        tail = (parts.path.rstrip("/").rsplit("/", 1)[-1] or "").removesuffix(".ics")
+        slug = re.sub(r"[^a-z0-9]+", "-", f"{parts.hostname or ''} {tail}".lower())
+        slug = slug.strip("-")[:32] or "feed"
+    else:
+        absolute = str(path.expanduser().absolute())
+        slug = re.sub(r"[^a-z0-9]+", "-", path.name.lower()).strip("-")[:32] or "root"
     digest = hashlib.blake2b(absolute.encode("utf-8", "surrogateescape"), digest_size=4).hexdigest()
     return f"{kind}-{slug}-{digest}"
 
 
-def import_account(kind: str, name: str, path: Path, config: Config) -> Account:
+def import_account(kind: str, name: str, path: Path | str, config: Config) -> Account:
     """An account for ``keepwarm import`` with the kind's default options and ``path``."""
     options = {key: f.default for key, f in cfgmod.ACCOUNT_KINDS[kind].items()}
     options["path"] = path
@@ -93,7 +103,7 @@ def _check_name(obj: Ctx, config: Config, name: str, kind: str) -> None:
 
 @cli.command("import")
 @click.argument("kind", type=click.Choice(KINDS))
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path())  # a string: for ics, also a calendar's address
 @click.option(
     "--account",
     "account_name",
@@ -104,26 +114,33 @@ def _check_name(obj: Ctx, config: Config, name: str, kind: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @pass_ctx
-def import_(obj: Ctx, kind: str, path: Path, account_name: str | None, as_json: bool) -> None:
+def import_(obj: Ctx, kind: str, path: str, account_name: str | None, as_json: bool) -> None:
     """Import a Google Takeout mbox, a maildir (or Enron-style archive), .ics or .vcf files.
 
-    The config is not changed. Running the same import again reads only what changed since.
+    For ics, PATH may also be a published calendar's https:// or webcal:// address. The config
+    is not changed. Running the same import again reads only what changed since.
     """
     from keepwarm.daemon.accounts import make_connector
     from keepwarm.daemon.actions import ActionInbox
     from keepwarm.daemon.sync import run_account
 
     config = _load_config(obj)
-    path = path.expanduser().absolute()
-    if not path.exists():
-        raise UserError(f"{path} does not exist; check the path (nothing was imported)")
-    name = account_name or default_account_name(kind, path)
+    source: Path | str
+    if kind == "ics" and feed_url(path):
+        source = path.strip()
+        name = account_name or default_account_name(kind, source)
+    else:
+        source = Path(path).expanduser().absolute()
+        if not source.exists():
+            raise UserError(f"{source} does not exist; check the path (nothing was imported)")
+        name = account_name or default_account_name(kind, source)
     _check_name(obj, config, name, kind)
     try:
-        connector = make_connector(import_account(kind, name, path, config), config)
+        connector = make_connector(import_account(kind, name, source, config), config)
     except ConnectorError as exc:
         raise UserError(str(exc)) from None
-    printer = ProgressPrinter(f"importing {path.name or path}")
+    label = source if isinstance(source, str) else (source.name or str(source))
+    printer = ProgressPrinter(f"importing {label}")
     stop = threading.Event()
     with obj.store() as store, _stop_on_ctrl_c(stop):
         existed = any(s.name == name for s in store.account_states())

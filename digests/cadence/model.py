@@ -65,6 +65,17 @@ DEFAULT_TIERS: tuple[TierSpec, ...] = (
 
 
 @dataclass(frozen=True)
+class Organisation:
+    """Where a person works, by the user's address book; ``previous`` and ``since`` (UTC epoch)
+    when the address book saw the organisation change."""
+
+    name: str
+    title: str | None = None
+    previous: str | None = None
+    since: int | None = None
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     """Every knob of the engine, with the defaults of the ``[engine]`` config section."""
 
@@ -84,6 +95,8 @@ class EngineSettings:
     tiers: tuple[TierSpec, ...] = DEFAULT_TIERS
     greetings: tuple[GreetingSpec, ...] = ()
     birthdays: Mapping[str, str] = field(default_factory=dict)  # address -> "MM-DD"
+    anniversaries: Mapping[str, str] = field(default_factory=dict)  # address -> "MM-DD"
+    organisations: Mapping[str, Organisation] = field(default_factory=dict)  # address -> work
     timezone: str = "UTC"  # the user's zone: "today", "yesterday" and contact days are local
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from keepwarm.digests.cadence import book
 from keepwarm.digests.cadence.ledger import DAY, Owed
 from keepwarm.digests.cadence.model import PersonReport, Signal, SignalKind
 from keepwarm.digests.cadence.rhythm import every
@@ -104,7 +105,10 @@ def occasions(p: Person, ctx: Context, birthdays: dict[str, str]) -> list[Occasi
                 )
             )
     out.extend(_anniversary(p, ctx, today))
-    out.extend(_job_change(p, ctx))
+    from_book = [Occasion(*o) for o in book.occasions(p, ctx)]  # anniversary, job change
+    out.extend(from_book)
+    if not any(o.kind == "occasion_job_change" for o in from_book):
+        out.extend(_job_change(p, ctx))
     out.extend(_greetings(p, ctx, today))
     return out
 
@@ -538,7 +542,10 @@ def _introduce(
         and p.stage not in ("dormant", "fading")
         and p.rhythm.episodes >= INTRODUCE_MIN_STARTS
     }
-    families = {k: _families(reports[k].addresses) for k in strong}
+    families = {
+        k: _families(reports[k].addresses) | book.families(ctx, reports[k].addresses)
+        for k in strong
+    }
     strong = {k: p for k, p in strong.items() if families[k] and not families[k] & ctx.my_domains}
     if len(strong) < 2:
         return []

@@ -17,7 +17,6 @@ import grp
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -25,13 +24,9 @@ from pathlib import Path
 
 import trustme
 
+from fakes.loopback import can_connect, free_port, stop_process
+
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def available() -> bool:
@@ -126,7 +121,7 @@ class Dovecot:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            if _can_connect(self.port) and _can_connect(self.tls_port):
+            if can_connect(self.port) and can_connect(self.tls_port):
                 return
             time.sleep(0.05)
         err = (self.root / "dovecot.stderr").read_text(errors="replace")
@@ -134,13 +129,7 @@ class Dovecot:
         raise RuntimeError(f"dovecot did not start:\n{err}\n{self.log()}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
     def _config(self) -> str:
@@ -244,11 +233,3 @@ def _existing_user(name: str) -> str:
     except KeyError:
         return "nobody"
     return name
-
-
-def _can_connect(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False

@@ -52,6 +52,7 @@ GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
 GMAIL_READONLY = "https://www.googleapis.com/auth/gmail.readonly"
 GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
 CALENDAR_READONLY = "https://www.googleapis.com/auth/calendar.readonly"
+CONTACTS_READONLY = "https://www.googleapis.com/auth/contacts.readonly"
 
 # Gmail quota units per method (developers.google.com/gmail/api/reference/quota).
 GMAIL_UNITS = {
@@ -108,8 +109,12 @@ STATUS_TEXT = {
     503: ("Service Unavailable", "UNAVAILABLE"),
 }
 FAULT_KINDS = ("500", "503", "429", "drop", "timeout")
-API_NAMES = {"gmail": "Gmail API", "calendar": "Google Calendar API"}
-API_SERVICES = {"gmail": "gmail.googleapis.com", "calendar": "calendar-json.googleapis.com"}
+API_NAMES = {"gmail": "Gmail API", "calendar": "Google Calendar API", "people": "People API"}
+API_SERVICES = {
+    "gmail": "gmail.googleapis.com",
+    "calendar": "calendar-json.googleapis.com",
+    "people": "people.googleapis.com",
+}
 
 
 class Reply:
@@ -333,6 +338,61 @@ class CalendarModel:
         self.seq += 1
 
 
+class ContactsModel:
+    """The user's Google contacts (People API persons) and contact groups.
+
+    Like Google: ``connections.list`` needs ``personFields``; ``pageSize`` is at most 1000; a
+    ``nextSyncToken`` comes on the last page when ``requestSyncToken`` is set; a listing from a
+    sync token returns the persons changed since, a deleted one as ``metadata.deleted``; a sync
+    token older than ``expire_tokens()`` (Google keeps them seven days) is answered 400
+    FAILED_PRECONDITION "Sync token is expired". Groups: the system groups plus the user's own
+    (``groupType`` USER_CONTACT_GROUP); persons carry ``memberships``.
+    """
+
+    def __init__(self) -> None:
+        self.people: dict[str, tuple[int, dict[str, Any] | None]] = {}
+        self.groups: dict[str, dict[str, Any]] = {
+            f"contactGroups/{g}": {
+                "resourceName": f"contactGroups/{g}",
+                "groupType": "SYSTEM_CONTACT_GROUP",
+                "name": g,
+                "formattedName": g.title(),
+            }
+            for g in ("myContacts", "starred", "friends", "family", "coworkers")
+        }
+        self.seq = 1
+        self.min_token_seq = 0
+        self._ids = itertools.count(1)
+
+    def add_group(self, name: str) -> str:
+        rn = f"contactGroups/{next(self._ids):x}"
+        self.groups[rn] = {
+            "resourceName": rn,
+            "groupType": "USER_CONTACT_GROUP",
+            "name": name,
+            "formattedName": name,
+        }
+        return rn
+
+    def put(self, person: dict[str, Any]) -> str:
+        """Create or replace a person; returns its resourceName (people/cNNN)."""
+        p = dict(person)
+        p.setdefault("resourceName", f"people/c{next(self._ids):06d}")
+        p.setdefault("etag", secrets.token_hex(6))
+        p.setdefault("metadata", {"sources": [{"type": "CONTACT"}]})
+        self.seq += 1
+        self.people[p["resourceName"]] = (self.seq, p)
+        return str(p["resourceName"])
+
+    def delete(self, rn: str) -> None:
+        self.seq += 1
+        self.people[rn] = (self.seq, None)
+
+    def expire_tokens(self) -> None:
+        self.min_token_seq = self.seq + 1
+        self.seq += 1
+
+
 # -- auth ---------------------------------------------------------------------------------------
 @dataclass
 class Grant:
@@ -435,6 +495,7 @@ class GoogleEmulator:
         self.fault_rng = random.Random(seed + 1)
         self.mailbox = Mailbox(address, self.rng)
         self.calendar = CalendarModel(address)
+        self.contacts = ContactsModel()
         self.address = address
         self.gmail_units_per_minute = gmail_units_per_minute
         self.quota_window = quota_window  # seconds of the sliding quota window (60 for real)
@@ -450,6 +511,7 @@ class GoogleEmulator:
         self.max_inflight = 0
         self.concurrency_rejections = 0
         self.calendar_requests_per_minute = calendar_requests_per_minute
+        self.people_requests_per_minute = 90  # "critical read requests per minute per user"
         self.access_token_lifetime = access_token_lifetime
         self.stall_seconds = stall_seconds
         self.grants: dict[str, Grant] = {}
@@ -476,7 +538,10 @@ class GoogleEmulator:
         self._used: dict[tuple[str, str], int] = {}
         self.gmail_doc, gmail_routes = _routes("gmail", "v1")
         self.calendar_doc, cal_routes = _routes("calendar", "v3")
-        self.routes = gmail_routes + cal_routes
+        self.people_doc, people_routes = _routes("people", "v1")
+        # ``v1/{+resourceName}`` matches any path: the longest literal paths are tried first
+        people_routes.sort(key=lambda r: -len(re.sub(r"\(\?P<\w+>[^)]*\)", "", r.regex.pattern)))
+        self.routes = gmail_routes + cal_routes + people_routes
         self.server = LoopbackServer(_Handler, owner=self, max_lifetime=max_lifetime)
 
     # -- lifecycle / addresses
@@ -824,9 +889,10 @@ class GoogleEmulator:
             if in_batch is None and self.latency:
                 time.sleep(self.latency)
             units = GMAIL_UNITS.get(route.method_id, 1) if api == "gmail" else 1
-            limit = (
-                self.gmail_units_per_minute if api == "gmail" else self.calendar_requests_per_minute
-            )
+            limit = {
+                "gmail": self.gmail_units_per_minute,
+                "people": self.people_requests_per_minute,
+            }.get(api, self.calendar_requests_per_minute)
             over = self._charge(api, user, units, limit)
             if over is not None:
                 return over
@@ -842,6 +908,81 @@ class GoogleEmulator:
         finally:
             if slot:
                 self._release_slots(user, 1)
+
+    # -- People (contacts)
+    def _people_contactGroups_list(self, p: dict[str, Any], tok: AccessToken, body: bytes) -> Reply:
+        groups = sorted(self.contacts.groups.values(), key=lambda g: g["resourceName"])
+        return Reply(200, {"contactGroups": groups, "totalItems": len(groups)})
+
+    def _people_people_connections_list(
+        self, p: dict[str, Any], tok: AccessToken, body: bytes
+    ) -> Reply:
+        if p.get("resourceName") != "people/me":
+            raise Violation(
+                error(400, "only people/me has connections", "badRequest"), "resourceName"
+            )
+        if not p.get("personFields"):
+            raise Violation(
+                error(
+                    400,
+                    "personFields mask is required. Please specify one or more valid paths.",
+                    "badRequest",
+                ),
+                "personFields missing",
+            )
+        size = int(p.get("pageSize") or 100)
+        if not 1 <= size <= 1000:
+            raise Violation(error(400, "pageSize must be 1..1000", "badRequest"), "pageSize")
+        model = self.contacts
+        since: int | None = None
+        if p.get("syncToken"):
+            since = int(_unb64(str(p["syncToken"])).get("seq", 0))
+            if since < model.min_token_seq:
+                return Reply(
+                    400,
+                    {
+                        "error": {
+                            "code": 400,
+                            "message": "Sync token is expired. Clear local cache and retry call "
+                            "without the sync token.",
+                            "status": "FAILED_PRECONDITION",
+                            "details": [
+                                {
+                                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                                    "reason": "EXPIRED_SYNC_TOKEN",
+                                    "domain": "people.googleapis.com",
+                                }
+                            ],
+                        }
+                    },
+                )
+        if p.get("pageToken"):
+            page = _unb64(str(p["pageToken"]))
+            offset, at = int(page["offset"]), int(page["at"])
+        else:
+            offset, at = 0, model.seq
+        rows = sorted(
+            (rn, seq, person)
+            for rn, (seq, person) in model.people.items()
+            if seq <= at
+            and ((since is None and person is not None) or (since is not None and seq > since))
+        )
+        chunk = rows[offset : offset + size]
+        out: dict[str, Any] = {
+            "connections": [
+                person
+                if person is not None
+                else {"resourceName": rn, "metadata": {"deleted": True}}
+                for rn, _seq, person in chunk
+            ],
+            "totalPeople": len(rows),
+            "totalItems": len(rows),
+        }
+        if offset + size < len(rows):
+            out["nextPageToken"] = _b64({"offset": offset + size, "at": at})
+        elif p.get("requestSyncToken"):
+            out["nextSyncToken"] = _b64({"seq": at})
+        return Reply(200, out)
 
     def _access_not_configured(self, api: str) -> Reply:
         """What Google answers for an API that is not enabled in the client's Cloud project."""

@@ -14,7 +14,9 @@ does; occurrences of a series with only their times, the master holding the rest
 503, 500, dropped connections, slow answers (client timeouts), truncated bodies; at random
 (``fault_rate``) or forced (``force``); Outlook's limit of four concurrent requests per mailbox,
 ``$batch`` members included; expired delta state as 410 + Location or 400; replayed delta items;
-calendar windows over 1825 days; mailboxes not enabled for REST. See docs/microsoft.md.
+calendar windows over 1825 days; mailboxes not enabled for REST. Contacts (with Contacts.Read):
+the default folder ``contacts``, ``contactFolders``, per-folder ``contacts/delta``. See
+docs/microsoft.md.
 
 msal needs an https authority: connectors are configured with ``authority_host = url`` (plain
 http on loopback) and use ``https://login.test`` towards msal, rewritten by their http client.
@@ -118,6 +120,10 @@ class GraphEmulator:
         # calendar
         self.events: dict[str, dict[str, Any]] = {}
         self.event_log: list[tuple[int, str]] = []
+        # contacts: the default folder (well-known name "contacts") and the user's own folders
+        self.contact_folders: dict[str, str] = {"contacts": "Contacts"}
+        self.contacts: dict[str, dict[str, Any]] = {}
+        self.contact_log: dict[str, list[tuple[int, str]]] = {"contacts": []}
         # delta state
         self.generation = 0
         self.rounds: dict[str, dict[str, Any]] = {}
@@ -461,6 +467,101 @@ class GraphEmulator:
                 self.event_log.append((self._tick(), e))
 
     # -- control ---------------------------------------------------------------------------------
+    # -- contacts --------------------------------------------------------------------------------
+    def add_contact_folder(self, name: str) -> str:
+        with self.lock:
+            fid = self._next_id("cfolder")
+            self.contact_folders[fid] = name
+            self.contact_log[fid] = []
+            return fid
+
+    def delete_contact_folder(self, fid: str) -> None:
+        with self.lock:
+            del self.contact_folders[fid]
+            for cid in [c for c, v in self.contacts.items() if v["parentFolderId"] == fid]:
+                del self.contacts[cid]
+
+    def add_contact(self, folder: str = "contacts", **fields: Any) -> str:
+        """A contact as Graph renders it (``emailAddresses`` as addresses or {name, address})."""
+        with self.lock:
+            cid = self._next_id("contact")
+            emails = [
+                e if isinstance(e, dict) else {"name": "", "address": e}
+                for e in fields.pop("emailAddresses", [])
+            ]
+            self.contacts[cid] = {
+                "id": cid,
+                "parentFolderId": folder,
+                "displayName": "",
+                "emailAddresses": emails,
+                "businessPhones": ["+1 555 0100"],
+                "homeAddress": {"street": "1 Main St"},
+                "personalNotes": "private",
+                "categories": [],
+                **fields,
+            }
+            self.contact_log[folder].append((self._tick(), cid))
+            return cid
+
+    def update_contact(self, cid: str, **fields: Any) -> None:
+        with self.lock:
+            self.contacts[cid].update(fields)
+            self.contact_log[self.contacts[cid]["parentFolderId"]].append((self._tick(), cid))
+
+    def delete_contact(self, cid: str) -> None:
+        with self.lock:
+            folder = self.contacts.pop(cid)["parentFolderId"]
+            self.contact_log[folder].append((self._tick(), cid))
+
+    def contacts_delta(
+        self, fid: str, query: dict[str, str], page_size: int
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """``/me/contactFolders/{id}/contacts/delta``: like the mail delta, per folder."""
+        base = f"{self.graph_endpoint}/me/contactFolders/{quote(fid, safe='')}/contacts/delta"
+        gone = _sync_state_gone(self.sync_state_status, f"{base}?$deltatoken=")
+        with self.lock:
+            if fid not in self.contact_folders:
+                return 404, _error("ErrorItemNotFound", "The specified object was not found."), {}
+            if "$skiptoken" in query:
+                rid, _, off = query["$skiptoken"].rpartition(".")
+                rnd = self.rounds.get(rid)
+                if rnd is None or rnd["gen"] != self.generation or rnd["scope"] != fid:
+                    return gone
+            elif query.get("$deltatoken"):
+                d = self.deltas.get(query["$deltatoken"])
+                if d is None or d["gen"] != self.generation or d["scope"] != fid:
+                    return gone
+                ids = self._changed(self.contact_log[fid], d["seq"])
+                rid, off = self._start_round("contacts", fid, ids, {"select": d["select"]}), "0"
+            else:
+                select = [x for x in query.get("$select", "").split(",") if x]
+                self.selected.update(select)
+                ids = [c for c, v in self.contacts.items() if v["parentFolderId"] == fid]
+                rid, off = self._start_round("contacts", fid, ids, {"select": select}), "0"
+            rnd = self.rounds[rid]
+            start = int(off)
+            value: list[dict[str, Any]] = []
+            for cid in rnd["ids"][start : start + page_size]:
+                c = self.contacts.get(cid)
+                if c is None or c["parentFolderId"] != fid:
+                    value.append({"id": cid, "@removed": {"reason": "deleted"}})
+                else:
+                    sel = rnd["select"]
+                    value.append({k: v for k, v in c.items() if not sel or k in sel or k == "id"})
+            out: dict[str, Any] = {"value": value}
+            if start + page_size < len(rnd["ids"]):
+                out["@odata.nextLink"] = f"{base}?$skiptoken={rid}.{start + page_size}"
+            else:
+                token = uuid.uuid4().hex
+                self.deltas[token] = {
+                    "scope": fid,
+                    "seq": rnd["end_seq"],
+                    "gen": rnd["gen"],
+                    "select": rnd["select"],
+                }
+                out["@odata.deltaLink"] = f"{base}?$deltatoken={token}"
+            return 200, out, {}
+
     def expire_tokens(self) -> None:
         """Every delta/skip token issued so far becomes unknown (410 SyncStateNotFound)."""
         with self.lock:
@@ -1123,6 +1224,20 @@ class _Handler(BaseHTTPRequestHandler):
             return self._event(s[1], query)
         if s[:1] == ["mailFolders"]:
             return self._folders(s[1:], query)
+        if s[:1] == ["contactFolders"]:
+            emu.routes["contactFolders"] += 1
+            if "Contacts.Read" not in scope.split():
+                return 403, _error("ErrorAccessDenied", "Access is denied."), {}
+            if len(s) == 1:  # the user's own folders; the default one is "contacts"
+                with emu.lock:
+                    own = [
+                        {"id": f, "displayName": n, "parentFolderId": "contacts"}
+                        for f, n in emu.contact_folders.items()
+                        if f != "contacts"
+                    ]
+                return 200, {"value": own}, {}
+            if len(s) == 4 and s[2:] == ["contacts", "delta"]:
+                return emu.contacts_delta(s[1], query, self._page_size())
         return 404, _error("ResourceNotFound", "unknown resource"), {}
 
     def _message(self, mid: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:

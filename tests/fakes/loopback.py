@@ -8,6 +8,7 @@ so a test that forgets to stop it cannot leave a server running. Use it as a con
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -97,3 +98,23 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def can_connect(port: int) -> bool:
+    """Does something accept TCP connections on 127.0.0.1:port (a server that has started)?"""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop a server process of ours: SIGTERM, then SIGKILL after 10 s."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

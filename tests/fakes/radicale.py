@@ -13,7 +13,6 @@ does (Radicale keeps the states behind its tokens in ``.Radicale.cache/sync-toke
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,11 +23,7 @@ from urllib.parse import quote
 import requests
 import trustme
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from fakes.loopback import can_connect, free_port, stop_process
 
 
 def available() -> bool:
@@ -141,20 +136,14 @@ mask_passwords = True
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            if _can_connect(self.port):
+            if can_connect(self.port):
                 return self
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"radicale did not start:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
     # -- content, as another device changes it -----------------------------------------------
@@ -210,11 +199,3 @@ mask_passwords = True
         one with 403 and DAV:valid-sync-token, RFC 6578 section 3.2)."""
         cache = self.storage / user / collection / ".Radicale.cache" / "sync-token"
         shutil.rmtree(cache, ignore_errors=True)
-
-
-def _can_connect(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
