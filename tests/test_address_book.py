@@ -268,5 +268,3 @@ def test_the_address_book_organisation_places_free_mail_users_for_introductions(
     assert {s.person_key, s.facts["other"]} == {a, b} and s.facts["topic"] in ("solar", "permits")
     same = {a: Organisation("Acme, Inc."), b: Organisation("ACME")}  # colleagues know each other
     assert not signals(run(h, organisations=same), "introduce")
-
-
