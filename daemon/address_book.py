@@ -107,40 +107,33 @@ def _dates(contacts: Iterable[Contact], attr: str) -> dict[str, str]:
 def load(store: Store) -> AddressBook:
     """Every stored contact, duplicates joined, shared addresses set apart."""
     rows = store.conn.execute(
-        """SELECT c.id, c.account, c.name, c.birthday, c.anniversary, c.organisation, c.title,
-                  c.groups, c.previous_organisation, c.previous_title, c.organisation_since,
-                  group_concat(e.email, ' ')
-           FROM contacts c JOIN contact_emails e ON e.contact = c.id
-           GROUP BY c.id ORDER BY c.id"""
+        """SELECT id, account, name, birthday, anniversary, organisation, title, groups,
+                  previous_organisation, previous_title, organisation_since
+           FROM contacts ORDER BY id"""
     ).fetchall()
     if not rows:
         return AddressBook()
-    raw: list[dict[str, Any]] = []
-    for r in rows:
-        emails = tuple(
-            e
-            for e, _p in sorted(
-                store.conn.execute(
-                    "SELECT email, position FROM contact_emails WHERE contact = ?", (r[0],)
-                ).fetchall(),
-                key=lambda x: x[1],
-            )
-        )
-        raw.append(
-            {
-                "account": r[1],
-                "name": r[2] or "",
-                "birthday": r[3],
-                "anniversary": r[4],
-                "organisation": r[5],
-                "title": r[6],
-                "groups": tuple(json.loads(r[7])) if r[7] else (),
-                "previous_organisation": r[8],
-                "previous_title": r[9],
-                "organisation_since": r[10],
-                "emails": emails,
-            }
-        )
+    emails: dict[int, list[str]] = defaultdict(list)
+    for cid, email in store.conn.execute(
+        "SELECT contact, email FROM contact_emails ORDER BY contact, position"
+    ):
+        emails[int(cid)].append(str(email))
+    raw: list[dict[str, Any]] = [
+        {
+            "account": r[1],
+            "name": r[2] or "",
+            "birthday": r[3],
+            "anniversary": r[4],
+            "organisation": r[5],
+            "title": r[6],
+            "groups": tuple(json.loads(r[7])) if r[7] else (),
+            "previous_organisation": r[8],
+            "previous_title": r[9],
+            "organisation_since": r[10],
+            "emails": tuple(emails.get(int(r[0]), ())),
+        }
+        for r in rows
+    ]
     return build(raw)
 
 
