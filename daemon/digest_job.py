@@ -200,32 +200,28 @@ UNCONFIRMED = (
 
 
 def previous_problem(store: Store, local_date: date) -> str | None:
-    """The newest failed, unconfirmed or resent digest of the last week, as a sentence for the
-    footer."""
+    """The newest failed or unconfirmed digest of the last week, as a sentence for the footer."""
     since = (local_date - timedelta(days=7)).isoformat()
     row = store.conn.execute(
-        """SELECT local_date, state, last_error, unconfirmed, resent_at FROM digests
-           WHERE local_date < ? AND local_date >= ?
-             AND (state = 'failed' OR unconfirmed = 1 OR resent_at IS NOT NULL)
+        """SELECT local_date, state, last_error, resent_at FROM digests
+           WHERE local_date < ? AND local_date >= ? AND (state = 'failed' OR unconfirmed = 1)
            ORDER BY local_date DESC LIMIT 1""",
         (local_date.isoformat(), since),
     ).fetchone()
     if row is None:
         return None
-    day, state, error, unconfirmed, resent_at = row
+    day, state, error, resent_at = row
     if state == "failed":
         return f"The digest of {day} was not delivered: {error or 'unknown error'}."
-    if unconfirmed and resent_at:
+    if resent_at:
         return (
             f"The digest of {day} may not have reached you: keepwarm sent it again (the same "
             "message) and has not seen it arrive yet."
         )
-    if unconfirmed:
-        return (
-            f"The digest of {day} may not have reached you: keepwarm stopped while handing it "
-            "over and has not seen it arrive in your mail."
-        )
-    return None  # resent, and then seen arriving: nothing to say any more
+    return (
+        f"The digest of {day} may not have reached you: keepwarm stopped while handing it "
+        "over and has not seen it arrive in your mail."
+    )
 
 
 # -- shown history ---------------------------------------------------------------------------------
