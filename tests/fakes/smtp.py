@@ -60,14 +60,16 @@ class SmtpServer:
 
 
 @contextmanager
-def smtp_server(tmp_path: Path, *, implicit_tls: bool = False) -> Iterator[SmtpServer]:
+def smtp_server(
+    tmp_path: Path, *, implicit_tls: bool = False, handler: Handler | None = None
+) -> Iterator[SmtpServer]:
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1")
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(server_ctx)
     ca_file = tmp_path / "test-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    handler = Handler()
+    handler = handler or Handler()
     port = free_port()
     kwargs: dict[str, Any] = {
         "hostname": "127.0.0.1",
