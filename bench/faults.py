@@ -1133,8 +1133,12 @@ def main() -> None:
         for step in steps:
             t = time.monotonic()
             got = step()
-            for r in got if isinstance(got, tuple) else (got,):
-                r.note(f"took {time.monotonic() - t:.0f}s")
+            parts = got if isinstance(got, tuple) else (got,)
+            for r in parts:
+                r.note(
+                    f"took {time.monotonic() - t:.0f}s"
+                    + (" (with the row above)" if r is not parts[0] else "")
+                )
                 rows.append(r)
                 print(
                     f"... {r.name}: {r.survived}/{r.trials} survived", file=sys.stderr, flush=True

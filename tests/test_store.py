@@ -233,3 +233,22 @@ def test_display_name_learnt_after_a_nameless_sighting() -> None:
     store.apply_batch("a", "maildir", Batch(messages=[later]))
     name = store.conn.execute("SELECT name FROM addresses WHERE email = 'bob@example.com'")
     assert name.fetchone()[0] == "Bob Stone"
+
+
+def test_sqlite_errors_the_user_must_act_on_are_one_line() -> None:
+    import sqlite3
+
+    from keepwarm.daemon.store import database_problem
+
+    path = Path("/state/kw.db")
+    damaged = database_problem(path, sqlite3.DatabaseError("database disk image is malformed"))
+    assert damaged is not None and damaged.fatal and "is damaged" in str(damaged)
+    text = "Could not decode to UTF-8 column 'cursor' with text '{\"frags\": ...}'"
+    undecodable = database_problem(path, sqlite3.OperationalError(text))
+    assert undecodable is not None and "frags" not in str(undecodable)
+    io = database_problem(path, sqlite3.OperationalError("disk I/O error"))
+    assert io is not None and not io.fatal and "check the disk" in str(io)
+    full = database_problem(path, sqlite3.OperationalError("database or disk is full"))
+    assert full is not None and "Free disk space" in str(full)
+    assert database_problem(path, sqlite3.IntegrityError("UNIQUE constraint failed")) is None
+    assert database_problem(path, sqlite3.OperationalError("no such table: x")) is None

@@ -55,7 +55,7 @@ class StoreError(Exception):
     """A problem with the database file that the user must fix (permissions, disk full, corrupt).
 
     ``kind``: "damaged" or "read_only" (nothing works until the user acts), "full" (free disk
-    space), "other".
+    space, or a disk error), "other".
     """
 
     def __init__(self, message: str, kind: str = "other") -> None:
@@ -138,6 +138,12 @@ def database_problem(path: Path | None, exc: BaseException) -> StoreError | None
     if name == "SQLITE_FULL" or "disk is full" in low:
         return StoreError(
             f"the keepwarm database {where} could not be written: {text}. Free disk space.", "full"
+        )
+    if name.startswith("SQLITE_IOERR") or "disk i/o error" in low:
+        return StoreError(
+            f"the keepwarm database {where} could not be read or written ({text}): check the "
+            "disk that holds it (free space, errors in the system log)",
+            "full",
         )
     return None
 
