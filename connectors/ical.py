@@ -154,6 +154,10 @@ def _is_birthday(ev: Any, calendar_name: str, all_day: bool, yearly: bool) -> bo
 
 
 def parse_calendars(raw: bytes | str) -> list[Any] | None:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if "BEGIN:VTIMEZONE" in text:
+        usable = _drop_unusable_zones(text)
+        raw = usable if usable != text else raw  # unchanged files parse from their own bytes
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -201,43 +205,78 @@ def _wrap(*blocks: str) -> str:
     return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" + "\r\n".join(blocks) + "\r\nEND:VCALENDAR\r\n"
 
 
-def _more_often_than_daily(ev: Any) -> bool:
+def _rule_parts(rule: Any) -> dict[str, Any]:
+    return {str(k).upper(): v for k, v in dict(rule).items()}
+
+
+def _interval(parts: dict[str, Any]) -> int:
+    """The rule's INTERVAL; 0 for a value that is not a positive whole number (a rule that
+    would never advance: expanding it never ends)."""
     try:
-        return _frequent(ev)
-    except Exception:  # a broken rule: the expansion skips the series as unparseable
-        return False
+        value = int((parts.get("INTERVAL") or [1])[0])
+    except (TypeError, ValueError):
+        return 0
+    return value if value >= 1 else 0
 
 
-def _frequent(ev: Any) -> bool:
-    """A series that repeats more than once a day is not a series of meetings, and expanding it
-    (FREQ=MINUTELY with no end: a million occurrences a year) is what must never happen.
-
-    Decided from the rule itself, before any expansion: a FREQ below DAILY whose step is under a
-    day, several BYHOUR/BYMINUTE/BYSECOND values (several times on one day; BYSETPOS picks a few
-    of them), or more RDATEs than a calendar of meetings has. With this bound a series has at
-    most one occurrence a day, so its expansion is bounded by the window.
+def _series_problem(ev: Any) -> str | None:
+    """Why a series must not be expanded, decided from its rules before any expansion: a rule
+    that never advances (INTERVAL=0) is broken; one that repeats more than once a day is not a
+    series of meetings, and expanding it (FREQ=MINUTELY with no end: a million occurrences a
+    year) is what must never happen. A FREQ below DAILY whose step is under a day, several
+    BYHOUR/BYMINUTE/BYSECOND values (several times on one day; BYSETPOS picks a few of them),
+    two extra dates on one day or more RDATEs than a calendar of meetings has: with these
+    bounds a series has at most one occurrence a day, so its expansion is bounded by the window.
     """
-    for rule in _list(ev.get("RRULE")):
-        parts = {str(k).upper(): v for k, v in dict(rule).items()}
-        freq = str((parts.get("FREQ") or ["DAILY"])[0]).upper()
-        try:
-            interval = max(1, int((parts.get("INTERVAL") or [1])[0]))
-        except (TypeError, ValueError):
-            interval = 1
-        if freq in _SECONDS and _SECONDS[freq] * interval < 86400:
-            return True
-        per_day = 1
-        for key in ("BYHOUR", "BYMINUTE", "BYSECOND"):
-            per_day *= max(1, len(parts.get(key) or ()))
-        if parts.get("BYSETPOS"):
-            per_day = min(per_day, len(parts["BYSETPOS"]))
-        if per_day > 1:
-            return True
-    rdates = [getattr(d, "dt", None) for r in _list(ev.get("RDATE")) for d in r.dts or ()]
+    try:
+        for rule in _list(ev.get("RRULE")):
+            parts = _rule_parts(rule)
+            interval = _interval(parts)
+            if not interval:
+                return BAD_EVENT
+            freq = str((parts.get("FREQ") or ["DAILY"])[0]).upper()
+            if freq in _SECONDS and _SECONDS[freq] * interval < 86400:
+                return TOO_FREQUENT
+            per_day = 1
+            for key in ("BYHOUR", "BYMINUTE", "BYSECOND"):
+                per_day *= max(1, len(parts.get(key) or ()))
+            if parts.get("BYSETPOS"):
+                per_day = min(per_day, len(parts["BYSETPOS"]))
+            if per_day > 1:
+                return TOO_FREQUENT
+        rdates = [getattr(d, "dt", None) for r in _list(ev.get("RDATE")) for d in r.dts or ()]
+    except Exception:  # a broken property: the expansion skips the series as unparseable
+        return None
     if len(rdates) > MAX_RDATES:
-        return True
+        return TOO_FREQUENT
     instants = {_instant(d) for d in rdates}  # one instant written in two zones is one
-    return len({i.date() if isinstance(i, datetime) else i for i in instants}) < len(instants)
+    days = {i.date() if isinstance(i, datetime) else i for i in instants}
+    return TOO_FREQUENT if len(days) < len(instants) else None
+
+
+_ZONE_BLOCK = re.compile(r"^BEGIN:VTIMEZONE\r?$.*?^END:VTIMEZONE\r?$\r?\n?", re.M | re.S)
+_RRULE_LINE = re.compile(r"^RRULE[;:]([^\r\n]*)", re.M | re.I)
+_FOLD = re.compile(r"\r?\n[ \t]")
+
+
+def _drop_unusable_zones(raw: str) -> str:
+    """The calendar without VTIMEZONEs whose transition rules never advance (INTERVAL=0) or
+    repeat more often than monthly (real ones are yearly). icalendar builds a zone while it
+    parses, and an offset in such a zone expands its rule over centuries (FREQ=MINUTELY from
+    1601: hundreds of millions of steps, gigabytes). Times in a dropped zone fall back to the
+    IANA zone of that name, or are floating."""
+
+    def keep(m: re.Match[str]) -> str:
+        for rule in _RRULE_LINE.findall(_FOLD.sub("", m.group(0))):
+            fields = dict(p.split("=", 1) for p in rule.strip().upper().split(";") if "=" in p)
+            interval = fields.get("INTERVAL", "1")
+            if fields.get("FREQ", "YEARLY") not in ("YEARLY", "MONTHLY"):
+                return ""
+            if not interval.isdigit() or int(interval) < 1:
+                return ""
+        return m.group(0)
+
+    return _ZONE_BLOCK.sub(keep, raw)
 
 
 def _instant(value: Any) -> Any:
@@ -249,16 +288,18 @@ def _instant(value: Any) -> Any:
     return value
 
 
-def _drop_frequent(cal: Any, skips: Skips) -> None:
-    """Remove every series (all components of its UID) that repeats more often than daily."""
-    doomed = {
-        str(c.get("UID"))
-        for c in cal.subcomponents
-        if getattr(c, "name", "") == "VEVENT" and _more_often_than_daily(c)
-    }
+def _drop_unexpandable(cal: Any, skips: Skips) -> None:
+    """Remove every series (all components of its UID) that must not be expanded."""
+    doomed: dict[str, str] = {}
+    for c in cal.subcomponents:
+        if getattr(c, "name", "") == "VEVENT":
+            problem = _series_problem(c)
+            if problem:
+                doomed.setdefault(str(c.get("UID")), problem)
     if not doomed:
         return
-    skips.add(TOO_FREQUENT, len(doomed))
+    for problem in doomed.values():
+        skips.add(problem)
     cal.subcomponents[:] = [
         c
         for c in cal.subcomponents
@@ -394,7 +435,7 @@ def _calendar_events(
         wrapper.add_component(cal)
         cal = wrapper
     name = str(cal.get("X-WR-CALNAME", ""))
-    _drop_frequent(cal, skips)
+    _drop_unexpandable(cal, skips)
     recurring: dict[str, bool] = {}  # UID -> yearly
     for c in cal.walk("VEVENT"):
         if c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID"):

@@ -259,6 +259,34 @@ def test_series_more_often_than_daily_are_skipped_with_a_reason(tmp_path: Path) 
     assert skipped == {"repeats more often than daily": 4}
 
 
+STUCK_TZ = """BEGIN:VTIMEZONE
+TZID:/Europe/Custom
+BEGIN:STANDARD
+DTSTART:19701025T030000
+RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU;INTERVAL=0
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+END:STANDARD
+END:VTIMEZONE
+BEGIN:VTIMEZONE
+TZID:Eastern Standard Time
+BEGIN:STANDARD
+DTSTART:16010101T020000
+RRULE:FREQ=MINUTELY
+TZOFFSETFROM:-0400
+TZOFFSETTO:-0500
+RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=1SU;BYMONTH=11
+END:STANDARD
+BEGIN:DAYLIGHT
+DTSTART:16010101T020000
+TZOFFSETFROM:-0500
+TZOFFSETTO:-0400
+RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=2SU;BYMONTH=3
+END:DAYLIGHT
+END:VTIMEZONE
+"""
+
+
 def test_an_unbounded_minutely_series_imports_at_once(tmp_path: Path) -> None:
     """RRULE:FREQ=MINUTELY with no end ran past 90 s at 2.7 GB: now it is skipped at once.
     The import runs in a process limited to 1 GB, so the old behaviour fails instead of
@@ -274,6 +302,16 @@ def test_an_unbounded_minutely_series_imports_at_once(tmp_path: Path) -> None:
             vevent("minutely", ":20230101T000000Z", "RRULE:FREQ=MINUTELY"),
             vevent("secondly", ":20230101T000000Z", "RRULE:FREQ=SECONDLY;INTERVAL=7"),
             vevent("weekly", f":{start:%Y%m%d}T090000Z", "RRULE:FREQ=WEEKLY;COUNT=3"),
+            # found by the fault campaign: a rule that never advances, and time zones whose
+            # rules never advance or repeat every minute (hung, or took gigabytes)
+            vevent("stuck", f":{start:%Y%m%d}T090000Z", "RRULE:FREQ=WEEKLY;INTERVAL=0"),
+            vevent(
+                "custom-zone",
+                f";TZID=/Europe/Custom:{start:%Y%m%d}T100000",
+                "RRULE:FREQ=WEEKLY;COUNT=2",
+            ),
+            vevent("windows-zone", f";TZID=Eastern Standard Time:{start:%Y%m%d}T110000"),
+            extra=STUCK_TZ,
         ),
     )
     cfg = tmp_path / "config.toml"
@@ -300,4 +338,6 @@ def test_an_unbounded_minutely_series_imports_at_once(tmp_path: Path) -> None:
         preexec_fn=limit,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "3 imported, 2 skipped: 2 repeats more often than daily"
+    assert proc.stdout.strip() == (
+        "6 imported, 3 skipped: 2 repeats more often than daily, 1 unparseable event"
+    )
