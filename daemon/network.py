@@ -23,7 +23,6 @@ from keepwarm.digests.cadence import (
     PersonReport,
     Signal,
     TierSpec,
-    analyze,
 )
 from keepwarm.digests.queries import EventRecord, load_history
 
@@ -90,6 +89,8 @@ def build_report(
     """The engine's report as of ``now``: history after ``now`` is not read (``--as-of``),
     except today's meetings, which are needed for preparation. ``extra_events`` join the stored
     ones (the touches of your ``done`` decisions, daemon/decisions.py)."""
+    from keepwarm.digests.cadence import analyze  # the engine loads numpy: only when it runs
+
     if identity is None:
         identity = resolve(store, config, now)
     history = load_history(
@@ -158,7 +159,7 @@ def wanted(
     rep = report.person(key)
     if rep is None:
         return not (tier or fading or lopsided or owed)
-    kinds = {s.kind for s in report.signals if s.person_key == key}
+    kinds = {s.kind for s in report.signals_for(key) if s.person_key == key}
     if tier is not None and rep.tier != tier:
         return False
     if fading and not kinds & {"fading", "dormant"}:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Literal, get_args
 
 Stage = Literal["new", "growing", "established", "fading", "dormant"]
@@ -228,10 +229,24 @@ class NetworkReport:
     signals: tuple[Signal, ...]  # most urgent first
 
     def person(self, key: str) -> PersonReport | None:
-        for p in self.people:
-            if p.key == key:
-                return p
-        return None
+        return self._by_key.get(key)
 
     def signals_for(self, key: str) -> tuple[Signal, ...]:
-        return tuple(s for s in self.signals if s.person_key == key or s.facts.get("other") == key)
+        """The signals about ``key``: theirs, and the introductions that name them as the other."""
+        return self._signals_by_key.get(key, ())
+
+    # Indexes built on first use (a report of 20,000 people is looked up once per person): cached
+    # in the instance's __dict__, outside the dataclass fields (asdict and == never see them).
+    @cached_property
+    def _by_key(self) -> dict[str, PersonReport]:
+        return {p.key: p for p in reversed(self.people)}  # the first of a key wins, as before
+
+    @cached_property
+    def _signals_by_key(self) -> dict[str, tuple[Signal, ...]]:
+        found: dict[str, list[Signal]] = {}
+        for s in self.signals:
+            keys = {s.person_key, s.facts.get("other")}
+            for key in keys:
+                if isinstance(key, str):
+                    found.setdefault(key, []).append(s)
+        return {k: tuple(v) for k, v in found.items()}
