@@ -11,7 +11,6 @@ from click.shell_completion import CompletionItem
 
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.config import Config, ConfigError
-from keepwarm.daemon.doctor import query_store
 
 LIMIT = 200
 
@@ -27,6 +26,8 @@ def _config(ctx: click.Context) -> Config | None:
 
 def accounts(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """Configured accounts and those only in the database (imports)."""
+    from keepwarm.daemon.doctor import query_store
+
     config = _config(ctx)
     if config is None:
         return []
@@ -39,6 +40,8 @@ def accounts(ctx: click.Context, _param: click.Parameter, incomplete: str) -> li
 def people(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """Addresses keepwarm has seen that start with what is typed (a range over the address
     index: instant on a million messages), with their display names as help."""
+    from keepwarm.daemon.doctor import query_store
+
     config = _config(ctx)
     if config is None:
         return []

@@ -45,7 +45,6 @@ from keepwarm.connectors.headers import (
     parse_header_block,
 )
 from keepwarm.daemon.store import Store
-from keepwarm.digests.deliver import write_private
 
 DEMO_TODAY = date(2026, 11, 17)  # a Tuesday
 DEMO_SEED = 7
@@ -882,6 +881,8 @@ def generate(
     directory: str | Path, seed: int = DEMO_SEED, today: date = DEMO_TODAY
 ) -> DemoManifest:
     """Write the demo maildir, calendar and config under ``directory``; return the ground truth."""
+    from keepwarm.digests.deliver import write_private  # smtplib and ssl: not for every command
+
     root = Path(directory).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     data = build(seed, today)

@@ -16,12 +16,13 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
-
 from keepwarm.digests.suggest import SECTIONS, Suggestion, clean_text, summary
+
+if TYPE_CHECKING:  # jinja2 is imported when a digest is rendered, not by every command
+    from jinja2 import Environment
 
 TEXT_WIDTH = 72
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -99,6 +100,8 @@ class RenderedDigest:
 
 # -- helpers exposed to templates ------------------------------------------------------------------
 def _env() -> Environment:
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
     env = Environment(
         loader=PackageLoader("keepwarm.digests", "templates"),
         autoescape=lambda name: bool(name and name.endswith(".html.j2")),

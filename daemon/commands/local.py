@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import click
 
 from keepwarm.connectors.base import ConnectorError
-from keepwarm.connectors.local.ics import feed_url
 from keepwarm.daemon import completion
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.cli import EXIT_FAIL, Ctx, ProgressPrinter, UserError, cli, pass_ctx
@@ -120,6 +119,7 @@ def import_(obj: Ctx, kind: str, path: str, account_name: str | None, as_json: b
     For ics, PATH may also be a published calendar's https:// or webcal:// address. The config
     is not changed. Running the same import again reads only what changed since.
     """
+    from keepwarm.connectors.local.ics import feed_url
     from keepwarm.daemon.accounts import make_connector
     from keepwarm.daemon.actions import ActionInbox
     from keepwarm.daemon.sync import run_account

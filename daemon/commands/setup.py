@@ -15,7 +15,6 @@ from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.cli import Ctx, UserError, cli, pass_ctx
 from keepwarm.daemon.config import ConfigError
 from keepwarm.daemon.packaged import example_config, shell_command
-from keepwarm.digests.deliver import write_private
 
 __all__ = ["STARTER", "cli", "local_zone_name", "this_command"]
 
@@ -148,6 +147,8 @@ def init(
     Asks for what the flags do not give; with --no-input it never asks (for scripts):
     'keepwarm init --name "Jane Doe" --address jane@example.com --timezone Europe/Berlin'.
     """
+    from keepwarm.digests.deliver import write_private
+
     if example:
         click.echo(example_config(), nl=False)
         return

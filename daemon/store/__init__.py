@@ -32,8 +32,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING
 
 from keepwarm.connectors.base import Address, Batch, Deletion, EventMeta, MessageMeta
 from keepwarm.connectors.headers import normalize_subject
@@ -47,6 +46,9 @@ from keepwarm.daemon.store.migrations import (
     ROLE_TO,
     migrations,
 )
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 MESSAGE_ID_MAX_DRIFT = 2 * 86400
 
@@ -209,6 +211,11 @@ def content_key(msg: MessageMeta) -> str:
     ).hexdigest()
 
 
+def _configure(conn: sqlite3.Connection) -> None:
+    """What sqlite-utils' ``Database`` did to every connection it opened (kept as it was)."""
+    conn.execute("PRAGMA recursive_triggers=on")
+
+
 def _create_private(path: Path) -> None:
     """Create the database file with mode 0600 before SQLite opens it."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -220,10 +227,11 @@ def _create_private(path: Path) -> None:
 class Store:
     """The one writer of the history database."""
 
-    def __init__(self, db: Database, path: Path | None = None) -> None:
-        self.db = db
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None) -> None:
         self.path = path
-        self.conn: sqlite3.Connection = db.conn
+        self.conn = conn
+        self._db: Database | None = None
+        self._savepoints = 0
         self._address_ids: dict[str, int] = {}
         self._named: set[str] = set()  # addresses whose stored display name is not empty
         self.forget_deleted = False  # [privacy] forget_deleted: deleted mail leaves the history
@@ -239,12 +247,14 @@ class Store:
         old_umask = os.umask(0o077)
         try:
             _create_private(p)
-            db = Database(p, execute_plugins=False)
-            db.conn.execute("PRAGMA busy_timeout=10000")
-            db.enable_wal()
-            db.conn.execute("PRAGMA synchronous=NORMAL")
-            db.conn.execute("PRAGMA foreign_keys=ON")
-            store = cls(db, p)
+            conn = sqlite3.connect(p)
+            _configure(conn)
+            conn.execute("PRAGMA busy_timeout=10000")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=wal")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            store = cls(conn, p)
             store.migrate()
         except sqlite3.DatabaseError as exc:
             known = database_problem(p, exc)
@@ -270,27 +280,70 @@ class Store:
 
     @classmethod
     def memory(cls) -> Store:
-        db = Database(memory=True, execute_plugins=False)
-        db.conn.execute("PRAGMA foreign_keys=ON")
-        store = cls(db)
+        conn = sqlite3.connect(":memory:")
+        _configure(conn)
+        conn.execute("PRAGMA foreign_keys=ON")
+        store = cls(conn)
         store.migrate()
         return store
 
+    @property
+    def db(self) -> Database:
+        """The connection as a sqlite-utils ``Database`` (for migrations; imported on first use)."""
+        if self._db is None:
+            from sqlite_utils import Database
+
+            self._db = Database(self.conn, execute_plugins=False)
+        return self._db
+
     def migrate(self) -> None:
-        migrations.apply(self.db)
+        if not migrations.up_to_date(self.conn):
+            migrations.apply(self.db)
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
+        """One transaction (a savepoint inside another one); rolled back on any exception."""
         try:
-            with self.db.atomic():
+            with self._transaction():
                 yield
         except sqlite3.DatabaseError as exc:
             known = database_problem(self.path, exc)
             if known is not None:
                 raise known from exc
+            raise
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        conn = self.conn
+        if conn.in_transaction:
+            self._savepoints += 1
+            name = f"keepwarm_{self._savepoints}"
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                # an error such as a trigger's RAISE(ROLLBACK) may have ended the transaction
+                if conn.in_transaction:
+                    conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    conn.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     # -- addresses ---------------------------------------------------------------------------

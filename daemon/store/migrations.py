@@ -2,12 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+if TYPE_CHECKING:  # sqlite-utils is imported only when a migration is due (it costs 0.15 s)
+    from sqlite_utils import Database
+    from sqlite_utils.migrations import Migrations
 
-migrations = Migrations("keepwarm")
+MIGRATION_SET = "keepwarm"
+MIGRATIONS_TABLE = "_sqlite_migrations"  # sqlite-utils' record of the applied migrations
+
+
+class _Registry:
+    """The migrations in order, applied by sqlite-utils' ``Migrations``. Opening a database that
+    is up to date (every command, every time) only reads the record of applied migrations."""
+
+    def __init__(self) -> None:
+        self._all: list[tuple[str, Callable[[Database], None]]] = []
+
+    def __call__(self, *, name: str) -> Callable[[Callable[[Database], None]], Any]:
+        def register(fn: Callable[[Database], None]) -> Callable[[Database], None]:
+            self._all.append((name, fn))
+            return fn
+
+        return register
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _fn in self._all]
+
+    def up_to_date(self, conn: sqlite3.Connection) -> bool:
+        """Is every migration recorded as applied (in a record sqlite-utils would not change)?"""
+        try:
+            columns = conn.execute(f"PRAGMA table_info({MIGRATIONS_TABLE})").fetchall()
+            if [c[1] for c in columns if c[5]] != ["id"]:
+                return False  # missing, or in an old layout sqlite-utils converts
+            done = {
+                str(n)
+                for (n,) in conn.execute(
+                    f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ?",
+                    (MIGRATION_SET,),
+                )
+            }
+        except sqlite3.OperationalError:
+            return False
+        return done.issuperset(self.names)
+
+    def migrations(self) -> Migrations:
+        from sqlite_utils.migrations import Migrations
+
+        out = Migrations(MIGRATION_SET)
+        for name, fn in self._all:
+            out(name=name)(fn)
+        return out
+
+    def apply(self, db: Database, *, stop_before: str | Iterable[str] | None = None) -> None:
+        self.migrations().apply(db, stop_before=stop_before)
+
+
+migrations = _Registry()
 
 # Address roles in message_addresses (small integers keep the table compact).
 ROLE_FROM, ROLE_TO, ROLE_CC, ROLE_BCC, ROLE_REPLY_TO = 0, 1, 2, 3, 4

@@ -6,7 +6,8 @@ Entry point: :func:`analyze` (``history``, ``directory``, ``settings``, ``now``)
 
 from __future__ import annotations
 
-from keepwarm.digests.cadence.engine import analyze
+from typing import TYPE_CHECKING, Any
+
 from keepwarm.digests.cadence.model import (
     DEFAULT_TIERS,
     SIGNAL_KINDS,
@@ -26,6 +27,9 @@ from keepwarm.digests.cadence.model import (
     TierSpec,
     TierUsage,
 )
+
+if TYPE_CHECKING:
+    from keepwarm.digests.cadence.engine import analyze
 
 __all__ = [
     "DEFAULT_TIERS",
@@ -47,3 +51,13 @@ __all__ = [
     "TierUsage",
     "analyze",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``analyze`` is imported on first use: the engine (and numpy) loads only for commands that
+    run it, not for every command that names the report's types."""
+    if name == "analyze":
+        from keepwarm.digests.cadence.engine import analyze
+
+        return analyze
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,83 @@
+"""Start-up stays light: the commands every user and script runs often (``--version``, ``--help``,
+``status``) never import the heavy libraries (the engine's numpy, the templates, the calendar
+parser, the Google and Microsoft SDKs...), which load only in the commands that use them.
+
+This checks which modules a fresh process imported, never how long it took (bench/cli_scale.py
+prints the times)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = (
+    "numpy",
+    "jinja2",
+    "sqlite_utils",
+    "icalendar",
+    "recurring_ical_events",
+    "googleapiclient",
+    "google.auth",
+    "google_auth_oauthlib",
+    "httplib2",
+    "msal",
+    "caldav",
+    "requests",
+    "imapclient",
+    "smtplib",
+)
+
+PROBE = """
+import json, sys
+from keepwarm.daemon.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+heavy = json.loads(HEAVY)
+loaded = sorted(m for m in sys.modules if m in heavy or m.split(".")[0] in heavy)
+print("\\nLOADED " + json.dumps(loaded))
+"""
+
+
+def loaded_by(args: list[str], tmp_path: Path) -> list[str]:
+    probe = PROBE.replace("HEAVY", repr(json.dumps(HEAVY)))
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    line = proc.stdout.rsplit("LOADED ", 1)
+    assert len(line) == 2, proc.stdout + proc.stderr
+    return list(json.loads(line[1]))
+
+
+def config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[me]\nname = "Jane Doe"\naddresses = ["jane@example.com"]\ntimezone = "UTC"\n\n'
+        f'[store]\npath = "{tmp_path / "keepwarm.db"}"\n\n'
+        '[[accounts]]\nname = "work"\nkind = "gmail"\n\n'
+        '[[accounts]]\nname = "office"\nkind = "microsoft"\nclient_id = "x"\n'
+    )
+    return cfg
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["status"], ["status", "--json"]])
+def test_light_commands_import_no_heavy_library(tmp_path: Path, args: list[str]) -> None:
+    cfg = config(tmp_path)
+    loaded_by(["--config", str(cfg), "status"], tmp_path)  # creates the database (migrations)
+    assert loaded_by(["--config", str(cfg), *args], tmp_path) == []
+
+
+def test_the_engine_loads_where_it_runs(tmp_path: Path) -> None:
+    """The check sees imports: the people command does load the engine's numpy."""
+    cfg = config(tmp_path)
+    assert "numpy" in loaded_by(["--config", str(cfg), "people"], tmp_path)
