@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from davworld import meeting, settings  # noqa: E402
 from fakes.radicale import Radicale  # noqa: E402
 
-from keepwarm.connectors.dav.calendar import CalDavConnector, CalDavOptions  # noqa: E402
+from keepwarm.connectors.dav.calendar import CalDavConnector, CalDavSettings  # noqa: E402
 from keepwarm.connectors.dav.contacts import CardDavConnector  # noqa: E402
 from keepwarm.daemon.store import Store  # noqa: E402
 from keepwarm.daemon.sync import run_account  # noqa: E402
@@ -74,7 +74,7 @@ def main() -> None:
         print(f"filled Radicale over HTTP in {time.perf_counter() - t:.1f} s")
 
         store = Store.open(root / "kw.db")
-        opts = CalDavOptions(zone="Europe/Berlin", me=("me@example.com",))
+        opts = CalDavSettings(zone="Europe/Berlin", me=("me@example.com",))
 
         def cal() -> CalDavConnector:
             return CalDavConnector("cal", settings(server, USER), opts)

@@ -32,7 +32,8 @@ from fakes.dovecot import Dovecot  # noqa: E402
 from imapclient import IMAPClient  # noqa: E402
 
 from keepwarm.connectors.headers import header_block, parse_date  # noqa: E402
-from keepwarm.connectors.imap import ImapConnector, ImapSettings  # noqa: E402
+from keepwarm.connectors.imap.connector import ImapConnector  # noqa: E402
+from keepwarm.connectors.imap.session import ImapSettings  # noqa: E402
 from keepwarm.daemon.store import Store  # noqa: E402
 from keepwarm.daemon.sync import run_account  # noqa: E402
 

@@ -206,23 +206,24 @@ class Connector(Protocol):
 
 
 class ConnectorError(Exception):
-    """Base of all connector errors. ``str()`` must be a sentence a user can act on."""
+    """Base of all connector errors. ``str()`` must be a sentence a user can act on; ``fix`` is
+    what to do when the sentence alone does not say it (a command to run, a key to change)."""
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 class TransientError(ConnectorError):
     """Retry later: 5xx, 429, timeouts, dropped connections. ``retry_after`` in seconds if known."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float | None = None, fix: str = "") -> None:
+        super().__init__(message, fix)
         self.retry_after = retry_after
 
 
 class AuthRequired(ConnectorError):
     """The credentials no longer work; the user must re-authorise. ``fix`` is the command to run."""
-
-    def __init__(self, message: str, fix: str = "") -> None:
-        super().__init__(message)
-        self.fix = fix
 
 
 class CursorExpired(ConnectorError):
@@ -235,7 +236,3 @@ class SourceError(ConnectorError):
     ``fix`` is what to do, when the message alone does not say it (an admin to ask, a console
     page to open); the daemon shows it with the account in ``status``, ``doctor`` and the digest.
     """
-
-    def __init__(self, message: str, fix: str = "") -> None:
-        super().__init__(message)
-        self.fix = fix

@@ -8,20 +8,24 @@ allowed; unknown keys get a "did you mean".
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import ipaddress
 import os
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from keepwarm.connectors import registry
 from keepwarm.connectors.headers import normalize_address
+from keepwarm.connectors.registry import is_loopback_host
 
 APP = "keepwarm"
 
@@ -97,15 +101,6 @@ def parse_duration(value: str) -> timedelta:
     if not m:
         raise ValueError(value)
     return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2).lower()])
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class _Invalid(Exception):
@@ -429,110 +424,51 @@ DELIVERY = {
     "account": Field(_nonempty_str, None),
 }
 
-ACCOUNT_KIND_NAMES = (
-    "mbox",
-    "maildir",
-    "ics",
-    "vcard",
-    "imap",
-    "gmail",
-    "gcal",
-    "gcontacts",
-    "microsoft",
-    "caldav",
-    "carddav",
-)
 ACCOUNT_COMMON = {
     "name": Field(_nonempty_str, required=True),
-    "kind": Field(
-        _choice(*ACCOUNT_KIND_NAMES),
-        required=True,
-    ),
+    "kind": Field(_choice(*registry.KINDS), required=True),
     "enabled": Field(_bool, True),
     "sync_interval": Field(_duration, None),
 }
-_GOOGLE = {
-    "client_secrets": Field(_path, None),
-    "token_file": Field(_path, None),
-    "api_endpoint": Field(_nonempty_str, None),
-    "token_uri": Field(_nonempty_str, None),
-    "timeout": Field(_duration, timedelta(seconds=60)),
-}
-_DAV = {
-    "url": Field(_dav_url, required=True),
-    "username": Field(_nonempty_str, required=True),
-    "ca_file": Field(_path, None),
-    "timeout": Field(_duration, timedelta(seconds=60)),
-    **SECRET,
-}
-ACCOUNT_KINDS: dict[str, dict[str, Field]] = {
-    "mbox": {"path": Field(_path, required=True)},
-    "maildir": {"path": Field(_path, required=True)},
-    "vcard": {"path": Field(_path, required=True)},
-    "ics": {
-        "path": Field(_path_or_url, required=True),
-        "timeout": Field(_duration, timedelta(seconds=60)),
-        "window_past": Field(_duration, timedelta(days=730)),
-        "window_future": Field(_duration, timedelta(days=14)),
-    },
-    "imap": {
-        "host": Field(_nonempty_str, required=True),
-        "port": Field(_int_range(1, 65535), None),
-        "security": Field(_choice("tls", "starttls", "none"), "tls"),
-        "allow_plaintext": Field(_bool, False),
-        "username": Field(_nonempty_str, required=True),
-        "folders": Field(_list_of(_nonempty_str, "folder names"), ()),
-        "exclude_folders": Field(_list_of(_nonempty_str, "folder names"), ()),
-        "timeout": Field(_duration, timedelta(seconds=60)),
-        "ca_file": Field(_path, None),
-        "backfill": Field(_duration, timedelta(days=3 * 365)),
-        **SECRET,
-    },
-    "caldav": {
-        **_DAV,
-        "calendars": Field(_list_of(_nonempty_str, "calendar names"), ()),
-        "window_past": Field(_duration, timedelta(days=730)),
-        "window_future": Field(_duration, timedelta(days=14)),
-    },
-    "carddav": {
-        **_DAV,
-        "addressbooks": Field(_list_of(_nonempty_str, "address book names"), ()),
-    },
-    "gmail": {
-        **_GOOGLE,
-        "backfill": Field(_duration, timedelta(days=3 * 365)),
-        "quota_units_per_minute": Field(_int_range(1, 1_000_000), 6000),
-        "max_concurrency": Field(_int_range(1, 50), 10),
-    },
-    "gcal": {
-        **_GOOGLE,
-        "window_past": Field(_duration, timedelta(days=730)),
-        "window_future": Field(_duration, timedelta(days=14)),
-        "calendars": Field(_list_of(_nonempty_str, "calendar ids"), ()),
-        "requests_per_minute": Field(_int_range(1, 100_000), 600),
-    },
-    "gcontacts": {
-        **_GOOGLE,
-        "requests_per_minute": Field(_int_range(1, 100_000), 90),
-    },
-    "microsoft": {
-        "client_id": Field(_nonempty_str, None),
-        "tenant": Field(_nonempty_str, "common"),
-        "token_file": Field(_path, None),
-        "mail": Field(_bool, True),
-        "calendar": Field(_bool, True),
-        "contacts": Field(_bool, False),
-        "backfill": Field(_duration, timedelta(days=3 * 365)),
-        "window_past": Field(_duration, timedelta(days=730)),
-        "window_future": Field(_duration, timedelta(days=14)),
-        "authority_host": Field(_nonempty_str, None),
-        "graph_endpoint": Field(_nonempty_str, None),
-        "ca_file": Field(_path, None),
-        "timeout": Field(_duration, timedelta(seconds=60)),
-    },
-}
+_SPECIAL_CHECKS: dict[str, Check] = {"url": _dav_url, "path_or_url": _path_or_url}
 
-PASSWORD_KINDS = frozenset({"imap", "caldav", "carddav"})  # kinds that log in with a password
+
+def _check_of(hint: Any, meta: Mapping[str, Any]) -> Check:
+    """The check of an options field, from its type (``X | None`` checks X) and metadata."""
+    if meta.get("check"):
+        return _SPECIAL_CHECKS[meta["check"]]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return _choice(*typing.get_args(hint))
+    if origin is tuple:
+        return _list_of(_nonempty_str, meta.get("items") or "names")
+    if hint is int:
+        lo, hi = meta["range"]
+        return _int_range(int(lo), int(hi))
+    simple: dict[Any, Check] = {bool: _bool, timedelta: _duration, Path: _path, str: _nonempty_str}
+    return simple[hint]
+
+
+def option_fields(options: type) -> dict[str, Field]:
+    """The config schema of a connector's options dataclass (see ``connectors/registry.py``)."""
+    hints = typing.get_type_hints(options)
+    out: dict[str, Field] = {}
+    for f in dataclasses.fields(options):
+        required = f.default is dataclasses.MISSING
+        default = None if required else f.default
+        doc = str(f.metadata.get("doc", ""))
+        out[f.name] = Field(_check_of(hints[f.name], f.metadata), default, required, doc)
+    return out
+
+
+def account_fields(kind: str) -> dict[str, Field]:
+    """Every key of an ``[[accounts]]`` table of ``kind`` besides the common ones."""
+    spec = registry.get(kind)
+    fields = option_fields(spec.options)
+    return {**fields, **SECRET} if spec.login == "password" else fields
+
 
 TOP = (
     "me",
@@ -581,21 +517,19 @@ class Secret:
 
 @dataclass(frozen=True)
 class Account:
+    """One ``[[accounts]]`` table: ``options`` is its kind's options dataclass (see
+    ``connectors/registry.py``), ``secret`` where its password comes from (password kinds)."""
+
     name: str
     kind: str
     enabled: bool
     sync_interval: timedelta
-    options: Mapping[str, Any]  # the kind-specific keys, validated
+    options: object
+    secret: Secret = Secret()
 
-    def opt(self, key: str) -> Any:
-        return self.options.get(key)
-
-    def secret(self) -> Secret:
-        return Secret(
-            self.options.get("password_file"),
-            self.options.get("password_env"),
-            self.options.get("password_command"),
-        )
+    @property
+    def spec(self) -> registry.ConnectorKind[Any]:
+        return registry.get(self.kind)
 
 
 @dataclass(frozen=True)
@@ -650,7 +584,7 @@ class Config:
         raise ConfigError(self.path, [f'no account named "{name}"; configured accounts: {names}'])
 
     def token_path(self, account: Account) -> Path:
-        configured = account.opt("token_file")
+        configured = getattr(account.options, "token_file", None)
         return (
             Path(configured) if configured else self.state_dir / "tokens" / f"{account.name}.json"
         )
@@ -765,7 +699,8 @@ def from_dict(data: Mapping[str, Any], path: Path | None = None) -> Config:
         problems.append('delivery.method: "smtp" needs a [delivery.smtp] table with at least host')
     if method in ("gmail", "microsoft"):
         acct = delivery["account"]
-        wanted = {"gmail": ("gmail", "gcal", "gcontacts"), "microsoft": ("microsoft",)}[method]
+        login = {"gmail": "google", "microsoft": "microsoft"}[method]
+        wanted = registry.kinds_where(lambda k: k.login == login)
         if not acct:
             problems.append(
                 f'delivery.account: method "{method}" needs the name of a {"/".join(wanted)} account to send through'
@@ -848,14 +783,10 @@ def _load_accounts(raw: Any, problems: list[str], default_interval: timedelta) -
             problems.append(f"{where}: expected a table")
             continue
         kind = a.get("kind")
-        spec = (
-            {**ACCOUNT_COMMON, **ACCOUNT_KINDS.get(kind, {})}
-            if isinstance(kind, str)
-            else dict(ACCOUNT_COMMON)
-        )
+        fields = account_fields(kind) if isinstance(kind, str) and kind in registry.KINDS else {}
         if isinstance(a.get("name"), str):
             where = f'accounts[{i + 1}] ("{a["name"]}")'
-        v = _validate_table(a, spec, where, problems)
+        v = _validate_table(a, {**ACCOUNT_COMMON, **fields}, where, problems)
         if not v["name"] or not v["kind"]:
             continue
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v["name"]):
@@ -865,24 +796,26 @@ def _load_accounts(raw: Any, problems: list[str], default_interval: timedelta) -
         if v["name"] in names:
             problems.append(f'{where}.name: duplicate account name "{v["name"]}"')
         names.add(v["name"])
-        if kind in PASSWORD_KINDS:
+        spec = registry.get(v["kind"])
+        secret = Secret()
+        if spec.login == "password":
             _check_secret(v, where, problems)
-            if not any(v.get(k) for k in ("password_file", "password_env", "password_command")):
+            secret = Secret(v["password_file"], v["password_env"], v["password_command"])
+            if not secret.configured:
                 problems.append(
                     f"{where}: set password_file, password_env or password_command (passwords never go in this file)"
                 )
-        if (
-            kind == "imap"
-            and v["security"] == "none"
-            and not (v["allow_plaintext"] and is_loopback_host(v["host"] or ""))
-        ):
-            problems.append(
-                f'{where}.security: "none" is allowed only towards a loopback address and with allow_plaintext = true'
-            )
-        options = {k: v[k] for k in ACCOUNT_KINDS.get(v["kind"], {})}
+        options = spec.options(**{k: v[k] for k in option_fields(spec.options)})
+        if spec.problems is not None:
+            problems += [f"{where}.{p}" for p in spec.problems(options)]
         out.append(
             Account(
-                v["name"], v["kind"], v["enabled"], v["sync_interval"] or default_interval, options
+                v["name"],
+                v["kind"],
+                v["enabled"],
+                v["sync_interval"] or default_interval,
+                options,
+                secret,
             )
         )
     return out

@@ -6,11 +6,9 @@ failure the fix. Network checks only open a TCP connection (or an SMTP login), w
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import smtplib
-import socket
 import sqlite3
 import ssl
 import stat
@@ -19,22 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from keepwarm.daemon.config import Account, Config, SmtpConfig
 from keepwarm.daemon.secrets import SecretError, resolve_secret
 from keepwarm.daemon.store import directory_problem
 from keepwarm.daemon.words import plural
 
-OAUTH_KINDS = ("gmail", "gcal", "gcontacts", "microsoft")
-LOCAL_KINDS = ("mbox", "maildir", "ics", "vcard")
 NETWORK_TIMEOUT = 5.0
-_DEFAULT_HOSTS = {
-    "gmail": "https://gmail.googleapis.com",
-    "gcal": "https://www.googleapis.com",
-    "gcontacts": "https://people.googleapis.com",
-    "microsoft": "https://graph.microsoft.com",
-}
 
 
 @dataclass(frozen=True)
@@ -60,9 +49,9 @@ def private_files(config: Config) -> list[tuple[str, Path]]:
     if config.path is not None:
         files.append(("config", config.path))
     for acct in config.accounts:
-        if acct.kind in OAUTH_KINDS:
+        if acct.spec.oauth:
             files.append((f"token of {acct.name}", config.token_path(acct)))
-        pw = acct.secret().file
+        pw = acct.secret.file
         if pw is not None:
             files.append((f"password file of {acct.name}", Path(pw)))
     if config.smtp is not None and config.smtp.secret.file is not None:
@@ -174,10 +163,10 @@ def _quick_check(db: Path) -> str:
 # -- tokens and sources ---------------------------------------------------------------------------
 def check_tokens(config: Config) -> Iterator[Check]:
     for acct in config.accounts:
-        if acct.kind not in OAUTH_KINDS or not acct.enabled:
+        if not acct.spec.oauth or not acct.enabled:
             continue
         path = config.token_path(acct)
-        provider = "microsoft" if acct.kind == "microsoft" else "google"
+        provider = acct.spec.login
         if path.is_file():
             yield Check(f"token of {acct.name}", True, f"present ({path})")
         else:
@@ -189,148 +178,18 @@ def check_tokens(config: Config) -> Iterator[Check]:
             )
 
 
-def _tcp(host: str, port: int, timeout: float) -> str | None:
-    """None when a TCP connection succeeds, else the reason."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except OSError as exc:
-        return exc.strerror or str(exc) or type(exc).__name__
-
-
-def _local_source(acct: Account) -> Check:
-    path = Path(acct.opt("path"))
-    name = f"source of {acct.name}"
-    if not path.exists():
-        return Check(
-            name,
-            False,
-            f"{path} does not exist",
-            f'fix accounts "{acct.name}" path in the config, or mount the disk that holds it',
-        )
-    if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
-        return Check(
-            name,
-            False,
-            f"{path} is not readable by this user",
-            f"chmod u+r {shlex.quote(str(path))} (or run keepwarm as its owner)",
-        )
-    if acct.kind == "maildir":
-        if not path.is_dir():
-            return Check(
-                name, False, f"{path} is a file", "point path at a folder of mail (a maildir)"
-            )
-        layout = maildir_layout(path)
-        if layout is None:
-            return Check(
-                name,
-                False,
-                f"{path} holds no message files",
-                "point path at a maildir (cur/ new/), a tree of them, or a folder of one-message "
-                "files (the Enron archive)",
-            )
-        return Check(name, True, f"{path} readable ({layout})")
-    return Check(name, True, f"{path} readable")
-
-
-def maildir_layout(root: Path, limit: int = 2000) -> str | None:
-    """What the maildir connector will find under ``root``: a maildir, or a folder of message
-    files (Enron, SpamAssassin); None when the first ``limit`` entries hold no file at all."""
-    seen = 0
-    for folder, dirs, files in os.walk(root):
-        if {"cur", "new"} & set(dirs) or Path(folder).name in ("cur", "new"):
-            return "maildir"
-        if any(not f.startswith(".") for f in files):
-            return "a folder of message files"
-        seen += len(dirs) + len(files)
-        if seen > limit:
-            break
-    return None
-
-
-def _imap_login(acct: Account, config: Config, timeout: float) -> Check:
-    """An IMAP account is checked as a sync would use it: TLS, login, its folders."""
-    from dataclasses import replace
-
-    from keepwarm.connectors.base import AuthRequired, ConnectorError
-    from keepwarm.connectors.imap import ImapConnector
-    from keepwarm.daemon.accounts import make_connector
-
-    name = f"login to {acct.name}"
-    try:
-        connector = make_connector(acct, config)
-        assert isinstance(connector, ImapConnector)
-        connector.settings = replace(connector.settings, timeout=timeout, retries=0)
-        return Check(name, True, connector.check())
-    except AuthRequired as exc:
-        return Check(name, False, str(exc), exc.fix or "check the username and password source")
-    except ConnectorError as exc:
-        return Check(
-            name,
-            False,
-            str(exc),
-            "check host, port, security and ca_file in the account's [[accounts]] table",
-        )
-
-
-def _remote_source(acct: Account, timeout: float) -> Check:
-    name = f"reachability of {acct.name}"
-    if acct.kind == "imap":
-        host = str(acct.opt("host"))
-        port = int(acct.opt("port") or (993 if acct.opt("security") == "tls" else 143))
-    else:
-        key = "graph_endpoint" if acct.kind == "microsoft" else "api_endpoint"
-        url = str(acct.opt(key) or _DEFAULT_HOSTS[acct.kind])
-        parts = urlsplit(url if "//" in url else f"https://{url}")
-        host = parts.hostname or url
-        port = parts.port or (80 if parts.scheme == "http" else 443)
-    err = _tcp(host, port, timeout)
-    if err:
-        return Check(
-            name,
-            False,
-            f"cannot connect to {host}:{port}: {err}",
-            "check the host and port in the config, the network and any firewall",
-        )
-    return Check(name, True, f"{host}:{port} accepts connections")
-
-
-def _dav_source(acct: Account, timeout: float) -> Check:
-    """Log in to a CalDAV/CardDAV account and find its collections."""
-    from dataclasses import replace
-
+def check_source(acct: Account, config: Config, timeout: float) -> Check:
+    """What the account's kind declares as its doctor check (log in, look at the path, reach
+    the server): its sentence, or the error with its fix."""
     from keepwarm.connectors.base import ConnectorError
-    from keepwarm.connectors.dav.session import CALDAV, CARDDAV, DavSession
-    from keepwarm.daemon.accounts import DAV_KINDS, dav_settings
+    from keepwarm.daemon.accounts import context
 
-    name = f"login to {acct.name}"
-    settings = dav_settings(acct, DAV_KINDS[acct.kind])
-    settings = replace(settings, timeout=min(settings.timeout, max(timeout, 10.0)))
-    session = DavSession(settings, CALDAV if acct.kind == "caldav" else CARDDAV)
+    spec = acct.spec
+    name = f"{spec.probe_label} {acct.name}"
     try:
-        found = session.probe()
+        return Check(name, True, spec.probe(acct.options, context(acct, config), timeout))
     except ConnectorError as exc:
-        return Check(name, False, str(exc), getattr(exc, "fix", None) or None)
-    names = ", ".join(c.name for c in found) or "none"
-    what = session.flavour.what
-    return Check(
-        name,
-        True,
-        f"logged in as {settings.username}; {len(found)} {what}{'s' if len(found) != 1 else ''}: {names}",
-    )
-
-
-def _feed_source(acct: Account, timeout: float) -> Check:
-    """A published calendar: its server accepts connections."""
-    url = str(acct.opt("path")).replace("webcal://", "https://", 1)
-    parts = urlsplit(url)
-    host = parts.hostname or url
-    port = parts.port or (80 if parts.scheme == "http" else 443)
-    err = _tcp(host, port, timeout)
-    name = f"source of {acct.name}"
-    if err:
-        return Check(name, False, f"cannot connect to {host}:{port}: {err}", "check the address")
-    return Check(name, True, f"{host}:{port} accepts connections (a published calendar)")
+        return Check(name, False, str(exc), exc.fix or None)
 
 
 def query_store(
@@ -382,16 +241,8 @@ def check_sources(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[
     for acct in config.accounts:
         if not acct.enabled:
             yield Check(f"source of {acct.name}", True, "disabled (skipped)")
-        elif acct.kind == "ics" and isinstance(acct.opt("path"), str):
-            yield _feed_source(acct, timeout)  # a published calendar's address
-        elif acct.kind in LOCAL_KINDS:
-            yield _local_source(acct)
-        elif acct.kind == "imap":
-            yield _imap_login(acct, config, timeout)
-        elif acct.kind in ("caldav", "carddav"):
-            yield _dav_source(acct, timeout)
         else:
-            yield _remote_source(acct, timeout)
+            yield check_source(acct, config, timeout)
 
 
 def check_accounts(config: Config) -> Iterator[Check]:

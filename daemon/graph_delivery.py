@@ -86,4 +86,4 @@ def graph_delivery(config: Config) -> GraphDelivery:
         client = microsoft_client(account, config)
     except (ConnectorError, ConfigError) as exc:
         raise DeliveryError(str(exc), transient=False) from None
-    return GraphDelivery(client, name, can_read_mail=bool(account.opt("mail")))
+    return GraphDelivery(client, name, can_read_mail=bool(getattr(account.options, "mail", False)))

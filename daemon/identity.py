@@ -338,12 +338,11 @@ def self_addresses(config: Config) -> frozenset[str]:
     own address where the config has one."""
     found = set(config.addresses) | set(config.delegates)
     for account in config.accounts:
-        for key in ("username", "address"):
-            value = account.opt(key)
-            if isinstance(value, str) and "@" in value:
-                norm = normalize_address(value)
-                if norm:
-                    found.add(norm)
+        value = getattr(account.options, "username", None)
+        if isinstance(value, str) and "@" in value:
+            norm = normalize_address(value)
+            if norm:
+                found.add(norm)
     return frozenset(found)
 
 

@@ -578,9 +578,9 @@ class Service:
         return {s.name: s for s in self.store.account_states()}
 
     def _watch_path(self, account: Account) -> Path | None:
-        if account.kind in ("gmail", "gcal", "microsoft"):
+        if account.spec.oauth:
             return self.config.token_path(account)
-        f = account.secret().file
+        f = account.secret.file
         return Path(f) if f else None
 
     def _reconcile_accounts(self, *, startup: bool = False) -> None:

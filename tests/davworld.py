@@ -13,7 +13,7 @@ import pytest
 from fakes.radicale import Radicale, available
 
 from keepwarm.connectors.dav import DavSettings
-from keepwarm.connectors.dav.calendar import CalDavConnector, CalDavOptions
+from keepwarm.connectors.dav.calendar import CalDavConnector, CalDavSettings
 
 needs_radicale = pytest.mark.skipif(
     not available(), reason="radicale is not installed (make test installs it)"
@@ -69,7 +69,7 @@ def caldav(
     batch_size: int = 500,
     **kw: object,
 ) -> CalDavConnector:
-    options = CalDavOptions(zone="Europe/Berlin", me=(ME,), batch_size=batch_size)
+    options = CalDavSettings(zone="Europe/Berlin", me=(ME,), batch_size=batch_size)
     return CalDavConnector("dav", settings(server, user, **kw), options, now=now)  # type: ignore[arg-type]
 
 

@@ -7,7 +7,12 @@ from pathlib import Path
 
 from fakes.graph_api import GraphEmulator
 
-from keepwarm.connectors.microsoft import MicrosoftConnector, Options, make_auth, make_client
+from keepwarm.connectors.microsoft.account import (
+    MicrosoftConnector,
+    Options,
+    make_auth,
+    make_client,
+)
 from keepwarm.connectors.microsoft.auth import MicrosoftAuth
 
 ACCOUNT = "office"

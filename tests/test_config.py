@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from keepwarm.connectors import registry
 from keepwarm.daemon import config as c
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "daemon" / "data" / "config.example.toml"
@@ -28,7 +29,7 @@ def test_minimal_config_has_sane_defaults() -> None:
 
 def test_example_config_loads() -> None:
     cfg = c.load(EXAMPLE)
-    assert {a.kind for a in cfg.accounts} == set(c.ACCOUNT_KINDS)
+    assert {a.kind for a in cfg.accounts} == set(registry.KINDS)
 
 
 def test_every_schema_key_is_documented_in_the_example() -> None:
@@ -48,7 +49,7 @@ def test_every_schema_key_is_documented_in_the_example() -> None:
         c.SMTP,
         c.DELIVERY,
         c.ACCOUNT_COMMON,
-        *c.ACCOUNT_KINDS.values(),
+        *(c.account_fields(k) for k in registry.KINDS),
     ):
         keys |= set(spec)
     missing = [

@@ -127,7 +127,7 @@ def test_addresses_and_the_config() -> None:
         base
         + '[[accounts]]\nname = "team"\nkind = "ics"\npath = "webcal://cal.example.com/t.ics"\n'
     )
-    assert cfg.accounts[0].opt("path") == "webcal://cal.example.com/t.ics"
+    assert cfg.accounts[0].options.path == "webcal://cal.example.com/t.ics"
     with pytest.raises(ConfigError) as err:
         loads(
             base

@@ -20,7 +20,7 @@ from fakes.tcpproxy import TcpProxy
 from imapclient import IMAPClient
 
 from keepwarm.connectors.base import Batch, Connector
-from keepwarm.connectors.imap import ImapConnector
+from keepwarm.connectors.imap.connector import ImapConnector
 from keepwarm.daemon.accounts import make_connector
 from keepwarm.daemon.config import loads
 from keepwarm.daemon.store import Store
@@ -373,17 +373,20 @@ def test_a_connection_cut_mid_fetch_again_and_again_is_told_in_words(
 def test_a_refused_command_is_told_in_words() -> None:
     import imaplib
 
-    from keepwarm.connectors.imap import _describe, _server_words
+    from keepwarm.connectors.imap.parsing import describe_error, server_words
 
     exc = imaplib.IMAP4.abort("socket error: unterminated line: b'* 209 FETCH (UID 7 BODY[HEA'")
-    assert _describe(exc) == "the server closed the connection in the middle of a response"
-    assert _describe(imaplib.IMAP4.abort("socket error: EOF")) == "the server closed the connection"
-    assert _describe(ConnectionResetError(104, "Connection reset by peer")) == (
+    assert describe_error(exc) == "the server closed the connection in the middle of a response"
+    assert (
+        describe_error(imaplib.IMAP4.abort("socket error: EOF"))
+        == "the server closed the connection"
+    )
+    assert describe_error(ConnectionResetError(104, "Connection reset by peer")) == (
         "the connection was reset"
     )
     text = "select failed: b'[NONEXISTENT] Mailbox doesn\\'t exist: Old'"
-    assert _server_words(text) == "Mailbox doesn't exist: Old"
-    assert _server_words("UID command error: BAD [b'Error in IMAP command: Invalid uidset']") == (
+    assert server_words(text) == "Mailbox doesn't exist: Old"
+    assert server_words("UID command error: BAD [b'Error in IMAP command: Invalid uidset']") == (
         "Error in IMAP command: Invalid uidset"
     )
 

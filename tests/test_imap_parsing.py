@@ -9,14 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keepwarm.connectors.base import CursorExpired
-from keepwarm.connectors.imap import (
-    HEADER_ITEM,
-    FolderState,
-    ImapConnector,
-    ImapSettings,
-    SyncState,
-    UidSet,
-    _Session,
+from keepwarm.connectors.imap.connector import ImapConnector
+from keepwarm.connectors.imap.parsing import (
     folder_skipped,
     imap_date,
     parse_fetch_item,
@@ -24,6 +18,8 @@ from keepwarm.connectors.imap import (
     parse_search,
     split_fetch_responses,
 )
+from keepwarm.connectors.imap.session import HEADER_ITEM, ImapSettings, Session
+from keepwarm.connectors.imap.state import FolderState, SyncState, UidSet
 
 uid_lists = st.lists(st.integers(min_value=1, max_value=400), max_size=120)
 
@@ -97,7 +93,7 @@ def test_gmail_fetch_items_are_parsed() -> None:
         ),
         b")",
     ]
-    session = _Session.__new__(_Session)
+    session = Session.__new__(Session)
     [f] = session._parse_gmail(data)
     assert f.uid == 4 and f.thread == "1278455344230334865"
     assert f.labels == ("\\Inbox", "My Label", "\\Spam", "Café")
@@ -186,7 +182,7 @@ def test_gmail_reads_all_mail_once_instead_of_every_label() -> None:
 
 
 def test_gmail_spam_and_trash_labels_are_skipped() -> None:
-    from keepwarm.connectors.imap import Fetched
+    from keepwarm.connectors.imap.parsing import Fetched
 
     c = _connector()
     head = b"From: a@example.com\r\nTo: b@example.com\r\nDate: Thu, 1 Feb 2024 10:00:00 +0000\r\n"

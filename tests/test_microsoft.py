@@ -17,7 +17,7 @@ from fakes.graph_api import GraphEmulator
 from ms_world import ACCOUNT, auth_for, connector_for, sign_in
 
 from keepwarm.connectors.base import AuthRequired, Batch, TransientError
-from keepwarm.connectors.microsoft import make_client
+from keepwarm.connectors.microsoft.account import make_client
 from keepwarm.connectors.microsoft.auth import MicrosoftAuth
 from keepwarm.connectors.microsoft.graph import GraphClient, parse_retry_after
 from keepwarm.connectors.microsoft.records import BODY_FIELDS, MESSAGE_FIELDS
@@ -784,7 +784,7 @@ def test_https_authority_and_graph_with_a_private_ca(tmp_path: Path) -> None:
     import trustme
 
     from keepwarm.connectors.base import SourceError
-    from keepwarm.connectors.microsoft import make_auth
+    from keepwarm.connectors.microsoft.account import make_auth
 
     ca = trustme.CA()
     ca_file = tmp_path / "ca.pem"
@@ -821,7 +821,7 @@ def test_https_authority_and_graph_with_a_private_ca(tmp_path: Path) -> None:
         assert trusted.finish_device_flow(flow) == emu.user
         client = make_client(trusted, graph_endpoint=emu.graph_endpoint)
         store = Store.memory()
-        from keepwarm.connectors.microsoft import MicrosoftConnector, Options
+        from keepwarm.connectors.microsoft.connector import MicrosoftConnector, Options
 
         assert run_account(store, MicrosoftConnector(ACCOUNT, client, Options())).state == "ok"
         assert store.counts()["messages"] == 1

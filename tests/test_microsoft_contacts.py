@@ -10,7 +10,7 @@ import pytest
 from fakes.graph_api import GraphEmulator
 from ms_world import ACCOUNT, auth_for, sign_in
 
-from keepwarm.connectors.microsoft import MicrosoftConnector, Options, make_client
+from keepwarm.connectors.microsoft.account import MicrosoftConnector, Options, make_client
 from keepwarm.connectors.vcard import NO_EMAIL
 from keepwarm.daemon.store import Store
 from keepwarm.daemon.sync import run_account

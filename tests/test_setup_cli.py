@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from digest_fixtures import builder
 
+from keepwarm.connectors import registry
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon import digest_job, packaged
 from keepwarm.daemon.cli import cli
@@ -99,7 +100,7 @@ def test_init_prints_the_whole_example(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["init", "--example"], env=_env(tmp_path))
     assert res.exit_code == 0
     cfg = cfgmod.loads(res.output)
-    assert {a.kind for a in cfg.accounts} == set(cfgmod.ACCOUNT_KINDS)
+    assert {a.kind for a in cfg.accounts} == set(registry.KINDS)
 
 
 def test_local_zone_name_follows_tz(monkeypatch: pytest.MonkeyPatch) -> None:

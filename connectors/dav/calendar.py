@@ -52,7 +52,7 @@ DEFAULT_BATCH = 500
 
 
 @dataclass(frozen=True)
-class CalDavOptions:
+class CalDavSettings:
     zone: ZoneInfo | str = "UTC"
     me: tuple[str, ...] = ()
     window_past: timedelta = timedelta(days=730)
@@ -70,12 +70,12 @@ class CalDavConnector:
         self,
         account: str,
         settings: DavSettings,
-        options: CalDavOptions | None = None,
+        options: CalDavSettings | None = None,
         *,
         now: Any = None,
     ) -> None:
         self.account = account
-        self.options = options or CalDavOptions()
+        self.options = options or CalDavSettings()
         self.session = DavSession(settings, CALDAV)
         self.opts = EventOptions.make(
             account, self.options.zone, self.options.me, self.options.keep_titles
@@ -129,4 +129,4 @@ class _EventReader:
         ]
 
 
-__all__ = ["KIND", "CalDavConnector", "CalDavOptions"]
+__all__ = ["KIND", "CalDavConnector", "CalDavSettings"]

@@ -56,7 +56,7 @@ TOO_OLD = "older than the backfill window"
 
 
 @dataclass
-class GmailOptions:
+class GmailSettings:
     backfill: timedelta = timedelta(days=3 * 365)
     store_subjects: bool = True
     page_size: int = 500  # messages.list / history.list maxResults (max 500)
@@ -228,7 +228,7 @@ class GmailConnector:
 
     kind = "gmail"
 
-    def __init__(self, account: str, client: GoogleClient, options: GmailOptions) -> None:
+    def __init__(self, account: str, client: GoogleClient, options: GmailSettings) -> None:
         self.account = account
         self.client = client
         self.options = options

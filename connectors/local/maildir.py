@@ -367,3 +367,18 @@ class MaildirConnector(MailFileConnector):
             folder=entry.folder,
             keep_subject=self.keep_subjects,
         )
+
+
+def layout(root: Path, limit: int = 2000) -> str | None:
+    """What :class:`MaildirConnector` will find under ``root``: a maildir, or a folder of message
+    files (Enron, SpamAssassin); None when the first ``limit`` entries hold no file at all."""
+    seen = 0
+    for folder, dirs, files in os.walk(root):
+        if {"cur", "new"} & set(dirs) or Path(folder).name in ("cur", "new"):
+            return "maildir"
+        if any(not f.startswith(".") for f in files):
+            return "a folder of message files"
+        seen += len(dirs) + len(files)
+        if seen > limit:
+            break
+    return None

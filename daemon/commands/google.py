@@ -8,11 +8,10 @@ from pathlib import Path
 
 import click
 
+from keepwarm.connectors.google import GoogleOptions
 from keepwarm.daemon import completion
 from keepwarm.daemon.cli import EXIT_FAIL, Ctx, UserError, auth, pass_ctx
 from keepwarm.daemon.config import Account, Config, ConfigError
-
-GOOGLE_KINDS = ("gmail", "gcal", "gcontacts")
 
 PROMPT = """\
 Open this address in a browser, sign in as the account to read, and allow access:
@@ -31,9 +30,7 @@ def google_scopes(config: Config, account: Account) -> list[str]:
     from keepwarm.connectors.google.auth import GMAIL_SEND, KIND_SCOPES
 
     path = config.token_path(account)
-    sharing = [
-        a for a in config.accounts if a.kind in GOOGLE_KINDS and config.token_path(a) == path
-    ]
+    sharing = [a for a in config.accounts if _google(a) and config.token_path(a) == path]
     scopes: list[str] = []
     for a in sharing:
         scopes += [s for s in KIND_SCOPES[a.kind] if s not in scopes]
@@ -45,18 +42,21 @@ def google_scopes(config: Config, account: Account) -> list[str]:
 def _client_secrets(config: Config, account: Account, given: Path | None) -> Path:
     if given is not None:
         return given
-    own = account.opt("client_secrets")
-    if own:
-        return Path(own)
     path = config.token_path(account)
-    for a in config.accounts:
-        if a.kind in GOOGLE_KINDS and config.token_path(a) == path and a.opt("client_secrets"):
-            return Path(a.opt("client_secrets"))
+    for a in (account, *config.accounts):
+        options = a.options
+        shared = a is account or config.token_path(a) == path
+        if isinstance(options, GoogleOptions) and options.client_secrets and shared:
+            return Path(options.client_secrets)
     raise UserError(
         f'account "{account.name}" has no client_secrets: pass --client-secrets FILE (the OAuth client '
         "JSON downloaded from the Google Cloud console, see docs/google.md) or set client_secrets "
         "in its [[accounts]] table"
     )
+
+
+def _google(account: Account) -> bool:
+    return account.spec.login == "google"
 
 
 def _free_port() -> int:
@@ -112,7 +112,7 @@ def google(
         acct = config.account(account)
     except ConfigError as exc:
         raise UserError(str(exc)) from None
-    if acct.kind not in GOOGLE_KINDS:
+    if not _google(acct) or not isinstance(acct.options, GoogleOptions):
         raise UserError(
             f'account "{account}" is of kind "{acct.kind}"; `keepwarm auth google` is for gmail, gcal and gcontacts accounts'
         )
@@ -121,8 +121,8 @@ def google(
     port = port or _free_port()
     try:
         client_config = read_client_config(_client_secrets(config, acct, client_secrets))
-        if acct.opt("token_uri"):
-            client_config["installed"]["token_uri"] = acct.opt("token_uri")
+        if acct.options.token_uri:
+            client_config["installed"]["token_uri"] = acct.options.token_uri
         click.echo("Requesting: " + ", ".join(s.rsplit("/", 1)[-1] for s in scopes))
         where = f"{_user()}@{socket.gethostname()}"
         creds = run_installed_flow(

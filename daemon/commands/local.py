@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from keepwarm.connectors import registry
 from keepwarm.connectors.base import ConnectorError
 from keepwarm.daemon import completion
 from keepwarm.daemon import config as cfgmod
@@ -27,7 +28,7 @@ from keepwarm.daemon.words import plural
 
 __all__ = ["cli", "default_account_name", "import_account"]
 
-KINDS = ("mbox", "maildir", "ics", "vcard")
+KINDS = registry.kinds_where(lambda k: k.importable)  # what `keepwarm import` reads
 
 
 def default_account_name(kind: str, path: Path | str) -> str:
@@ -48,8 +49,7 @@ def default_account_name(kind: str, path: Path | str) -> str:
 
 def import_account(kind: str, name: str, path: Path | str, config: Config) -> Account:
     """An account for ``keepwarm import`` with the kind's default options and ``path``."""
-    options = {key: f.default for key, f in cfgmod.ACCOUNT_KINDS[kind].items()}
-    options["path"] = path
+    options = registry.get(kind).options(path=path)
     interval = config.daemon.get("sync_interval") or timedelta(minutes=15)
     return Account(name, kind, True, interval, options)
 

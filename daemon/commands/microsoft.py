@@ -28,7 +28,7 @@ def microsoft(obj: Ctx, account: str) -> None:
         acct = config.account(account)
     except ConfigError as exc:
         raise UserError(str(exc)) from None
-    if acct.kind != "microsoft":
+    if acct.spec.login != "microsoft":
         raise UserError(f'account "{account}" is of kind "{acct.kind}", not "microsoft"')
     try:
         auth = microsoft_auth(acct, config)

@@ -10,7 +10,7 @@ from typing import Any
 from fakes.google_api import CALENDAR_READONLY, GMAIL_METADATA, GoogleEmulator
 from keepwarm.connectors.google.calendar import CalendarOptions, GoogleCalendarConnector
 from keepwarm.connectors.google.client import ClientSettings, GoogleClient
-from keepwarm.connectors.google.gmail import GmailConnector, GmailOptions
+from keepwarm.connectors.google.gmail import GmailConnector, GmailSettings
 from keepwarm.connectors.google.quota import Limits, RetryPolicy, TokenBucket
 
 
@@ -93,7 +93,7 @@ def gmail_connector(
         k: opts.pop(k) for k in ("units_per_minute", "timeout", "retry", "concurrency") if k in opts
     }
     client = client_for(emu, token, account, scopes=(GMAIL_METADATA,), **client_opts)
-    return GmailConnector(account, client, GmailOptions(**opts))
+    return GmailConnector(account, client, GmailSettings(**opts))
 
 
 def calendar_connector(
