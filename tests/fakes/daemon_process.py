@@ -1,7 +1,8 @@
 """Run the real ``keepwarm`` CLI in a subprocess, with test-only slow-downs of the maildir source.
 
 Used as ``python -m fakes.daemon_process run`` (PYTHONPATH=tests). Production code is not
-changed: this module only wraps the registered maildir builder before handing over to the CLI.
+changed: this module only wraps the maildir kind's build (its registry declaration) before handing
+over to the CLI.
 
 - ``KEEPWARM_TEST_BATCH_DELAY`` (seconds) slows every batch of the maildir connector (and makes
   its batches 10 messages), so a test can stop or kill the process in the middle of a sync.
@@ -39,21 +40,23 @@ class Slowed:
 
 
 def install_connector() -> None:
-    from keepwarm.daemon import accounts
+    import dataclasses
 
-    real = accounts._BUILDERS["maildir"]
+    from keepwarm.connectors import local
+
+    real = local.MAILDIR.build
     delay = float(os.environ.get("KEEPWARM_TEST_BATCH_DELAY", "0") or 0)
     wedge = os.environ.get("KEEPWARM_TEST_WEDGE") == "1"
     if not (delay or wedge):
         return
 
-    def build(account: Any, config: Any) -> Connector:
-        inner = real(account, config)
+    def build(options: Any, context: Any) -> Connector:
+        inner = real(options, context)
         if hasattr(inner, "batch_size"):
             inner.batch_size = BATCH  # small batches, so a sync has many
         return Slowed(inner, delay, wedge)
 
-    accounts._BUILDERS["maildir"] = build
+    local.MAILDIR = dataclasses.replace(local.MAILDIR, build=build)
 
 
 def main() -> None:
