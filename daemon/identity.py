@@ -55,7 +55,7 @@ from keepwarm.daemon.store import Store
 
 PersonKind = Literal["person", "list", "robot", "role", "excluded", "self"]
 
-# -- vocabularies (API_FACTS.md section 7) ----------------------------------------------------------
+# -- vocabularies (list and automation headers: RFC 2369, RFC 3834, Gmail categories) ------------
 # Markers (see connectors/base.py MessageMeta.markers) that make a message list or bulk mail.
 BULK_MARKERS = frozenset(
     {
@@ -249,7 +249,7 @@ class Person:
     addresses: tuple[str, ...]
     kind: PersonKind
     reasons: tuple[str, ...]  # human-readable facts behind the classification
-    two_way: bool  # real two-way contact (DESIGN.md "Identity")
+    two_way: bool  # real two-way contact (docs/how-it-works.md, "What counts as contact")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Run one account's connector into the store: each batch and its cursor in one transaction.
 
 This is the only place the cursor protocol is implemented; every connector relies on it.
-Failures are classified (STYLE.md rule 9): transient -> back off; auth -> park the account until
+Failures are classified by the connector's error class: transient -> back off; auth -> park the account until
 the user re-authorises; cursor expired -> forget the cursor and do one full sync right away;
 source error -> failing, with the message for the user.
 """

@@ -1,4 +1,4 @@
-"""The connector contract suite (vdirsyncer's StorageTests pattern, STYLE.md section 2.5).
+"""The connector contract suite (vdirsyncer's StorageTests pattern: one suite, every storage).
 
 Every connector's test module subclasses :class:`ConnectorContract` and provides a ``world``
 fixture returning a :class:`World`: the test's handle on a real or emulated source (a maildir on

@@ -3,7 +3,7 @@
 Services are built offline from the discovery documents shipped with google-api-python-client.
 When ``api_endpoint`` is set (a proxy or the test emulator), the document's ``rootUrl`` is replaced
 before building, so method URLs *and* the batch URI point there (``client_options`` would leave
-the batch URI at googleapis.com, API_FACTS.md 3.3). Every HTTP object has a timeout; httplib2 is
+the batch URI at www.googleapis.com/batch). Every HTTP object has a timeout; httplib2 is
 not thread-safe, so each thread gets its own.
 """
 

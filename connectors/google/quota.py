@@ -1,8 +1,8 @@
 """Google API quota: a per-user token bucket in quota units, a concurrency limit, and retries.
 
 Gmail charges quota *units* per call (messages.get 5, messages.list 5, history.list 2, getProfile 1)
-against a per-user budget per minute (6,000 for projects created after 2026-05-01, see
-API_FACTS.md 1.12); Calendar counts requests (600 per user per minute). The bucket refills at a
+against a per-user budget per minute (6,000 for projects created after 2026-05-01, Gmail API
+usage limits page); Calendar counts requests (600 per user per minute). The bucket refills at a
 safety share of the budget and holds at most the remaining share, so that no sliding minute ever
 sees more than the budget even right after an idle spell.
 

@@ -7,7 +7,8 @@ to do so raises :class:`AuthRequired` whose fix is ``keepwarm auth microsoft ACC
 
 msal insists on an https authority. For a loopback test authority (``authority_host =
 "http://127.0.0.1:PORT"``) msal is given the placeholder ``https://login.test`` and an
-``http_client`` that rewrites that host to the loopback URL (API_FACTS.md section 5.3).
+``http_client`` that rewrites that host to the loopback URL (msal validates the authority's
+scheme before any request, so the rewrite happens underneath it).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A local emulator of the parts of Gmail v1, Calendar v3 and Google's OAuth endpoints keepwarm uses.
 
 The real google-api-python-client, google-auth and google-auth-oauthlib talk to it over HTTP on
-127.0.0.1 (see ../shared/API_FACTS.md section 8). It keeps a mutable mailbox and calendar model,
+127.0.0.1 (CONTRIBUTING.md, "Tests and emulators"). It keeps a mutable mailbox and calendar model,
 serves the discovery documents shipped with the installed client (root URL pointed here), speaks
 the batch multipart protocol exactly as the library expects, and validates every request against
 the discovery document: an unknown path, method or parameter, a bad enum or integer, a missing

@@ -2,7 +2,8 @@
 
 Identity (under ``/{tenant}/``): OpenID configuration, device-code endpoint, token endpoint with
 the device-code and refresh-token grants; responses carry ``client_info`` and an ``id_token`` so
-msal creates a cache Account, and echo the requested scopes (API_FACTS.md section 5).
+msal creates a cache Account, and echo the requested scopes (as the Microsoft identity
+platform does).
 
 Graph (under ``/v1.0/``): a mutable mailbox (folder tree, messages) and primary calendar;
 ``mailFolders`` listing, ``childFolders``, per-folder ``messages/delta`` with absolute
