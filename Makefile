@@ -9,7 +9,7 @@ DEMO_DIR := $(CURDIR)/.demo
 STAMP := $(VENV)/.installed
 # Strict editable installs (needed by mypy) see new modules only after a reinstall: directory
 # mtimes change when files are added or removed, so depending on them reinstalls exactly then.
-PKG_DIRS := $(shell find daemon connectors digests -type d -not -name __pycache__)
+PKG_DIRS := $(shell find core daemon connectors digests -type d -not -name __pycache__)
 TEST_STAMP := $(VENV)/.installed-test
 SYS_STAMP := $(VENV)/.system-packages
 # Debian packages the tests need: a real IMAP server, systemd-analyze, headless Chromium (digest

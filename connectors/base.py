@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from keepwarm.core.errors import KeepwarmError
+
 MessageRole = Literal["from", "to", "cc", "bcc", "reply_to", "sender"]
 ResponseStatus = Literal["accepted", "declined", "tentative", "needsAction", "unknown"]
 EventStatus = Literal["confirmed", "tentative", "cancelled"]
@@ -205,13 +207,9 @@ class Connector(Protocol):
     def sync(self, cursor: str | None) -> Iterator[Batch]: ...
 
 
-class ConnectorError(Exception):
+class ConnectorError(KeepwarmError):
     """Base of all connector errors. ``str()`` must be a sentence a user can act on; ``fix`` is
     what to do when the sentence alone does not say it (a command to run, a key to change)."""
-
-    def __init__(self, message: str, fix: str = "") -> None:
-        super().__init__(message)
-        self.fix = fix
 
 
 class TransientError(ConnectorError):

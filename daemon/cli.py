@@ -9,27 +9,45 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, time
+from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
 
 from keepwarm.connectors.base import Batch, ConnectorError, Progress
+from keepwarm.core.errors import EXIT_FAIL as EXIT_FAIL
+from keepwarm.core.errors import EXIT_USER as EXIT_USER
+from keepwarm.core.errors import KeepwarmError
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.config import Config, ConfigError
+from keepwarm.daemon.errors import UserError as UserError
 from keepwarm.daemon.store import Store, StoreError, database_problem
 from keepwarm.daemon.words import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_USER = 2  # the user's input or config is wrong
-EXIT_FAIL = 1  # something failed (network, source)
+
+class Shown(click.ClickException):
+    """A :class:`KeepwarmError` as the command line shows it: one line, then its fix."""
+
+    def __init__(self, error: KeepwarmError) -> None:
+        text = str(error)
+        if error.fix and error.fix not in text:
+            text += f"\n  fix: {error.fix}"
+        super().__init__(text)
+        setattr(self, "exit_code", error.exit_code)  # noqa: B010 (a class variable in click's types)
 
 
-class UserError(click.ClickException):
-    """A problem the user can fix; printed without a traceback."""
+class KeepwarmGroup(click.Group):
+    """The command group: every keepwarm error any command raises (config, store, sources,
+    delivery, the user's input) ends the command here, in one line with its fix and exit code."""
 
-    exit_code = EXIT_USER
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeepwarmError as exc:
+            raise Shown(exc) from None
 
 
 class Ctx:
@@ -42,19 +60,13 @@ class Ctx:
     @property
     def config(self) -> Config:
         if self._config is None:
-            try:
-                self._config = cfgmod.load(self.config_path)
-            except ConfigError as exc:
-                raise UserError(str(exc)) from None
+            self._config = cfgmod.load(self.config_path)
         return self._config
 
     @contextmanager
     def store(self) -> Iterator[Store]:
         """The open store; a damaged, read-only or full database ends the command in one line."""
-        try:
-            store = Store.open(self.config.store_path)
-        except StoreError as exc:
-            raise UserError(str(exc)) from None
+        store = Store.open(self.config.store_path)
         store.forget_deleted = self.config.forget_deleted
         try:
             yield store
@@ -63,8 +75,6 @@ class Ctx:
             if problem is None:
                 raise
             raise UserError(str(problem)) from None
-        except StoreError as exc:
-            raise UserError(str(exc)) from None
         finally:
             with suppress(sqlite3.Error):
                 store.close()
@@ -146,7 +156,7 @@ class ProgressPrinter:
 
 
 # -- the group ------------------------------------------------------------------------------------
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=KeepwarmGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -406,8 +416,8 @@ def _daemon_info(config: Config) -> dict[str, Any]:
 def main(args: list[str] | None = None) -> None:
     """Console-script entry point: every error is one line with its fix, never a traceback.
 
-    Ctrl-C exits 130 (everything committed so far is kept); a bug prints one line and how to
-    see its traceback (``KEEPWARM_DEBUG=1``).
+    Ctrl-C exits 130 (everything committed so far is kept); a bug prints one line and the file
+    its traceback was written to (``KEEPWARM_DEBUG=1`` shows it instead).
     """
     try:
         code = cli.main(args=args, prog_name="keepwarm", standalone_mode=False)
@@ -428,13 +438,38 @@ def main(args: list[str] | None = None) -> None:
     except Exception as exc:
         if os.environ.get("KEEPWARM_DEBUG"):
             raise
+        where = write_traceback(exc)
+        saved = (
+            f"its traceback is in {where}" if where else "KEEPWARM_DEBUG=1 shows where it happened"
+        )
         click.echo(
             f"keepwarm: unexpected error: {type(exc).__name__}: {exc}. This is a bug; "
-            "run the command again with KEEPWARM_DEBUG=1 to see where it happened, and report it.",
+            f"{saved}; please report it.",
             err=True,
         )
         sys.exit(EXIT_FAIL)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def write_traceback(exc: BaseException) -> Path | None:
+    """The traceback of an unexpected error, written (0600) to ``STATE_DIR/last-error.txt``
+    (``$TMPDIR`` when the state directory cannot be written); None when nowhere can be."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    for folder in (cfgmod.default_state_dir(), Path(tempfile.gettempdir())):
+        path = folder / "keepwarm-last-error.txt"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(f"keepwarm {' '.join(sys.argv[1:])} at {stamp}\n{text}")
+            return path
+        except OSError:
+            continue
+    return None
 
 
 def _interrupted() -> None:

@@ -26,20 +26,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from keepwarm.connectors import registry
 from keepwarm.connectors.headers import normalize_address
 from keepwarm.connectors.registry import is_loopback_host
+from keepwarm.daemon.errors import ConfigError as ConfigError
 
 APP = "keepwarm"
-
-
-class ConfigError(Exception):
-    """The config cannot be used. ``problems`` lists every problem found, each one line."""
-
-    def __init__(self, path: Path | None, problems: list[str]) -> None:
-        self.path = path
-        self.problems = problems
-        where = f" in {path}" if path else ""
-        lines = "\n".join(f"  - {p}" for p in problems)
-        n = f"{len(problems)} problem{'' if len(problems) == 1 else 's'}"
-        super().__init__(f"{n}{where}:\n{lines}")
 
 
 # -- paths ----------------------------------------------------------------------------------------

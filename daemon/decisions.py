@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol, get_args
 from keepwarm.daemon import address_book
 from keepwarm.daemon.address_book import AddressBook
 from keepwarm.daemon.config import Config
+from keepwarm.daemon.errors import UndoError as UndoError
 from keepwarm.daemon.identity import Identity
 from keepwarm.daemon.store import Store
 from keepwarm.digests.cadence import SIGNAL_KINDS, NetworkReport
@@ -185,10 +186,6 @@ def since(store: Store, created_after: int) -> list[Decision]:
         (created_after,),
     ).fetchall()
     return [_row(r) for r in rows]
-
-
-class UndoError(Exception):
-    """The decision cannot be undone; the message says why."""
 
 
 def undo(store: Store, decision_id: int, now: datetime) -> Decision:

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 from keepwarm.daemon import decisions, freshness
 from keepwarm.daemon.actions import digest_links
 from keepwarm.daemon.config import Config
+from keepwarm.daemon.errors import OutFileError as OutFileError
 from keepwarm.daemon.lock import exclusive
 from keepwarm.daemon.scheduler import digest_time_on
 from keepwarm.daemon.store import Store
@@ -418,10 +419,6 @@ def _write_out(rendered: RenderedDigest, out: Path, message_bytes: bytes) -> Non
         write_private(out, data)
     except OSError as exc:
         raise OutFileError(f"cannot write {out}: {exc.strerror or exc}") from None
-
-
-class OutFileError(Exception):
-    """``--out`` could not be written; the message says why."""
 
 
 def run_digest(

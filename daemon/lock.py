@@ -16,16 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-class AlreadyRunning(Exception):
-    def __init__(self, path: Path, pid: int | None) -> None:
-        self.path = path
-        self.pid = pid
-        who = f"pid {pid}" if pid else "another process"
-        super().__init__(
-            f"keepwarm is already running ({who}, lock {path}); stop it first "
-            "(systemctl stop keepwarm, or kill that pid) or use a different state directory"
-        )
+from keepwarm.daemon.errors import AlreadyRunning as AlreadyRunning
 
 
 def lock_path_for(store_path: Path) -> Path:

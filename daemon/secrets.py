@@ -13,14 +13,10 @@ import stat
 import subprocess
 from pathlib import Path
 
-from keepwarm.connectors.base import AuthRequired
 from keepwarm.daemon.config import Secret
+from keepwarm.daemon.errors import SecretError as SecretError
 
 COMMAND_TIMEOUT = 30.0
-
-
-class SecretError(AuthRequired):
-    """The password could not be read; ``str()`` says why and ``fix`` what to do."""
 
 
 def resolve_secret(secret: Secret, what: str) -> str:

@@ -38,6 +38,7 @@ from keepwarm.daemon.actions import ActionInbox
 from keepwarm.daemon.config import Account, Config, ConfigError
 from keepwarm.daemon.delivery_check import settle_deliveries
 from keepwarm.daemon.doctor import permission_problems
+from keepwarm.daemon.errors import StartupError as StartupError
 from keepwarm.daemon.lock import InstanceLock, lock_path_for
 from keepwarm.daemon.scheduler import (
     Clock,
@@ -101,10 +102,6 @@ def default_connector(account: Account, config: Config) -> Connector:
     from keepwarm.daemon.accounts import make_connector
 
     return make_connector(account, config)
-
-
-class StartupError(Exception):
-    """The daemon cannot start; the message says why and how to fix it."""
 
 
 # -- the worker -----------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Protocol
 
+from keepwarm.core.errors import KeepwarmError
 from keepwarm.digests.render import RenderedDigest
 from keepwarm.digests.suggest import clean_text
 
@@ -51,7 +52,7 @@ POLICY = policy.SMTP.clone(max_line_length=200)
 MESSAGE_ID_DOMAIN = "keepwarm.invalid"
 
 
-class DeliveryError(Exception):
+class DeliveryError(KeepwarmError):
     """The digest could not be delivered. The message says what to check."""
 
     def __init__(self, message: str, *, transient: bool, maybe_sent: bool = False) -> None:

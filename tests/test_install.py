@@ -20,7 +20,7 @@ from localmail import T0, make_message, write_maildir_message
 
 REPO = Path(__file__).resolve().parent.parent
 WHEELHOUSE = REPO / ".venv" / "wheelhouse"
-SOURCES = ("daemon", "connectors", "digests", "pyproject.toml", "README.md")
+SOURCES = ("core", "daemon", "connectors", "digests", "pyproject.toml", "README.md")
 
 
 def _run(args: list[str], env: dict[str, str] | None = None, **kw: object) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ROOTS = {
+    "core": "keepwarm.core",
     "daemon": "keepwarm.daemon",
     "connectors": "keepwarm.connectors",
     "digests": "keepwarm.digests",

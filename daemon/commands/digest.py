@@ -60,7 +60,7 @@ def digest(
     delivered and nothing is recorded (suggestions shown, cooldowns), so it can run any time.
     """
     from keepwarm.daemon.delivery_check import settle_deliveries
-    from keepwarm.daemon.digest_job import OutFileError, digest_moment, run_digest
+    from keepwarm.daemon.digest_job import digest_moment, run_digest
 
     config = obj.config
     if as_of and len(as_of) == 10:  # a day: that morning's digest, at [digest].time
@@ -77,10 +77,7 @@ def digest(
     with obj.store() as store:
         if send:  # an earlier digest lost in a crash: confirmed, resent, or told in this one
             settle_deliveries(config, store, datetime.now(UTC))
-        try:
-            outcome = run_digest(config, store, now=now, send=send, out=out, force=force)
-        except OutFileError as exc:
-            raise UserError(str(exc)) from None
+        outcome = run_digest(config, store, now=now, send=send, out=out, force=force)
     if as_json:
         click.echo(
             json.dumps(

@@ -11,7 +11,7 @@ import click
 from keepwarm.connectors.google import GoogleOptions
 from keepwarm.daemon import completion
 from keepwarm.daemon.cli import EXIT_FAIL, Ctx, UserError, auth, pass_ctx
-from keepwarm.daemon.config import Account, Config, ConfigError
+from keepwarm.daemon.config import Account, Config
 
 PROMPT = """\
 Open this address in a browser, sign in as the account to read, and allow access:
@@ -108,10 +108,7 @@ def google(
     )
 
     config = obj.config
-    try:
-        acct = config.account(account)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+    acct = config.account(account)
     if not _google(acct) or not isinstance(acct.options, GoogleOptions):
         raise UserError(
             f'account "{account}" is of kind "{acct.kind}"; `keepwarm auth google` is for gmail, gcal and gcontacts accounts'

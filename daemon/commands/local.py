@@ -23,7 +23,6 @@ from keepwarm.daemon import completion
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.cli import EXIT_FAIL, Ctx, ProgressPrinter, UserError, cli, pass_ctx
 from keepwarm.daemon.config import Account, Config
-from keepwarm.daemon.store import StoreError
 from keepwarm.daemon.words import plural
 
 __all__ = ["cli", "default_account_name", "import_account"]
@@ -148,8 +147,6 @@ def import_(obj: Ctx, kind: str, path: str, account_name: str | None, as_json: b
             outcome = run_account(
                 store, connector, on_batch=printer, stop=stop, intercept=ActionInbox(config, store)
             )
-        except StoreError as exc:
-            raise UserError(str(exc)) from None
         finally:
             printer.close()
         if outcome.state not in ("ok", "interrupted") and not existed:

@@ -7,7 +7,6 @@ import click
 from keepwarm.connectors.base import AuthRequired, ConnectorError
 from keepwarm.daemon import completion
 from keepwarm.daemon.cli import Ctx, UserError, auth, cli, pass_ctx
-from keepwarm.daemon.config import ConfigError
 
 __all__ = ["cli", "microsoft"]
 
@@ -24,10 +23,7 @@ def microsoft(obj: Ctx, account: str) -> None:
     from keepwarm.daemon.accounts import microsoft_auth
 
     config = obj.config
-    try:
-        acct = config.account(account)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+    acct = config.account(account)
     if acct.spec.login != "microsoft":
         raise UserError(f'account "{account}" is of kind "{acct.kind}", not "microsoft"')
     try:

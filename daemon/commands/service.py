@@ -26,9 +26,8 @@ def run(ctx: click.Context) -> None:
     Syncs every account on its interval, sends the digest each morning, reloads the config on
     SIGHUP and stops cleanly on SIGTERM.
     """
-    from keepwarm.daemon.lock import AlreadyRunning
     from keepwarm.daemon.logs import configure
-    from keepwarm.daemon.service import Service, StartupError
+    from keepwarm.daemon.service import Service
     from keepwarm.daemon.systemd import Notifier
 
     obj: Ctx = ctx.ensure_object(Ctx)
@@ -38,10 +37,7 @@ def run(ctx: click.Context) -> None:
     if not verbose:
         configure(config.daemon["log_level"])
     service = Service(obj.config_path, config, notifier=notifier, log_level_fixed=bool(verbose))
-    try:
-        service.start()
-    except (AlreadyRunning, StartupError) as exc:
-        raise UserError(str(exc)) from None
+    service.start()
     sys.exit(service.run())
 
 

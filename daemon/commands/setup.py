@@ -13,7 +13,6 @@ import click
 from keepwarm.connectors.headers import normalize_address
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.cli import Ctx, UserError, cli, pass_ctx
-from keepwarm.daemon.config import ConfigError
 from keepwarm.daemon.packaged import example_config, shell_command
 
 __all__ = ["STARTER", "cli", "local_zone_name", "this_command"]
@@ -183,10 +182,7 @@ def init(
         first_address=addrs[0],
         timezone=zone,
     )
-    try:
-        cfgmod.loads(text)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+    cfgmod.loads(text)
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_private(path, text.encode("utf-8"))

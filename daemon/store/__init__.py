@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from keepwarm.connectors.base import Address, Batch, Deletion, EventMeta, MessageMeta
 from keepwarm.connectors.headers import normalize_subject
+from keepwarm.daemon.errors import StoreError as StoreError
 from keepwarm.daemon.store import contacts
 from keepwarm.daemon.store.copies import copy_key, same_sender, shifted
 from keepwarm.daemon.store.migrations import (
@@ -51,23 +52,6 @@ if TYPE_CHECKING:
     from sqlite_utils import Database
 
 MESSAGE_ID_MAX_DRIFT = 2 * 86400
-
-
-class StoreError(Exception):
-    """A problem with the database file that the user must fix (permissions, disk full, corrupt).
-
-    ``kind``: "damaged" or "read_only" (nothing works until the user acts), "full" (free disk
-    space, or a disk error), "other".
-    """
-
-    def __init__(self, message: str, kind: str = "other") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-    @property
-    def fatal(self) -> bool:
-        """Nothing can work until the user acts (a daemon should stop rather than retry)."""
-        return self.kind in ("damaged", "read_only")
 
 
 def damaged(path: Path | str, detail: str) -> StoreError:
