@@ -22,7 +22,7 @@ from keepwarm.core.errors import KeepwarmError
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.config import Config, ConfigError
 from keepwarm.daemon.errors import UserError as UserError
-from keepwarm.daemon.store import Store, StoreError, database_problem
+from keepwarm.daemon.store import Store, StoreError, database_problem, ledger
 from keepwarm.daemon.words import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -297,9 +297,7 @@ def status(obj: Ctx, as_json: bool) -> None:
         problem = freshness.data_problem(store, now, config)
         latest = freshness.newest(store, now)
         sent = freshness.sent_days(store)
-        digests = store.conn.execute(
-            "SELECT local_date, state, last_error FROM digests ORDER BY local_date DESC LIMIT 1"
-        ).fetchone()
+        digests = ledger.latest(store)
         kept = store.history_counts()
         notices = {a.name: store.notices(a.name, since) for a in found}
     zone = config.zone

@@ -413,9 +413,14 @@ DELIVERY = {
     "account": Field(_nonempty_str, None),
 }
 
+
+def _kind(v: Any) -> str:
+    return str(_choice(*registry.KINDS)(v))  # the registry as it is now
+
+
 ACCOUNT_COMMON = {
     "name": Field(_nonempty_str, required=True),
-    "kind": Field(_choice(*registry.KINDS), required=True),
+    "kind": Field(_kind, required=True),
     "enabled": Field(_bool, True),
     "sync_interval": Field(_duration, None),
 }

@@ -44,7 +44,9 @@ from keepwarm.daemon.config import Config
 from keepwarm.daemon.errors import OutFileError as OutFileError
 from keepwarm.daemon.lock import exclusive
 from keepwarm.daemon.scheduler import digest_time_on
-from keepwarm.daemon.store import Store
+from keepwarm.daemon.store import Store, ledger
+from keepwarm.daemon.store.ledger import LEDGER_COLUMNS as LEDGER_COLUMNS
+from keepwarm.daemon.store.ledger import LedgerRow as LedgerRow
 from keepwarm.digests.deliver import (
     POLICY,
     Delivery,
@@ -136,41 +138,13 @@ def _default_builder() -> ReportBuilder:
     return builder
 
 
-# -- the ledger -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LedgerRow:
-    local_date: str
-    message_id: str
-    state: str
-    method: str
-    attempts: int
-    created_at: int
-    sent_at: int | None
-    last_error: str | None
-    subject: str | None
-    unconfirmed: int = 0
-    confirmed_at: int | None = None
-    resent_at: int | None = None
-
-
-LEDGER_COLUMNS = """local_date, message_id, state, method, attempts, created_at, sent_at,
-    last_error, subject, unconfirmed, confirmed_at, resent_at"""
-
-
+# -- the ledger (its SQL: daemon/store/ledger.py) -------------------------------------------------
 def ledger_row(store: Store, local_date: date) -> LedgerRow | None:
-    row = store.conn.execute(
-        f"SELECT {LEDGER_COLUMNS} FROM digests WHERE local_date = ?", (local_date.isoformat(),)
-    ).fetchone()
-    return LedgerRow(*row) if row else None
+    return ledger.row(store, local_date)
 
 
 def record_ledger(store: Store, local_date: date, **values: Any) -> None:
-    cols = ", ".join(f"{k} = ?" for k in values)
-    with store.atomic():
-        store.conn.execute(
-            f"UPDATE digests SET {cols} WHERE local_date = ?",
-            (*values.values(), local_date.isoformat()),
-        )
+    ledger.update(store, local_date, **values)
 
 
 def _record_intent(
@@ -181,17 +155,7 @@ def _record_intent(
     subject: str,
     message: bytes,
 ) -> None:
-    with store.atomic():
-        store.conn.execute(
-            """INSERT INTO digests (local_date, message_id, state, method, attempts, created_at,
-                   subject, message, unconfirmed, confirmed_at, resent_at)
-               VALUES (?, ?, 'intent', ?, 0, ?, ?, ?, 0, NULL, NULL)
-               ON CONFLICT(local_date) DO UPDATE SET message_id = excluded.message_id,
-                   state = 'intent', method = excluded.method, subject = excluded.subject,
-                   message = excluded.message, unconfirmed = 0, confirmed_at = NULL,
-                   resent_at = NULL""",
-            (local_date.isoformat(), message_id, method, int(time.time()), subject, message),
-        )
+    ledger.record_intent(store, local_date, message_id, method, subject, message)
 
 
 UNCONFIRMED = (
@@ -202,13 +166,7 @@ UNCONFIRMED = (
 
 def previous_problem(store: Store, local_date: date) -> str | None:
     """The newest failed or unconfirmed digest of the last week, as a sentence for the footer."""
-    since = (local_date - timedelta(days=7)).isoformat()
-    row = store.conn.execute(
-        """SELECT local_date, state, last_error, resent_at FROM digests
-           WHERE local_date < ? AND local_date >= ? AND (state = 'failed' OR unconfirmed = 1)
-           ORDER BY local_date DESC LIMIT 1""",
-        (local_date.isoformat(), since),
-    ).fetchone()
+    row = ledger.newest_problem(store, local_date, local_date - timedelta(days=7))
     if row is None:
         return None
     day, state, error, resent_at = row
@@ -227,22 +185,11 @@ def previous_problem(store: Store, local_date: date) -> str | None:
 
 # -- shown history ---------------------------------------------------------------------------------
 def recently_shown(store: Store, today: date, cooldown: timedelta) -> dict[str, date]:
-    since = (today - timedelta(days=max(cooldown.days, 1))).isoformat()
-    rows = store.conn.execute(
-        "SELECT person, MAX(local_date) FROM suggestions_shown WHERE local_date >= ? GROUP BY person",
-        (since,),
-    ).fetchall()
-    return {p: date.fromisoformat(d) for p, d in rows}
+    return ledger.shown_since(store, today - timedelta(days=max(cooldown.days, 1)))
 
 
 def record_shown(store: Store, local_date: date, suggestions: Iterable[Suggestion]) -> None:
-    with store.atomic():
-        for s in suggestions:
-            for person in filter(None, (s.person_key, s.other_key)):
-                store.conn.execute(
-                    "INSERT OR IGNORE INTO suggestions_shown (local_date, person, kind) VALUES (?, ?, ?)",
-                    (local_date.isoformat(), person, s.kind),
-                )
+    ledger.record_shown(store, local_date, suggestions)
 
 
 # -- building the day's digest --------------------------------------------------------------------

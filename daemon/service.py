@@ -51,7 +51,7 @@ from keepwarm.daemon.scheduler import (
     plan_digest,
     utc_now,
 )
-from keepwarm.daemon.store import Store, StoreError, database_problem, unwritable_directory
+from keepwarm.daemon.store import Store, StoreError, database_problem, ledger, unwritable_directory
 from keepwarm.daemon.sync import SyncOutcome, backoff_delay, run_account
 from keepwarm.daemon.systemd import Notifier
 
@@ -244,12 +244,9 @@ class Worker(threading.Thread):
             )
             if outcome.state == "ok":  # a digest lost in a crash may have arrived by now
                 settle_deliveries(task.config, store, self.clock())
-        row = store.conn.execute(
-            "SELECT failures FROM accounts WHERE name = ?", (account.name,)
-        ).fetchone()
         preempted = outcome.state == "interrupted" and not self.shutdown.is_set()
         return TaskResult(
-            task, sync=outcome, failures=int(row[0]) if row else 0, preempted=preempted
+            task, sync=outcome, failures=store.failures(account.name), preempted=preempted
         )
 
     def _progress(self, account: str) -> Callable[[str, Progress | None, Batch], None]:
@@ -705,11 +702,7 @@ class Service:
         # worker is idle for this account, so the main connection writes it.
         assert self.store is not None
         try:
-            with self.store.atomic():
-                self.store.conn.execute(
-                    "UPDATE accounts SET next_attempt_at = ? WHERE name = ?",
-                    (int(due.timestamp()) if due else None, name),
-                )
+            self.store.set_next_attempt(name, due)
         except StoreError as exc:
             log.error("cannot record the next attempt of %s: %s", name, exc)
 
@@ -759,10 +752,7 @@ class Service:
         if day in self.digest.given_up:
             return True
         assert self.store is not None
-        row = self.store.conn.execute(
-            "SELECT state FROM digests WHERE local_date = ?", (day.isoformat(),)
-        ).fetchone()
-        return row is not None and row[0] == "sent"
+        return ledger.state_of(self.store, day) == "sent"
 
     def _plan_digest(self, *, retry_at: datetime | None = None) -> None:
         d = self.config.digest
@@ -904,10 +894,7 @@ class Service:
 
     def _digest_done_for_ledger(self, day: date) -> bool:
         assert self.store is not None
-        row = self.store.conn.execute(
-            "SELECT state FROM digests WHERE local_date = ?", (day.isoformat(),)
-        ).fetchone()
-        return row is not None and row[0] == "sent"
+        return ledger.state_of(self.store, day) == "sent"
 
     # -- status -----------------------------------------------------------------------------------
     def status_line(self) -> str:

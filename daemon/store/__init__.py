@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -403,6 +404,21 @@ class Store:
                     ok,
                     account,
                 ),
+            )
+
+    def failures(self, account: str) -> int:
+        """How many syncs of ``account`` failed in a row."""
+        row = self.conn.execute(
+            "SELECT failures FROM accounts WHERE name = ?", (account,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_next_attempt(self, account: str, due: datetime | None) -> None:
+        """When the daemon syncs ``account`` next (None: parked until the user acts)."""
+        with self.atomic():
+            self.conn.execute(
+                "UPDATE accounts SET next_attempt_at = ? WHERE name = ?",
+                (int(due.timestamp()) if due else None, account),
             )
 
     def account_states(self) -> list[AccountState]:
