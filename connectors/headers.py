@@ -15,6 +15,12 @@ from email.header import decode_header
 from email.utils import getaddresses, parsedate_tz
 
 from keepwarm.connectors.base import Address, MessageMeta
+from keepwarm.core.vocabulary import (
+    FIRST_PREFIX,
+    FORWARD_WORDS,
+    REPLY_WORDS,
+    SUBJECT_PREFIXES,
+)
 
 # Header fields a mail connector needs (IMAP FETCH list, Gmail metadataHeaders allow-list).
 WANTED_HEADERS: tuple[str, ...] = (
@@ -123,10 +129,6 @@ EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=2)
 
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
-_SUBJECT_PREFIX = re.compile(
-    r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|antw|tr|rif|ref|r|odp|vb|atb)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*|\[[^\]]{1,40}\]\s*)+",
-    re.IGNORECASE,
-)
 _WS = re.compile(r"\s+")
 _MSGID = re.compile(r"<([^<>\s]{1,500})>")
 _ENCODED_WORD = re.compile(r"=\?[^?]*\?[bBqQ]\?[^?]*\?=")
@@ -527,7 +529,7 @@ def normalize_subject(subject: str) -> str:
     prev = None
     while prev != s:
         prev = s
-        s = _SUBJECT_PREFIX.sub("", s).strip()
+        s = SUBJECT_PREFIXES.sub("", s).strip()
     return s.lower()[:300]
 
 
@@ -667,9 +669,6 @@ def with_x_names(addresses: tuple[Address, ...], value: str | None) -> tuple[Add
     return tuple(out)
 
 
-_REPLY_WORDS = frozenset({"re", "aw", "sv", "vs", "antw", "odp", "vb", "atb", "rif", "ref", "r"})
-_FORWARD_WORDS = frozenset({"fw", "fwd", "wg", "tr", "rv", "i", "doorst"})
-_FIRST_PREFIX = re.compile(r"^\s*([a-z]{1,6})\s*(?:\[\d+\]|\(\d+\))?\s*[:：]", re.IGNORECASE)
 _FYI = re.compile(r"\bfyi\b", re.IGNORECASE)
 _THANKS = re.compile(r"^(?:many |big )?(?:thanks|thank you|thx|ty)\b", re.IGNORECASE)
 _AUTOREPLY_SUBJECT = re.compile(
@@ -721,12 +720,12 @@ def subject_markers(subject: str | None) -> tuple[str, ...]:
         return ("subject:none",)
     text = decode_words(subject)
     marks: list[str] = []
-    m = _FIRST_PREFIX.match(text)
+    m = FIRST_PREFIX.match(text)
     if m:
         word = m.group(1).lower()
-        if word in _REPLY_WORDS:
+        if word in REPLY_WORDS:
             marks.append("subject:re")
-        elif word in _FORWARD_WORDS:
+        elif word in FORWARD_WORDS:
             marks.append("subject:fwd")
     if _FYI.search(text):
         marks.append("subject:fyi")
@@ -740,7 +739,7 @@ def subject_markers(subject: str | None) -> tuple[str, ...]:
         marks.append("subject:promo")
     if _SAME_DAY_SUBJECT.search(text):
         marks.append("subject:sameday")
-    if _QUESTION_SUBJECT.search(_SUBJECT_PREFIX.sub("", text)):
+    if _QUESTION_SUBJECT.search(SUBJECT_PREFIXES.sub("", text)):
         marks.append("subject:question")
     if not normalize_subject(text):
         marks.append("subject:none")

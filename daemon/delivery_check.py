@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 
+from keepwarm.core.vocabulary import DIGEST_MARKER
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.digest_job import (
     LEDGER_COLUMNS,
@@ -39,7 +40,6 @@ from keepwarm.digests.deliver import POLICY, Delivery, DeliveryError
 log = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(days=7)  # how far back unconfirmed digests are looked at
-DIGEST_MARKER = "keepwarm-digest"  # the connectors' marker for a digest read back
 
 
 def _bare(message_id: str) -> str:

@@ -49,6 +49,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from keepwarm.connectors.headers import normalize_address, not_a_person
+from keepwarm.core.vocabulary import BULK_MARKERS, DIGEST_MARKER, is_auto
 from keepwarm.daemon import address_book
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.store import Store
@@ -56,34 +57,6 @@ from keepwarm.daemon.store import Store
 PersonKind = Literal["person", "list", "robot", "role", "excluded", "self"]
 
 # -- vocabularies (list and automation headers: RFC 2369, RFC 3834, Gmail categories) ------------
-# Markers (see connectors/base.py MessageMeta.markers) that make a message list or bulk mail.
-BULK_MARKERS = frozenset(
-    {
-        "list-id",
-        "list-unsubscribe",
-        "list-post",
-        "precedence:bulk",
-        "precedence:list",
-        "precedence:junk",
-        "category:promotions",
-        "category:social",
-        "category:updates",
-        "category:forums",
-        "bulk-mailer",
-        "subject:promo",
-    }
-)
-# Markers of automatic mail (besides any ``auto-submitted:*`` other than "no").
-AUTO_MARKERS = frozenset(
-    {
-        "return-path-null",
-        "x-autoreply",
-        "precedence:auto_reply",
-        "subject:autoreply",
-        "subject:response",
-    }
-)
-DIGEST_MARKER = "keepwarm-digest"
 # Robot local parts, compared against tokens and joined runs of up to three tokens.
 ROBOT_WORDS = frozenset(
     {
@@ -326,7 +299,7 @@ def marker_classes(store: Store) -> tuple[list[str], list[str], list[str]]:
         words = set(str(markers).split())
         if words & BULK_MARKERS:
             bulk.append(markers)
-        if any(w.startswith("auto-submitted:") or w in AUTO_MARKERS for w in words):
+        if any(is_auto(w) for w in words):
             auto.append(markers)
         if DIGEST_MARKER in words:
             digest.append(markers)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from keepwarm.core.vocabulary import is_auto
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.identity import (
-    AUTO_MARKERS,
     FAR_FUTURE,
     Activity,
     AddressActivity,
@@ -193,7 +193,7 @@ def history(
         words = set((markers or "").split())
         if "keepwarm-digest" in words:
             continue
-        auto = any(w.startswith("auto-submitted:") or w in AUTO_MARKERS for w in words)
+        auto = any(is_auto(w) for w in words)
         mass = bool(list_id) or markers in bulk or auto or n > max_recipients
         messages.append(
             HistoryMessage(_dt(date) or datetime.min, "in" if inbound else "out", subject, n, mass)

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-# Address roles in message_addresses (mirrors daemon/store/migrations.py; digests may not import it).
-ROLE_FROM, ROLE_TO, ROLE_CC, ROLE_BCC, ROLE_REPLY_TO = 0, 1, 2, 3, 4
+from keepwarm.core.vocabulary import ROLE_BCC as ROLE_BCC
+from keepwarm.core.vocabulary import ROLE_CC as ROLE_CC
+from keepwarm.core.vocabulary import ROLE_TO as ROLE_TO
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,12 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from keepwarm.core.vocabulary import ROLE_BCC as ROLE_BCC
+from keepwarm.core.vocabulary import ROLE_CC as ROLE_CC
+from keepwarm.core.vocabulary import ROLE_FROM as ROLE_FROM
+from keepwarm.core.vocabulary import ROLE_REPLY_TO as ROLE_REPLY_TO
+from keepwarm.core.vocabulary import ROLE_TO as ROLE_TO
+
 if TYPE_CHECKING:  # sqlite-utils is imported only when a migration is due (it costs 0.15 s)
     from sqlite_utils import Database
     from sqlite_utils.migrations import Migrations
@@ -63,15 +69,7 @@ class _Registry:
 
 migrations = _Registry()
 
-# Address roles in message_addresses (small integers keep the table compact).
-ROLE_FROM, ROLE_TO, ROLE_CC, ROLE_BCC, ROLE_REPLY_TO = 0, 1, 2, 3, 4
-ROLE_NAMES = {
-    ROLE_FROM: "from",
-    ROLE_TO: "to",
-    ROLE_CC: "cc",
-    ROLE_BCC: "bcc",
-    ROLE_REPLY_TO: "reply_to",
-}
+# Address roles in message_addresses: small integers (core/vocabulary.py) keep the table compact.
 
 
 @migrations(name="0001_initial")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from keepwarm.core.vocabulary import SUBJECT_PREFIXES
+
 _MONTHS = {
     m: i + 1
     for i, names in enumerate(
@@ -44,14 +46,11 @@ _MEANINGLESS = re.compile(
     r"message|note|reminder|status|checking in|catch up|news|good morning|greetings)[\s!.?:]*$",
     re.IGNORECASE,
 )
-_PREFIX = re.compile(
-    r"^(?:\s*(?:re|fwd?|aw|wg|sv|vs|tr|antw)\s*(?:\[\d+\])?\s*:\s*|\[[^\]]{1,40}\]\s*)+", re.I
-)
 
 
 def bare(subject: str) -> str:
     """The subject without Re:/Fwd: prefixes and a list's [tag]."""
-    return " ".join(_PREFIX.sub("", subject).split())
+    return " ".join(SUBJECT_PREFIXES.sub("", subject).split())
 
 
 def meaningful(subject: str | None) -> bool:

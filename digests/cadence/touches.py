@@ -27,33 +27,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from keepwarm.core.vocabulary import not_contact
 from keepwarm.digests.cadence.coverage import Coverage
 from keepwarm.digests.cadence.model import Directory
 from keepwarm.digests.queries import ROLE_BCC, ROLE_TO, EventRecord, MessageSource
 
-BULK_MARKERS = frozenset(
-    {
-        "list-id",
-        "list-unsubscribe",
-        "list-post",
-        "precedence:bulk",
-        "precedence:list",
-        "precedence:junk",
-        "inference:other",
-        "keepwarm-digest",
-        "bulk-mailer",
-        "subject:promo",
-    }
-)
-AUTO_MARKERS = frozenset(
-    {
-        "x-autoreply",
-        "precedence:auto_reply",
-        "return-path-null",
-        "subject:autoreply",
-        "subject:response",
-    }
-)
 # Per-message flags (bits of :attr:`_Messages.flags`), from the stored markers.
 F_SENT_FOLDER = 1  # filed in a Sent folder: the user's mail whatever its From says
 F_REPLY = 2  # "Re:" subject
@@ -100,9 +78,7 @@ def marker_class(markers: str) -> tuple[bool, int]:
     got = _MARKER_CLASSES.get(markers)
     if got is None:
         keys = markers.split()
-        bulk = any(k in BULK_MARKERS or k.startswith("category:") for k in keys) or any(
-            k in AUTO_MARKERS or k.startswith("auto-submitted:") for k in keys
-        )
+        bulk = any(not_contact(k) for k in keys)
         flags = 0
         for k in keys:
             flags |= _FLAG_MARKERS.get(k, 0)
