@@ -80,22 +80,10 @@ ConnectorFactory = Callable[[Account, Config], Connector]
 def default_digest_job(
     config: Config, store: Store, *, now: datetime, send: bool = True
 ) -> DigestResult:
-    try:
-        from keepwarm.daemon.digest_job import (  # type: ignore[import-not-found,unused-ignore]
-            run_digest,
-        )
-    except ImportError:
-        return _Failed(local_date(now, config.zone), "this keepwarm version has no digest job")
+    from keepwarm.daemon.digest_job import run_digest  # the engine loads when a digest runs
+
     result: DigestResult = run_digest(config, store, now=now, send=send)
     return result
-
-
-@dataclass
-class _Failed:
-    local_date: Any
-    error: str | None
-    state: str = "failed"
-    transient: bool = False
 
 
 def default_connector(account: Account, config: Config) -> Connector:
@@ -924,10 +912,3 @@ def _with_store(new: Config, old: Config) -> Config:
     from dataclasses import replace
 
     return replace(new, store_path=old.store_path)
-
-
-def load_for_run(config_path: str | None) -> Config:
-    try:
-        return cfgmod.load(config_path)
-    except ConfigError as exc:
-        raise StartupError(str(exc)) from None

@@ -345,15 +345,6 @@ def message_source(messages: Iterable[MessageRecord] | MessageSource) -> Message
     return RecordMessages(messages)  # type: ignore[arg-type]
 
 
-def load_messages(
-    conn: sqlite3.Connection,
-    until: datetime | None = None,
-    addresses: Mapping[int, tuple[str, str]] | None = None,
-) -> tuple[MessageRecord, ...]:
-    """Messages dated up to ``until`` (all of them when None), oldest first."""
-    return tuple(MessageStream(conn, until, addresses))
-
-
 def load_events(
     conn: sqlite3.Connection,
     until: datetime | None = None,

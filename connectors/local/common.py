@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -184,11 +184,6 @@ def files_under(root: Path, suffixes: tuple[str, ...]) -> dict[str, str]:
                 full = os.path.join(dirpath, name)
                 found[os.path.relpath(full, root).replace(os.sep, "/")] = full
     return found
-
-
-def chunked(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def message_from_head(

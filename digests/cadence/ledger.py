@@ -38,7 +38,6 @@ DAY = 86400
 DIRECT_K = 3  # a mail shared by at most this many people, addressed To them, is "direct"
 SENT_SEEN_BEFORE = 14 * DAY  # my mail seen this soon before a message shows my answers are seen
 ANSWER_WINDOW = 14 * DAY  # their new thread this soon after my mail to them answers it
-ONE_WAY_FACTOR = 0.25  # a message nobody answered still says a little about a tie
 SUBJECTS_KEPT = 8
 
 I64 = NDArray[np.int64]
