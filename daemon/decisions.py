@@ -39,6 +39,7 @@ from keepwarm.daemon.errors import UndoError as UndoError
 from keepwarm.daemon.identity import Identity
 from keepwarm.daemon.store import Store
 from keepwarm.digests.cadence import SIGNAL_KINDS, NetworkReport
+from keepwarm.digests.kinds import done_phrase
 from keepwarm.digests.queries import AttendeeRecord, EventRecord
 from keepwarm.digests.suggest import LABELS, SECTIONS, Suggestion
 
@@ -440,29 +441,6 @@ def kind_label(kind: str | None) -> str:
 
 
 # -- what the next digest says ---------------------------------------------------------------------
-DONE_PHRASES: dict[str, str] = {
-    "reply_owed": "reply to {who}",
-    "reply": "reply to {who}",
-    "awaiting_reply": "follow up with {who}",
-    "fading": "reconnect with {who}",
-    "dormant": "reconnect with {who}",
-    "reconnect": "reconnect with {who}",
-    "lopsided_me": "let {who} lead",
-    "lopsided_them": "reach out to {who} first",
-    "rebalance": "rebalance with {who}",
-    "new": "follow up with {who}",
-    "growing": "invest in {who}",
-    "nurture": "invest in {who}",
-    "introduce": "introduce {who}",
-    "meeting_followup": "follow up with {who} after the meeting",
-    "meeting_today": "prepare for the meeting with {who}",
-    "meeting": "the meeting with {who}",
-    "occasion_birthday": "wish {who} a happy birthday",
-    "occasion_anniversary": "send {who} a note",
-    "occasion_job_change": "congratulate {who}",
-    "occasion_greeting": "send {who} a greeting",
-    "occasion": "the occasion with {who}",
-}
 MAX_APPLIED_LINES = 8
 
 
@@ -486,7 +464,7 @@ def describe(d: Decision, names: Mapping[str, str], zone: Any, today: Any) -> st
         return f"not applied: an action mail of {day(d.at)}: {d.reason or 'rejected'}"
     if d.verb == "done":
         who = first_name(names.get(d.person) or "", d.person)
-        phrase = DONE_PHRASES.get(d.kind or "", "in touch with {who}").format(who=who)
+        phrase = done_phrase(d.kind).format(who=who)
         return f"done: {phrase}, {day(d.at)}"
     if d.verb == "snooze":
         return f"not now: {name(d.person)} until {day(d.until or d.at)}"

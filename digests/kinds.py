@@ -292,6 +292,7 @@ class KindSpec:
     also: Callable[[Mapping[str, Any]], str] | None = None  # as a second reason, folded in
     daily_max: int | None = None  # at most this many a day
     counted: tuple[str, str] | None = None  # in the subject line: (one, many); else the label
+    done: str = "in touch with {who}"  # what the next digest says once the user marked it done
 
     def count_words(self, n: int) -> str:
         """``2 replies owed``: the subject line counts items under their own heading."""
@@ -301,42 +302,73 @@ class KindSpec:
 
 _SPECS = (
     KindSpec("reply_owed", "reply", "Reply owed", 1.4, _reply_owed, light_touch=True,
-             cooldown_exempt=True, also=_also_reply, counted=("reply owed", "replies owed")),
+             cooldown_exempt=True, also=_also_reply, counted=("reply owed", "replies owed"),
+             done="reply to {who}"),
     KindSpec("meeting_today", "meeting", "Meeting today", 1.3, _meeting_today, light_touch=True,
              cooldown_exempt=True, also=_also_meeting,
-             counted=("meeting today", "meetings today")),
+             counted=("meeting today", "meetings today"),
+             done="prepare for the meeting with {who}"),
     KindSpec("meeting_followup", "meeting", "After the meeting", 1.1, _meeting_followup,
-             light_touch=True, counted=("meeting to follow up", "meetings to follow up")),
+             light_touch=True, counted=("meeting to follow up", "meetings to follow up"),
+             done="follow up with {who} after the meeting"),
     KindSpec("fading", "reconnect", "Reconnect", 1.0, _fading,
-             counted=("to reconnect", "to reconnect")),
+             counted=("to reconnect", "to reconnect"),
+             done="reconnect with {who}"),
     KindSpec("dormant", "reconnect", "Reconnect", 0.7, _dormant,
-             counted=("to reconnect", "to reconnect")),
+             counted=("to reconnect", "to reconnect"),
+             done="reconnect with {who}"),
     KindSpec("awaiting_reply", "reconnect", "Follow up", 0.8, _awaiting,
-             counted=("to follow up", "to follow up")),
+             counted=("to follow up", "to follow up"),
+             done="follow up with {who}"),
     KindSpec("new", "nurture", "New contact", 0.75, _new, tiered=True,
-             counted=("new contact", "new contacts")),
+             counted=("new contact", "new contacts"),
+             done="follow up with {who}"),
     KindSpec("growing", "nurture", "Growing", 0.75, _growing, tiered=True,
-             counted=("growing tie", "growing ties")),
+             counted=("growing tie", "growing ties"),
+             done="invest in {who}"),
     KindSpec("introduce", "nurture", "Introduce", 0.9, _introduce,
-             counted=("introduction", "introductions")),
+             counted=("introduction", "introductions"),
+             done="introduce {who}"),
     KindSpec("lopsided_them", "rebalance", "Return the favour", 0.8, _lopsided_them,
-             counted=("favour to return", "favours to return")),
+             counted=("favour to return", "favours to return"),
+             done="reach out to {who} first"),
     KindSpec("lopsided_me", "rebalance", "Rebalance", 0.5, _lopsided_me,
-             counted=("to rebalance", "to rebalance")),
+             counted=("to rebalance", "to rebalance"),
+             done="let {who} lead"),
     KindSpec("occasion_birthday", "occasion", "Birthday", 1.1, _birthday, light_touch=True,
-             also=_also_birthday, counted=("birthday", "birthdays")),
+             also=_also_birthday, counted=("birthday", "birthdays"),
+             done="wish {who} a happy birthday"),
     KindSpec("occasion_anniversary", "occasion", "Anniversary", 0.7, _anniversary,
-             light_touch=True, counted=("anniversary", "anniversaries")),
+             light_touch=True, counted=("anniversary", "anniversaries"),
+             done="send {who} a note"),
     KindSpec("occasion_job_change", "occasion", "New role", 1.1, _job_change, light_touch=True,
-             also=_also_job, counted=("new role", "new roles")),
+             also=_also_job, counted=("new role", "new roles"),
+             done="congratulate {who}"),
     KindSpec("occasion_greeting", "occasion", "Greeting", 0.5, _greeting, light_touch=True,
-             counted=("greeting", "greetings")),
+             counted=("greeting", "greetings"),
+             done="send {who} a greeting"),
 )  # fmt: skip
 SPECS: dict[str, KindSpec] = {s.kind: s for s in _SPECS}
 SECTIONS: dict[str, tuple[str, ...]] = {
     section: tuple(s.kind for s in _SPECS if s.section == section) for section in SECTION_ORDER
 }
 LABELS: dict[str, str] = {s.kind: s.label for s in _SPECS}
+# What the next digest says of a whole section marked done (``keepwarm done PERSON reconnect``).
+SECTION_DONE = {
+    "reply": "reply to {who}",
+    "reconnect": "reconnect with {who}",
+    "rebalance": "rebalance with {who}",
+    "nurture": "invest in {who}",
+    "meeting": "the meeting with {who}",
+    "occasion": "the occasion with {who}",
+}
+
+
+def done_phrase(kind: str | None) -> str:
+    """``reply to {who}``: a kind or section marked done, as the next digest says it."""
+    if kind in SPECS:
+        return SPECS[kind].done
+    return SECTION_DONE.get(kind or "", "in touch with {who}")
 
 
 def spec(kind: str) -> KindSpec:

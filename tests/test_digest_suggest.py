@@ -269,3 +269,13 @@ def test_subject_line_counts_match_the_items() -> None:
         one = spec(s.kind).count_words(1).split(" ", 1)[1]
         many = spec(s.kind).count_words(2).split(" ", 1)[1]
         assert counted.get(one, counted.get(many)) == headings[one]
+
+
+def test_every_kind_and_section_says_what_was_done() -> None:
+    from keepwarm.digests.kinds import SECTION_ORDER, SPECS, done_phrase
+
+    for kind in (*SPECS, *SECTION_ORDER):
+        phrase = done_phrase(kind)
+        assert "{who}" in phrase and phrase != "in touch with {who}", kind
+    assert done_phrase("reply_owed").format(who="Maya") == "reply to Maya"
+    assert done_phrase(None) == "in touch with {who}"
