@@ -26,33 +26,28 @@ def _config(ctx: click.Context) -> Config | None:
 
 def accounts(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """Configured accounts and those only in the database (imports)."""
-    from keepwarm.daemon.doctor import query_store
+    from keepwarm.daemon.store import reads
 
     config = _config(ctx)
     if config is None:
         return []
     names = {a.name: a.kind for a in config.accounts}
-    for name, kind in query_store(config, "SELECT name, kind FROM accounts"):
-        names.setdefault(str(name), str(kind))
+    for name, kind in reads.readonly(config.store_path, reads.accounts) or []:
+        names.setdefault(name, kind)
     return [CompletionItem(n, help=k) for n, k in sorted(names.items()) if n.startswith(incomplete)]
 
 
 def people(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """Addresses keepwarm has seen that start with what is typed (a range over the address
     index: instant on a million messages), with their display names as help."""
-    from keepwarm.daemon.doctor import query_store
+    from keepwarm.daemon.store import reads
 
     config = _config(ctx)
     if config is None:
         return []
     prefix = incomplete.lower()
-    rows = query_store(
-        config,
-        "SELECT email, name FROM addresses WHERE email >= ? AND email < ? ORDER BY email",
-        (prefix, prefix + "\U0010ffff"),
-        limit=LIMIT,
-    )
-    return [CompletionItem(str(e), help=str(n or "")) for e, n in rows]
+    rows = reads.readonly(config.store_path, lambda c: reads.addresses_from(c, prefix, LIMIT))
+    return [CompletionItem(e, help=n) for e, n in rows or []]
 
 
 def kinds(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:

@@ -16,11 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from keepwarm.daemon.config import Account, Config, SmtpConfig
 from keepwarm.daemon.secrets import SecretError, resolve_secret
-from keepwarm.daemon.store import directory_problem
+from keepwarm.daemon.store import directory_problem, reads
 from keepwarm.daemon.words import plural
 
 NETWORK_TIMEOUT = 5.0
@@ -122,7 +121,7 @@ def check_database(config: Config) -> Iterator[Check]:
         yield Check("database", True, f"{db} not created yet (the first sync creates it)")
         return
     try:
-        result = _quick_check(db)
+        result = reads.quick_check(db)
     except sqlite3.DatabaseError as exc:
         result = str(exc)
     if result == "ok":
@@ -136,28 +135,6 @@ def check_database(config: Config) -> Iterator[Check]:
             f"restore it from a backup, or move it aside (mv {q} {q}.damaged) and run "
             "'keepwarm sync' to import your accounts again",
         )
-
-
-def _quick_check(db: Path) -> str:
-    """SQLite's quick_check through a read-only connection (immutable if the directory is
-    read-only, where the WAL index cannot be created)."""
-    for flags in ("mode=ro", "mode=ro&immutable=1"):
-        try:
-            con = sqlite3.connect(f"file:{db}?{flags}", uri=True, timeout=10)
-        except sqlite3.OperationalError:
-            continue
-        try:
-            rows = con.execute("PRAGMA quick_check(5)").fetchall()
-        except sqlite3.OperationalError as exc:
-            if "unable to open" in str(exc):
-                continue
-            raise
-        finally:
-            con.close()
-        lines = [x for r in rows for x in str(r[0]).splitlines() if x and not x.startswith("*")]
-        text = "; ".join(lines[:2]) or "no answer"
-        return text if len(lines) <= 2 else f"{text}; ..."
-    raise sqlite3.DatabaseError("unable to open the database file")
 
 
 # -- tokens and sources ---------------------------------------------------------------------------
@@ -192,31 +169,9 @@ def check_source(acct: Account, config: Config, timeout: float) -> Check:
         return Check(name, False, str(exc), exc.fix or None)
 
 
-def query_store(
-    config: Config, sql: str, args: tuple[Any, ...] = (), *, limit: int | None = None
-) -> list[tuple[Any, ...]]:
-    """Rows of ``sql`` read from the database read-only (doctor and shell completion never
-    create or migrate it); none when there is no database yet, or it cannot be read (the
-    database check says why)."""
-    path = config.store_path
-    if not path.is_file():
-        return []
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            cur = conn.execute(sql, args)
-            rows = cur.fetchall() if limit is None else cur.fetchmany(limit)
-            return [tuple(r) for r in rows]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return []
-
-
 def stored_accounts(config: Config) -> list[tuple[str, str]]:
     """(name, kind) of every account in the database (imports included)."""
-    rows = query_store(config, "SELECT name, kind FROM accounts ORDER BY name")
-    return [(str(n), str(k)) for n, k in rows]
+    return reads.readonly(config.store_path, reads.accounts) or []
 
 
 def check_sources(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[Check]:
@@ -251,8 +206,7 @@ def check_accounts(config: Config) -> Iterator[Check]:
 
     Read-only: the database is neither created nor migrated; no database yet means no lines.
     """
-    rows = query_store(config, "SELECT name, state, last_error, fix FROM accounts")
-    states = {str(r[0]): (str(r[1]), r[2], r[3]) for r in rows}
+    states = reads.readonly(config.store_path, reads.account_problems) or {}
     for acct in config.accounts:
         if not acct.enabled or acct.name not in states:
             continue
@@ -323,13 +277,13 @@ def check_smtp(config: Config, timeout: float = NETWORK_TIMEOUT) -> Iterator[Che
 # -- time zone and schedule -----------------------------------------------------------------------
 def check_data(config: Config, now: datetime) -> Iterator[Check]:
     """Is there mail, and is it recent? (a warning: an old archive is fine with --as-of)"""
-    from keepwarm.daemon.freshness import NEWEST_SQL, problem_of
+    from keepwarm.daemon.freshness import problem_of
 
     if not config.store_path.is_file():
         return
     ts = int(now.timestamp())
-    rows = query_store(config, NEWEST_SQL, (ts, ts))
-    latest = datetime.fromtimestamp(rows[0][0], UTC) if rows and rows[0][0] is not None else None
+    found = reads.readonly(config.store_path, lambda conn: reads.newest(conn, ts))
+    latest = datetime.fromtimestamp(found, UTC) if found is not None else None
     problem = problem_of(latest, now, config)
     if problem is None and latest is not None:
         yield Check(
@@ -344,10 +298,7 @@ def check_schedule(config: Config, now: datetime) -> Iterator[Check]:
     from keepwarm.daemon.freshness import next_digest
 
     zone = config.zone
-    sent = {
-        str(r[0])
-        for r in query_store(config, "SELECT local_date FROM digests WHERE state = 'sent'")
-    }
+    sent = reads.readonly(config.store_path, reads.sent_days) or set()
     at, _catch_up = next_digest(config, now, sent)
     local = at.astimezone(zone)
     mins = max(0, int((at - now).total_seconds() // 60))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from keepwarm.daemon.config import Config
-from keepwarm.daemon.store import Store
+from keepwarm.daemon.store import Store, reads
 from keepwarm.digests.render import ACCOUNT_STATES
 
 STALE_AFTER = timedelta(days=3)  # newest mail older than this: the view is old
@@ -21,17 +21,12 @@ STATE_WORDS = ACCOUNT_STATES
 
 def newest(store: Store, until: datetime) -> datetime | None:
     """The newest message date or event start up to ``until`` (both read through an index)."""
-    ts = int(until.timestamp())
-    row = store.conn.execute(NEWEST_SQL, (ts, ts)).fetchone()
-    return datetime.fromtimestamp(row[0], UTC) if row and row[0] is not None else None
+    found = reads.newest(store.conn, int(until.timestamp()))
+    return datetime.fromtimestamp(found, UTC) if found is not None else None
 
 
 def days(n: int) -> str:
     return "1 day" if n == 1 else f"{n:,} days"
-
-
-NEWEST_SQL = """SELECT max(x) FROM (SELECT max(date) AS x FROM messages WHERE date <= ?
-                                     UNION ALL SELECT max(start) FROM events WHERE start <= ?)"""
 
 
 def data_problem(store: Store, now: datetime, config: Config) -> str | None:
@@ -145,9 +140,7 @@ def accounts(config: Config, store: Store, now: datetime) -> list[AccountFreshne
 
 def sent_days(store: Store) -> set[str]:
     """Local dates (ISO) whose digest the ledger records as sent."""
-    return {
-        str(r[0]) for r in store.conn.execute("SELECT local_date FROM digests WHERE state = 'sent'")
-    }
+    return reads.sent_days(store.conn)
 
 
 def next_digest(config: Config, now: datetime, sent: set[str]) -> tuple[datetime, bool]:

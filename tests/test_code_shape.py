@@ -75,13 +75,8 @@ SQL = re.compile(
 # shrink. Each entry is a module whose statements belong in daemon/store/.
 SQL_NOT_YET_MOVED = {
     "daemon/address_book.py",
-    "daemon/commands/decide.py",
-    "daemon/commands/local.py",
-    "daemon/completion.py",
     "daemon/decisions.py",
     "daemon/delivery_check.py",
-    "daemon/doctor.py",
-    "daemon/freshness.py",
     "daemon/identity.py",
     "daemon/people_stats.py",
     "digests/queries.py",

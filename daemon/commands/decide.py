@@ -24,7 +24,7 @@ from keepwarm.daemon.config import Config, parse_duration
 from keepwarm.daemon.decisions import KINDS, Decision
 from keepwarm.daemon.identity import Identity, Person
 from keepwarm.daemon.people_stats import load_view
-from keepwarm.daemon.store import Store
+from keepwarm.daemon.store import Store, ledger
 
 __all__ = ["cli"]
 
@@ -167,13 +167,7 @@ def done(
 
 
 def _last_shown_kind(store: Store, p: Person) -> str | None:
-    marks = ",".join("?" * len(p.addresses))
-    row = store.conn.execute(
-        f"""SELECT kind FROM suggestions_shown WHERE person IN ({marks})
-            ORDER BY local_date DESC LIMIT 1""",
-        p.addresses,
-    ).fetchone()
-    return str(row[0]) if row else None
+    return ledger.last_shown_kind(store, p.addresses)
 
 
 # -- snooze -----------------------------------------------------------------------------------------

@@ -181,12 +181,7 @@ def forget(obj: Ctx, account: str, yes: bool) -> None:
         if account not in names:
             known = ", ".join(names) or "none"
             raise UserError(f'no account named "{account}" in the database; accounts: {known}')
-        n_msg = store.conn.execute(
-            "SELECT count(*) FROM message_sources WHERE account = ?", (account,)
-        ).fetchone()[0]
-        n_ev = store.conn.execute(
-            "SELECT count(*) FROM event_sources WHERE account = ?", (account,)
-        ).fetchone()[0]
+        n_msg, n_ev = store.account_counts(account)
         what = f"{plural(n_msg, 'message')} and {plural(n_ev, 'event')}"
         if not yes:
             if not sys.stdin.isatty():

@@ -406,6 +406,16 @@ class Store:
                 ),
             )
 
+    def account_counts(self, account: str) -> tuple[int, int]:
+        """(messages, events) seen through ``account``."""
+        n_msg = self.conn.execute(
+            "SELECT count(*) FROM message_sources WHERE account = ?", (account,)
+        ).fetchone()[0]
+        n_ev = self.conn.execute(
+            "SELECT count(*) FROM event_sources WHERE account = ?", (account,)
+        ).fetchone()[0]
+        return int(n_msg), int(n_ev)
+
     def failures(self, account: str) -> int:
         """How many syncs of ``account`` failed in a row."""
         row = self.conn.execute(

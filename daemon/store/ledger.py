@@ -4,7 +4,7 @@ digest showed (``suggestions_shown``). Every statement on them is here."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -109,6 +109,17 @@ def shown_since(store: Store, since: date) -> dict[str, date]:
         (since.isoformat(),),
     ).fetchall()
     return {p: date.fromisoformat(d) for p, d in rows}
+
+
+def last_shown_kind(store: Store, people: Sequence[str]) -> str | None:
+    """The kind of the newest suggestion shown about any of ``people``."""
+    marks = ",".join("?" * len(people))
+    row = store.conn.execute(
+        f"""SELECT kind FROM suggestions_shown WHERE person IN ({marks})
+            ORDER BY local_date DESC LIMIT 1""",
+        tuple(people),
+    ).fetchone()
+    return str(row[0]) if row else None
 
 
 def record_shown(store: Store, local_date: date, suggestions: Iterable[Shown]) -> None:
