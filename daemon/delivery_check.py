@@ -28,13 +28,12 @@ from email.message import EmailMessage
 from keepwarm.core.vocabulary import DIGEST_MARKER
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.digest_job import (
-    LEDGER_COLUMNS,
     LedgerRow,
     delivery_claim,
     make_delivery,
     record_ledger,
 )
-from keepwarm.daemon.store import Store
+from keepwarm.daemon.store import Store, ledger
 from keepwarm.digests.deliver import POLICY, Delivery, DeliveryError
 
 log = logging.getLogger(__name__)
@@ -48,32 +47,16 @@ def _bare(message_id: str) -> str:
 
 def seen_in_mail(store: Store, message_id: str) -> bool:
     """A synced account has stored the message with this Message-ID."""
-    row = store.conn.execute(
-        """SELECT 1 FROM messages m JOIN message_sources s ON s.message = m.id
-           WHERE m.message_id = ? LIMIT 1""",
-        (_bare(message_id),),
-    ).fetchone()
-    return row is not None
+    return ledger.message_stored(store, _bare(message_id))
 
 
 def receiving_accounts(store: Store) -> list[str]:
     """Accounts that have stored a keepwarm digest: they show whether one arrived."""
-    rows = store.conn.execute(
-        """SELECT DISTINCT s.account FROM messages m JOIN message_sources s ON s.message = m.id
-           WHERE m.markers LIKE ?""",
-        (f"%{DIGEST_MARKER}%",),
-    ).fetchall()
-    return sorted(str(r[0]) for r in rows)
+    return ledger.accounts_with_marker(store, DIGEST_MARKER)
 
 
 def _unconfirmed(store: Store, today: date) -> list[LedgerRow]:
-    since = (today - LOOKBACK).isoformat()
-    rows = store.conn.execute(
-        f"""SELECT {LEDGER_COLUMNS} FROM digests
-            WHERE unconfirmed = 1 AND state = 'sent' AND local_date >= ? ORDER BY local_date""",
-        (since,),
-    ).fetchall()
-    return [LedgerRow(*r) for r in rows]
+    return ledger.unconfirmed_since(store, today - LOOKBACK)
 
 
 def settle_deliveries(
@@ -120,10 +103,7 @@ def _missing(store: Store, row: LedgerRow, now: datetime, wait: timedelta) -> bo
     accounts = receiving_accounts(store)
     if not accounts:
         return False
-    marks = ",".join("?" * len(accounts))
-    synced = store.conn.execute(
-        f"SELECT max(last_ok_at) FROM accounts WHERE name IN ({marks})", accounts
-    ).fetchone()[0]
+    synced = store.last_ok(accounts)
     return synced is not None and synced >= bound
 
 
@@ -136,9 +116,7 @@ def _resend(
     clock: Callable[[], float],
     wait: timedelta,
 ) -> str | None:
-    blob = store.conn.execute(
-        "SELECT message FROM digests WHERE local_date = ?", (row.local_date,)
-    ).fetchone()[0]
+    blob = ledger.message_of(store, date.fromisoformat(row.local_date))
     if not blob:
         return None  # an older keepwarm kept no copy: the next digest says it may be lost
     message = email.message_from_bytes(bytes(blob), policy=POLICY)

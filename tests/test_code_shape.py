@@ -76,7 +76,6 @@ SQL = re.compile(
 SQL_NOT_YET_MOVED = {
     "daemon/address_book.py",
     "daemon/decisions.py",
-    "daemon/delivery_check.py",
     "daemon/identity.py",
     "daemon/people_stats.py",
     "digests/queries.py",

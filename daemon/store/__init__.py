@@ -416,6 +416,14 @@ class Store:
         ).fetchone()[0]
         return int(n_msg), int(n_ev)
 
+    def last_ok(self, accounts: list[str]) -> int | None:
+        """The latest successful sync (epoch seconds) of any of ``accounts``."""
+        marks = ",".join("?" * len(accounts))
+        row = self.conn.execute(
+            f"SELECT max(last_ok_at) FROM accounts WHERE name IN ({marks})", accounts
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
     def failures(self, account: str) -> int:
         """How many syncs of ``account`` failed in a row."""
         row = self.conn.execute(

@@ -130,3 +130,41 @@ def record_shown(store: Store, local_date: date, suggestions: Iterable[Shown]) -
                     "INSERT OR IGNORE INTO suggestions_shown (local_date, person, kind) VALUES (?, ?, ?)",
                     (local_date.isoformat(), person, s.kind),
                 )
+
+
+def unconfirmed_since(store: Store, since: date) -> list[LedgerRow]:
+    """Digests handed over without a confirmation, since ``since``, oldest first."""
+    rows = store.conn.execute(
+        f"""SELECT {LEDGER_COLUMNS} FROM digests
+            WHERE unconfirmed = 1 AND state = 'sent' AND local_date >= ? ORDER BY local_date""",
+        (since.isoformat(),),
+    ).fetchall()
+    return [LedgerRow(*r) for r in rows]
+
+
+def message_of(store: Store, local_date: date) -> bytes | None:
+    """The bytes of the day's digest, kept while it is unconfirmed."""
+    row = store.conn.execute(
+        "SELECT message FROM digests WHERE local_date = ?", (local_date.isoformat(),)
+    ).fetchone()
+    return bytes(row[0]) if row and row[0] else None
+
+
+def message_stored(store: Store, message_id: str) -> bool:
+    """A synced account has stored the message with this (bare) Message-ID."""
+    row = store.conn.execute(
+        """SELECT 1 FROM messages m JOIN message_sources s ON s.message = m.id
+           WHERE m.message_id = ? LIMIT 1""",
+        (message_id,),
+    ).fetchone()
+    return row is not None
+
+
+def accounts_with_marker(store: Store, marker: str) -> list[str]:
+    """Accounts that have stored a message with ``marker`` (a keepwarm digest read back)."""
+    rows = store.conn.execute(
+        """SELECT DISTINCT s.account FROM messages m JOIN message_sources s ON s.message = m.id
+           WHERE m.markers LIKE ?""",
+        (f"%{marker}%",),
+    ).fetchall()
+    return sorted(str(r[0]) for r in rows)
