@@ -38,6 +38,7 @@ from keepwarm.daemon.config import Config
 from keepwarm.daemon.errors import UndoError as UndoError
 from keepwarm.daemon.identity import Identity
 from keepwarm.daemon.store import Store
+from keepwarm.daemon.store import decisions as rows
 from keepwarm.digests.cadence import SIGNAL_KINDS, NetworkReport
 from keepwarm.digests.kinds import done_phrase
 from keepwarm.digests.queries import AttendeeRecord, EventRecord
@@ -106,11 +107,6 @@ class Decision:
         }
 
 
-_COLUMNS = (
-    "id, verb, person, other, kind, until, note, at, source, state, created_at, undone_at, reason"
-)
-
-
 def _row(r: Sequence[Any]) -> Decision:
     return Decision(*r)
 
@@ -132,36 +128,14 @@ def record(
     reason: str | None = None,
 ) -> Decision | None:
     """Store one decision; None when an action mail with this ``mail_key`` was seen before."""
-    with store.atomic():
-        cur = store.conn.execute(
-            """INSERT OR IGNORE INTO decisions
-                   (verb, person, other, kind, until, note, at, source, mail_key, state, reason,
-                    created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                verb,
-                person,
-                other,
-                kind,
-                int(until.timestamp()) if until else None,
-                note,
-                int(at.timestamp()),
-                source,
-                mail_key,
-                state,
-                reason,
-                int(time.time()),
-            ),
-        )
-    if not cur.rowcount:
-        return None
-    return get(store, int(cur.lastrowid or 0))
+    stamp = int(until.timestamp()) if until else None
+    values = (verb, person, other, kind, stamp, note, int(at.timestamp()), source, mail_key)
+    new = rows.insert(store, (*values, state, reason))
+    return None if new is None else get(store, new)
 
 
 def get(store: Store, decision_id: int) -> Decision | None:
-    row = store.conn.execute(
-        f"SELECT {_COLUMNS} FROM decisions WHERE id = ?", (decision_id,)
-    ).fetchone()
+    row = rows.get(store, decision_id)
     return _row(row) if row else None
 
 
@@ -169,24 +143,12 @@ def load(
     store: Store, *, verbs: Iterable[str] = VERBS, states: Iterable[str] = ("active",)
 ) -> list[Decision]:
     """Decisions with these verbs and states, oldest first."""
-    verbs, states = list(verbs), list(states)
-    rows = store.conn.execute(
-        f"""SELECT {_COLUMNS} FROM decisions
-            WHERE verb IN ({",".join("?" * len(verbs))}) AND state IN ({",".join("?" * len(states))})
-            ORDER BY at, id""",
-        (*verbs, *states),
-    ).fetchall()
-    return [_row(r) for r in rows]
+    return [_row(r) for r in rows.load(store, list(verbs), list(states))]
 
 
 def since(store: Store, created_after: int) -> list[Decision]:
     """Decisions recorded after ``created_after`` that are still in force, or were rejected."""
-    rows = store.conn.execute(
-        f"""SELECT {_COLUMNS} FROM decisions
-            WHERE created_at > ? AND state IN ('active', 'rejected') ORDER BY at, id""",
-        (created_after,),
-    ).fetchall()
-    return [_row(r) for r in rows]
+    return [_row(r) for r in rows.since(store, created_after)]
 
 
 def undo(store: Store, decision_id: int, now: datetime) -> Decision:
@@ -197,11 +159,7 @@ def undo(store: Store, decision_id: int, now: datetime) -> Decision:
         raise UndoError(f"decision #{decision_id} was already undone")
     if d.state == "rejected":
         raise UndoError(f"decision #{decision_id} was never applied (its action mail was rejected)")
-    with store.atomic():
-        store.conn.execute(
-            "UPDATE decisions SET state = 'undone', undone_at = ? WHERE id = ?",
-            (int(now.timestamp()), decision_id),
-        )
+    rows.mark_undone(store, decision_id, int(now.timestamp()))
     got = get(store, decision_id)
     assert got is not None
     return got
@@ -209,14 +167,7 @@ def undo(store: Store, decision_id: int, now: datetime) -> Decision:
 
 def undo_all(store: Store, verb: str, persons: Iterable[str], now: datetime) -> int:
     """Undo every active ``verb`` decision about these addresses (``snooze --clear``)."""
-    persons = list(persons)
-    with store.atomic():
-        cur = store.conn.execute(
-            f"""UPDATE decisions SET state = 'undone', undone_at = ?
-                WHERE verb = ? AND state = 'active' AND person IN ({",".join("?" * len(persons))})""",
-            (int(now.timestamp()), verb, *persons),
-        )
-    return int(cur.rowcount)
+    return rows.undo_all(store, verb, persons, int(now.timestamp()))
 
 
 # -- what they change ------------------------------------------------------------------------------
@@ -481,12 +432,8 @@ def describe(d: Decision, names: Mapping[str, str], zone: Any, today: Any) -> st
 
 def applied_lines(store: Store, names: Mapping[str, str], zone: Any, today: Any) -> list[str]:
     """What was decided since the last digest went out (or the last day), numbered for undo."""
-    row = store.conn.execute(
-        "SELECT max(sent_at) FROM digests WHERE state = 'sent' AND local_date < ?",
-        (today.isoformat(),),
-    ).fetchone()
     # sent_at and created_at are both wall-clock times, whatever ``now`` (--as-of) is
-    start = int(row[0]) if row and row[0] else int(time.time()) - 86400
+    start = rows.last_digest_sent_before(store, today.isoformat()) or int(time.time()) - 86400
     found = since(store, start)
     lines = [f"{describe(d, names, zone, today)} (#{d.id})" for d in found[:MAX_APPLIED_LINES]]
     if len(found) > MAX_APPLIED_LINES:

@@ -75,7 +75,6 @@ SQL = re.compile(
 # shrink. Each entry is a module whose statements belong in daemon/store/.
 SQL_NOT_YET_MOVED = {
     "daemon/address_book.py",
-    "daemon/decisions.py",
     "daemon/identity.py",
     "daemon/people_stats.py",
     "digests/queries.py",
