@@ -34,6 +34,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from keepwarm.daemon.config import Config, Tier
 from keepwarm.daemon.store import Store
+from keepwarm.daemon.store import contacts as contact_rows
 
 GROUP_PREFIX = "group:"
 
@@ -106,18 +107,12 @@ def _dates(contacts: Iterable[Contact], attr: str) -> dict[str, str]:
 # -- loading --------------------------------------------------------------------------------------
 def load(store: Store) -> AddressBook:
     """Every stored contact, duplicates joined, shared addresses set apart."""
-    rows = store.conn.execute(
-        """SELECT id, account, name, birthday, anniversary, organisation, title, groups,
-                  previous_organisation, previous_title, organisation_since
-           FROM contacts ORDER BY id"""
-    ).fetchall()
+    rows = contact_rows.all_rows(store.conn)
     if not rows:
         return AddressBook()
     emails: dict[int, list[str]] = defaultdict(list)
-    for cid, email in store.conn.execute(
-        "SELECT contact, email FROM contact_emails ORDER BY contact, position"
-    ):
-        emails[int(cid)].append(str(email))
+    for cid, email in contact_rows.all_emails(store.conn):
+        emails[cid].append(email)
     raw: list[dict[str, Any]] = [
         {
             "account": r[1],

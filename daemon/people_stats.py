@@ -25,7 +25,7 @@ from keepwarm.daemon.identity import (
     load_activity,
     resolve_activity,
 )
-from keepwarm.daemon.store import Store
+from keepwarm.daemon.store import Store, reads
 
 
 @dataclass(frozen=True)
@@ -141,34 +141,6 @@ class HistoryMeeting:
     small: bool
 
 
-_SQL_HISTORY = """
-    SELECT DISTINCT m.id, m.date, m.subject, m.n_recipients, m.markers, m.list_id,
-           m.sender IN (SELECT value FROM json_each(:ids)) AS inbound
-    FROM message_addresses ma JOIN messages m ON m.id = ma.message
-    WHERE ma.address IN (SELECT value FROM json_each(:ids)) AND m.date <= :as_of
-      AND (ma.role = 0 OR (ma.role IN (1, 2, 3)
-           AND m.sender IN (SELECT value FROM json_each(:self))))
-    ORDER BY m.date DESC, m.id DESC LIMIT :limit
-"""
-
-_SQL_MEETINGS = """
-    SELECT e.start, e.title, e.n_attendees, ea.response
-    FROM event_attendees ea JOIN events e ON e.id = ea.event
-    WHERE ea.address IN (SELECT value FROM json_each(:ids)) AND e.start <= :as_of
-      AND e.status != 'cancelled' AND e.all_day = 0 AND e.event_type = 'default'
-    ORDER BY e.start DESC LIMIT :limit
-"""
-
-
-def _address_ids(store: Store, emails: Iterable[str]) -> list[int]:
-    emails = list(emails)
-    rows = store.conn.execute(
-        "SELECT id FROM addresses WHERE email IN (SELECT value FROM json_each(?))",
-        (json.dumps(emails),),
-    ).fetchall()
-    return sorted(int(r[0]) for r in rows)
-
-
 def history(
     store: Store,
     person: Person,
@@ -180,15 +152,15 @@ def history(
 ) -> tuple[list[HistoryMessage], list[HistoryMeeting]]:
     """The most recent messages each way and meetings with ``person``, up to ``activity.as_of``."""
     params: Mapping[str, Any] = {
-        "ids": json.dumps(_address_ids(store, person.addresses)),
+        "ids": json.dumps(reads.address_ids(store.conn, person.addresses)),
         "self": json.dumps(sorted(activity.self_ids)),
         "as_of": int(activity.as_of.timestamp()) if activity.as_of else FAR_FUTURE,
         "limit": limit,
     }
     bulk = set(activity.bulk_markers)
     messages: list[HistoryMessage] = []
-    for _id, date, subject, n, markers, list_id, inbound in store.conn.execute(
-        _SQL_HISTORY, params
+    for _id, date, subject, n, markers, list_id, inbound in reads.person_messages(
+        store.conn, params
     ):
         words = set((markers or "").split())
         if "keepwarm-digest" in words:
@@ -200,7 +172,7 @@ def history(
         )
     meetings = [
         HistoryMeeting(_dt(s) or datetime.min, t, n, r, n <= max_attendees)
-        for s, t, n, r in store.conn.execute(_SQL_MEETINGS, params)
+        for s, t, n, r in reads.person_meetings(store.conn, params)
     ]
     return messages, meetings
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from typing import Any
 
 from keepwarm.connectors.base import ContactMeta
 
@@ -82,3 +83,19 @@ def delete(conn: sqlite3.Connection, account: str, provider_id: str) -> int:
 
 def remove_account(conn: sqlite3.Connection, account: str) -> int:
     return conn.execute("DELETE FROM contacts WHERE account = ?", (account,)).rowcount
+
+
+def all_rows(conn: sqlite3.Connection) -> list[Any]:
+    """Every contact: (id, account, name, birthday, anniversary, organisation, title, groups,
+    previous organisation, previous title, organisation since), by id."""
+    return conn.execute(
+        """SELECT id, account, name, birthday, anniversary, organisation, title, groups,
+                  previous_organisation, previous_title, organisation_since
+           FROM contacts ORDER BY id"""
+    ).fetchall()
+
+
+def all_emails(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """(contact id, address) of every contact's addresses, in each contact's order."""
+    rows = conn.execute("SELECT contact, email FROM contact_emails ORDER BY contact, position")
+    return [(int(cid), str(email)) for cid, email in rows]

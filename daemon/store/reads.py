@@ -4,10 +4,11 @@ the database)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -83,3 +84,44 @@ def quick_check(db: Path) -> str:
         text = "; ".join(lines[:2]) or "no answer"
         return text if len(lines) <= 2 else f"{text}; ..."
     raise sqlite3.DatabaseError("unable to open the database file")
+
+
+# -- one person's history (keepwarm person) ----------------------------------------------------
+PERSON_MESSAGES = """
+    SELECT DISTINCT m.id, m.date, m.subject, m.n_recipients, m.markers, m.list_id,
+           m.sender IN (SELECT value FROM json_each(:ids)) AS inbound
+    FROM message_addresses ma JOIN messages m ON m.id = ma.message
+    WHERE ma.address IN (SELECT value FROM json_each(:ids)) AND m.date <= :as_of
+      AND (ma.role = 0 OR (ma.role IN (1, 2, 3)
+           AND m.sender IN (SELECT value FROM json_each(:self))))
+    ORDER BY m.date DESC, m.id DESC LIMIT :limit
+"""
+
+PERSON_MEETINGS = """
+    SELECT e.start, e.title, e.n_attendees, ea.response
+    FROM event_attendees ea JOIN events e ON e.id = ea.event
+    WHERE ea.address IN (SELECT value FROM json_each(:ids)) AND e.start <= :as_of
+      AND e.status != 'cancelled' AND e.all_day = 0 AND e.event_type = 'default'
+    ORDER BY e.start DESC LIMIT :limit
+"""
+
+
+def address_ids(conn: sqlite3.Connection, emails: Iterable[str]) -> list[int]:
+    """The ids of these addresses (those the store has seen)."""
+    emails = list(emails)
+    rows = conn.execute(
+        "SELECT id FROM addresses WHERE email IN (SELECT value FROM json_each(?))",
+        (json.dumps(emails),),
+    ).fetchall()
+    return sorted(int(r[0]) for r in rows)
+
+
+def person_messages(conn: sqlite3.Connection, params: Mapping[str, Any]) -> list[Any]:
+    """(id, date, subject, recipients, markers, list id, inbound) of the newest messages with
+    the person (``ids``), mine to them and theirs, up to ``as_of`` (``limit`` rows)."""
+    return conn.execute(PERSON_MESSAGES, params).fetchall()
+
+
+def person_meetings(conn: sqlite3.Connection, params: Mapping[str, Any]) -> list[Any]:
+    """(start, title, attendees, their response) of the newest meetings with the person."""
+    return conn.execute(PERSON_MEETINGS, params).fetchall()
