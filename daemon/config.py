@@ -611,16 +611,7 @@ def loads(text: str, path: Path | None = None) -> Config:
 
 
 def from_dict(data: Mapping[str, Any], path: Path | None = None) -> Config:
-    problems: list[str] = []
-    for key in data:
-        if key not in TOP:
-            close = difflib.get_close_matches(key, TOP, n=1, cutoff=0.6)
-            hint = (
-                f'; did you mean "{close[0]}"?'
-                if close
-                else f"; allowed sections: {', '.join(TOP)}"
-            )
-            problems.append(f"{key}: unknown section{hint}")
+    problems: list[str] = _unknown_sections(data)
     if "me" not in data:
         problems.append("me: missing section [me] (name, addresses, timezone)")
     me = _validate_table(data.get("me", {}), ME, "me", problems)
@@ -629,79 +620,23 @@ def from_dict(data: Mapping[str, Any], path: Path | None = None) -> Config:
     daemon = _validate_table(data.get("daemon", {}), DAEMON, "daemon", problems)
     people = _validate_table(data.get("people", {}), PEOPLE, "people", problems)
     exclude = _validate_table(data.get("exclude", {}), EXCLUDE, "exclude", problems)
-    engine = _validate_table(data.get("engine", {}), ENGINE, "engine", problems)
-    if engine["dormant_factor"] < engine["fading_factor"]:
-        problems.append(
-            f"engine.dormant_factor: expected a number at least fading_factor "
-            f"({engine['fading_factor']}): a tie turns dormant after it fades, "
-            f"found {engine['dormant_factor']}"
-        )
+    engine = _load_engine(data.get("engine", {}), problems)
     digest = _validate_table(data.get("digest", {}), DIGEST, "digest", problems)
     delivery_raw = data.get("delivery", {})
     smtp_raw = delivery_raw.get("smtp") if isinstance(delivery_raw, dict) else None
     delivery = _validate_table(
         delivery_raw, DELIVERY, "delivery", problems, extra_ok=frozenset({"smtp"})
     )
-
-    birthdays: dict[str, str] = {}
-    for addr, day in dict(people.get("birthdays") or {}).items():
-        try:
-            birthdays[_email(addr)] = _month_day(day)
-        except _Invalid as exc:
-            problems.append(f"people.birthdays.{addr}: expected {exc}, found {day!r}")
-    people["birthdays"] = birthdays
-
+    people["birthdays"] = _load_birthdays(people.get("birthdays"), problems)
     tiers = _load_tiers(data.get("tiers"), problems)
-    greetings: list[Greeting] = []
-    raw_greetings = data.get("greetings", [])
-    if not isinstance(raw_greetings, list):
-        problems.append("greetings: expected a list of [[greetings]] tables")
-        raw_greetings = []
-    tier_names = {t.name for t in tiers}
-    for i, g in enumerate(raw_greetings):
-        v = _validate_table(g, GREETING, f"greetings[{i + 1}]", problems)
-        for t in v["tiers"] or ():
-            if t not in tier_names:
-                problems.append(
-                    f'greetings[{i + 1}].tiers: unknown tier "{t}"; tiers are {", ".join(sorted(tier_names))}'
-                )
-        if v["name"] and v["date"]:
-            greetings.append(Greeting(v["name"], v["date"], tuple(v["tiers"] or ())))
-
+    greetings = _load_greetings(data.get("greetings", []), tiers, problems)
     accounts = _load_accounts(data.get("accounts", []), problems, daemon["sync_interval"])
 
     state_dir = default_state_dir()
     store_path = store["path"] or state_dir / "keepwarm.db"
     outbox = delivery["outbox"] or default_outbox(Path(store_path))
-
-    smtp: SmtpConfig | None = None
-    if smtp_raw is not None:
-        s = _validate_table(smtp_raw, SMTP, "delivery.smtp", problems)
-        secret = Secret(s["password_file"], s["password_env"], s["password_command"])
-        _check_secret(s, "delivery.smtp", problems)
-        if s["host"]:
-            if s["security"] == "none" and not is_loopback_host(s["host"]):
-                problems.append(
-                    'delivery.smtp.security: "none" sends your password in clear text; allowed only towards a loopback address (use "starttls" or "tls")'
-                )
-            port = s["port"] or {"tls": 465, "starttls": 587, "none": 25}[s["security"]]
-            smtp = SmtpConfig(
-                s["host"], port, s["security"], s["username"], secret, s["timeout"], s["ca_file"]
-            )
-    method = delivery["method"]
-    if method == "smtp" and smtp is None and "delivery.smtp" not in " ".join(problems):
-        problems.append('delivery.method: "smtp" needs a [delivery.smtp] table with at least host')
-    if method in ("gmail", "microsoft"):
-        acct = delivery["account"]
-        login = {"gmail": "google", "microsoft": "microsoft"}[method]
-        wanted = registry.kinds_where(lambda k: k.login == login)
-        if not acct:
-            problems.append(
-                f'delivery.account: method "{method}" needs the name of a {"/".join(wanted)} account to send through'
-            )
-        elif not any(a.name == acct and a.kind in wanted for a in accounts):
-            problems.append(f'delivery.account: no {"/".join(wanted)} account named "{acct}"')
-
+    smtp = _load_smtp(smtp_raw, problems) if smtp_raw is not None else None
+    _check_delivery(delivery, smtp, accounts, problems)
     if problems:
         raise ConfigError(path, problems)
     return Config(
@@ -720,13 +655,104 @@ def from_dict(data: Mapping[str, Any], path: Path | None = None) -> Config:
         engine=engine,
         greetings=tuple(greetings),
         digest=digest,
-        delivery_method=method,
+        delivery_method=delivery["method"],
         outbox=Path(outbox),
         delivery_account=delivery["account"],
         smtp=smtp,
         accounts=tuple(accounts),
         delegates=tuple(me["delegates"]),
     )
+
+
+def _unknown_sections(data: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key in data:
+        if key not in TOP:
+            close = difflib.get_close_matches(key, TOP, n=1, cutoff=0.6)
+            hint = (
+                f'; did you mean "{close[0]}"?'
+                if close
+                else f"; allowed sections: {', '.join(TOP)}"
+            )
+            problems.append(f"{key}: unknown section{hint}")
+    return problems
+
+
+def _load_engine(raw: Any, problems: list[str]) -> dict[str, Any]:
+    engine = _validate_table(raw, ENGINE, "engine", problems)
+    if engine["dormant_factor"] < engine["fading_factor"]:
+        problems.append(
+            f"engine.dormant_factor: expected a number at least fading_factor "
+            f"({engine['fading_factor']}): a tie turns dormant after it fades, "
+            f"found {engine['dormant_factor']}"
+        )
+    return engine
+
+
+def _load_birthdays(raw: Any, problems: list[str]) -> dict[str, str]:
+    birthdays: dict[str, str] = {}
+    for addr, day in dict(raw or {}).items():
+        try:
+            birthdays[_email(addr)] = _month_day(day)
+        except _Invalid as exc:
+            problems.append(f"people.birthdays.{addr}: expected {exc}, found {day!r}")
+    return birthdays
+
+
+def _load_greetings(raw: Any, tiers: tuple[Tier, ...], problems: list[str]) -> list[Greeting]:
+    greetings: list[Greeting] = []
+    if not isinstance(raw, list):
+        problems.append("greetings: expected a list of [[greetings]] tables")
+        raw = []
+    tier_names = {t.name for t in tiers}
+    for i, g in enumerate(raw):
+        v = _validate_table(g, GREETING, f"greetings[{i + 1}]", problems)
+        for t in v["tiers"] or ():
+            if t not in tier_names:
+                problems.append(
+                    f'greetings[{i + 1}].tiers: unknown tier "{t}"; tiers are {", ".join(sorted(tier_names))}'
+                )
+        if v["name"] and v["date"]:
+            greetings.append(Greeting(v["name"], v["date"], tuple(v["tiers"] or ())))
+    return greetings
+
+
+def _load_smtp(raw: Any, problems: list[str]) -> SmtpConfig | None:
+    s = _validate_table(raw, SMTP, "delivery.smtp", problems)
+    secret = Secret(s["password_file"], s["password_env"], s["password_command"])
+    _check_secret(s, "delivery.smtp", problems)
+    if not s["host"]:
+        return None
+    if s["security"] == "none" and not is_loopback_host(s["host"]):
+        problems.append(
+            'delivery.smtp.security: "none" sends your password in clear text; allowed only towards a loopback address (use "starttls" or "tls")'
+        )
+    port = s["port"] or {"tls": 465, "starttls": 587, "none": 25}[s["security"]]
+    return SmtpConfig(
+        s["host"], port, s["security"], s["username"], secret, s["timeout"], s["ca_file"]
+    )
+
+
+def _check_delivery(
+    delivery: Mapping[str, Any],
+    smtp: SmtpConfig | None,
+    accounts: list[Account],
+    problems: list[str],
+) -> None:
+    method = delivery["method"]
+    if method == "smtp" and smtp is None and "delivery.smtp" not in " ".join(problems):
+        problems.append('delivery.method: "smtp" needs a [delivery.smtp] table with at least host')
+    if method not in ("gmail", "microsoft"):
+        return
+    acct = delivery["account"]
+    login = {"gmail": "google", "microsoft": "microsoft"}[method]
+    wanted = registry.kinds_where(lambda k: k.login == login)
+    if not acct:
+        problems.append(
+            f'delivery.account: method "{method}" needs the name of a {"/".join(wanted)} account to send through'
+        )
+    elif not any(a.name == acct and a.kind in wanted for a in accounts):
+        problems.append(f'delivery.account: no {"/".join(wanted)} account named "{acct}"')
 
 
 def _check_secret(values: Mapping[str, Any], where: str, problems: list[str]) -> None:
@@ -772,44 +798,50 @@ def _load_accounts(raw: Any, problems: list[str], default_interval: timedelta) -
     out: list[Account] = []
     names: set[str] = set()
     for i, a in enumerate(raw):
-        where = f"accounts[{i + 1}]"
         if not isinstance(a, dict):
-            problems.append(f"{where}: expected a table")
+            problems.append(f"accounts[{i + 1}]: expected a table")
             continue
-        kind = a.get("kind")
-        fields = account_fields(kind) if isinstance(kind, str) and kind in registry.KINDS else {}
-        if isinstance(a.get("name"), str):
-            where = f'accounts[{i + 1}] ("{a["name"]}")'
-        v = _validate_table(a, {**ACCOUNT_COMMON, **fields}, where, problems)
-        if not v["name"] or not v["kind"]:
-            continue
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v["name"]):
-            problems.append(
-                f"{where}.name: use letters, digits, '.', '_' or '-' (it names files and log lines)"
-            )
-        if v["name"] in names:
-            problems.append(f'{where}.name: duplicate account name "{v["name"]}"')
-        names.add(v["name"])
-        spec = registry.get(v["kind"])
-        secret = Secret()
-        if spec.login == "password":
-            _check_secret(v, where, problems)
-            secret = Secret(v["password_file"], v["password_env"], v["password_command"])
-            if not secret.configured:
-                problems.append(
-                    f"{where}: set password_file, password_env or password_command (passwords never go in this file)"
-                )
-        options = spec.options(**{k: v[k] for k in option_fields(spec.options)})
-        if spec.problems is not None:
-            problems += [f"{where}.{p}" for p in spec.problems(options)]
-        out.append(
-            Account(
-                v["name"],
-                v["kind"],
-                v["enabled"],
-                v["sync_interval"] or default_interval,
-                options,
-                secret,
-            )
-        )
+        account = _load_account(a, i, names, problems, default_interval)
+        if account is not None:
+            out.append(account)
     return out
+
+
+def _load_account(
+    a: dict[str, Any], i: int, names: set[str], problems: list[str], default_interval: timedelta
+) -> Account | None:
+    """One ``[[accounts]]`` table (its problems appended); None when it has no name or kind."""
+    kind = a.get("kind")
+    fields = account_fields(kind) if isinstance(kind, str) and kind in registry.KINDS else {}
+    where = (
+        f'accounts[{i + 1}] ("{a["name"]}")'
+        if isinstance(a.get("name"), str)
+        else f"accounts[{i + 1}]"
+    )
+    v = _validate_table(a, {**ACCOUNT_COMMON, **fields}, where, problems)
+    if not v["name"] or not v["kind"]:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v["name"]):
+        problems.append(
+            f"{where}.name: use letters, digits, '.', '_' or '-' (it names files and log lines)"
+        )
+    if v["name"] in names:
+        problems.append(f'{where}.name: duplicate account name "{v["name"]}"')
+    names.add(v["name"])
+    spec = registry.get(v["kind"])
+    secret = _account_secret(v, where, problems) if spec.login == "password" else Secret()
+    options = spec.options(**{k: v[k] for k in option_fields(spec.options)})
+    if spec.problems is not None:
+        problems += [f"{where}.{p}" for p in spec.problems(options)]
+    interval = v["sync_interval"] or default_interval
+    return Account(v["name"], v["kind"], v["enabled"], interval, options, secret)
+
+
+def _account_secret(v: Mapping[str, Any], where: str, problems: list[str]) -> Secret:
+    _check_secret(v, where, problems)
+    secret = Secret(v["password_file"], v["password_env"], v["password_command"])
+    if not secret.configured:
+        problems.append(
+            f"{where}: set password_file, password_env or password_command (passwords never go in this file)"
+        )
+    return secret
