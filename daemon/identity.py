@@ -911,16 +911,17 @@ def _merge_same_names(
         if k and p.kind == "person":
             groups[k].append(p)
     out = [p for p in made if not (name_key(p.name) and p.kind == "person")]
-    for group in groups.values():
+    for _k, group in sorted(groups.items()):  # one order whatever the hash seed
+        group.sort(key=lambda p: p.key)
         if len(group) == 1 or len(group) > SAME_NAME_MAX:
             out.extend(group)
             continue
-        members = [e for p in group for e in p.addresses]
+        members = sorted(e for p in group for e in p.addresses)
         if any(len(d & set(members)) > 1 for d in distinct):
             out.extend(group)
             continue
         merged = _make_person(list(members), acts, rules, config.name)
-        note = f'{len(group)} addresses merged: same display name "{group[0].name}"'
+        note = f'{len(group)} addresses merged: same display name "{merged.name}"'
         out.append(
             Person(
                 merged.key,

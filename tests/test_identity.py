@@ -310,6 +310,29 @@ def test_same_full_display_name_is_one_person_unless_distinct() -> None:
     assert person(resolve(store, cfg), "maria@oldcorp.com").addresses == ("maria@oldcorp.com",)
 
 
+def test_same_name_merge_does_not_depend_on_the_order_addresses_come_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sets are walked in a per-process hash order: the merged person (name, key, reasons) is
+    the same whichever order the addresses come in."""
+    import keepwarm.daemon.identity as identity
+
+    msgs = talk("steve@corp.com", "Steven J. Kean") + talk("skean@home.net", "Steven J Kean")
+    msgs += talk("skean@home.net")
+    store, cfg = build(msgs)
+    original = identity._merge_same_names
+    seen = []
+    for flip in (False, True):
+        monkeypatch.setattr(
+            identity,
+            "_merge_same_names",
+            lambda made, *a, flip=flip: original(list(reversed(made)) if flip else made, *a),
+        )
+        p = person(resolve(store, cfg), "steve@corp.com")
+        seen.append((p.key, p.name, p.addresses, p.reasons))
+    assert seen[0] == seen[1] and len(seen[0][2]) == 2
+
+
 def test_merge_candidates_similar_names() -> None:
     msgs = talk("jeff@oldcorp.com", "Jeff Shankman") + talk(
         "a..shankman@x.com", "Shankman, Jeffrey A."
