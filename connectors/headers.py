@@ -619,18 +619,27 @@ def _x_names(value: str | None) -> list[str]:
     return out
 
 
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
 def _name_tokens(text: str) -> set[str]:
-    return {t for t in re.split(r"[^a-z0-9]+", text.lower()) if len(t) >= 2}
+    return {t for t in _NON_ALNUM.split(text.lower()) if len(t) >= 2}
 
 
-def _match_name(address: str, names: Sequence[str]) -> str | None:
-    """The one name in ``names`` whose surname appears in the address's local part."""
+def _name_keys(names: Sequence[str]) -> list[tuple[str, set[str], str]]:
+    """Each name with its tokens and its surname (the last word), for :func:`_match_name`."""
+    out = []
+    for n in names:
+        words = [w for w in _NON_ALNUM.split(n.lower()) if w]
+        out.append((n, _name_tokens(n), words[-1] if words else ""))
+    return out
+
+
+def _match_name(address: str, names: Sequence[tuple[str, set[str], str]]) -> str | None:
+    """The one name (of :func:`_name_keys`) whose surname appears in the address's local part."""
     local = _name_tokens(address.split("@", 1)[0])
     best: list[tuple[int, str]] = []
-    for n in names:
-        tokens = _name_tokens(n)
-        words = [w for w in re.split(r"[^a-z0-9]+", n.lower()) if w]
-        surname = words[-1] if words else ""
+    for n, tokens, surname in names:
         if len(surname) >= 3 and surname in local:
             best.append((len(tokens & local), n))
     if not best:
@@ -655,6 +664,7 @@ def with_x_names(addresses: tuple[Address, ...], value: str | None) -> tuple[Add
     if not names and not known:
         return addresses
     out: list[Address] = []
+    keys: list[tuple[str, set[str], str]] | None = None  # computed once, when needed
     for a in addresses:
         if a.name:
             # "Anderson  Diane" (an export's last-first) told apart by "Anderson, Diane" here
@@ -662,9 +672,12 @@ def with_x_names(addresses: tuple[Address, ...], value: str | None) -> tuple[Add
             same = sorted(better.casefold().split()) == sorted(a.name.casefold().split())
             out.append(Address(a.email, better) if better and same else a)
             continue
-        name = known.get(a.email) or (
-            names[0] if len(addresses) == 1 and len(names) == 1 else _match_name(a.email, names)
-        )
+        name = known.get(a.email)
+        if not name and len(addresses) == 1 and len(names) == 1:
+            name = names[0]
+        elif not name:
+            keys = _name_keys(names) if keys is None else keys
+            name = _match_name(a.email, keys)
         out.append(Address(a.email, name) if name else a)
     return tuple(out)
 
