@@ -12,6 +12,7 @@ import json
 import os
 import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,21 @@ class MailFileConnector:
         batch_size: int = DEFAULT_BATCH,
         now: datetime | None = None,
         keep_subjects: bool = True,
+        workers: int | None = None,
     ) -> None:
         self.account = account
         self.path = Path(path)
         self.batch_size = max(1, batch_size)
         self.now = now
         self.keep_subjects = keep_subjects
+        self.workers = workers  # processes that parse a big import (None: one per core)
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A file that could not be read this time (not remembered: tried again on the next scan)."""
+
+    reason: str
 
 
 class Skips(dict[str, int]):
@@ -109,7 +119,11 @@ def looks_binary(head: bytes) -> bool:
     Only the header block counts (a NUL byte in a body, or a stray one in a header, says nothing
     about the message); control characters in headers are dropped when the values are cleaned.
     """
-    block = header_block(head)[:4096]
+    return _binary_block(header_block(head))
+
+
+def _binary_block(header: bytes) -> bool:
+    block = header[:4096]
     if not block:
         return False
     controls = len(block) - len(block.translate(None, _CONTROL))
@@ -201,9 +215,10 @@ def message_from_head(
     A missing or absurd Date header falls back to the delivery time of the topmost Received
     header, then to the given dates in order (envelope line date, file time), when plausible.
     """
-    if looks_binary(head):
+    block = header_block(head)  # found once: the checks below look at nothing else
+    if _binary_block(block):
         return BINARY
-    headers = parse_header_block(head)
+    headers = parse_header_block(block)
 
     def fallback() -> datetime | None:  # only computed when the Date header is unusable
         received = received_date(headers)
