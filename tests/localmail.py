@@ -163,3 +163,10 @@ class MboxWorld:
 
     def heal(self) -> None:  # pragma: no cover
         raise NotImplementedError
+
+
+def double_unless_seven(chunk: list[int]) -> list[int]:
+    """Work for worker processes in tests (importable by them): fails on a chunk holding 7."""
+    if 7 in chunk:
+        raise ValueError("a bug in the parser")
+    return [x * 2 for x in chunk]

@@ -39,6 +39,7 @@ from keepwarm.connectors.local.common import (
     UNREADABLE,
     MailFileConnector,
     Skips,
+    Unreadable,
     decode_cursor,
     encode_cursor,
     message_from_head,
@@ -49,6 +50,7 @@ from keepwarm.connectors.local.common import (
     utc_from_timestamp,
 )
 from keepwarm.connectors.local.envelope import envelope_date, is_envelope
+from keepwarm.connectors.local.workers import PARALLEL_MIN, each
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,9 @@ class Entry:
     mtime: float
     trash: bool  # in a trash or spam folder: never read
     spam: bool = False  # in a spam folder
+
+    def __reduce__(self) -> tuple[type[Entry], tuple[str, str, str, float, bool, bool]]:
+        return Entry, (self.path, self.folder, self.stamp, self.mtime, self.trash, self.spam)
 
 
 def _is_metadata(name: str) -> bool:
@@ -256,11 +261,12 @@ class MaildirConnector(MailFileConnector):
         batch = Batch()
         seen: list[list[str]] = []
         done = 0
-        for pid in todo:
-            entry = listing[pid]
-            result = self._read(pid, entry)
+        work = [(pid, listing[pid]) for pid in todo]
+        big = len(work) >= PARALLEL_MIN
+        for (pid, entry), result in each(self._read_all, work, parallel=big, workers=self.workers):
             done += 1
-            if result is None:
+            if isinstance(result, Unreadable):
+                log.info("maildir: cannot read a message file (%s)", result.reason)
                 skips.add(UNREADABLE)  # not remembered: tried again on the next scan
             else:
                 seen.append([pid, entry.stamp])
@@ -345,15 +351,17 @@ class MaildirConnector(MailFileConnector):
         batch.skipped = skips.take()
         return batch
 
-    def _read(self, pid: str, entry: Entry) -> MessageMeta | str | None:
-        """The record for one file, a skip reason, or None when the file cannot be read."""
+    def _read_all(self, work: list[tuple[str, Entry]]) -> list[MessageMeta | str | Unreadable]:
+        return [self._read(pid, entry) for pid, entry in work]
+
+    def _read(self, pid: str, entry: Entry) -> MessageMeta | str | Unreadable:
+        """The record for one file, a skip reason, or :class:`Unreadable`."""
         if entry.trash:
             return TRASH
         try:
             head = read_head(entry.path)
         except OSError as exc:
-            log.info("maildir: cannot read a message file (%s)", exc.strerror)
-            return None
+            return Unreadable(str(exc.strerror))
         fallbacks = []
         if head.startswith(b"From "):
             fallbacks.append(envelope_date(head[: head.find(b"\n")]) if is_envelope(head) else None)

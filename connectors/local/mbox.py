@@ -33,6 +33,7 @@ from keepwarm.connectors.local.common import (
     require_path,
 )
 from keepwarm.connectors.local.envelope import envelope_date, is_envelope, looks_like_header
+from keepwarm.connectors.local.workers import PARALLEL_MIN, each
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ KIND = "mbox"
 CHUNK = 1 << 20
 LOOKAHEAD = 4096
 FINGERPRINT = 4096
+PARALLEL_BYTES = 4096  # a small message in an mbox, headers and body: a file this many times
+# PARALLEL_MIN bytes holds enough messages to be parsed in worker processes
 _CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d{1,12})[ \t]*\r?$")
 
 
@@ -262,8 +265,11 @@ class MboxConnector(MailFileConnector):
         skips = Skips()
         done = pending = 0
         end = offset
-        for raw in scan(reader, offset):
-            result = self._record(raw)
+        # a big file (or a big append) is parsed in worker processes, ~PARALLEL_MIN messages
+        big = size - offset >= PARALLEL_MIN * PARALLEL_BYTES
+        for raw, result in each(
+            self._records, scan(reader, offset), parallel=big, workers=self.workers
+        ):
             done += 1
             pending += 1
             end = raw.end
@@ -286,6 +292,9 @@ class MboxConnector(MailFileConnector):
         batch.progress = Progress(done, total, "reading")
         batch.skipped = skips.take()
         return batch
+
+    def _records(self, raws: list[RawMessage]) -> list[MessageMeta | str]:
+        return [self._record(raw) for raw in raws]
 
     def _record(self, raw: RawMessage) -> MessageMeta | str:
         fallback = envelope_date(raw.envelope) if raw.envelope else None
