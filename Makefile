@@ -15,6 +15,9 @@ SYS_STAMP := $(VENV)/.system-packages
 # Debian packages the tests need: a real IMAP server, systemd-analyze, headless Chromium (digest
 # render check), groff (the man page renders without warnings).
 SYSTEM_PACKAGES := dovecot-imapd systemd chromium groff-base
+# Debian packages the benchmarks compare keepwarm with (bench/ingest.py); `make bench` only.
+BENCH_PACKAGES := notmuch maildir-utils
+BENCH_STAMP := $(VENV)/.bench-packages
 # keepwarm's dependencies as wheels: tests/test_install.py installs a freshly built keepwarm wheel
 # into a new venv from here, offline (as a user would with pip, minus the network).
 WHEELHOUSE := $(VENV)/wheelhouse
@@ -44,6 +47,15 @@ $(SYS_STAMP): | $(BIN)/python
 	fi
 	touch $@
 
+$(BENCH_STAMP): | $(BIN)/python
+	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the benchmarks:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	touch $@
+
 $(WHEEL_STAMP): pyproject.toml | $(BIN)/python
 	rm -rf $(WHEELHOUSE)
 	$(BIN)/python -m pip wheel -q -w $(WHEELHOUSE) .
@@ -66,8 +78,8 @@ pytest: $(TEST_STAMP) $(SYS_STAMP) $(WHEEL_STAMP)
 
 test: lint typecheck pytest
 
-bench: $(STAMP)
-	for b in $(filter-out bench/faults.py,$(wildcard bench/*.py)); do $(BIN)/python $$b || exit 1; done
+bench: $(STAMP) $(BENCH_STAMP)
+	for b in $(filter-out bench/faults.py bench/benchlib.py,$(wildcard bench/*.py)); do $(BIN)/python $$b || exit 1; done
 
 # The fault campaign (about 10 minutes; not part of `make test`): kill -9 during import, sync and
 # digest delivery, concurrent sends, fuzzed mail and calendars, broken configs, a damaged and a

@@ -25,36 +25,18 @@ import os
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from benchlib import ENV, KEEPWARM, Run, cache_root, compile_package, load, run
 from engine import ME, SYNTHETIC_END, generate
 
 STORE_VERSION = "1"  # bump when the generated store changes
 ACCOUNT = "archive"
 AS_OF = (SYNTHETIC_END - timedelta(days=1)).date().isoformat()  # its last full day
-BIN = Path(sys.executable).parent
-KEEPWARM = str(BIN / "keepwarm")
-
-
-ENV = {
-    k: v
-    for k, v in {**os.environ, "KEEPWARM_CONFIG": "/nonexistent", "COLUMNS": "120"}.items()
-    if k not in ("PYTHONDONTWRITEBYTECODE", "KEEPWARM_DEBUG")
-}
-
-
-def cache_root() -> Path:
-    env = os.environ.get("KEEPWARM_BENCH_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "keepwarm-bench"
 
 
 def config_text(db: Path) -> str:
@@ -100,26 +82,6 @@ def build(n: int, addresses: int) -> Path:
     return root
 
 
-@dataclass
-class Run:
-    wall: float
-    rss_mb: float
-
-
-def run_measured(argv: list[str], env: dict[str, str]) -> Run:
-    """Like :func:`run`, reaping the child with ``os.wait4`` to read its peak RSS."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            err.seek(0)
-            sys.exit(f"{' '.join(argv)} failed ({proc.returncode}):\n{err.read().decode()[-2000:]}")
-    return Run(wall, usage.ru_maxrss / 1024)
-
-
 def commands(root: Path, person: str) -> dict[str, list[str]]:
     cfg = ["--config", str(root / "config.toml")]
     return {
@@ -135,7 +97,7 @@ def measure(named: dict[str, list[str]], repeat: int, env: dict[str, str]) -> di
     runs: dict[str, list[Run]] = {k: [] for k in named}
     for _ in range(repeat):  # alternate: noise from other work spreads over every command
         for name, argv in named.items():
-            runs[name].append(run_measured(argv, env))
+            runs[name].append(run(argv, env))
     return runs
 
 
@@ -170,18 +132,11 @@ def startup(repeat: int, env: dict[str, str]) -> None:
         print(f"  {name:22} {summary(rs)}{over}")
 
 
-def warm(root: Path | None = None) -> None:
-    """What a user's machine has: the package's bytecode compiled (pip compiles it on install;
-    PYTHONDONTWRITEBYTECODE would make every run compile it again) and the database file in the
-    page cache after the first command."""
-    import keepwarm.daemon
-
-    package = Path(keepwarm.daemon.__file__).parent.parent  # in an editable install: its links
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True, env=ENV)
-    if root is not None:
-        with open(root / "keepwarm.db", "rb") as f:
-            while f.read(1 << 24):
-                pass
+def warm(root: Path) -> None:
+    """The database file in the page cache, as after a user's first command."""
+    with open(root / "keepwarm.db", "rb") as f:
+        while f.read(1 << 24):
+            pass
 
 
 def main() -> None:
@@ -196,8 +151,8 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = ap.parse_args()
     env = ENV
-    warm()
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    compile_package()
+    print(load(), flush=True)
     results: dict[str, dict[str, float]] = {}
     if not args.no_startup:
         startup(max(args.repeat, 5), env)
