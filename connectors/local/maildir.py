@@ -251,17 +251,37 @@ class MaildirConnector(MailFileConnector):
         )
         todo = sorted(pid for pid in listing if pid not in state) + changed
         total = len(todo)
-        yielded = False
 
         # 1. Changed files: their records go first (they are read again below).
         replaced = [Deletion(self.account, pid, reason="replaced") for pid in changed]
         yielded = yield from self._removals(replaced, frags, skips, total, [])
 
         # 2. New and changed files.
+        work = [(pid, listing[pid]) for pid in todo]
+        yielded = (yield from self._records(work, frags, skips)) or yielded
+
+        # 3. Files that are gone, after the new ones: a message moved to another folder is then
+        # already stored from there, so it is never taken for deleted mail in between.
+        in_spam = {pid.rsplit("/", 1)[-1] for pid, e in listing.items() if e.spam}
+        removals = [self._deletion(pid, in_spam, lister.folders) for pid in gone]
+        notices = self._vanished_notices(gone, lister.folders)
+        yielded = (yield from self._removals(removals, frags, skips, total, notices)) or yielded
+
+        # 4. Compact the fragments into one, so the next scan starts from a small cursor.
+        if yielded and len(frags) > 1:
+            final = self._load(frags)
+            frags[:] = [pack(sorted([pid, stamp] for pid, stamp in final.items()))]
+            yield Batch(cursor=self._cursor(frags), progress=Progress(total, total, "done"))
+
+    def _records(
+        self, work: list[tuple[str, Entry]], frags: list[str], skips: Skips
+    ) -> Generator[Batch, None, bool]:
+        """Batches of the records of new and changed files (parsed in worker processes when
+        there are many), each remembering its files in the cursor; True if any."""
         batch = Batch()
         seen: list[list[str]] = []
-        done = 0
-        work = [(pid, listing[pid]) for pid in todo]
+        done, total = 0, len(work)
+        yielded = False
         big = len(work) >= PARALLEL_MIN
         for (pid, entry), result in each(self._read_all, work, parallel=big, workers=self.workers):
             done += 1
@@ -281,19 +301,7 @@ class MaildirConnector(MailFileConnector):
         if seen or skips or batch.messages:
             yield self._close(batch, frags, seen, skips, Progress(done, total, "reading"))
             yielded = True
-
-        # 3. Files that are gone, after the new ones: a message moved to another folder is then
-        # already stored from there, so it is never taken for deleted mail in between.
-        in_spam = {pid.rsplit("/", 1)[-1] for pid, e in listing.items() if e.spam}
-        removals = [self._deletion(pid, in_spam, lister.folders) for pid in gone]
-        notices = self._vanished_notices(gone, lister.folders)
-        yielded = (yield from self._removals(removals, frags, skips, total, notices)) or yielded
-
-        # 4. Compact the fragments into one, so the next scan starts from a small cursor.
-        if yielded and len(frags) > 1:
-            final = self._load(frags)
-            frags[:] = [pack(sorted([pid, stamp] for pid, stamp in final.items()))]
-            yield Batch(cursor=self._cursor(frags), progress=Progress(done, total, "done"))
+        return yielded
 
     def _removals(
         self,
