@@ -18,6 +18,15 @@ change or a move from ``new/`` to ``cur/`` is not a new message.
 The cursor remembers ``{id: "mtime:size"}`` for every file seen, as compressed fragments: each
 batch appends one fragment (its own files), and the last batch of a scan compacts them, so
 cursor writes stay proportional to the batch and not to the archive.
+
+A re-scan where nothing changed lists nothing: the last full scan also remembers the mtime and
+inode of every directory it listed, and the next scan first stats only those (a few per
+folder). When none changed, no file was added, removed or renamed (a maildir's files are written
+once; a flag change or a move is a rename), and the scan ends there. The directories are
+remembered only when that is safe: none modified within 2 s of the scan's start (on a file system
+with coarse timestamps a folder changed again in the same tick keeps its mtime), and every file
+and folder was read (what could not be read is tried again). A file rewritten in place, which no
+maildir tool does, is seen by the full scan that runs at least once a day.
 """
 
 from __future__ import annotations
@@ -27,12 +36,20 @@ import logging
 import os
 import re
 import stat
+import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keepwarm.connectors.base import Batch, Deletion, MessageMeta, Progress, kept_notice
+from keepwarm.connectors.base import (
+    Batch,
+    CursorExpired,
+    Deletion,
+    MessageMeta,
+    Progress,
+    kept_notice,
+)
 from keepwarm.connectors.local.common import (
     SYMLINK_LOOP,
     TRASH,
@@ -64,6 +81,10 @@ _METADATA_PREFIXES = ("dovecot", "courierimap", "courierpop3", ".")
 _METADATA_SUFFIXES = (".index", ".cache", ".log", ".lock", ".db", ".sqlite", ".journal")
 _SPAM_NAMES = frozenset({"spam", "junk", "junk e-mail", "junk email", "junk mail", "bulk mail"})
 _TRASH_NAMES = frozenset({"trash", "deleted", "deleted items", "deleted messages", "bin"})
+# Directory mtimes that far before a scan's start are trusted by the next scan (2 s: FAT's
+# granularity, and far above ext4's or a coarse kernel clock's).
+MTIME_SLACK_NS = 2_000_000_000
+FULL_SCAN_EVERY = 24 * 3600  # seconds: a file rewritten in place (no maildir tool does) is seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +139,49 @@ def _is_maildir_folder(path: str) -> bool:
     return os.path.isdir(os.path.join(path, "cur")) or os.path.isdir(os.path.join(path, "new"))
 
 
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What reading the new and changed files came to."""
+
+    yielded: bool  # batches were yielded
+    unreadable: bool  # a file could not be read (tried again by the next full scan)
+
+
+def dir_stamp(st: os.stat_result) -> list[int]:
+    """What says a directory's list of names is unchanged: its mtime (ns) and inode."""
+    return [st.st_mtime_ns, st.st_ino]
+
+
+def settled(dirs: dict[str, list[int]], started_ns: int) -> bool:
+    """True when no directory was modified within :data:`MTIME_SLACK_NS` of the scan's start:
+    a change made later then gives it another mtime, whatever the file system's granularity
+    (a directory modified just before it was listed may be modified again in the same tick)."""
+    return all(mtime < started_ns - MTIME_SLACK_NS for mtime, _ino in dirs.values())
+
+
+def unchanged(root: Path, dirs: dict[str, list[int]]) -> bool:
+    """True when every directory of the last full scan still has its stamp: no message file was
+    added, removed or renamed (maildir files are written once; flags change by renaming)."""
+    for rel, stamp in dirs.items():
+        try:
+            st = os.stat(os.path.join(root, rel))
+        except OSError:
+            return False
+        if dir_stamp(st) != stamp:
+            return False
+    return True
+
+
+def _compare(
+    state: dict[str, str], listing: dict[str, Entry]
+) -> tuple[list[str], list[str], list[str]]:
+    """The files gone since the cursor, those changed, and those to read (new, then changed)."""
+    gone = sorted(pid for pid in state if pid not in listing)
+    changed = sorted(pid for pid, e in listing.items() if pid in state and state[pid] != e.stamp)
+    todo = sorted(pid for pid in listing if pid not in state) + changed
+    return gone, changed, todo
+
+
 class Lister:
     """Walks a maildir tree once, collecting message files and counting what cannot be read."""
 
@@ -126,11 +190,14 @@ class Lister:
         self.entries: dict[str, Entry] = {}
         self.folders: set[str] = {""}  # every folder that exists, even empty (relative paths)
         self.skips = Skips()
+        # every directory whose listing the result depends on: its stamp, taken before listing it
+        self.dirs: dict[str, list[int]] = {}
         self._seen_dirs: set[tuple[int, int]] = set()
 
     def run(self) -> dict[str, Entry]:
         st = os.stat(self.root)
         self._seen_dirs.add((st.st_dev, st.st_ino))
+        self.dirs[""] = dir_stamp(st)
         self._walk(str(self.root), "")
         return self.entries
 
@@ -173,11 +240,13 @@ class Lister:
             if e.is_symlink():
                 self.skips.add(SYMLINK_LOOP)
             return
+        self.dirs[rel] = dir_stamp(st)  # (a dot folder left out: it may become a maildir)
         if maildir and e.name in ("cur", "new"):
             self._seen_dirs.add(key)
             self._list_messages(e.path, rel.rsplit("/", 1)[0] if "/" in rel else "")
             return
         if maildir and e.name == "tmp":
+            del self.dirs[rel]  # messages still being delivered: never read
             return
         if e.name.startswith(".") and not _is_maildir_folder(e.path):
             return  # .notmuch, .git, .cache ...: not mail
@@ -231,25 +300,35 @@ class MaildirConnector(MailFileConnector):
                     state.pop(pid, None)
         return state
 
-    def _cursor(self, frags: list[str]) -> str:
-        return encode_cursor(KIND, {"frags": frags})
+    def _cursor(self, frags: list[str], dirs: dict[str, list[int]] | None = None) -> str:
+        data: dict[str, Any] = {"frags": frags}
+        if dirs is not None:  # only the last batch of a full scan: then they describe the files
+            data["dirs"] = {"at": time.time(), "stamps": pack(dirs)}
+        return encode_cursor(KIND, data)
 
     # -- sync --------------------------------------------------------------------------------
     def sync(self, cursor: str | None) -> Iterator[Batch]:
-        data = decode_cursor(KIND, cursor)
-        raw_frags = data.get("frags") if data else None
+        data = decode_cursor(KIND, cursor) or {}
+        root = require_path(self.path, KIND, want_dir=True)
+        old_dirs = self._quick(data)
+        if old_dirs is not None and unchanged(root, old_dirs):
+            return  # no directory changed since the last full scan: nothing to read
+        yield from self._scan(root, data, old_dirs)
+
+    def _scan(
+        self, root: Path, data: dict[str, Any], old_dirs: dict[str, list[int]] | None
+    ) -> Iterator[Batch]:
+        """A full scan: every file's name, mtime and size compared with the cursor's."""
+        raw_frags = data.get("frags")
         frags: list[str] = list(raw_frags) if isinstance(raw_frags, list) else []
         state = self._load(frags)
-        root = require_path(self.path, KIND, want_dir=True)
+        started_ns = time.time_ns()
         lister = Lister(root)
         listing = lister.run()
         skips = lister.skips
+        retry = bool(skips)  # unreadable folders or symlink loops: list everything next time
 
-        gone = sorted(pid for pid in state if pid not in listing)
-        changed = sorted(
-            pid for pid, e in listing.items() if pid in state and state[pid] != e.stamp
-        )
-        todo = sorted(pid for pid in listing if pid not in state) + changed
+        gone, changed, todo = _compare(state, listing)
         total = len(todo)
 
         # 1. Changed files: their records go first (they are read again below).
@@ -258,36 +337,60 @@ class MaildirConnector(MailFileConnector):
 
         # 2. New and changed files.
         work = [(pid, listing[pid]) for pid in todo]
-        yielded = (yield from self._records(work, frags, skips)) or yielded
+        done = yield from self._records(work, frags, skips)
+        yielded = yielded or done.yielded
+        retry = retry or done.unreadable
 
         # 3. Files that are gone, after the new ones: a message moved to another folder is then
         # already stored from there, so it is never taken for deleted mail in between.
-        in_spam = {pid.rsplit("/", 1)[-1] for pid, e in listing.items() if e.spam}
-        removals = [self._deletion(pid, in_spam, lister.folders) for pid in gone]
-        notices = self._vanished_notices(gone, lister.folders)
+        removals, notices = self._gone(gone, listing, lister.folders)
         yielded = (yield from self._removals(removals, frags, skips, total, notices)) or yielded
 
-        # 4. Compact the fragments into one, so the next scan starts from a small cursor.
-        if yielded and len(frags) > 1:
+        # 4. Compact the fragments into one, so the next scan starts from a small cursor; and
+        # remember the directories when they are settled, so the next scan can skip the listing.
+        dirs = None if retry or not settled(lister.dirs, started_ns) else lister.dirs
+        if (yielded and len(frags) > 1) or (dirs is not None and (yielded or dirs != old_dirs)):
+            yield self._last(frags, dirs, total)
+
+    def _last(self, frags: list[str], dirs: dict[str, list[int]] | None, total: int) -> Batch:
+        """The scan's last batch: the cursor's fragments compacted into one, and the
+        directories (when settled) with the time of this full scan."""
+        if len(frags) > 1:
             final = self._load(frags)
             frags[:] = [pack(sorted([pid, stamp] for pid, stamp in final.items()))]
-            yield Batch(cursor=self._cursor(frags), progress=Progress(total, total, "done"))
+        return Batch(cursor=self._cursor(frags, dirs), progress=Progress(total, total, "done"))
+
+    @staticmethod
+    def _quick(data: dict[str, Any]) -> dict[str, list[int]] | None:
+        """The directories of the last full scan, when it is recent enough to be trusted
+        (a full scan also runs once every :data:`FULL_SCAN_EVERY`); else None."""
+        quick = data.get("dirs")
+        if not isinstance(quick, dict):
+            return None
+        scanned = quick.get("at")
+        if not isinstance(scanned, int | float) or not 0 <= time.time() - scanned < FULL_SCAN_EVERY:
+            return None
+        dirs = unpack(quick.get("stamps"))
+        if not isinstance(dirs, dict):
+            raise CursorExpired("the stored maildir position is damaged")
+        return dirs
 
     def _records(
         self, work: list[tuple[str, Entry]], frags: list[str], skips: Skips
-    ) -> Generator[Batch, None, bool]:
+    ) -> Generator[Batch, None, Read]:
         """Batches of the records of new and changed files (parsed in worker processes when
-        there are many), each remembering its files in the cursor; True if any."""
+        there are many), each remembering its files in the cursor."""
         batch = Batch()
         seen: list[list[str]] = []
         done, total = 0, len(work)
-        yielded = False
+        yielded = unreadable = False
         big = len(work) >= PARALLEL_MIN
         for (pid, entry), result in each(self._read_all, work, parallel=big, workers=self.workers):
             done += 1
             if isinstance(result, Unreadable):
                 log.info("maildir: cannot read a message file (%s)", result.reason)
                 skips.add(UNREADABLE)  # not remembered: tried again on the next scan
+                unreadable = True
             else:
                 seen.append([pid, entry.stamp])
                 if isinstance(result, str):
@@ -301,7 +404,7 @@ class MaildirConnector(MailFileConnector):
         if seen or skips or batch.messages:
             yield self._close(batch, frags, seen, skips, Progress(done, total, "reading"))
             yielded = True
-        return yielded
+        return Read(yielded, unreadable)
 
     def _removals(
         self,
@@ -323,6 +426,14 @@ class MaildirConnector(MailFileConnector):
                 notices=notices if i == 0 else [],
             )
         return bool(removals)
+
+    def _gone(
+        self, gone: list[str], listing: dict[str, Entry], folders: set[str]
+    ) -> tuple[list[Deletion], list[str]]:
+        """The deletions of the files that are gone, and the notices of the folders that went."""
+        in_spam = {pid.rsplit("/", 1)[-1] for pid, e in listing.items() if e.spam}
+        removals = [self._deletion(pid, in_spam, folders) for pid in gone]
+        return removals, self._vanished_notices(gone, folders)
 
     def _deletion(self, pid: str, in_spam: set[str], folders: set[str]) -> Deletion:
         """A file that is gone: moved into a spam folder (its unique name is there now), part
