@@ -39,7 +39,8 @@ from keepwarm.daemon.errors import UndoError as UndoError
 from keepwarm.daemon.identity import Identity
 from keepwarm.daemon.store import Store
 from keepwarm.daemon.store import decisions as rows
-from keepwarm.digests.cadence import SIGNAL_KINDS, NetworkReport
+from keepwarm.digests.cadence import SIGNAL_KINDS, NetworkReport, PersonReport, Signal
+from keepwarm.digests.cadence.model import THEY_OWE, YOU_OWE
 from keepwarm.digests.kinds import done_phrase
 from keepwarm.digests.queries import AttendeeRecord, EventRecord
 from keepwarm.digests.suggest import LABELS, SECTIONS, Suggestion
@@ -275,7 +276,61 @@ def build_report(
     report = engine_report(
         decided, store, now, identity=identity, extra_events=touch_events(inputs, decided, now)
     )
-    return without_touch_meetings(report)
+    return without_answered_replies(without_touch_meetings(report), inputs)
+
+
+def without_answered_replies(report: NetworkReport, inputs: Inputs) -> NetworkReport:
+    """A ``done`` answers the replies owed either way that were waiting before it, on every
+    screen: the owed signals go, and so do the person's owed counts (``people --owed``)."""
+    if not inputs.done:
+        return report
+    keys = key_of_address(report.people)
+    done: dict[str, list[Decision]] = {}
+    for d in inputs.done:
+        done.setdefault(keys.get(d.person, d.person), []).append(d)
+    answered_kinds: dict[str, set[str]] = {}
+    signals = []
+    for s in report.signals:
+        if any(_answers_owed(s.kind, s.facts, d) for d in done.get(s.person_key, ())):
+            answered_kinds.setdefault(s.person_key, set()).add(s.kind)
+            continue
+        signals.append(s)
+    if not answered_kinds:
+        return report
+    return replace(
+        report,
+        people=tuple(_owed_cleared(p, answered_kinds.get(p.key, set())) for p in report.people),
+        signals=tuple(
+            _owed_cleared_signal(s, answered_kinds.get(s.person_key, set())) for s in signals
+        ),
+    )
+
+
+_OWED_FACTS = {
+    "reply_owed": ("replies_owed_by_me", YOU_OWE),
+    "awaiting_reply": ("replies_owed_to_me", THEY_OWE),
+}
+
+
+def _owed_cleared(p: PersonReport, gone: set[str]) -> PersonReport:
+    if not gone & _OWED_FACTS.keys():
+        return p
+    return replace(
+        p,
+        replies_owed_by_me=0 if "reply_owed" in gone else p.replies_owed_by_me,
+        replies_owed_to_me=0 if "awaiting_reply" in gone else p.replies_owed_to_me,
+    )
+
+
+def _owed_cleared_signal(s: Signal, gone: set[str]) -> Signal:
+    """Another signal about the person (a meeting's preparation) no longer says the answered
+    replies are owed."""
+    owed = [_OWED_FACTS[k] for k in gone if k in _OWED_FACTS and _OWED_FACTS[k][0] in s.facts]
+    if not owed:
+        return s
+    facts = dict(s.facts) | {key: 0 for key, _ in owed}
+    because = [b for b in s.because if not any(b.startswith(line) for _, line in owed)]
+    return replace(s, facts=facts, because=because)
 
 
 # -- the digest's ranking inputs -------------------------------------------------------------------
@@ -322,11 +377,17 @@ def answered(s: Suggestion, d: Decision, now: datetime, cooldown: timedelta) -> 
     A touch answers the replies owed either way that were waiting before it; the kind it was
     made for stays out of the digest for the cooldown.
     """
-    if s.kind in OWED_KINDS:
-        oldest = _facts_date(s.facts.get("oldest"))
-        if oldest is not None and oldest <= d.at:
-            return True
+    if _answers_owed(s.kind, s.facts, d):
+        return True
     return _matches(d.kind, s) and now.timestamp() - d.at < cooldown.total_seconds()
+
+
+def _answers_owed(kind: str, facts: Mapping[str, object], d: Decision) -> bool:
+    """Was the reply owed (by me or to me) that ``facts`` describe waiting before ``done`` ``d``?"""
+    if kind not in OWED_KINDS:
+        return False
+    oldest = _facts_date(facts.get("oldest"))
+    return oldest is not None and oldest <= d.at
 
 
 def adjust(

@@ -216,3 +216,21 @@ def test_old_snoozes_move_into_decisions(tmp_path: Path) -> None:
     assert tuple(row) == ("snooze", "tom@example.com", 4102444800, "active")
     assert "snoozes" not in store.db.table_names()
     store.close()
+
+
+def test_a_done_answers_the_reply_owed_on_every_screen(cfg: Path) -> None:
+    """`people --owed`, `people --json` and `person --why` agree with the digest: the reply a
+    `done` answered is no longer owed, and today's meeting with her no longer says it is."""
+    assert CAROL in people(cfg) and people(cfg)[CAROL]["replies_owed_by_me"] == 1
+    assert "carol@beta.org" in run(cfg, "people", "--owed", "--plain")
+    assert "you owe them 1 reply" in run(cfg, "person", CAROL, "--why")
+    run(cfg, "done", "Carol Ng", "--kind", "reply_owed")
+    assert people(cfg)[CAROL]["replies_owed_by_me"] == 0
+    assert "carol@beta.org" not in run(cfg, "people", "--owed", "--plain")
+    why = json.loads(run(cfg, "person", CAROL, "--why", "--json"))
+    assert why["replies_owed_by_me"] == 0
+    assert "reply_owed" not in {s["kind"] for s in why["signals"]}
+    assert "you owe them" not in run(cfg, "person", CAROL, "--why")
+    meeting = [s for s in suggestions(cfg) if s["person"]["key"] == CAROL]
+    assert [s["kind"] for s in meeting] == ["meeting_today"]
+    assert meeting[0]["facts"]["replies_owed_by_me"] == 0

@@ -147,6 +147,12 @@ class Signal:
     because: list[str]
 
 
+# How a signal's ``because`` says that replies are owed (daemon/decisions.py takes the line out
+# again when a ``done`` answered them).
+YOU_OWE = "you owe them"
+THEY_OWE = "they owe you"
+
+
 @dataclass(frozen=True)
 class PersonReport:
     """Everything the engine knows about one person, as of ``now``."""

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 
 from keepwarm.digests.cadence import book
 from keepwarm.digests.cadence.ledger import DAY, Owed
-from keepwarm.digests.cadence.model import PersonReport, Signal, SignalKind
+from keepwarm.digests.cadence.model import THEY_OWE, YOU_OWE, PersonReport, Signal, SignalKind
 from keepwarm.digests.cadence.rhythm import every
 from keepwarm.digests.cadence.state import Context, Person
 from keepwarm.digests.cadence.subjects import bare, meaningful
@@ -486,9 +486,9 @@ def _meeting_today(
                 f"last contact {_days(ctx.today - last[-1])} ago" if last else "no contact before"
             )
             if rep.replies_owed_by_me:
-                because.append(f"you owe them {_days(rep.replies_owed_by_me, 'reply')}")
+                because.append(f"{YOU_OWE} {_days(rep.replies_owed_by_me, 'reply')}")
             if rep.replies_owed_to_me:
-                because.append(f"they owe you {_days(rep.replies_owed_to_me, 'reply')}")
+                because.append(f"{THEY_OWE} {_days(rep.replies_owed_to_me, 'reply')}")
             topic = topic_of(p, ctx)
             if topic:
                 because.append(f'last talked about "{bare(topic)}"')
