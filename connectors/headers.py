@@ -647,8 +647,9 @@ def _x_names(value: str | None) -> list[str]:
                 i += 1
     out: list[str] = []
     for p in parts:
-        if re.search(r"<[^<>]*@[^<>]*>", p):
+        if re.search(r"<[^<>\s/]+@[^<>\s/]+>", p):
             continue  # a name with its address: matched by address, not by position
+        # (a Notes name in brackets is no address: "Enron Expertfinder/NA/Enron@Enron@ENRON")
         name = _X_ADDR_TAIL.sub("", p).strip(" \"'")
         if not name or "@" in name or "/" in name or "=" in name:
             continue
@@ -754,6 +755,11 @@ _PROMO_SUBJECT = re.compile(
 )
 
 
+# A transaction's reference in the subject ("E-Ticket Confirmed - 13644492734", "UPS Ship
+# Notification, 1Z7261100194491366"): ten digits or more in one word. People do not write those.
+_REFERENCE_SUBJECT = re.compile(r"\b(?=(?:[a-z]*\d){10})[a-z0-9]+\b", re.IGNORECASE)
+
+
 _SAME_DAY_SUBJECT = re.compile(
     r"\b(?:today|tonight|this (?:morning|afternoon|evening)|right now|"
     r"@\s?\d{1,2}(?::\d{2})?\s?(?:am|pm)?)\b",
@@ -775,6 +781,7 @@ def subject_markers(subject: str | None) -> tuple[str, ...]:
     ``subject:thanks`` (a thank-you note), ``subject:response`` (a calendar answer such as
     "Declined: ..."), ``subject:autoreply`` (an out-of-office reply without its headers),
     ``subject:promo`` (marketing: prices, "% off", "special offer", "newsletter" ...),
+    ``subject:reference`` (a transaction's notice: an order, ticket or tracking number),
     ``subject:sameday`` (about that day only: "Lunch today", "Room 3 @ 3 PM"),
     ``subject:question`` (it asks: "Can you ...", "Quick question", "... ?"), ``subject:none``
     (no subject, or only "Re:": nothing to thread its answers by, even when subjects are not
@@ -800,6 +807,8 @@ def subject_markers(subject: str | None) -> tuple[str, ...]:
         marks.append("subject:autoreply")
     if _PROMO_SUBJECT.search(text):
         marks.append("subject:promo")
+    if _REFERENCE_SUBJECT.search(text):
+        marks.append("subject:reference")
     if _SAME_DAY_SUBJECT.search(text):
         marks.append("subject:sameday")
     if _QUESTION_SUBJECT.search(SUBJECT_PREFIXES.sub("", text)):

@@ -133,6 +133,9 @@ def test_a_direct_question_from_a_colleague_is_owed_and_outranks_a_strangers_old
         ("cy@gamma.net", "Thanks!", ""),  # a thank-you note
         ("cy@gamma.net", "Lunch today", ""),  # about a day that is over
         ("cy@gamma.net", "Out of Office AutoReply: Plan", ""),  # an auto-reply without headers
+        # a sender named after its domain, an address made of the organisation's name
+        ('"TD Waterhouse" <theindividualinvestor@tdwaterhouse.com>', "Individual Investor", ""),
+        ("phoenix@equiserve.com", "Sale of Book-Entry Shares - 9353609849004177", ""),  # a notice
     ],
 )
 def test_mail_that_asks_nothing_is_no_reply_owed(
@@ -143,6 +146,23 @@ def test_mail_that_asks_nothing_is_no_reply_owed(
     box.mail(sender, ME, 4, subject, extra=headers)
     r = report(tmp_path, box)
     assert not [s for s in r.signals if s.kind == "reply_owed"]
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        '"John Smith" <john@johnsmith.com>',  # a person at their own domain
+        '"Vipul Ved Prakash" <mail@vipul.net>',
+        '"Sidney Markowitz" <sidney@sidney.com>',
+        '"Smith, Ann" <ann.smith@smith-partners.com>',
+    ],
+)
+def test_people_at_their_own_domains_are_still_people(tmp_path: Path, sender: str) -> None:
+    box = Mailbox()
+    box.daily_life()
+    box.mail(sender, ME, 4, "Can we meet next week?")
+    r = report(tmp_path, box)
+    assert [s for s in r.signals if s.kind == "reply_owed"]
 
 
 def test_a_reply_owed_needs_the_thread_to_end_with_it_and_me_to_be_silent_since(
@@ -289,10 +309,19 @@ def test_once_two_way_direct_mail_either_way_is_contact(tmp_path: Path) -> None:
 
 
 # -- 7. names and merges ---------------------------------------------------------------------------
-def test_display_names_come_from_archives_that_keep_them_apart(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "x_from",
+    [
+        "Stone, Bob </O=BETA/OU=NA/CN=BSTONE>",  # an Exchange DN
+        "Bob Stone <Bob Stone/HOU/BETA@BETA>",  # a Notes name in brackets, "@" and all
+    ],
+)
+def test_display_names_come_from_archives_that_keep_them_apart(
+    tmp_path: Path, x_from: str
+) -> None:
     box = Mailbox()
     box.daily_life()
-    box.mail(BOB, ME, 3, "Hello", extra="X-From: Stone, Bob </O=BETA/OU=NA/CN=BSTONE>\n")
+    box.mail(BOB, ME, 3, "Hello", extra=f"X-From: {x_from}\n")
     box.mail(ME, BOB, 2, "Re: Hello", folder="sent")
     r = report(tmp_path, box)
     assert r.person(BOB).name == "Bob Stone"  # type: ignore[union-attr]
