@@ -39,6 +39,7 @@ AUTO_MARKERS = frozenset(
         "precedence:auto_reply",
         "subject:autoreply",
         "subject:response",
+        "subject:reference",
     }
 )
 # Never contact for the engine: bulk or automatic mail, Outlook's "Other" and keepwarm's own

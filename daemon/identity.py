@@ -628,6 +628,27 @@ def machine_sender(email: str, name: str) -> str | None:
     hit = sorted(words & ORG_NAME_WORDS)
     if hit:
         return f'automated sender: "{name}" names an organisation ("{hit[0]}")'
+    org = _domain_name(email, name)
+    if org:
+        return f'automated sender: "{name}" is the name of its domain ("{org}")'
+    return None
+
+
+_GENERIC_LABELS = frozenset({"com", "net", "org", "edu", "gov", "mail", "email", "www", "corp"})
+
+
+def _domain_name(email: str, name: str) -> str | None:
+    """The domain label that ``name`` spells, or None: "TD Waterhouse" sending from
+    tdwaterhouse.com is the organisation, not a person, unless the local part is one of the
+    name's words (john@johnsmith.com is John Smith at his own domain)."""
+    words = [w for w in re.split(r"[^a-z0-9]+", name.casefold()) if w]
+    if not words or "," in name:  # "Last, First" is how archives write people
+        return None
+    domain = email.rpartition("@")[2]
+    labels = {lab for lab in re.split(r"[.-]", domain) if len(lab) >= 4} - _GENERIC_LABELS
+    compact = "".join(words)
+    if compact in labels and not set(local_tokens(email)) & set(words):
+        return compact
     return None
 
 

@@ -16,6 +16,7 @@ from keepwarm.daemon.identity import (
     Identity,
     Person,
     local_tokens,
+    machine_sender,
     merge_candidates,
     name_key,
     resolve,
@@ -493,3 +494,22 @@ def test_other_automatic_markers(marker: str) -> None:
     msgs = [mail("ops@corp.com", [ME], days=i, markers=(marker,)) for i in range(2)]
     store, cfg = build(msgs)
     assert kind(resolve(store, cfg), "ops@corp.com") == "robot"
+
+
+@pytest.mark.parametrize(
+    ("email", "name", "machine"),
+    [
+        ("theindividualinvestor@tdwaterhouse.com", "TD Waterhouse", True),  # its domain's name
+        ("enron.expertfinder@enron.com", "Enron Expertfinder", True),  # org.service@org
+        ("enron.announcements@enron.com", "Enron Announcements", True),
+        ("john@johnsmith.com", "John Smith", False),  # a person at their own domain
+        ("mail@vipul.net", "Vipul Ved Prakash", False),
+        ("sidney@sidney.com", "Sidney Markowitz", False),
+        ("john.smith@smith.com", "Smith, John", False),  # an archive's "Last, First"
+        ("ann.lee@acme.com", "Ann Lee", False),
+    ],
+)
+def test_a_sender_named_after_its_own_domain_is_no_person(
+    email: str, name: str, machine: bool
+) -> None:
+    assert (machine_sender(email, name) is not None) is machine

@@ -316,9 +316,7 @@ def test_once_two_way_direct_mail_either_way_is_contact(tmp_path: Path) -> None:
         "Bob Stone <Bob Stone/HOU/BETA@BETA>",  # a Notes name in brackets, "@" and all
     ],
 )
-def test_display_names_come_from_archives_that_keep_them_apart(
-    tmp_path: Path, x_from: str
-) -> None:
+def test_display_names_come_from_archives_that_keep_them_apart(tmp_path: Path, x_from: str) -> None:
     box = Mailbox()
     box.daily_life()
     box.mail(BOB, ME, 3, "Hello", extra=f"X-From: {x_from}\n")
