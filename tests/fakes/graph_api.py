@@ -897,6 +897,20 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     # -- plumbing --------------------------------------------------------------------------------
+    _slots_held = 0  # this request's concurrent slots in the mailbox (see _graph)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # A request stops counting against the mailbox's concurrency when its answer starts: the
+        # client, once it has the answer, may send the next one at once.
+        self._release_slots()
+        super().send_response(code, message)
+
+    def _release_slots(self) -> None:
+        if self._slots_held:
+            with self.emu.lock:
+                self.emu.inflight -= self._slots_held
+            self._slots_held = 0
+
     def _body(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
@@ -1074,6 +1088,7 @@ class _Handler(BaseHTTPRequestHandler):
         with emu.lock:
             emu.graph_requests += 1
             emu.inflight += slots
+            self._slots_held = slots
             emu.max_inflight = max(emu.max_inflight, emu.inflight)
             over = emu.inflight > emu.concurrency_limit
             if over:
@@ -1118,8 +1133,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._send(status, body, headers)
         finally:
-            with emu.lock:
-                emu.inflight -= slots
+            self._release_slots()  # when no answer was sent (a dropped connection)
 
     def _fault(self, kind: str) -> bool:
         """Serve an injected fault; True if the request is finished."""
