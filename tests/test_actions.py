@@ -1,5 +1,6 @@
 """Acting from the digest itself, end to end: render the digest, "send" one of its action links
-as the user's mail client would (into a maildir, a real Dovecot, the Gmail emulator's sent mail),
+as the user's mail client would (into a maildir, a real Dovecot, the Gmail and the Outlook
+emulators' sent mail),
 sync, and see the effect; a forged one is rejected and said so."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -19,6 +20,8 @@ import pytest
 from click.testing import CliRunner
 from fakes.google_api import GoogleEmulator
 from fakes.google_world import write_token
+from fakes.graph_api import GraphEmulator, recipient
+from ms_world import sign_in
 from test_imap import Mailbox, server  # noqa: F401  (the Dovecot fixture)
 
 from keepwarm.connectors.base import Address, Batch, MessageMeta
@@ -307,6 +310,16 @@ def test_gmail_sent_mail_on_the_emulator(emu: GoogleEmulator, tmp_path: Path) ->
     act_and_check(GmailSource(emu, tmp_path), tmp_path)
 
 
+@pytest.fixture
+def graph() -> Iterator[GraphEmulator]:
+    with GraphEmulator(user="jane@contoso.test") as e:
+        yield e
+
+
+def test_outlook_sent_items_on_the_emulator(graph: GraphEmulator, tmp_path: Path) -> None:
+    act_and_check(OutlookSource(graph, tmp_path), tmp_path)
+
+
 def test_not_a_person_and_same_person_as_from_the_digest(tmp_path: Path) -> None:
     source = MaildirSource(tmp_path / "Mail")
     for mail, sent in history(source.me):
@@ -431,6 +444,45 @@ class GmailSource(Source):
             thread_id=self.threads.get(topic),
         )
         self.threads.setdefault(topic, msg.thread_id)
+
+
+class OutlookSource(Source):
+    """Microsoft 365 through Graph (Mail.ReadBasic): the action mail lands in Sent Items."""
+
+    me = "jane@contoso.test"
+
+    def __init__(self, emu: GraphEmulator, tmp: Path) -> None:
+        self.emu = emu
+        self.token = tmp / "tokens" / "office.json"
+        sign_in(emu, self.token, calendar=False)
+        self.threads: dict[str, str] = {}
+
+    def config(self) -> str:
+        e = self.emu
+        return (
+            f'[me]\nname = "Jane"\naddresses = ["{self.me}"]\ntimezone = "{ZONE}"\n'
+            f'[[accounts]]\nname = "office"\nkind = "microsoft"\nclient_id = "{e.client_id}"\n'
+            f'tenant = "{e.tenant}"\ncalendar = false\nauthority_host = "{e.url}"\n'
+            f'graph_endpoint = "{e.graph_endpoint}"\ntoken_file = "{self.token}"\n'
+            'timeout = "5s"\n'
+        )
+
+    def put(self, mail: Mail, sent: bool) -> None:
+        name, address = parseaddr(mail.sender)
+        topic = mail.subject.removeprefix("Re: ")  # Outlook keeps a reply in its conversation
+        mid = self.emu.add_message(
+            "sentitems" if sent else "inbox",
+            sender=address,
+            to=[parseaddr(mail.to)[1]],
+            subject=mail.subject,
+            sent=mail.when,
+            message_id=mail.message_id,
+            conversation=self.threads.get(topic),
+        )
+        with self.emu.lock:
+            msg = self.emu.messages[mid]
+            msg["from"] = msg["sender"] = recipient(address, name)
+        self.threads.setdefault(topic, msg["conversationId"])
 
 
 def test_every_connector_keeps_an_action_subject_when_subjects_are_off() -> None:
