@@ -32,19 +32,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from benchlib import ENV, KEEPWARM, Run, cache_root, compile_package, load, run
-from engine import ME, SYNTHETIC_END, generate
+from engine import SYNTHETIC_END, config_text, generate
 
 STORE_VERSION = "1"  # bump when the generated store changes
 ACCOUNT = "archive"
 AS_OF = (SYNTHETIC_END - timedelta(days=1)).date().isoformat()  # its last full day
-
-
-def config_text(db: Path) -> str:
-    return (
-        f'[me]\nname = "Me"\naddresses = ["{ME}"]\ntimezone = "UTC"\n\n'
-        f'[store]\npath = "{db}"\n\n[delivery]\nmethod = "file"\n'
-        f'outbox = "{db.parent / "outbox"}"\n'
-    )
 
 
 def build(n: int, addresses: int) -> Path:
