@@ -32,6 +32,7 @@ maildir tool does, is seen by the full scan that runs at least once a day.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import re
@@ -111,6 +112,7 @@ def _is_metadata(name: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=4096)  # asked once per file, of a few folders
 def _folder_name(rel: str) -> str:
     """Display folder for a relative folder path: Maildir++ dots stripped, root is INBOX."""
     if not rel:
@@ -122,11 +124,13 @@ def _folder_names(rel: str) -> set[str]:
     return {part.strip().lower().replace("_", " ").strip() for part in re.split(r"[/.]", rel)}
 
 
+@functools.lru_cache(maxsize=4096)  # asked once per file, of a few folders
 def _is_trash(rel: str) -> bool:
     """A trash or spam folder (never read)."""
     return bool(_folder_names(rel) & (_TRASH_NAMES | _SPAM_NAMES))
 
 
+@functools.lru_cache(maxsize=4096)  # asked once per file, of a few folders
 def _is_spam(rel: str) -> bool:
     return bool(_folder_names(rel) & _SPAM_NAMES)
 
