@@ -37,23 +37,24 @@ $(TEST_STAMP): pyproject.toml $(PKG_DIRS) | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]' --config-settings editable_mode=strict
 	touch $@ $(STAMP)
 
-# Installs what the test-suite needs from Debian when it is missing (CI runs as root).
-$(SYS_STAMP): | $(BIN)/python
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# $(call apt_install,PACKAGES,FOR): installs those of the Debian PACKAGES that are missing (CI runs
+# as root; else through sudo).
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
+	  echo "installing Debian packages$(2):$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+endef
+
+# What the test-suite needs from Debian.
+$(SYS_STAMP): | $(BIN)/python
+	$(call apt_install,$(SYSTEM_PACKAGES),)
 	touch $@
 
 $(BENCH_STAMP): | $(BIN)/python
-	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages for the benchmarks:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+	$(call apt_install,$(BENCH_PACKAGES), for the benchmarks)
 	touch $@
 
 $(WHEEL_STAMP): pyproject.toml | $(BIN)/python

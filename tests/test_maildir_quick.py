@@ -36,6 +36,15 @@ def settle(root: Path, when: float = HOUR_AGO) -> None:
         os.utime(folder, (when, when))
 
 
+def synced(root: Path) -> Store:
+    """A store after one full scan of a settled maildir made by :func:`build`."""
+    build(root)
+    settle(root)
+    store = Store.memory()
+    assert sync(store, root) == 3
+    return store
+
+
 def stored(store: Store) -> set[str]:
     return {r[0] for r in store.conn.execute("SELECT provider_id FROM message_sources")}
 
@@ -57,10 +66,7 @@ def test_nothing_changed_means_no_listing_and_no_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "Mail"
-    build(root)
-    settle(root)
-    store = Store.memory()
-    assert sync(store, root) == 3
+    store = synced(root)
     cursor = store.cursor("a")
     with monkeypatch.context() as m:
         no_listing(m)
@@ -72,10 +78,7 @@ def test_nothing_changed_means_no_listing_and_no_batch(
 
 def test_a_file_added_to_one_folder_is_found(tmp_path: Path) -> None:
     root = tmp_path / "Mail"
-    build(root)
-    settle(root)
-    store = Store.memory()
-    sync(store, root)
+    store = synced(root)
     (root / "archive" / "2001" / "4.").write_bytes(make_message(4).as_bytes())
     assert sync(store, root) == 1
     assert "archive/2001/4." in stored(store)
@@ -83,10 +86,7 @@ def test_a_file_added_to_one_folder_is_found(tmp_path: Path) -> None:
 
 def test_a_flag_change_or_a_move_to_another_folder_is_seen(tmp_path: Path) -> None:
     root = tmp_path / "Mail"
-    build(root)
-    settle(root)
-    store = Store.memory()
-    sync(store, root)
+    store = synced(root)
     os.rename(root / "cur" / "1.M1.host:2,S", root / "cur" / "1.M1.host:2,RS")
     assert sync(store, root) == 0 and "1.M1.host" in stored(store)
     settle(root)
@@ -129,10 +129,7 @@ def test_a_file_rewritten_in_place_is_seen_by_the_daily_full_scan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "Mail"
-    build(root)
-    settle(root)
-    store = Store.memory()
-    sync(store, root)
+    store = synced(root)
     path = root / "archive" / "2001" / "3."
     path.write_bytes(make_message(3, subject="Rewritten in place").as_bytes())
     os.utime(path, (1_800_000_000, 1_800_000_000))
@@ -165,10 +162,7 @@ def test_a_file_that_could_not_be_read_is_tried_again(
 
 def test_a_damaged_directory_record_is_one_full_rescan(tmp_path: Path) -> None:
     root = tmp_path / "Mail"
-    build(root)
-    settle(root)
-    store = Store.memory()
-    sync(store, root)
+    store = synced(root)
     cursor = store.cursor("a")
     assert cursor is not None
     damaged = cursor.replace('"stamps":"', '"stamps":"!')
