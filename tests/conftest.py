@@ -20,6 +20,7 @@ def shared_data() -> Path:
     """The real corpora beside the checkout (present in CI)."""
     if not SHARED_DATA.is_dir():
         pytest.fail(
-            f"the shared corpora are missing: expected {SHARED_DATA} (see shared/data/README.md)"
+            f"the real-mail corpora are missing: expected the folder {SHARED_DATA} beside the "
+            "checkout (SpamAssassin ham, Enron maildir and PST samples, .ics files)"
         )
     return SHARED_DATA

@@ -15,7 +15,7 @@ from keepwarm.daemon.store import Store
 
 pytestmark = pytest.mark.corpus
 
-# The corpus owner's obfuscated address (see shared/data/README.md).
+# The corpus owner's address, obfuscated by the SpamAssassin corpus maintainers.
 OWNER = "zzzz@spamassassin.taint.org"
 
 
