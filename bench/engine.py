@@ -4,7 +4,7 @@ Usage: ``.venv/bin/python bench/engine.py [--messages N] [--addresses N] [--skip
 
 Targets: demo year under 1 s; 1,000,000 interactions over 20,000 addresses under 4 s (issue 19;
 issue 3's was 10 s) with peak RSS under 500 MB. Each measurement runs in a fresh subprocess so its
-peak RSS is its own; the figures printed cover reading the store (digests/queries.py) and the
+peak RSS is its own; the figures printed cover reading the store (daemon/store/history.py) and the
 engine (analyze).
 
 Then, on the same store, what ``keepwarm people --json`` does after start-up, stage by stage:
@@ -141,8 +141,8 @@ def _events(
 
 def measure_synthetic(path: Path, now: datetime) -> dict[str, Any]:
     """Queries + engine over the synthetic store; every address is a person, ME is self."""
+    from keepwarm.daemon.store.history import load_history
     from keepwarm.digests.cadence import Directory, EngineSettings, analyze
-    from keepwarm.digests.queries import load_history
 
     conn = sqlite3.connect(path)
     cpu = time.process_time()
@@ -225,11 +225,12 @@ def measure_stages(path: Path, now: datetime) -> dict[str, float]:
 
     import numpy as np
 
+    from keepwarm.daemon.store.history import load_history
     from keepwarm.digests.cadence import Directory, EngineSettings, analyze
     from keepwarm.digests.cadence import engine as eng
     from keepwarm.digests.cadence import touches as tc
     from keepwarm.digests.cadence.ledger import fold_touches
-    from keepwarm.digests.queries import load_history, message_source
+    from keepwarm.digests.queries import message_source
 
     gc.disable()  # as analyze does
     conn = sqlite3.connect(path)

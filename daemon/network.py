@@ -14,6 +14,7 @@ from keepwarm.daemon import address_book
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.identity import Identity, resolve
 from keepwarm.daemon.store import Store
+from keepwarm.daemon.store.history import load_history
 from keepwarm.digests.cadence import (
     Directory,
     EngineSettings,
@@ -24,7 +25,7 @@ from keepwarm.digests.cadence import (
     Signal,
     TierSpec,
 )
-from keepwarm.digests.queries import EventRecord, load_history
+from keepwarm.digests.queries import EventRecord
 
 __all__ = [
     "ENGINE_FIELDS",

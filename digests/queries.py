@@ -1,24 +1,18 @@
-"""Read-only SQL over the store's tables, into plain frozen dataclasses. The only SQL in digests/.
+"""What the engine reads, as plain frozen dataclasses: messages, events, the :class:`History`.
 
 The engine (:mod:`keepwarm.digests.cadence`) never touches the database: it takes a
-:class:`History` built here. Times are kept as UTC epoch seconds (ints) because a year of mail is
+:class:`History`, which the daemon reads from the store (``keepwarm.daemon.store.history``) and
+tests build from records. Times are kept as UTC epoch seconds (ints) because a year of mail is
 hundreds of thousands of records and a ``datetime`` per record costs time and memory; the
 ``when`` properties give aware datetimes for display.
-
-``--as-of`` is honoured here: :func:`load_history` sees only messages dated up to ``until`` and
-only events that *start* before ``events_until`` (the end of the local day, so that today's
-meetings can be prepared for; the engine itself ignores events after ``now`` except for that).
 """
 
 from __future__ import annotations
 
-import itertools
-import sqlite3
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 from keepwarm.core.vocabulary import ROLE_BCC as ROLE_BCC
 from keepwarm.core.vocabulary import ROLE_CC as ROLE_CC
@@ -53,17 +47,6 @@ class MessageRecord:
         return len(self.to) + len(self.cc) + len(self.bcc)
 
 
-def _markers(value: str | None, cache: dict[str, frozenset[str]] = {}) -> frozenset[str]:  # noqa: B006
-    if not value:
-        return frozenset()
-    got = cache.get(value)
-    if got is None:
-        got = frozenset(value.split())
-        if len(cache) < 4096:
-            cache[value] = got
-    return got
-
-
 # A message as the engine reads it in bulk (:meth:`MessageSource.chunks`): the stored columns, with
 # the sender as an address id (an index into :attr:`MessageSource.emails`). The keys that are only
 # compared, never shown (Message-IDs, References, normalized subject, thread id) come as UTF-8
@@ -94,8 +77,8 @@ def pack_recipient(message: int, role: int, address: int, stride: int) -> int:
 class MessageSource(Protocol):
     """Messages as the engine reads them: in chunks of rows, recipients packed in integers.
 
-    Two implementations: :class:`MessageStream` (the store) and :class:`RecordMessages`
-    (records in memory, as in tests); the engine reads both the same way.
+    Two implementations: ``MessageStream`` (the store, in ``keepwarm.daemon.store.history``) and
+    :class:`RecordMessages` (records in memory, as in tests); the engine reads both the same way.
     """
 
     @property
@@ -152,126 +135,12 @@ class EventRecord:
 class History:
     """Everything the engine reads: messages and events (any order), display names by address.
 
-    ``messages`` is a tuple of records (tests) or a :class:`MessageStream` from the store.
+    ``messages`` is a tuple of records (tests) or a :class:`MessageSource` read from the store.
     """
 
     messages: Iterable[MessageRecord] = ()
     events: tuple[EventRecord, ...] = ()
     names: Mapping[str, str] = field(default_factory=dict)
-
-
-def _epoch(dt: datetime | None) -> int | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        raise ValueError("queries need timezone-aware datetimes")
-    return int(dt.timestamp())
-
-
-def load_addresses(conn: sqlite3.Connection) -> dict[int, tuple[str, str]]:
-    """Every stored address: id -> (email, display name)."""
-    return {
-        int(i): (sys.intern(str(e)), str(n or ""))
-        for i, e, n in conn.execute("SELECT id, email, name FROM addresses")
-    }
-
-
-_MESSAGE_SQL = """
-    SELECT id, date, sender, CAST(message_id AS BLOB), CAST(in_reply_to AS BLOB),
-           CAST(refs AS BLOB), CAST(norm_subject AS BLOB), CAST(thread_hint AS BLOB),
-           list_id IS NOT NULL, markers
-    FROM messages NOT INDEXED WHERE date <= ?"""
-# NOT INDEXED: with ``date <= ?`` SQLite would walk the date index and fetch every row at
-# random; a full scan is three times faster on a million messages (the engine sorts them itself).
-_RECORD_SQL = """
-    SELECT id, date, sender, message_id, in_reply_to, refs, subject, norm_subject, thread_hint,
-           list_id, markers
-    FROM messages NOT INDEXED WHERE date <= ? ORDER BY date, id"""
-_RECIPIENT_SQL = f"""
-    SELECT (message * 4 + role) * ? + address FROM message_addresses
-    WHERE role IN ({ROLE_TO}, {ROLE_CC}, {ROLE_BCC})"""
-_NO_LIMIT = 2**62
-_BATCH = 900  # ids per IN (...) query, under SQLite's variable limit
-
-
-class MessageStream:
-    """The stored messages up to ``until``, read from the database each time they are asked for.
-
-    The engine reads them in bulk (:class:`MessageSource`); iterating gives
-    :class:`MessageRecord` objects, oldest first (for tools and tests, not for a million messages).
-    """
-
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        until: datetime | None = None,
-        addresses: Mapping[int, tuple[str, str]] | None = None,
-    ) -> None:
-        self.conn = conn
-        self.until = _epoch(until)
-        self.addresses = load_addresses(conn) if addresses is None else addresses
-        emails: list[str] = [""] * (max(self.addresses, default=0) + 1)
-        for i, (e, _n) in self.addresses.items():
-            emails[i] = e
-        self._emails = emails
-
-    @property
-    def emails(self) -> Sequence[str]:
-        return self._emails
-
-    def chunks(self) -> Iterator[list[MessageRow]]:
-        until = self.until if self.until is not None else _NO_LIMIT
-        cur = self.conn.execute(_MESSAGE_SQL, (until,))
-        while True:
-            chunk = cur.fetchmany(CHUNK)
-            if not chunk:
-                return
-            yield chunk
-
-    def recipients(self) -> Iterator[list[tuple[int]]]:
-        cur = self.conn.execute(_RECIPIENT_SQL, (len(self._emails),))
-        while True:
-            chunk = cur.fetchmany(CHUNK)
-            if not chunk:
-                return
-            yield chunk
-
-    def subjects(self, ids: Sequence[int]) -> dict[int, str | None]:
-        out: dict[int, str | None] = {}
-        for i in range(0, len(ids), _BATCH):
-            part = ids[i : i + _BATCH]
-            marks = ",".join("?" * len(part))
-            sql = f"SELECT id, subject FROM messages WHERE id IN ({marks})"
-            out.update(self.conn.execute(sql, part))
-        return out
-
-    def __iter__(self) -> Iterator[MessageRecord]:
-        roles: dict[int, dict[int, list[str]]] = {}
-        stride = len(self._emails)
-        for (packed,) in itertools.chain.from_iterable(self.recipients()):
-            head, aid = divmod(packed, stride)
-            mid, role = divmod(head, 4)
-            roles.setdefault(mid, {}).setdefault(role, []).append(self._emails[aid])
-        until = self.until if self.until is not None else _NO_LIMIT
-        for row in self.conn.execute(_RECORD_SQL, (until,)):
-            mid, date, sender, msgid, irt, refs, subj, nsubj, hint, lid, marks = row
-            got = roles.get(mid, {})
-            yield MessageRecord(
-                id=mid,
-                date=date,
-                sender=self._emails[sender] if sender is not None else None,
-                to=tuple(sorted(got.get(ROLE_TO, ()))),
-                cc=tuple(sorted(got.get(ROLE_CC, ()))),
-                bcc=tuple(sorted(got.get(ROLE_BCC, ()))),
-                message_id=msgid,
-                in_reply_to=irt,
-                refs=tuple(refs.split()) if refs else (),
-                subject=subj,
-                norm_subject=nsubj,
-                thread_hint=hint,
-                list_id=lid,
-                markers=_markers(marks),
-            )
 
 
 def _utf8(text: str | None) -> bytes | None:
@@ -340,74 +209,6 @@ class RecordMessages:
 
 def message_source(messages: Iterable[MessageRecord] | MessageSource) -> MessageSource:
     """The messages of a :class:`History` as a :class:`MessageSource`."""
-    if isinstance(messages, MessageStream | RecordMessages):
-        return messages
-    return RecordMessages(messages)  # type: ignore[arg-type]
-
-
-def load_events(
-    conn: sqlite3.Connection,
-    until: datetime | None = None,
-    addresses: Mapping[int, tuple[str, str]] | None = None,
-) -> tuple[EventRecord, ...]:
-    """Events starting before ``until`` (all when None), oldest first, with their attendees."""
-    addresses = load_addresses(conn) if addresses is None else addresses
-    cut = _epoch(until)
-    where, args = ("WHERE e.start < ?", (cut,)) if cut is not None else ("", ())
-    attendees: dict[int, list[AttendeeRecord]] = {}
-    for eid, aid, resp, org, opt, res, me in conn.execute(
-        f"""SELECT a.event, a.address, a.response, a.organizer, a.optional, a.resource, a.is_self
-            FROM event_attendees a JOIN events e ON e.id = a.event {where}""",
-        args,
-    ):
-        attendees.setdefault(eid, []).append(
-            AttendeeRecord(addresses[aid][0], str(resp), bool(org), bool(opt), bool(res), bool(me))
-        )
-    out: list[EventRecord] = []
-    for row in conn.execute(
-        f"""SELECT e.id, e.start, e."end", e.all_day, e.status, e.event_type, e.organizer,
-                   e.my_response, e.recurring, e.attendees_omitted, e.title
-            FROM events e {where} ORDER BY e.start, e.id""",
-        args,
-    ):
-        eid, start, end, all_day, status, etype, org, my_resp, rec, omitted, title = row
-        out.append(
-            EventRecord(
-                id=eid,
-                start=start,
-                end=end,
-                all_day=bool(all_day),
-                status=str(status),
-                event_type=str(etype),
-                organizer=addresses[org][0] if org is not None else None,
-                my_response=str(my_resp),
-                recurring=bool(rec),
-                attendees=tuple(sorted(attendees.get(eid, ()), key=lambda a: a.email)),
-                attendees_omitted=bool(omitted),
-                title=title,
-            )
-        )
-    return tuple(out)
-
-
-def load_history(
-    conn: sqlite3.Connection,
-    until: datetime | None = None,
-    events_until: datetime | None = None,
-    *,
-    stream: bool = False,
-) -> History:
-    """The whole history the engine needs, as seen at ``until``.
-
-    Messages dated after ``until`` are not loaded. Events are loaded when they start before
-    ``events_until`` (default: ``until``); pass the end of the local day to see today's meetings.
-    With ``stream`` the messages are a :class:`MessageStream` (read while the engine runs).
-    """
-    addresses = load_addresses(conn)
-    ev_cut = events_until if events_until is not None else until
-    messages = MessageStream(conn, until, addresses)
-    return History(
-        messages=messages if stream else tuple(messages),
-        events=load_events(conn, ev_cut, addresses),
-        names={e: n for e, n in addresses.values() if n},
-    )
+    if isinstance(messages, RecordMessages) or hasattr(messages, "chunks"):
+        return cast(MessageSource, messages)  # the store's stream, or records already converted
+    return RecordMessages(messages)

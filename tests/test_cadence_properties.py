@@ -379,7 +379,8 @@ def test_the_stores_row_stream_equals_records_in_any_order(
     """The store's bulk reads (MessageStream chunks) and the record path agree."""
     from keepwarm.connectors.base import Address, Batch, MessageMeta
     from keepwarm.daemon.store import Store
-    from keepwarm.digests.queries import RecordMessages, load_history
+    from keepwarm.daemon.store.history import load_history
+    from keepwarm.digests.queries import RecordMessages
 
     metas = []
     for i, (who, mine, days, subject, cc, hint, parent, markers) in enumerate(msgs):

@@ -97,7 +97,6 @@ SQL = re.compile(
 # shrink. Each entry is a module whose statements belong in daemon/store/.
 SQL_NOT_YET_MOVED = {
     "daemon/identity.py",
-    "digests/queries.py",
 }
 
 

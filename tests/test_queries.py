@@ -1,4 +1,4 @@
-"""digests/queries.py reads the store into plain records, honouring --as-of."""
+"""daemon/store/history.py reads the store into plain records, honouring --as-of."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
 from keepwarm.daemon.store import Store
-from keepwarm.digests.queries import load_history
+from keepwarm.daemon.store.history import load_history
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
