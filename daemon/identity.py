@@ -33,8 +33,9 @@ Messages carrying the ``keepwarm-digest`` marker (our own digests) are never int
 People are clusters: ``people.aliases`` merge addresses for sure; :func:`merge_candidates` only
 lists likely merges (one display name at two addresses, a likely second address of mine).
 
-The heavy lifting is a handful of GROUP BY queries (:func:`load_activity`), so resolving a store of
-a million messages costs a few table scans, not a Python loop per message.
+The heavy lifting is a handful of GROUP BY queries (:mod:`keepwarm.daemon.store.activity`, given
+their meaning by :func:`load_activity`), so resolving a store of a million messages costs a few
+table scans, not a Python loop per message.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from keepwarm.connectors.headers import normalize_address, not_a_person
 from keepwarm.core.vocabulary import BULK_MARKERS, DIGEST_MARKER, is_auto
 from keepwarm.daemon import address_book
 from keepwarm.daemon.config import Config
-from keepwarm.daemon.store import Store
+from keepwarm.daemon.store import Store, activity
 
 PersonKind = Literal["person", "list", "robot", "role", "excluded", "self"]
 
@@ -250,7 +251,6 @@ class AddressActivity:
     sent_direct: int = 0
     in_first: int | None = None
     in_last: int | None = None
-    in_direct_last: int | None = None
     out: int = 0  # messages from me with this address as To/Cc/Bcc
     out_direct: int = 0
     out_first: int | None = None
@@ -293,9 +293,7 @@ def marker_classes(store: Store) -> tuple[list[str], list[str], list[str]]:
     bulk: list[str] = []
     auto: list[str] = []
     digest: list[str] = []
-    for (markers,) in store.conn.execute(
-        "SELECT DISTINCT markers FROM messages WHERE markers IS NOT NULL"
-    ):
+    for markers in activity.distinct_markers(store.conn):
         words = set(str(markers).split())
         if words & BULK_MARKERS:
             bulk.append(markers)
@@ -319,75 +317,6 @@ def self_addresses(config: Config) -> frozenset[str]:
     return frozenset(found)
 
 
-# Flags of one message ``m`` (the marker sets are the distinct stored strings, see marker_classes).
-_BULK = "(m.list_id IS NOT NULL OR coalesce(m.markers, '') IN (SELECT value FROM json_each(:bulk)))"
-_AUTO = "(coalesce(m.markers, '') IN (SELECT value FROM json_each(:auto)))"
-_DIRECT = f"(NOT {_BULK} AND NOT {_AUTO} AND m.n_recipients <= :max_r)"
-# "+m.date" keeps SQLite from walking the date index: a table scan is much faster here.
-_SEEN = (
-    "+m.date <= :as_of"
-    " AND (m.markers IS NULL OR m.markers NOT IN (SELECT value FROM json_each(:digest)))"
-)
-_NOT_MINE = "(m.sender IS NULL OR m.sender NOT IN (SELECT value FROM json_each(:self)))"
-
-_SQL_SENT = f"""
-    SELECT m.sender, count(*), sum({_BULK}), sum({_AUTO}), sum({_DIRECT}), min(m.date),
-           max(m.date), max(CASE WHEN {_DIRECT} THEN m.date END)
-    FROM messages m
-    WHERE {_SEEN} AND m.sender IS NOT NULL AND {_NOT_MINE}
-    GROUP BY m.sender
-"""
-
-_SQL_OUT = f"""
-    SELECT ma.address, count(*), sum({_DIRECT}), min(m.date), max(m.date),
-           max(CASE WHEN {_DIRECT} THEN m.date END)
-    FROM message_addresses f
-    JOIN messages m ON m.id = f.message
-    JOIN message_addresses ma ON ma.message = m.id AND ma.role IN (1, 2, 3)
-    WHERE f.role = 0 AND f.address IN (SELECT value FROM json_each(:self)) AND {_SEEN}
-    GROUP BY ma.address
-"""
-
-# CROSS JOIN fixes the order: scan messages, then look up their recipients by primary key.
-_SQL_RECV_BULK = f"""
-    SELECT ma.address, count(*)
-    FROM messages m CROSS JOIN message_addresses ma ON ma.message = m.id AND ma.role IN (1, 2)
-    WHERE {_SEEN} AND {_BULK} AND {_NOT_MINE}
-    GROUP BY ma.address
-"""
-
-_SQL_RECV_TOTAL = f"""
-    SELECT ma.address, count(*)
-    FROM message_addresses ma JOIN messages m ON m.id = ma.message
-    WHERE ma.address IN (SELECT value FROM json_each(:ids)) AND ma.role IN (1, 2)
-      AND {_SEEN} AND {_NOT_MINE}
-    GROUP BY ma.address
-"""
-
-# Meetings: not cancelled, not declined or left unanswered by me, not all-day, ordinary events, at
-# most max_attendees; their attendees (not declined, not rooms) and an outside organiser.
-_SQL_MEET = """
-    SELECT address, count(*), sum(accepted), min(start), max(start) FROM (
-        SELECT ea.address AS address, e.start AS start,
-               (ea.response = 'accepted' OR ea.organizer = 1) AS accepted
-        FROM events e JOIN event_attendees ea ON ea.event = e.id
-        WHERE +e.start <= :as_of AND e.status != 'cancelled'
-          AND e.my_response NOT IN ('declined', 'needsAction')
-          AND e.all_day = 0 AND e.event_type = 'default' AND e.n_attendees <= :max_a
-          AND ea.response != 'declined' AND ea.resource = 0
-        UNION ALL  -- an organiser from outside who is not on the attendee list takes part too
-        SELECT e.organizer, e.start, 1
-        FROM events e
-        WHERE +e.start <= :as_of AND e.status != 'cancelled'
-          AND e.my_response NOT IN ('declined', 'needsAction')
-          AND e.all_day = 0 AND e.event_type = 'default' AND e.n_attendees <= :max_a
-          AND e.organizer IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM event_attendees x
-                          WHERE x.event = e.id AND x.address = e.organizer)
-    )
-    GROUP BY address
-"""
-
 FAR_FUTURE = 2**62
 
 
@@ -396,7 +325,7 @@ def load_activity(store: Store, config: Config, as_of: datetime | None = None) -
     me = self_addresses(config)
     by_id: dict[int, AddressActivity] = {}
     by_email: dict[str, AddressActivity] = {}
-    for aid, email, name in store.conn.execute("SELECT id, email, name FROM addresses"):
+    for aid, email, name in activity.addresses(store.conn):
         act = AddressActivity(int(aid), str(email), str(name or ""))
         by_id[act.id] = act
         by_email[act.email] = act
@@ -417,31 +346,22 @@ def load_activity(store: Store, config: Config, as_of: datetime | None = None) -
     return Activity(by_id, self_ids, as_of, tuple(bulk), by_email, sent)
 
 
-_SQL_FILED_AS_SENT = f"""
-    SELECT DISTINCT m.sender FROM messages m
-    WHERE ' ' || m.markers || ' ' LIKE '% sent-folder %' AND {_SEEN} AND m.sender IS NOT NULL
-      AND {_NOT_MINE}
-"""
-
-
 def _filed_as_sent(
     store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]
 ) -> frozenset[str]:
     return frozenset(
-        by_id[aid].email
-        for (aid,) in store.conn.execute(_SQL_FILED_AS_SENT, params)
-        if aid in by_id
+        by_id[aid].email for (aid,) in activity.filed_as_sent(store.conn, params) if aid in by_id
     )
 
 
 def _load_messages(store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]) -> None:
     conn = store.conn
-    for aid, n, nb, na, nd, first, last, dlast in conn.execute(_SQL_SENT, params):
+    for aid, n, nb, na, nd, first, last in activity.sent(conn, params):
         a = by_id.get(aid)
         if a is not None:
             a.sent, a.sent_bulk, a.sent_auto, a.sent_direct = n, nb or 0, na or 0, nd or 0
-            a.in_first, a.in_last, a.in_direct_last = first, last, dlast
-    for aid, n, nd, first, last, dlast in conn.execute(_SQL_OUT, params):
+            a.in_first, a.in_last = first, last
+    for aid, n, nd, first, last, dlast in activity.received_from_me(conn, params):
         a = by_id.get(aid)
         if a is not None:
             a.out, a.out_direct, a.out_first, a.out_last, a.out_direct_last = (
@@ -454,15 +374,13 @@ def _load_messages(store: Store, params: dict[str, Any], by_id: dict[int, Addres
     # Only an address that never wrote to me directly can be a list address (see _list_reason).
     bulk_recv = {
         aid: n
-        for aid, n in conn.execute(_SQL_RECV_BULK, params)
+        for aid, n in activity.received_bulk(conn, params)
         if aid in by_id and by_id[aid].sent_direct == 0
     }
     for aid in json.loads(params["self"]):
         bulk_recv.pop(aid, None)
     if bulk_recv:
-        totals = conn.execute(
-            _SQL_RECV_TOTAL, {**params, "ids": json.dumps(sorted(bulk_recv))}
-        ).fetchall()
+        totals = activity.received_total(conn, {**params, "ids": json.dumps(sorted(bulk_recv))})
         for aid, n in totals:
             a = by_id.get(aid)
             if a is not None:
@@ -470,7 +388,7 @@ def _load_messages(store: Store, params: dict[str, Any], by_id: dict[int, Addres
 
 
 def _load_meetings(store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]) -> None:
-    for aid, n, acc, first, last in store.conn.execute(_SQL_MEET, params):
+    for aid, n, acc, first, last in activity.meetings(store.conn, params):
         a = by_id.get(aid)
         if a is not None:
             a.meetings, a.meetings_accepted, a.meet_first, a.meet_last = n, acc or 0, first, last
