@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -22,8 +22,13 @@ from keepwarm.core.errors import KeepwarmError
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.config import Config, ConfigError
 from keepwarm.daemon.errors import UserError as UserError
-from keepwarm.daemon.store import Store, StoreError, database_problem, ledger
+from keepwarm.daemon.store import Notice, Store, StoreError, database_problem, ledger
 from keepwarm.daemon.words import plural
+
+if TYPE_CHECKING:
+    from keepwarm.daemon.config import Account
+    from keepwarm.daemon.freshness import AccountFreshness
+    from keepwarm.daemon.sync import SyncOutcome
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -187,17 +192,8 @@ def _complete_accounts(ctx: click.Context, param: click.Parameter, incomplete: s
     return accounts(ctx, param, incomplete)
 
 
-def sync_accounts(
-    obj: Ctx, names: list[str], *, quiet: bool = False, collect: list[Any] | None = None
-) -> int:
-    """Sync the named accounts (all enabled ones if empty); returns the number that failed.
-
-    With ``collect``, nothing is printed: each account's outcome is appended to it instead."""
-    from keepwarm.daemon.accounts import make_connector
-    from keepwarm.daemon.actions import ActionInbox
-    from keepwarm.daemon.sync import SyncOutcome, run_account
-
-    config = obj.config
+def _accounts_to_sync(config: Config, names: list[str]) -> list[Account]:
+    """The named accounts (all enabled ones if none is named), or a UserError saying what to do."""
     try:
         accounts = (
             [config.account(n) for n in names]
@@ -214,6 +210,37 @@ def sync_accounts(
             "no accounts configured: add an [[accounts]] table to your config (every kind: "
             "`keepwarm init --example`), or import files with `keepwarm import maildir PATH`"
         )
+    return accounts
+
+
+def _report_outcome(
+    name: str, outcome: SyncOutcome, *, quiet: bool, collect: list[Any] | None
+) -> bool:
+    """Print (or collect) one account's outcome; True when it failed."""
+    ok = outcome.state in ("ok", "interrupted")
+    if collect is not None:
+        collect.append(outcome)
+    elif ok:
+        if not quiet:
+            click.echo(f"{name}: {outcome.summary()}")
+    else:
+        fix = f" To fix: {outcome.fix}" if outcome.fix else ""
+        click.echo(f"{name}: {outcome.state.replace('_', ' ')}: {outcome.error}.{fix}", err=True)
+    return not ok
+
+
+def sync_accounts(
+    obj: Ctx, names: list[str], *, quiet: bool = False, collect: list[Any] | None = None
+) -> int:
+    """Sync the named accounts (all enabled ones if empty); returns the number that failed.
+
+    With ``collect``, nothing is printed: each account's outcome is appended to it instead."""
+    from keepwarm.daemon.accounts import make_connector
+    from keepwarm.daemon.actions import ActionInbox
+    from keepwarm.daemon.sync import SyncOutcome, run_account
+
+    config = obj.config
+    accounts = _accounts_to_sync(config, names)
     failed = 0
     with obj.store() as store:
         for account in accounts:
@@ -236,19 +263,7 @@ def sync_accounts(
             finally:
                 if printer is not None:
                     printer.close()
-            if collect is not None:
-                collect.append(outcome)
-                failed += outcome.state not in ("ok", "interrupted")
-            elif outcome.state in ("ok", "interrupted"):
-                if not quiet:
-                    click.echo(f"{account.name}: {outcome.summary()}")
-            else:
-                failed += 1
-                fix = f" To fix: {outcome.fix}" if outcome.fix else ""
-                click.echo(
-                    f"{account.name}: {outcome.state.replace('_', ' ')}: {outcome.error}.{fix}",
-                    err=True,
-                )
+            failed += _report_outcome(account.name, outcome, quiet=quiet, collect=collect)
         if failed < len(accounts):  # a digest lost in a crash may have arrived by now
             from keepwarm.daemon.delivery_check import settle_deliveries
 
@@ -345,34 +360,10 @@ def status(obj: Ctx, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"database   {data['database']}")
-    click.echo(f"messages   {counts['messages']:,}")
-    click.echo(f"events     {counts['events']:,}")
-    click.echo(f"addresses  {counts['addresses']:,}")
-    if counts["contacts"]:
-        click.echo(f"contacts   {counts['contacts']:,}")
-    if latest is not None:
-        click.echo(f"newest     {latest.astimezone(zone):%Y-%m-%d %H:%M}")
-    if problem:
-        click.echo(f"note       {problem}")
+    _echo_counts(data, counts, latest, zone, problem)
     for a in found:
-        line = f"account    {a.name} ({a.kind}{'' if a.configured else ', imported'}): {a.words}"
-        if a.last_ok_at:
-            line += f", last {'imported' if not a.configured else 'synced'} {ts(a.last_ok_at)}"
-        if a.next_attempt_at and a.state != "ok":
-            line += f", next attempt {ts(a.next_attempt_at)}"
-        click.echo(line)
-        if a.last_error and not a.up_to_date and a.state != "imported":
-            click.echo(f"           error: {a.last_error}")
-        if a.fix and not a.up_to_date:
-            click.echo(f"           fix:   {a.fix}")
-        for n in notices[a.name]:
-            click.echo(f"           notice ({(_fmt_ts(n.at, zone) or '')[:10]}): {n.text}")
-        if kept.get(a.name):
-            click.echo(
-                f"           history: {plural(kept[a.name], 'message')} deleted at the source "
-                "are kept ([privacy] forget_deleted)"
-            )
+        for line in _account_lines(a, notices[a.name], kept.get(a.name, 0), ts, zone):
+            click.echo(line)
     if not found:
         click.echo(
             "account    none: import files (keepwarm import maildir PATH) or add [[accounts]]"
@@ -391,6 +382,54 @@ def status(obj: Ctx, as_json: bool) -> None:
         else "daemon     not running (start it with 'keepwarm run', or install it as a "
         "service: keepwarm service install --user)"
     )
+
+
+def _echo_counts(
+    data: dict[str, Any],
+    counts: dict[str, int],
+    latest: datetime | None,
+    zone: ZoneInfo,
+    problem: str | None,
+) -> None:
+    """The first lines of ``keepwarm status``: the database and what it holds."""
+    click.echo(f"database   {data['database']}")
+    click.echo(f"messages   {counts['messages']:,}")
+    click.echo(f"events     {counts['events']:,}")
+    click.echo(f"addresses  {counts['addresses']:,}")
+    if counts["contacts"]:
+        click.echo(f"contacts   {counts['contacts']:,}")
+    if latest is not None:
+        click.echo(f"newest     {latest.astimezone(zone):%Y-%m-%d %H:%M}")
+    if problem:
+        click.echo(f"note       {problem}")
+
+
+def _account_lines(
+    a: AccountFreshness,
+    notices: list[Notice],
+    kept: int,
+    ts: Callable[[datetime | None], str | None],
+    zone: ZoneInfo,
+) -> list[str]:
+    """The lines of ``keepwarm status`` about one account."""
+    line = f"account    {a.name} ({a.kind}{'' if a.configured else ', imported'}): {a.words}"
+    if a.last_ok_at:
+        line += f", last {'imported' if not a.configured else 'synced'} {ts(a.last_ok_at)}"
+    if a.next_attempt_at and a.state != "ok":
+        line += f", next attempt {ts(a.next_attempt_at)}"
+    lines = [line]
+    if a.last_error and not a.up_to_date and a.state != "imported":
+        lines.append(f"           error: {a.last_error}")
+    if a.fix and not a.up_to_date:
+        lines.append(f"           fix:   {a.fix}")
+    for n in notices:
+        lines.append(f"           notice ({(_fmt_ts(n.at, zone) or '')[:10]}): {n.text}")
+    if kept:
+        lines.append(
+            f"           history: {plural(kept, 'message')} deleted at the source "
+            "are kept ([privacy] forget_deleted)"
+        )
+    return lines
 
 
 NOTICE_DAYS = 30  # how long status shows an account's notices

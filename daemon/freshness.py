@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from keepwarm.daemon.config import Config
-from keepwarm.daemon.store import Store, reads
+from keepwarm.daemon.config import Account, Config
+from keepwarm.daemon.store import AccountState, Store, reads
 from keepwarm.digests.render import ACCOUNT_STATES
 
 STALE_AFTER = timedelta(days=3)  # newest mail older than this: the view is old
@@ -91,51 +91,53 @@ def accounts(config: Config, store: Store, now: datetime) -> list[AccountFreshne
     """Every account: the configured ones (in config order), then those only in the database
     (created by ``keepwarm import``)."""
     states = {s.name: s for s in store.account_states()}
-    out: list[AccountFreshness] = []
-    for acct in config.accounts:
-        s = states.pop(acct.name, None)
-        state = s.state if s else "new"
-        fix = s.fix if s else None
-        last_ok = _dt(s.last_ok_at) if s else None
-        if (
-            state == "ok"
-            and last_ok is not None
-            and now - last_ok > window(config, acct.sync_interval)
-        ):
-            state = "stale"
-            fix = f"keepwarm sync {acct.name} (is the daemon running? keepwarm status)"
-        out.append(
-            AccountFreshness(
-                acct.name,
-                acct.kind,
-                True,
-                acct.enabled,
-                state,
-                last_ok,
-                _dt(s.last_attempt_at) if s else None,
-                _dt(s.next_attempt_at) if s else None,
-                s.last_error if s else None,
-                fix,
-                (s.progress_done, s.progress_total) if s and s.progress_done is not None else None,
-            )
+    out = [_configured(acct, states.pop(acct.name, None), config, now) for acct in config.accounts]
+    return out + [_imported(s) for s in states.values()]
+
+
+def _configured(
+    acct: Account, s: AccountState | None, config: Config, now: datetime
+) -> AccountFreshness:
+    """A configured account, as its stored state says (``new`` when it has none yet)."""
+    if s is None:
+        return AccountFreshness(
+            acct.name, acct.kind, True, acct.enabled, "new", None, None, None, None, None, None
         )
-    for s in states.values():
-        imported = s.state in ("ok", "new", "interrupted")
-        out.append(
-            AccountFreshness(
-                s.name,
-                s.kind,
-                False,
-                True,
-                "imported" if imported else s.state,
-                _dt(s.last_ok_at),
-                _dt(s.last_attempt_at),
-                None,
-                s.last_error,
-                s.fix,
-            )
-        )
-    return out
+    state, fix = s.state, s.fix
+    last_ok = _dt(s.last_ok_at)
+    if state == "ok" and last_ok is not None and now - last_ok > window(config, acct.sync_interval):
+        state = "stale"
+        fix = f"keepwarm sync {acct.name} (is the daemon running? keepwarm status)"
+    return AccountFreshness(
+        acct.name,
+        acct.kind,
+        True,
+        acct.enabled,
+        state,
+        last_ok,
+        _dt(s.last_attempt_at),
+        _dt(s.next_attempt_at),
+        s.last_error,
+        fix,
+        (s.progress_done, s.progress_total) if s.progress_done is not None else None,
+    )
+
+
+def _imported(s: AccountState) -> AccountFreshness:
+    """An account only in the database (made by ``keepwarm import``)."""
+    imported = s.state in ("ok", "new", "interrupted")
+    return AccountFreshness(
+        s.name,
+        s.kind,
+        False,
+        True,
+        "imported" if imported else s.state,
+        _dt(s.last_ok_at),
+        _dt(s.last_attempt_at),
+        None,
+        s.last_error,
+        s.fix,
+    )
 
 
 def sent_days(store: Store) -> set[str]:

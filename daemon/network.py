@@ -5,7 +5,7 @@ The digest and the people commands both call :func:`build_report`, so they alway
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -43,20 +43,26 @@ def engine_settings(config: Config) -> EngineSettings:
     """The ``[engine]``, ``[[tiers]]``, ``[[greetings]]`` and birthdays of the config."""
     e: dict[str, Any] = dict(config.engine)
     defaults = EngineSettings()
+
+    def given(key: str, convert: Callable[[Any], Any] = lambda v: v) -> Any:
+        """The config's value for ``key`` (converted), the engine's default when unset or empty."""
+        value = e.get(key)
+        return convert(value) if value else getattr(defaults, key)
+
     return EngineSettings(
-        half_life=e.get("half_life") or defaults.half_life,
-        max_attendees=int(e.get("max_attendees") or defaults.max_attendees),
-        max_recipients=int(e.get("max_recipients") or defaults.max_recipients),
-        fading_factor=float(e.get("fading_factor") or defaults.fading_factor),
-        dormant_factor=float(e.get("dormant_factor") or defaults.dormant_factor),
-        reciprocity_window=e.get("reciprocity_window") or defaults.reciprocity_window,
-        reply_grace=e.get("reply_grace") or defaults.reply_grace,
-        reply_max_age=e.get("reply_max_age") or defaults.reply_max_age,
-        outreach_wait=e.get("outreach_wait") or defaults.outreach_wait,
-        max_growing=int(e.get("max_growing", defaults.max_growing)),
-        new_window=e.get("new_window") or defaults.new_window,
-        lopsided_share=float(e.get("lopsided_share") or defaults.lopsided_share),
-        lopsided_min_threads=int(e.get("lopsided_min_threads") or defaults.lopsided_min_threads),
+        half_life=given("half_life"),
+        max_attendees=given("max_attendees", int),
+        max_recipients=given("max_recipients", int),
+        fading_factor=given("fading_factor", float),
+        dormant_factor=given("dormant_factor", float),
+        reciprocity_window=given("reciprocity_window"),
+        reply_grace=given("reply_grace"),
+        reply_max_age=given("reply_max_age"),
+        outreach_wait=given("outreach_wait"),
+        max_growing=int(e.get("max_growing", defaults.max_growing)),  # 0 is a value here
+        new_window=given("new_window"),
+        lopsided_share=given("lopsided_share", float),
+        lopsided_min_threads=given("lopsided_min_threads", int),
         tiers=tuple(TierSpec(t.name, t.size, t.cadence, t.members) for t in config.tiers)
         or defaults.tiers,
         greetings=tuple(GreetingSpec(g.name, g.date, g.tiers) for g in config.greetings),
