@@ -20,10 +20,13 @@ from keepwarm.daemon.cli import (
     parse_as_of,
     pass_ctx,
 )
+from keepwarm.daemon.config import Config
 from keepwarm.daemon.decisions import build_report
 from keepwarm.daemon.identity import Identity, Person, merge_candidates, name_key
 from keepwarm.daemon.network import engine_fields, signal_json, wanted
 from keepwarm.daemon.people_stats import (
+    HistoryMeeting,
+    HistoryMessage,
     PeopleView,
     PersonStats,
     history,
@@ -31,6 +34,7 @@ from keepwarm.daemon.people_stats import (
     load_view,
     person_record,
 )
+from keepwarm.daemon.store import Store
 from keepwarm.daemon.words import kind_word, plural, table, tier_word
 from keepwarm.digests.cadence import NetworkReport, PersonReport
 
@@ -101,21 +105,7 @@ def print_people(
         click.echo(f"no {what}; run 'keepwarm sync' or 'keepwarm import' first")
         return
     headers = ["name", "address", "last touch", "in", "out", "meetings"]
-    rows = []
-    for p in people:
-        s = view.stats[p.key]
-        extra = f" (+{len(p.addresses) - 1})" if len(p.addresses) > 1 else ""
-        row = [
-            p.name,
-            p.key + extra,
-            _day(s.last_touch, zone),
-            f"{s.messages_in:,}",
-            f"{s.messages_out:,}",
-            f"{s.meetings:,}",
-        ]
-        if all_kinds:
-            row.append(kind_word(p.kind, p.two_way))
-        rows.append(row)
+    rows = [_people_row(view, p, zone, all_kinds) for p in people]
     for line in table([*headers, *(["kind"] if all_kinds else [])], rows, (3, 4, 5), plain):
         click.echo(line)
     if plain:
@@ -125,6 +115,23 @@ def print_people(
     if all_kinds:
         summary += f" among {plural(len(people), 'address cluster')}"
     click.echo(summary)
+
+
+def _people_row(view: PeopleView, p: Person, zone: ZoneInfo, all_kinds: bool) -> list[str]:
+    """One line of the table of ``keepwarm people`` (without the engine's report)."""
+    s = view.stats[p.key]
+    extra = f" (+{len(p.addresses) - 1})" if len(p.addresses) > 1 else ""
+    row = [
+        p.name,
+        p.key + extra,
+        _day(s.last_touch, zone),
+        f"{s.messages_in:,}",
+        f"{s.messages_out:,}",
+        f"{s.meetings:,}",
+    ]
+    if all_kinds:
+        row.append(kind_word(p.kind, p.two_way))
+    return row
 
 
 def _silence(rep: PersonReport) -> tuple[str, str]:
@@ -251,9 +258,7 @@ def people(
     """
     config = obj.config
     when = parse_as_of(as_of, config.zone)
-    if tier is not None and tier not in {t.name for t in config.tiers}:
-        names = ", ".join(t.name for t in config.tiers)
-        raise UserError(f'--tier: no tier named "{tier}"; your tiers are {names}')
+    _check_tier(config, tier)
     report: NetworkReport | None = None
     with obj.store() as store:
         view = load_view(store, decisions.decided_config(config, store, now_utc(when)), when)
@@ -275,6 +280,12 @@ def people(
         print_people(view, config.zone, all_kinds, report, chosen, explain, plain)
     if problem and not plain and not as_json:
         click.echo(f"note: {problem}", err=True)
+
+
+def _check_tier(config: Config, tier: str | None) -> None:
+    if tier is not None and tier not in {t.name for t in config.tiers}:
+        names = ", ".join(t.name for t in config.tiers)
+        raise UserError(f'--tier: no tier named "{tier}"; your tiers are {names}')
 
 
 # -- person -----------------------------------------------------------------------------------------
@@ -337,11 +348,7 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: 
     with obj.store() as store:
         view = load_view(store, decisions.decided_config(config, store, now_utc(when)), when)
         p = find_person(view.identity, address)
-        mine = [
-            d
-            for d in decisions.load(store)
-            if d.person in p.addresses or (d.other is not None and d.other in p.addresses)
-        ]
+        mine = _decisions_about(store, p)
         msgs, meets = history(
             store,
             p,
@@ -360,32 +367,48 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: 
         record.update(engine_fields(report.person(p.key)))
         record["signals"] = [signal_json(s) for s in report.signals_for(p.key)]
     if as_json:
-        record["messages"] = [
-            {
-                "date": iso(m.date),
-                "direction": m.direction,
-                "subject": m.subject,
-                "recipients": m.recipients,
-                "mass": m.mass,
-            }
-            for m in msgs
-        ]
-        record["recent_meetings"] = [
-            {
-                "start": iso(m.start),
-                "title": m.title,
-                "attendees": m.attendees,
-                "response": m.response,
-                "small": m.small,
-            }
-            for m in meets
-        ]
-        click.echo(json.dumps(record, indent=2))
+        click.echo(json.dumps(_with_history(record, msgs, meets), indent=2))
         return
     _print_person(record, msgs, meets, config.zone, config.store_subjects)
     _print_decisions(mine, dict.fromkeys(p.addresses, p.name), config)
     if report is not None:
         _print_why(report, p.key)
+
+
+def _decisions_about(store: Store, p: Person) -> list[decisions.Decision]:
+    """The user's decisions and notes about this person (or linking them to someone)."""
+    return [
+        d
+        for d in decisions.load(store)
+        if d.person in p.addresses or (d.other is not None and d.other in p.addresses)
+    ]
+
+
+def _with_history(
+    record: dict[str, Any], msgs: list[HistoryMessage], meets: list[HistoryMeeting]
+) -> dict[str, Any]:
+    """``keepwarm person --json``: the record with the recent messages and meetings."""
+    record["messages"] = [
+        {
+            "date": iso(m.date),
+            "direction": m.direction,
+            "subject": m.subject,
+            "recipients": m.recipients,
+            "mass": m.mass,
+        }
+        for m in msgs
+    ]
+    record["recent_meetings"] = [
+        {
+            "start": iso(m.start),
+            "title": m.title,
+            "attendees": m.attendees,
+            "response": m.response,
+            "small": m.small,
+        }
+        for m in meets
+    ]
+    return record
 
 
 def _print_decisions(mine: list[decisions.Decision], names: dict[str, str], config: Any) -> None:
