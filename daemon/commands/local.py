@@ -118,21 +118,13 @@ def import_(obj: Ctx, kind: str, path: str, account_name: str | None, as_json: b
     For ics, PATH may also be a published calendar's https:// or webcal:// address. The config
     is not changed. Running the same import again reads only what changed since.
     """
-    from keepwarm.connectors.local.ics import feed_url
     from keepwarm.daemon.accounts import make_connector
     from keepwarm.daemon.actions import ActionInbox
     from keepwarm.daemon.sync import run_account
 
     config = _load_config(obj)
-    source: Path | str
-    if kind == "ics" and feed_url(path):
-        source = path.strip()
-        name = account_name or default_account_name(kind, source)
-    else:
-        source = Path(path).expanduser().absolute()
-        if not source.exists():
-            raise UserError(f"{source} does not exist; check the path (nothing was imported)")
-        name = account_name or default_account_name(kind, source)
+    source = _import_source(kind, path)
+    name = account_name or default_account_name(kind, source)
     _check_name(obj, config, name, kind)
     try:
         connector = make_connector(import_account(kind, name, source, config), config)
@@ -153,16 +145,26 @@ def import_(obj: Ctx, kind: str, path: str, account_name: str | None, as_json: b
             store.forget_account(name)  # a failed first import leaves no account behind
     if as_json:
         click.echo(json.dumps({**outcome.to_json(), "kind": kind, "path": str(path)}, indent=2))
-        if outcome.state not in ("ok", "interrupted"):
-            sys.exit(EXIT_FAIL)
-        return
-    if outcome.state == "ok":
+    elif outcome.state == "ok":
         click.echo(outcome.summary())
     elif outcome.state == "interrupted":
         click.echo(f"{outcome.summary()} (interrupted: run the same command again to continue)")
     else:
         click.echo(f"import failed: {outcome.error}", err=True)
+    if outcome.state not in ("ok", "interrupted"):
         sys.exit(EXIT_FAIL)
+
+
+def _import_source(kind: str, path: str) -> Path | str:
+    """What ``keepwarm import`` reads: a published calendar's address, or an existing path."""
+    from keepwarm.connectors.local.ics import feed_url
+
+    if kind == "ics" and feed_url(path):
+        return path.strip()
+    source = Path(path).expanduser().absolute()
+    if not source.exists():
+        raise UserError(f"{source} does not exist; check the path (nothing was imported)")
+    return source
 
 
 @cli.command()

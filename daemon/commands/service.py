@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +14,9 @@ from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.cli import EXIT_FAIL, Ctx, UserError, cli, pass_ctx
 from keepwarm.daemon.config import ConfigError
 from keepwarm.daemon.words import plural
+
+if TYPE_CHECKING:
+    from keepwarm.daemon.packaged import Scope
 
 __all__ = ["cli", "service"]
 
@@ -157,31 +160,9 @@ def install(obj: Ctx, scope: str | None, directory: Path | None, force: bool) ->
     ExecStart points at the keepwarm you ran this with (a venv, pipx, a wheel install), so the
     service runs the same installation.
     """
-    from keepwarm.daemon.packaged import (
-        UNIT_NAMES,
-        Scope,
-        hidden_from_system_units,
-        keepwarm_command,
-        render_unit,
-        unit_dir,
-    )
+    from keepwarm.daemon.packaged import UNIT_NAMES, render_unit, unit_dir
 
-    if scope not in ("user", "system", "template"):
-        raise UserError(
-            "say which unit: --user (runs as you, reads mail files in your home), --system "
-            "(hardened system service; run it as root) or --template (one instance per person)"
-        )
-    command = keepwarm_command()
-    if scope != "user":
-        hidden = hidden_from_system_units(command)
-        if hidden and not force:
-            raise UserError(
-                f"this keepwarm is installed at {hidden}, which the hardened system unit cannot "
-                "see (ProtectHome=yes); install keepwarm outside /home and /root (for example "
-                "python3 -m venv /opt/keepwarm && /opt/keepwarm/bin/pip install keepwarm-*.whl) "
-                "and run that one's `keepwarm service install --system`, or use --user"
-            )
-    chosen: Scope = "user" if scope == "user" else "system" if scope == "system" else "template"
+    chosen, command = _unit_scope(scope, force)
     config_path = cfgmod.find_config(obj.config_path)
     text = render_unit(chosen, command, config_path)
     target_dir = directory or unit_dir(chosen)
@@ -201,6 +182,30 @@ def install(obj: Ctx, scope: str | None, directory: Path | None, force: bool) ->
         _user_next_steps(target, directory, config_path)
     else:
         _system_next_steps(target, directory, config_path, chosen)
+
+
+def _unit_scope(scope: str | None, force: bool) -> tuple[Scope, list[str]]:
+    """Which unit ``keepwarm service install`` writes, and the keepwarm command it runs (which a
+    system unit must be able to see)."""
+    from keepwarm.daemon.packaged import hidden_from_system_units, keepwarm_command
+
+    if scope not in ("user", "system", "template"):
+        raise UserError(
+            "say which unit: --user (runs as you, reads mail files in your home), --system "
+            "(hardened system service; run it as root) or --template (one instance per person)"
+        )
+    command = keepwarm_command()
+    if scope != "user":
+        hidden = hidden_from_system_units(command)
+        if hidden and not force:
+            raise UserError(
+                f"this keepwarm is installed at {hidden}, which the hardened system unit cannot "
+                "see (ProtectHome=yes); install keepwarm outside /home and /root (for example "
+                "python3 -m venv /opt/keepwarm && /opt/keepwarm/bin/pip install keepwarm-*.whl) "
+                "and run that one's `keepwarm service install --system`, or use --user"
+            )
+    chosen: Scope = "user" if scope == "user" else "system" if scope == "system" else "template"
+    return chosen, command
 
 
 def _user_next_steps(target: Path, directory: Path | None, config_path: Path) -> None:

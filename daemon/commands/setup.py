@@ -166,16 +166,7 @@ def init(
         if no_input:
             raise UserError("--no-input needs --address, e.g. --address jane@example.com")
         addrs = click.prompt("Your email address(es), comma separated", value_proc=_addresses)
-    default_zone = local_zone_name()
-    if timezone:
-        try:
-            zone = _zone(timezone)
-        except click.BadParameter as exc:
-            raise UserError(f"--timezone: {exc.message}") from None
-    elif no_input:
-        zone = default_zone
-    else:
-        zone = click.prompt("Your time zone", default=default_zone, value_proc=_zone)
+    zone = _init_zone(timezone, no_input)
     text = STARTER.format(
         name=json.dumps(name.strip(), ensure_ascii=False),
         addresses=", ".join(json.dumps(a) for a in addrs),
@@ -200,6 +191,19 @@ def init(
     click.echo(
         f"Then `{kw} people` lists your relationships and `{kw} digest` previews the digest."
     )
+
+
+def _init_zone(timezone: str | None, no_input: bool) -> str:
+    """The time zone for ``keepwarm init``: --timezone, else asked, else this machine's."""
+    default_zone = local_zone_name()
+    if timezone:
+        try:
+            return _zone(timezone)
+        except click.BadParameter as exc:
+            raise UserError(f"--timezone: {exc.message}") from None
+    if no_input:
+        return default_zone
+    return str(click.prompt("Your time zone", default=default_zone, value_proc=_zone))
 
 
 def _nonempty(value: str) -> str:
