@@ -51,7 +51,14 @@ from keepwarm.daemon.scheduler import (
     plan_digest,
     utc_now,
 )
-from keepwarm.daemon.store import Store, StoreError, database_problem, ledger, unwritable_directory
+from keepwarm.daemon.store import (
+    AccountState,
+    Store,
+    StoreError,
+    database_problem,
+    ledger,
+    unwritable_directory,
+)
 from keepwarm.daemon.sync import SyncOutcome, backoff_delay, run_account
 from keepwarm.daemon.systemd import Notifier
 
@@ -460,23 +467,7 @@ class Service:
                 self.close()
                 return 1
             if self.stopping:
-                if self.worker.busy is None and self.worker.pending == 0:
-                    break
-                if self.worker.abandonable():
-                    busy = self.worker.busy
-                    log.info(
-                        "stopping the sync of %s now: it is reading its source and nothing of "
-                        "it is uncommitted (the next start resumes after its last stored batch)",
-                        busy.account if busy else "?",
-                    )
-                    self.stop_deadline = time.monotonic()  # close() does not wait for it
-                    break
-                if time.monotonic() > self.stop_deadline:
-                    log.error(
-                        "a sync did not reach the end of its batch within %d s; exiting anyway "
-                        "(every committed batch is kept)",
-                        int(STOP_GRACE),
-                    )
+                if self._may_exit():
                     break
                 continue
             self._check_parked()
@@ -486,6 +477,30 @@ class Service:
         self.close()
         log.info("stopped")
         return 0
+
+    def _may_exit(self) -> bool:
+        """While stopping: whether the loop may end now (nothing in hand, a sync that may be
+        abandoned, or the grace period is over)."""
+        assert self.worker is not None
+        if self.worker.busy is None and self.worker.pending == 0:
+            return True
+        if self.worker.abandonable():
+            busy = self.worker.busy
+            log.info(
+                "stopping the sync of %s now: it is reading its source and nothing of "
+                "it is uncommitted (the next start resumes after its last stored batch)",
+                busy.account if busy else "?",
+            )
+            self.stop_deadline = time.monotonic()  # close() does not wait for it
+            return True
+        if time.monotonic() > self.stop_deadline:
+            log.error(
+                "a sync did not reach the end of its batch within %d s; exiting anyway "
+                "(every committed batch is kept)",
+                int(STOP_GRACE),
+            )
+            return True
+        return False
 
     def _timeout(self) -> float:
         if self.stopping:
@@ -578,31 +593,34 @@ class Service:
         now = self.clock()
         for name, account in wanted.items():
             existing = self.accounts.get(name)
-            if existing is not None:
-                rt = existing
-            else:
-                rt = AccountRuntime(name)
-                s = states.get(name)
-                due = now
-                if s is not None:
-                    rt.state, rt.last_error, rt.fix = s.state, s.last_error, s.fix
-                    rt.last_ok, rt.failures = s.last_ok_at, s.failures
-                    if s.next_attempt_at and s.state != "auth_required":
-                        due = max(now, datetime.fromtimestamp(s.next_attempt_at, now.tzinfo))
-                rt.job = self.scheduler.add(self._sync_job(name), due, "sync", name)
-                self.accounts[name] = rt
-                if not startup:
-                    log.info("account %s: added; first sync now", name)
+            rt = existing or self._add_account(name, states.get(name), now, startup)
             rt.watch = self._watch_path(account)
             if rt.state == "auth_required" and not startup:
                 assert rt.job is not None
-                if rt.job.parked and (
-                    self.worker is None
-                    or self.worker.busy is None
-                    or self.worker.busy.account != name
-                ):
+                if rt.job.parked and not self._syncing(name):
                     rt.job.plan(now)  # a reload may carry the fix: try once more
             rt.watch_stamp = _mtime(rt.watch)
+
+    def _add_account(
+        self, name: str, s: AccountState | None, now: datetime, startup: bool
+    ) -> AccountRuntime:
+        """A sync job for a new account, resuming what the database says of it."""
+        rt = AccountRuntime(name)
+        due = now
+        if s is not None:
+            rt.state, rt.last_error, rt.fix = s.state, s.last_error, s.fix
+            rt.last_ok, rt.failures = s.last_ok_at, s.failures
+            if s.next_attempt_at and s.state != "auth_required":
+                due = max(now, datetime.fromtimestamp(s.next_attempt_at, now.tzinfo))
+        rt.job = self.scheduler.add(self._sync_job(name), due, "sync", name)
+        self.accounts[name] = rt
+        if not startup:
+            log.info("account %s: added; first sync now", name)
+        return rt
+
+    def _syncing(self, name: str) -> bool:
+        """Whether the worker is syncing this account right now."""
+        return bool(self.worker and self.worker.busy and self.worker.busy.account == name)
 
     def _sync_job(self, name: str) -> Callable[[], None]:
         def job() -> None:
@@ -615,7 +633,7 @@ class Service:
         for rt in self.accounts.values():
             if rt.state != "auth_required" or rt.job is None or not rt.job.parked:
                 continue
-            if self.worker is not None and self.worker.busy and self.worker.busy.account == rt.name:
+            if self._syncing(rt.name):
                 continue
             stamp = _mtime(rt.watch)
             if stamp is not None and stamp != rt.watch_stamp:
