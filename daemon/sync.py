@@ -26,7 +26,7 @@ from keepwarm.connectors.base import (
     SourceError,
     TransientError,
 )
-from keepwarm.daemon.store import Store
+from keepwarm.daemon.store import ApplyResult, Store
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,33 @@ class SyncOutcome:
     fix: str | None = None
     retry_after: float | None = None
     full_resync: bool = False
+
+    def count(self, res: ApplyResult) -> None:
+        """Add what one applied batch changed."""
+        self.batches += 1
+        self.added += res.added
+        self.merged += res.merged
+        self.unchanged += res.unchanged
+        self.deleted += res.deleted
+        self.kept += res.kept
+        self.invalid_addresses += res.invalid_addresses
+        for reason, n in res.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def failed(self, exc: ConnectorError, kind: str) -> None:
+        """Record why the sync stopped: back off, sign in again (with the fix), or failing."""
+        self.error = str(exc)
+        if isinstance(exc, TransientError):
+            self.state, self.retry_after = "backoff", exc.retry_after
+        elif isinstance(exc, AuthRequired):
+            self.state, self.fix = (
+                "auth_required",
+                exc.fix or f"keepwarm auth {kind} {self.account}",
+            )
+        elif isinstance(exc, SourceError):
+            self.state, self.fix = "failing", exc.fix or None
+        else:
+            self.state = "failing"
 
     def to_json(self) -> dict[str, object]:
         """The outcome as ``sync --json`` and ``import --json`` print it."""
@@ -124,16 +151,7 @@ def run_account(
             for batch in connector.sync(store.cursor(account)):
                 if intercept is not None:
                     intercept(batch)
-                res = store.apply_batch(account, kind, batch)
-                outcome.batches += 1
-                outcome.added += res.added
-                outcome.merged += res.merged
-                outcome.unchanged += res.unchanged
-                outcome.deleted += res.deleted
-                outcome.kept += res.kept
-                outcome.invalid_addresses += res.invalid_addresses
-                for reason, n in res.skipped.items():
-                    outcome.skipped[reason] = outcome.skipped.get(reason, 0) + n
+                outcome.count(store.apply_batch(account, kind, batch))
                 if on_batch is not None:
                     on_batch(account, batch.progress, batch)
                 if stop is not None and stop.is_set():
@@ -147,19 +165,8 @@ def run_account(
             log.warning("account %s: %s; starting a full resync", account, exc)
             store.clear_cursor(account)
             outcome.full_resync = True
-        except TransientError as exc:
-            outcome.state, outcome.error, outcome.retry_after = "backoff", str(exc), exc.retry_after
-            break
-        except AuthRequired as exc:
-            outcome.state, outcome.error = "auth_required", str(exc)
-            outcome.fix = exc.fix or f"keepwarm auth {kind} {account}"
-            break
-        except SourceError as exc:
-            outcome.state, outcome.error = "failing", str(exc)
-            outcome.fix = exc.fix or None
-            break
-        except ConnectorError as exc:
-            outcome.state, outcome.error = "failing", str(exc)
+        except ConnectorError as exc:  # transient, auth, source or another connector error
+            outcome.failed(exc, kind)
             break
     if outcome.state in ("ok", "interrupted"):
         store.set_account_state(account, kind, "ok", now=now(), ok=True)
