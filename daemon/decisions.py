@@ -188,19 +188,24 @@ class Inputs:
 def load_inputs(store: Store, now: datetime) -> Inputs:
     active = load(store)
     ts = int(now.timestamp())
-    snoozed: dict[str, int] = {}
-    for d in active:
-        if d.verb == "snooze" and d.until is not None and d.until > ts:
-            snoozed[d.person] = max(snoozed.get(d.person, 0), d.until)
     return Inputs(
         aliases=tuple((d.person, d.other) for d in active if d.verb == "merge" and d.other),
         ignored=frozenset(d.person for d in active if d.verb == "ignore"),
-        snoozed=snoozed,
+        snoozed=_snoozed(active, ts),
         dismissed=tuple(d for d in active if d.verb == "dismiss"),
         done=tuple(d for d in active if d.verb == "done" and d.at <= ts),
         notes=tuple(d for d in active if d.verb == "note"),
         book=address_book.load(store),
     )
+
+
+def _snoozed(active: Iterable[Decision], ts: int) -> dict[str, int]:
+    """Person -> the end of their latest snooze still running at ``ts``."""
+    snoozed: dict[str, int] = {}
+    for d in active:
+        if d.verb == "snooze" and d.until is not None and d.until > ts:
+            snoozed[d.person] = max(snoozed.get(d.person, 0), d.until)
+    return snoozed
 
 
 def effective_config(config: Config, inputs: Inputs) -> Config:

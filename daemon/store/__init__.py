@@ -97,6 +97,15 @@ def unwritable_directory(directory: Path) -> str | None:
     return f"{problem[0]}. The database and its lock files live there: {problem[1]}"
 
 
+def _is_damaged(exc: sqlite3.DatabaseError, name: str, low: str) -> bool:
+    """Whether a database error says the file is damaged or not a database at all."""
+    return (
+        type(exc) is sqlite3.DatabaseError
+        or name in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+        or any(w in low for w in ("malformed", "not a database", "could not decode"))
+    )
+
+
 def database_problem(path: Path | None, exc: BaseException) -> StoreError | None:
     """A one-line StoreError for a damaged, read-only or full database; None for other errors
     (those are bugs and keep their traceback)."""
@@ -108,11 +117,7 @@ def database_problem(path: Path | None, exc: BaseException) -> StoreError | None
     low = text.lower()
     name = getattr(exc, "sqlite_errorname", "") or ""
     where = path if path is not None else "(in memory)"
-    if (
-        type(exc) is sqlite3.DatabaseError
-        or name in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
-        or any(w in low for w in ("malformed", "not a database", "could not decode"))
-    ):
+    if _is_damaged(exc, name, low):
         return damaged(where, text)
     if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in low:
         problem = unwritable_directory(path.parent) if path is not None else None
