@@ -132,6 +132,20 @@ class Rejected(Exception):
 
 def parse(subject: str) -> tuple[Command, str]:
     """The command of an action subject and the tag it carries (unchecked)."""
+    body, given, rest = _split(subject)
+    verb, person, *args = body
+    address = normalize_address(person)
+    if address is None:
+        raise Rejected("its subject names no valid address")
+    try:
+        day = date.fromisoformat(args[-1])
+    except ValueError:
+        raise Rejected("its subject has no valid date") from None
+    return _command(verb, address, day, args[:-1], rest, body), given
+
+
+def _split(subject: str) -> tuple[list[str], str, list[str]]:
+    """An action subject's words before its tag (at least three), the tag, the words after it."""
     words = subject.split()
     if not words or words[0].lower() != ACTION_PREFIX:
         raise Rejected("its subject is not a keepwarm command")
@@ -143,30 +157,28 @@ def parse(subject: str) -> tuple[Command, str]:
     body, given, rest = words[:at], words[at][1:], words[at + 1 :]
     if len(body) < 3:
         raise Rejected("its subject is incomplete")
-    verb, person, *args = body
-    address = normalize_address(person)
-    if address is None:
-        raise Rejected("its subject names no valid address")
-    try:
-        day = date.fromisoformat(args[-1])
-    except ValueError:
-        raise Rejected("its subject has no valid date") from None
-    middle = args[:-1]
+    return body, given, rest
+
+
+def _command(
+    verb: str, address: str, day: date, middle: list[str], rest: list[str], body: list[str]
+) -> Command:
+    """The command a verb and its words make, or Rejected saying what is wrong."""
     if verb in ("done", "dismiss") and len(middle) == 1:
         kind = None if middle[0] == "any" else middle[0]
         if kind is not None and kind not in decisions.KINDS:
             raise Rejected(f'"{middle[0]}" is not a suggestion kind')
-        return Command(verb, address, day, kind=kind), given
+        return Command(verb, address, day, kind=kind)
     if verb == "snooze" and len(middle) == 1 and middle[0] in _SNOOZE_SPANS:
-        return Command(verb, address, day, span=middle[0]), given
+        return Command(verb, address, day, span=middle[0])
     if verb == "ignore" and not middle:
-        return Command(verb, address, day), given
+        return Command(verb, address, day)
     if verb == "merge" and not middle:
         other_words = rest[1:] if rest[:1] == ["as"] else []
         other = normalize_address(other_words[0]) if len(other_words) == 1 else None
         if other is None or other_words[0].upper() == PLACEHOLDER:
             raise Rejected("it has no other address after 'as' (replace OTHER@EXAMPLE.COM)")
-        return Command(verb, address, day, other=other), given
+        return Command(verb, address, day, other=other)
     raise Rejected(f'"{" ".join(body)}" is not a command keepwarm knows')
 
 
