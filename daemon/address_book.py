@@ -138,6 +138,26 @@ def _same_name(a: str, b: str) -> bool:
 
 def build(raw: list[dict[str, Any]]) -> AddressBook:
     """The address book from raw contacts (dicts of :class:`Contact` fields plus ``account``)."""
+    groups, shared = _join_duplicates(raw)
+    contacts: list[Contact] = []
+    contact_of: dict[str, Contact] = {}
+    for members in groups:
+        parts = [raw[i] for i in members]
+        emails = tuple(dict.fromkeys(e for p in parts for e in p["emails"] if e not in shared))
+        if not emails:
+            continue
+        card = _card(parts, emails)
+        contacts.append(card)
+        for e in emails:
+            contact_of[e] = card
+    return AddressBook(tuple(contacts), contact_of, shared)
+
+
+def _join_duplicates(
+    raw: list[dict[str, Any]],
+) -> tuple[list[list[int]], dict[str, tuple[str, ...]]]:
+    """The raw contacts grouped (indexes): contacts sharing an address under one name (or none)
+    are one; and the addresses shared by contacts of different names (address -> the names)."""
     by_address: dict[str, list[int]] = defaultdict(list)
     for i, c in enumerate(raw):
         for e in c["emails"]:
@@ -163,30 +183,24 @@ def build(raw: list[dict[str, Any]]) -> AddressBook:
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(raw)):
         groups[find(i)].append(i)
-    contacts: list[Contact] = []
-    contact_of: dict[str, Contact] = {}
-    for members in groups.values():
-        parts = [raw[i] for i in members]
-        emails = tuple(dict.fromkeys(e for p in parts for e in p["emails"] if e not in shared))
-        if not emails:
-            continue
-        card = Contact(
-            name=next((p["name"] for p in parts if p["name"]), ""),
-            emails=emails,
-            birthday=_first(parts, "birthday"),
-            anniversary=_first(parts, "anniversary"),
-            organisation=_first(parts, "organisation"),
-            title=_first(parts, "title"),
-            groups=tuple(dict.fromkeys(g for p in parts for g in p["groups"])),
-            previous_organisation=_first(parts, "previous_organisation"),
-            previous_title=_first(parts, "previous_title"),
-            organisation_since=_first(parts, "organisation_since"),
-            sources=tuple(dict.fromkeys(p["account"] for p in parts)),
-        )
-        contacts.append(card)
-        for e in emails:
-            contact_of[e] = card
-    return AddressBook(tuple(contacts), contact_of, shared)
+    return list(groups.values()), shared
+
+
+def _card(parts: list[dict[str, Any]], emails: tuple[str, ...]) -> Contact:
+    """One contact from its duplicates: the first value of each field wins."""
+    return Contact(
+        name=next((p["name"] for p in parts if p["name"]), ""),
+        emails=emails,
+        birthday=_first(parts, "birthday"),
+        anniversary=_first(parts, "anniversary"),
+        organisation=_first(parts, "organisation"),
+        title=_first(parts, "title"),
+        groups=tuple(dict.fromkeys(g for p in parts for g in p["groups"])),
+        previous_organisation=_first(parts, "previous_organisation"),
+        previous_title=_first(parts, "previous_title"),
+        organisation_since=_first(parts, "organisation_since"),
+        sources=tuple(dict.fromkeys(p["account"] for p in parts)),
+    )
 
 
 def _first(parts: list[dict[str, Any]], key: str) -> Any:
@@ -266,12 +280,30 @@ def explain(
     book = of(config)
     if not book:
         return Naming(None, ())
-    reasons: list[str] = []
     cards: list[Contact] = []
     for e in members:
         c = book.contact_of.get(e)
         if c is not None and all(c is not x for x in cards):
             cards.append(c)
+    reasons = _shared_why(book, members)
+    if not cards:
+        return Naming(None, tuple(reasons))
+    main = book.contact_of.get(key) or cards[0]
+    reasons += _cards_why(book, members, cards)
+    name = main.name or None
+    if name and mail_name and name != mail_name:
+        reasons.append(f'name "{name}" from your address book (mail says "{mail_name}")')
+    elif name:
+        reasons.append(f'name "{name}" from your address book')
+    reasons.extend(_dates_why(main, members, config))
+    if main.organisation or main.title:
+        reasons.append(f"{work(main)} (your address book)")
+    return Naming(name, tuple(reasons))
+
+
+def _shared_why(book: AddressBook, members: list[str]) -> list[str]:
+    """Why addresses of the cluster are linked to no contact (several contacts share them)."""
+    reasons = []
     for e in members:
         if e in book.shared:
             names = ", ".join(f'"{n}"' for n in book.shared[e])
@@ -279,9 +311,12 @@ def explain(
                 f"{e} is in {len(book.shared[e])} contacts of your address book ({names}): "
                 "it is linked to none of them"
             )
-    if not cards:
-        return Naming(None, tuple(reasons))
-    main = book.contact_of.get(key) or cards[0]
+    return reasons
+
+
+def _cards_why(book: AddressBook, members: list[str], cards: list[Contact]) -> list[str]:
+    """Which addresses one contact joins, and whether the user's merges joined contacts."""
+    reasons = []
     for c in cards:
         here = [e for e in members if book.contact_of.get(e) is c]
         if len(here) > 1:
@@ -295,15 +330,7 @@ def explain(
             f"your merges (people.aliases or keepwarm merge) join {len(cards)} contacts of your "
             f"address book ({names}): your merge wins, they are one person"
         )
-    name = main.name or None
-    if name and mail_name and name != mail_name:
-        reasons.append(f'name "{name}" from your address book (mail says "{mail_name}")')
-    elif name:
-        reasons.append(f'name "{name}" from your address book')
-    reasons.extend(_dates_why(main, members, config))
-    if main.organisation or main.title:
-        reasons.append(f"{work(main)} (your address book)")
-    return Naming(name, tuple(reasons))
+    return reasons
 
 
 def _dates_why(c: Contact, members: list[str], config: Config) -> list[str]:
