@@ -254,53 +254,8 @@ class SmtpDelivery:
                     smtp.quit()  # accepted already; a rude goodbye changes nothing
         except DeliveryError:
             raise
-        except smtplib.SMTPResponseException as exc:
-            raise _response_error(exc, where, data_started) from exc
-        except smtplib.SMTPRecipientsRefused as exc:
-            code = min((c for c, _ in exc.recipients.values()), default=550)
-            raise DeliveryError(
-                f"the SMTP server {where} refused the recipient ({code}); check [digest].to",
-                transient=400 <= code < 500,
-            ) from exc
-        except smtplib.SMTPNotSupportedError as exc:
-            raise DeliveryError(
-                f"the SMTP server {where} does not offer {'STARTTLS' if 'STARTTLS' in str(exc) else 'AUTH'}: {exc}; "
-                'check [delivery.smtp] security ("tls" for port 465, "starttls" for 587)',
-                transient=False,
-            ) from exc
-        except ssl.SSLCertVerificationError as exc:
-            raise DeliveryError(
-                f"the SMTP server {where} presented a certificate that is not trusted "
-                f"({exc.verify_message}); for a private CA set [delivery.smtp] ca_file",
-                transient=False,
-            ) from exc
-        except ssl.SSLError as exc:
-            raise DeliveryError(
-                f"TLS with the SMTP server {where} failed ({exc.reason or exc}); check [delivery.smtp] "
-                'security and port ("tls" is usually port 465, "starttls" port 587)',
-                transient=False,
-            ) from exc
-        except (
-            smtplib.SMTPServerDisconnected,
-            TimeoutError,
-            ConnectionError,
-            socket.gaierror,
-        ) as exc:
-            raise DeliveryError(
-                f"cannot talk to the SMTP server {where}: {_oserror(exc)}; will retry",
-                transient=True,
-                maybe_sent=data_started,
-            ) from exc
-        except smtplib.SMTPException as exc:
-            raise DeliveryError(
-                f"SMTP with {where} failed: {exc}", transient=False, maybe_sent=data_started
-            ) from exc
-        except OSError as exc:
-            raise DeliveryError(
-                f"cannot reach the SMTP server {where}: {_oserror(exc)}; will retry",
-                transient=True,
-                maybe_sent=data_started,
-            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _smtp_error(exc, where, data_started) from exc
         return f"smtp://{where}"
 
     def _connect(self) -> smtplib.SMTP:
@@ -372,6 +327,57 @@ def _oserror(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"host name lookup failed ({exc.strerror})"
     return clean_text(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__, 160)
+
+
+def _smtp_error(
+    exc: smtplib.SMTPException | OSError, where: str, data_started: bool
+) -> DeliveryError:
+    """What an SMTP or network failure means for the user, and whether it may be retried (and
+    whether the digest may have been sent: the server may have taken it once DATA started)."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _response_error(exc, where, data_started)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code = min((c for c, _ in exc.recipients.values()), default=550)
+        return DeliveryError(
+            f"the SMTP server {where} refused the recipient ({code}); check [digest].to",
+            transient=400 <= code < 500,
+        )
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return DeliveryError(
+            f"the SMTP server {where} does not offer {'STARTTLS' if 'STARTTLS' in str(exc) else 'AUTH'}: {exc}; "
+            'check [delivery.smtp] security ("tls" for port 465, "starttls" for 587)',
+            transient=False,
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return DeliveryError(
+            f"the SMTP server {where} presented a certificate that is not trusted "
+            f"({exc.verify_message}); for a private CA set [delivery.smtp] ca_file",
+            transient=False,
+        )
+    if isinstance(exc, ssl.SSLError):
+        return DeliveryError(
+            f"TLS with the SMTP server {where} failed ({exc.reason or exc}); check [delivery.smtp] "
+            'security and port ("tls" is usually port 465, "starttls" port 587)',
+            transient=False,
+        )
+    if isinstance(
+        exc,
+        smtplib.SMTPServerDisconnected | TimeoutError | ConnectionError | socket.gaierror,
+    ):
+        return DeliveryError(
+            f"cannot talk to the SMTP server {where}: {_oserror(exc)}; will retry",
+            transient=True,
+            maybe_sent=data_started,
+        )
+    if isinstance(exc, smtplib.SMTPException):
+        return DeliveryError(
+            f"SMTP with {where} failed: {exc}", transient=False, maybe_sent=data_started
+        )
+    return DeliveryError(
+        f"cannot reach the SMTP server {where}: {_oserror(exc)}; will retry",
+        transient=True,
+        maybe_sent=data_started,
+    )
 
 
 def _response_error(
