@@ -261,6 +261,19 @@ class GoogleCalendarConnector:
 
     def _calendars(self) -> tuple[list[str], list[str], str | None]:
         """``(ids to sync, those of them that are not the user's own, the primary's id)``."""
+        entries = self._calendar_list()
+        primary = next((str(e["id"]) for e in entries if e.get("primary")), None)
+        me = self._me({"primary": primary})
+        chosen = [e for e in entries if wanted_calendar(e, self.options.calendars, me)]
+        if self.options.calendars and not chosen:
+            raise SourceError(
+                "none of the configured calendars was found; check the `calendars` ids in your config"
+            )
+        foreign = [str(e["id"]) for e in chosen if not own_calendar(e, me)]
+        return [str(e["id"]) for e in chosen], foreign, primary
+
+    def _calendar_list(self) -> list[dict[str, Any]]:
+        """Every entry of the user's calendar list (all its pages)."""
         entries: list[dict[str, Any]] = []
         token: str | None = None
         while True:
@@ -273,16 +286,7 @@ class GoogleCalendarConnector:
             entries += [e for e in resp.get("items") or [] if isinstance(e, dict) and e.get("id")]
             token = resp.get("nextPageToken")
             if not token:
-                break
-        primary = next((str(e["id"]) for e in entries if e.get("primary")), None)
-        me = self._me({"primary": primary})
-        chosen = [e for e in entries if wanted_calendar(e, self.options.calendars, me)]
-        if self.options.calendars and not chosen:
-            raise SourceError(
-                "none of the configured calendars was found; check the `calendars` ids in your config"
-            )
-        foreign = [str(e["id"]) for e in chosen if not own_calendar(e, me)]
-        return [str(e["id"]) for e in chosen], foreign, primary
+                return entries
 
     def _full(self, state: dict[str, Any] | None, *, reset: bool) -> Iterator[Batch]:
         if state is None:

@@ -326,14 +326,7 @@ def _error_info_reason(err: dict[str, Any]) -> str | None:
 
 def _disabled_service(err: dict[str, Any]) -> tuple[str | None, str | None]:
     """``(service, project number)`` of an API-not-enabled error, from its details or message."""
-    service = project = None
-    for d in err.get("details") or []:
-        meta = d.get("metadata") if isinstance(d, dict) else None
-        if isinstance(meta, dict):
-            service = service or (str(meta.get("service") or "") or None)
-            consumer = str(meta.get("consumer") or "")
-            if consumer.startswith("projects/"):
-                project = project or consumer.split("/", 1)[1]
+    service, project = _from_details(err.get("details") or [])
     message = str(err.get("message") or "")
     if service is None:
         found = re.search(r"/apis/api/([\w.-]+)/", message)
@@ -341,4 +334,17 @@ def _disabled_service(err: dict[str, Any]) -> tuple[str | None, str | None]:
     if project is None:
         found = re.search(r"project[= ](\d+)", message)
         project = found.group(1) if found else None
+    return service, project
+
+
+def _from_details(details: list[Any]) -> tuple[str | None, str | None]:
+    """``(service, project number)`` from the first error details that name them."""
+    service = project = None
+    for d in details:
+        meta = d.get("metadata") if isinstance(d, dict) else None
+        if isinstance(meta, dict):
+            service = service or (str(meta.get("service") or "") or None)
+            consumer = str(meta.get("consumer") or "")
+            if consumer.startswith("projects/"):
+                project = project or consumer.split("/", 1)[1]
     return service, project

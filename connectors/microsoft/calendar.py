@@ -179,16 +179,7 @@ class CalendarSync:
                 kept.append(item)
         self._fetch_masters({m for i in kept if (m := _bare_occurrence(i))})
         for item in kept:
-            master_id = _bare_occurrence(item)
-            if master_id:
-                master = self.masters.get(master_id)
-                if master is None:
-                    page.skipped[SERIES_GONE] = page.skipped.get(SERIES_GONE, 0) + 1
-                    continue
-                item = {**{k: v for k, v in master.items() if k not in NOT_INHERITED}, **item}
-            rec = event_from_graph(
-                item, account=self.account, me=self.me, keep_title=self.keep_titles
-            )
+            rec = self._event(item)
             if isinstance(rec, str):
                 page.skipped[rec] = page.skipped.get(rec, 0) + 1
                 continue
@@ -196,6 +187,17 @@ class CalendarSync:
         if removed:
             self._resolve_removed(page, removed)
         return page
+
+    def _event(self, item: dict[str, Any]) -> EventMeta | str:
+        """The record of one event (an occurrence inherits what its series master says), or why
+        it is skipped."""
+        master_id = _bare_occurrence(item)
+        if master_id:
+            master = self.masters.get(master_id)
+            if master is None:
+                return SERIES_GONE
+            item = {**{k: v for k, v in master.items() if k not in NOT_INHERITED}, **item}
+        return event_from_graph(item, account=self.account, me=self.me, keep_title=self.keep_titles)
 
     def _remember(self, master: dict[str, Any]) -> None:
         """Keep a series master (a newer ``changeKey`` replaces an older one)."""
