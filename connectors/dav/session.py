@@ -338,37 +338,31 @@ class DavSession:
         out = Changes(complete=not token)
         current = token
         for _page in range(1000):
-            body = (
-                '<?xml version="1.0" encoding="utf-8"?>'
-                '<D:sync-collection xmlns:D="DAV:">'
-                f"<D:sync-token>{escape(current or '')}</D:sync-token>"
-                "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop>"
-                "</D:sync-collection>"
-            )
-            try:
-                _status, root = self._send("REPORT", collection, body, 0, what="reading changes")
-            except _Refused as exc:
-                if _q(DAV, "valid-sync-token") in exc.preconditions:
-                    raise TokenInvalid() from None
-                raise NoSyncReport() from None
-            truncated = False
-            for href, props_of, code in _members(root, collection):
-                if code == 507 and href.rstrip("/") == collection.rstrip("/"):
-                    truncated = True
-                elif code in (404, 410) and _q(DAV, "getetag") not in props_of:
-                    out.changed.pop(href, None)
-                    out.removed.append(href)
-                elif href.rstrip("/") != collection.rstrip("/"):
-                    etag = _text(props_of.get(_q(DAV, "getetag"))) or ""
-                    out.changed[href] = etag
-                    if href in out.removed:
-                        out.removed.remove(href)
+            root = self._sync_report(collection, current)
+            truncated = _add_changes(out, root, collection)
             new = _text(root.find(_q(DAV, "sync-token"))) if root is not None else None
             out.token = new or current
             if not truncated or not new or new == current:
                 return out
             current = new
         return out
+
+    def _sync_report(self, collection: str, token: str | None) -> Any:
+        """One page of the sync-collection REPORT (RFC 6578) from ``token``."""
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<D:sync-collection xmlns:D="DAV:">'
+            f"<D:sync-token>{escape(token or '')}</D:sync-token>"
+            "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop>"
+            "</D:sync-collection>"
+        )
+        try:
+            _status, root = self._send("REPORT", collection, body, 0, what="reading changes")
+        except _Refused as exc:
+            if _q(DAV, "valid-sync-token") in exc.preconditions:
+                raise TokenInvalid() from None
+            raise NoSyncReport() from None
+        return root
 
     def etags(self, collection: str) -> Changes:
         """Every member and its ETag (one depth-1 PROPFIND): the comparison for servers without
@@ -508,3 +502,21 @@ def _connection_reason(exc: BaseException) -> str:
     if "reset" in text or "aborted" in text or "closed" in text or "remote end" in text:
         return "the server closed the connection"
     return "the connection failed"
+
+
+def _add_changes(out: Changes, root: Any, collection: str) -> bool:
+    """Add one page of a sync-collection REPORT to ``out``; True when the server truncated it
+    (507 on the collection itself: ask again from the new token)."""
+    truncated = False
+    for href, props_of, code in _members(root, collection):
+        if code == 507 and href.rstrip("/") == collection.rstrip("/"):
+            truncated = True
+        elif code in (404, 410) and _q(DAV, "getetag") not in props_of:
+            out.changed.pop(href, None)
+            out.removed.append(href)
+        elif href.rstrip("/") != collection.rstrip("/"):
+            etag = _text(props_of.get(_q(DAV, "getetag"))) or ""
+            out.changed[href] = etag
+            if href in out.removed:
+                out.removed.remove(href)
+    return truncated
