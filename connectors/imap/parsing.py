@@ -201,30 +201,52 @@ def has_folder(names: Sequence[str], wanted: str) -> bool:
     return any(same_folder(n, wanted) for n in names)
 
 
+# What happened to a connection, by the exception's type or words in its text, checked in order:
+# (types, words, description). A TLS error with its reason comes between the two tables.
+_Cases = tuple[tuple[tuple[type[BaseException], ...], tuple[str, ...], str], ...]
+_CONNECTION_CASES: _Cases = (
+    ((socket.timeout, TimeoutError), ("timed out",), "timed out"),
+    ((ConnectionRefusedError,), (), "connection refused"),
+    ((ConnectionResetError,), (), "the connection was reset"),
+    ((socket.gaierror,), (), "the host name could not be resolved"),
+    (
+        (ssl.SSLEOFError, ssl.SSLZeroReturnError),
+        (),
+        "the server closed the connection during the TLS handshake",
+    ),
+)
+_STREAM_CASES: _Cases = (
+    (
+        (),
+        ("unterminated line", "FETCH"),
+        "the server closed the connection in the middle of a response",
+    ),
+    ((EOFError, BrokenPipeError), ("EOF", "socket error"), "the server closed the connection"),
+    (
+        (imaplib.IMAP4.abort,),
+        (),
+        "the server sent something that is not IMAP, and the connection was dropped",
+    ),
+)
+
+
+def _case(exc: BaseException, text: str, cases: _Cases) -> str | None:
+    for types, words, description in cases:
+        if isinstance(exc, types) or any(w in text for w in words):
+            return description
+    return None
+
+
 def describe_error(exc: BaseException) -> str:
     """What happened to the connection, in words (the protocol detail is logged at debug)."""
     text = str(exc)
-    if isinstance(exc, socket.timeout | TimeoutError) or "timed out" in text:
-        return "timed out"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, ConnectionResetError):
-        return "the connection was reset"
-    if isinstance(exc, socket.gaierror):
-        return "the host name could not be resolved"
-    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-        return "the server closed the connection during the TLS handshake"
-    if isinstance(exc, ssl.SSLError):
-        return f"a TLS error ({exc.reason or 'unknown'})"
-    if "unterminated line" in text or "command: FETCH" in text or "FETCH" in text:
-        return "the server closed the connection in the middle of a response"
-    if isinstance(exc, EOFError | BrokenPipeError) or "EOF" in text or "socket error" in text:
-        return "the server closed the connection"
-    if isinstance(exc, imaplib.IMAP4.abort):
-        return "the server sent something that is not IMAP, and the connection was dropped"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return "a network error"
+    found = _case(exc, text, _CONNECTION_CASES)
+    if found is None and isinstance(exc, ssl.SSLError):
+        found = f"a TLS error ({exc.reason or 'unknown'})"
+    found = found or _case(exc, text, _STREAM_CASES)
+    if found is None and isinstance(exc, OSError) and exc.strerror:
+        found = exc.strerror.lower()
+    return found or "a network error"
 
 
 _QUOTED = re.compile(r"""b(['"])(.*?)(?<!\\)\1""")
