@@ -174,12 +174,17 @@ def _command(
     if verb == "ignore" and not middle:
         return Command(verb, address, day)
     if verb == "merge" and not middle:
-        other_words = rest[1:] if rest[:1] == ["as"] else []
-        other = normalize_address(other_words[0]) if len(other_words) == 1 else None
-        if other is None or other_words[0].upper() == PLACEHOLDER:
-            raise Rejected("it has no other address after 'as' (replace OTHER@EXAMPLE.COM)")
-        return Command(verb, address, day, other=other)
+        return Command(verb, address, day, other=_merge_other(rest))
     raise Rejected(f'"{" ".join(body)}" is not a command keepwarm knows')
+
+
+def _merge_other(rest: list[str]) -> str:
+    """The other address of ``merge ... #tag as OTHER``."""
+    other_words = rest[1:] if rest[:1] == ["as"] else []
+    other = normalize_address(other_words[0]) if len(other_words) == 1 else None
+    if other is None or other_words[0].upper() == PLACEHOLDER:
+        raise Rejected("it has no other address after 'as' (replace OTHER@EXAMPLE.COM)")
+    return other
 
 
 # -- the links in the digest -----------------------------------------------------------------------
