@@ -230,20 +230,9 @@ def _series_problem(ev: Any) -> str | None:
     """
     try:
         for rule in _list(ev.get("RRULE")):
-            parts = _rule_parts(rule)
-            interval = _interval(parts)
-            if not interval:
-                return BAD_EVENT
-            freq = str((parts.get("FREQ") or ["DAILY"])[0]).upper()
-            if freq in _SECONDS and _SECONDS[freq] * interval < 86400:
-                return TOO_FREQUENT
-            per_day = 1
-            for key in ("BYHOUR", "BYMINUTE", "BYSECOND"):
-                per_day *= max(1, len(parts.get(key) or ()))
-            if parts.get("BYSETPOS"):
-                per_day = min(per_day, len(parts["BYSETPOS"]))
-            if per_day > 1:
-                return TOO_FREQUENT
+            problem = _rule_problem(rule)
+            if problem:
+                return problem
         rdates = [getattr(d, "dt", None) for r in _list(ev.get("RDATE")) for d in r.dts or ()]
     except Exception:  # a broken property: the expansion skips the series as unparseable
         return None
@@ -252,6 +241,23 @@ def _series_problem(ev: Any) -> str | None:
     instants = {_instant(d) for d in rdates}  # one instant written in two zones is one
     days = {i.date() if isinstance(i, datetime) else i for i in instants}
     return TOO_FREQUENT if len(days) < len(instants) else None
+
+
+def _rule_problem(rule: Any) -> str | None:
+    """Why one RRULE must not be expanded (see :func:`_series_problem`); its errors propagate."""
+    parts = _rule_parts(rule)
+    interval = _interval(parts)
+    if not interval:
+        return BAD_EVENT
+    freq = str((parts.get("FREQ") or ["DAILY"])[0]).upper()
+    if freq in _SECONDS and _SECONDS[freq] * interval < 86400:
+        return TOO_FREQUENT
+    per_day = 1
+    for key in ("BYHOUR", "BYMINUTE", "BYSECOND"):
+        per_day *= max(1, len(parts.get(key) or ()))
+    if parts.get("BYSETPOS"):
+        per_day = min(per_day, len(parts["BYSETPOS"]))
+    return TOO_FREQUENT if per_day > 1 else None
 
 
 _ZONE_BLOCK = re.compile(r"^BEGIN:VTIMEZONE\r?$.*?^END:VTIMEZONE\r?$\r?\n?", re.M | re.S)
@@ -488,13 +494,7 @@ def _event(
     raw_start = dtstart.dt
     all_day = not isinstance(raw_start, datetime)
     start = _to_utc(raw_start, opts.zone)
-    if ev.get("DTEND") is not None:
-        end = _to_utc(ev.get("DTEND").dt, opts.zone)
-    elif ev.get("DURATION") is not None:
-        end = start + ev.get("DURATION").dt
-    else:
-        end = start + (timedelta(days=1) if all_day else timedelta(0))
-    end = max(end, start)
+    end = _end(ev, start, all_day, opts)
     uid_raw = ev.get("UID")
     uid = clean_text(str(uid_raw))[:300] if uid_raw else None
     organizer = _address(ev.get("ORGANIZER"))
@@ -502,9 +502,7 @@ def _event(
     birthday = _is_birthday(ev, calendar_name, all_day, recurring.get(str(uid_raw), False))
     if not attendees and organizer is None and not birthday:
         return NO_ATTENDEES
-    my = next((a.response for a in attendees if a.is_self), None)
-    if my is None:
-        my = "accepted" if organizer is not None and organizer.email in opts.me else "unknown"
+    my = _my_response(attendees, organizer, opts)
     status = _STATUS.get(str(ev.get("STATUS", "")).upper(), "confirmed")
     key = (
         uid
@@ -529,6 +527,27 @@ def _event(
         event_type=_event_type(ev, birthday),
         title=title or None,
     )
+
+
+def _end(ev: Any, start: datetime, all_day: bool, opts: EventOptions) -> datetime:
+    """DTEND, else DTSTART + DURATION, else a day (all-day) or nothing; never before the start."""
+    if ev.get("DTEND") is not None:
+        end = _to_utc(ev.get("DTEND").dt, opts.zone)
+    elif ev.get("DURATION") is not None:
+        end = start + ev.get("DURATION").dt
+    else:
+        end = start + (timedelta(days=1) if all_day else timedelta(0))
+    return max(end, start)
+
+
+def _my_response(
+    attendees: tuple[Attendee, ...], organizer: Address | None, opts: EventOptions
+) -> ResponseStatus:
+    """My answer as an attendee; accepted when I organise it and am not listed; else unknown."""
+    my = next((a.response for a in attendees if a.is_self), None)
+    if my is None:
+        my = "accepted" if organizer is not None and organizer.email in opts.me else "unknown"
+    return my
 
 
 def _event_type(ev: Any, birthday: bool) -> EventType:
