@@ -299,16 +299,22 @@ class ImapConnector:
             for flags, _d, name in listed:
                 if b"\\all" in {f.lower() for f in flags}:
                     return [name]
-        chosen = [n for f, d, n in listed if not folder_skipped(f, n, d, session.special_use)]
         if s.folders:
-            missing = [f for f in s.folders if not has_folder(names, f)]
-            if missing:
-                raise SourceError(
-                    f"folder(s) {', '.join(missing)} not found on {s.host}; "
-                    f"available folders: {', '.join(sorted(names))}"
-                )
-            chosen = [n for n in names if any(same_folder(n, f) for f in s.folders)]
+            chosen = self._configured_folders(names)
+        else:
+            chosen = [n for f, d, n in listed if not folder_skipped(f, n, d, session.special_use)]
         return [n for n in chosen if not any(same_folder(n, x) for x in s.exclude_folders)]
+
+    def _configured_folders(self, names: list[str]) -> list[str]:
+        """The server's folders that the config's ``folders`` name (each must exist)."""
+        s = self.settings
+        missing = [f for f in s.folders if not has_folder(names, f)]
+        if missing:
+            raise SourceError(
+                f"folder(s) {', '.join(missing)} not found on {s.host}; "
+                f"available folders: {', '.join(sorted(names))}"
+            )
+        return [n for n in names if any(same_folder(n, f) for f in s.folders)]
 
     def _pass(self, session: Session, state: SyncState) -> Iterator[Batch]:
         before = state.dump()
@@ -449,40 +455,44 @@ class ImapConnector:
             st = state.folders.get(fin.name)
             if st is None:
                 continue
-            doomed: list[tuple[int, int]] = [(uv, u) for uv, s in st.stale for u in s]
-            doomed += [(st.uidvalidity, u) for u in (st.known if fin.gone else fin.deleted)]
-            reason: DeletionReason = "deleted"
-            notices: list[str] = []
-            if fin.gone:
-                reason = "vanished" if fin.vanished else "unselected"
-                if fin.vanished and doomed:
-                    notices.append(
-                        kept_notice(f"folder {fin.name} is gone from the server", len(doomed))
-                    )
-            after = st.copy()
-            after.known = after.known.minus(fin.deleted)
-            after.stale = []
-            after.check = fin.check if after.done else None
-            for i in range(0, len(doomed), DELETE_CHUNK):
-                if i + DELETE_CHUNK >= len(doomed):
-                    self._commit_folder(state, fin, after)
-                batch = Batch(
-                    deletions=[
-                        Deletion(self.account, f"{fin.name}/{uv}/{u}", reason=reason)
-                        for uv, u in doomed[i : i + DELETE_CHUNK]
-                    ],
-                    cursor=state.dump(),
-                    progress=Progress(progress[0], max(progress), phase="deletions"),
-                    notices=notices if i == 0 else [],
-                    spam_message_ids=spam if reason == "deleted" else [],
-                )
+            for batch in self._folder_deletions(state, fin, st, progress, spam):
                 last_cursor = batch.cursor
                 yield batch
-            if not doomed:
-                self._commit_folder(state, fin, after)
         final = state.dump()
         if final != last_cursor:
             yield Batch(cursor=final, progress=Progress(progress[0], max(progress), phase="done"))
+
+    def _folder_deletions(
+        self,
+        state: SyncState,
+        fin: _Final,
+        st: FolderState,
+        progress: list[int],
+        spam: list[str],
+    ) -> Iterator[Batch]:
+        """One folder's deletions, in chunks; its state is committed with the last one."""
+        doomed: list[tuple[int, int]] = [(uv, u) for uv, s in st.stale for u in s]
+        doomed += [(st.uidvalidity, u) for u in (st.known if fin.gone else fin.deleted)]
+        reason, notices = _why_gone(fin, len(doomed))
+        after = st.copy()
+        after.known = after.known.minus(fin.deleted)
+        after.stale = []
+        after.check = fin.check if after.done else None
+        for i in range(0, len(doomed), DELETE_CHUNK):
+            if i + DELETE_CHUNK >= len(doomed):
+                self._commit_folder(state, fin, after)
+            yield Batch(
+                deletions=[
+                    Deletion(self.account, f"{fin.name}/{uv}/{u}", reason=reason)
+                    for uv, u in doomed[i : i + DELETE_CHUNK]
+                ],
+                cursor=state.dump(),
+                progress=Progress(progress[0], max(progress), phase="deletions"),
+                notices=notices if i == 0 else [],
+                spam_message_ids=spam if reason == "deleted" else [],
+            )
+        if not doomed:
+            self._commit_folder(state, fin, after)
 
     @staticmethod
     def _commit_folder(state: SyncState, fin: _Final, after: FolderState) -> None:
@@ -490,6 +500,17 @@ class ImapConnector:
             state.folders.pop(fin.name, None)
         else:
             state.folders[fin.name] = after
+
+
+def _why_gone(fin: _Final, doomed: int) -> tuple[DeletionReason, list[str]]:
+    """Why a folder's messages leave it: deleted, or the folder vanished (with a notice when
+    messages are kept) or is no longer selected."""
+    if not fin.gone:
+        return "deleted", []
+    if not fin.vanished:
+        return "unselected", []
+    notices = [kept_notice(f"folder {fin.name} is gone from the server", doomed)] if doomed else []
+    return "vanished", notices
 
 
 def _clean(st: FolderState | None, status: tuple[int, int, int]) -> bool:
