@@ -170,30 +170,46 @@ def to_record(
     )
 
 
+def _added(e: dict[str, Any], m: dict[str, Any]) -> str | None:
+    bad = set(m.get("labelIds") or []) & EXCLUDED_LABELS
+    return ("spam" if "SPAM" in bad else "delete") if bad else "fetch"
+
+
+def _labels_added(e: dict[str, Any], m: dict[str, Any]) -> str | None:
+    added = set(e.get("labelIds") or []) & EXCLUDED_LABELS
+    return ("spam" if "SPAM" in added else "delete") if added else None
+
+
+def _labels_removed(e: dict[str, Any], m: dict[str, Any]) -> str | None:
+    still_bad = set(m.get("labelIds") or []) & EXCLUDED_LABELS
+    return "fetch" if set(e.get("labelIds") or []) & EXCLUDED_LABELS and not still_bad else None
+
+
+def _deleted(e: dict[str, Any], m: dict[str, Any]) -> str | None:
+    return "delete"
+
+
+# What each kind of history record means for its message, in the order they are applied within
+# one record: (record field, rule of (entry, message) -> action or None for no change).
+HISTORY_RULES: tuple[tuple[str, Callable[[dict[str, Any], dict[str, Any]], str | None]], ...] = (
+    ("messagesAdded", _added),  # excluded (spam, trash...) from the start: removed
+    ("labelsAdded", _labels_added),  # marked spam or trashed: removed
+    ("labelsRemoved", _labels_removed),  # out of spam or trash: fetched again
+    ("messagesDeleted", _deleted),
+)
+
+
 def history_actions(records: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Message id -> "fetch", "delete" or "spam" (marked as spam: removed, not kept as
     history), from history records in chronological order."""
     act: dict[str, str] = {}
     for rec in records:
-        for e in rec.get("messagesAdded") or []:
-            m = e.get("message") or {}
-            if "id" in m:
-                bad = set(m.get("labelIds") or []) & EXCLUDED_LABELS
-                act[m["id"]] = ("spam" if "SPAM" in bad else "delete") if bad else "fetch"
-        for e in rec.get("labelsAdded") or []:
-            m = e.get("message") or {}
-            added = set(e.get("labelIds") or []) & EXCLUDED_LABELS
-            if "id" in m and added:
-                act[m["id"]] = "spam" if "SPAM" in added else "delete"
-        for e in rec.get("labelsRemoved") or []:
-            m = e.get("message") or {}
-            still_bad = set(m.get("labelIds") or []) & EXCLUDED_LABELS
-            if "id" in m and set(e.get("labelIds") or []) & EXCLUDED_LABELS and not still_bad:
-                act[m["id"]] = "fetch"
-        for e in rec.get("messagesDeleted") or []:
-            m = e.get("message") or {}
-            if "id" in m:
-                act[m["id"]] = "delete"
+        for name, rule in HISTORY_RULES:
+            for e in rec.get(name) or []:
+                m = e.get("message") or {}
+                action = rule(e, m)
+                if "id" in m and action is not None:
+                    act[m["id"]] = action
     return act
 
 
@@ -343,25 +359,7 @@ class GmailConnector:
         since = str(state["history_id"])
         cursor_id, token = since, None
         while True:
-            page: dict[str, Any] = {"pageToken": token} if token else {}
-            try:
-                resp = self.client.execute(
-                    partial(
-                        self.users.history().list,
-                        userId="me",
-                        startHistoryId=since,
-                        historyTypes=HISTORY_TYPES,
-                        maxResults=self.options.page_size,
-                        **page,
-                    ),
-                    UNITS["history"],
-                    "reading Gmail history",
-                    expect=(400, 404),  # too old, or not a history id at all
-                )
-            except HttpError:
-                raise CursorExpired(
-                    "Gmail history is too old to continue from; a full resync is needed"
-                ) from None
+            resp = self._history_page(since, token)
             records = resp.get("history") or []
             token = resp.get("nextPageToken")
             if records:
@@ -371,26 +369,53 @@ class GmailConnector:
                 cursor_id = str(resp["historyId"])  # only after the last page
             elif not records:
                 continue  # an empty page that is not the last one: follow its token
-            actions = history_actions(records)
-            to_fetch = [i for i, a in actions.items() if a == "fetch"]
-            deletions = [
-                Deletion(self.account, i, reason="spam" if a == "spam" else "deleted")
-                for i, a in actions.items()
-                if a != "fetch"
-            ]
-            got = self._fetch(to_fetch) if to_fetch else Fetched()
-            deletions += [Deletion(self.account, i) for i in got.gone]
-            deletions += [Deletion(self.account, i, reason="spam") for i in got.spam]
-            deletions += [Deletion(self.account, i) for i in got.excluded]
-            yield Batch(
-                messages=got.messages,
-                deletions=deletions,
-                cursor=dump_cursor({"mode": "incr", "history_id": cursor_id}),
-                progress=Progress(len(actions), None, "incremental"),
-                skipped=dict(got.skipped),
-            )
+            yield self._history_batch(records, cursor_id)
             if not token:
                 return
+
+    def _history_page(self, since: str, token: str | None) -> dict[str, Any]:
+        """One page of the mailbox's history since ``since`` (CursorExpired when too old)."""
+        page: dict[str, Any] = {"pageToken": token} if token else {}
+        try:
+            resp: dict[str, Any] = self.client.execute(
+                partial(
+                    self.users.history().list,
+                    userId="me",
+                    startHistoryId=since,
+                    historyTypes=HISTORY_TYPES,
+                    maxResults=self.options.page_size,
+                    **page,
+                ),
+                UNITS["history"],
+                "reading Gmail history",
+                expect=(400, 404),  # too old, or not a history id at all
+            )
+        except HttpError:
+            raise CursorExpired(
+                "Gmail history is too old to continue from; a full resync is needed"
+            ) from None
+        return resp
+
+    def _history_batch(self, records: list[Any], cursor_id: str) -> Batch:
+        """The batch of one history page: the messages it added, fetched, and its deletions."""
+        actions = history_actions(records)
+        to_fetch = [i for i, a in actions.items() if a == "fetch"]
+        deletions = [
+            Deletion(self.account, i, reason="spam" if a == "spam" else "deleted")
+            for i, a in actions.items()
+            if a != "fetch"
+        ]
+        got = self._fetch(to_fetch) if to_fetch else Fetched()
+        deletions += [Deletion(self.account, i) for i in got.gone]
+        deletions += [Deletion(self.account, i, reason="spam") for i in got.spam]
+        deletions += [Deletion(self.account, i) for i in got.excluded]
+        return Batch(
+            messages=got.messages,
+            deletions=deletions,
+            cursor=dump_cursor({"mode": "incr", "history_id": cursor_id}),
+            progress=Progress(len(actions), None, "incremental"),
+            skipped=dict(got.skipped),
+        )
 
     # -- metadata fetch through batches
     def _get(self, mid: str) -> Any:
