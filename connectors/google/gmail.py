@@ -437,43 +437,71 @@ class GmailConnector:
         tries: Counter[str] = Counter()
         running: dict[Future[PartResult], list[str]] = {}
         inflight = 0
-        retry, bucket = self.client.retry, self.client.limits.bucket
         self.client.service("gmail", "v1")
         while queue or running:
-            while queue and len(running) < self.options.max_concurrency:
-                n = min(len(queue), self.window.batch())
-                if running and inflight + n > self.window.size:
-                    break
-                chunk = [queue.popleft() for _ in range(n)]
-                running[self._pool.submit(self._round, chunk)] = chunk
-                inflight += n
+            inflight = self._submit(queue, running, inflight)
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
                 inflight -= len(running.pop(fut))
-                r = fut.result()
-                raw.update(r.ok)
-                for key, exc in r.failed.items():
-                    if not gone(exc):
-                        raise self.client.refusal(exc, "fetching Gmail message metadata")
-                    out.gone.append(key)
-                if r.throttled:
-                    self.window.refused()
-                elif not r.retry:
-                    self.window.clean()
-                if not r.retry:
-                    continue
-                if r.retry_after is not None and r.retry_after > retry.cap:
-                    raise give_up("fetching Gmail message metadata", r.retry_after)
-                if bucket.strikes > retry.attempts:
-                    raise give_up("fetching Gmail message metadata", None)
-                failed = [k for k in r.retry if k not in r.ok] if not r.throttled else []
-                for key in failed:
-                    tries[key] += 1
-                    if tries[key] >= retry.attempts:
-                        raise give_up("fetching Gmail message metadata", r.retry_after)
-                if failed:
-                    retry.sleep(retry.delay(max(tries[k] for k in failed) - 1, r.retry_after))
-                queue.extend(r.retry)
+                self._settle(fut.result(), out, raw, tries, queue)
+        self._records(ids, raw, out)
+        return out
+
+    def _submit(
+        self, queue: deque[str], running: dict[Future[PartResult], list[str]], inflight: int
+    ) -> int:
+        """Start batches from the queue while the window allows; the ids now in flight."""
+        while queue and len(running) < self.options.max_concurrency:
+            n = min(len(queue), self.window.batch())
+            if running and inflight + n > self.window.size:
+                break
+            chunk = [queue.popleft() for _ in range(n)]
+            running[self._pool.submit(self._round, chunk)] = chunk
+            inflight += n
+        return inflight
+
+    def _settle(
+        self,
+        r: PartResult,
+        out: Fetched,
+        raw: dict[str, Any],
+        tries: Counter[str],
+        queue: deque[str],
+    ) -> None:
+        """Take one finished batch: keep what came, note what is gone, queue what to retry."""
+        raw.update(r.ok)
+        for key, exc in r.failed.items():
+            if not gone(exc):
+                raise self.client.refusal(exc, "fetching Gmail message metadata")
+            out.gone.append(key)
+        if r.throttled:
+            self.window.refused()
+        elif not r.retry:
+            self.window.clean()
+        if not r.retry:
+            return
+        self._wait_to_retry(r, tries)
+        queue.extend(r.retry)
+
+    def _wait_to_retry(self, r: PartResult, tries: Counter[str]) -> None:
+        """Give up when the retry policy says so; back off before failed (not throttled) parts
+        are sent again."""
+        retry, bucket = self.client.retry, self.client.limits.bucket
+        if r.retry_after is not None and r.retry_after > retry.cap:
+            raise give_up("fetching Gmail message metadata", r.retry_after)
+        if bucket.strikes > retry.attempts:
+            raise give_up("fetching Gmail message metadata", None)
+        failed = [k for k in r.retry if k not in r.ok] if not r.throttled else []
+        for key in failed:
+            tries[key] += 1
+            if tries[key] >= retry.attempts:
+                raise give_up("fetching Gmail message metadata", r.retry_after)
+        if failed:
+            retry.sleep(retry.delay(max(tries[k] for k in failed) - 1, r.retry_after))
+
+    def _records(self, ids: Sequence[str], raw: dict[str, Any], out: Fetched) -> None:
+        """The records of the fetched messages, in the order asked; skipped ones counted (and
+        those in spam or trash marked for removal)."""
         now = self.options.now()
         for mid in ids:
             msg = raw.get(mid)
@@ -494,7 +522,6 @@ class GmailConnector:
                     out.excluded.append(mid)
             else:
                 out.messages.append(rec)
-        return out
 
     def _round(self, chunk: list[str]) -> PartResult:
         return self.client.batch_round(
