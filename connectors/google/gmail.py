@@ -213,6 +213,20 @@ def history_actions(records: Sequence[dict[str, Any]]) -> dict[str, str]:
     return act
 
 
+def _backfill_cursor(
+    st: dict[str, Any], page_done: bool, next_skip: int, next_token: str | None
+) -> tuple[dict[str, Any], bool]:
+    """The cursor after a backfill chunk, and whether the backfill ends with it. The list is not
+    reliably newest-first: only a whole page of messages older than the window (or the end of
+    the list) ends the backfill."""
+    last = bool(page_done and (not next_token or (st.get("old") and not st.get("recent"))))
+    if last:
+        return {"mode": "incr", "history_id": st["history_id"]}, True
+    if page_done:
+        return {**st, "page": next_token, "skip": 0, "old": False, "recent": False}, False
+    return {**st, "skip": next_skip}, False
+
+
 def gone(exc: HttpError) -> bool:
     """A messages.get refusal meaning the message no longer exists (deleted, or a bad id)."""
     status = int(exc.resp.status)
@@ -303,13 +317,7 @@ class GmailConnector:
     def _full(self, state: dict[str, Any] | None) -> Iterator[Batch]:
         st = self._start_full() if state is None else dict(state)
         while True:
-            page: dict[str, Any] = {"pageToken": st["page"]} if st.get("page") else {}
-            size = self.options.page_size
-            resp = self.client.execute(
-                partial(self.messages.list, userId="me", maxResults=size, **page),
-                UNITS["list"],
-                "listing Gmail messages",
-            )
+            resp = self._list_page(st.get("page"))
             ids = [m["id"] for m in resp.get("messages") or []]
             next_token = resp.get("nextPageToken")
             skip = int(st.get("skip") or 0)
@@ -318,25 +326,8 @@ class GmailConnector:
             step = self.options.records_per_batch
             for start in range(skip, max(len(ids), skip + 1), step):
                 chunk = ids[start : start + step]
-                got = self._fetch(chunk)
-                too_old = {i for i, ms in got.internal_ms.items() if ms < st["cutoff_ms"]}
-                keep = [m for m in got.messages if m.provider_id not in too_old]
-                if too_old:
-                    got.skipped[TOO_OLD] += len(too_old)
-                    st["old"] = True
-                if len(too_old) < len(got.internal_ms):
-                    st["recent"] = True
-                st["done"] = int(st.get("done") or 0) + len(chunk)
-                page_done = start + step >= len(ids)
-                # The list is not reliably newest-first: only a whole page of messages older
-                # than the window (or the end of the list) ends the backfill.
-                last = page_done and (not next_token or (st.get("old") and not st.get("recent")))
-                if last:
-                    cur = {"mode": "incr", "history_id": st["history_id"]}
-                elif page_done:
-                    cur = {**st, "page": next_token, "skip": 0, "old": False, "recent": False}
-                else:
-                    cur = {**st, "skip": start + step}
+                got, keep = self._backfill_chunk(st, chunk)
+                cur, last = _backfill_cursor(st, start + step >= len(ids), start + step, next_token)
                 yield Batch(
                     messages=keep,
                     deletions=[Deletion(self.account, i) for i in got.gone],
@@ -353,6 +344,32 @@ class GmailConnector:
                         )
                     return
             st.update(page=next_token, skip=0, old=False, recent=False)
+
+    def _list_page(self, token: str | None) -> dict[str, Any]:
+        """One page of the mailbox's message list."""
+        page: dict[str, Any] = {"pageToken": token} if token else {}
+        resp: dict[str, Any] = self.client.execute(
+            partial(self.messages.list, userId="me", maxResults=self.options.page_size, **page),
+            UNITS["list"],
+            "listing Gmail messages",
+        )
+        return resp
+
+    def _backfill_chunk(
+        self, st: dict[str, Any], chunk: list[str]
+    ) -> tuple[Fetched, list[MessageMeta]]:
+        """Fetch a chunk of the backfill: what came, and the messages inside the window. Notes in
+        ``st`` whether the chunk had messages older (``old``) and newer (``recent``) than it."""
+        got = self._fetch(chunk)
+        too_old = {i for i, ms in got.internal_ms.items() if ms < st["cutoff_ms"]}
+        keep = [m for m in got.messages if m.provider_id not in too_old]
+        if too_old:
+            got.skipped[TOO_OLD] += len(too_old)
+            st["old"] = True
+        if len(too_old) < len(got.internal_ms):
+            st["recent"] = True
+        st["done"] = int(st.get("done") or 0) + len(chunk)
+        return got, keep
 
     # -- incremental sync
     def _incremental(self, state: dict[str, Any]) -> Iterator[Batch]:
