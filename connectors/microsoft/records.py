@@ -141,29 +141,15 @@ def message_from_graph(
     cc = graph_addresses(item.get("ccRecipients"))
     if sender is None and not to and not cc:
         return "no addresses"
-    sent = graph_time(item.get("sentDateTime"))
-    received = graph_time(item.get("receivedDateTime"))
-    from_provider = False
-    date = sent
-    if not plausible(date, now):
-        if plausible(received, now):
-            date, from_provider = received, True
-        else:
-            return "unparseable date"
-    assert date is not None
+    dated = _message_date(item, now)
+    if dated is None:
+        return "unparseable date"
+    date, from_provider = dated
     subject = None
     if isinstance(item.get("subject"), str):  # an action mail's subject is kept whatever
         subject = kept_subject(clean_text(item["subject"])[:MAX_SUBJECT] or None, keep_subject)
-    markers: list[str] = []
-    if str(item.get("inferenceClassification") or "").lower() == "other":
-        markers.append("inference:other")
     message_id = normalize_message_id(str(item.get("internetMessageId") or ""))
-    if message_id and message_id.lower().endswith(DIGEST_MESSAGE_ID_DOMAIN):
-        markers.append("keepwarm-digest")
-    if is_sent_folder(folder):
-        markers.append("sent-folder")
-    raw_subject = item.get("subject")
-    markers.extend(subject_markers(raw_subject if isinstance(raw_subject, str) else None))
+    markers = _message_markers(item, message_id, folder)
     conv = item.get("conversationId")
     return MessageMeta(
         account=account,
@@ -181,6 +167,59 @@ def message_from_graph(
         markers=tuple(markers),
         date_from_provider=from_provider,
     )
+
+
+def _message_date(item: Mapping[str, Any], now: datetime | None) -> tuple[datetime, bool] | None:
+    """The sent date, else the received one (True: the provider's date), else None."""
+    sent = graph_time(item.get("sentDateTime"))
+    if sent is not None and plausible(sent, now):
+        return sent, False
+    received = graph_time(item.get("receivedDateTime"))
+    if received is not None and plausible(received, now):
+        return received, True
+    return None
+
+
+def _message_markers(
+    item: Mapping[str, Any], message_id: str | None, folder: str | None
+) -> list[str]:
+    """The markers of a Graph message: Outlook's Other inbox, our own digest, a Sent folder, and
+    those of its subject."""
+    markers: list[str] = []
+    if str(item.get("inferenceClassification") or "").lower() == "other":
+        markers.append("inference:other")
+    if message_id and message_id.lower().endswith(DIGEST_MESSAGE_ID_DOMAIN):
+        markers.append("keepwarm-digest")
+    if is_sent_folder(folder):
+        markers.append("sent-folder")
+    raw_subject = item.get("subject")
+    markers.extend(subject_markers(raw_subject if isinstance(raw_subject, str) else None))
+    return markers
+
+
+def _graph_attendees(
+    raw_attendees: Any, organizer: Address | None, mine: set[str]
+) -> tuple[Attendee, ...]:
+    """The attendees of a Graph event (at most MAX_ADDRESSES; entries without an address left
+    out)."""
+    attendees: list[Attendee] = []
+    for raw in (raw_attendees if isinstance(raw_attendees, list) else [])[:MAX_ADDRESSES]:
+        addr = graph_address(raw)
+        if addr is None:
+            continue
+        kind = str(raw.get("type") or "").lower()
+        attendees.append(
+            Attendee(
+                email=addr.email,
+                name=addr.name,
+                response=_response(raw.get("status")),
+                organizer=organizer is not None and addr.email == organizer.email,
+                optional=kind == "optional",
+                resource=kind == "resource" or not_a_person(addr.email, addr.name),
+                is_self=addr.email in mine,
+            )
+        )
+    return tuple(attendees)
 
 
 def strip_event_body(item: dict[str, Any]) -> dict[str, Any]:
@@ -207,44 +246,19 @@ def event_from_graph(
     provider_id = str(item.get("id") or "")
     if not provider_id:
         return "no id"
-    start_raw = item.get("start") if isinstance(item.get("start"), Mapping) else {}
-    end_raw = item.get("end") if isinstance(item.get("end"), Mapping) else {}
-    assert isinstance(start_raw, Mapping) and isinstance(end_raw, Mapping)
-    start = graph_time(start_raw.get("dateTime"), start_raw.get("timeZone"))
-    end = graph_time(end_raw.get("dateTime"), end_raw.get("timeZone")) or start
+    start = _graph_when(item.get("start"))
+    end = _graph_when(item.get("end")) or start
     if start is None or end is None:
         return "no start time"
-    mine = set(me)
     organizer = graph_address(item.get("organizer"))
     is_organizer = item.get("isOrganizer") is True
-    attendees: list[Attendee] = []
-    raw_attendees = item.get("attendees") if isinstance(item.get("attendees"), list) else []
-    assert isinstance(raw_attendees, list)
-    for raw in raw_attendees[:MAX_ADDRESSES]:
-        addr = graph_address(raw)
-        if addr is None:
-            continue
-        kind = str(raw.get("type") or "").lower()
-        attendees.append(
-            Attendee(
-                email=addr.email,
-                name=addr.name,
-                response=_response(raw.get("status")),
-                organizer=organizer is not None and addr.email == organizer.email,
-                optional=kind == "optional",
-                resource=kind == "resource" or not_a_person(addr.email, addr.name),
-                is_self=addr.email in mine,
-            )
-        )
+    attendees = _graph_attendees(item.get("attendees"), organizer, set(me))
     my_response: ResponseStatus = (
         "accepted" if is_organizer else _response(item.get("responseStatus"))
     )
     show_as = str(item.get("showAs") or "").lower()
     event_type: EventType = "outOfOffice" if show_as == "oof" else "default"
     etype = str(item.get("type") or "").lower()
-    title = None
-    if keep_title and isinstance(item.get("subject"), str):
-        title = clean_text(item["subject"])[:MAX_SUBJECT] or None
     ical = item.get("iCalUId")
     return EventMeta(
         account=account,
@@ -254,10 +268,23 @@ def event_from_graph(
         all_day=item.get("isAllDay") is True,
         ical_uid=str(ical) if ical else None,
         organizer=organizer,
-        attendees=tuple(attendees),
+        attendees=attendees,
         my_response=my_response,
         status="cancelled" if item.get("isCancelled") is True else "confirmed",
         recurring=etype in ("occurrence", "exception", "seriesmaster"),
         event_type=event_type,
-        title=title,
+        title=_graph_title(item, keep_title),
     )
+
+
+def _graph_when(value: Any) -> datetime | None:
+    """A Graph ``dateTimeTimeZone`` (``{"dateTime": ..., "timeZone": ...}``) as UTC."""
+    if not isinstance(value, Mapping):
+        return None
+    return graph_time(value.get("dateTime"), value.get("timeZone"))
+
+
+def _graph_title(item: Mapping[str, Any], keep_title: bool) -> str | None:
+    if keep_title and isinstance(item.get("subject"), str):
+        return clean_text(item["subject"])[:MAX_SUBJECT] or None
+    return None
