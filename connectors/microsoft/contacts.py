@@ -37,8 +37,9 @@ class ContactsPage:
     seen: int = 0
 
 
-def contact_from_graph(item: dict[str, Any], account: str) -> ContactMeta | str:
-    emails = tuple(
+def _graph_emails(item: dict[str, Any]) -> tuple[str, ...]:
+    """A Graph contact's valid addresses, normalised, each once."""
+    return tuple(
         dict.fromkeys(
             e
             for e in (
@@ -49,11 +50,21 @@ def contact_from_graph(item: dict[str, Any], account: str) -> ContactMeta | str:
             if e
         )
     )
-    if not emails:
-        return NO_EMAIL
+
+
+def _graph_name(item: dict[str, Any]) -> str:
+    """The display name, else given name and surname."""
     name = str(item.get("displayName") or "").strip()
     if not name:
         name = " ".join(str(item.get(k) or "").strip() for k in ("givenName", "surname")).strip()
+    return name
+
+
+def contact_from_graph(item: dict[str, Any], account: str) -> ContactMeta | str:
+    emails = _graph_emails(item)
+    if not emails:
+        return NO_EMAIL
+    name = _graph_name(item)
     birthday = date_value(str(item.get("birthday") or "")[:10])
     return ContactMeta(
         account=account,
@@ -124,23 +135,7 @@ class ContactsSync:
                 log.info("account %s: contacts delta state expired; reading again", self.account)
                 link, full, seen = self._initial(fid), True, set()
                 continue
-            page = ContactsPage()
-            for item in data.get("value") or []:
-                if not isinstance(item, dict) or not item.get("id"):
-                    continue
-                cid = str(item["id"])
-                page.seen += 1
-                if "@removed" in item:
-                    known.discard(cid)
-                    page.deletions.append(Deletion(self.account, f"contact/{cid}", "contact"))
-                    continue
-                c = contact_from_graph(item, self.account)
-                known.add(cid)
-                seen.add(cid)
-                if isinstance(c, str):
-                    page.skipped[c] = page.skipped.get(c, 0) + 1
-                else:
-                    page.contacts.append(c)
+            page = self._page(data.get("value") or [], known, seen)
             nxt, delta = data.get("@odata.nextLink"), data.get("@odata.deltaLink")
             if nxt:  # the round goes on: a full round remembers what it has seen so far
                 fstate["link"] = None if full else fstate.get("link")
@@ -148,17 +143,51 @@ class ContactsSync:
                 if full:
                     fstate["seen"] = sorted(seen)
             else:
-                if full:  # what a full round did not list is gone
-                    page.deletions += [
-                        Deletion(self.account, f"contact/{cid}", "contact")
-                        for cid in sorted(known - seen)
-                    ]
-                    known = set(seen)
-                fstate.pop("next", None)
-                fstate.pop("seen", None)
-                fstate["link"] = str(delta or "") or None
+                known = self._end_round(fstate, page, full, known, seen, delta)
             fstate["ids"] = sorted(known)
             yield page
             if not nxt:
                 return
             link = str(nxt)
+
+    def _page(self, items: list[Any], known: set[str], seen: set[str]) -> ContactsPage:
+        """One page of the delta: contacts, removals and skips; ``known`` and ``seen`` follow."""
+        page = ContactsPage()
+        for item in items:
+            if not isinstance(item, dict) or not item.get("id"):
+                continue
+            cid = str(item["id"])
+            page.seen += 1
+            if "@removed" in item:
+                known.discard(cid)
+                page.deletions.append(Deletion(self.account, f"contact/{cid}", "contact"))
+                continue
+            c = contact_from_graph(item, self.account)
+            known.add(cid)
+            seen.add(cid)
+            if isinstance(c, str):
+                page.skipped[c] = page.skipped.get(c, 0) + 1
+            else:
+                page.contacts.append(c)
+        return page
+
+    def _end_round(
+        self,
+        fstate: dict[str, Any],
+        page: ContactsPage,
+        full: bool,
+        known: set[str],
+        seen: set[str],
+        delta: Any,
+    ) -> set[str]:
+        """The last page of a round: after a full round, what it did not list is gone; the
+        folder keeps the delta link for the next round. Returns the contacts now known."""
+        if full:
+            page.deletions += [
+                Deletion(self.account, f"contact/{cid}", "contact") for cid in sorted(known - seen)
+            ]
+            known = set(seen)
+        fstate.pop("next", None)
+        fstate.pop("seen", None)
+        fstate["link"] = str(delta or "") or None
+        return known
