@@ -351,36 +351,9 @@ class GraphClient:
             retry_after: float | None = None
             keys = list(pending)
             for i in range(0, len(keys), MAX_BATCH):
-                chunk = keys[i : i + MAX_BATCH]
-                reqs = [
-                    {
-                        "id": str(n),
-                        "method": "GET",
-                        "url": pending[k],
-                        "headers": dict(headers or {}),
-                    }
-                    for n, k in enumerate(chunk)
-                ]
-                reply = self.request(
-                    "POST", "$batch", body={"requests": reqs}, weight=min(len(reqs), MAX_CONCURRENT)
-                )
-                for item in reply.get("responses") or []:
-                    try:
-                        key = chunk[int(item.get("id"))]
-                    except (TypeError, ValueError, IndexError):
-                        continue
-                    status = int(item.get("status") or 0)
-                    if status == 429 or status >= 500 or status == 0:
-                        ra = parse_retry_after((item.get("headers") or {}).get("Retry-After"))
-                        if ra is not None:
-                            retry_after = max(retry_after or 0.0, ra)
-                        continue
-                    body = item.get("body")
-                    code = _member_code(body)
-                    if status == 404 and code.lower() in MAILBOX_NOT_ENABLED:
-                        raise MailboxNotEnabled(self.auth.account, code)
-                    results[key] = (status, body if isinstance(body, dict) else {})
-                    pending.pop(key, None)
+                ra = self._batch_call(keys[i : i + MAX_BATCH], pending, headers, results)
+                if ra is not None:
+                    retry_after = max(retry_after or 0.0, ra)
             if pending:
                 if retry_after is not None and retry_after > MAX_RETRY_AFTER_WAIT:
                     raise TransientError(
@@ -391,6 +364,45 @@ class GraphClient:
         if pending:
             raise TransientError("Microsoft Graph kept throttling a batch; will retry later")
         return results
+
+    def _batch_call(
+        self,
+        chunk: list[str],
+        pending: dict[str, str],
+        headers: Mapping[str, str] | None,
+        results: dict[str, tuple[int, dict[str, Any]]],
+    ) -> float | None:
+        """One ``$batch`` call for ``chunk``: answered members move from ``pending`` to
+        ``results``; returns the longest Retry-After of the throttled or failed ones."""
+        reqs = [
+            {"id": str(n), "method": "GET", "url": pending[k], "headers": dict(headers or {})}
+            for n, k in enumerate(chunk)
+        ]
+        reply = self.request(
+            "POST", "$batch", body={"requests": reqs}, weight=min(len(reqs), MAX_CONCURRENT)
+        )
+        retry_after: float | None = None
+        for item in reply.get("responses") or []:
+            try:
+                key = chunk[int(item.get("id"))]
+            except (TypeError, ValueError, IndexError):
+                continue
+            status = int(item.get("status") or 0)
+            if status == 429 or status >= 500 or status == 0:
+                ra = parse_retry_after((item.get("headers") or {}).get("Retry-After"))
+                retry_after = ra if retry_after is None else max(retry_after, ra or 0.0)
+                continue
+            body = item.get("body")
+            self._check_enabled(status, body)
+            results[key] = (status, body if isinstance(body, dict) else {})
+            pending.pop(key, None)
+        return retry_after
+
+    def _check_enabled(self, status: int, body: Any) -> None:
+        """A member's 404 that says the mailbox has no Exchange Online: MailboxNotEnabled."""
+        code = _member_code(body)
+        if status == 404 and code.lower() in MAILBOX_NOT_ENABLED:
+            raise MailboxNotEnabled(self.auth.account, code)
 
 
 def _member_code(body: Any) -> str:
