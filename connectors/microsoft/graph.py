@@ -228,21 +228,9 @@ class GraphClient:
             token = self.auth.access_token()
             hdrs = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             hdrs.update(headers or {})
-            try:
-                resp = self._send(method, url, params, hdrs, body, weight)
-            except requests.exceptions.SSLError:
-                raise SourceError(
-                    f"the TLS certificate of {self.base_url} is not trusted; if a proxy "
-                    "inspects TLS on this network, set ca_file to its CA certificate"
-                ) from None
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                last = type(exc).__name__
-                if not idempotent:
-                    raise NoAnswer(f"Microsoft Graph did not answer ({last})") from None
+            resp = self._try_send(method, url, params, hdrs, body, weight, idempotent)
+            if isinstance(resp, str):  # no answer: the kind of network error
+                last = resp
                 self._pause(attempt, None)
                 continue
             status = resp.status_code
@@ -259,25 +247,12 @@ class GraphClient:
                 self.auth.invalidate()
                 self.auth.access_token(force_refresh=True)
                 continue
-            if status in (401, 403):
-                raise AuthRequired(
-                    f"Microsoft Graph refused access for account {self.auth.account} "
-                    f"({status} {code or 'error'}); sign in again and grant the permissions",
-                    fix=fix_command(self.auth.account),
-                )
-            if status == 410 or code.lower() in RESYNC_CODES:
-                raise DeltaExpired(
-                    f"Microsoft Graph no longer knows this sync state ({code or 'Gone'})"
-                )
-            if status == 404 and code.lower() in MAILBOX_NOT_ENABLED:
-                raise MailboxNotEnabled(self.auth.account, code)
-            if status == 404:
-                raise NotFound(f"Microsoft Graph: not found ({code or 'NotFound'}: {message})")
+            self._refused(status, code, message)
             if status == 429 or status >= 500:
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 last = f"{status} {code}".strip()
                 log.debug("graph %s %s: %s, retry-after %s", method, status, code, retry_after)
-                if retry_after is not None and retry_after > MAX_RETRY_AFTER_WAIT:
+                if _wait_too_long(retry_after):
                     break
                 if not idempotent and status >= 500 and status != 503:
                     raise NoAnswer(f"Microsoft Graph failed while handling the request ({last})")
@@ -288,6 +263,50 @@ class GraphClient:
             f"Microsoft Graph is busy or unavailable ({last}); will retry later",
             retry_after=retry_after,
         )
+
+    def _try_send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: dict[str, str],
+        body: Any,
+        weight: int,
+        idempotent: bool,
+    ) -> requests.Response | str:
+        """The response, or the name of the network error that left the request unanswered
+        (a request that is not idempotent raises NoAnswer instead: it must not be sent twice)."""
+        try:
+            return self._send(method, url, params, headers, body, weight)
+        except requests.exceptions.SSLError:
+            raise SourceError(
+                f"the TLS certificate of {self.base_url} is not trusted; if a proxy "
+                "inspects TLS on this network, set ca_file to its CA certificate"
+            ) from None
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            if not idempotent:
+                raise NoAnswer(f"Microsoft Graph did not answer ({type(exc).__name__})") from None
+            return type(exc).__name__
+
+    def _refused(self, status: int, code: str, message: str) -> None:
+        """Raise what a refusal means: sign in again, read everything again, not found."""
+        if status in (401, 403):
+            raise AuthRequired(
+                f"Microsoft Graph refused access for account {self.auth.account} "
+                f"({status} {code or 'error'}); sign in again and grant the permissions",
+                fix=fix_command(self.auth.account),
+            )
+        if status == 410 or code.lower() in RESYNC_CODES:
+            raise DeltaExpired(
+                f"Microsoft Graph no longer knows this sync state ({code or 'Gone'})"
+            )
+        self._check_enabled(status, code)
+        if status == 404:
+            raise NotFound(f"Microsoft Graph: not found ({code or 'NotFound'}: {message})")
 
     def _send(
         self,
@@ -355,7 +374,7 @@ class GraphClient:
                 if ra is not None:
                     retry_after = max(retry_after or 0.0, ra)
             if pending:
-                if retry_after is not None and retry_after > MAX_RETRY_AFTER_WAIT:
+                if _wait_too_long(retry_after):
                     raise TransientError(
                         "Microsoft Graph asked to wait before more requests; will retry later",
                         retry_after=retry_after,
@@ -393,16 +412,19 @@ class GraphClient:
                 retry_after = ra if retry_after is None else max(retry_after, ra or 0.0)
                 continue
             body = item.get("body")
-            self._check_enabled(status, body)
+            self._check_enabled(status, _member_code(body))
             results[key] = (status, body if isinstance(body, dict) else {})
             pending.pop(key, None)
         return retry_after
 
-    def _check_enabled(self, status: int, body: Any) -> None:
-        """A member's 404 that says the mailbox has no Exchange Online: MailboxNotEnabled."""
-        code = _member_code(body)
+    def _check_enabled(self, status: int, code: str) -> None:
+        """A 404 that says the mailbox has no Exchange Online: MailboxNotEnabled."""
         if status == 404 and code.lower() in MAILBOX_NOT_ENABLED:
             raise MailboxNotEnabled(self.auth.account, code)
+
+
+def _wait_too_long(retry_after: float | None) -> bool:
+    return retry_after is not None and retry_after > MAX_RETRY_AFTER_WAIT
 
 
 def _member_code(body: Any) -> str:
