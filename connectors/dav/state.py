@@ -212,20 +212,10 @@ class CollectionSync:
         if changes.complete:
             gone |= set(cs.members) - set(changes.changed)
         for href in sorted(gone):
-            member = cs.members.pop(href, None)
-            if member is not None:
-                self.reader.forget(member, self.batch, "deleted")
-        wanted = [
-            h
-            for h, etag in sorted(changes.changed.items())
-            if h not in cs.members or not etag or cs.members[h].etag != etag
-        ]
-        wanted += [h for h in reread if h in cs.members and h not in set(wanted)]
-        for href, etag, data in self.session.fetch(col.url, wanted):
+            self._drop(cs, href)
+        for href, etag, data in self.session.fetch(col.url, _wanted(cs, changes, reread)):
             if data is None:  # gone between the listing and the fetch
-                member = cs.members.pop(href, None)
-                if member is not None:
-                    self.reader.forget(member, self.batch, "deleted")
+                self._drop(cs, href)
                 continue
             etag = etag or changes.changed.get(href, "")
             cs.members[href] = self.reader.read(
@@ -236,6 +226,12 @@ class CollectionSync:
         cs.token = changes.token if not unchanged else cs.token
         cs.state = col.state
         yield self._close()
+
+    def _drop(self, cs: ColState, href: str) -> None:
+        """A member gone from the collection: its records are deleted."""
+        member = cs.members.pop(href, None)
+        if member is not None:
+            self.reader.forget(member, self.batch, "deleted")
 
     def _changes(self, col: Collection, cs: ColState) -> Changes:
         if cs.by_etag:
@@ -254,3 +250,14 @@ class CollectionSync:
             log.info("account %s: no sync-collection report here; comparing ETags", self.account)
             cs.by_etag = True
             return self.session.etags(col.url)
+
+
+def _wanted(cs: ColState, changes: Changes, reread: list[str]) -> list[str]:
+    """The members to fetch: new or changed ones (by ETag), then those to read again."""
+    wanted = [
+        h
+        for h, etag in sorted(changes.changed.items())
+        if h not in cs.members or not etag or cs.members[h].etag != etag
+    ]
+    wanted += [h for h in reread if h in cs.members and h not in set(wanted)]
+    return wanted
