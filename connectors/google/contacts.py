@@ -71,11 +71,31 @@ def to_contact(person: dict[str, Any], account: str, groups: dict[str, str]) -> 
         return NO_EMAIL
     names = _primary_first(person.get("names"))
     name = clean_text(str(names[0].get("displayName") or "")).strip()[:200] if names else ""
-    birthday = next(
+    org = _current_organisation(person)
+    return ContactMeta(
+        account=account,
+        provider_id=str(person.get("resourceName") or ""),
+        name=name,
+        emails=emails,
+        birthday=_birthday(person),
+        anniversary=_anniversary(person),
+        organisation=clean_text(str(org.get("name") or "")).strip()[:200] or None,
+        title=clean_text(str(org.get("title") or "")).strip()[:200] or None,
+        groups=_group_names(person, groups),
+    )
+
+
+def _birthday(person: dict[str, Any]) -> str | None:
+    """The first valid birthday, the primary one first."""
+    return next(
         (b for b in (_date(x.get("date")) for x in _primary_first(person.get("birthdays"))) if b),
         None,
     )
-    anniversary = next(
+
+
+def _anniversary(person: dict[str, Any]) -> str | None:
+    """The date of the first event of type anniversary (None when it has no valid date)."""
+    return next(
         (
             _date(e.get("date"))
             for e in person.get("events") or []
@@ -83,24 +103,22 @@ def to_contact(person: dict[str, Any], account: str, groups: dict[str, str]) -> 
         ),
         None,
     )
+
+
+def _current_organisation(person: dict[str, Any]) -> dict[str, Any]:
+    """The current organisation, else the first one, else ``{}``."""
     orgs = [o for o in person.get("organizations") or [] if isinstance(o, dict)]
-    org = next((o for o in orgs if o.get("current")), orgs[0] if orgs else {})
+    return next((o for o in orgs if o.get("current")), orgs[0] if orgs else {})
+
+
+def _group_names(person: dict[str, Any], groups: dict[str, str]) -> tuple[str, ...]:
+    """The names of the user's own groups the person belongs to, each once."""
     member_of = [
         groups.get(str((m.get("contactGroupMembership") or {}).get("contactGroupResourceName")))
         for m in person.get("memberships") or []
         if isinstance(m, dict)
     ]
-    return ContactMeta(
-        account=account,
-        provider_id=str(person.get("resourceName") or ""),
-        name=name,
-        emails=emails,
-        birthday=birthday,
-        anniversary=anniversary,
-        organisation=clean_text(str(org.get("name") or "")).strip()[:200] or None,
-        title=clean_text(str(org.get("title") or "")).strip()[:200] or None,
-        groups=tuple(dict.fromkeys(g for g in member_of if g)),
-    )
+    return tuple(dict.fromkeys(g for g in member_of if g))
 
 
 class GoogleContactsConnector:
@@ -161,43 +179,10 @@ class GoogleContactsConnector:
         first = page is None
         done = 0
         while True:
-            kwargs: dict[str, Any] = {
-                "resourceName": "people/me",
-                "personFields": PERSON_FIELDS,
-                "pageSize": self.page_size,
-                "requestSyncToken": True,
-            }
-            if sync_token:
-                kwargs["syncToken"] = sync_token
-            if page:
-                kwargs["pageToken"] = page
-            try:
-                resp = self.client.execute(
-                    partial(self.api.people().connections().list, **kwargs),
-                    1,
-                    "listing contacts",
-                    expect=(400, 410),
-                )
-            except HttpError as exc:
-                if sync_token or page:  # an expired sync token, or a stale page of a listing
-                    raise _Expired() from None
-                raise self.client.refusal(exc, "listing contacts") from None
+            resp = self._connections(sync_token, page)
             batch = Batch(reset=sync_token is None and first)
             first = False
-            skipped: dict[str, int] = {}
-            for person in resp.get("connections") or []:
-                if not isinstance(person, dict) or not person.get("resourceName"):
-                    continue
-                if (person.get("metadata") or {}).get("deleted"):
-                    batch.deletions.append(
-                        Deletion(self.account, str(person["resourceName"]), "contact")
-                    )
-                    continue
-                c = to_contact(person, self.account, groups)
-                if isinstance(c, str):
-                    skipped[c] = skipped.get(c, 0) + 1
-                else:
-                    batch.contacts.append(c)
+            skipped = self._fill(batch, resp.get("connections") or [], groups)
             done += len(resp.get("connections") or [])
             page = resp.get("nextPageToken")
             if page:
@@ -210,6 +195,50 @@ class GoogleContactsConnector:
             yield batch
             if not page:
                 return
+
+    def _connections(self, sync_token: str | None, page: str | None) -> dict[str, Any]:
+        """One page of the user's connections (``_Expired`` for an expired sync token or a
+        stale page of a listing)."""
+        kwargs: dict[str, Any] = {
+            "resourceName": "people/me",
+            "personFields": PERSON_FIELDS,
+            "pageSize": self.page_size,
+            "requestSyncToken": True,
+        }
+        if sync_token:
+            kwargs["syncToken"] = sync_token
+        if page:
+            kwargs["pageToken"] = page
+        try:
+            resp: dict[str, Any] = self.client.execute(
+                partial(self.api.people().connections().list, **kwargs),
+                1,
+                "listing contacts",
+                expect=(400, 410),
+            )
+        except HttpError as exc:
+            if sync_token or page:  # an expired sync token, or a stale page of a listing
+                raise _Expired() from None
+            raise self.client.refusal(exc, "listing contacts") from None
+        return resp
+
+    def _fill(self, batch: Batch, people: list[Any], groups: dict[str, str]) -> dict[str, int]:
+        """Add a page's contacts and deletions to ``batch``; the skipped ones, by reason."""
+        skipped: dict[str, int] = {}
+        for person in people:
+            if not isinstance(person, dict) or not person.get("resourceName"):
+                continue
+            if (person.get("metadata") or {}).get("deleted"):
+                batch.deletions.append(
+                    Deletion(self.account, str(person["resourceName"]), "contact")
+                )
+                continue
+            c = to_contact(person, self.account, groups)
+            if isinstance(c, str):
+                skipped[c] = skipped.get(c, 0) + 1
+            else:
+                batch.contacts.append(c)
+        return skipped
 
 
 class _Expired(Exception):
