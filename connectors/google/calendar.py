@@ -130,21 +130,9 @@ def to_event(
         return "unreadable event time"
     raw = ev.get("attendees") or []
     attendees = tuple(a for a in (_attendee(x, me, own) for x in raw) if a)
-    myself = next((a for a in attendees if a.is_self), None)
-    org = ev.get("organizer") or {}
-    org_email = normalize_address(str(org.get("email") or ""))
-    organizer = Address(org_email, str(org.get("displayName") or "")) if org_email else None
-    mine: ResponseStatus
-    if myself is not None:
-        mine = myself.response
-    elif (own and org.get("self")) or _is_me(org, me) or _is_me(ev.get("creator"), me):
-        mine = "accepted"  # my own event
-    elif own and not attendees:
-        mine = "accepted"  # one on my calendar without guests
-    elif not own:
+    mine = _my_response(ev, attendees, me, own)
+    if mine is None:
         return "another person's event"
-    else:
-        mine = "unknown"
     status = ev.get("status")
     return EventMeta(
         account=account,
@@ -153,15 +141,43 @@ def to_event(
         end=max(end[0], start[0]),
         all_day=start[1],
         ical_uid=ev.get("iCalUID"),
-        organizer=organizer,
+        organizer=_organizer(ev),
         attendees=attendees,
         attendees_omitted=bool(ev.get("attendeesOmitted")),
         my_response=mine,
         status="tentative" if status == "tentative" else "confirmed",
         recurring=bool(ev.get("recurringEventId")),
         event_type=KEPT_TYPES.get(etype, "other"),
-        title=str(ev["summary"])[:998] if store_subjects and ev.get("summary") else None,
+        title=_title(ev, store_subjects),
     )
+
+
+def _organizer(ev: dict[str, Any]) -> Address | None:
+    org = ev.get("organizer") or {}
+    org_email = normalize_address(str(org.get("email") or ""))
+    return Address(org_email, str(org.get("displayName") or "")) if org_email else None
+
+
+def _title(ev: dict[str, Any], store_subjects: bool) -> str | None:
+    return str(ev["summary"])[:998] if store_subjects and ev.get("summary") else None
+
+
+def _my_response(
+    ev: dict[str, Any], attendees: tuple[Attendee, ...], me: frozenset[str], own: bool
+) -> ResponseStatus | None:
+    """My answer to an event; None when it is another person's event without me (on a calendar
+    that is not mine)."""
+    org = ev.get("organizer") or {}
+    myself = next((a for a in attendees if a.is_self), None)
+    if myself is not None:
+        return myself.response
+    if (own and org.get("self")) or _is_me(org, me) or _is_me(ev.get("creator"), me):
+        return "accepted"  # my own event
+    if own and not attendees:
+        return "accepted"  # one on my calendar without guests
+    if not own:
+        return None
+    return "unknown"
 
 
 def own_calendar(entry: dict[str, Any], me: frozenset[str]) -> bool:
