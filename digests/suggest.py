@@ -333,44 +333,74 @@ def _redundant(line: str, action: str) -> bool:
     return False
 
 
+@dataclass
+class _Picker:
+    """The daily cap with variety: at most ``per_kind`` of a kind (more for replies owed),
+    ``per_section`` of a section and ``light_cap`` light touches (people outside the core), one
+    suggestion per person, and none but the reply for someone who is owed one."""
+
+    cap: int
+    core: set[str]
+    owed: set[str]
+    per_kind: int
+    per_kind_reply: int
+    per_section: int
+    light_cap: int
+    chosen: list[Suggestion] = field(default_factory=list)
+    people_used: set[str] = field(default_factory=set)
+    kinds: Counter[str] = field(default_factory=Counter)
+    sections: Counter[str] = field(default_factory=Counter)
+    light: int = 0
+
+    def blocked(self, s: Suggestion) -> bool:
+        if s in self.chosen or s.person_key in self.people_used:
+            return True
+        if s.other_key and s.other_key in self.people_used:
+            return True
+        return s.person_key in self.owed and s.kind != "reply_owed"  # the reply is the touch
+
+    def too_many(self, s: Suggestion) -> bool:
+        outer = s.person_key not in self.core
+        limit = self.per_kind_reply if s.kind == "reply_owed" else self.per_kind
+        return self.kinds[s.kind] >= limit or (
+            s.kind != "reply_owed"
+            and (
+                self.sections[s.section] >= self.per_section
+                or (outer and self.light >= self.light_cap)
+            )
+        )
+
+    def take(self, s: Suggestion) -> None:
+        self.chosen.append(s)
+        self.people_used.add(s.person_key)
+        if s.other_key:
+            self.people_used.add(s.other_key)
+        self.kinds[s.kind] += 1
+        self.sections[s.section] += 1
+        self.light += s.person_key not in self.core
+
+
 def _pick(ordered: list[Suggestion], core: set[str], policy: RankPolicy) -> list[Suggestion]:
     cap = policy.max_items
     per_kind = max(2, math.ceil(cap / 3))
-    per_kind_reply = max(per_kind, math.ceil(cap / 2))
-    per_section = max(2, cap // 3)  # e.g. meetings today and follow-ups share one section
-    light_cap = max(1, math.floor(cap * policy.light_share))
-    owed = {s.person_key for s in ordered if s.kind == "reply_owed"}
-    chosen: list[Suggestion] = []
-    people_used: set[str] = set()
-    kinds: Counter[str] = Counter()
-    sections: Counter[str] = Counter()
-    light = 0
+    picker = _Picker(
+        cap=cap,
+        core=core,
+        owed={s.person_key for s in ordered if s.kind == "reply_owed"},
+        per_kind=per_kind,
+        per_kind_reply=max(per_kind, math.ceil(cap / 2)),
+        per_section=max(2, cap // 3),  # e.g. meetings today and follow-ups share one section
+        light_cap=max(1, math.floor(cap * policy.light_share)),
+    )
     # First pass honours variety; the second fills any free slot with what is left.
     for strict in (True, False):
         for s in ordered:
-            if len(chosen) >= cap:
+            if len(picker.chosen) >= cap:
                 break
-            if s in chosen or s.person_key in people_used:
+            if picker.blocked(s) or (strict and picker.too_many(s)):
                 continue
-            if s.other_key and s.other_key in people_used:
-                continue
-            if s.person_key in owed and s.kind != "reply_owed":
-                continue  # with a reply owed, the reply is the touch
-            outer = s.person_key not in core
-            if strict:
-                limit = per_kind_reply if s.kind == "reply_owed" else per_kind
-                if kinds[s.kind] >= limit or (
-                    s.kind != "reply_owed"
-                    and (sections[s.section] >= per_section or (outer and light >= light_cap))
-                ):
-                    continue
-            chosen.append(s)
-            people_used.add(s.person_key)
-            if s.other_key:
-                people_used.add(s.other_key)
-            kinds[s.kind] += 1
-            sections[s.section] += 1
-            light += outer
+            picker.take(s)
+    chosen = picker.chosen
     chosen.sort(key=lambda s: (SECTION_ORDER.index(s.section), -s.score, s.person_key))
     return chosen
 
