@@ -419,6 +419,14 @@ def _relationships(g: _Gen) -> None:
     for c in CLIENTS:
         for d in g.every(rng.uniform(14, 28), g.start, today):
             g.conversation(c, d, i_start=rng.random() < 0.5, replies=rng.randint(1, 5))
+    _changing_ties(g)
+    _job_change(g)
+
+
+def _changing_ties(g: _Gen) -> None:
+    """The fading ties, the one-sided ones and the new ones (after the steady ones: the random
+    draws come in this order)."""
+    rng, today = g.rng, g.today
     for c, stop in zip(FADING, FADING_STOP_DAYS, strict=True):
         for d in g.every(21, g.start, g.day(stop) - timedelta(days=1)):  # same-day threads
             g.conversation(c, d, i_start=rng.random() < 0.5, replies=rng.randint(1, 3), max_gap_h=3)
@@ -433,7 +441,6 @@ def _relationships(g: _Gen) -> None:
         g.conversation(c, first, i_start=False, replies=2)
         for d in g.every(9, first + timedelta(days=3), today):
             g.conversation(c, d, i_start=rng.random() < 0.5, replies=rng.randint(1, 3))
-    _job_change(g)
 
 
 def _job_change(g: _Gen) -> None:
