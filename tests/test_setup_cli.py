@@ -229,8 +229,16 @@ def _keepwarm(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
 
 def test_ctrl_c_at_a_prompt_exits_130(tmp_path: Path) -> None:
     proc = _keepwarm("--config", str(tmp_path / "c.toml"), "init")
-    time.sleep(1.5)  # the prompt is waiting for input
+    assert proc.stdout is not None
+    shown = ""
+    while "name" not in shown:  # the prompt is waiting for input (however slow the start-up)
+        char = proc.stdout.read(1)
+        assert char, "keepwarm init ended before asking"
+        shown += char
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
+    # Wait before stdin closes: an end of input that came with the signal could win the race.
+    proc.wait(timeout=30)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
