@@ -375,6 +375,8 @@ def merged_reason(n: int, members: list[str], config: Config) -> str:
 
 
 class _Person(Protocol):
+    """identity's ``Person`` (identity imports this module, so it is named by its shape here)."""
+
     @property
     def key(self) -> str: ...
     @property

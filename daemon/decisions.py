@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, get_args
 
 from keepwarm.daemon import address_book
 from keepwarm.daemon.address_book import AddressBook
@@ -339,14 +339,7 @@ def _owed_cleared_signal(s: Signal, gone: set[str]) -> Signal:
 
 
 # -- the digest's ranking inputs -------------------------------------------------------------------
-class _Person(Protocol):
-    @property
-    def key(self) -> str: ...
-    @property
-    def addresses(self) -> tuple[str, ...]: ...
-
-
-def key_of_address(people: Iterable[_Person]) -> dict[str, str]:
+def key_of_address(people: Iterable[PersonReport]) -> dict[str, str]:
     out: dict[str, str] = {}
     for p in people:
         out[p.key] = p.key
@@ -355,7 +348,7 @@ def key_of_address(people: Iterable[_Person]) -> dict[str, str]:
     return out
 
 
-def snoozed_keys(people: Iterable[_Person], inputs: Inputs) -> set[str]:
+def snoozed_keys(people: Iterable[PersonReport], inputs: Inputs) -> set[str]:
     keys = key_of_address(people)
     return {keys.get(a, a) for a in inputs.snoozed}
 
@@ -397,7 +390,7 @@ def _answers_owed(kind: str, facts: Mapping[str, object], d: Decision) -> bool:
 
 def adjust(
     candidates: Sequence[Suggestion],
-    people: Iterable[_Person],
+    people: Iterable[PersonReport],
     inputs: Inputs,
     now: datetime,
     cooldown: timedelta,
@@ -426,7 +419,7 @@ def adjust(
 
 def with_notes(
     suggestions: Sequence[Suggestion],
-    people: Iterable[_Person],
+    people: Iterable[PersonReport],
     inputs: Inputs,
     meeting_today: Iterable[str] = (),
 ) -> list[Suggestion]:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from keepwarm.daemon import decisions, freshness
 from keepwarm.daemon.actions import digest_links
@@ -65,7 +65,10 @@ from keepwarm.digests.render import (
     TierHealth,
     render,
 )
-from keepwarm.digests.suggest import PersonLike, RankPolicy, SignalLike, Suggestion, build, rank
+from keepwarm.digests.suggest import RankPolicy, Suggestion, build, rank
+
+if TYPE_CHECKING:  # the engine loads when a digest runs
+    from keepwarm.digests.cadence import NetworkReport, PersonReport
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ RETRY_DELAYS: tuple[float, ...] = (3.0,)
 
 @dataclass
 class DigestOutcome:
-    """What one run did. (Plain, not frozen: the service's ``DigestResult`` protocol reads it.)"""
+    """What one run did."""
 
     state: str  # sent | already_sent | failed | written | in_progress (another sender has it)
     local_date: date
@@ -89,50 +92,13 @@ class DigestOutcome:
     rendered: RenderedDigest | None = None
 
 
-# -- what the engine gives us (the engine's NetworkReport satisfies these) ------------------------
-class _Tier(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def members(self) -> int: ...
-    @property
-    def warm(self) -> int: ...
-    @property
-    def fading(self) -> int: ...
-    @property
-    def dormant(self) -> int: ...
-
-
-class _Person(PersonLike, Protocol):
-    @property
-    def addresses(self) -> tuple[str, ...]: ...
-
-
-class _Warning(Protocol):
-    @property
-    def text(self) -> str: ...
-
-
-class Report(Protocol):
-    @property
-    def people(self) -> Sequence[_Person]: ...
-    @property
-    def tiers(self) -> Sequence[_Tier]: ...
-    @property
-    def warnings(self) -> Sequence[_Warning]: ...
-    @property
-    def signals(self) -> Sequence[SignalLike]: ...
-
-
-ReportBuilder = Callable[[Config, Store, datetime], Report]
+ReportBuilder = Callable[[Config, Store, datetime], "NetworkReport"]
 
 
 def _default_builder() -> ReportBuilder:
     from keepwarm.daemon.decisions import build_report
 
-    def builder(config: Config, store: Store, now: datetime) -> Report:
+    def builder(config: Config, store: Store, now: datetime) -> NetworkReport:
         return build_report(config, store, now)  # your decisions applied
 
     return builder
@@ -215,7 +181,7 @@ def account_health(config: Config, store: Store, now: datetime) -> list[AccountH
 
 
 def choose(
-    config: Config, store: Store, report: Report, now: datetime, local_date: date
+    config: Config, store: Store, report: NetworkReport, now: datetime, local_date: date
 ) -> list[Suggestion]:
     people = {p.key: p for p in report.people}
     addresses = {p.key: (p.addresses[0] if p.addresses else p.key) for p in report.people}
@@ -246,7 +212,7 @@ def choose(
 
 
 def compose(
-    config: Config, store: Store, report: Report, now: datetime, local_date: date
+    config: Config, store: Store, report: NetworkReport, now: datetime, local_date: date
 ) -> tuple[DigestModel, list[Suggestion]]:
     suggestions = choose(config, store, report, now, local_date)
     model = DigestModel(
@@ -273,7 +239,7 @@ def compose(
     return model, suggestions
 
 
-def _names(people: Sequence[_Person]) -> dict[str, str]:
+def _names(people: Sequence[PersonReport]) -> dict[str, str]:
     """Display names by address (every address of each person)."""
     out: dict[str, str] = {}
     for p in people:

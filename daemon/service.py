@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from keepwarm.connectors.base import Batch, Connector, ConnectorError, Progress
 from keepwarm.daemon import config as cfgmod
@@ -62,6 +62,9 @@ from keepwarm.daemon.store import (
 from keepwarm.daemon.sync import SyncOutcome, backoff_delay, run_account
 from keepwarm.daemon.systemd import Notifier
 
+if TYPE_CHECKING:  # the digest job loads when a digest runs
+    from keepwarm.daemon.digest_job import DigestOutcome
+
 log = logging.getLogger("keepwarm.daemon")
 
 EXIT_USER = 2  # as the CLI's: the user must act; the units do not restart on it
@@ -73,23 +76,16 @@ IN_PROGRESS_RECHECK = timedelta(minutes=5)  # another process holds the delivery
 _WAKE = 0  # byte written by the worker; signals write their number
 
 
-class DigestResult(Protocol):
-    state: str  # sent | already_sent | failed | written | in_progress
-    local_date: Any
-    error: str | None
-    transient: bool
-
-
-DigestJob = Callable[..., DigestResult]
+DigestJob = Callable[..., "DigestOutcome"]
 ConnectorFactory = Callable[[Account, Config], Connector]
 
 
 def default_digest_job(
     config: Config, store: Store, *, now: datetime, send: bool = True
-) -> DigestResult:
+) -> DigestOutcome:
     from keepwarm.daemon.digest_job import run_digest  # the engine loads when a digest runs
 
-    result: DigestResult = run_digest(config, store, now=now, send=send)
+    result: DigestOutcome = run_digest(config, store, now=now, send=send)
     return result
 
 
@@ -112,7 +108,7 @@ class Task:
 class TaskResult:
     task: Task
     sync: SyncOutcome | None = None
-    digest: DigestResult | None = None
+    digest: DigestOutcome | None = None
     crash: str | None = None  # an unexpected exception, already logged
     failures: int = 0
     preempted: bool = False

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from keepwarm.digests.kinds import (
@@ -43,12 +43,13 @@ from keepwarm.digests.kinds import (
     strip_prefixes,
 )
 
+if TYPE_CHECKING:  # the engine's records (imported for their types only: it loads numpy)
+    from keepwarm.digests.cadence.model import PersonReport, Signal
+
 __all__ = [
     "LABELS",
     "SECTIONS",
-    "PersonLike",
     "RankPolicy",
-    "SignalLike",
     "Suggestion",
     "build",
     "clean_text",
@@ -58,34 +59,6 @@ __all__ = [
     "rank",
     "summary",
 ]
-
-
-class SignalLike(Protocol):
-    """What the engine's ``Signal`` provides (read-only view)."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def person_key(self) -> str: ...
-    @property
-    def urgency(self) -> float: ...
-    @property
-    def facts(self) -> Mapping[str, Any]: ...
-    @property
-    def because(self) -> Sequence[str]: ...
-
-
-class PersonLike(Protocol):
-    """What the engine's ``PersonReport`` provides that ranking needs."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def tier(self) -> str | None: ...
-    @property
-    def strength(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -169,7 +142,7 @@ def strength_factor(strength: float, top: float) -> float:
     return 0.5 + 0.5 * min(1.0, math.sqrt(strength / top))
 
 
-def core_people(people: Mapping[str, PersonLike], policy: RankPolicy) -> set[str]:
+def core_people(people: Mapping[str, PersonReport], policy: RankPolicy) -> set[str]:
     """The people who get most attention: the inner tiers and the top share by strength."""
     inner = set(policy.tiers[: policy.core_tiers])
     core = {k for k, p in people.items() if p.tier in inner}
@@ -180,8 +153,8 @@ def core_people(people: Mapping[str, PersonLike], policy: RankPolicy) -> set[str
 
 
 def build(
-    signals: Iterable[SignalLike],
-    people: Mapping[str, PersonLike],
+    signals: Iterable[Signal],
+    people: Mapping[str, PersonReport],
     policy: RankPolicy,
     zone: ZoneInfo,
     addresses: Mapping[str, str] | None = None,
@@ -238,7 +211,7 @@ def build(
 
 def rank(
     suggestions: Iterable[Suggestion],
-    people: Mapping[str, PersonLike],
+    people: Mapping[str, PersonReport],
     policy: RankPolicy,
     *,
     today: date,
@@ -296,7 +269,7 @@ def _reasons(because: Sequence[str], action: str, extra: Sequence[str] = ()) -> 
     return tuple(out)
 
 
-def _extra_reasons(kind: str, who: str, person: PersonLike | None) -> list[str]:
+def _extra_reasons(kind: str, who: str, person: PersonReport | None) -> list[str]:
     """Facts from the person report that make a reply owed concrete."""
     if kind != "reply_owed" or person is None:
         return []

@@ -7,9 +7,12 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from keepwarm.daemon.store import Store
+
+if TYPE_CHECKING:
+    from keepwarm.digests.suggest import Suggestion
 
 
 @dataclass(frozen=True)
@@ -30,15 +33,6 @@ class LedgerRow:
 
 LEDGER_COLUMNS = """local_date, message_id, state, method, attempts, created_at, sent_at,
     last_error, subject, unconfirmed, confirmed_at, resent_at"""
-
-
-class Shown(Protocol):
-    @property
-    def kind(self) -> str: ...
-    @property
-    def person_key(self) -> str: ...
-    @property
-    def other_key(self) -> str | None: ...
 
 
 def row(store: Store, local_date: date) -> LedgerRow | None:
@@ -122,7 +116,7 @@ def last_shown_kind(store: Store, people: Sequence[str]) -> str | None:
     return str(row[0]) if row else None
 
 
-def record_shown(store: Store, local_date: date, suggestions: Iterable[Shown]) -> None:
+def record_shown(store: Store, local_date: date, suggestions: Iterable[Suggestion]) -> None:
     with store.atomic():
         for s in suggestions:
             for person in filter(None, (s.person_key, s.other_key)):
