@@ -888,7 +888,7 @@ def generate(
     directory: str | Path, seed: int = DEMO_SEED, today: date = DEMO_TODAY
 ) -> DemoManifest:
     """Write the demo maildir, calendar and config under ``directory``; return the ground truth."""
-    from keepwarm.digests.deliver import write_private  # smtplib and ssl: not for every command
+    from keepwarm.core.files import write_private
 
     root = Path(directory).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from keepwarm.core.files import write_private
 from keepwarm.daemon import decisions, freshness
 from keepwarm.daemon.actions import digest_links
 from keepwarm.daemon.config import Config
@@ -56,7 +57,6 @@ from keepwarm.digests.deliver import (
     SmtpSettings,
     build_message,
     message_id_for,
-    write_private,
 )
 from keepwarm.digests.render import (
     AccountHealth,

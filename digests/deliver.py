@@ -30,7 +30,6 @@ import re
 import smtplib
 import socket
 import ssl
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Protocol
 
 from keepwarm.core.errors import KeepwarmError
+from keepwarm.core.files import write_private
 from keepwarm.digests.render import RenderedDigest
 from keepwarm.digests.suggest import clean_text
 
@@ -118,23 +118,8 @@ def _addr(address: str) -> str:
 
 
 # -- file outbox ----------------------------------------------------------------------------------
-def _write_private(path: Path, data: bytes) -> None:
-    """Atomically write ``data`` to ``path`` with mode 0600 (temp file + rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
+# The temporary files core.files.write_private leaves if killed mid-write (".NAME.random").
 _TEMPORARY = re.compile(r"\.\d{4}-\d{2}-\d{2}\.(?:eml|html)\.[A-Za-z0-9_]{6,}")
-write_private = _write_private  # public name for the daemon's private files (--out, keys)
 
 
 class FileOutbox:
@@ -189,9 +174,9 @@ class FileOutbox:
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.clean()
-            _write_private(page, html.encode("utf-8"))
+            write_private(page, html.encode("utf-8"))
             before_data()
-            _write_private(eml, message.as_bytes(policy=POLICY))
+            write_private(eml, message.as_bytes(policy=POLICY))
         except OSError as exc:
             raise DeliveryError(
                 f"cannot write the digest to the outbox {self.directory}: {exc.strerror or exc}. "

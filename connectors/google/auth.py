@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ import google.auth.exceptions
 from google.oauth2.credentials import Credentials
 
 from keepwarm.connectors.base import AuthRequired, SourceError, TransientError
+from keepwarm.core.files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +104,7 @@ def save_credentials(creds: Credentials, token_path: Path) -> None:
     """Write the authorized-user JSON 0600, atomically (never a half-written token file)."""
     token_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data: str = creds.to_json()  # type: ignore[no-untyped-call]
-    fd, tmp = tempfile.mkstemp(prefix=".token-", dir=token_path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, token_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(token_path, data.encode("utf-8"))
 
 
 def refresh_failure(exc: google.auth.exceptions.GoogleAuthError, account: str) -> Exception:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +26,7 @@ import msal
 import requests
 
 from keepwarm.connectors.base import AuthRequired, SourceError, TransientError
+from keepwarm.core.files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +134,8 @@ class TokenCacheFile:
                 return False
             data = self.cache.serialize()
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.chmod(tmp, 0o600)
-                os.replace(tmp, self.path)
+                write_private(self.path, data.encode("utf-8"))
             except OSError as exc:
                 raise SourceError(f"cannot write the token file {self.path}: {exc}") from None
             self.cache.has_state_changed = False

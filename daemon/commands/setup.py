@@ -146,7 +146,7 @@ def init(
     Asks for what the flags do not give; with --no-input it never asks (for scripts):
     'keepwarm init --name "Jane Doe" --address jane@example.com --timezone Europe/Berlin'.
     """
-    from keepwarm.digests.deliver import write_private
+    from keepwarm.core.files import write_private
 
     if example:
         click.echo(example_config(), nl=False)
