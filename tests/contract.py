@@ -15,12 +15,16 @@ disk, the Gmail emulator, a Dovecot server...). The shared tests then check, thr
 
 Capabilities a source does not have (a maildir has no credentials) are declared with class
 attributes, and the matching tests are skipped with that reason. A calendar source runs the same
-suite over events (``records = "events"``): its world adds events, and ids are iCalendar UIDs.
+suite over events (``records = "events"``): its world adds events, ids are iCalendar UIDs, and
+one more test checks that an event moved at its source replaces its old version (no stale
+occurrence left behind). Google Calendar, .ics files, the Microsoft calendar and CalDAV run it.
+``tests/reference_connector.py`` is the smallest source that passes the suite (over messages).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import ClassVar, Protocol
 
 import pytest
@@ -60,6 +64,10 @@ class World(Protocol):
     def heal(self) -> None:
         """Undo break_auth / fail_transiently."""
 
+    def change_one(self) -> tuple[str, datetime]:
+        """Calendar worlds: move one present event to another start (and change its title);
+        return its iCalendar UID and its new start (UTC)."""
+
 
 def stored_event_uids(store: Store, account: str) -> list[str]:
     """iCalendar UIDs of the events stored through ``account`` (a list, so duplicates show)."""
@@ -77,6 +85,16 @@ def stored_ids(store: Store, account: str) -> list[str]:
         """SELECT m.message_id FROM message_sources s JOIN messages m ON m.id = s.message
            WHERE s.account = ?""",
         (account,),
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def stored_starts(store: Store, account: str, uid: str) -> list[int]:
+    """The starts (epoch seconds) of the events with this UID stored through ``account``."""
+    rows = store.conn.execute(
+        """SELECT e.start FROM event_sources s JOIN events e ON e.id = s.event
+           WHERE s.account = ? AND e.ical_uid = ?""",
+        (account, uid),
     ).fetchall()
     return sorted(r[0] for r in rows)
 
@@ -151,6 +169,17 @@ class ConnectorContract:
         assert self._sync(store, world) == "ok"
         assert gone not in history_ids(store)
         assert stored_ids(store, world.account) == sorted(world.expected_ids())
+
+    def test_a_changed_event_replaces_its_old_version(self, world: World) -> None:
+        if self.records != "events":
+            pytest.skip("messages do not change at their source; events do")
+        store = Store.memory()
+        world.add_messages(self.initial_messages)
+        assert self._sync(store, world) == "ok"
+        uid, start = world.change_one()
+        assert self._sync(store, world) == "ok"
+        assert self.stored(store, world.account) == sorted(world.expected_ids())
+        assert stored_starts(store, world.account, uid) == [int(start.timestamp())]
 
     def test_expired_cursor_resyncs_without_duplicates(self, world: World) -> None:
         if not self.has_cursor_expiry:

@@ -331,6 +331,13 @@ class CalDavWorld:
     def expected_ids(self) -> set[str]:
         return set(self.present)
 
+    def change_one(self) -> tuple[str, datetime]:
+        uid = self.present[-1]
+        cal = "work" if int(uid[2:]) % 2 else "team"
+        start = NOW - timedelta(days=2, hours=int(uid[2:]))
+        self.server.put(self.user, cal, f"{uid}.ics", meeting(uid, start, title="Moved"))
+        return uid, start
+
     def expire_cursor(self) -> None:
         self.server.forget_sync_tokens(self.user, "work")
         self.server.forget_sync_tokens(self.user, "team")

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from contract import ConnectorContract
 from fakes.google_api import CALENDAR_READONLY, GMAIL_METADATA, GoogleEmulator
-from fakes.google_world import calendar_connector, write_token
+from fakes.google_world import calendar_connector, fast_retry, write_token
 
 from keepwarm.connectors.base import Batch, Deletion, EventMeta
 from keepwarm.connectors.google.calendar import to_event, wanted_calendar
@@ -64,6 +65,62 @@ def event_rows(store: Store) -> list[tuple[Any, ...]]:
 
 def run(store: Store, emu: GoogleEmulator, token: Path, **opts: Any) -> str:
     return run_account(store, calendar_connector(emu, token, page_size=2, **opts)).state
+
+
+class GoogleCalendarWorld:
+    """The contract suite's handle on the emulator's calendar (tests/contract.py World)."""
+
+    account = "cal"
+    kind = "gcal"
+
+    def __init__(self, emu: GoogleEmulator, token: Path) -> None:
+        self.emu, self.token = emu, token
+        self.ids: list[str] = []
+
+    def connector(self) -> Any:
+        return calendar_connector(self.emu, self.token, page_size=4, retry=fast_retry())
+
+    def add_messages(self, n: int) -> None:
+        for _ in range(n):
+            self.ids.append(self.emu.calendar.put_event(ME, meeting(-1 - len(self.ids) / 3)))
+
+    def _uid(self, eid: str) -> str:
+        return str(self.emu.calendar.calendars[ME].events[eid][1]["iCalUID"])
+
+    def delete_one(self) -> str:
+        eid = self.ids.pop(0)
+        self.emu.calendar.cancel_event(ME, eid)
+        return self._uid(eid)
+
+    def change_one(self) -> tuple[str, datetime]:
+        eid = self.ids[-1]
+        event = {**meeting(-20, summary="Moved"), "id": eid}
+        self.emu.calendar.put_event(ME, event)
+        return self._uid(eid), datetime.fromisoformat(event["start"]["dateTime"])
+
+    def expected_ids(self) -> set[str]:
+        return {self._uid(e) for e in self.ids}
+
+    def expire_cursor(self) -> None:
+        self.emu.calendar.expire_tokens()
+
+    def break_auth(self) -> None:
+        self.emu.revoke_all()
+
+    def fail_transiently(self) -> None:
+        self.emu.fail_next(40, "503")
+
+    def heal(self) -> None:
+        self.emu.heal()
+        self.emu.unrevoke_all()
+
+
+class TestGoogleCalendarContract(ConnectorContract):
+    records = "events"
+
+    @pytest.fixture
+    def world(self, emu: GoogleEmulator, token: Path) -> GoogleCalendarWorld:
+        return GoogleCalendarWorld(emu, token)
 
 
 def test_full_then_incremental_with_changes_and_cancellations(

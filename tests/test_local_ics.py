@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from contract import ConnectorContract
+
 from keepwarm.connectors.base import Batch, EventMeta
 from keepwarm.connectors.local.ics import IcsConnector
 from keepwarm.daemon.store import Store
@@ -341,3 +344,68 @@ def test_an_unbounded_minutely_series_imports_at_once(tmp_path: Path) -> None:
     assert proc.stdout.strip() == (
         "6 imported, 3 skipped: 2 repeats more often than daily, 1 unparseable event"
     )
+
+
+class IcsWorld:
+    """The contract suite's handle on a folder of two .ics calendars (tests/contract.py World):
+    events are added to, moved in and removed from the files (a file removed whole is a calendar
+    that vanished, whose events stay as history)."""
+
+    account = "cal"
+    kind = "ics"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir()
+        self.events: dict[str, tuple[str, datetime, str]] = {}  # uid -> (file, start, title)
+        self.n = 0
+
+    def connector(self) -> IcsConnector:
+        return connector(self.root, batch_size=3)
+
+    def _save(self) -> None:
+        for name in ("work.ics", "team.ics"):
+            events = [
+                vevent(uid, f":{start:%Y%m%dT%H%M%SZ}", f"SUMMARY:{title}")
+                for uid, (file, start, title) in self.events.items()
+                if file == name
+            ]
+            (self.root / name).write_text(calendar(*events))
+
+    def add_messages(self, n: int) -> None:
+        for _ in range(n):
+            file = "work.ics" if self.n % 2 else "team.ics"
+            self.events[f"ev{self.n}@example.com"] = (
+                file,
+                NOW - timedelta(days=1, hours=self.n),
+                "Planning",
+            )
+            self.n += 1
+        self._save()
+
+    def delete_one(self) -> str:
+        uid = next(iter(self.events))
+        del self.events[uid]
+        self._save()
+        return uid
+
+    def change_one(self) -> tuple[str, datetime]:
+        uid = list(self.events)[-1]
+        start = NOW - timedelta(days=30)
+        self.events[uid] = (self.events[uid][0], start, "Moved")
+        self._save()
+        return uid, start
+
+    def expected_ids(self) -> set[str]:
+        return set(self.events)
+
+
+class TestIcsContract(ConnectorContract):
+    records = "events"
+    has_auth = False
+    has_cursor_expiry = False
+    has_transient_errors = False
+
+    @pytest.fixture
+    def world(self, tmp_path: Path) -> IcsWorld:
+        return IcsWorld(tmp_path / "calendar")
