@@ -56,6 +56,8 @@ def test_every_schema_key_is_documented_in_the_example() -> None:
         k for k in sorted(keys) if not re.search(rf"^\s*#?\s*{re.escape(k)}\s*=", text, re.M)
     ]
     assert not missing, f"undocumented config keys: {missing}"
+    no_example = [k for k in registry.KINDS if not re.search(rf'^kind = "{k}"', text, re.M)]
+    assert not no_example, f"kinds without an [[accounts]] example: {no_example}"
 
 
 def test_all_problems_reported_at_once_with_did_you_mean() -> None:

@@ -31,7 +31,7 @@ timezone = "{timezone}"      # the digest's days and times are in this zone
 # Accounts the daemon keeps in sync (gmail, gcal, microsoft, imap, or files), for example:
 # [[accounts]]
 # name = "work"
-# kind = "imap"             # mbox | maildir | ics | imap | gmail | gcal | microsoft
+# kind = "imap"             # every kind and its keys: keepwarm init --example
 # host = "imap.example.com"
 # username = "{first_address}"
 # password_file = "~/.config/keepwarm/imap-password"   # never the password itself
