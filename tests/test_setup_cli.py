@@ -228,7 +228,16 @@ def _keepwarm(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
 
 
 def test_ctrl_c_at_a_prompt_exits_130(tmp_path: Path) -> None:
-    proc = _keepwarm("--config", str(tmp_path / "c.toml"), "init")
+    # As in a terminal, Ctrl-C is not ignored (a suite started in the background of a script
+    # would pass SIGINT ignored down to keepwarm, and Python then leaves it ignored).
+    proc = subprocess.Popen(
+        [str(KEEPWARM), "--config", str(tmp_path / "c.toml"), "init"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stdout is not None
     shown = ""
     while "name" not in shown:  # the prompt is waiting for input (however slow the start-up)
