@@ -47,6 +47,9 @@ from keepwarm.digests.suggest import LABELS, SECTIONS, Suggestion
 
 Verb = Literal["done", "snooze", "dismiss", "ignore", "merge", "note"]
 VERBS: tuple[Verb, ...] = get_args(Verb)
+# A decision in force, taken back by `keepwarm undo`, or refused (an action mail that failed its
+# checks, kept so that the next digest can say why).
+State = Literal["active", "undone", "rejected"]
 # What the digest's actions are called (the same words on every screen).
 VERB_LABELS: dict[str, str] = {
     "done": "done",
@@ -74,7 +77,7 @@ class Decision:
     note: str | None
     at: int
     source: str
-    state: str
+    state: State
     created_at: int
     undone_at: int | None = None
     reason: str | None = None
@@ -125,7 +128,7 @@ def record(
     note: str | None = None,
     source: str = "cli",
     mail_key: str | None = None,
-    state: str = "active",
+    state: State = "active",
     reason: str | None = None,
 ) -> Decision | None:
     """Store one decision; None when an action mail with this ``mail_key`` was seen before."""
@@ -141,7 +144,7 @@ def get(store: Store, decision_id: int) -> Decision | None:
 
 
 def load(
-    store: Store, *, verbs: Iterable[str] = VERBS, states: Iterable[str] = ("active",)
+    store: Store, *, verbs: Iterable[str] = VERBS, states: Iterable[State] = ("active",)
 ) -> list[Decision]:
     """Decisions with these verbs and states, oldest first."""
     return [_row(r) for r in rows.load(store, list(verbs), list(states))]

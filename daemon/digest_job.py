@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from keepwarm.core.files import write_private
 from keepwarm.daemon import decisions, freshness
@@ -78,11 +78,16 @@ MAX_ATTEMPTS_PER_DAY = 8
 RETRY_DELAYS: tuple[float, ...] = (3.0,)
 
 
+# What one digest run did: sent it, found it sent already, failed, wrote it to a file (--out or
+# a preview), or left it to another process that is sending it.
+RunState = Literal["sent", "already_sent", "failed", "written", "in_progress"]
+
+
 @dataclass
 class DigestOutcome:
     """What one run did."""
 
-    state: str  # sent | already_sent | failed | written | in_progress (another sender has it)
+    state: RunState
     local_date: date
     subject: str | None = None
     path: Path | None = None

@@ -103,7 +103,8 @@ def _configured(
         return AccountFreshness(
             acct.name, acct.kind, True, acct.enabled, "new", None, None, None, None, None, None
         )
-    state, fix = s.state, s.fix
+    state: str = s.state  # or "stale": synced, but not for longer than its interval allows
+    fix = s.fix
     last_ok = _dt(s.last_ok_at)
     if state == "ok" and last_ok is not None and now - last_ok > window(config, acct.sync_interval):
         state = "stale"

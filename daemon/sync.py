@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Literal
 
 from keepwarm.connectors.base import (
     AuthRequired,
@@ -33,10 +34,15 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, Progress | None, Batch], None]
 
 
+# How a sync ended: caught up, to be retried later, waiting for a sign-in, failing (the user must
+# act), or stopped between batches (the rest comes next time).
+SyncState = Literal["ok", "backoff", "auth_required", "failing", "interrupted"]
+
+
 @dataclass
 class SyncOutcome:
     account: str
-    state: str = "ok"  # ok | backoff | auth_required | failing | interrupted
+    state: SyncState = "ok"
     added: int = 0
     merged: int = 0
     unchanged: int = 0
@@ -168,11 +174,12 @@ def run_account(
         except ConnectorError as exc:  # transient, auth, source or another connector error
             outcome.failed(exc, kind)
             break
-    if outcome.state in ("ok", "interrupted"):
+    state = outcome.state
+    if state == "ok" or state == "interrupted":
         store.set_account_state(account, kind, "ok", now=now(), ok=True)
         store.set_skipped(account, outcome.skipped)
     else:
         store.set_account_state(
-            account, kind, outcome.state, error=outcome.error, fix=outcome.fix, now=now()
+            account, kind, state, error=outcome.error, fix=outcome.fix, now=now()
         )
     return outcome

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import click
 
@@ -352,6 +352,6 @@ def decisions_cmd(obj: Ctx, all_: bool, as_json: bool, undo_id: int | None) -> N
         if undo_id is not None:
             _undo(s, undo_id)
             return
-        states = ("active", "undone", "rejected") if all_ else ("active",)
+        states: tuple[decisions.State, ...] = get_args(decisions.State) if all_ else ("active",)
         found = decisions.load(s.store, states=states)
         _print(s, found, as_json, empty="no decisions yet")

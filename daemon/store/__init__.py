@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from keepwarm.connectors.base import Address, Batch, Deletion, EventMeta, MessageMeta
 from keepwarm.connectors.headers import normalize_subject
@@ -164,11 +164,16 @@ class Notice:
 MAX_NOTICES = 20  # per account, newest kept
 
 
+# An account as the store keeps it: never synced, synced, backing off, waiting for a sign-in,
+# failing until the user acts (migrations.py: the accounts table).
+AccountStatus = Literal["new", "ok", "backoff", "auth_required", "failing"]
+
+
 @dataclass(frozen=True)
 class AccountState:
     name: str
     kind: str
-    state: str
+    state: AccountStatus
     cursor: str | None
     last_attempt_at: int | None
     last_ok_at: int | None
@@ -378,7 +383,7 @@ class Store:
         self,
         account: str,
         kind: str,
-        state: str,
+        state: AccountStatus,
         *,
         error: str | None = None,
         fix: str | None = None,

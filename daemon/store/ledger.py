@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from keepwarm.daemon.store import Store
 
@@ -15,11 +15,16 @@ if TYPE_CHECKING:
     from keepwarm.digests.suggest import Suggestion
 
 
+# A day's digest in the send-once ledger: recorded before any attempt, at the point of no return,
+# accepted by the server, or failed (see daemon/digest_job.py).
+DigestState = Literal["intent", "sending", "sent", "failed"]
+
+
 @dataclass(frozen=True)
 class LedgerRow:
     local_date: str
     message_id: str
-    state: str
+    state: DigestState
     method: str
     attempts: int
     created_at: int
