@@ -1,6 +1,6 @@
 """Every error the daemon package raises for a user, in one place (all :class:`KeepwarmError`).
 
-The CLI turns them into one line with the fix (``daemon/cli.py``); nothing else translates them.
+The CLI turns them into one line with the fix (``daemon/commands/base.py``); nothing else translates them.
 """
 
 from __future__ import annotations

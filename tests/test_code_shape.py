@@ -72,6 +72,21 @@ def test_the_outside_reference_check_finds_what_it_should() -> None:
     assert [n for n, _ in found] == [1, 2, 3]
 
 
+def test_command_modules_do_not_import_the_entry_point() -> None:
+    """daemon/cli.py imports every command module; they import the group from commands/base.py,
+    never cli.py (no hidden import cycle)."""
+    wrong = []
+    for path in python_files("daemon/commands"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            if any(n == "keepwarm.daemon.cli" for n in names):
+                wrong.append(str(path.relative_to(REPO)))
+    assert not wrong, wrong
+
+
 def test_no_file_refers_outside_the_repository() -> None:
     """Docs and comments never send a reader to files that are not in the repository (tests and
     benchmarks may read the real-mail corpora in ../shared/data)."""

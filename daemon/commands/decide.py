@@ -19,7 +19,7 @@ import click
 
 from keepwarm.connectors.headers import normalize_address
 from keepwarm.daemon import completion, decisions
-from keepwarm.daemon.cli import Ctx, UserError, cli, pass_ctx
+from keepwarm.daemon.commands.base import Ctx, UserError, cli, pass_ctx
 from keepwarm.daemon.config import Config, parse_duration
 from keepwarm.daemon.decisions import KINDS, Decision
 from keepwarm.daemon.identity import Identity, Person

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from keepwarm.daemon.cli import Ctx, UserError, cli, parse_as_of, sync_accounts
+from keepwarm.daemon.commands.base import Ctx, UserError, cli, parse_as_of
+from keepwarm.daemon.commands.status import sync_accounts
 from keepwarm.daemon.demo import DEMO_SEED, DEMO_TODAY, DemoManifest, generate
 from keepwarm.daemon.people_stats import load_view
 

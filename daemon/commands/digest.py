@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from keepwarm.daemon.cli import (
+from keepwarm.daemon.commands.base import (
     EXIT_FAIL,
     Ctx,
     UserError,

@@ -10,7 +10,7 @@ import click
 
 from keepwarm.connectors.google import GoogleOptions
 from keepwarm.daemon import completion
-from keepwarm.daemon.cli import EXIT_FAIL, Ctx, UserError, auth, pass_ctx
+from keepwarm.daemon.commands.base import EXIT_FAIL, Ctx, UserError, auth, pass_ctx
 from keepwarm.daemon.config import Account, Config
 
 PROMPT = """\

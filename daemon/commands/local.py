@@ -21,7 +21,7 @@ from keepwarm.connectors import registry
 from keepwarm.connectors.base import ConnectorError
 from keepwarm.daemon import completion
 from keepwarm.daemon import config as cfgmod
-from keepwarm.daemon.cli import EXIT_FAIL, Ctx, ProgressPrinter, UserError, cli, pass_ctx
+from keepwarm.daemon.commands.base import EXIT_FAIL, Ctx, ProgressPrinter, UserError, cli, pass_ctx
 from keepwarm.daemon.config import Account, Config
 from keepwarm.daemon.words import plural
 

@@ -11,7 +11,7 @@ from datetime import date
 import click
 from click.shell_completion import get_completion_class
 
-from keepwarm.daemon.cli import UserError, cli
+from keepwarm.daemon.commands.base import UserError, cli
 
 __all__ = ["cli", "man_page"]
 

@@ -6,7 +6,7 @@ import click
 
 from keepwarm.connectors.base import AuthRequired, ConnectorError
 from keepwarm.daemon import completion
-from keepwarm.daemon.cli import Ctx, UserError, auth, cli, pass_ctx
+from keepwarm.daemon.commands.base import Ctx, UserError, auth, cli, pass_ctx
 
 __all__ = ["cli", "microsoft"]
 

@@ -11,7 +11,7 @@ import click
 
 from keepwarm.connectors.headers import normalize_address
 from keepwarm.daemon import completion, decisions, freshness
-from keepwarm.daemon.cli import (
+from keepwarm.daemon.commands.base import (
     Ctx,
     UserError,
     as_of_option,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from keepwarm.daemon import config as cfgmod
-from keepwarm.daemon.cli import EXIT_FAIL, Ctx, UserError, cli, pass_ctx
+from keepwarm.daemon.commands.base import EXIT_FAIL, Ctx, UserError, cli, pass_ctx
 from keepwarm.daemon.config import ConfigError
 from keepwarm.daemon.words import plural
 

@@ -12,7 +12,7 @@ import click
 
 from keepwarm.connectors.headers import normalize_address
 from keepwarm.daemon import config as cfgmod
-from keepwarm.daemon.cli import Ctx, UserError, cli, pass_ctx
+from keepwarm.daemon.commands.base import Ctx, UserError, cli, pass_ctx
 from keepwarm.daemon.packaged import example_config, shell_command
 
 __all__ = ["STARTER", "cli", "local_zone_name", "this_command"]
