@@ -77,6 +77,12 @@ class MicrosoftConnector:
         self._logged = 0
 
     def sync(self, cursor: str | None) -> Iterator[Batch]:
+        try:
+            yield from self._sync(cursor)
+        finally:
+            self.client.close()  # its connections, whether the sync ended, failed or was dropped
+
+    def _sync(self, cursor: str | None) -> Iterator[Batch]:
         state = load_cursor(cursor)
         now = self.now()
         done = 0

@@ -183,6 +183,10 @@ class GraphClient:
         self.gate = mailbox_gate(f"{self.base_url}|{auth.account}")
         self.requests = 0  # HTTP requests sent, retries included (for benchmarks and logs)
 
+    def close(self) -> None:
+        """Close the pooled connections (the client opens new ones if it is used again)."""
+        self.session.close()
+
     def url(self, path_or_url: str) -> str:
         if path_or_url.startswith(("http://", "https://")):
             return path_or_url
