@@ -81,3 +81,18 @@ def test_the_engine_loads_where_it_runs(tmp_path: Path) -> None:
     """The check sees imports: the people command does load the engine's numpy."""
     cfg = config(tmp_path)
     assert "numpy" in loaded_by(["--config", str(cfg), "people"], tmp_path)
+
+
+def test_a_mail_import_loads_no_calendar_parser(tmp_path: Path) -> None:
+    """``keepwarm import maildir`` (run again by scripts after each mail fetch) loads neither the
+    calendar parser nor the engine."""
+    cfg = config(tmp_path)
+    (tmp_path / "Mail" / "cur").mkdir(parents=True)
+    (tmp_path / "Mail" / "cur" / "1.M1.host:2,S").write_bytes(
+        b"From: a@example.com\nTo: jane@example.com\nDate: Mon, 1 Jun 2026 10:00:00 +0000\n"
+        b"Message-ID: <1@example.com>\nSubject: hi\n\nhello\n"
+    )
+    loaded_by(["--config", str(cfg), "status"], tmp_path)  # creates the database (migrations)
+    args = ["--config", str(cfg), "import", "maildir", str(tmp_path / "Mail")]
+    assert loaded_by(args, tmp_path) == []
+    assert loaded_by(args, tmp_path) == []  # again: nothing changed

@@ -157,10 +157,11 @@ def import_(obj: Ctx, kind: str, path: str, account_name: str | None, as_json: b
 
 def _import_source(kind: str, path: str) -> Path | str:
     """What ``keepwarm import`` reads: a published calendar's address, or an existing path."""
-    from keepwarm.connectors.local.ics import feed_url
+    if kind == "ics":  # only then may it be an address (the calendar parser loads with it)
+        from keepwarm.connectors.local.ics import feed_url
 
-    if kind == "ics" and feed_url(path):
-        return path.strip()
+        if feed_url(path):
+            return path.strip()
     source = Path(path).expanduser().absolute()
     if not source.exists():
         raise UserError(f"{source} does not exist; check the path (nothing was imported)")
