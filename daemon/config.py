@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from keepwarm.connectors import registry
 from keepwarm.connectors.headers import normalize_address
 from keepwarm.connectors.registry import is_loopback_host
+from keepwarm.core.specs import GreetingSpec, TierSpec
 from keepwarm.daemon.errors import ConfigError as ConfigError
 
 APP = "keepwarm"
@@ -481,19 +482,9 @@ TOP = (
 
 
 # -- typed result ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Tier:
-    name: str
-    size: int
-    cadence: timedelta
-    members: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Greeting:
-    name: str
-    date: str  # MM-DD
-    tiers: tuple[str, ...] = ()
+# The config's tiers and greetings are the engine's own specs (one type each, in keepwarm.core).
+Tier = TierSpec
+Greeting = GreetingSpec
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,10 @@ from keepwarm.daemon.store.history import load_history
 from keepwarm.digests.cadence import (
     Directory,
     EngineSettings,
-    GreetingSpec,
     NetworkReport,
     PersonInfo,
     PersonReport,
     Signal,
-    TierSpec,
 )
 from keepwarm.digests.queries import EventRecord
 
@@ -63,9 +61,8 @@ def engine_settings(config: Config) -> EngineSettings:
         new_window=given("new_window"),
         lopsided_share=given("lopsided_share", float),
         lopsided_min_threads=given("lopsided_min_threads", int),
-        tiers=tuple(TierSpec(t.name, t.size, t.cadence, t.members) for t in config.tiers)
-        or defaults.tiers,
-        greetings=tuple(GreetingSpec(g.name, g.date, g.tiers) for g in config.greetings),
+        tiers=config.tiers or defaults.tiers,
+        greetings=config.greetings,
         birthdays=dict(config.people.get("birthdays") or {}),
         **address_book.engine_inputs(config),  # anniversaries and organisations
         timezone=config.timezone,

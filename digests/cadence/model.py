@@ -12,6 +12,9 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Literal, get_args
 
+from keepwarm.core.specs import GreetingSpec as GreetingSpec
+from keepwarm.core.specs import TierSpec as TierSpec
+
 Stage = Literal["new", "growing", "established", "fading", "dormant"]
 PersonKind = Literal["person", "list", "robot", "role", "excluded", "self"]
 SignalKind = Literal[
@@ -35,28 +38,6 @@ SIGNAL_KINDS: tuple[SignalKind, ...] = get_args(SignalKind)
 
 
 # -- inputs ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TierSpec:
-    """One Dunbar layer: at most ``size`` people, who should hear from you every ``cadence``.
-
-    ``members`` pins people: exact addresses, ``@domain`` (and its subdomains) or shell globs.
-    """
-
-    name: str
-    size: int
-    cadence: timedelta
-    members: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class GreetingSpec:
-    """A seasonal greeting on ``date`` (``MM-DD``) for the people in ``tiers`` (empty: all)."""
-
-    name: str
-    date: str
-    tiers: tuple[str, ...] = ()
-
-
 DEFAULT_TIERS: tuple[TierSpec, ...] = (
     TierSpec("inner", 5, timedelta(weeks=2)),
     TierSpec("close", 15, timedelta(weeks=4)),
