@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from keepwarm.connectors import registry
 from keepwarm.connectors.headers import normalize_address
 from keepwarm.connectors.registry import is_loopback_host
-from keepwarm.core.specs import GreetingSpec, TierSpec
+from keepwarm.core.specs import ENGINE_DEFAULTS, GreetingSpec, TierSpec
 from keepwarm.daemon.errors import ConfigError as ConfigError
 
 APP = "keepwarm"
@@ -365,20 +365,21 @@ DEFAULT_TIERS: tuple[dict[str, Any], ...] = (
     {"name": "active", "size": 50, "cadence": "12w"},
     {"name": "wider", "size": 150, "cadence": "26w"},
 )
+E = ENGINE_DEFAULTS  # the engine's knobs and their defaults, declared once (core/specs.py)
 ENGINE = {
-    "half_life": Field(_duration, timedelta(days=90)),
-    "max_attendees": Field(_int_range(2, 1000), 8),
-    "max_recipients": Field(_int_range(1, 1000), 10),
-    "fading_factor": Field(_float_range(1.0, 100.0), 2.0),
-    "dormant_factor": Field(_float_range(1.0, 1000.0), 8.0),
-    "reciprocity_window": Field(_duration, timedelta(days=180)),
-    "reply_grace": Field(_duration, timedelta(days=2)),
-    "reply_max_age": Field(_duration, timedelta(days=30)),
-    "outreach_wait": Field(_duration, timedelta(days=7)),
-    "max_growing": Field(_int_range(0, 50), 3),
-    "new_window": Field(_duration, timedelta(days=60)),
-    "lopsided_share": Field(_float_range(0.5, 1.0), 0.8),
-    "lopsided_min_threads": Field(_int_range(2, 1000), 5),
+    "half_life": Field(_duration, E.half_life),
+    "max_attendees": Field(_int_range(2, 1000), E.max_attendees),
+    "max_recipients": Field(_int_range(1, 1000), E.max_recipients),
+    "fading_factor": Field(_float_range(1.0, 100.0), E.fading_factor),
+    "dormant_factor": Field(_float_range(1.0, 1000.0), E.dormant_factor),
+    "reciprocity_window": Field(_duration, E.reciprocity_window),
+    "reply_grace": Field(_duration, E.reply_grace),
+    "reply_max_age": Field(_duration, E.reply_max_age),
+    "outreach_wait": Field(_duration, E.outreach_wait),
+    "max_growing": Field(_int_range(0, 50), E.max_growing),
+    "new_window": Field(_duration, E.new_window),
+    "lopsided_share": Field(_float_range(0.5, 1.0), E.lopsided_share),
+    "lopsided_min_threads": Field(_int_range(2, 1000), E.lopsided_min_threads),
 }
 GREETING = {
     "name": Field(_nonempty_str, required=True),

@@ -50,6 +50,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from keepwarm.connectors.headers import normalize_address, not_a_person
+from keepwarm.core.specs import ENGINE_DEFAULTS
 from keepwarm.core.vocabulary import BULK_MARKERS, DIGEST_MARKER, is_auto
 from keepwarm.daemon import address_book
 from keepwarm.daemon.config import Config
@@ -337,8 +338,8 @@ def load_activity(store: Store, config: Config, as_of: datetime | None = None) -
         "digest": json.dumps(digest),
         "self": json.dumps(sorted(self_ids)),
         "as_of": int(as_of.timestamp()) if as_of else FAR_FUTURE,
-        "max_r": int(config.engine.get("max_recipients") or 10),
-        "max_a": int(config.engine.get("max_attendees") or 8),
+        "max_r": int(config.engine.get("max_recipients") or ENGINE_DEFAULTS.max_recipients),
+        "max_a": int(config.engine.get("max_attendees") or ENGINE_DEFAULTS.max_attendees),
     }
     _load_messages(store, params, by_id)
     _load_meetings(store, params, by_id)

@@ -32,6 +32,17 @@ def test_example_config_loads() -> None:
     assert {a.kind for a in cfg.accounts} == set(registry.KINDS)
 
 
+def test_the_example_shows_the_engine_defaults() -> None:
+    """The example's [engine] values are the defaults (declared once, core/specs.py)."""
+    import dataclasses
+
+    from keepwarm.core.specs import ENGINE_DEFAULTS
+
+    engine = c.load(EXAMPLE).engine
+    for f in dataclasses.fields(ENGINE_DEFAULTS):
+        assert engine[f.name] == getattr(ENGINE_DEFAULTS, f.name), f.name
+
+
 def test_every_schema_key_is_documented_in_the_example() -> None:
     text = EXAMPLE.read_text()
     keys: set[str] = set()

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from keepwarm.connectors.headers import normalize_address
+from keepwarm.core.specs import ENGINE_DEFAULTS as E
 from keepwarm.daemon import completion, decisions, freshness
 from keepwarm.daemon.commands.base import (
     Ctx,
@@ -353,8 +354,8 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: 
             store,
             p,
             view.activity,
-            max_recipients=int(config.engine.get("max_recipients") or 10),
-            max_attendees=int(config.engine.get("max_attendees") or 8),
+            max_recipients=int(config.engine.get("max_recipients") or E.max_recipients),
+            max_attendees=int(config.engine.get("max_attendees") or E.max_attendees),
             limit=limit,
         )
         report = build_report(config, store, now_utc(when), identity=view.identity) if why else None

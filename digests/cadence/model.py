@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Literal, get_args
 
+from keepwarm.core.specs import EngineKnobs
 from keepwarm.core.specs import GreetingSpec as GreetingSpec
 from keepwarm.core.specs import TierSpec as TierSpec
 
@@ -58,22 +59,10 @@ class Organisation:
 
 
 @dataclass(frozen=True)
-class EngineSettings:
-    """Every knob of the engine, with the defaults of the ``[engine]`` config section."""
+class EngineSettings(EngineKnobs):
+    """Every knob of the engine: the ``[engine]`` section's (:class:`EngineKnobs`, with their
+    defaults), then the user's tiers, greetings, dates and zone."""
 
-    half_life: timedelta = timedelta(days=90)
-    max_attendees: int = 8
-    max_recipients: int = 10
-    fading_factor: float = 2.0
-    dormant_factor: float = 8.0
-    reciprocity_window: timedelta = timedelta(days=180)
-    reply_grace: timedelta = timedelta(days=2)
-    reply_max_age: timedelta = timedelta(days=30)
-    outreach_wait: timedelta = timedelta(days=7)
-    max_growing: int = 3
-    new_window: timedelta = timedelta(days=60)
-    lopsided_share: float = 0.8
-    lopsided_min_threads: int = 5
     tiers: tuple[TierSpec, ...] = DEFAULT_TIERS
     greetings: tuple[GreetingSpec, ...] = ()
     birthdays: Mapping[str, str] = field(default_factory=dict)  # address -> "MM-DD"
