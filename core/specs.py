@@ -51,3 +51,14 @@ class EngineKnobs:
 
 
 ENGINE_DEFAULTS = EngineKnobs()
+
+
+@dataclass(frozen=True)
+class DigestKnobs:
+    """The ``[digest]`` section's knobs that ranking reads, with their defaults."""
+
+    max_items: int = 7  # suggestions a day at most
+    cooldown: timedelta = timedelta(days=14)  # someone shown is not shown again before this
+
+
+DIGEST_DEFAULTS = DigestKnobs()

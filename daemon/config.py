@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from keepwarm.connectors import registry
 from keepwarm.connectors.headers import normalize_address
 from keepwarm.connectors.registry import is_loopback_host
-from keepwarm.core.specs import ENGINE_DEFAULTS, GreetingSpec, TierSpec
+from keepwarm.core.specs import DIGEST_DEFAULTS, ENGINE_DEFAULTS, GreetingSpec, TierSpec
 from keepwarm.daemon.errors import ConfigError as ConfigError
 
 APP = "keepwarm"
@@ -388,10 +388,10 @@ GREETING = {
 }
 DIGEST = {
     "time": Field(_clock, "07:30"),
-    "max_items": Field(_int_range(1, 50), 7),
+    "max_items": Field(_int_range(1, 50), DIGEST_DEFAULTS.max_items),
     "to": Field(_email, None),
     "from": Field(_email, None),
-    "cooldown": Field(_duration, timedelta(days=14)),
+    "cooldown": Field(_duration, DIGEST_DEFAULTS.cooldown),
     "catch_up_window": Field(_duration, timedelta(hours=12)),
     "resend_after": Field(_duration, timedelta(minutes=30)),
 }

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from keepwarm.core.files import write_private
+from keepwarm.core.specs import DIGEST_DEFAULTS
 from keepwarm.daemon import decisions, freshness
 from keepwarm.daemon.actions import digest_links
 from keepwarm.daemon.config import Config
@@ -191,10 +192,10 @@ def choose(
     people = {p.key: p for p in report.people}
     addresses = {p.key: (p.addresses[0] if p.addresses else p.key) for p in report.people}
     policy = RankPolicy(
-        max_items=int(config.digest.get("max_items") or 7),
+        max_items=int(config.digest.get("max_items") or DIGEST_DEFAULTS.max_items),
         tiers=tuple(t.name for t in config.tiers),
     )
-    cooldown: timedelta = config.digest.get("cooldown") or timedelta(days=14)
+    cooldown: timedelta = config.digest.get("cooldown") or DIGEST_DEFAULTS.cooldown
     inputs = decisions.load_inputs(store, now)
     candidates = decisions.adjust(
         build(report.signals, people, policy, config.zone, addresses),

@@ -29,6 +29,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from keepwarm.core.specs import DIGEST_DEFAULTS
 from keepwarm.digests.kinds import (
     LABELS,
     MAX_NAME,
@@ -119,7 +120,7 @@ def _jsonable(v: Any) -> Any:
 class RankPolicy:
     """Knobs for :func:`rank`. ``tiers`` are the configured tier names, inner to outer."""
 
-    max_items: int = 7
+    max_items: int = DIGEST_DEFAULTS.max_items
     tiers: tuple[str, ...] = ()
     core_share: float = 0.2  # the top share of the network (by strength) that gets most attention
     core_tiers: int = 2  # people in the first N tiers are core too
