@@ -740,6 +740,11 @@ _AUTOREPLY_SUBJECT = re.compile(
     r"abwesenheitsnotiz|absence|r[ée]ponse automatique|respuesta autom[aá]tica)\b",
     re.IGNORECASE,
 )
+# Someone's absence announced (often by an assistant): "Gerald Nemec is out of office thru Monday"
+_ABSENCE_SUBJECT = re.compile(
+    r"\b(?:is|am|are|will be) (?:out of (?:the )?office|on (?:vacation|holiday|leave))\b",
+    re.IGNORECASE,
+)
 _RESPONSE_SUBJECT = re.compile(
     r"^\s*(?:accepted|declined|tentative|tentatively accepted|angenommen|abgelehnt|mit vorbehalt)\s*:",
     re.IGNORECASE,
@@ -779,7 +784,8 @@ def subject_markers(subject: str | None) -> tuple[str, ...]:
     """What the subject line says about a message's form, as markers (the subject itself may not
     be stored): ``subject:re`` (a reply), ``subject:fwd`` (a forward), ``subject:fyi``,
     ``subject:thanks`` (a thank-you note), ``subject:response`` (a calendar answer such as
-    "Declined: ..."), ``subject:autoreply`` (an out-of-office reply without its headers),
+    "Declined: ..."), ``subject:autoreply`` (an out-of-office reply without its headers, or a
+    notice that someone "is out of the office"),
     ``subject:promo`` (marketing: prices, "% off", "special offer", "newsletter" ...),
     ``subject:reference`` (a transaction's notice: an order, ticket or tracking number),
     ``subject:sameday`` (about that day only: "Lunch today", "Room 3 @ 3 PM"),
@@ -797,25 +803,28 @@ def subject_markers(subject: str | None) -> tuple[str, ...]:
             marks.append("subject:re")
         elif word in FORWARD_WORDS:
             marks.append("subject:fwd")
-    if _FYI.search(text):
-        marks.append("subject:fyi")
-    if _THANKS.match(normalize_subject(text)):
-        marks.append("subject:thanks")
-    if _RESPONSE_SUBJECT.match(text):
-        marks.append("subject:response")
-    if _AUTOREPLY_SUBJECT.match(text):
-        marks.append("subject:autoreply")
-    if _PROMO_SUBJECT.search(text):
-        marks.append("subject:promo")
-    if _REFERENCE_SUBJECT.search(text):
-        marks.append("subject:reference")
-    if _SAME_DAY_SUBJECT.search(text):
-        marks.append("subject:sameday")
-    if _QUESTION_SUBJECT.search(SUBJECT_PREFIXES.sub("", text)):
-        marks.append("subject:question")
-    if not normalize_subject(text):
-        marks.append("subject:none")
+    marks += [marker for marker, says in _SUBJECT_FORMS if says(text)]
     return tuple(marks)
+
+
+def _is_autoreply(text: str) -> bool:
+    return bool(_AUTOREPLY_SUBJECT.match(text)) or bool(
+        _ABSENCE_SUBJECT.search(text) and not text.rstrip().endswith("?")
+    )
+
+
+# What a (decoded) subject says, in the order the markers are reported.
+_SUBJECT_FORMS: tuple[tuple[str, Callable[[str], object]], ...] = (
+    ("subject:fyi", _FYI.search),
+    ("subject:thanks", lambda text: _THANKS.match(normalize_subject(text))),
+    ("subject:response", _RESPONSE_SUBJECT.match),
+    ("subject:autoreply", _is_autoreply),
+    ("subject:promo", _PROMO_SUBJECT.search),
+    ("subject:reference", _REFERENCE_SUBJECT.search),
+    ("subject:sameday", _SAME_DAY_SUBJECT.search),
+    ("subject:question", lambda text: _QUESTION_SUBJECT.search(SUBJECT_PREFIXES.sub("", text))),
+    ("subject:none", lambda text: not normalize_subject(text)),
+)
 
 
 def list_id(headers: Mapping[str, Sequence[str]]) -> str | None:

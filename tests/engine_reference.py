@@ -263,10 +263,12 @@ def add_mails(
         led.asked_me, led.i_answered, led.i_asked, led.they_answered = history
         mine = sorted((m.date, m is seq[-1]) for seq in seqs for m in seq if m.out)
         theirs_last = max((m.date for seq in seqs for m in seq if not m.out), default=-1)
+        n_in = sum(1 for seq in seqs for m in seq if not m.out)
+        one_way = n_in >= INFORMS_MIN and not mine
         for seq in seqs:
             _fold(led, p, seq, clock, related)
             _loops(led, p, seq, clock, away, coverage, related, history, mine, theirs_last,
-                   thread_end)  # fmt: skip
+                   thread_end, one_way)  # fmt: skip
 
 
 def _related(p: str, seqs: list[list[Mail]]) -> bool:
@@ -357,6 +359,7 @@ def _loops(
     mine: list[tuple[int, bool]],
     theirs_last: int,
     thread_end: dict[int, int],
+    one_way: bool,
 ) -> None:
     import numpy as np
 
@@ -371,7 +374,7 @@ def _loops(
     mine_before = trailing < len(seq)
     waits = trailing >= 2 if mine_before else not last.flags & F_REPLY
     asked, answered, _, _ = history
-    informs = asked >= INFORMS_MIN and answered == 0
+    informs = (asked >= INFORMS_MIN and answered == 0) or one_way
     since_mine = [d for d, _open in mine if d > last.date]
     before_mine = [(d, is_open) for d, is_open in mine if d <= last.date]
     answers_me = (

@@ -133,6 +133,7 @@ def test_a_direct_question_from_a_colleague_is_owed_and_outranks_a_strangers_old
         ("cy@gamma.net", "Thanks!", ""),  # a thank-you note
         ("cy@gamma.net", "Lunch today", ""),  # about a day that is over
         ("cy@gamma.net", "Out of Office AutoReply: Plan", ""),  # an auto-reply without headers
+        ("cy@gamma.net", "Gerald Nemec is out of office thru Monday", ""),  # an absence notice
         # a sender named after its domain, an address made of the organisation's name
         ('"TD Waterhouse" <theindividualinvestor@tdwaterhouse.com>', "Individual Investor", ""),
         ("phoenix@equiserve.com", "Sale of Book-Entry Shares - 9353609849004177", ""),  # a notice
@@ -192,6 +193,22 @@ def test_someone_who_only_keeps_me_informed_is_owed_nothing_unless_they_chase(
     r = report(tmp_path, box)
     assert "reply_owed" not in kinds(r, BOB)
     assert "reply_owed" in kinds(r, CY)
+
+
+@pytest.mark.parametrize(("subject", "owed"), [("Issues", False), ("Can you approve it?", True)])
+def test_one_way_mail_from_someone_i_never_write_to_asks_only_by_its_subject(
+    tmp_path: Path, subject: str, owed: bool
+) -> None:
+    """Bob copies me on the team's threads and writes to me once directly; I have never written
+    to him: his direct mail keeps me informed, unless its subject asks. His first mail ever
+    would have been owed (test_a_direct_question_from_a_colleague...)."""
+    box = Mailbox()
+    box.daily_life()
+    box.exchange(CY, 40, "team")
+    box.mail(BOB, [CY], 30, "Status", cc=[ME])
+    box.mail(BOB, ME, 6, subject)
+    r = report(tmp_path, box)
+    assert ("reply_owed" in kinds(r, BOB)) is owed
 
 
 def test_no_reply_is_claimed_where_my_own_mail_is_not_visible(tmp_path: Path) -> None:

@@ -430,9 +430,14 @@ def _open_loops(
     thread_end = np.zeros(len(t.date), dtype=np.int64)
     np.maximum.at(thread_end, t.thread, t.date)
     ends_thread = c.date[last] >= thread_end[c.thread[last]]
-    # they keep me informed rather than ask: INFORMS_MIN direct messages seen, none answered
+    # they keep me informed rather than ask: INFORMS_MIN direct messages seen, none answered; or
+    # INFORMS_MIN messages of theirs (in To or Cc) and never one of mine to them
     asked, answered = history
-    informs = (asked >= INFORMS_MIN) & (answered == 0)
+    n = len(t.persons)
+    one_way = (np.bincount(c.person[~out], minlength=n) >= INFORMS_MIN) & (
+        np.bincount(c.person[out], minlength=n) == 0
+    )
+    informs = ((asked >= INFORMS_MIN) & (answered == 0)) | one_way
     # I have written to them since (in any thread): they have heard from me; or my last message to
     # them, shortly before, still had no answer in its own thread, and theirs (in a thread of
     # its own) is most likely that answer
@@ -490,7 +495,7 @@ def _open_loops(
     )
 
 
-INFORMS_MIN = 2  # direct messages seen, none answered: a sender who keeps me informed
+INFORMS_MIN = 2  # messages seen, none answered: a sender who keeps me informed
 
 
 def _answer_history(c: _Conversations, t: Touches) -> tuple[I64, I64, I64, I64]:
