@@ -436,8 +436,11 @@ def test_new_and_growing_stages_with_a_cap() -> None:
         h.exchange(g, ago(150))
         for d in range(5, 80, 15 - n):
             h.exchange(g, ago(d), subject=f"x{d}")
+    h.exchange("eve@e.com", ago(30))  # new, and in the middle of an exchange: nothing to nurture
+    h.exchange("eve@e.com", ago(2), subject="now")
     r = run(h, max_growing=2)
     assert r.person(BOB).stage == "new"  # type: ignore[union-attr]
+    assert r.person("eve@e.com").stage == "new"  # type: ignore[union-attr]
     assert {s.person_key for s in signals(r, "new")} == {BOB}
     growing = [p.key for p in r.people if p.stage == "growing"]
     assert len(growing) == 2

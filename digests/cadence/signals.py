@@ -25,6 +25,7 @@ HISTORY_EDGE_DAYS = 30  # a first contact this close to the start of the data is
 JOB_QUIET_DAYS = 30
 RECONNECT_MAX_DAYS = 182  # a tie that went quiet this recently is still worth a reconnect
 NEW_MIN_DAYS = 2  # days of contact before a new contact is worth nurturing
+NURTURE_QUIET_DAYS = 3  # a new or growing tie is nurtured between exchanges, not in the middle
 FREEMAIL = frozenset(
     {
         "gmail.com",
@@ -412,6 +413,8 @@ def _stage_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
         return []
     if p.stage == "new" and rep.contact_days < NEW_MIN_DAYS:
         return []  # one exchange is not yet a relationship
+    if rep.days_since_contact is not None and rep.days_since_contact < NURTURE_QUIET_DAYS:
+        return []  # you are in touch right now: nothing to nurture yet
     fam = _families(rep.addresses)
     if ctx.my_surname and ctx.my_surname in _name_words(rep.name):
         return []  # family
