@@ -372,7 +372,9 @@ def test_batches_adapt_to_gmail_per_user_concurrency(tmp_path: Path) -> None:
         out = run_account(store, connector)
         assert out.state == "ok", out.error
         assert len(stored_ids(store, "gm")) == 600
-        assert emu.concurrency_rejections <= 60  # a few probes of the limit, not a storm
+        # a few probes of the limit, not a storm: about 50 on an idle machine, more when threads
+        # overlap on a busy one; without the adaptive window, 480 and back-off
+        assert emu.concurrency_rejections <= 150
         assert sum(sleeps) < 0.5  # refused parts are re-sent in smaller batches, not waited on
         emu.check()
 
