@@ -279,3 +279,42 @@ def test_every_kind_and_section_says_what_was_done() -> None:
         assert "{who}" in phrase and phrase != "in touch with {who}", kind
     assert done_phrase("reply_owed").format(who="Maya") == "reply to Maya"
     assert done_phrase(None) == "in touch with {who}"
+
+
+def test_every_fact_a_phrase_reads_is_one_the_engine_writes() -> None:
+    """Facts are read by name: a misspelt name would silently read nothing. Every name the
+    phrases of digests/kinds.py read (``w.get``, ``w.number``, ``w.quoted``, ``f.get``) is a key
+    the engine writes into some signal's facts (a dict key in digests/cadence/)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "digests"
+    written: set[str] = set()
+    for path in (root / "cadence").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Dict):
+                written |= {
+                    k.value
+                    for k in node.keys
+                    if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                }
+            elif (
+                isinstance(node, ast.Subscript)
+                and isinstance(node.slice, ast.Constant)
+                and isinstance(node.slice.value, str)
+                and ast.unparse(node.value).endswith("facts")
+            ):
+                written.add(node.slice.value)
+    read: set[str] = set()
+    for node in ast.walk(ast.parse((root / "kinds.py").read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("get", "number", "quoted")
+            and ast.unparse(node.func.value) in ("w", "f")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            read.add(node.args[0].value)
+    assert read, "the check found no fact names to compare"
+    assert not read - written, f"facts read but never written: {sorted(read - written)}"
