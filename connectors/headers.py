@@ -403,6 +403,14 @@ def _person_name(name: str) -> str:
     return name
 
 
+def display_name(name: str) -> str:
+    """A display name as people read it: unquoted, at most 200 characters, and empty when it is only
+    an address (Outlook and archives write ``"'bob@example.com'" <bob@example.com>``): an
+    address is not a name, nor the name of a service."""
+    name = name.strip(" '\"")[:200]
+    return "" if "@" in name and normalize_address(name) is not None else name
+
+
 def parse_addresses(value: str | None) -> tuple[Address, ...]:
     """Parse an address-list header value. Invalid entries are dropped; duplicates removed."""
     return parse_addresses_counted(value)[0]
@@ -455,7 +463,7 @@ def _parse_addresses(value: str) -> tuple[tuple[Address, ...], int]:
                 continue
             name = name[: m.start()] if m else name
         if email not in seen:
-            seen[email] = Address(email, decode_words(name).strip(" '\"")[:200])
+            seen[email] = Address(email, display_name(decode_words(name)))
         if len(seen) >= MAX_ADDRESSES:
             break
     return tuple(seen.values()), invalid

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from keepwarm.connectors.headers import normalize_address, not_a_person
+from keepwarm.connectors.headers import display_name, normalize_address, not_a_person
 from keepwarm.core.specs import ENGINE_DEFAULTS
 from keepwarm.core.vocabulary import BULK_MARKERS, DIGEST_MARKER, is_auto
 from keepwarm.daemon import address_book
@@ -541,6 +541,7 @@ def machine_sender(email: str, name: str) -> str | None:
     local = email.rsplit("@", 1)[0]
     if len(_DIGITS.findall(local)) >= 4 or re.search(r"\.(com|net|org)\d*$", local):
         return "automated sender: a generated address"
+    name = display_name(name)  # "scott.josey@enron.com" as a name is no service's name
     words = set(re.split(r"[^a-z0-9]+", name.casefold()))
     if "!" in name or re.search(r"\.(com|net|org)\b", name.casefold()):
         return f'automated sender: "{name}" is the name of a service'

@@ -507,6 +507,8 @@ def test_other_automatic_markers(marker: str) -> None:
         ("sidney@sidney.com", "Sidney Markowitz", False),
         ("john.smith@smith.com", "Smith, John", False),  # an archive's "Last, First"
         ("ann.lee@acme.com", "Ann Lee", False),
+        ("scott.josey@enron.com", "scott.josey@enron.com", False),  # an address as its name
+        ("scott.josey@enron.com", "'scott.josey@enron.com'", False),
     ],
 )
 def test_a_sender_named_after_its_own_domain_is_no_person(

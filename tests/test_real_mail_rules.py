@@ -342,6 +342,23 @@ def test_display_names_come_from_archives_that_keep_them_apart(tmp_path: Path, x
     assert r.person(BOB).name == "Bob Stone"  # type: ignore[union-attr]
 
 
+def test_an_address_written_as_its_own_name_is_a_person_without_a_name(tmp_path: Path) -> None:
+    """Outlook and archives write ``"'bob.stone@beta.org'" <bob.stone@beta.org>``: that is no
+    name (and not "the name of a service", which made every such colleague a robot)."""
+    box = Mailbox()
+    box.daily_life()
+    quoted = f"\"'{BOB}'\" <{BOB}>, \"'{CY}'\" <{CY}>"
+    box.mail(ANN, [BOB, CY, ME], 3, "Press release", extra=f"X-To: {quoted}\n")
+    box.mail(f"\"'{BOB}'\" <{BOB}>", ME, 2, "Can we talk?")
+    store, config = setup(tmp_path, box)
+    ident = resolve(store, config)
+    store.close()
+    for who in (BOB, CY):
+        person = ident.people[ident.person_of[who]]
+        assert person.kind == "person", person
+    assert "@" not in ident.people[ident.person_of[BOB]].name
+
+
 def test_an_answer_from_another_address_of_the_same_person_closes_the_loop(
     tmp_path: Path,
 ) -> None:

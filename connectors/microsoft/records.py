@@ -28,6 +28,7 @@ from keepwarm.connectors.headers import (
     MAX_ADDRESSES,
     MAX_SUBJECT,
     clean_text,
+    display_name,
     is_sent_folder,
     kept_subject,
     normalize_address,
@@ -105,10 +106,7 @@ def graph_address(rec: Any) -> Address | None:
     email = normalize_address(str(ea.get("address") or ""))
     if email is None:
         return None
-    name = clean_text(str(ea.get("name") or ""))[:200]
-    if normalize_address(name) == email:
-        name = ""
-    return Address(email, name)
+    return Address(email, display_name(clean_text(str(ea.get("name") or ""))))
 
 
 def graph_addresses(recs: Any) -> tuple[Address, ...]:
