@@ -70,3 +70,33 @@ SUBJECT_PREFIXES = re.compile(
     re.IGNORECASE,
 )
 FIRST_PREFIX = re.compile(r"^\s*([a-z]{1,6})\s*(?:\[\d+\]|\(\d+\))?\s*[:：]", re.IGNORECASE)
+
+
+# -- addresses -----------------------------------------------------------------------------------
+# Free-mail providers: an address there is a person's own, not an organisation's.
+FREEMAIL = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "hotmail.com",
+        "outlook.com",
+        "live.com",
+        "msn.com",
+        "yahoo.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "aol.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "proton.me",
+        "protonmail.com",
+        "fastmail.com",
+        "hey.com",
+        "mail.com",
+        "yandex.ru",
+        "qq.com",
+        "163.com",
+    }
+)

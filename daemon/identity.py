@@ -51,7 +51,7 @@ from typing import Any, Literal
 
 from keepwarm.connectors.headers import display_name, normalize_address, not_a_person
 from keepwarm.core.specs import ENGINE_DEFAULTS
-from keepwarm.core.vocabulary import BULK_MARKERS, DIGEST_MARKER, is_auto
+from keepwarm.core.vocabulary import BULK_MARKERS, DIGEST_MARKER, FREEMAIL, is_auto
 from keepwarm.daemon import address_book
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.store import Store, activity
@@ -506,6 +506,7 @@ def list_host(email: str) -> str | None:
 
 
 _DIGITS = re.compile(r"\d")
+_NAME_AND_NUMBER = re.compile(r"[a-z][a-z._-]*\d+")  # a person's choice at a free-mail provider
 
 
 def _first_last(name: str) -> tuple[str, str] | None:
@@ -538,8 +539,11 @@ def machine_sender(email: str, name: str) -> str | None:
     """Why an address looks like a mass mailer's rather than a person's, or None: a generated
     local part (many digits, a domain inside it), or an organisation's display name ("Delta Air
     Lines", "TheStreet.com", "Yahoo! Member Services")."""
-    local = email.rsplit("@", 1)[0]
-    if len(_DIGITS.findall(local)) >= 4 or re.search(r"\.(com|net|org)\d*$", local):
+    local, _, domain = email.rpartition("@")
+    numbered = len(_DIGITS.findall(local)) >= 4 and not (
+        domain in FREEMAIL and _NAME_AND_NUMBER.fullmatch(local)  # jhess75671@aol.com: Jim Hess
+    )
+    if numbered or re.search(r"\.(com|net|org)\d*$", local):
         return "automated sender: a generated address"
     name = display_name(name)  # "scott.josey@enron.com" as a name is no service's name
     words = set(re.split(r"[^a-z0-9]+", name.casefold()))

@@ -509,9 +509,14 @@ def test_other_automatic_markers(marker: str) -> None:
         ("ann.lee@acme.com", "Ann Lee", False),
         ("scott.josey@enron.com", "scott.josey@enron.com", False),  # an address as its name
         ("scott.josey@enron.com", "'scott.josey@enron.com'", False),
+        ("jhess75671@aol.com", "Jim Hess", False),  # a person's number at a free-mail provider
+        ("chjohnson98@hotmail.com", "chris johnson", False),
+        ("tgh09998cf@restructuringtoday.com", "US Publishing", True),  # generated
+        ("msnhomeadvisor_037630@msnnewsletters.customer-email.com", "MSN HomeAdvisor", True),
+        ("42.8997.6e-2aajoy2t2bp.1@e-mailprograms.delta.com", "Delta Air Lines", True),
     ],
 )
-def test_a_sender_named_after_its_own_domain_is_no_person(
+def test_machine_senders_told_from_people_at_unusual_addresses(
     email: str, name: str, machine: bool
 ) -> None:
     assert (machine_sender(email, name) is not None) is machine

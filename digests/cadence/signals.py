@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from keepwarm.core.vocabulary import FREEMAIL
 from keepwarm.digests.cadence import book
 from keepwarm.digests.cadence.ledger import DAY, Owed
 from keepwarm.digests.cadence.model import THEY_OWE, YOU_OWE, PersonReport, Signal, SignalKind
@@ -26,32 +27,6 @@ JOB_QUIET_DAYS = 30
 RECONNECT_MAX_DAYS = 182  # a tie that went quiet this recently is still worth a reconnect
 NEW_MIN_DAYS = 2  # days of contact before a new contact is worth nurturing
 NURTURE_QUIET_DAYS = 3  # a new or growing tie is nurtured between exchanges, not in the middle
-FREEMAIL = frozenset(
-    {
-        "gmail.com",
-        "googlemail.com",
-        "hotmail.com",
-        "outlook.com",
-        "live.com",
-        "msn.com",
-        "yahoo.com",
-        "icloud.com",
-        "me.com",
-        "mac.com",
-        "aol.com",
-        "gmx.de",
-        "gmx.net",
-        "web.de",
-        "proton.me",
-        "protonmail.com",
-        "fastmail.com",
-        "hey.com",
-        "mail.com",
-        "yandex.ru",
-        "qq.com",
-        "163.com",
-    }
-)
 _SECOND_LEVEL = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ne", "or", "go"})
 
 
