@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from contract import ConnectorContract
 from fakes.google_api import CALENDAR_READONLY, GMAIL_METADATA, GoogleEmulator
-from fakes.google_world import calendar_connector, fast_retry, write_token
+from fakes.google_world import GoogleFaults, calendar_connector, fast_retry, write_token
 
 from keepwarm.connectors.base import Batch, Deletion, EventMeta
 from keepwarm.connectors.google.calendar import to_event, wanted_calendar
@@ -67,7 +67,7 @@ def run(store: Store, emu: GoogleEmulator, token: Path, **opts: Any) -> str:
     return run_account(store, calendar_connector(emu, token, page_size=2, **opts)).state
 
 
-class GoogleCalendarWorld:
+class GoogleCalendarWorld(GoogleFaults):
     """The contract suite's handle on the emulator's calendar (tests/contract.py World)."""
 
     account = "cal"
@@ -103,16 +103,6 @@ class GoogleCalendarWorld:
 
     def expire_cursor(self) -> None:
         self.emu.calendar.expire_tokens()
-
-    def break_auth(self) -> None:
-        self.emu.revoke_all()
-
-    def fail_transiently(self) -> None:
-        self.emu.fail_next(40, "503")
-
-    def heal(self) -> None:
-        self.emu.heal()
-        self.emu.unrevoke_all()
 
 
 class TestGoogleCalendarContract(ConnectorContract):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from contract import ConnectorContract, stored_ids
 from fakes.google_api import GMAIL_METADATA, GoogleEmulator
-from fakes.google_world import fast_retry, gmail_connector, write_token
+from fakes.google_world import GoogleFaults, fast_retry, gmail_connector, write_token
 
 from keepwarm.connectors.base import AuthRequired, Batch
 from keepwarm.connectors.google.gmail import history_actions, to_record
@@ -24,7 +24,7 @@ def emu() -> Iterator[GoogleEmulator]:
         e.check()
 
 
-class GmailWorld:
+class GmailWorld(GoogleFaults):
     kind = "gmail"
 
     def __init__(self, emu: GoogleEmulator, tmp: Path, account: str = "gm") -> None:
@@ -50,16 +50,6 @@ class GmailWorld:
 
     def expire_cursor(self) -> None:
         self.emu.mailbox.expire_history()
-
-    def break_auth(self) -> None:
-        self.emu.revoke_all()
-
-    def fail_transiently(self) -> None:
-        self.emu.fail_next(40, "503")
-
-    def heal(self) -> None:
-        self.emu.heal()
-        self.emu.unrevoke_all()
 
 
 class TestGmailContract(ConnectorContract):

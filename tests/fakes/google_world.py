@@ -102,3 +102,20 @@ def calendar_connector(
     client_opts = {k: opts.pop(k) for k in ("timeout", "retry") if k in opts}
     client = client_for(emu, token, account, scopes=(CALENDAR_READONLY,), **client_opts)
     return GoogleCalendarConnector(account, client, CalendarOptions(**opts))
+
+
+class GoogleFaults:
+    """What the contract suite (tests/contract.py) does to any Google source: revoke the sign-in,
+    fail transiently, heal. Mixed into each Google World; ``emu`` is the emulator."""
+
+    emu: GoogleEmulator
+
+    def break_auth(self) -> None:
+        self.emu.revoke_all()
+
+    def fail_transiently(self) -> None:
+        self.emu.fail_next(40, "503")
+
+    def heal(self) -> None:
+        self.emu.heal()
+        self.emu.unrevoke_all()
