@@ -40,6 +40,7 @@ from keepwarm.connectors.headers import normalize_subject
 from keepwarm.daemon.errors import StoreError as StoreError
 from keepwarm.daemon.store import contacts
 from keepwarm.daemon.store.copies import copy_key, same_sender, shifted
+from keepwarm.daemon.store.known import BatchIndex, Keys, Stored, rows_where_in
 from keepwarm.daemon.store.migrations import (
     ROLE_BCC,
     ROLE_CC,
@@ -186,24 +187,31 @@ class AccountState:
 
 
 def _epoch(dt: object) -> int:
-    from datetime import datetime
-
     assert isinstance(dt, datetime) and dt.tzinfo is not None, "store needs aware datetimes"
     return int(dt.timestamp())
 
 
 def content_key(msg: MessageMeta) -> str:
     """A key that is equal for copies of one message filed under different Message-IDs."""
-    recipients = sorted({a.email for a in msg.to} | {a.email for a in msg.cc})
+    return message_keys(msg).content
+
+
+def message_keys(msg: MessageMeta) -> Keys:
+    """A message's date and dedupe keys: the content key (date to the second, sender, To+Cc set,
+    normalized subject) and the copy key (see :mod:`.copies`)."""
+    when = _epoch(msg.date)
+    norm = normalize_subject(msg.subject or "")
+    people = [a.email for a in (*msg.to, *msg.cc)]
     parts = [
-        str(_epoch(msg.date)),
+        str(when),
         msg.sender.email if msg.sender else "",
-        ",".join(recipients),
-        normalize_subject(msg.subject or ""),
+        ",".join(sorted(set(people))),
+        norm,
     ]
-    return hashlib.blake2b(
+    content = hashlib.blake2b(
         "\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=12
     ).hexdigest()
+    return Keys(when, norm or None, content, copy_key(people, norm or None))
 
 
 def _configure(conn: sqlite3.Connection) -> None:
@@ -537,18 +545,11 @@ class Store:
                     result.deleted += self._remove_sources(account) + self._forget_deleted(account)
                 else:
                     before_reset = self._set_all_gone(account, result)
-            for msg in batch.messages:
-                self._upsert_message(msg, result)
-                result.invalid_addresses += msg.invalid_addresses
+            self._store_messages(batch.messages, result)
             if before_reset:  # what the fresh read did not bring again was deleted
-                result.kept += sum(
-                    1
-                    for mid in before_reset
-                    if self.conn.execute(
-                        "SELECT 1 FROM gone_message_sources WHERE account = ? AND message = ?",
-                        (account, mid),
-                    ).fetchone()
-                )
+                query = "SELECT message FROM gone_message_sources WHERE account = ? AND message IN"
+                gone = {r[0] for r in rows_where_in(self.conn, query, before_reset, account)}
+                result.kept += sum(1 for mid in before_reset if mid in gone)
             for ev in batch.events:
                 self._upsert_event(ev, result)
             for c in batch.contacts:
@@ -702,118 +703,119 @@ class Store:
             sender = srow[0] if srow else -1
         return sender
 
-    def _find_message(self, msg: MessageMeta, ckey: str, copy: str | None) -> int | None:
-        when = _epoch(msg.date)
+    def _store_messages(self, messages: list[MessageMeta], result: ApplyResult) -> None:
+        """Store a batch's messages: the stored rows their lookups need are read first, a few
+        queries a batch (:class:`.known.BatchIndex`); the decisions are those of one message at
+        a time, in order."""
+        if not messages:
+            return
+        known = BatchIndex(self.conn)
+        known.load_sources((m.account, m.provider_id) for m in messages)
+        fresh = [m for m in messages if (m.account, m.provider_id) not in known.sources]
+        keys = {id(m): message_keys(m) for m in fresh}
+        known.load_messages((m.message_id for m in fresh if m.message_id), keys.values())
+        for msg in messages:
+            self._upsert_message(msg, keys, known, result)
+            result.invalid_addresses += msg.invalid_addresses
+        known.write()
+
+    def _find_message(self, msg: MessageMeta, keys: Keys, known: BatchIndex) -> Stored | None:
+        when = keys.when
         if msg.message_id:
             sender = self._sender_id(msg)
-            for mid, mdate, msender in self.conn.execute(
-                "SELECT id, date, sender FROM messages WHERE message_id = ?", (msg.message_id,)
-            ):
-                agree = msender is None or sender is None or msender == sender
-                if agree and abs(mdate - when) <= MESSAGE_ID_MAX_DRIFT:
-                    return int(mid)
-        row = self.conn.execute("SELECT id FROM messages WHERE content_key = ?", (ckey,)).fetchone()
-        if row is not None:
-            return int(row[0])
-        if copy is None:
-            return None
+            for stored in known.by_message_id.get(msg.message_id, ()):
+                agree = stored.sender is None or sender is None or stored.sender == sender
+                if agree and abs(stored.date - when) <= MESSAGE_ID_MAX_DRIFT:
+                    return stored
+        stored_copy = known.by_content.get(keys.content)
+        if stored_copy is not None or keys.copy is None:
+            return stored_copy
         sender = self._sender_id(msg)
-        for mid, mdate, msender in self.conn.execute(
-            "SELECT id, date, sender FROM messages WHERE copy_key = ?", (copy,)
-        ):
-            if shifted(mdate, when) and same_sender(msender, sender if sender != -1 else None):
-                if when < mdate:  # keep the earlier of the two dates (see copies.py)
-                    self.conn.execute("UPDATE messages SET date = ? WHERE id = ?", (when, mid))
-                return int(mid)
+        for stored in known.by_copy.get(keys.copy, ()):
+            if shifted(stored.date, when) and same_sender(
+                stored.sender, sender if sender != -1 else None
+            ):
+                if when < stored.date:  # keep the earlier of the two dates (see copies.py)
+                    self.conn.execute(
+                        "UPDATE messages SET date = ? WHERE id = ?", (when, stored.id)
+                    )
+                    stored.date = when
+                return stored
         return None
 
-    def _upsert_message(self, msg: MessageMeta, result: ApplyResult) -> None:
+    def _upsert_message(
+        self, msg: MessageMeta, keys: dict[int, Keys], known: BatchIndex, result: ApplyResult
+    ) -> None:
         labels = " ".join(msg.labels) or None
-        existing = self.conn.execute(
-            "SELECT message, folder, labels FROM message_sources WHERE account = ? AND provider_id = ?",
-            (msg.account, msg.provider_id),
-        ).fetchone()
-        if existing is not None:
-            if (existing[1], existing[2]) != (msg.folder, labels):
-                self.conn.execute(
-                    "UPDATE message_sources SET folder = ?, labels = ? WHERE account = ? AND provider_id = ?",
-                    (msg.folder, labels, msg.account, msg.provider_id),
-                )
+        where = (msg.account, msg.provider_id)
+        source = known.sources.get(where)
+        if source is not None:
+            known.refile(where, source, msg.folder, labels)
             result.unchanged += 1
             return
-        ckey = content_key(msg)
-        copy = copy_key(
-            [a.email for a in (*msg.to, *msg.cc)], normalize_subject(msg.subject or "") or None
-        )
-        mid = self._find_message(msg, ckey, copy)
-        if mid is None:
-            sender = self.address_id(msg.sender) if msg.sender else None
-            n_recipients = len({a.email for a in (*msg.to, *msg.cc, *msg.bcc)})
-            cur = self.conn.execute(
-                """INSERT INTO messages (message_id, content_key, date, sender, subject, norm_subject,
-                       in_reply_to, refs, thread_hint, list_id, markers, n_recipients, copy_key)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    msg.message_id,
-                    ckey,
-                    _epoch(msg.date),
-                    sender,
-                    msg.subject,
-                    normalize_subject(msg.subject or "") or None,
-                    msg.in_reply_to,
-                    " ".join(msg.references) or None,
-                    msg.thread_hint,
-                    msg.list_id,
-                    " ".join(msg.markers) or None,
-                    n_recipients,
-                    copy,
-                ),
-            )
-            assert cur.lastrowid is not None
-            mid = int(cur.lastrowid)
-            rows: set[tuple[int, int, int]] = set()
-            if sender is not None:
-                rows.add((mid, ROLE_FROM, sender))
-            for role, addrs in (
-                (ROLE_TO, msg.to),
-                (ROLE_CC, msg.cc),
-                (ROLE_BCC, msg.bcc),
-                (ROLE_REPLY_TO, msg.reply_to),
-            ):
-                for a in addrs:
-                    rows.add((mid, role, self.address_id(a)))
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO message_addresses (message, role, address) VALUES (?, ?, ?)",
-                rows,
-            )
+        k = keys.get(id(msg)) or message_keys(msg)
+        stored = self._find_message(msg, k, known)
+        if stored is None:
+            stored = self._insert_message(msg, k, known)
             result.added += 1
         else:
-            # A copy seen elsewhere: keep what the new copy knows that the stored one lacks.
-            if msg.bcc:
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO message_addresses (message, role, address) VALUES (?, ?, ?)",
-                    [(mid, ROLE_BCC, self.address_id(a)) for a in msg.bcc],
-                )
-            if msg.markers:
-                row = self.conn.execute(
-                    "SELECT markers FROM messages WHERE id = ?", (mid,)
-                ).fetchone()
-                have = set((row[0] or "").split())
-                merged = have | set(msg.markers)
-                if merged != have:
-                    self.conn.execute(
-                        "UPDATE messages SET markers = ? WHERE id = ?",
-                        (" ".join(sorted(merged)), mid),
-                    )
+            self._merge_copy(msg, stored, known)
             result.merged += 1
-        self.conn.execute(
-            "INSERT INTO message_sources (account, provider_id, message, folder, labels) VALUES (?, ?, ?, ?, ?)",
-            (msg.account, msg.provider_id, mid, msg.folder, labels),
+        known.add_source(where, stored.id, msg.folder, labels)
+
+    def _insert_message(self, msg: MessageMeta, keys: Keys, known: BatchIndex) -> Stored:
+        sender = self.address_id(msg.sender) if msg.sender else None
+        n_recipients = len({a.email for a in (*msg.to, *msg.cc, *msg.bcc)})
+        markers = " ".join(msg.markers) or None
+        cur = self.conn.execute(
+            """INSERT INTO messages (message_id, content_key, date, sender, subject, norm_subject,
+                   in_reply_to, refs, thread_hint, list_id, markers, n_recipients, copy_key)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                msg.message_id,
+                keys.content,
+                keys.when,
+                sender,
+                msg.subject,
+                keys.norm_subject,
+                msg.in_reply_to,
+                " ".join(msg.references) or None,
+                msg.thread_hint,
+                msg.list_id,
+                markers,
+                n_recipients,
+                keys.copy,
+            ),
         )
-        self.conn.execute(  # seen again (moved back, restored): no longer only history
-            "DELETE FROM gone_message_sources WHERE account = ? AND message = ?",
-            (msg.account, mid),
-        )
+        assert cur.lastrowid is not None
+        mid = int(cur.lastrowid)
+        rows: set[tuple[int, int, int]] = set()
+        if sender is not None:
+            rows.add((mid, ROLE_FROM, sender))
+        for role, addrs in (
+            (ROLE_TO, msg.to),
+            (ROLE_CC, msg.cc),
+            (ROLE_BCC, msg.bcc),
+            (ROLE_REPLY_TO, msg.reply_to),
+        ):
+            for a in addrs:
+                rows.add((mid, role, self.address_id(a)))
+        known.recipients.extend(rows)
+        stored = Stored(mid, keys.when, sender, markers)
+        known.add(stored, msg.message_id, keys.content, keys.copy)
+        return stored
+
+    def _merge_copy(self, msg: MessageMeta, stored: Stored, known: BatchIndex) -> None:
+        """A copy seen elsewhere: keep what the new copy knows that the stored one lacks."""
+        known.recipients.extend((stored.id, ROLE_BCC, self.address_id(a)) for a in msg.bcc)
+        if msg.markers:
+            have = set((stored.markers or "").split())
+            merged = have | set(msg.markers)
+            if merged != have:
+                stored.markers = " ".join(sorted(merged))
+                self.conn.execute(
+                    "UPDATE messages SET markers = ? WHERE id = ?", (stored.markers, stored.id)
+                )
 
     def _upsert_event(self, ev: EventMeta, result: ApplyResult) -> None:
         existing = self.conn.execute(
