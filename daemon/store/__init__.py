@@ -807,7 +807,8 @@ class Store:
 
     def _merge_copy(self, msg: MessageMeta, stored: Stored, known: BatchIndex) -> None:
         """A copy seen elsewhere: keep what the new copy knows that the stored one lacks."""
-        known.recipients.extend((stored.id, ROLE_BCC, self.address_id(a)) for a in msg.bcc)
+        if msg.bcc:
+            known.recipients.extend((stored.id, ROLE_BCC, self.address_id(a)) for a in msg.bcc)
         if msg.markers:
             have = set((stored.markers or "").split())
             merged = have | set(msg.markers)

@@ -102,16 +102,20 @@ class BatchIndex:
                 self.sources[(account, str(pid))] = Source(int(mid), folder, labels, False)
 
     def load_messages(self, message_ids: Iterable[str], keys: Iterable[Keys]) -> None:
-        """Read the stored messages that share a Message-ID, content key or copy key."""
+        """Read the stored messages that share a Message-ID or content key with the batch's, and
+        those that share a copy key with one whose content key is not stored (a stored content
+        key is found first, so only those can get as far as the copy key)."""
         keys = list(keys)
         found: dict[int, Any] = {}
-        for column, values in (
-            ("message_id", message_ids),
-            ("content_key", (k.content for k in keys)),
-            ("copy_key", (k.copy for k in keys if k.copy is not None)),
-        ):
+
+        def fetch(column: str, values: Iterable[str]) -> None:
             for row in rows_where_in(self.conn, f"{_MESSAGES} {column} IN", values):
                 found[int(row[0])] = row
+
+        fetch("message_id", message_ids)
+        fetch("content_key", (k.content for k in keys))
+        stored_content = {row[5] for row in found.values()}
+        fetch("copy_key", (k.copy for k in keys if k.copy and k.content not in stored_content))
         for mid in sorted(found):
             _, date, sender, markers, message_id, content, copy = found[mid]
             stored = Stored(mid, int(date), sender, markers)
