@@ -268,33 +268,44 @@ def normalize_address(raw: str) -> str | None:
     of an RFC 2047 encoded word ("=?", "?=") in the local part, a domain that is not dot-separated
     labels of letters, digits, "-" and "_" (after IDNA).
     """
+    s = _bare_address(raw)
+    if s is None:
+        return None
+    local, domain = s.split("@")
+    ascii_domain = _ascii_domain(domain.strip(".").lower())
+    if not local or ascii_domain is None or _BAD_LOCAL.search(local):
+        return None
+    local = local.lower()
+    if ascii_domain in GMAIL_DOMAINS:
+        local = local.split("+", 1)[0].replace(".", "")
+        ascii_domain = "gmail.com"
+        if not local:
+            return None
+    return f"{local}@{ascii_domain}"
+
+
+def _bare_address(raw: str) -> str | None:
+    """``raw`` without brackets, quotes and ``mailto:``; None unless it is one run of printable
+    characters with a single "@"."""
     s = raw.strip().strip("<>").strip().strip("'\"").strip()
     if s.lower().startswith("mailto:"):
         s = s[7:]
     if not s or len(s) > 320 or _ANY_SPACE.search(s) or s.count("@") != 1:
         return None
-    if _ADDRESS_CTRL.search(s):
-        return None
-    local, domain = s.split("@")
-    domain = domain.strip(".").lower()
-    if not local or not domain or ("." not in domain and domain != "localhost"):
-        return None
-    if _BAD_LOCAL.search(local):
+    return None if _ADDRESS_CTRL.search(s) else s
+
+
+def _ascii_domain(domain: str) -> str | None:
+    """A lower-case domain in its ASCII (IDNA) form, or None when it is no valid domain (one
+    label only is allowed for ``localhost``)."""
+    if not domain or ("." not in domain and domain != "localhost"):
         return None
     if not domain.isascii():
         try:
             domain = domain.encode("idna").decode("ascii")
         except UnicodeError:
             return None
-    if not _DOMAIN.fullmatch(domain):
-        return None
-    local = local.lower()
-    if domain in GMAIL_DOMAINS:
-        local = local.split("+", 1)[0].replace(".", "")
-        domain = "gmail.com"
-        if not local:
-            return None
-    return f"{local}@{domain}"
+    return domain if _DOMAIN.fullmatch(domain) else None
 
 
 _HARD_ADDRESS_CHARS = re.compile(r'["()\\;:\[\]]')
