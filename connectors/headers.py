@@ -592,16 +592,21 @@ def normalize_subject(subject: str) -> str:
 # -- automation markers ---------------------------------------------------------------------------
 def automation_markers(headers: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     """Evidence that a message is list, bulk or automatic mail, as short marker strings."""
-    marks: list[str] = []
-    if first(headers, "list-id"):
-        marks.append("list-id")
-    if first(headers, "list-unsubscribe"):
-        marks.append("list-unsubscribe")
-    if first(headers, "list-post"):
-        marks.append("list-post")
+    return (*_list_markers(headers), *_auto_markers(headers), *_mailer_markers(headers))
+
+
+def _list_markers(headers: Mapping[str, Sequence[str]]) -> list[str]:
+    """Mailing-list headers and a list or bulk ``Precedence``."""
+    marks = [h for h in ("list-id", "list-unsubscribe", "list-post") if first(headers, h)]
     prec = (first(headers, "precedence") or "").strip().lower()
     if prec in {"bulk", "list", "junk", "auto_reply"}:
         marks.append(f"precedence:{prec}")
+    return marks
+
+
+def _auto_markers(headers: Mapping[str, Sequence[str]]) -> list[str]:
+    """``Auto-Submitted`` (other than ``no``) and the auto-responders' own headers."""
+    marks: list[str] = []
     auto = (first(headers, "auto-submitted") or "").strip().lower().split(";")[0].strip()
     if auto and auto != "no":
         marks.append(f"auto-submitted:{auto[:30]}")
@@ -609,6 +614,12 @@ def automation_markers(headers: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
         marks.append("x-auto-response-suppress")
     if first(headers, "x-autoreply") or first(headers, "x-autorespond"):
         marks.append("x-autoreply")
+    return marks
+
+
+def _mailer_markers(headers: Mapping[str, Sequence[str]]) -> list[str]:
+    """A null return path, keepwarm's own digest, a bulk mailer's headers or ``X-Mailer``."""
+    marks: list[str] = []
     rp = first(headers, "return-path")
     if rp is not None and rp.replace(" ", "") == "<>":
         marks.append("return-path-null")
@@ -617,7 +628,7 @@ def automation_markers(headers: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     mailer = first(headers, "x-mailer") or ""
     if any(first(headers, h) for h in BULK_MAILER_HEADERS) or _BULK_MAILERS.search(mailer):
         marks.append("bulk-mailer")
-    return tuple(marks)
+    return marks
 
 
 def is_sent_folder(folder: str | None) -> bool:
