@@ -657,24 +657,7 @@ def _x_names(value: str | None) -> list[str]:
     if "<" in value:
         parts = [p.strip(" ,") for p in re.split(r"(?<=>)\s*,", value)]
     else:
-        raw = [p.strip() for p in value.split(",")]
-        parts = []
-        i = 0
-        while i < len(raw):
-            if (
-                i + 1 < len(raw)
-                and raw[i]
-                and " " not in raw[i]
-                and raw[i + 1]
-                and len(raw[i + 1].split()) <= 2
-                and "@" not in raw[i + 1]
-                and len(raw) % 2 == 0
-            ):
-                parts.append(f"{raw[i]}, {raw[i + 1]}")
-                i += 2
-            else:
-                parts.append(raw[i])
-                i += 1
+        parts = _rejoin_last_first([p.strip() for p in value.split(",")])
     out: list[str] = []
     for p in parts:
         if re.search(r"<[^<>\s/]+@[^<>\s/]+>", p):
@@ -685,6 +668,28 @@ def _x_names(value: str | None) -> list[str]:
             continue
         out.append(" ".join(_person_name(name).split())[:200])
     return out
+
+
+def _rejoin_last_first(raw: list[str]) -> list[str]:
+    """Comma-separated entries with each ``Last, First`` pair joined again (only when there is
+    an even number of entries: then every entry may be half of a name)."""
+    parts: list[str] = []
+    i = 0
+    while i < len(raw):
+        if i + 1 < len(raw) and len(raw) % 2 == 0 and _last_first(raw[i], raw[i + 1]):
+            parts.append(f"{raw[i]}, {raw[i + 1]}")
+            i += 2
+        else:
+            parts.append(raw[i])
+            i += 1
+    return parts
+
+
+def _last_first(last: str, given: str) -> bool:
+    """Can ``last`` and ``given`` be the two halves of ``Last, First``: a one-word surname and a
+    given name of one or two words, without an address?"""
+    one_word = bool(last) and " " not in last
+    return one_word and bool(given) and len(given.split()) <= 2 and "@" not in given
 
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -732,21 +737,32 @@ def with_x_names(addresses: tuple[Address, ...], value: str | None) -> tuple[Add
     known, names, keys = _x_value(value)
     if not names and not known:
         return addresses
-    out: list[Address] = []
-    for a in addresses:
-        if a.name:
-            # "Anderson  Diane" (an export's last-first) told apart by "Anderson, Diane" here
-            better = known.get(a.email) or (names[0] if len(addresses) == 1 and names else "")
-            same = sorted(better.casefold().split()) == sorted(a.name.casefold().split())
-            out.append(Address(a.email, better) if better and same else a)
-            continue
-        name = known.get(a.email)
-        if not name and len(addresses) == 1 and len(names) == 1:
-            name = names[0]
-        elif not name:
-            name = _match_name(a.email, keys)
-        out.append(Address(a.email, name) if name else a)
-    return tuple(out)
+    alone = len(addresses) == 1
+    return tuple(
+        _renamed(a, known, names, alone) if a.name else _named(a, known, names, keys, alone)
+        for a in addresses
+    )
+
+
+def _renamed(a: Address, known: dict[str, str], names: tuple[str, ...], alone: bool) -> Address:
+    """A named address with the X- value's spelling of the same words, if it has one: "Anderson
+    Diane" (an export's last-first) told apart by "Anderson, Diane" there."""
+    better = known.get(a.email) or (names[0] if alone and names else "")
+    same = sorted(better.casefold().split()) == sorted(a.name.casefold().split())
+    return Address(a.email, better) if better and same else a
+
+
+def _named(
+    a: Address, known: dict[str, str], names: tuple[str, ...], keys: NameIndex, alone: bool
+) -> Address:
+    """An address without a name with the X- value's name for it: by address, the only name
+    of a one-address list, or the name whose surname is in the address."""
+    name = known.get(a.email)
+    if not name and alone and len(names) == 1:
+        name = names[0]
+    elif not name:
+        name = _match_name(a.email, keys)
+    return Address(a.email, name) if name else a
 
 
 @functools.lru_cache(maxsize=4096)  # an archive repeats its X-To lines as its To lines
