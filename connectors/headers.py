@@ -937,17 +937,10 @@ def message_from_headers(
     cc = with_x_names(addresses(", ".join(headers.get("cc", []))), _x_field(headers, "cc"))
     if sender is None and not to and not cc:
         return INVALID_ADDRESS if invalid else "no addresses"
-    date = parse_date(first(headers, "date"))
-    from_provider = False
-    if not plausible(date, now):
-        if fallback_date is None and lazy_fallback is not None:
-            fallback_date = lazy_fallback()
-        if fallback_date is not None and plausible(fallback_date, now):
-            date = fallback_date.astimezone(UTC)
-            from_provider = True
-        else:
-            return "unparseable date"
-    assert date is not None
+    dated = _message_date(headers, fallback_date, lazy_fallback, now)
+    if dated is None:
+        return "unparseable date"
+    date, from_provider = dated
     subject_raw = first(headers, "subject")
     subject = kept_subject(
         decode_words(subject_raw)[:MAX_SUBJECT] if subject_raw else None, keep_subject
@@ -972,10 +965,36 @@ def message_from_headers(
         folder=folder,
         labels=tuple(labels),
         list_id=list_id(headers),
-        markers=automation_markers(headers)
-        + subject_markers(subject_raw)
-        + tuple(extra_markers)
-        + (("sent-folder",) if is_sent_folder(folder) else ()),
+        markers=_all_markers(headers, subject_raw, extra_markers, folder),
         date_from_provider=from_provider,
         invalid_addresses=invalid,
     )
+
+
+def _message_date(
+    headers: Mapping[str, Sequence[str]],
+    fallback_date: datetime | None,
+    lazy_fallback: Callable[[], datetime | None] | None,
+    now: datetime | None,
+) -> tuple[datetime, bool] | None:
+    """The header date when plausible, else the plausible fallback (``lazy_fallback()`` computed
+    only then), with whether it came from the provider; None when neither is plausible."""
+    date = parse_date(first(headers, "date"))
+    if date is not None and plausible(date, now):
+        return date, False
+    if fallback_date is None and lazy_fallback is not None:
+        fallback_date = lazy_fallback()
+    if fallback_date is not None and plausible(fallback_date, now):
+        return fallback_date.astimezone(UTC), True
+    return None
+
+
+def _all_markers(
+    headers: Mapping[str, Sequence[str]],
+    subject_raw: str | None,
+    extra_markers: Iterable[str],
+    folder: str | None,
+) -> tuple[str, ...]:
+    """The headers' automation markers, the subject's, the connector's and ``sent-folder``."""
+    sent = ("sent-folder",) if is_sent_folder(folder) else ()
+    return automation_markers(headers) + subject_markers(subject_raw) + tuple(extra_markers) + sent
