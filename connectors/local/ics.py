@@ -176,8 +176,29 @@ class IcsConnector:
         state = dict(old_files)
         batch = Batch()
         skips = Skips()
-        done = 0
-        total = len(files) + len([r for r in old_files if r not in files])
+        done = self._vanished(old_files, files, state, batch)
+        total = len(files) + done
+        for rel, full in files.items():
+            done += 1
+            raw = _read_file(full, skips)
+            if raw is None:
+                continue
+            old = old_files.get(rel)
+            if same_day and _unchanged(old, raw):
+                continue
+            state[rel] = self._read(rel, raw, old, window, batch, skips)
+            if len(batch) >= self.batch_size:
+                yield self._close(batch, state, window, skips, done, total)
+                batch = Batch()
+        if len(batch) or skips or state != old_files or data.get("day") != window.day:
+            yield self._close(batch, state, window, skips, done, total)
+
+    def _vanished(
+        self, old_files: dict[str, Any], files: dict[str, str], state: dict[str, Any], batch: Batch
+    ) -> int:
+        """Files read before and gone now leave ``state``; their events are deleted (the meetings
+        stay in the history). Returns how many files were gone."""
+        gone_files = 0
         for rel in sorted(old_files):
             if rel not in files:  # the calendar file is gone: its meetings stay in the history
                 gone = [
@@ -190,26 +211,8 @@ class IcsConnector:
                         kept_notice(f"calendar file {rel} is gone", len(gone), "event")
                     )
                 del state[rel]
-                done += 1
-        for rel, full in files.items():
-            done += 1
-            try:
-                with open(full, "rb") as fh:
-                    raw = fh.read(MAX_FILE + 1)
-            except OSError as exc:
-                log.info("ics: cannot read a calendar file (%s)", exc.strerror)
-                skips.add(UNREADABLE)
-                continue
-            digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
-            old = old_files.get(rel)
-            if same_day and isinstance(old, dict) and old.get("h") == digest:
-                continue
-            state[rel] = self._read(rel, raw, old, window, batch, skips)
-            if len(batch) >= self.batch_size:
-                yield self._close(batch, state, window, skips, done, total)
-                batch = Batch()
-        if len(batch) or skips or state != old_files or data.get("day") != window.day:
-            yield self._close(batch, state, window, skips, done, total)
+                gone_files += 1
+        return gone_files
 
     def _read(
         self, rel: str, raw: bytes, old: Any, window: Window, batch: Batch, skips: Skips
@@ -246,10 +249,8 @@ class IcsConnector:
         )
         batch, skips = Batch(), Skips()
         state = dict(old_files)
-        if raw is not None:
-            digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
-            if not (same_day and isinstance(old, dict) and old.get("h") == digest):
-                state[FEED] = self._read(FEED, raw, old, window, batch, skips)
+        if raw is not None and not (same_day and _unchanged(old, raw)):
+            state[FEED] = self._read(FEED, raw, old, window, batch, skips)
         if (
             len(batch)
             or skips
@@ -283,3 +284,22 @@ class IcsConnector:
         batch.progress = Progress(done, total, "reading")
         batch.skipped = skips.take()
         return batch
+
+
+def _read_file(full: str, skips: Skips) -> bytes | None:
+    """A calendar file's bytes (one more than the limit at most), or None (counted as a skip)
+    when it cannot be read."""
+    try:
+        with open(full, "rb") as fh:
+            return fh.read(MAX_FILE + 1)
+    except OSError as exc:
+        log.info("ics: cannot read a calendar file (%s)", exc.strerror)
+        skips.add(UNREADABLE)
+        return None
+
+
+def _unchanged(old: Any, raw: bytes) -> bool:
+    """Was ``raw`` read before, as the file state ``old`` (its hash) records?"""
+    return (
+        isinstance(old, dict) and old.get("h") == hashlib.blake2b(raw, digest_size=16).hexdigest()
+    )
