@@ -8,7 +8,9 @@ the daemon forgets it and runs one full scan, which the store's idempotent upser
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import logging
 import os
 import zlib
 from collections.abc import Iterable, Mapping
@@ -198,6 +200,29 @@ def files_under(root: Path, suffixes: tuple[str, ...]) -> dict[str, str]:
                 full = os.path.join(dirpath, name)
                 found[os.path.relpath(full, root).replace(os.sep, "/")] = full
     return found
+
+
+def read_file(full: str, limit: int, skips: Skips, log: logging.Logger, what: str) -> bytes | None:
+    """A file's bytes (``limit`` + 1 at most, so that a caller can tell it is too big), or None,
+    counted as unreadable and logged (``what``: "ics: ... a calendar file"), when it cannot be
+    read."""
+    try:
+        with open(full, "rb") as fh:
+            return fh.read(limit + 1)
+    except OSError as exc:
+        log.info("%s (%s)", what, exc.strerror)
+        skips.add(UNREADABLE)
+        return None
+
+
+def file_hash(raw: bytes) -> str:
+    """The content hash a file's cursor state records (``{"h": ...}``)."""
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def unchanged(old: Any, raw: bytes) -> bool:
+    """Was ``raw`` read before, as the file state ``old`` (its hash) records?"""
+    return isinstance(old, dict) and old.get("h") == file_hash(raw)
 
 
 def message_from_head(

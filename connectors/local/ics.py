@@ -13,7 +13,6 @@ window has moved, so every file is expanded again (the store ignores what it alr
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
@@ -40,13 +39,15 @@ from keepwarm.connectors.ical import (
 )
 from keepwarm.connectors.local.common import (
     DEFAULT_BATCH,
-    UNREADABLE,
     Skips,
     decode_cursor,
     encode_cursor,
+    file_hash,
     files_under,
     pack,
+    read_file,
     require_path,
+    unchanged,
     unpack,
 )
 
@@ -180,11 +181,11 @@ class IcsConnector:
         total = len(files) + done
         for rel, full in files.items():
             done += 1
-            raw = _read_file(full, skips)
+            raw = read_file(full, MAX_FILE, skips, log, "ics: cannot read a calendar file")
             if raw is None:
                 continue
             old = old_files.get(rel)
-            if same_day and _unchanged(old, raw):
+            if same_day and unchanged(old, raw):
                 continue
             state[rel] = self._read(rel, raw, old, window, batch, skips)
             if len(batch) >= self.batch_size:
@@ -227,7 +228,7 @@ class IcsConnector:
             Deletion(self.account, pid, "event", reason="replaced") for pid in dropped
         ]
         batch.events += events
-        digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        digest = file_hash(raw)
         return {"h": digest, "ids": pack(sorted(new_ids | kept))}
 
     def _sync_feed(
@@ -249,7 +250,7 @@ class IcsConnector:
         )
         batch, skips = Batch(), Skips()
         state = dict(old_files)
-        if raw is not None and not (same_day and _unchanged(old, raw)):
+        if raw is not None and not (same_day and unchanged(old, raw)):
             state[FEED] = self._read(FEED, raw, old, window, batch, skips)
         if (
             len(batch)
@@ -284,22 +285,3 @@ class IcsConnector:
         batch.progress = Progress(done, total, "reading")
         batch.skipped = skips.take()
         return batch
-
-
-def _read_file(full: str, skips: Skips) -> bytes | None:
-    """A calendar file's bytes (one more than the limit at most), or None (counted as a skip)
-    when it cannot be read."""
-    try:
-        with open(full, "rb") as fh:
-            return fh.read(MAX_FILE + 1)
-    except OSError as exc:
-        log.info("ics: cannot read a calendar file (%s)", exc.strerror)
-        skips.add(UNREADABLE)
-        return None
-
-
-def _unchanged(old: Any, raw: bytes) -> bool:
-    """Was ``raw`` read before, as the file state ``old`` (its hash) records?"""
-    return (
-        isinstance(old, dict) and old.get("h") == hashlib.blake2b(raw, digest_size=16).hexdigest()
-    )

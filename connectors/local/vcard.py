@@ -9,7 +9,6 @@ its contacts with it (an address book has no history).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +17,15 @@ from typing import Any
 from keepwarm.connectors.base import Batch, Deletion, Progress
 from keepwarm.connectors.local.common import (
     DEFAULT_BATCH,
-    UNREADABLE,
     Skips,
     decode_cursor,
     encode_cursor,
+    file_hash,
     files_under,
     pack,
+    read_file,
     require_path,
+    unchanged,
     unpack,
 )
 from keepwarm.connectors.vcard import contacts_of
@@ -64,31 +65,28 @@ class VcardConnector:
             del state[rel]
         for rel, full in files.items():
             done += 1
-            try:
-                with open(full, "rb") as fh:
-                    raw = fh.read(MAX_FILE + 1)
-            except OSError as exc:
-                log.info("vcard: cannot read a contacts file (%s)", exc.strerror)
-                skips.add(UNREADABLE)
-                continue
-            digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+            raw = read_file(full, MAX_FILE, skips, log, "vcard: cannot read a contacts file")
             old = old_files.get(rel)
-            if isinstance(old, dict) and old.get("h") == digest:
+            if raw is None or unchanged(old, raw):
                 continue
-            contacts, skipped = contacts_of(_text(raw), self.account, rel)
-            for reason, n in skipped.items():
-                skips.add(reason, n)
-            new_ids = {c.provider_id for c in contacts}
-            batch.deletions += [
-                Deletion(self.account, pid, "contact") for pid in _ids(old) if pid not in new_ids
-            ]
-            batch.contacts += contacts
-            state[rel] = {"h": digest, "ids": pack(sorted(new_ids))}
+            state[rel] = self._read(rel, raw, old, batch, skips)
             if len(batch) >= self.batch_size:
                 yield self._close(batch, state, skips, done, total)
                 batch = Batch()
         if len(batch) or skips or state != old_files:
             yield self._close(batch, state, skips, done, total)
+
+    def _read(self, rel: str, raw: bytes, old: Any, batch: Batch, skips: Skips) -> dict[str, Any]:
+        """One vCard file read (again): its contacts in, the ones gone from it out."""
+        contacts, skipped = contacts_of(_text(raw), self.account, rel)
+        for reason, n in skipped.items():
+            skips.add(reason, n)
+        new_ids = {c.provider_id for c in contacts}
+        batch.deletions += [
+            Deletion(self.account, pid, "contact") for pid in _ids(old) if pid not in new_ids
+        ]
+        batch.contacts += contacts
+        return {"h": file_hash(raw), "ids": pack(sorted(new_ids))}
 
     def _close(
         self, batch: Batch, state: dict[str, Any], skips: Skips, done: int, total: int
