@@ -356,13 +356,25 @@ def _filed_as_sent(
 
 
 def _load_messages(store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]) -> None:
-    conn = store.conn
-    for aid, n, nb, na, nd, first, last in activity.sent(conn, params):
+    _load_sent(store, params, by_id)
+    _load_received_from_me(store, params, by_id)
+    _load_list_share(store, params, by_id)
+
+
+def _load_sent(store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]) -> None:
+    """What each address sent me: all, bulk, automatic, direct; first and last."""
+    for aid, n, nb, na, nd, first, last in activity.sent(store.conn, params):
         a = by_id.get(aid)
         if a is not None:
             a.sent, a.sent_bulk, a.sent_auto, a.sent_direct = n, nb or 0, na or 0, nd or 0
             a.in_first, a.in_last = first, last
-    for aid, n, nd, first, last, dlast in activity.received_from_me(conn, params):
+
+
+def _load_received_from_me(
+    store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]
+) -> None:
+    """What each address received from me: all, direct; first, last and last direct."""
+    for aid, n, nd, first, last, dlast in activity.received_from_me(store.conn, params):
         a = by_id.get(aid)
         if a is not None:
             a.out, a.out_direct, a.out_first, a.out_last, a.out_direct_last = (
@@ -372,7 +384,14 @@ def _load_messages(store: Store, params: dict[str, Any], by_id: dict[int, Addres
                 last,
                 dlast,
             )
-    # Only an address that never wrote to me directly can be a list address (see _list_reason).
+
+
+def _load_list_share(
+    store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]
+) -> None:
+    """For an address that never wrote to me directly (only such can be a list address, see
+    _list_reason): how much of what it received is list or bulk mail."""
+    conn = store.conn
     bulk_recv = {
         aid: n
         for aid, n in activity.received_bulk(conn, params)
@@ -667,8 +686,30 @@ def _share(part: int, whole: int) -> str:
     return f"{part} of {whole}"
 
 
-def classify(email: str, act: AddressActivity | None, rules: Rules) -> tuple[PersonKind, list[str]]:
+Verdict = tuple[PersonKind, list[str]]
+
+
+def classify(email: str, act: AddressActivity | None, rules: Rules) -> Verdict:
     """The kind of one address and the reasons, before clustering."""
+    a = act or AddressActivity(0, email, "")
+    mine = _yours_or_excluded(email, a, rules)
+    if mine:
+        return mine
+    two_way = is_two_way([a])
+    vouched = email in rules.not_roles  # the user says this role-looking address is a person
+    list_reason = _list_reason(a)
+    found = _list_kind(email, a, list_reason, two_way) or _robot_kind(email, a, vouched, two_way)
+    if found:
+        return found
+    role = None if vouched else role_word(email, rules.roles)
+    if role:
+        return "role", [f'role mailbox: "{role}" is a role, not a person']
+    reasons = [list_reason + ", but you also write to each other directly"] if list_reason else []
+    return "person", reasons
+
+
+def _yours_or_excluded(email: str, a: AddressActivity, rules: Rules) -> Verdict | None:
+    """One of my addresses (said so, or likely: my name, or my name at my domain), or excluded."""
     if email in rules.delegates:
         return "self", [
             "your delegate: sends mail filed in your Sent folders, or listed in me.delegates"
@@ -678,22 +719,33 @@ def classify(email: str, act: AddressActivity | None, rules: Rules) -> tuple[Per
     why = rules.exclusions.match(email)
     if why:
         return "excluded", [why]
-    a = act or AddressActivity(0, email, "")
-    if email not in rules.not_me:
-        if rules.my_name and name_key(a.name) == rules.my_name:
-            return "self", [f'likely one of your addresses: its display name is yours ("{a.name}")']
-        if a.sent == 0 and a.recv_other == 0 and _my_alias(email, rules):
-            return "self", ["likely one of your addresses: your name at your domain"]
+    if email in rules.not_me:
+        return None
+    if rules.my_name and name_key(a.name) == rules.my_name:
+        return "self", [f'likely one of your addresses: its display name is yours ("{a.name}")']
+    if a.sent == 0 and a.recv_other == 0 and _my_alias(email, rules):
+        return "self", ["likely one of your addresses: your name at your domain"]
+    return None
+
+
+def _list_kind(
+    email: str, a: AddressActivity, list_reason: str | None, two_way: bool
+) -> Verdict | None:
+    """A mailing list (its host, a distribution list's address, or its mail's headers when we
+    do not write to each other)."""
     host = list_host(email)
     if host:
         return "list", [f'a mailing list address ("{host}" hosts lists)']
     if not_a_person(email, a.name):
         return "list", ["a distribution list, room or calendar, not a person"]
-    two_way = is_two_way([a])
-    vouched = email in rules.not_roles  # the user says this role-looking address is a person
-    list_reason = _list_reason(a)
     if list_reason and not two_way:  # header evidence first: updates@ximian.com is a list
         return "list", [list_reason]
+    return None
+
+
+def _robot_kind(email: str, a: AddressActivity, vouched: bool, two_way: bool) -> Verdict | None:
+    """An automated sender: a robot's word in the address, a generated address or a mass
+    mailer's (unless we write to each other), or mostly automatic mail."""
     word = None if vouched else robot_word(email)
     if word:
         return "robot", [f'automated sender: local part contains "{word}"']
@@ -709,12 +761,7 @@ def classify(email: str, act: AddressActivity | None, rules: Rules) -> tuple[Per
             f"{_share(a.sent_auto, a.sent)} messages from this address are automatic "
             "(Auto-Submitted or an empty Return-Path)"
         ]
-    if not vouched:
-        role = role_word(email, rules.roles)
-        if role:
-            return "role", [f'role mailbox: "{role}" is a role, not a person']
-    reasons = [list_reason + ", but you also write to each other directly"] if list_reason else []
-    return "person", reasons
+    return None
 
 
 def _list_reason(a: AddressActivity) -> str | None:
@@ -858,26 +905,36 @@ def _merge_same_names(
     out = [p for p in made if not (name_key(p.name) and p.kind == "person")]
     for _k, group in sorted(groups.items()):  # one order whatever the hash seed
         group.sort(key=lambda p: p.key)
-        if len(group) == 1 or len(group) > SAME_NAME_MAX:
-            out.extend(group)
-            continue
-        members = sorted(e for p in group for e in p.addresses)
-        if any(len(d & set(members)) > 1 for d in distinct):
-            out.extend(group)
-            continue
-        merged = _make_person(list(members), acts, rules, config.name)
-        note = f'{len(group)} addresses merged: same display name "{merged.name}"'
-        out.append(
-            Person(
-                merged.key,
-                merged.name,
-                merged.addresses,
-                merged.kind,
-                (*merged.reasons, note),
-                merged.two_way,
-            )
-        )
+        out.extend(_merge_group(group, distinct, acts, rules, config))
     return out
+
+
+def _merge_group(
+    group: list[Person],
+    distinct: list[set[str]],
+    acts: Mapping[str, AddressActivity],
+    rules: Rules,
+    config: Config,
+) -> list[Person]:
+    """People of one display name as one person, or as they were: when alone, too many, or
+    two of their addresses are ``people.distinct``."""
+    if len(group) == 1 or len(group) > SAME_NAME_MAX:
+        return group
+    members = sorted(e for p in group for e in p.addresses)
+    if any(len(d & set(members)) > 1 for d in distinct):
+        return group
+    merged = _make_person(list(members), acts, rules, config.name)
+    note = f'{len(group)} addresses merged: same display name "{merged.name}"'
+    return [
+        Person(
+            merged.key,
+            merged.name,
+            merged.addresses,
+            merged.kind,
+            (*merged.reasons, note),
+            merged.two_way,
+        )
+    ]
 
 
 def resolve(store: Store, config: Config, as_of: datetime | None = None) -> Identity:
