@@ -270,13 +270,9 @@ def _assign_tiers(
     is not an inner-tier tie, however recent."""
     used = [0] * len(tiers)
     for p in people.values():
-        tier = p.pinned
-        if tier is not None:
-            used[tier] += 1
-        if then:
-            p.tier_then = tier
-        else:
-            p.tier = tier
+        if p.pinned is not None:
+            used[p.pinned] += 1
+        _set_tier(p, p.pinned, then)
 
     def score(p: Person) -> float:
         return p.strength_then if then else p.strength
@@ -285,20 +281,31 @@ def _assign_tiers(
     waiting = [p for p in people.values() if p.pinned is None and p.led.days and score(p) > 0.0]
     waiting.sort(key=lambda p: (-score(p), p.led.key))
     for n, t in enumerate(tiers):
-        free = max(0, t.size - used[n])
-        placed: list[Person] = []
         cadence = t.cadence.total_seconds() / DAY
-        for p in waiting:
-            if len(placed) >= free:
-                break
-            if holds_tier(p, cadence, as_of):
-                placed.append(p)
-                if then:
-                    p.tier_then = n
-                else:
-                    p.tier = n
+        placed = _fill(waiting, max(0, t.size - used[n]), cadence, as_of)
+        for p in placed:
+            _set_tier(p, n, then)
         taken = {id(p) for p in placed}
         waiting = [p for p in waiting if id(p) not in taken]
+
+
+def _set_tier(p: Person, tier: int | None, then: bool) -> None:
+    """``p``'s tier now, or ``DRIFT_DAYS`` ago (``then``)."""
+    if then:
+        p.tier_then = tier
+    else:
+        p.tier = tier
+
+
+def _fill(waiting: list[Person], free: int, cadence_days: float, as_of: int) -> list[Person]:
+    """The first ``free`` of ``waiting`` (strongest first) that hold a tier of this cadence."""
+    placed: list[Person] = []
+    for p in waiting:
+        if len(placed) >= free:
+            break
+        if holds_tier(p, cadence_days, as_of):
+            placed.append(p)
+    return placed
 
 
 CLOSE_CADENCE_DAYS = 31  # tiers this frequent need a history that shows the rhythm ...
@@ -336,12 +343,25 @@ def _stage(p: Person, ctx: Context, new_days: float) -> Stage:
     *dormant* only when my mail to others is visible through most of it (else it is a gap in
     the data, or a holiday).
     """
-    settings, today = ctx.settings, ctx.today
+    today = ctx.today
     r = p.rhythm
     if not r.contact_days:
         first = p.led.first_seen
         recent = first is not None and (today - (first // DAY)) <= new_days
         return "new" if recent and ctx.seen_since(first or 0) else "dormant"
+    quiet = _quiet_stage(p, ctx)
+    if quiet is not None:
+        return quiet
+    first_contact = p.led.first_contact or 0
+    if today - r.contact_days[0] <= new_days and ctx.seen_since(first_contact):
+        return "new"
+    return "established"
+
+
+def _quiet_stage(p: Person, ctx: Context) -> Stage | None:
+    """dormant or fading when the tie has been silent long enough (overdue, not even seen
+    together lately, and my mail to others visible through the silence), else None."""
+    settings, r = ctx.settings, p.rhythm
     ratio = r.overdue_ratio or 0.0
     last = p.led.last_contact or 0
     # seen together lately (a group thread, a copy) is not silence either
@@ -355,10 +375,7 @@ def _stage(p: Person, ctx: Context, new_days: float) -> Stage:
         return "dormant"
     if silent and r.mature:
         return "fading"
-    first_contact = p.led.first_contact or 0
-    if today - r.contact_days[0] <= new_days and ctx.seen_since(first_contact):
-        return "new"
-    return "established"
+    return None
 
 
 def _is_growing(p: Person, ctx: Context) -> bool:
@@ -482,18 +499,36 @@ def _tier_usage(people: dict[str, Person], tiers: tuple[TierSpec, ...]) -> tuple
 def _warnings(
     people: dict[str, Person], tiers: tuple[TierSpec, ...], reports: dict[str, PersonReport]
 ) -> tuple[NetworkWarning, ...]:
-    out: list[NetworkWarning] = []
+    return (
+        *_capacity_warnings(people, tiers),
+        *_pinned_warnings(people, tiers),
+        *_drift_warnings(people, tiers, reports),
+    )
+
+
+def _capacity_warnings(
+    people: dict[str, Person], tiers: tuple[TierSpec, ...]
+) -> list[NetworkWarning]:
+    """More active relationships than the tiers hold."""
     capacity = sum(t.size for t in tiers)
     active = [p for p in people.values() if p.rhythm.contact_days and p.stage != "dormant"]
-    if len(active) > capacity:
-        out.append(
-            NetworkWarning(
-                "over_capacity",
-                f"You keep {len(active)} active relationships, more than the {capacity} your tiers hold; "
-                "the weakest are treated as acquaintances.",
-                facts={"active": len(active), "capacity": capacity},
-            )
+    if len(active) <= capacity:
+        return []
+    return [
+        NetworkWarning(
+            "over_capacity",
+            f"You keep {len(active)} active relationships, more than the {capacity} your tiers hold; "
+            "the weakest are treated as acquaintances.",
+            facts={"active": len(active), "capacity": capacity},
         )
+    ]
+
+
+def _pinned_warnings(
+    people: dict[str, Person], tiers: tuple[TierSpec, ...]
+) -> list[NetworkWarning]:
+    """More people pinned to a tier than it holds."""
+    out: list[NetworkWarning] = []
     for n, t in enumerate(tiers):
         pinned = sum(1 for p in people.values() if p.pinned == n)
         if pinned > t.size:
@@ -504,6 +539,13 @@ def _warnings(
                     facts={"tier": t.name, "pinned": pinned, "size": t.size},
                 )
             )
+    return out
+
+
+def _drift_warnings(
+    people: dict[str, Person], tiers: tuple[TierSpec, ...], reports: dict[str, PersonReport]
+) -> list[NetworkWarning]:
+    """Close ties (the first two tiers, not pinned) that moved to a lower tier lately."""
     drifted = [
         p
         for p in people.values()
@@ -512,6 +554,7 @@ def _warnings(
         and (p.tier is None or p.tier > p.tier_then)
         and p.pinned is None
     ]
+    out: list[NetworkWarning] = []
     for p in sorted(drifted, key=lambda p: (p.tier_then or 0, -p.strength, p.led.key)):
         old = tiers[p.tier_then or 0].name
         new = tiers[p.tier].name if p.tier is not None else "acquaintances"
@@ -524,4 +567,4 @@ def _warnings(
                 facts={"from": old, "to": new, "days": DRIFT_DAYS},
             )
         )
-    return tuple(out)
+    return out
