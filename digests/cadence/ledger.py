@@ -15,7 +15,7 @@ one :class:`Ledger` per person; meetings are added one by one (:func:`add_meetin
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -599,22 +599,40 @@ def _recent_subjects(
             p = ps[lo]
             seen = found.setdefault(p, [])
             names = distinct.setdefault(p, set())
-            floor = floors.get(p)
-            done = False
-            for i in range(lo, stop):
-                s = next(subjects)
-                if done:
-                    continue
-                if floor is not None and ds[i] < floor:
-                    done = True
-                elif s:
-                    seen.append((ds[i], s))
-                    names.add(s)
-                    if floor is None and len(names) >= SUBJECTS_KEPT:
-                        floor = floors[p] = ds[i]
+            floor, done = _walk(ds, lo, stop, subjects, seen, names, floors.get(p))
+            if floor is not None:
+                floors[p] = floor
             if not done and stop < hi:
                 pending.append((stop, hi))
     return {p: latest_subjects(seen) for p, seen in found.items() if seen}
+
+
+def _walk(
+    ds: list[int],
+    lo: int,
+    stop: int,
+    subjects: Iterator[str | None],
+    seen: list[tuple[int, str]],
+    names: set[str],
+    floor: int | None,
+) -> tuple[int | None, bool]:
+    """One step of a person's walk (rows ``lo`` to ``stop``, their subjects the next ones of
+    ``subjects``, all consumed): the subjects go to ``seen`` and ``names`` until a row older
+    than the floor. Returns the floor (the date of the last needed subject, once known) and
+    whether the walk is done."""
+    done = False
+    for i in range(lo, stop):
+        s = next(subjects)
+        if done:
+            continue
+        if floor is not None and ds[i] < floor:
+            done = True
+        elif s:
+            seen.append((ds[i], s))
+            names.add(s)
+            if floor is None and len(names) >= SUBJECTS_KEPT:
+                floor = ds[i]
+    return floor, done
 
 
 def _domains(
