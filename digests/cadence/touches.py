@@ -580,10 +580,33 @@ def classify_event(
     e: EventRecord, d: Directory, max_attendees: int, now: int
 ) -> tuple[Meeting | None, bool]:
     """``(meeting, held)``. ``meeting`` is None when the event is not a meeting with people."""
-    if e.status == "cancelled" or e.my_response in ("declined", "needsAction") or e.all_day:
-        return None, False  # declined, or an invitation I never answered: not a meeting
-    if e.event_type in _NOT_MEETINGS:
+    if _not_a_meeting(e):
         return None, False
+    others, total = _others(e, d)
+    org_key = _organizer_key(e, d)
+    mine = e.organizer in d.self_addresses
+    if org_key is not None and not mine and not any(a.email == e.organizer for a in e.attendees):
+        others.setdefault(org_key, "accepted")  # an organizer who is not among the attendees
+        total += 1
+    if not others:
+        return None, False
+    small = total <= max_attendees and not e.attendees_omitted
+    k = len(others)
+    people = dict.fromkeys(others, MEETING_WEIGHT / k if small else 0.0)
+    meeting = Meeting(e.id, e.start, e.end, e.title, people, org_key, small, e.recurring)
+    return meeting, e.start <= now
+
+
+def _not_a_meeting(e: EventRecord) -> bool:
+    """Cancelled, declined, an invitation I never answered, all day, or no meeting by type."""
+    if e.status == "cancelled" or e.my_response in ("declined", "needsAction") or e.all_day:
+        return True
+    return e.event_type in _NOT_MEETINGS
+
+
+def _others(e: EventRecord, d: Directory) -> tuple[dict[str, str], int]:
+    """The people among the attendees (not me, not rooms) who did not decline, with their
+    response, and how many attend, me included."""
     others: dict[str, str] = {}
     total = 1  # me
     for a in e.attendees:
@@ -593,22 +616,14 @@ def classify_event(
         key = person_of(d, a.email)
         if key is not None and a.response != "declined":
             others[key] = a.response
-    org_key: str | None = None
-    if e.organizer is not None:
-        if e.organizer in d.self_addresses:
-            org_key = ""
-        else:
-            org_key = person_of(d, e.organizer)
-            if org_key is not None and not any(a.email == e.organizer for a in e.attendees):
-                others.setdefault(org_key, "accepted")
-                total += 1
-    if not others:
-        return None, False
-    small = total <= max_attendees and not e.attendees_omitted
-    k = len(others)
-    people = dict.fromkeys(others, MEETING_WEIGHT / k if small else 0.0)
-    meeting = Meeting(e.id, e.start, e.end, e.title, people, org_key, small, e.recurring)
-    return meeting, e.start <= now
+    return others, total
+
+
+def _organizer_key(e: EventRecord, d: Directory) -> str | None:
+    """The organizer's person key: "" when it is me, None when none or not a person."""
+    if e.organizer is None:
+        return None
+    return "" if e.organizer in d.self_addresses else person_of(d, e.organizer)
 
 
 def out_of_office(e: EventRecord, d: Directory) -> bool:
