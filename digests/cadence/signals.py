@@ -512,6 +512,34 @@ def _introduce(
     """Two strong ties of different organisations, neither of mine, who have never been on a
     mail or in a meeting with me together, and whom I have talked to about the same thing (a
     word the recent subjects of both share): that topic is the reason, never a shared domain."""
+    strong, families = _strong_ties(people, reports, ctx)
+    if len(strong) < 2:
+        return []
+    together = _together(touches, meetings, strong)
+    topics = {k: _recurring_topics(p) for k, p in people.items()}
+    spread = Counter(w for words in topics.values() for w in words)  # people per topic word
+    names = {k: _name_words(reports[k].name) for k in strong}
+    mine = _my_name_words(ctx)
+    pairs: list[tuple[float, str, str, str]] = []
+    for a, b in itertools.combinations(sorted(strong), 2):
+        if (a, b) in together or families[a] & families[b]:
+            continue
+        if names[a] & names[b] or (names[a] | names[b]) & mine:
+            continue  # one family: they know each other
+        topic = _shared_topic(topics[a], topics[b], spread)
+        if topic is not None:
+            pairs.append((min(strong[a].strength, strong[b].strength), a, b, topic))
+    pairs.sort(key=lambda x: (-x[0], x[1], x[2]))
+    return [
+        _introduction(a, b, topic, strong, reports) for _s, a, b, topic in pairs[:INTRODUCE_MAX]
+    ]
+
+
+def _strong_ties(
+    people: dict[str, Person], reports: dict[str, PersonReport], ctx: Context
+) -> tuple[dict[str, Person], dict[str, set[str]]]:
+    """The strong, live ties outside my organisation, and the organisations (domain families)
+    of each."""
     strong = {
         k: p
         for k, p in people.items()
@@ -525,53 +553,55 @@ def _introduce(
         for k in strong
     }
     strong = {k: p for k, p in strong.items() if families[k] and not families[k] & ctx.my_domains}
-    if len(strong) < 2:
-        return []
+    return strong, families
+
+
+def _together(
+    touches: Touches, meetings: list[Meeting], strong: dict[str, Person]
+) -> set[tuple[str, str]]:
+    """The pairs of ``strong`` (in key order) that were on a mail or in a meeting with me."""
     together = touches.together(strong)  # on a mail with me
     for group in (tuple(m.people) for m in meetings):
         members = sorted({k for k in group if k in strong})
         if len(members) > 1:
             together.update(itertools.combinations(members, 2))
-    topics = {k: _recurring_topics(p) for k, p in people.items()}
-    spread = Counter(w for words in topics.values() for w in words)  # people per topic word
-    names = {k: _name_words(reports[k].name) for k in strong}
-    mine = {
+    return together
+
+
+def _my_name_words(ctx: Context) -> set[str]:
+    """The words of my own display names (someone who shares them is family)."""
+    return {
         w
         for info in ctx.directory.people.values()
         if info.kind == "self"
         for w in _name_words(info.name)
     }
-    pairs: list[tuple[float, str, str, str]] = []
-    for a, b in itertools.combinations(sorted(strong), 2):
-        if (a, b) in together or families[a] & families[b]:
-            continue
-        if names[a] & names[b] or (names[a] | names[b]) & mine:
-            continue  # one family: they know each other
-        shared = sorted(
-            w for w in topics[a] & topics[b] if len(w) >= 5 and spread[w] <= TOPIC_MAX_PEOPLE
-        )
-        if shared:
-            pairs.append((min(strong[a].strength, strong[b].strength), a, b, shared[0]))
-    pairs.sort(key=lambda x: (-x[0], x[1], x[2]))
-    out: list[Signal] = []
-    for _s, a, b, topic in pairs[:INTRODUCE_MAX]:
-        first, second = sorted((a, b), key=lambda k: (-strong[k].strength, k))
-        ra, rb = reports[first], reports[second]
-        out.append(
-            Signal(
-                "introduce",
-                first,
-                0.2,
-                {"other": second, "topic": topic, "tiers": [ra.tier, rb.tier]},
-                [
-                    f"{ra.name} ({ra.tier}) and {rb.name} ({rb.tier}) are both strong ties, "
-                    "at different organisations",
-                    f'you have talked about "{topic}" with both',
-                    "they have never been on a thread or in a meeting with you together",
-                ],
-            )
-        )
-    return out
+
+
+def _shared_topic(a: set[str], b: set[str], spread: Counter[str]) -> str | None:
+    """The first (alphabetically) topic word of both that is long enough and not everyone's."""
+    shared = sorted(w for w in a & b if len(w) >= 5 and spread[w] <= TOPIC_MAX_PEOPLE)
+    return shared[0] if shared else None
+
+
+def _introduction(
+    a: str, b: str, topic: str, strong: dict[str, Person], reports: dict[str, PersonReport]
+) -> Signal:
+    """The introduce signal of a pair, for the stronger of the two."""
+    first, second = sorted((a, b), key=lambda k: (-strong[k].strength, k))
+    ra, rb = reports[first], reports[second]
+    return Signal(
+        "introduce",
+        first,
+        0.2,
+        {"other": second, "topic": topic, "tiers": [ra.tier, rb.tier]},
+        [
+            f"{ra.name} ({ra.tier}) and {rb.name} ({rb.tier}) are both strong ties, "
+            "at different organisations",
+            f'you have talked about "{topic}" with both',
+            "they have never been on a thread or in a meeting with you together",
+        ],
+    )
 
 
 _STOPWORDS = frozenset(
