@@ -299,12 +299,17 @@ def m0006_sent_folders_and_shifted_copies(db: Database) -> None:
     """Mail filed in a Sent folder is marked ``sent-folder`` and subjects give their markers (see
     ``connectors.headers.subject_markers``); shifted copies get a copy key and those already
     stored twice are collapsed into one message (see :mod:`.copies`)."""
-    from keepwarm.connectors.headers import is_sent_folder, subject_markers
-    from keepwarm.daemon.store.copies import copy_key, same_sender, shifted
-
     conn = db.conn
     conn.execute("ALTER TABLE messages ADD COLUMN copy_key TEXT")
     conn.execute("CREATE INDEX messages_copy_key ON messages(copy_key)")
+    _m0006_markers(conn)
+    _m0006_collapse(conn, _m0006_copy_keys(conn))
+
+
+def _m0006_markers(conn: Any) -> None:
+    """m0006: the ``sent-folder`` marker and the subjects' markers on stored messages."""
+    from keepwarm.connectors.headers import is_sent_folder, subject_markers
+
     sent = {
         int(m)
         for m, folder, labels in conn.execute("SELECT message, folder, labels FROM message_sources")
@@ -318,6 +323,12 @@ def m0006_sent_folders_and_shifted_copies(db: Database) -> None:
         if new != have:
             updates.append((" ".join(sorted(new)), mid))
     conn.executemany("UPDATE messages SET markers = ? WHERE id = ?", updates)
+
+
+def _m0006_copy_keys(conn: Any) -> dict[str, list[tuple[int, int, int | None]]]:
+    """m0006: each message's copy key stored; the messages by copy key, as (date, id, sender)."""
+    from keepwarm.daemon.store.copies import copy_key
+
     recipients: dict[int, list[str]] = {}
     for mid, email in conn.execute(
         """SELECT ma.message, a.email FROM message_addresses ma JOIN addresses a ON a.id = ma.address
@@ -333,6 +344,13 @@ def m0006_sent_folders_and_shifted_copies(db: Database) -> None:
             continue
         conn.execute("UPDATE messages SET copy_key = ? WHERE id = ?", (key, mid))
         groups.setdefault(key, []).append((int(date), int(mid), sender))
+    return groups
+
+
+def _m0006_collapse(conn: Any, groups: dict[str, list[tuple[int, int, int | None]]]) -> None:
+    """m0006: shifted copies already stored twice (one group of a copy key) become one message."""
+    from keepwarm.daemon.store.copies import same_sender, shifted
+
     for members in groups.values():
         members.sort()
         kept: list[tuple[int, int, int | None]] = []
