@@ -14,7 +14,8 @@ provider_id
     ``folder/uidvalidity/uid`` triple, an event id. ``(account, provider_id)`` is unique.
 cursor
     An opaque string that lets the connector resume after the last committed batch.
-    ``None`` means "start from scratch" (a full, bounded sync).
+    ``None`` means "start from scratch" (a full, bounded sync). A batch with ``keep_cursor``
+    leaves the stored cursor unchanged.
 """
 
 from __future__ import annotations
@@ -184,6 +185,9 @@ class Batch:
     ``notices`` are sentences for the user about the source itself ("folder Archive is gone from
     the server ..."), shown by ``keepwarm status`` and in the digest. ``spam_message_ids`` are
     Message-IDs the source now files as spam: a deletion of one of them is a spam report.
+    ``keep_cursor`` says the batch leaves the stored cursor as it is (``cursor`` is then
+    ignored): a connector whose cursor grows with the source writes it only now and then, and
+    after a restart reads again what it yielded since, which the store's dedup makes harmless.
     """
 
     messages: list[MessageMeta] = field(default_factory=list)
@@ -196,6 +200,7 @@ class Batch:
     skipped: dict[str, int] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     spam_message_ids: list[str] = field(default_factory=list)
+    keep_cursor: bool = False
 
     def __len__(self) -> int:
         return len(self.messages) + len(self.events) + len(self.contacts) + len(self.deletions)

@@ -16,8 +16,14 @@ A message's id is its folder plus the maildir unique name (the part before ``:2,
 change or a move from ``new/`` to ``cur/`` is not a new message.
 
 The cursor remembers ``{id: "mtime:size"}`` for every file seen, as compressed fragments: each
-batch appends one fragment (its own files), and the last batch of a scan compacts them, so
-cursor writes stay proportional to the batch and not to the archive.
+batch appends one fragment (its own files), and the last batch of a scan compacts them. A batch
+writes the cursor only when the entries added since the last cursor written reach a quarter of
+it (or :data:`CURSOR_EVERY`); the other batches keep the stored cursor (``Batch.keep_cursor``)
+and the scan's last batch always writes it. The cursor text written over an import then grows
+with the archive, not with its square. A cursor written while reading also names the files the
+batches until the next one will read, with the stamp :data:`UNKNOWN`: after a restart from it,
+those files count as changed (their records are replaced) when they are there, and as deleted
+when they are gone, as if each batch had written its cursor.
 
 A re-scan where nothing changed lists nothing: the last full scan also remembers the mtime and
 inode of every directory it listed, and the next scan first stats only those (a few per
@@ -86,6 +92,38 @@ _TRASH_NAMES = frozenset({"trash", "deleted", "deleted items", "deleted messages
 # granularity, and far above ext4's or a coarse kernel clock's).
 MTIME_SLACK_NS = 2_000_000_000
 FULL_SCAN_EVERY = 24 * 3600  # seconds: a file rewritten in place (no maildir tool does) is seen
+# A batch writes the cursor when the entries added since the last one written reach this share
+# of it, or CURSOR_EVERY entries (what a restart reads again stays bounded).
+CURSOR_SHARE = 0.25
+CURSOR_EVERY = 250_000
+UNKNOWN = "?"  # the stamp of a file that the batches after a cursor written may store
+
+
+@dataclass(slots=True)
+class Frags:
+    """The cursor's fragments, and how many entries the last cursor written holds."""
+
+    items: list[str]
+    written: int = 0  # entries in the fragments of the last cursor written
+    pending: int = 0  # entries in the fragments added since
+    ahead: int = 0  # the files to read up to this index are in the last cursor written
+    force: bool = False  # the next batch writes the cursor
+
+    def add(self, entries: list[list[str]]) -> None:
+        self.items.append(pack(entries))
+        self.pending += len(entries)
+
+    def due(self) -> bool:
+        """True when the cursor is worth writing now."""
+        return self.force or (
+            self.pending > 0
+            and (self.pending >= CURSOR_SHARE * self.written or self.pending >= CURSOR_EVERY)
+        )
+
+    def wrote(self) -> None:
+        self.written += self.pending
+        self.pending = 0
+        self.force = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +217,8 @@ def unchanged(root: Path, dirs: dict[str, list[int]]) -> bool:
 def _compare(
     state: dict[str, str], listing: dict[str, Entry]
 ) -> tuple[list[str], list[str], list[str]]:
-    """The files gone since the cursor, those changed, and those to read (new, then changed)."""
+    """The files gone since the cursor, those changed, and those to read (new, then changed).
+    A file of :data:`UNKNOWN` stamp (maybe stored before a restart) is changed, or gone."""
     gone = sorted(pid for pid in state if pid not in listing)
     changed = sorted(pid for pid, e in listing.items() if pid in state and state[pid] != e.stamp)
     todo = sorted(pid for pid in listing if pid not in state) + changed
@@ -324,8 +363,9 @@ class MaildirConnector(MailFileConnector):
     ) -> Iterator[Batch]:
         """A full scan: every file's name, mtime and size compared with the cursor's."""
         raw_frags = data.get("frags")
-        frags: list[str] = list(raw_frags) if isinstance(raw_frags, list) else []
-        state = self._load(frags)
+        frags = Frags(list(raw_frags) if isinstance(raw_frags, list) else [])
+        state = self._load(frags.items)
+        frags.written = len(state)
         started_ns = time.time_ns()
         lister = Lister(root)
         listing = lister.run()
@@ -353,12 +393,14 @@ class MaildirConnector(MailFileConnector):
         # 4. Compact the fragments into one, so the next scan starts from a small cursor; and
         # remember the directories when they are settled, so the next scan can skip the listing.
         dirs = None if retry or not settled(lister.dirs, started_ns) else lister.dirs
-        if (yielded and len(frags) > 1) or (dirs is not None and (yielded or dirs != old_dirs)):
-            yield self._last(frags, dirs, total)
+        if (yielded and (len(frags.items) > 1 or frags.pending)) or (
+            dirs is not None and (yielded or dirs != old_dirs)
+        ):
+            yield self._last(frags.items, dirs, total)
 
     def _last(self, frags: list[str], dirs: dict[str, list[int]] | None, total: int) -> Batch:
-        """The scan's last batch: the cursor's fragments compacted into one, and the
-        directories (when settled) with the time of this full scan."""
+        """The scan's last batch, which always writes the cursor: its fragments compacted into
+        one, and the directories (when settled) with the time of this full scan."""
         if len(frags) > 1:
             final = self._load(frags)
             frags[:] = [pack(sorted([pid, stamp] for pid, stamp in final.items()))]
@@ -380,7 +422,7 @@ class MaildirConnector(MailFileConnector):
         return dirs
 
     def _records(
-        self, work: list[tuple[str, Entry]], frags: list[str], skips: Skips
+        self, work: list[tuple[str, Entry]], frags: Frags, skips: Skips
     ) -> Generator[Batch, None, Read]:
         """Batches of the records of new and changed files (parsed in worker processes when
         there are many), each remembering its files in the cursor."""
@@ -402,18 +444,34 @@ class MaildirConnector(MailFileConnector):
                 else:
                     batch.messages.append(result)
             if len(seen) + sum(skips.values()) >= self.batch_size:
+                self._ahead(frags, work, done)
                 yield self._close(batch, frags, seen, skips, Progress(done, total, "reading"))
                 yielded = True
                 batch, seen = Batch(), []
         if seen or skips or batch.messages:
+            self._ahead(frags, work, done)
             yield self._close(batch, frags, seen, skips, Progress(done, total, "reading"))
             yielded = True
         return Read(yielded, unreadable)
 
+    def _ahead(self, frags: Frags, work: list[tuple[str, Entry]], done: int) -> None:
+        """Before a batch that has read ``work[:done]``: when it read files that no cursor
+        written names, or the next batch may, this batch writes the cursor, which names the
+        files the next batches will read (:data:`UNKNOWN`), up to the next cursor written."""
+        if done <= frags.ahead and (done == len(work) or done + self.batch_size <= frags.ahead):
+            return
+        frags.force = True
+        span = self.batch_size + max(
+            self.batch_size, min(CURSOR_EVERY, int(CURSOR_SHARE * (frags.written + frags.pending)))
+        )
+        if coming := [[pid, UNKNOWN] for pid, _entry in work[done : done + span]]:
+            frags.add(coming)
+        frags.ahead = done + span
+
     def _removals(
         self,
         removals: list[Deletion],
-        frags: list[str],
+        frags: Frags,
         skips: Skips,
         total: int,
         notices: list[str],
@@ -421,13 +479,15 @@ class MaildirConnector(MailFileConnector):
         """Batches of deletions, each forgetting its files in the cursor; True if any."""
         for i in range(0, len(removals), self.batch_size):
             part = removals[i : i + self.batch_size]
-            frags.append(pack([[d.provider_id, ""] for d in part]))
-            yield Batch(
-                deletions=part,
-                cursor=self._cursor(frags),
-                progress=Progress(0, total, "removing"),
-                skipped=skips.take(),
-                notices=notices if i == 0 else [],
+            frags.add([[d.provider_id, ""] for d in part])
+            yield self._position(
+                Batch(
+                    deletions=part,
+                    progress=Progress(0, total, "removing"),
+                    skipped=skips.take(),
+                    notices=notices if i == 0 else [],
+                ),
+                frags,
             )
         return bool(removals)
 
@@ -462,16 +522,24 @@ class MaildirConnector(MailFileConnector):
     def _close(
         self,
         batch: Batch,
-        frags: list[str],
+        frags: Frags,
         seen: list[list[str]],
         skips: Skips,
         progress: Progress,
     ) -> Batch:
         if seen:
-            frags.append(pack(seen))
-        batch.cursor = self._cursor(frags)
+            frags.add(seen)
         batch.progress = progress
         batch.skipped = skips.take()
+        return self._position(batch, frags)
+
+    def _position(self, batch: Batch, frags: Frags) -> Batch:
+        """The batch with the whole cursor when it is due, else keeping the stored one."""
+        if frags.due():
+            batch.cursor = self._cursor(frags.items)
+            frags.wrote()
+        else:
+            batch.keep_cursor = True
         return batch
 
     def _read_all(self, work: list[tuple[str, Entry]]) -> list[MessageMeta | str | Unreadable]:

@@ -562,17 +562,22 @@ class Store:
                 self._delete(d, result, spam)
             if batch.notices:
                 self._add_notices(account, batch.notices)
-            progress = batch.progress
+            self._set_position(account, batch)
+
+    def _set_position(self, account: str, batch: Batch) -> None:
+        """The batch's cursor (unless it keeps the stored one) and progress."""
+        progress = batch.progress
+        done, total = (progress.done, progress.total) if progress else (None, None)
+        if batch.keep_cursor:
             self.conn.execute(
-                """UPDATE accounts SET cursor = ?, progress_done = ?, progress_total = ?
-                   WHERE name = ?""",
-                (
-                    batch.cursor,
-                    progress.done if progress else None,
-                    progress.total if progress else None,
-                    account,
-                ),
+                "UPDATE accounts SET progress_done = ?, progress_total = ? WHERE name = ?",
+                (done, total, account),
             )
+            return
+        self.conn.execute(
+            "UPDATE accounts SET cursor = ?, progress_done = ?, progress_total = ? WHERE name = ?",
+            (batch.cursor, done, total, account),
+        )
 
     def _take(self, table: str, column: str, account: str) -> list[int]:
         """Delete ``account``'s rows of a sources table; the record ids they pointed at."""
