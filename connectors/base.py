@@ -26,9 +26,10 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from keepwarm.core.errors import KeepwarmError
+from keepwarm.core.records import Attendee as Attendee  # one type for connectors and engine
+from keepwarm.core.records import ResponseStatus as ResponseStatus
 
 MessageRole = Literal["from", "to", "cc", "bcc", "reply_to", "sender"]
-ResponseStatus = Literal["accepted", "declined", "tentative", "needsAction", "unknown"]
 EventStatus = Literal["confirmed", "tentative", "cancelled"]
 EventType = Literal["default", "birthday", "outOfOffice", "focusTime", "workingLocation", "other"]
 
@@ -80,19 +81,6 @@ class MessageMeta:
 
 
 _MESSAGE_FIELDS = tuple(f.name for f in fields(MessageMeta))
-
-
-@dataclass(frozen=True, slots=True)
-class Attendee:
-    """One attendee of an event, with their response."""
-
-    email: str
-    name: str = ""
-    response: ResponseStatus = "unknown"
-    organizer: bool = False
-    optional: bool = False
-    resource: bool = False
-    is_self: bool = False
 
 
 @dataclass(frozen=True, slots=True)

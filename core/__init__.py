@@ -1,6 +1,6 @@
 """What every keepwarm package may import (``connectors``, ``daemon`` and ``digests`` alike): the
-base error, the shared vocabulary, private files, the package-name guard. Imports nothing of
-keepwarm itself."""
+base error, the shared vocabulary, the records both sides read (attendees), private files, the
+package-name guard. Imports nothing of keepwarm itself."""
 
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
+from keepwarm.core.records import Attendee
 from keepwarm.daemon import address_book
 from keepwarm.daemon.address_book import AddressBook
 from keepwarm.daemon.config import Config
@@ -42,7 +43,7 @@ from keepwarm.daemon.store import decisions as rows
 from keepwarm.digests.cadence import SIGNAL_KINDS, NetworkReport, PersonReport, Signal
 from keepwarm.digests.cadence.model import THEY_OWE, YOU_OWE
 from keepwarm.digests.kinds import done_phrase
-from keepwarm.digests.queries import AttendeeRecord, EventRecord
+from keepwarm.digests.queries import EventRecord
 from keepwarm.digests.suggest import LABELS, SECTIONS, Suggestion
 
 Verb = Literal["done", "snooze", "dismiss", "ignore", "merge", "note"]
@@ -249,8 +250,8 @@ def touch_events(inputs: Inputs, config: Config, now: datetime) -> tuple[EventRe
                 my_response="accepted",
                 recurring=True,
                 attendees=(
-                    AttendeeRecord(me, "accepted", organizer=True, is_self=True),
-                    AttendeeRecord(d.person, "accepted"),
+                    Attendee(me, response="accepted", organizer=True, is_self=True),
+                    Attendee(d.person, response="accepted"),
                 ),
             )
         )

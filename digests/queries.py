@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, cast
 
+from keepwarm.core.records import Attendee as Attendee  # the connectors' type, without names
 from keepwarm.core.vocabulary import ROLE_BCC as ROLE_BCC
 from keepwarm.core.vocabulary import ROLE_CC as ROLE_CC
 from keepwarm.core.vocabulary import ROLE_TO as ROLE_TO
@@ -100,16 +101,6 @@ class MessageSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class AttendeeRecord:
-    email: str
-    response: str = "unknown"  # accepted | declined | tentative | needsAction | unknown
-    organizer: bool = False
-    optional: bool = False
-    resource: bool = False
-    is_self: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class EventRecord:
     """One stored calendar event occurrence. ``start``/``end`` are UTC epoch seconds."""
 
@@ -122,7 +113,7 @@ class EventRecord:
     organizer: str | None = None
     my_response: str = "unknown"
     recurring: bool = False
-    attendees: tuple[AttendeeRecord, ...] = ()
+    attendees: tuple[Attendee, ...] = ()
     attendees_omitted: bool = False
     title: str | None = None
 

@@ -16,7 +16,7 @@ from keepwarm.digests.cadence import (
     PersonKind,
     analyze,
 )
-from keepwarm.digests.queries import AttendeeRecord, EventRecord, History, MessageRecord
+from keepwarm.digests.queries import Attendee, EventRecord, History, MessageRecord
 
 ME = "me@example.com"
 NOW = datetime(2024, 6, 3, 12, 0, tzinfo=UTC)  # a Monday
@@ -101,8 +101,8 @@ class H:
         hours: float = 1.0,
         **kw: Any,
     ) -> EventRecord:
-        att = [AttendeeRecord(ME, my_response, organizer == ME, is_self=True)]
-        att += [AttendeeRecord(a, r, organizer == a) for a, r in attendees.items()]
+        att = [Attendee(ME, response=my_response, organizer=organizer == ME, is_self=True)]
+        att += [Attendee(a, response=r, organizer=organizer == a) for a, r in attendees.items()]
         e = EventRecord(
             id=self._id(),
             start=int(when.timestamp()),

@@ -17,11 +17,12 @@ import sqlite3
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import cast
 
+from keepwarm.core.records import Attendee, ResponseStatus
 from keepwarm.core.vocabulary import ROLE_BCC, ROLE_CC, ROLE_TO
 from keepwarm.digests.queries import (
     CHUNK,
-    AttendeeRecord,
     EventRecord,
     History,
     MessageRecord,
@@ -163,14 +164,21 @@ def load_events(
     addresses = load_addresses(conn) if addresses is None else addresses
     cut = _epoch(until)
     where, args = ("WHERE e.start < ?", (cut,)) if cut is not None else ("", ())
-    attendees: dict[int, list[AttendeeRecord]] = {}
+    attendees: dict[int, list[Attendee]] = {}
     for eid, aid, resp, org, opt, res, me in conn.execute(
         f"""SELECT a.event, a.address, a.response, a.organizer, a.optional, a.resource, a.is_self
             FROM event_attendees a JOIN events e ON e.id = a.event {where}""",
         args,
     ):
         attendees.setdefault(eid, []).append(
-            AttendeeRecord(addresses[aid][0], str(resp), bool(org), bool(opt), bool(res), bool(me))
+            Attendee(
+                addresses[aid][0],
+                response=cast(ResponseStatus, str(resp)),
+                organizer=bool(org),
+                optional=bool(opt),
+                resource=bool(res),
+                is_self=bool(me),
+            )
         )
     out: list[EventRecord] = []
     for row in conn.execute(
