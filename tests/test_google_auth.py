@@ -69,6 +69,8 @@ def auth_google(cfg: Path, account: str, port: int) -> tuple[int, str, dict[str,
     t.start()
     code = proc.wait(timeout=90)
     t.join(5)
+    assert proc.stdout is not None
+    proc.stdout.close()
     return code, "".join(seen), env
 
 

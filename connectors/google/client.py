@@ -98,6 +98,8 @@ class GoogleClient:
         self._creds: Credentials | None = None
         self._loaded_token: str | None = None
         self._local = threading.local()
+        self._https: list[google_auth_httplib2.AuthorizedHttp] = []  # every thread's, to close
+        self._https_lock = threading.Lock()  # (service() holds _lock while it calls http())
         self._services: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.calls = 0
@@ -122,6 +124,8 @@ class GoogleClient:
                 self.creds, http=httplib2.Http(timeout=self.settings.timeout)
             )
             self._local.http = h
+            with self._https_lock:
+                self._https.append(h)
         return h
 
     def service(self, api: str, version: str) -> Any:
@@ -138,7 +142,11 @@ class GoogleClient:
             return svc
 
     def close(self) -> None:
-        """Persist a refreshed access token so the next run need not refresh again."""
+        """Persist a refreshed access token so the next run need not refresh again, and close
+        the HTTP connections (every thread's; an HTTP object opens new ones when used again)."""
+        with self._https_lock:
+            for h in self._https:
+                h.close()
         creds = self._creds
         if creds is not None and creds.token and creds.token != self._loaded_token:
             try:
