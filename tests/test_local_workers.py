@@ -3,6 +3,7 @@ batches, cursors, skips and stored records are exactly those of a serial import.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,70 @@ def test_results_come_in_order_and_a_worker_error_reaches_the_caller() -> None:
     assert got == [(x, x * 2) for x in range(7)]
     with pytest.raises(ValueError, match="a bug in the parser"):
         list(each(double_unless_seven, range(3000), parallel=True, workers=2))
+
+
+SCRIPT = """
+import time
+from keepwarm.connectors.local import workers
+
+def chunks():
+    yield [1]
+    yield [2]
+    print("READY", flush=True)
+    time.sleep(120)  # killed here, with the workers waiting for more work
+
+if __name__ == "__main__":
+    for _ in workers.in_order(len, chunks(), workers=2):
+        pass
+"""
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                status = (d / "status").read_text()
+            except OSError:
+                continue
+            if f"\nPPid:\t{pid}\n" in status:
+                out.append(int(d.name))
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = (Path("/proc") / str(pid) / "status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_workers_exit_when_the_importer_is_killed(tmp_path: Path) -> None:
+    """kill -9 of an importing process leaves no worker behind (they waited for work forever,
+    holding the importer's output pipes: a fault campaign hung on them)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "importer.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    kids: list[int] = []
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+        kids = _children(proc.pid)
+        assert kids, "the pool started no worker"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while any(_running(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [k for k in kids if _running(k)]
+        assert proc.stdout.read() == ""  # the pipe closed: nobody holds it any more
+    finally:
+        proc.kill()
+        for k in kids:  # orphans have a new parent: the list taken before the kill
+            if _running(k):
+                os.kill(k, signal.SIGKILL)

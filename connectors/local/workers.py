@@ -7,7 +7,9 @@ cursors and records are exactly those of a serial run: only faster. A few chunks
 at a time, so memory stays flat however big the import.
 
 Workers are started fresh (``spawn``: never a ``fork`` of a process that may run threads), ignore
-Ctrl-C (the caller stops them) and only compute: they never touch the store.
+Ctrl-C (the caller stops them), exit when the importing process is gone (killed with -9, they
+would otherwise wait for work forever, holding its output pipes) and only compute: they never
+touch the store.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -38,6 +41,14 @@ def cores() -> int:
 
 def _worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the import in the caller
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # a worker never outlives its importer, even one killed with -9
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
+    parent.join()  # returns when the importing process is gone (its sentinel closes)
+    os._exit(1)
 
 
 def in_order(
