@@ -38,6 +38,13 @@ from keepwarm.daemon import decisions
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.identity import self_addresses
 from keepwarm.daemon.store import Store
+from keepwarm.digests.cadence.facts import (
+    AwaitingReplyFacts,
+    Facts,
+    MeetingFollowupFacts,
+    MeetingTodayFacts,
+    ReplyOwedFacts,
+)
 from keepwarm.digests.kinds import strip_prefixes
 from keepwarm.digests.suggest import Suggestion
 
@@ -224,12 +231,21 @@ def links(s: Suggestion, key: bytes, to: str, day: date) -> tuple[Link, ...]:
         act("Not a person", Command("ignore", s.person_key, day)),
         act("Same person as…", Command("merge", s.person_key, day)),
     ]
-    subject = s.facts.get("subject") or s.facts.get("title") or s.facts.get("last_subject")
-    reply = f"Re: {strip_prefixes(str(subject))}" if subject else ""
+    subject = _thread_subject(s.facts)
+    reply = f"Re: {strip_prefixes(subject)}" if subject else ""
     out.append(
         Link("Reply", mailto(person, reply) if reply else f"mailto:{quote(person, safe='@')}")
     )
     return tuple(out)
+
+
+def _thread_subject(facts: Facts) -> str | None:
+    """What a reply to the person is about: the thread owed an answer, or the meeting."""
+    if isinstance(facts, ReplyOwedFacts | AwaitingReplyFacts):
+        return facts.subject
+    if isinstance(facts, MeetingTodayFacts | MeetingFollowupFacts):
+        return facts.title
+    return None
 
 
 def digest_links(

@@ -41,6 +41,13 @@ from keepwarm.daemon.identity import Identity
 from keepwarm.daemon.store import Store
 from keepwarm.daemon.store import decisions as rows
 from keepwarm.digests.cadence import SIGNAL_KINDS, NetworkReport, PersonReport, Signal
+from keepwarm.digests.cadence.facts import (
+    AwaitingReplyFacts,
+    Facts,
+    MeetingFollowupFacts,
+    MeetingTodayFacts,
+    ReplyOwedFacts,
+)
 from keepwarm.digests.cadence.model import THEY_OWE, YOU_OWE
 from keepwarm.digests.kinds import done_phrase
 from keepwarm.digests.queries import EventRecord
@@ -61,7 +68,6 @@ VERB_LABELS: dict[str, str] = {
     "note": "note",
 }
 KINDS: tuple[str, ...] = (*SIGNAL_KINDS, *SECTIONS)  # a kind, or a whole section of them
-OWED_KINDS = frozenset({"reply_owed", "awaiting_reply"})
 DONE_TOUCH_MINUTES = 30
 DISMISS_DAMPING = 0.15  # each dismissal of a kind weighs it down by about this much ...
 DISMISS_FLOOR = 0.5  # ... but never below half
@@ -258,15 +264,16 @@ def touch_events(inputs: Inputs, config: Config, now: datetime) -> tuple[EventRe
     return tuple(out)
 
 
-def is_touch_event(event_id: object) -> bool:
-    return isinstance(event_id, int) and not isinstance(event_id, bool) and event_id < 0
+def is_touch_event(facts: Facts) -> bool:
+    """Is the signal with these facts about a touch recorded with ``done`` (not a meeting)?"""
+    return isinstance(facts, MeetingTodayFacts | MeetingFollowupFacts) and facts.event_id < 0
 
 
 def without_touch_meetings(report: NetworkReport) -> NetworkReport:
     """A ``done`` is not a meeting to prepare or follow up: drop what the engine says of it."""
     return replace(
         report,
-        signals=tuple(s for s in report.signals if not is_touch_event(s.facts.get("event_id"))),
+        signals=tuple(s for s in report.signals if not is_touch_event(s.facts)),
         meetings_today=tuple(m for m in report.meetings_today if m.event_id >= 0),
         meetings_yesterday=tuple(m for m in report.meetings_yesterday if m.event_id >= 0),
     )
@@ -300,7 +307,7 @@ def without_answered_replies(report: NetworkReport, inputs: Inputs) -> NetworkRe
     answered_kinds: dict[str, set[str]] = {}
     signals = []
     for s in report.signals:
-        if any(_answers_owed(s.kind, s.facts, d) for d in done.get(s.person_key, ())):
+        if any(_answers_owed(s.facts, d) for d in done.get(s.person_key, ())):
             answered_kinds.setdefault(s.person_key, set()).add(s.kind)
             continue
         signals.append(s)
@@ -315,14 +322,11 @@ def without_answered_replies(report: NetworkReport, inputs: Inputs) -> NetworkRe
     )
 
 
-_OWED_FACTS = {
-    "reply_owed": ("replies_owed_by_me", YOU_OWE),
-    "awaiting_reply": ("replies_owed_to_me", THEY_OWE),
-}
+_OWED_LINES = {"reply_owed": YOU_OWE, "awaiting_reply": THEY_OWE}
 
 
 def _owed_cleared(p: PersonReport, gone: set[str]) -> PersonReport:
-    if not gone & _OWED_FACTS.keys():
+    if not gone & _OWED_LINES.keys():
         return p
     return replace(
         p,
@@ -334,11 +338,16 @@ def _owed_cleared(p: PersonReport, gone: set[str]) -> PersonReport:
 def _owed_cleared_signal(s: Signal, gone: set[str]) -> Signal:
     """Another signal about the person (a meeting's preparation) no longer says the answered
     replies are owed."""
-    owed = [_OWED_FACTS[k] for k in gone if k in _OWED_FACTS and _OWED_FACTS[k][0] in s.facts]
-    if not owed:
+    lines = [line for kind, line in _OWED_LINES.items() if kind in gone]
+    f = s.facts
+    if not lines or not isinstance(f, MeetingTodayFacts):
         return s
-    facts = dict(s.facts) | {key: 0 for key, _ in owed}
-    because = [b for b in s.because if not any(b.startswith(line) for _, line in owed)]
+    facts = replace(
+        f,
+        replies_owed_by_me=0 if "reply_owed" in gone else f.replies_owed_by_me,
+        replies_owed_to_me=0 if "awaiting_reply" in gone else f.replies_owed_to_me,
+    )
+    because = [b for b in s.because if not any(b.startswith(line) for line in lines)]
     return replace(s, facts=facts, because=because)
 
 
@@ -361,16 +370,12 @@ def _matches(kind: str | None, s: Suggestion) -> bool:
     return kind is not None and kind in (s.kind, s.section)
 
 
-def _facts_date(value: object) -> int | None:
-    if isinstance(value, datetime):
-        return int(value.timestamp())
-    if isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp())
-    return None
+def _epoch(iso: str) -> int | None:
+    try:
+        dt = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp())
 
 
 def answered(s: Suggestion, d: Decision, now: datetime, cooldown: timedelta) -> bool:
@@ -379,16 +384,16 @@ def answered(s: Suggestion, d: Decision, now: datetime, cooldown: timedelta) -> 
     A touch answers the replies owed either way that were waiting before it; the kind it was
     made for stays out of the digest for the cooldown.
     """
-    if _answers_owed(s.kind, s.facts, d):
+    if _answers_owed(s.facts, d):
         return True
     return _matches(d.kind, s) and now.timestamp() - d.at < cooldown.total_seconds()
 
 
-def _answers_owed(kind: str, facts: Mapping[str, object], d: Decision) -> bool:
+def _answers_owed(facts: Facts, d: Decision) -> bool:
     """Was the reply owed (by me or to me) that ``facts`` describe waiting before ``done`` ``d``?"""
-    if kind not in OWED_KINDS:
+    if not isinstance(facts, ReplyOwedFacts | AwaitingReplyFacts):
         return False
-    oldest = _facts_date(facts.get("oldest"))
+    oldest = _epoch(facts.oldest)
     return oldest is not None and oldest <= d.at
 
 

@@ -178,6 +178,6 @@ def signal_json(s: Signal) -> dict[str, Any]:
         "kind": s.kind,
         "person": s.person_key,
         "urgency": s.urgency,
-        "facts": s.facts,
+        "facts": s.facts.to_json(),
         "because": list(s.because),
     }

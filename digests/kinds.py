@@ -3,9 +3,10 @@
 A :class:`KindSpec` holds a kind's section and label in the digest, its base weight in ranking,
 whether anyone in the network may get it (a light touch) or only the core, whether it may repeat
 a person inside the cooldown, how many a day at most, and how it is worded: one concrete touch
-that adds value for the other person, built from the engine's facts. Adding a kind is one entry
-in :data:`SPECS` (and its signal in the engine); a test fails when an engine signal kind has no
-spec here.
+that adds value for the other person, built from the engine's facts (typed per kind: the phrase
+of a kind takes the facts type(s) of ``cadence/facts.py`` that its signals carry). Adding a kind
+is one entry in :data:`SPECS` (with its facts and its signal in the engine); tests fail when an
+engine signal kind has no spec, or a phrase takes other facts than its kind carries.
 
 Wording rules: say what to do and why, in a person's words; quote a subject only when it means
 something (see ``cadence/subjects.py``) and is the thread the suggestion is about; never invent a
@@ -15,13 +16,30 @@ topic from another thread.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-from keepwarm.digests.cadence.model import SIGNAL_KINDS
+from keepwarm.digests.cadence.facts import (
+    AwaitingReplyFacts,
+    BalanceFacts,
+    BirthdayFacts,
+    BookAnniversaryFacts,
+    BookJobChangeFacts,
+    DomainChangeFacts,
+    Facts,
+    FirstContactAnniversaryFacts,
+    GreetingFacts,
+    IntroduceFacts,
+    MeetingFollowupFacts,
+    MeetingTodayFacts,
+    NurtureFacts,
+    ReplyOwedFacts,
+    RhythmFacts,
+)
+from keepwarm.digests.cadence.model import SIGNAL_KINDS, SignalKind
 from keepwarm.digests.cadence.subjects import bare, meaningful
 
 MAX_NAME = 60
@@ -130,29 +148,17 @@ def day_of(value: object, zone: ZoneInfo) -> str | None:
 # -- phrasing -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Words:
-    """What a phrase may use: the person's first name, the facts, the user's zone, the other
-    person of an introduction."""
+    """What a phrase may use besides the kind's facts: the person's first name, the user's zone,
+    the other person of an introduction."""
 
     who: str
-    facts: Mapping[str, Any]
     zone: ZoneInfo
     other: str | None = None
 
-    def get(self, name: str) -> Any:
-        v = self.facts.get(name)
-        return None if v in (None, "") else v
 
-    def number(self, name: str) -> int | None:
-        v = self.get(name)
-        return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-    def quoted(self, name: str, *, topic: bool = True) -> str | None:
-        return quote(self.get(name), topic=topic)
-
-
-def _reply_owed(w: Words) -> str:
-    subject, waited = w.quoted("subject", topic=False), days(w.get("days_waiting"))
-    chased = w.number("waiting_messages") or 1
+def _reply_owed(w: Words, f: ReplyOwedFacts) -> str:
+    subject, waited = quote(f.subject, topic=False), days(f.days_waiting)
+    chased = f.waiting_messages or 1
     if chased > 1:
         on = f" on {subject}" if subject else ""
         return f"Answer {w.who}{on}: {chased} messages waiting, the first {waited} ago"
@@ -160,136 +166,141 @@ def _reply_owed(w: Words) -> str:
     return f"Reply to {what}" + (f" (waiting {waited})" if waited else "")
 
 
-def _awaiting(w: Words) -> str:
-    subject, waited = w.quoted("subject", topic=False), days(w.get("days_waiting"))
+def _awaiting(w: Words, f: AwaitingReplyFacts) -> str:
+    subject, waited = quote(f.subject, topic=False), days(f.days_waiting)
     about = f" about {subject}" if subject else ""
     return f"Nudge {w.who}{about}" + (f": no answer in {waited}" if waited else "")
 
 
-def _fading(w: Words) -> str:
-    topic = w.quoted("topic")
+def _fading(w: Words, f: RhythmFacts) -> str:
+    topic = quote(f.topic)
     last = f" (you last talked about {topic})" if topic else ""
     return f"Check in with {w.who}: ask what they are working on now{last}"
 
 
-def _dormant(w: Words) -> str:
-    topic = w.quoted("topic")
-    since = days(w.get("days_since_contact"))
+def _dormant(w: Words, f: RhythmFacts) -> str:
+    topic = quote(f.topic)
+    since = days(f.days_since_contact)
     quiet = f" after {since}" if since and since != "today" else ""
     last = f", picking up {topic}" if topic else ": ask what they are working on now"
     return f"Reconnect with {w.who}{quiet}{last}"
 
 
-def _lopsided_me(w: Words) -> str:
+def _lopsided_me(w: Words, f: BalanceFacts) -> str:
     return f"Let {w.who} lead: ask for their view on something they know well"
 
 
-def _lopsided_them(w: Words) -> str:
-    topic = w.quoted("topic")
-    return f"Reach out to {w.who} first this time" + (f", picking up {topic}" if topic else "")
+def _lopsided_them(w: Words, f: BalanceFacts) -> str:
+    return f"Reach out to {w.who} first this time"
 
 
-def _new(w: Words) -> str:
-    topic = w.quoted("topic")
-    first = day_of(w.get("first_contact"), w.zone)
+def _new(w: Words, f: NurtureFacts) -> str:
+    topic = quote(f.topic)
+    first = day_of(f.first_contact, w.zone)
     since = f" (you first talked on {first})" if first else ""
     what = f": share something useful on {topic}" if topic else ": suggest a short call"
     return f"Follow up with {w.who} while it is fresh{what}{since}"
 
 
-def _growing(w: Words) -> str:
-    topic = w.quoted("topic")
+def _growing(w: Words, f: NurtureFacts) -> str:
+    topic = quote(f.topic)
     return f"Invest in {w.who}: suggest a short call" + (f" about {topic}" if topic else "")
 
 
-def _meeting_followup(w: Words) -> str:
-    title = w.quoted("title", topic=False)
+def _meeting_followup(w: Words, f: MeetingFollowupFacts) -> str:
+    title = quote(f.title, topic=False)
     on = f" after {title}" if title else " after your meeting"
     return f"Send {w.who} a short note{on} with the next step"
 
 
-def _meeting_today(w: Words) -> str:
-    title = w.quoted("title", topic=False)
-    at = local_time(w.get("start"), w.zone) or (clean_text(w.get("local_time"), 5) or None)
+def _meeting_today(w: Words, f: MeetingTodayFacts) -> str:
+    title = quote(f.title, topic=False)
+    at = local_time(f.start, w.zone) or (clean_text(f.local_time, 5) or None)
     head = f"Prepare for {title or 'your meeting'}" + (f" at {at}" if at else "")
-    topic = w.quoted("topic")
+    topic = quote(f.topic)
     fresh = topic if topic and topic != title else None  # not the meeting itself again
     return f"{head} with {w.who}" + (f": last talked about {fresh}" if fresh else "")
 
 
-def _birthday(w: Words) -> str:
-    n = w.number("days_until")
-    if n is not None and n > 1:
+def _birthday(w: Words, f: BirthdayFacts) -> str:
+    n = f.days_until
+    if n > 1:
         return f"Note {possessive(w.who)} birthday in {n} days, and send a wish on the day"
     return f"Wish {w.who} a happy birthday" + (" tomorrow" if n == 1 else " today")
 
 
-def _anniversary(w: Words) -> str:
-    if w.get("source") == "address book":  # their anniversary (a wedding, a founding)
-        n = w.number("days_until")
+def _anniversary(w: Words, f: FirstContactAnniversaryFacts | BookAnniversaryFacts) -> str:
+    if isinstance(f, BookAnniversaryFacts):  # their anniversary (a wedding, a founding)
+        n = f.days_until
         when = " today" if n == 0 else (" tomorrow" if n == 1 else "")
         return f"Wish {w.who} a happy anniversary{when}"
-    years = w.number("years")
+    years = f.years
     span = f"{years} year{'s' if years != 1 else ''}" if years else "a year"
     return f"Send {w.who} a note: {span} since your first conversation"
 
 
-def _job_change(w: Words) -> str:
-    org = clean_text(w.get("new_domain"), 60)
+def _new_organisation(f: DomainChangeFacts | BookJobChangeFacts) -> str:
+    return clean_text(f.new_domain, 60) if isinstance(f, DomainChangeFacts) else ""
+
+
+def _job_change(w: Words, f: DomainChangeFacts | BookJobChangeFacts) -> str:
+    org = _new_organisation(f)
     return f"Congratulate {w.who} on the new role" + (f" at {org}" if org else "")
 
 
-def _greeting(w: Words) -> str:
-    g = clean_text(w.get("greeting"), 40)
+def _greeting(w: Words, f: GreetingFacts) -> str:
+    g = clean_text(f.greeting, 40)
     return f"Send {w.who} a {g} greeting" if g else f"Send {w.who} a seasonal greeting"
 
 
-def _introduce(w: Words) -> str:
-    topic = clean_text(w.get("topic"), 60)
+def _introduce(w: Words, f: IntroduceFacts) -> str:
+    topic = clean_text(f.topic, 60)
     why = f": you have talked about '{topic}' with both" if topic else ""
     return f"Introduce {w.who} to {w.other or 'a contact'}{why}"
 
 
 # -- "also" notes (a second reason to contact the same person today) -----------------------------
-def _also_reply(f: Mapping[str, Any]) -> str:
-    subject = quote(f.get("subject"), topic=False)
+def _also_reply(f: ReplyOwedFacts) -> str:
+    subject = quote(f.subject, topic=False)
     return "also: you owe a reply" + (f" on {subject}" if subject else "")
 
 
-def _also_meeting(f: Mapping[str, Any]) -> str:
-    title = quote(f.get("title"), topic=False)
-    at = clean_text(f.get("local_time"), 5)
+def _also_meeting(f: MeetingTodayFacts) -> str:
+    title = quote(f.title, topic=False)
+    at = clean_text(f.local_time, 5)
     return "also: you meet today" + (f" at {at}" if at else "") + (f" ({title})" if title else "")
 
 
-def _also_birthday(f: Mapping[str, Any]) -> str:
-    n = f.get("days_until")
+def _also_birthday(f: BirthdayFacts) -> str:
+    n = f.days_until
     when = "today" if n == 0 else "tomorrow" if n == 1 else f"in {n} days"
     return f"also: birthday {when}"
 
 
-def _also_job(f: Mapping[str, Any]) -> str:
-    org = clean_text(f.get("new_domain"), 60)
+def _also_job(f: DomainChangeFacts | BookJobChangeFacts) -> str:
+    org = _new_organisation(f)
     return "also: a new role" + (f" at {org}" if org else "")
 
 
 # -- the specs ------------------------------------------------------------------------------------
+F = TypeVar("F", bound=Facts)
 SECTION_ORDER = ("reply", "meeting", "reconnect", "nurture", "rebalance", "occasion")
 
 
 @dataclass(frozen=True)
-class KindSpec:
-    """Everything about one suggestion kind (see the module docstring)."""
+class KindSpec(Generic[F]):
+    """Everything about one suggestion kind (see the module docstring). ``F``: the facts the
+    engine gives its signals (``cadence/facts.py``), which ``phrase`` and ``also`` read."""
 
-    kind: str
+    kind: SignalKind
     section: str
     label: str
     weight: float  # base value before urgency: what it is worth to the other person today
-    phrase: Callable[[Words], str]
+    phrase: Callable[[Words, F], str]
     light_touch: bool = False  # anyone in the network may get it, not only the core
     tiered: bool = False  # for anyone in a tier, even outside the core (young ties)
     cooldown_exempt: bool = False  # may repeat a person inside the cooldown
-    also: Callable[[Mapping[str, Any]], str] | None = None  # as a second reason, folded in
+    also: Callable[[F], str] | None = None  # as a second reason, folded in
     daily_max: int | None = None  # at most this many a day
     counted: tuple[str, str] | None = None  # in the subject line: (one, many); else the label
     done: str = "in touch with {who}"  # what the next digest says once the user marked it done
@@ -300,7 +311,7 @@ class KindSpec:
         return f"{n} {one if n == 1 else many}"
 
 
-_SPECS = (
+_SPECS: tuple[KindSpec[Any], ...] = (
     KindSpec("reply_owed", "reply", "Reply owed", 1.4, _reply_owed, light_touch=True,
              cooldown_exempt=True, also=_also_reply, counted=("reply owed", "replies owed"),
              done="reply to {who}"),
@@ -348,7 +359,7 @@ _SPECS = (
              counted=("greeting", "greetings"),
              done="send {who} a greeting"),
 )  # fmt: skip
-SPECS: dict[str, KindSpec] = {s.kind: s for s in _SPECS}
+SPECS: dict[str, KindSpec[Any]] = {s.kind: s for s in _SPECS}
 SECTIONS: dict[str, tuple[str, ...]] = {
     section: tuple(s.kind for s in _SPECS if s.section == section) for section in SECTION_ORDER
 }
@@ -371,7 +382,7 @@ def done_phrase(kind: str | None) -> str:
     return SECTION_DONE.get(kind or "", "in touch with {who}")
 
 
-def spec(kind: str) -> KindSpec:
+def spec(kind: str) -> KindSpec[Any]:
     """The spec of ``kind``; a kind without one is a programming error (a test guards it)."""
     try:
         return SPECS[kind]
@@ -381,11 +392,9 @@ def spec(kind: str) -> KindSpec:
         ) from None
 
 
-def phrase(
-    kind: str, who: str, facts: Mapping[str, Any], zone: ZoneInfo, other: str | None = None
-) -> str:
+def phrase(kind: str, who: str, facts: Facts, zone: ZoneInfo, other: str | None = None) -> str:
     """One concrete touch, phrased as an action that adds value for the other person."""
-    return spec(kind).phrase(Words(who, facts, zone, other))
+    return spec(kind).phrase(Words(who, zone, other), facts)
 
 
 def missing_specs() -> set[str]:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from keepwarm.core.specs import DIGEST_DEFAULTS
+from keepwarm.digests.cadence.facts import Facts, other_of
 from keepwarm.digests.kinds import (
     LABELS,
     MAX_NAME,
@@ -75,7 +76,7 @@ class Suggestion:
     tier: str | None = None
     other_key: str | None = None
     other_name: str | None = None
-    facts: Mapping[str, Any] = field(default_factory=dict)
+    facts: Facts = field(kw_only=True)  # the signal's, typed per kind
 
     @property
     def section(self) -> str:
@@ -100,7 +101,7 @@ class Suggestion:
             "reasons": list(self.reasons),
             "urgency": round(self.urgency, 3),
             "score": round(self.score, 4),
-            "facts": {k: _jsonable(v) for k, v in self.facts.items()},
+            "facts": {k: _jsonable(v) for k, v in self.facts.to_json().items()},
         }
 
 
@@ -170,10 +171,10 @@ def build(
         address = addresses.get(sig.person_key, sig.person_key)
         display = name or address
         who = first_name(name, address)
-        facts = dict(sig.facts)
-        other_key = facts.get("other") if sig.kind == "introduce" else None
+        facts = sig.facts
+        other_key = other_of(facts)
         other_name = None
-        if isinstance(other_key, str):
+        if other_key is not None:
             other = people.get(other_key)
             other_name = clean_text(other.name if other else other_key, MAX_NAME) or other_key
         tier = person.tier if person else None
@@ -189,7 +190,7 @@ def build(
             who,
             facts,
             zone,
-            first_name(other_name or "", other_key) if isinstance(other_key, str) else None,
+            first_name(other_name or "", other_key) if other_key is not None else None,
         )
         out.append(
             Suggestion(
@@ -202,7 +203,7 @@ def build(
                 urgency=float(sig.urgency),
                 score=score,
                 tier=tier,
-                other_key=other_key if isinstance(other_key, str) else None,
+                other_key=other_key,
                 other_name=other_name,
                 facts=facts,
             )

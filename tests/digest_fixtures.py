@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from keepwarm.daemon.config import Config, loads
+from keepwarm.digests.cadence.facts import Facts, types_of
 
 NOW = datetime(2026, 11, 24, 6, 30, tzinfo=UTC)  # Tue 24 Nov, 07:30 in Berlin
+
+# A blank value by a facts field's declared type (the string annotation's first member).
+_BLANKS = {"int": 0, "float": 0.0, "bool": False, "str": "", "tuple": ()}
+
+
+def blank(cls: type[Facts], **given: Any) -> Facts:
+    """Facts of type ``cls``: the fields ``given``, the rest blank (None where it may be None)."""
+    rest = {
+        f.name: None if "None" in str(f.type) else _BLANKS[str(f.type).split("[")[0]]
+        for f in fields(cls)
+        if f.name not in given
+    }
+    return cls(**rest, **given)
+
+
+def facts_of(kind: str, **given: Any) -> Facts:
+    """Facts of ``kind`` as the engine types them (:func:`blank`): the first of the kind's facts
+    types that has every given field."""
+    for cls in types_of(kind):
+        if set(given) <= {f.name for f in fields(cls)}:
+            return blank(cls, **given)
+    raise TypeError(f"no facts type of {kind} has the fields {sorted(given)}")
 
 
 @dataclass(frozen=True)
 class FakeSignal:
+    """A signal as the engine's (``facts`` may be given as a dict of the fields that matter)."""
+
     kind: str
     person_key: str
     urgency: float
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: Facts | dict[str, Any] = field(default_factory=dict)
     because: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.facts, dict):
+            object.__setattr__(self, "facts", facts_of(self.kind, **self.facts))
 
 
 @dataclass(frozen=True)

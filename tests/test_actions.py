@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from click.testing import CliRunner
+from digest_fixtures import facts_of
 from fakes.google_api import GoogleEmulator
 from fakes.google_world import write_token
 from fakes.graph_api import GraphEmulator, recipient
@@ -36,6 +37,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 _OFFSET = 12 - NOW.hour  # a zone where it is about noon: "today" is today all test long
 ZONE = f"Etc/GMT{'-' if _OFFSET >= 0 else '+'}{abs(_OFFSET)}"
 CAROL, BOB = "carol@beta.org", "bob@acme.com"
+RHYTHM = facts_of("fading")
 
 
 # -- the command and its tag ----------------------------------------------------------------------
@@ -88,7 +90,7 @@ def test_links_of_an_item() -> None:
         reasons=(),
         urgency=1.0,
         score=1.0,
-        facts={"subject": "Re: Budget"},
+        facts=facts_of("reply_owed", subject="Re: Budget"),
     )
     got = actions.links(s, KEY, "jane@example.com", date(2026, 11, 24))
     labels = [link.label for link in got]
@@ -515,7 +517,9 @@ def test_only_mailto_links_are_rendered() -> None:
     from keepwarm.digests.render import DigestModel, render
 
     s = actions.links(
-        Suggestion("fading", "a@b.org", "A B", "a@b.org", "Check in with A", (), 1.0, 1.0),
+        Suggestion(
+            "fading", "a@b.org", "A B", "a@b.org", "Check in with A", (), 1.0, 1.0, facts=RHYTHM
+        ),
         KEY,
         "me@example.com",
         date(2026, 11, 24),
@@ -526,7 +530,9 @@ def test_only_mailto_links_are_rendered() -> None:
         zone="UTC",
         owner_name="Jane",
         suggestions=[
-            Suggestion("fading", "a@b.org", "A B", "a@b.org", "Check in with A", (), 1.0, 1.0)
+            Suggestion(
+                "fading", "a@b.org", "A B", "a@b.org", "Check in with A", (), 1.0, 1.0, facts=RHYTHM
+            )
         ],
         links=[[(s[0].label, s[0].href), ("Evil", "javascript:alert(1)")]],
     )

@@ -235,7 +235,7 @@ def test_an_anniversary_from_the_address_book_is_an_occasion_with_its_words() ->
     today = NOW_ENGINE.date().isoformat()[5:]
     r = run(_ties(a), anniversaries={a: today})
     [s] = signals(r, "occasion_anniversary", a)
-    assert s.facts["source"] == "address book" and s.facts["days_until"] == 0
+    assert s.facts.source == "address book" and s.facts.days_until == 0
     assert s.because == [f"anniversary today ({today}), from your address book"]
     assert phrase("occasion_anniversary", "Ann", s.facts, ZoneInfo("UTC")) == (
         "Wish Ann a happy anniversary today"
@@ -248,7 +248,7 @@ def test_a_new_organisation_in_the_address_book_is_a_job_change() -> None:
     org = Organisation("Northwind", "CTO", "Initech", since)
     r = run(_ties(a), organisations={a: org})
     [s] = signals(r, "occasion_job_change", a)
-    assert s.facts["new_org"] == "Northwind" and s.facts["old_org"] == "Initech"
+    assert s.facts.new_org == "Northwind" and s.facts.old_org == "Initech"
     assert s.because[0].startswith("now at Northwind as CTO (your address book, changed ")
     old = Organisation("Northwind", "CTO", "Initech", since - 200 * 86400)
     assert not signals(run(_ties(a), organisations={a: old}), "occasion_job_change")
@@ -265,6 +265,6 @@ def test_the_address_book_organisation_places_free_mail_users_for_introductions(
     assert not signals(run(h), "introduce")
     orgs = {a: Organisation("Acme, Inc."), b: Organisation("Globex"), c: Organisation("ACME")}
     [s] = signals(run(h, organisations=orgs), "introduce")
-    assert {s.person_key, s.facts["other"]} == {a, b} and s.facts["topic"] in ("solar", "permits")
+    assert {s.person_key, s.facts.other} == {a, b} and s.facts.topic in ("solar", "permits")
     same = {a: Organisation("Acme, Inc."), b: Organisation("ACME")}  # colleagues know each other
     assert not signals(run(h, organisations=same), "introduce")

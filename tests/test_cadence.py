@@ -31,7 +31,7 @@ def test_weekly_friend_silent_five_weeks_is_fading() -> None:
     [s] = signals(r, "fading", BOB)
     assert "last contact 35 days ago" in s.because
     assert "you usually talk every week" in s.because
-    assert s.facts["overdue_ratio"] == pytest.approx(5.0)
+    assert s.facts.overdue_ratio == pytest.approx(5.0)
 
 
 def test_monthly_friend_silent_five_weeks_is_not_fading() -> None:
@@ -236,7 +236,7 @@ def test_auto_reply_is_not_a_reply() -> None:
     assert bob.answered_by_them == 0.0
     assert bob.replies_owed_to_me == 1
     [s] = signals(r, "awaiting_reply", BOB)
-    assert s.facts["days_waiting"] == 10
+    assert s.facts.days_waiting == 10
 
 
 def test_threading_by_subject_without_reply_headers() -> None:
@@ -295,7 +295,7 @@ def test_days_out_of_office_do_not_age_a_reply_owed() -> None:
     r = run(h)
     assert {s.person_key for s in signals(r, "reply_owed")} == {BOB, CAROL}
     [s] = signals(r, "reply_owed", BOB)
-    assert s.facts["days_waiting"] == 40  # what it says is still the real wait
+    assert s.facts.days_waiting == 40  # what it says is still the real wait
     h.mail(ago(1), ME, [CAROL], subject="Re: also before", in_reply_to="<c1@beta.org>")
     assert {s.person_key for s in signals(run(h), "reply_owed")} == {BOB}
 
@@ -312,7 +312,7 @@ def test_reply_owed_after_grace_and_not_too_old() -> None:
     owed = {s.person_key for s in signals(r, "reply_owed")}
     assert owed == {BOB}
     [s] = signals(r, "reply_owed", BOB)
-    assert s.facts["days_waiting"] == 3 and s.facts["subject"] == "question"
+    assert s.facts.days_waiting == 3 and s.facts.subject == "question"
     assert 'about "question"' in s.because
     assert r.person(BOB).replies_owed_by_me == 1  # type: ignore[union-attr]
 
@@ -510,9 +510,9 @@ def test_birthday_from_config_and_anniversary_of_first_contact() -> None:
     h.exchange(CAROL, ago(5))
     r = run(h, birthdays={CAROL: "06-04"})
     [b] = signals(r, "occasion_birthday", CAROL)
-    assert b.facts["days_until"] == 1 and "birthday tomorrow (06-04)" in b.because
+    assert b.facts.days_until == 1 and "birthday tomorrow (06-04)" in b.because
     [a] = signals(r, "occasion_anniversary", BOB)
-    assert a.facts["years"] == 2
+    assert a.facts.years == 2
     assert "anniversary" in r.person(BOB).occasions  # type: ignore[union-attr]
 
 
@@ -550,7 +550,7 @@ def test_job_change_new_domain_old_one_quiet() -> None:
     d = directory(aliases={"maria": (old, new)}, names={"maria": "Maria"})
     r = run(h, d=d)
     [s] = signals(r, "occasion_job_change", "maria")
-    assert s.facts["new_domain"] == "newcorp.io" and s.facts["old_domain"] == "oldcorp.com"
+    assert s.facts.new_domain == "newcorp.io" and s.facts.old_domain == "oldcorp.com"
 
 
 def test_seasonal_greeting_for_outer_tiers_only() -> None:
@@ -575,7 +575,7 @@ def test_meeting_today_and_followup_after_yesterdays_meeting() -> None:
     h.mail(ago(1) + timedelta(hours=2), DAN, [ME], subject="thanks")
     r = run(h)
     [t] = signals(r, "meeting_today", BOB)
-    assert t.facts["days_since_contact"] == 20 and t.facts["topic"] in (
+    assert t.facts.days_since_contact == 20 and t.facts.topic in (
         "Roadmap",
         "Re: Roadmap",
     )
@@ -601,9 +601,9 @@ def test_introduce_two_strong_ties_of_one_field_never_together() -> None:
         h.exchange(c, ago(d), subject=f"golf {d}")  # nothing in common with the others
     r = run(h)
     found = signals(r, "introduce")
-    pairs = {frozenset((s.person_key, s.facts["other"])) for s in found}
+    pairs = {frozenset((s.person_key, s.facts.other)) for s in found}
     assert pairs == {frozenset((a, b))}  # never colleagues, never my own colleague
-    assert all(s.facts["topic"] == "solar" for s in found)
+    assert all(s.facts.topic == "solar" for s in found)
     assert all(any("different organisations" in line for line in s.because) for s in found)
     h.mail(ago(2), ME, [a, b, colleague], subject="meet each other")
     assert not signals(run(h), "introduce")
@@ -627,7 +627,7 @@ def test_every_signal_explains_itself() -> None:
     assert r.signals
     for s in r.signals:
         assert s.because and all(isinstance(b, str) and b for b in s.because)
-        assert s.facts and 0.0 <= s.urgency <= 1.0
+        assert s.facts.to_json() and 0.0 <= s.urgency <= 1.0
 
 
 def test_their_answer_to_my_mail_closes_the_loop_but_a_follow_up_opens_one() -> None:

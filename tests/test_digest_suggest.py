@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from digest_fixtures import PEOPLE, SIGNALS, FakeSignal, person
+from digest_fixtures import PEOPLE, SIGNALS, FakeSignal, blank, facts_of, person
 
 from keepwarm.digests.suggest import (
     RankPolicy,
@@ -28,31 +28,33 @@ def _rank(signals=SIGNALS, **kw):
     return rank(cands, people, policy, today=TODAY, **kw)
 
 
+def say(kind: str, who: str, other: str | None = None, **facts: object) -> str:
+    """The phrase of ``kind`` with these facts (the others blank)."""
+    return phrase(kind, who, facts_of(kind, **facts), ZONE, other)
+
+
 def test_phrases_are_concrete_actions_with_the_facts() -> None:
     assert (
-        phrase("reply_owed", "Maria", {"subject": "Budget review", "days_waiting": 4}, ZONE)
+        say("reply_owed", "Maria", subject="Budget review", days_waiting=4)
         == "Reply to Maria's 'Budget review' (waiting 4 days)"
     )
     assert (
-        phrase("fading", "Tom", {"topic": "Q3 launch"}, ZONE)
+        say("fading", "Tom", topic="Q3 launch")
         == "Check in with Tom: ask what they are working on now (you last talked about 'Q3 launch')"
     )
     # no advice on a greeting, a mail form or a blank: a general question instead
-    assert phrase("fading", "Tom", {"topic": "Re: hi"}, ZONE).endswith("working on now")
+    assert say("fading", "Tom", topic="Re: hi").endswith("working on now")
     assert (
-        phrase("introduce", "Ana", {"topic": "payments"}, ZONE, other="Ben")
+        say("introduce", "Ana", other="Ben", topic="payments")
         == "Introduce Ana to Ben: you have talked about 'payments' with both"
     )
-    chased = {"subject": "Offer", "days_waiting": 9, "waiting_messages": 2}
-    assert phrase("reply_owed", "Maria", chased, ZONE) == (
+    assert say("reply_owed", "Maria", subject="Offer", days_waiting=9, waiting_messages=2) == (
         "Answer Maria on 'Offer': 2 messages waiting, the first 9 days ago"
     )
-    assert "at 14:00" in phrase(
-        "meeting_today", "Ana", {"title": "Roadmap", "start": "2026-11-24T13:00:00+00:00"}, ZONE
+    assert "at 14:00" in say(
+        "meeting_today", "Ana", title="Roadmap", start="2026-11-24T13:00:00+00:00"
     )
-    assert phrase("occasion_job_change", "Erin", {"new_domain": "acme.io"}, ZONE).endswith(
-        "at acme.io"
-    )
+    assert say("occasion_job_change", "Erin", new_domain="acme.io").endswith("at acme.io")
 
 
 def test_first_name_handles_addresses_and_last_first() -> None:
@@ -178,21 +180,18 @@ def test_subject_prefixes_and_repeated_reasons_are_dropped() -> None:
         "reply_owed",
         "j@x.com",
         0.8,
-        {"subject": "RE: Fwd: AW: Budget"},
+        {"subject": "RE: Fwd: AW: Budget", "days_waiting": 3},
         ["Jo wrote 3 days ago", 'about "Re: Budget"'],
     )
     (s,) = build([sig], people, RankPolicy(tiers=TIERS), ZONE)
-    assert s.action == "Reply to Jo's 'Budget'"
+    assert s.action == "Reply to Jo's 'Budget' (waiting 3 days)"
     assert s.reasons == ("Jo wrote 3 days ago",)
 
 
 def test_birthday_phrasing() -> None:
-    assert (
-        phrase("occasion_birthday", "Maya", {"days_until": 0}, ZONE)
-        == "Wish Maya a happy birthday today"
-    )
-    assert phrase("occasion_birthday", "Maya", {"days_until": 1}, ZONE).endswith("tomorrow")
-    assert "in 3 days" in phrase("occasion_birthday", "Maya", {"days_until": 3}, ZONE)
+    assert say("occasion_birthday", "Maya", days_until=0) == "Wish Maya a happy birthday today"
+    assert say("occasion_birthday", "Maya", days_until=1).endswith("tomorrow")
+    assert "in 3 days" in say("occasion_birthday", "Maya", days_until=3)
 
 
 from hypothesis import given, settings  # noqa: E402
@@ -237,10 +236,7 @@ def test_rank_properties(sigs, cap, snoozed) -> None:  # type: ignore[no-untyped
 
 def test_meeting_prep_does_not_repeat_the_title_as_the_last_topic() -> None:
     facts = {"title": "Coffee with Jo", "local_time": "15:00", "topic": "Coffee with Jo"}
-    assert (
-        phrase("meeting_today", "Jo", facts, ZONE)
-        == "Prepare for 'Coffee with Jo' at 15:00 with Jo"
-    )
+    assert say("meeting_today", "Jo", **facts) == "Prepare for 'Coffee with Jo' at 15:00 with Jo"
 
 
 def test_every_engine_signal_kind_has_one_spec() -> None:
@@ -251,8 +247,6 @@ def test_every_engine_signal_kind_has_one_spec() -> None:
     assert not missing_specs()
     assert set(SPECS) == set(SIGNAL_KINDS)
     assert sorted(k for kinds in SECTIONS.values() for k in kinds) == sorted(SPECS)
-    for kind in SIGNAL_KINDS:
-        assert phrase(kind, "Ana", {}, ZONE, other="Ben")  # worded even with no facts
 
 
 def test_subject_line_counts_match_the_items() -> None:
@@ -281,40 +275,62 @@ def test_every_kind_and_section_says_what_was_done() -> None:
     assert done_phrase(None) == "in touch with {who}"
 
 
-def test_every_fact_a_phrase_reads_is_one_the_engine_writes() -> None:
-    """Facts are read by name: a misspelt name would silently read nothing. Every name the
-    phrases of digests/kinds.py read (``w.get``, ``w.number``, ``w.quoted``, ``f.get``) is a key
-    the engine writes into some signal's facts (a dict key in digests/cadence/)."""
+def test_every_signal_kind_has_typed_facts_that_its_phrasing_reads() -> None:
+    """Facts are typed per kind (digests/cadence/facts.py): every signal kind has a facts type,
+    each type serves a kind and is listed, and each spec's phrase (and "also" note) takes exactly
+    the types the engine gives its kind, so mypy checks every fact a phrase reads."""
+    import inspect
+    import typing
+
+    from keepwarm.digests.cadence import SIGNAL_KINDS
+    from keepwarm.digests.cadence.facts import FACT_TYPES, Facts, types_of
+    from keepwarm.digests.kinds import SPECS
+
+    def facts_taken(fn: object) -> set[object]:
+        last = list(inspect.signature(fn).parameters)[-1]  # type: ignore[arg-type]
+        hint = typing.get_type_hints(fn)[last]
+        return set(typing.get_args(hint)) or {hint}
+
+    assert set(FACT_TYPES) == set(Facts.__subclasses__()), "a facts type missing in FACT_TYPES"
+    for cls in FACT_TYPES:
+        assert cls.kinds and set(cls.kinds) <= set(SIGNAL_KINDS), cls.__name__
+    for kind in SIGNAL_KINDS:
+        made = set(types_of(kind))
+        assert made, f"{kind}: no facts type in digests/cadence/facts.py"
+        assert facts_taken(SPECS[kind].phrase) == made, kind
+        also = SPECS[kind].also
+        assert also is None or facts_taken(also) == made, kind
+        for cls in made:
+            assert phrase(kind, "Ana", blank(cls), ZONE, other="Ben")  # worded on blank facts
+
+
+def test_every_facts_field_is_set_by_the_engine() -> None:
+    """No facts field has a default: a field added to a facts type fails at the constructor (and
+    in mypy) until the engine sets it, instead of printing a made-up value. And every facts type
+    is built somewhere in the engine (digests/cadence/)."""
     import ast
+    from dataclasses import MISSING, fields
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent / "digests"
-    written: set[str] = set()
-    for path in (root / "cadence").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Dict):
-                written |= {
-                    k.value
-                    for k in node.keys
-                    if isinstance(k, ast.Constant) and isinstance(k.value, str)
-                }
-            elif (
-                isinstance(node, ast.Subscript)
-                and isinstance(node.slice, ast.Constant)
-                and isinstance(node.slice.value, str)
-                and ast.unparse(node.value).endswith("facts")
-            ):
-                written.add(node.slice.value)
-    read: set[str] = set()
-    for node in ast.walk(ast.parse((root / "kinds.py").read_text(encoding="utf-8"))):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in ("get", "number", "quoted")
-            and ast.unparse(node.func.value) in ("w", "f")
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-        ):
-            read.add(node.args[0].value)
-    assert read, "the check found no fact names to compare"
-    assert not read - written, f"facts read but never written: {sorted(read - written)}"
+    from keepwarm.digests.cadence.facts import FACT_TYPES
+
+    for cls in FACT_TYPES:
+        for f in fields(cls):
+            assert f.default is MISSING and f.default_factory is MISSING, f"{cls.__name__}.{f.name}"
+    engine = Path(__file__).resolve().parent.parent / "digests" / "cadence"
+    called = {
+        node.func.id
+        for path in engine.glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+    assert not {c.__name__ for c in FACT_TYPES} - called, "a facts type the engine never builds"
+
+
+def test_a_signal_refuses_the_facts_of_another_kind() -> None:
+    import pytest
+
+    from keepwarm.digests.cadence import Signal
+
+    with pytest.raises(TypeError, match="ReplyOwedFacts are not the facts of a fading signal"):
+        Signal("fading", "ana@example.org", 0.5, facts_of("reply_owed"), ["x"])

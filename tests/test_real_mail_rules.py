@@ -117,7 +117,7 @@ def test_a_direct_question_from_a_colleague_is_owed_and_outranks_a_strangers_old
     box.mail("pat.doe@delta.org", ME, 20, "Introduction")
     r = report(tmp_path, box)
     owed = {s.person_key: s for s in r.signals if s.kind == "reply_owed"}
-    assert ANN in owed and owed[ANN].facts["asks"] is True
+    assert ANN in owed and owed[ANN].facts.asks is True
     assert owed[ANN].urgency > owed["pat.doe@delta.org"].urgency
 
 
@@ -379,7 +379,7 @@ def test_advice_is_never_built_on_a_meaningless_or_stale_subject(tmp_path: Path)
         box.exchange(BOB, d, "Q3 launch" if d > 200 else "hi")
     r = report(tmp_path, box)
     fading = [s for s in r.signals if s.person_key == BOB and s.kind in ("fading", "dormant")]
-    assert fading and all(s.facts["topic"] is None for s in fading)
+    assert fading and all(s.facts.topic is None for s in fading)
 
 
 # -- 10. calendars ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from keepwarm.digests.cadence.facts import BookAnniversaryFacts, BookJobChangeFacts, Facts
 from keepwarm.digests.cadence.ledger import DAY
 from keepwarm.digests.cadence.model import Organisation, SignalKind
 
@@ -20,7 +21,7 @@ _SUFFIXES = re.compile(
     r"[,.]?\s+(inc|incorporated|llc|ltd|limited|gmbh|ag|sa|sas|bv|nv|plc|corp|corporation|co)\.?$"
 )
 
-OccasionParts = tuple[SignalKind, float, dict[str, object], list[str]]
+OccasionParts = tuple[SignalKind, float, Facts, list[str]]
 
 
 def _addresses(p: Person, ctx: Context) -> tuple[str, ...]:
@@ -56,7 +57,7 @@ def occasions(p: Person, ctx: Context) -> list[OccasionParts]:
                 (
                     "occasion_anniversary",
                     0.5 if n == 0 else 0.3,
-                    {"date": md, "days_until": n, "source": SOURCE},
+                    BookAnniversaryFacts(date=md, days_until=n, source=SOURCE),
                     [f"anniversary {when} ({md}), from your address book"],
                 )
             )
@@ -81,13 +82,13 @@ def job_change(p: Person, ctx: Context) -> OccasionParts | None:
     return (
         "occasion_job_change",
         0.6,
-        {
-            "new_org": org.name,
-            "old_org": org.previous,
-            "title": org.title,
-            "since": since,
-            "source": SOURCE,
-        },
+        BookJobChangeFacts(
+            new_org=org.name,
+            old_org=org.previous,
+            title=org.title,
+            since=since,
+            source=SOURCE,
+        ),
         [f"{now_at} (your address book, changed {since})", f"was at {org.previous}"],
     )
 

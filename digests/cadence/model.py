@@ -15,6 +15,7 @@ from typing import Literal, get_args
 from keepwarm.core.specs import EngineKnobs
 from keepwarm.core.specs import GreetingSpec as GreetingSpec
 from keepwarm.core.specs import TierSpec as TierSpec
+from keepwarm.digests.cadence.facts import Facts, other_of
 
 Stage = Literal["new", "growing", "established", "fading", "dormant"]
 PersonKind = Literal["person", "list", "robot", "role", "excluded", "self"]
@@ -106,15 +107,21 @@ class Directory:
 class Signal:
     """Something worth attention today, with the facts behind it.
 
-    ``urgency`` is in 0..1. ``facts`` holds the numbers structurally (JSON-friendly values);
-    ``because`` says the same in plain English, one fact per line.
+    ``urgency`` is in 0..1. ``facts`` holds the numbers structurally, typed per kind (see
+    :mod:`.facts`); ``because`` says the same in plain English, one fact per line.
     """
 
     kind: SignalKind
     person_key: str
     urgency: float
-    facts: dict[str, object]
+    facts: Facts
     because: list[str]
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.facts.kinds:
+            raise TypeError(
+                f"{type(self.facts).__name__} are not the facts of a {self.kind} signal"
+            )
 
 
 # How a signal's ``because`` says that replies are owed (daemon/decisions.py takes the line out
@@ -221,8 +228,7 @@ class NetworkReport:
     def _signals_by_key(self) -> dict[str, tuple[Signal, ...]]:
         found: dict[str, list[Signal]] = {}
         for s in self.signals:
-            keys = {s.person_key, s.facts.get("other")}
-            for key in keys:
-                if isinstance(key, str):
+            for key in {s.person_key, other_of(s.facts)}:
+                if key is not None:
                     found.setdefault(key, []).append(s)
         return {k: tuple(v) for k, v in found.items()}

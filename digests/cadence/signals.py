@@ -11,6 +11,22 @@ from datetime import UTC, date, datetime
 
 from keepwarm.core.vocabulary import FREEMAIL
 from keepwarm.digests.cadence import book
+from keepwarm.digests.cadence.facts import (
+    AwaitingReplyFacts,
+    BalanceFacts,
+    BirthdayFacts,
+    DomainChangeFacts,
+    Facts,
+    FirstContactAnniversaryFacts,
+    GreetingFacts,
+    IntroduceFacts,
+    MeetingFollowupFacts,
+    MeetingTodayFacts,
+    NurtureFacts,
+    ReplyOwedFacts,
+    RhythmFacts,
+    other_of,
+)
 from keepwarm.digests.cadence.ledger import DAY, Owed
 from keepwarm.digests.cadence.model import THEY_OWE, YOU_OWE, PersonReport, Signal, SignalKind
 from keepwarm.digests.cadence.rhythm import every
@@ -34,7 +50,7 @@ _SECOND_LEVEL = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ne", 
 class Occasion:
     kind: SignalKind
     urgency: float
-    facts: dict[str, object]
+    facts: Facts
     because: list[str]
 
 
@@ -76,7 +92,7 @@ def occasions(p: Person, ctx: Context, birthdays: dict[str, str]) -> list[Occasi
                 Occasion(
                     "occasion_birthday",
                     0.8 if n == 0 else 0.5,
-                    {"date": md, "days_until": n},
+                    BirthdayFacts(date=md, days_until=n),
                     [f"birthday {when} ({md})"],
                 )
             )
@@ -118,7 +134,7 @@ def _anniversary(p: Person, ctx: Context, today: date) -> list[Occasion]:
         Occasion(
             "occasion_anniversary",
             0.3,
-            {"first_contact": first.isoformat(), "years": years},
+            FirstContactAnniversaryFacts(first_contact=first.isoformat(), years=years),
             [f"you first talked {_days(years, 'year')} ago today ({first.isoformat()})"],
         )
     ]
@@ -159,7 +175,7 @@ def _job_change(p: Person, ctx: Context) -> list[Occasion]:
         Occasion(
             "occasion_job_change",
             0.6,
-            {"new_domain": newest, "old_domain": previous, "since": _iso(first_new)},
+            DomainChangeFacts(new_domain=newest, old_domain=previous, since=_iso(first_new)),
             [
                 f"now writes from {newest} (since {local_date(ctx, first_new).isoformat()})",
                 f"nothing from {previous} for {_days(int((ctx.clock.now - doms[previous][1]) / DAY))}",
@@ -182,7 +198,7 @@ def _greetings(p: Person, ctx: Context, today: date) -> list[Occasion]:
                 Occasion(
                     "occasion_greeting",
                     0.25,
-                    {"greeting": g.name, "date": g.date, "days_until": n, "tier": tier},
+                    GreetingFacts(greeting=g.name, date=g.date, days_until=n, tier=tier),
                     [f"{g.name} on {g.date}", f"a light touch for your {tier} tier"],
                 )
             )
@@ -212,7 +228,7 @@ def build(
     out.extend(_meeting_today(today_meetings, people, reports, ctx))
     out.extend(_meeting_followup(yesterday_meetings, people, reports, ctx))
     out.extend(_introduce(people, reports, touches, meetings, ctx))
-    out.sort(key=lambda s: (-s.urgency, s.kind, s.person_key, str(s.facts.get("other", ""))))
+    out.sort(key=lambda s: (-s.urgency, s.kind, s.person_key, other_of(s.facts) or ""))
     return out
 
 
@@ -245,22 +261,22 @@ def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
                 "reply_owed",
                 p.led.key,
                 round(min(1.0, urgency), 3),
-                {
-                    "count": len(p.led.owed_by_me),
-                    "oldest": _iso(item.date),
-                    "days_waiting": waiting,
-                    "subject": item.subject,
-                    "message": item.message,
-                    "asks": item.asks,
-                    "waiting_messages": item.waiting,
-                    "shared_with": item.shared - 1,
-                    "answer_rate": rate,
-                    "relationship": rep.two_way,
-                    "their_messages": led.msgs_in,
-                    "my_messages": led.msgs_out,
-                    "asked_me": led.asked_me,
-                    "i_answered": led.i_answered,
-                },
+                ReplyOwedFacts(
+                    count=len(p.led.owed_by_me),
+                    oldest=_iso(item.date),
+                    days_waiting=waiting,
+                    subject=item.subject,
+                    message=item.message,
+                    asks=item.asks,
+                    waiting_messages=item.waiting,
+                    shared_with=item.shared - 1,
+                    answer_rate=rate,
+                    relationship=rep.two_way,
+                    their_messages=led.msgs_in,
+                    my_messages=led.msgs_out,
+                    asked_me=led.asked_me,
+                    i_answered=led.i_answered,
+                ),
                 because,
             )
         )
@@ -275,15 +291,15 @@ def _loops(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
                 "awaiting_reply",
                 p.led.key,
                 round(min(0.7, 0.3 + 0.01 * waiting), 3),
-                {
-                    "count": len(p.led.owed_to_me),
-                    "oldest": _iso(oldest.date),
-                    "days_waiting": waiting,
-                    "subject": oldest.subject,
-                    "message": oldest.message,
-                    "i_asked": p.led.i_asked,
-                    "they_answered": p.led.they_answered,
-                },
+                AwaitingReplyFacts(
+                    count=len(p.led.owed_to_me),
+                    oldest=_iso(oldest.date),
+                    days_waiting=waiting,
+                    subject=oldest.subject,
+                    message=oldest.message,
+                    i_asked=p.led.i_asked,
+                    they_answered=p.led.they_answered,
+                ),
                 because,
             )
         )
@@ -310,19 +326,19 @@ def topic_of(p: Person, ctx: Context) -> str | None:
     return None
 
 
-def rhythm_facts(p: Person, rep: PersonReport, ctx: Context) -> tuple[dict[str, object], list[str]]:
+def rhythm_facts(p: Person, rep: PersonReport, ctx: Context) -> tuple[RhythmFacts, list[str]]:
     r = p.rhythm
-    facts: dict[str, object] = {
-        "days_since_contact": r.days_since,
-        "typical_gap_days": r.typical_gap,
-        "expected_gap_days": round(r.expected_gap, 1),
-        "overdue_ratio": r.overdue_ratio,
-        "contact_days": len(r.contact_days),
-        "paused_days": r.paused_days,
-        "tier": rep.tier,
-        "last_contact": rep.last_contact.isoformat() if rep.last_contact else None,
-        "topic": topic_of(p, ctx),
-    }
+    facts = RhythmFacts(
+        days_since_contact=r.days_since,
+        typical_gap_days=r.typical_gap,
+        expected_gap_days=round(r.expected_gap, 1),
+        overdue_ratio=r.overdue_ratio,
+        contact_days=len(r.contact_days),
+        paused_days=r.paused_days,
+        tier=rep.tier,
+        last_contact=rep.last_contact.isoformat() if rep.last_contact else None,
+        topic=topic_of(p, ctx),
+    )
     because = [f"last contact {_days(r.days_since or 0)} ago"]
     if r.typical_gap is not None:
         because.append(f"you usually talk {every(r.expected_gap)}")
@@ -362,14 +378,14 @@ def _lopsided(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
         return []  # mail both ways is not visible through the window: no balance can be judged
     share_me = mine / total
     window = int(s.reciprocity_window.total_seconds() / DAY)
-    facts: dict[str, object] = {
-        "initiated_by_me": mine,
-        "initiated_by_them": total - mine,
-        "window_days": window,
-        "answered_by_me": rep.answered_by_me,
-        "answered_by_them": rep.answered_by_them,
-        "balance": rep.balance,
-    }
+    facts = BalanceFacts(
+        initiated_by_me=mine,
+        initiated_by_them=total - mine,
+        window_days=window,
+        answered_by_me=rep.answered_by_me,
+        answered_by_them=rep.answered_by_them,
+        balance=rep.balance,
+    )
     if share_me >= s.lopsided_share:
         because = [f"{mine} of the last {total} threads and meetings were started by you"]
         if rep.answered_by_them is not None:
@@ -396,12 +412,12 @@ def _stage_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
     if p.stage in ("new", "growing") and (not fam or fam <= ctx.my_domains):
         return []  # only professional ties beyond my organisation: colleagues meet anyway,
         # friends and family (free-mail addresses) are not what keepwarm nurtures
-    facts: dict[str, object] = {
-        "first_contact": rep.first_contact.isoformat(),
-        "contact_days": rep.contact_days,
-        "strength": rep.strength,
-        "topic": topic_of(p, ctx),
-    }
+    facts = NurtureFacts(
+        first_contact=rep.first_contact.isoformat(),
+        contact_days=rep.contact_days,
+        strength=rep.strength,
+        topic=topic_of(p, ctx),
+    )
     if p.stage == "new":
         return [
             Signal(
@@ -448,17 +464,17 @@ def _meeting_today(
             if rep is None or p is None:
                 continue
             last = [d for d in p.rhythm.contact_days if d < ctx.today]
-            facts: dict[str, object] = {
-                "event_id": m.event_id,
-                "title": m.title,
-                "start": _iso(m.start),
-                "local_time": local,
-                "with": sorted(m.people),
-                "days_since_contact": (ctx.today - last[-1]) if last else None,
-                "replies_owed_by_me": rep.replies_owed_by_me,
-                "replies_owed_to_me": rep.replies_owed_to_me,
-                "topic": topic_of(p, ctx),
-            }
+            facts = MeetingTodayFacts(
+                event_id=m.event_id,
+                title=m.title,
+                start=_iso(m.start),
+                local_time=local,
+                people=tuple(sorted(m.people)),
+                days_since_contact=(ctx.today - last[-1]) if last else None,
+                replies_owed_by_me=rep.replies_owed_by_me,
+                replies_owed_to_me=rep.replies_owed_to_me,
+                topic=topic_of(p, ctx),
+            )
             because = [f'meeting "{m.title or "untitled"}" today at {local}']
             because.append(
                 f"last contact {_days(ctx.today - last[-1])} ago" if last else "no contact before"
@@ -488,12 +504,12 @@ def _meeting_followup(
             p = people.get(key)
             if p is None or (p.led.last_mail is not None and p.led.last_mail >= m.start):
                 continue
-            facts: dict[str, object] = {
-                "event_id": m.event_id,
-                "title": m.title,
-                "start": _iso(m.start),
-                "with": sorted(m.people),
-            }
+            facts = MeetingFollowupFacts(
+                event_id=m.event_id,
+                title=m.title,
+                start=_iso(m.start),
+                people=tuple(sorted(m.people)),
+            )
             because = [
                 f'you met yesterday ("{m.title or "untitled"}")',
                 "no mail between you since",
@@ -594,7 +610,7 @@ def _introduction(
         "introduce",
         first,
         0.2,
-        {"other": second, "topic": topic, "tiers": [ra.tier, rb.tier]},
+        IntroduceFacts(other=second, topic=topic, tiers=(ra.tier, rb.tier)),
         [
             f"{ra.name} ({ra.tier}) and {rb.name} ({rb.tier}) are both strong ties, "
             "at different organisations",
