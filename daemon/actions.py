@@ -38,13 +38,7 @@ from keepwarm.daemon import decisions
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.identity import self_addresses
 from keepwarm.daemon.store import Store
-from keepwarm.digests.cadence.facts import (
-    AwaitingReplyFacts,
-    Facts,
-    MeetingFollowupFacts,
-    MeetingTodayFacts,
-    ReplyOwedFacts,
-)
+from keepwarm.digests.cadence.facts import Facts, MeetingFacts, OwedFacts
 from keepwarm.digests.kinds import strip_prefixes
 from keepwarm.digests.suggest import Suggestion
 
@@ -241,9 +235,9 @@ def links(s: Suggestion, key: bytes, to: str, day: date) -> tuple[Link, ...]:
 
 def _thread_subject(facts: Facts) -> str | None:
     """What a reply to the person is about: the thread owed an answer, or the meeting."""
-    if isinstance(facts, ReplyOwedFacts | AwaitingReplyFacts):
+    if isinstance(facts, OwedFacts):
         return facts.subject
-    if isinstance(facts, MeetingTodayFacts | MeetingFollowupFacts):
+    if isinstance(facts, MeetingFacts):
         return facts.title
     return None
 

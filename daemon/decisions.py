@@ -41,13 +41,7 @@ from keepwarm.daemon.identity import Identity
 from keepwarm.daemon.store import Store
 from keepwarm.daemon.store import decisions as rows
 from keepwarm.digests.cadence import SIGNAL_KINDS, NetworkReport, PersonReport, Signal
-from keepwarm.digests.cadence.facts import (
-    AwaitingReplyFacts,
-    Facts,
-    MeetingFollowupFacts,
-    MeetingTodayFacts,
-    ReplyOwedFacts,
-)
+from keepwarm.digests.cadence.facts import Facts, MeetingFacts, MeetingTodayFacts, OwedFacts
 from keepwarm.digests.cadence.model import THEY_OWE, YOU_OWE
 from keepwarm.digests.kinds import done_phrase
 from keepwarm.digests.queries import EventRecord
@@ -266,7 +260,7 @@ def touch_events(inputs: Inputs, config: Config, now: datetime) -> tuple[EventRe
 
 def is_touch_event(facts: Facts) -> bool:
     """Is the signal with these facts about a touch recorded with ``done`` (not a meeting)?"""
-    return isinstance(facts, MeetingTodayFacts | MeetingFollowupFacts) and facts.event_id < 0
+    return isinstance(facts, MeetingFacts) and facts.event_id < 0
 
 
 def without_touch_meetings(report: NetworkReport) -> NetworkReport:
@@ -391,7 +385,7 @@ def answered(s: Suggestion, d: Decision, now: datetime, cooldown: timedelta) -> 
 
 def _answers_owed(facts: Facts, d: Decision) -> bool:
     """Was the reply owed (by me or to me) that ``facts`` describe waiting before ``done`` ``d``?"""
-    if not isinstance(facts, ReplyOwedFacts | AwaitingReplyFacts):
+    if not isinstance(facts, OwedFacts):
         return False
     oldest = _epoch(facts.oldest)
     return oldest is not None and oldest <= d.at

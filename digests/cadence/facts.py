@@ -13,7 +13,9 @@ Rules that keep a forgotten fact loud:
   facts of another kind; ``tests/test_digest_suggest.py`` checks that every signal kind has a
   type here and that each kind's phrasing takes exactly the types the engine builds for it.
 
-Values are JSON-friendly: timestamps are ISO strings, sequences are tuples (lists in JSON).
+Values are JSON-friendly: timestamps are ISO strings, sequences are tuples (lists in JSON). Kinds
+with facts in common share a base (:class:`OwedFacts`, :class:`MeetingFacts`) whose fields come
+first, as in the JSON.
 """
 
 from __future__ import annotations
@@ -44,16 +46,22 @@ def _json_value(value: object) -> object:
 
 # -- replies --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ReplyOwedFacts(Facts):
-    """A reply I owe: the thread that waits longest for an answer, and how we usually answer."""
+class OwedFacts(Facts):
+    """A reply owed, either way: how many threads wait, and the one the suggestion is about."""
 
-    kinds: ClassVar[tuple[SignalKind, ...]] = ("reply_owed",)
-
-    count: int  # threads waiting for my answer
+    count: int  # threads waiting for an answer
     oldest: str  # ISO time of the message waiting (of the thread below)
     days_waiting: int
     subject: str | None
     message: int  # the store id of the message waiting for an answer
+
+
+@dataclass(frozen=True)
+class ReplyOwedFacts(OwedFacts):
+    """A reply I owe: the thread that waits longest for an answer, and how we usually answer."""
+
+    kinds: ClassVar[tuple[SignalKind, ...]] = ("reply_owed",)
+
     asks: bool  # its subject asks something
     waiting_messages: int  # their messages in a row without an answer
     shared_with: int  # other people it was addressed to
@@ -66,16 +74,11 @@ class ReplyOwedFacts(Facts):
 
 
 @dataclass(frozen=True)
-class AwaitingReplyFacts(Facts):
+class AwaitingReplyFacts(OwedFacts):
     """A reply owed to me: my oldest unanswered thread with them."""
 
     kinds: ClassVar[tuple[SignalKind, ...]] = ("awaiting_reply",)
 
-    count: int
-    oldest: str
-    days_waiting: int
-    subject: str | None
-    message: int
     i_asked: int  # my direct messages to them where their answer would be visible ...
     they_answered: int  # ... and how many of those they answered
 
@@ -126,14 +129,20 @@ class NurtureFacts(Facts):
 
 # -- meetings -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class MeetingTodayFacts(Facts):
+class MeetingFacts(Facts):
+    """A small meeting (of the calendar, or a touch the user recorded with ``done``)."""
+
+    event_id: int  # negative: a touch recorded with ``done``
+    title: str | None
+    start: str  # ISO time
+
+
+@dataclass(frozen=True)
+class MeetingTodayFacts(MeetingFacts):
     """A small meeting today, with what to prepare."""
 
     kinds: ClassVar[tuple[SignalKind, ...]] = ("meeting_today",)
 
-    event_id: int  # negative: a touch the user recorded with ``done``
-    title: str | None
-    start: str  # ISO time
     local_time: str  # HH:MM in the user's zone
     people: tuple[str, ...] = field(metadata={"json": "with"})  # everyone in it (person keys)
     days_since_contact: int | None
@@ -143,14 +152,11 @@ class MeetingTodayFacts(Facts):
 
 
 @dataclass(frozen=True)
-class MeetingFollowupFacts(Facts):
+class MeetingFollowupFacts(MeetingFacts):
     """Yesterday's small meeting, with no mail since."""
 
     kinds: ClassVar[tuple[SignalKind, ...]] = ("meeting_followup",)
 
-    event_id: int
-    title: str | None
-    start: str
     people: tuple[str, ...] = field(metadata={"json": "with"})
 
 
@@ -231,7 +237,7 @@ class IntroduceFacts(Facts):
     tiers: tuple[str | None, str | None]
 
 
-FACT_TYPES: tuple[type[Facts], ...] = (
+FACT_TYPES: tuple[type[Facts], ...] = (  # the types signals carry (each with its kinds)
     ReplyOwedFacts,
     AwaitingReplyFacts,
     RhythmFacts,
