@@ -240,7 +240,8 @@ def _anniversary(w: Words, f: FirstContactAnniversaryFacts | BookAnniversaryFact
 
 
 def _new_organisation(f: DomainChangeFacts | BookJobChangeFacts) -> str:
-    return clean_text(f.new_domain, 60) if isinstance(f, DomainChangeFacts) else ""
+    """Where they are now: the new mail domain, or the organisation the address book names."""
+    return clean_text(f.new_domain if isinstance(f, DomainChangeFacts) else f.new_org, 60)
 
 
 def _job_change(w: Words, f: DomainChangeFacts | BookJobChangeFacts) -> str:

@@ -249,6 +249,9 @@ def test_a_new_organisation_in_the_address_book_is_a_job_change() -> None:
     r = run(_ties(a), organisations={a: org})
     [s] = signals(r, "occasion_job_change", a)
     assert s.facts.new_org == "Northwind" and s.facts.old_org == "Initech"
+    assert phrase("occasion_job_change", "Ann", s.facts, ZoneInfo("UTC")) == (
+        "Congratulate Ann on the new role at Northwind"
+    )
     assert s.because[0].startswith("now at Northwind as CTO (your address book, changed ")
     old = Organisation("Northwind", "CTO", "Initech", since - 200 * 86400)
     assert not signals(run(_ties(a), organisations={a: old}), "occasion_job_change")
