@@ -18,7 +18,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -93,10 +93,10 @@ def strip_prefixes(subject: str) -> str:
     return bare(subject)
 
 
-def quote(subject: object, *, topic: bool = True) -> str | None:
+def quote(subject: str | None, *, topic: bool = True) -> str | None:
     """A subject in quotes. As a ``topic`` (something to talk about) only when it means
     something (not a greeting or a mail form); to name a thread, any subject with words."""
-    if not isinstance(subject, str) or not any(c.isalpha() for c in bare(subject)):
+    if subject is None or not any(c.isalpha() for c in bare(subject)):
         return None
     if topic and not meaningful(subject):
         return None
@@ -104,9 +104,9 @@ def quote(subject: object, *, topic: bool = True) -> str | None:
     return f"'{s}'" if s else None
 
 
-def days(n: object) -> str | None:
+def days(n: float | None) -> str | None:
     """``4 days``, ``3 months``; None for a missing value."""
-    if isinstance(n, bool) or not isinstance(n, int | float):
+    if n is None:
         return None
     d = round(n)
     if d <= 0:
@@ -120,23 +120,17 @@ def days(n: object) -> str | None:
     return f"{round(d / 365.25)} years"
 
 
-def local_time(value: object, zone: ZoneInfo) -> str | None:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = datetime.fromtimestamp(value, UTC)
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(zone).strftime("%H:%M")
-    return None
-
-
-def day_of(value: object, zone: ZoneInfo) -> str | None:
-    """``Tue 4 Jun`` for an ISO timestamp."""
-    if not isinstance(value, str):
+def local_time(value: str, zone: ZoneInfo) -> str | None:
+    """``14:00`` in ``zone`` for an ISO timestamp with its offset."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
         return None
+    return when.astimezone(zone).strftime("%H:%M") if when.tzinfo is not None else None
+
+
+def day_of(value: str, zone: ZoneInfo) -> str | None:
+    """``Tue 4 Jun`` for an ISO timestamp."""
     try:
         d = datetime.fromisoformat(value)
     except ValueError:
