@@ -8,8 +8,9 @@ peak RSS is its own; the figures printed cover reading the store (daemon/store/h
 engine (analyze).
 
 Then, on the same store, what ``keepwarm people --json`` does after start-up, stage by stage:
-your decisions, identity's activity queries, identity resolution, the per-person figures, the
-engine's report (decisions, history queries, engine) and the output. bench/cli_scale.py times
+your decisions, identity's activity queries (in a thread, while the engine's messages are read),
+identity resolution, the per-person figures, the engine's report (decisions, the rest of the
+engine) and the output. bench/cli_scale.py times
 the real command in a fresh process.
 """
 
@@ -186,7 +187,8 @@ def measure_command(config_path: Path, now: datetime) -> dict[str, Any]:
     from keepwarm.daemon import config as cfgmod
     from keepwarm.daemon import decisions
     from keepwarm.daemon.commands.people import people_records
-    from keepwarm.daemon.identity import load_activity, resolve_activity
+    from keepwarm.daemon.identity import resolve_activity
+    from keepwarm.daemon.network import identity_and_messages
     from keepwarm.daemon.people_stats import PeopleView, person_stats
     from keepwarm.daemon.store import Store
 
@@ -202,13 +204,13 @@ def measure_command(config_path: Path, now: datetime) -> dict[str, Any]:
     store = Store.open(config.store_path)
     decided = decisions.decided_config(config, store, now)
     lap("open_and_decisions_s")
-    activity = load_activity(store, decided, now)
-    lap("activity_queries_s")
+    activity, ahead = identity_and_messages(store, decided, now, now)
+    lap("activity_queries_and_messages_s")  # at once: SQL in a thread, messages here
     identity = resolve_activity(activity, decided)
     lap("identity_s")
     view = PeopleView(identity, activity, person_stats(identity, activity), now)
     lap("person_figures_s")
-    report = decisions.build_report(config, store, now, identity=identity)
+    report = decisions.build_report(config, store, now, identity=identity, ahead=ahead)
     lap("report_s")
     text = json.dumps(people_records(view, False, report), indent=2)
     lap("output_s")
@@ -245,8 +247,9 @@ def measure_stages(path: Path, now: datetime) -> dict[str, float]:
         [bool(e) and directory.kind_of(directory.key_of(e)) == "list" for e in source.emails]
     )
     t = time.process_time()
-    messages = tc._Messages.read(source.chunks(), ts, is_self)
-    out["read_messages"] = time.process_time() - t
+    columns = tc.read_messages(source, ts)
+    messages = columns.messages
+    out["read_messages_and_recipients"] = time.process_time() - t
     index: dict[str, int] = {}
     addr_person = np.array(
         [
@@ -257,13 +260,14 @@ def measure_stages(path: Path, now: datetime) -> dict[str, float]:
         ]
     )
     t = time.process_time()
-    c = tc._classify(messages, source.recipients(), addr_person, is_self, is_list, len(index), 10)
-    out["read_recipients_classify"] = time.process_time() - t
+    c = tc._classify(messages, columns.recipients, addr_person, is_self, is_list, len(index), 10)
+    out["classify"] = time.process_time() - t
     t = time.process_time()
     tc._threads(messages, c)
     out["threads"] = time.process_time() - t
     del messages, c
-    touches = tc.find_touches(source, directory, settings.max_recipients, ts)
+    touches = tc.find_touches(source, directory, settings.max_recipients, ts, columns)
+    del columns
     clock = eng._clock(settings, now, ZoneInfo(settings.timezone))
     t = time.process_time()
     fold_touches(touches, clock)

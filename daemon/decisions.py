@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from keepwarm.core.records import Attendee
 from keepwarm.daemon import address_book
@@ -45,6 +45,9 @@ from keepwarm.digests.cadence.facts import Facts, MeetingFacts, MeetingTodayFact
 from keepwarm.digests.cadence.model import THEY_OWE, YOU_OWE
 from keepwarm.digests.kinds import done_phrase
 from keepwarm.digests.queries import EventRecord
+
+if TYPE_CHECKING:
+    from keepwarm.daemon.network import ReadAhead
 from keepwarm.digests.suggest import LABELS, SECTIONS, Suggestion
 
 Verb = Literal["done", "snooze", "dismiss", "ignore", "merge", "note"]
@@ -274,17 +277,28 @@ def without_touch_meetings(report: NetworkReport) -> NetworkReport:
 
 
 def build_report(
-    config: Config, store: Store, now: datetime, *, identity: Identity | None = None
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    identity: Identity | None = None,
+    ahead: ReadAhead | None = None,
 ) -> NetworkReport:
     """The engine's report with every decision applied (what the digest and `people` show).
 
-    ``identity``, when given, must come from the decided config (:func:`decided_config`)."""
+    ``identity``, when given, must come from the decided config (:func:`decided_config`);
+    ``ahead``, the history read with it (:func:`keepwarm.daemon.network.identity_and_messages`)."""
     from keepwarm.daemon.network import build_report as engine_report
 
     inputs = load_inputs(store, now)
     decided = effective_config(config, inputs)
     report = engine_report(
-        decided, store, now, identity=identity, extra_events=touch_events(inputs, decided, now)
+        decided,
+        store,
+        now,
+        identity=identity,
+        extra_events=touch_events(inputs, decided, now),
+        ahead=ahead,
     )
     return without_answered_replies(without_touch_meetings(report), inputs)
 

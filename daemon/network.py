@@ -6,13 +6,14 @@ The digest and the people commands both call :func:`build_report`, so they alway
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keepwarm.daemon import address_book
 from keepwarm.daemon.config import Config
-from keepwarm.daemon.identity import Identity, resolve
+from keepwarm.daemon.identity import Activity, Identity, load_activity, resolve_activity
 from keepwarm.daemon.store import Store
 from keepwarm.daemon.store.history import load_history
 from keepwarm.digests.cadence import (
@@ -23,7 +24,10 @@ from keepwarm.digests.cadence import (
     PersonReport,
     Signal,
 )
-from keepwarm.digests.queries import EventRecord
+from keepwarm.digests.queries import EventRecord, History
+
+if TYPE_CHECKING:
+    from keepwarm.digests.cadence.touches import Ahead
 
 __all__ = [
     "ENGINE_FIELDS",
@@ -32,6 +36,7 @@ __all__ = [
     "end_of_local_day",
     "engine_fields",
     "engine_settings",
+    "identity_and_messages",
     "signal_json",
     "wanted",
 ]
@@ -82,6 +87,50 @@ def end_of_local_day(now: datetime, config: Config) -> datetime:
     return nxt.astimezone(UTC)
 
 
+@dataclass(frozen=True, eq=False)
+class ReadAhead:
+    """The history as of ``now`` with its messages already read (:func:`identity_and_messages`)."""
+
+    now: datetime
+    history: History
+    messages: Ahead
+
+
+def identity_and_messages(
+    store: Store, config: Config, as_of: datetime | None, now: datetime
+) -> tuple[Activity, ReadAhead]:
+    """Identity's activity as of ``as_of`` and the engine's messages up to ``now``, read at the
+    same time on two cores: identity's queries run inside SQLite on a second connection in a
+    thread (their answers come whole, so the thread needs Python's GIL only at the end), while
+    this thread reads the messages, which is Python work. A store without a file reads them one
+    after the other."""
+    from keepwarm.digests.cadence import read_ahead  # the engine loads numpy: only when it runs
+
+    history = load_history(
+        store.conn, until=now, events_until=end_of_local_day(now, config), stream=True
+    )
+    reader = store.reader()
+    if reader is None:
+        activity = load_activity(store, config, as_of)
+        return activity, ReadAhead(now, history, read_ahead(history, now))
+
+    def run() -> Activity:
+        try:
+            return load_activity(reader, config, as_of)
+        finally:
+            reader.close()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="keepwarm-identity") as pool:
+        job = pool.submit(run)
+        try:
+            messages = read_ahead(history, now)
+        except BaseException:  # Ctrl-C or an error here: stop the thread's query too
+            reader.conn.interrupt()
+            raise
+        activity = job.result()
+    return activity, ReadAhead(now, history, messages)
+
+
 def build_report(
     config: Config,
     store: Store,
@@ -89,20 +138,29 @@ def build_report(
     *,
     identity: Identity | None = None,
     extra_events: Sequence[EventRecord] = (),
+    ahead: ReadAhead | None = None,
 ) -> NetworkReport:
     """The engine's report as of ``now``: history after ``now`` is not read (``--as-of``),
     except today's meetings, which are needed for preparation. ``extra_events`` join the stored
-    ones (the touches of your ``done`` decisions, daemon/decisions.py)."""
+    ones (the touches of your ``done`` decisions, daemon/decisions.py). ``ahead``: the history
+    as :func:`identity_and_messages` read it with ``identity``'s activity."""
     from keepwarm.digests.cadence import analyze  # the engine loads numpy: only when it runs
 
+    if ahead is not None and ahead.now != now:
+        ahead = None
     if identity is None:
-        identity = resolve(store, config, now)
-    history = load_history(
-        store.conn, until=now, events_until=end_of_local_day(now, config), stream=True
-    )
+        activity, ahead = identity_and_messages(store, config, now, now)
+        identity = resolve_activity(activity, config)
+    if ahead is None:
+        history = load_history(
+            store.conn, until=now, events_until=end_of_local_day(now, config), stream=True
+        )
+        messages = None
+    else:
+        history, messages = ahead.history, ahead.messages
     if extra_events:
         history = replace(history, events=(*history.events, *extra_events))
-    return analyze(history, directory(identity), engine_settings(config), now)
+    return analyze(history, directory(identity), engine_settings(config), now, messages)
 
 
 # -- helpers for the people commands ------------------------------------------------------------

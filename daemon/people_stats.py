@@ -188,7 +188,12 @@ class PeopleView:
     as_of: datetime | None
 
 
-def load_view(store: Store, config: Config, as_of: datetime | None) -> PeopleView:
-    activity = load_activity(store, config, as_of)
+def load_view(
+    store: Store, config: Config, as_of: datetime | None, activity: Activity | None = None
+) -> PeopleView:
+    """The people as of ``as_of``; ``activity``: identity's activity, when already loaded
+    (:func:`keepwarm.daemon.network.identity_and_messages`)."""
+    if activity is None:
+        activity = load_activity(store, config, as_of)
     identity = resolve_activity(activity, config)
     return PeopleView(identity, activity, person_stats(identity, activity), as_of)

@@ -12,12 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, TypeAlias, cast
 
 from keepwarm.core.records import Attendee as Attendee  # the connectors' type, without names
 from keepwarm.core.vocabulary import ROLE_BCC as ROLE_BCC
 from keepwarm.core.vocabulary import ROLE_CC as ROLE_CC
 from keepwarm.core.vocabulary import ROLE_TO as ROLE_TO
+
+if TYPE_CHECKING:  # numpy is imported only where the engine runs
+    import numpy as np
+    from numpy.typing import NDArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ MessageRow = tuple[
     bool,  # listed
     str | None,  # markers
 ]
+Packed: TypeAlias = "Sequence[int] | NDArray[np.int64]"  # recipients, see pack_recipient
 CHUNK = 4096  # rows per chunk: big enough to amortise the calls, small enough to stay in cache
 
 
@@ -91,8 +96,9 @@ class MessageSource(Protocol):
         """Every message once, in no particular order."""
         ...
 
-    def recipients(self) -> Iterator[list[tuple[int]]]:
-        """Chunks of the To, Cc and Bcc rows of the messages, each :func:`pack_recipient`-ed."""
+    def recipients(self) -> Iterator[Packed]:
+        """Chunks of the To, Cc and Bcc rows of the messages, each :func:`pack_recipient`-ed
+        (a list of ints or a one-dimensional int64 array)."""
         ...
 
     def subjects(self, ids: Sequence[int]) -> dict[int, str | None]:
@@ -180,7 +186,7 @@ class RecordMessages:
         self._emails = emails
         self._rows = rows
         self._subjects = {m.id: m.subject for m in unique.values()}
-        self._recipients = [(pack_recipient(*r, len(emails)),) for r in recipients]
+        self._recipients = [pack_recipient(*r, len(emails)) for r in recipients]
 
     @property
     def emails(self) -> Sequence[str]:
@@ -190,7 +196,7 @@ class RecordMessages:
         for i in range(0, len(self._rows), CHUNK):
             yield self._rows[i : i + CHUNK]
 
-    def recipients(self) -> Iterator[list[tuple[int]]]:
+    def recipients(self) -> Iterator[Packed]:
         for i in range(0, len(self._recipients), CHUNK):
             yield self._recipients[i : i + CHUNK]
 

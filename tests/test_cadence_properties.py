@@ -443,8 +443,8 @@ def test_the_stores_row_stream_equals_records_in_any_order(
         emails, n = source.emails, len(source.emails)  # type: ignore[attr-defined]
         out = []
         for chunk in source.recipients():  # type: ignore[attr-defined]
-            for (packed,) in chunk:
-                head, address = divmod(packed, n)
+            for packed in chunk:
+                head, address = divmod(int(packed), n)
                 out.append((*divmod(head, 4), emails[address]))
         return sorted(out)
 
@@ -457,3 +457,25 @@ def test_the_stores_row_stream_equals_records_in_any_order(
     shuffled = list(records.messages)
     rnd.shuffle(shuffled)
     assert run(History(tuple(shuffled), records.events, records.names)) == base
+
+
+@given(
+    days=st.lists(st.integers(min_value=19_000, max_value=19_400), max_size=60),
+    start=st.integers(min_value=19_000 * 86400 - 20 * 86400, max_value=19_400 * 86400),
+    length=st.integers(min_value=-86400, max_value=200 * 86400),
+)
+@example(days=[19_003, 19_010], start=19_003 * 86400 + 3600, length=14 * 86400)
+def test_the_share_of_covered_weeks_is_the_share_of_weeks_with_a_day(
+    days: list[int], start: int, length: int
+) -> None:
+    """The constant-time week count agrees with counting the distinct weeks directly."""
+    import numpy as np
+
+    from keepwarm.digests.cadence.coverage import DAY, WEEK, Coverage
+
+    end = start + length
+    cov = Coverage.of(np.array(days, dtype=np.int64) * DAY, np.zeros(0, dtype=np.int64))
+    first, last = start // DAY, (end - 1) // DAY
+    weeks = {(d - first) // 7 for d in set(days) if first <= d <= last}
+    want = 1.0 if end <= start else min(1.0, len(weeks) / max(1, -(-(end - start) // WEEK)))
+    assert cov._sent_weeks.share(start, end) == want

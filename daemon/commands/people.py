@@ -24,7 +24,7 @@ from keepwarm.daemon.commands.base import (
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.decisions import build_report
 from keepwarm.daemon.identity import Identity, Person, merge_candidates, name_key
-from keepwarm.daemon.network import engine_fields, signal_json, wanted
+from keepwarm.daemon.network import engine_fields, identity_and_messages, signal_json, wanted
 from keepwarm.daemon.people_stats import (
     HistoryMeeting,
     HistoryMessage,
@@ -262,10 +262,14 @@ def people(
     _check_tier(config, tier)
     report: NetworkReport | None = None
     with obj.store() as store:
-        view = load_view(store, decisions.decided_config(config, store, now_utc(when)), when)
+        decided = decisions.decided_config(config, store, now_utc(when))
+        if merges:
+            view = load_view(store, decided, when)
+        else:
+            activity, ahead = identity_and_messages(store, decided, when, now_utc(when))
+            view = load_view(store, decided, when, activity)
+            report = build_report(config, store, now_utc(when), identity=view.identity, ahead=ahead)
         problem = freshness.data_problem(store, now_utc(when), config)
-        if not merges:
-            report = build_report(config, store, now_utc(when), identity=view.identity)
     if merges or report is None:
         print_candidates(merge_candidates(view.identity), as_json)
         return
@@ -347,7 +351,13 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: 
     config = obj.config
     when = parse_as_of(as_of, config.zone)
     with obj.store() as store:
-        view = load_view(store, decisions.decided_config(config, store, now_utc(when)), when)
+        decided = decisions.decided_config(config, store, now_utc(when))
+        ahead = None
+        if why:  # the engine runs: read its messages while identity's queries run
+            activity, ahead = identity_and_messages(store, decided, when, now_utc(when))
+            view = load_view(store, decided, when, activity)
+        else:
+            view = load_view(store, decided, when)
         p = find_person(view.identity, address)
         mine = _decisions_about(store, p)
         msgs, meets = history(
@@ -358,7 +368,11 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: 
             max_attendees=int(config.engine.get("max_attendees") or E.max_attendees),
             limit=limit,
         )
-        report = build_report(config, store, now_utc(when), identity=view.identity) if why else None
+        report = (
+            build_report(config, store, now_utc(when), identity=view.identity, ahead=ahead)
+            if why
+            else None
+        )
     record = person_record(p, view.stats[p.key])
     record["notes"] = [
         {"id": d.id, "at": iso(d.when), "text": d.note} for d in mine if d.verb == "note"

@@ -29,7 +29,7 @@ from keepwarm.digests.cadence.model import (
 )
 
 if TYPE_CHECKING:
-    from keepwarm.digests.cadence.engine import analyze
+    from keepwarm.digests.cadence.engine import analyze, read_ahead
 
 __all__ = [
     "DEFAULT_TIERS",
@@ -50,14 +50,15 @@ __all__ = [
     "TierSpec",
     "TierUsage",
     "analyze",
+    "read_ahead",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """``analyze`` is imported on first use: the engine (and numpy) loads only for commands that
+    """``analyze`` and ``read_ahead`` are imported on first use: the engine (and numpy) loads only for commands that
     run it, not for every command that names the report's types."""
-    if name == "analyze":
-        from keepwarm.digests.cadence.engine import analyze
+    if name in ("analyze", "read_ahead"):
+        from keepwarm.digests.cadence import engine
 
-        return analyze
+        return getattr(engine, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

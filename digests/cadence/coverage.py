@@ -11,7 +11,8 @@ A complete mailbox is covered everywhere, and these checks change nothing there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,6 +34,12 @@ class Coverage:
     last_sent: int  # epoch seconds of the latest of each (-1: none)
     last_received: int
     first: int | None  # epoch seconds of my first sent mail
+    _sent_weeks: _Weeks = field(init=False, repr=False)
+    _received_weeks: _Weeks = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_sent_weeks", _Weeks(self.sent))
+        object.__setattr__(self, "_received_weeks", _Weeks(self.received))
 
     @classmethod
     def of(cls, sent: I64, received: I64) -> Coverage:
@@ -73,17 +80,40 @@ class Coverage:
         """For each time in ``when``: did any mail come in on the days within ``span``?"""
         return self._near(self.received, when, span)
 
-    @staticmethod
-    def _share(days: I64, start: int, end: int) -> float:
-        """The share of the weeks of ``[start, end)`` with one of ``days`` in them."""
-        if end <= start:
-            return 1.0
-        lo, hi = np.searchsorted(days, [start // DAY, (end - 1) // DAY + 1])
-        weeks = np.unique((days[lo:hi] - start // DAY) // 7)
-        return min(1.0, len(weeks) / max(1, -(-(end - start) // WEEK)))
-
     def covered(self, start: int, end: int, *, received: bool = False) -> bool:
         """Is the user seen writing through most of ``[start, end)`` (and, with ``received``,
         mail seen coming in through most of it too)?"""
-        ok = self._share(self.sent, start, end) >= COVERED_SHARE
-        return ok and (not received or self._share(self.received, start, end) >= COVERED_SHARE)
+        ok = self._sent_weeks.share(start, end) >= COVERED_SHARE
+        return ok and (not received or self._received_weeks.share(start, end) >= COVERED_SHARE)
+
+
+class _Weeks:
+    """Sorted distinct days, ready to say in constant time what share of the weeks of a span have
+    one of them (the engine asks this of every person, so no numpy call per question).
+
+    Weeks are counted from the span's first day, so a week boundary falls on the days ``d`` with
+    ``(d - r) % 7 == 0``, ``r`` being that first day modulo 7: for each of the 7 residues,
+    ``_changes[r][i]`` counts the boundaries crossed between ``days[0]`` and ``days[i]``.
+    """
+
+    __slots__ = ("_changes", "_days")
+
+    def __init__(self, days: I64) -> None:
+        self._days: list[int] = days.tolist()
+        self._changes: list[list[int]] = []
+        for r in range(7):
+            week = (days - r) // 7
+            crossed = np.zeros(len(days), dtype=np.int64)
+            crossed[1:] = np.cumsum(week[1:] != week[:-1])
+            self._changes.append(crossed.tolist())
+
+    def share(self, start: int, end: int) -> float:
+        """The share of the weeks of ``[start, end)`` (epoch seconds) with one of the days."""
+        if end <= start:
+            return 1.0
+        first = start // DAY
+        lo = bisect_left(self._days, first)
+        hi = bisect_left(self._days, (end - 1) // DAY + 1)
+        changes = self._changes[first % 7]
+        weeks = 1 + changes[hi - 1] - changes[lo] if hi > lo else 0
+        return min(1.0, weeks / max(1, -(-(end - start) // WEEK)))

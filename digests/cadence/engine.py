@@ -37,10 +37,12 @@ from keepwarm.digests.cadence.model import (
 from keepwarm.digests.cadence.rhythm import rhythm, strength
 from keepwarm.digests.cadence.state import Context, Person
 from keepwarm.digests.cadence.touches import (
+    Ahead,
     Meeting,
     classify_event,
     find_touches,
     out_of_office,
+    read_messages,
 )
 from keepwarm.digests.queries import EventRecord, History, message_source
 
@@ -51,13 +53,25 @@ YOUNG_MAX_EARLIER_DAYS = 6  # ... and so is one with barely any contact before t
 
 
 def analyze(
-    history: History, directory: Directory, settings: EngineSettings, now: datetime
+    history: History,
+    directory: Directory,
+    settings: EngineSettings,
+    now: datetime,
+    ahead: Ahead | None = None,
 ) -> NetworkReport:
-    """Everything the engine knows as of ``now`` (an aware datetime)."""
+    """Everything the engine knows as of ``now`` (an aware datetime). ``ahead``: the messages
+    of ``history`` as :func:`read_ahead` read them (read here when not given)."""
     if now.tzinfo is None:
         raise ValueError("analyze needs an aware datetime for now")
     with _gc_paused():
-        return _analyze(history, directory, settings, now)
+        return _analyze(history, directory, settings, now, ahead)
+
+
+def read_ahead(history: History, now: datetime) -> Ahead:
+    """The messages of ``history`` up to ``now``, read before the directory is known: the
+    daemon reads them while identity's own queries run."""
+    with _gc_paused():
+        return Ahead(read_messages(message_source(history.messages), int(now.timestamp())))
 
 
 @contextmanager
@@ -74,7 +88,11 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _analyze(
-    history: History, directory: Directory, settings: EngineSettings, now: datetime
+    history: History,
+    directory: Directory,
+    settings: EngineSettings,
+    now: datetime,
+    ahead: Ahead | None,
 ) -> NetworkReport:
     zone = ZoneInfo(settings.timezone)
     clock = _clock(settings, now, zone)
@@ -83,7 +101,9 @@ def _analyze(
     events = _unique_events(history.events)
     meetings, ooo_days, birthdays = _calendar(events, directory, settings, clock)
     source = message_source(history.messages)
-    touches = find_touches(source, directory, settings.max_recipients, clock.now)
+    columns = ahead.take() if ahead is not None and ahead.now == clock.now else None
+    touches = find_touches(source, directory, settings.max_recipients, clock.now, columns)
+    del columns  # the messages' columns: a million messages' worth, no longer needed
     ledgers = fold_touches(touches, clock, away=ooo_days)
     starts = [mt.start for mt in meetings] + ([int(touches.date[0])] if len(touches) else [])
     history_start = min(starts, default=None)

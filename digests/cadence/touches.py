@@ -185,8 +185,19 @@ class Touches:
         return out
 
 
-def find_touches(source: MessageSource, d: Directory, max_recipients: int, now: int) -> Touches:
-    """The touches among the messages of ``source`` dated up to ``now``, threaded."""
+def find_touches(
+    source: MessageSource,
+    d: Directory,
+    max_recipients: int,
+    now: int,
+    columns: MessageColumns | None = None,
+) -> Touches:
+    """The touches among the messages of ``source`` dated up to ``now``, threaded.
+
+    ``columns``: the messages as :func:`read_messages` read them ahead (up to the same ``now``),
+    while identity was being worked out; read here when not given."""
+    if columns is None or columns.now != now:
+        columns = read_messages(source, now)
     emails = source.emails
     index: dict[str, int] = {}
     addr_person = np.array(
@@ -205,8 +216,8 @@ def find_touches(source: MessageSource, d: Directory, max_recipients: int, now: 
         [domain_ids.setdefault(e.rpartition("@")[2], len(domain_ids)) for e in emails],
         dtype=np.int64,
     )
-    m = _Messages.read(source.chunks(), now, is_self)
-    c = _classify(m, source.recipients(), addr_person, is_self, is_list, len(index), max_recipients)
+    m = columns.messages
+    c = _classify(m, columns.recipients, addr_person, is_self, is_list, len(index), max_recipients)
     thread = _threads(m, c)
     sender = m.sender[c.rows]
     return Touches(
@@ -218,7 +229,7 @@ def find_touches(source: MessageSource, d: Directory, max_recipients: int, now: 
         k=c.k,
         thread=thread,
         flags=m.flags[c.rows] | np.where(_unthreaded(m)[c.rows], F_UNTHREADED, 0),
-        coverage=m.coverage,
+        coverage=columns.coverage(is_self),
         sender_domain=np.where(c.out, -1, addr_domain[sender]),
         domains=list(domain_ids),
         inc_touch=c.inc_touch,
@@ -265,52 +276,102 @@ class _Messages:
     hint: I64
     subject_key: I64  # 0: no subject
     flags: I64  # F_* bits
-    coverage: Coverage  # every message up to now, lists and bulk mail included
 
-    @classmethod
-    def read(cls, chunks: Iterator[list[Any]], now: int, is_self: Bools) -> _Messages:
-        parts: list[list[I64]] = []
-        sent: list[I64] = []
-        received: list[I64] = []
-        for chunk in chunks:
-            c: list[Sequence[Any]] = list(zip(*chunk, strict=True))
-            ids, dates, senders, msgids, irts, refs, nsubj, hints, listed, marks = c
-            date = np.array(dates, dtype=np.int64)
-            sender = np.array([-1 if x is None else x for x in senders], dtype=np.int64)
-            flags = np.zeros(len(date), dtype=np.int64)
-            bulk = np.array(listed, dtype=np.bool_)
-            if any(marks):
-                classes = [marker_class(mk) if mk else (False, 0) for mk in marks]
-                bulk |= np.array([b for b, _f in classes], np.bool_)
-                flags = np.array([f for _b, f in classes], dtype=np.int64)
-            seen = (date <= now) & (sender >= 0)
-            mine = seen & (is_self[np.maximum(sender, 0)] | ((flags & F_SENT_FOLDER) != 0))
-            sent.append(date[mine])
-            received.append(date[seen & ~mine])
-            keep = seen & ~bulk
-            cols = [
-                np.array(ids, dtype=np.int64),
-                date,
-                sender,
-                _keys(msgids),
-                _keys(irts),
-                *_ref_keys(refs),
-                _keys(hints),
-                _keys(nsubj),
-                flags,
-            ]
-            if keep.all():
-                parts.append(cols)
-            else:
-                rows = np.flatnonzero(keep)
-                parts.append([col[rows] for col in cols])
-        if not parts:
-            parts.append([np.zeros(0, dtype=np.int64)] * 10)
-        a = [np.concatenate(col) for col in zip(*parts, strict=True)]
-        del parts
-        empty = np.zeros(0, dtype=np.int64)
-        coverage = Coverage.of(np.concatenate([empty, *sent]), np.concatenate([empty, *received]))
-        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], coverage)
+
+@dataclass(frozen=True, eq=False)
+class MessageColumns:
+    """The messages up to ``now`` as the engine reads them, before it knows who is who (so the
+    daemon can read them while identity is being worked out): the possible touches, every seen
+    message's date, sender and Sent-folder flag (for :class:`Coverage`), and the recipients,
+    packed (:func:`keepwarm.digests.queries.pack_recipient`)."""
+
+    now: int
+    messages: _Messages
+    seen_date: I64
+    seen_sender: I64
+    seen_filed_sent: Bools
+    recipients: I64
+
+    def coverage(self, is_self: Bools) -> Coverage:
+        """When the mailbox shows my own mail (from my addresses or filed as sent) and mail in."""
+        mine = is_self[self.seen_sender] | self.seen_filed_sent
+        return Coverage.of(self.seen_date[mine], self.seen_date[~mine])
+
+
+class Ahead:
+    """Messages read ahead (:func:`read_messages`), handed over once: whoever takes them holds
+    the only reference, so a million messages' columns do not outlive their classification."""
+
+    __slots__ = ("_columns", "now")
+
+    def __init__(self, columns: MessageColumns) -> None:
+        self._columns: MessageColumns | None = columns
+        self.now = columns.now
+
+    def take(self) -> MessageColumns | None:
+        columns, self._columns = self._columns, None
+        return columns
+
+
+def read_messages(source: MessageSource, now: int) -> MessageColumns:
+    """Read the messages of ``source`` dated up to ``now`` (epoch seconds) into columns."""
+    parts: list[list[I64]] = []
+    seen_parts: list[tuple[I64, I64, Bools]] = []
+    for chunk in source.chunks():
+        cols, seen = _read_chunk(chunk, now)
+        parts.append(cols)
+        seen_parts.append(seen)
+    if not parts:
+        parts.append([np.zeros(0, dtype=np.int64)] * 10)
+    a = [np.concatenate(col) for col in zip(*parts, strict=True)]
+    del parts
+    empty = np.zeros(0, dtype=np.int64)
+    seen_date = np.concatenate([empty, *(part[0] for part in seen_parts)])
+    seen_sender = np.concatenate([empty, *(part[1] for part in seen_parts)])
+    filed = np.concatenate([np.zeros(0, dtype=np.bool_), *(part[2] for part in seen_parts)])
+    packed = [np.asarray(chunk, dtype=np.int64).reshape(-1) for chunk in source.recipients()]
+    return MessageColumns(
+        now=now,
+        messages=_Messages(*a),
+        seen_date=seen_date,
+        seen_sender=seen_sender,
+        seen_filed_sent=filed,
+        recipients=np.concatenate([empty, *packed]),
+    )
+
+
+def _read_chunk(
+    chunk: Sequence[Sequence[Any]], now: int
+) -> tuple[list[I64], tuple[I64, I64, Bools]]:
+    """One chunk of rows: the columns of its possible touches, and the date, sender and
+    Sent-folder flag of each of its messages seen up to ``now``."""
+    c: list[Sequence[Any]] = list(zip(*chunk, strict=True))
+    ids, dates, senders, msgids, irts, refs, nsubj, hints, listed, marks = c
+    date = np.array(dates, dtype=np.int64)
+    sender = np.array([-1 if x is None else x for x in senders], dtype=np.int64)
+    flags = np.zeros(len(date), dtype=np.int64)
+    bulk = np.array(listed, dtype=np.bool_)
+    if any(marks):
+        classes = [marker_class(mk) if mk else (False, 0) for mk in marks]
+        bulk |= np.array([b for b, _f in classes], np.bool_)
+        flags = np.array([f for _b, f in classes], dtype=np.int64)
+    seen = (date <= now) & (sender >= 0)
+    keep = seen & ~bulk
+    cols = [
+        np.array(ids, dtype=np.int64),
+        date,
+        sender,
+        _keys(msgids),
+        _keys(irts),
+        *_ref_keys(refs),
+        _keys(hints),
+        _keys(nsubj),
+        flags,
+    ]
+    if not keep.all():
+        rows = np.flatnonzero(keep)
+        cols = [col[rows] for col in cols]
+    return cols, (date[seen], sender[seen], (flags[seen] & F_SENT_FOLDER) != 0)
 
 
 # -- classification -------------------------------------------------------------------------------
@@ -337,7 +398,7 @@ def run_starts(sorted_values: NDArray[Any]) -> Bools:
 
 def _classify(
     m: _Messages,
-    recipients: Iterator[list[tuple[int]]],
+    packed: I64,
     addr_person: I64,
     is_self: Bools,
     is_list: Bools,
@@ -346,9 +407,6 @@ def _classify(
 ) -> _Classified:
     n = len(m.id)
     stride = len(addr_person)
-    chunks = [np.array(chunk, dtype=np.int64).reshape(-1) for chunk in recipients]
-    packed = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
-    del chunks
     msg = packed // (4 * stride)
     # message id -> row (the store reads both in id order; records may come in any order)
     if n and not np.all(m.id[1:] > m.id[:-1]):
