@@ -156,3 +156,73 @@ def test_person_why_prints_signals_and_facts(cfg: Path) -> None:
     assert data["replies_owed_by_me"] == 1
     [owed] = [s for s in data["signals"] if s["kind"] == "reply_owed"]
     assert owed["facts"]["subject"] == "a question"
+
+
+def test_identity_and_messages_read_at_once_equal_one_after_the_other(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Identity's queries in a thread on a second connection while the messages are read give
+    the same activity and report as reading them one after the other on one connection."""
+    from keepwarm.daemon.identity import load_activity, resolve_activity
+    from keepwarm.daemon.network import identity_and_messages
+
+    config = cfgmod.load(cfg)
+    store = Store.open(config.store_path)
+    threads: list[str] = []
+    real_reader = Store.reader
+
+    def counted(self: Store) -> Store | None:
+        threads.append("reader")
+        return real_reader(self)
+
+    monkeypatch.setattr(Store, "reader", counted)
+    activity, ahead = identity_and_messages(store, config, NOW, NOW)
+    assert threads == ["reader"]
+    together = build_report(
+        config, store, NOW, identity=resolve_activity(activity, config), ahead=ahead
+    )
+    alone = load_activity(store, config, NOW)
+    assert activity == alone
+    assert together == build_report(config, store, NOW, identity=resolve_activity(alone, config))
+    assert ahead.messages.take() is None  # handed over to the engine, not kept
+
+    monkeypatch.setattr(Store, "reader", lambda self: None)  # e.g. an in-memory store
+    activity2, ahead2 = identity_and_messages(store, config, NOW, NOW)
+    assert activity2 == alone
+    assert (
+        build_report(config, store, NOW, identity=resolve_activity(activity2, config), ahead=ahead2)
+        == together
+    )
+    store.close()
+
+
+def test_messages_read_ahead_for_another_moment_are_not_used(cfg: Path) -> None:
+    from keepwarm.daemon.identity import resolve_activity
+    from keepwarm.daemon.network import identity_and_messages
+
+    config = cfgmod.load(cfg)
+    store = Store.open(config.store_path)
+    activity, ahead = identity_and_messages(store, config, NOW, NOW)
+    later = NOW + timedelta(days=4)
+    report = build_report(
+        config, store, later, identity=resolve_activity(activity, config), ahead=ahead
+    )
+    assert report.person(BOB).days_since_contact == 1  # type: ignore[union-attr]
+    store.close()
+
+
+def test_an_error_in_identitys_thread_reaches_the_command(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing query in the thread is the command's error, with its message, not a hang."""
+    import sqlite3
+
+    from keepwarm.daemon import identity
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(identity, "marker_classes", broken)
+    result = CliRunner().invoke(cli, ["--config", str(cfg), "people", "--as-of", AS_OF])
+    assert result.exit_code != 0
+    assert "malformed" in result.output or "damaged" in result.output, result.output
