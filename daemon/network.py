@@ -114,20 +114,17 @@ def identity_and_messages(
         activity = load_activity(store, config, as_of)
         return activity, ReadAhead(now, history, read_ahead(history, now))
 
-    def run() -> Activity:
-        try:
-            return load_activity(reader, config, as_of)
-        finally:
-            reader.close()
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="keepwarm-identity") as pool:
-        job = pool.submit(run)
-        try:
-            messages = read_ahead(history, now)
-        except BaseException:  # Ctrl-C or an error here: stop the thread's query too
-            reader.conn.interrupt()
-            raise
-        activity = job.result()
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="keepwarm-identity") as pool:
+            job = pool.submit(load_activity, reader, config, as_of)
+            try:
+                messages = read_ahead(history, now)
+            except BaseException:  # Ctrl-C or an error here: stop the thread's query too
+                reader.conn.interrupt()
+                raise
+            activity = job.result()
+    finally:  # the thread is done (leaving the pool waits for it)
+        reader.close()
     return activity, ReadAhead(now, history, messages)
 
 

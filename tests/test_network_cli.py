@@ -226,3 +226,34 @@ def test_an_error_in_identitys_thread_reaches_the_command(
     result = CliRunner().invoke(cli, ["--config", str(cfg), "people", "--as-of", AS_OF])
     assert result.exit_code != 0
     assert "malformed" in result.output or "damaged" in result.output, result.output
+
+
+def test_a_failed_message_read_stops_identitys_thread_and_closes_its_connection(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from keepwarm.daemon.network import identity_and_messages
+    from keepwarm.digests.cadence import engine
+
+    config = cfgmod.load(cfg)
+    store = Store.open(config.store_path)
+    readers: list[Store] = []
+    real_reader = Store.reader
+
+    def kept(self: Store) -> Store | None:
+        got = real_reader(self)
+        assert got is not None
+        readers.append(got)
+        return got
+
+    def failing(*args: object) -> object:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(Store, "reader", kept)
+    monkeypatch.setattr(engine, "read_ahead", failing)
+    with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+        identity_and_messages(store, config, NOW, NOW)
+    with pytest.raises(sqlite3.ProgrammingError):  # closed
+        readers[0].conn.execute("SELECT 1")
+    store.close()
