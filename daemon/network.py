@@ -106,26 +106,27 @@ def identity_and_messages(
     after the other."""
     from keepwarm.digests.cadence import read_ahead  # the engine loads numpy: only when it runs
 
-    history = load_history(
-        store.conn, until=now, events_until=end_of_local_day(now, config), stream=True
-    )
+    def read() -> ReadAhead:
+        history = load_history(
+            store.conn, until=now, events_until=end_of_local_day(now, config), stream=True
+        )
+        return ReadAhead(now, history, read_ahead(history, now))
+
     reader = store.reader()
     if reader is None:
-        activity = load_activity(store, config, as_of)
-        return activity, ReadAhead(now, history, read_ahead(history, now))
-
+        return load_activity(store, config, as_of), read()
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="keepwarm-identity") as pool:
             job = pool.submit(load_activity, reader, config, as_of)
             try:
-                messages = read_ahead(history, now)
+                ahead = read()
             except BaseException:  # Ctrl-C or an error here: stop the thread's query too
                 reader.conn.interrupt()
                 raise
             activity = job.result()
     finally:  # the thread is done (leaving the pool waits for it)
         reader.close()
-    return activity, ReadAhead(now, history, messages)
+    return activity, ahead
 
 
 def build_report(

@@ -130,13 +130,14 @@ def _analyze(
     _assign_tiers(people, settings.tiers, today, then=False)
     _assign_tiers(people, settings.tiers, today, then=True)
     _assign_stages(people, ctx)
-    reports = {k: _report(p, ctx, history, birthdays) for k, p in people.items()}
+    occasions = {k: sig.occasions(p, ctx, birthdays) for k, p in people.items()}  # once each
+    reports = {k: _report(p, ctx, history, occasions[k]) for k, p in people.items()}
     order = sorted(people.values(), key=lambda p: (-p.strength, p.led.key))
 
     today_meetings = _meetings_on(meetings, clock, today, ctx)
     yesterday_meetings = _meetings_on(meetings, clock, today - 1, ctx)
     signals = sig.build(
-        ctx, people, reports, touches, meetings, today_meetings, yesterday_meetings, birthdays
+        ctx, people, reports, touches, meetings, today_meetings, yesterday_meetings, occasions
     )
     return NetworkReport(
         now=ctx.now,
@@ -431,7 +432,9 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 3) if whole else None
 
 
-def _report(p: Person, ctx: Context, history: History, birthdays: dict[str, str]) -> PersonReport:
+def _report(
+    p: Person, ctx: Context, history: History, occasions: list[sig.Occasion]
+) -> PersonReport:
     led, r, s = p.led, p.rhythm, ctx.settings
     info = ctx.directory.people.get(led.key)
     addresses = info.addresses if info is not None else (led.key,)
@@ -468,7 +471,7 @@ def _report(p: Person, ctx: Context, history: History, birthdays: dict[str, str]
         replies_owed_to_me=len(led.owed_to_me),
         balance=round((by_me - by_them) / (by_me + by_them), 3) if by_me + by_them else 0.0,
         last_subjects=tuple(subjects),
-        occasions=sig.occasions_of(p, ctx, birthdays),
+        occasions=sig.occasion_names(occasions),
     )
 
 

@@ -105,9 +105,9 @@ def occasions(p: Person, ctx: Context, birthdays: dict[str, str]) -> list[Occasi
     return out
 
 
-def occasions_of(p: Person, ctx: Context, birthdays: dict[str, str]) -> tuple[str, ...]:
-    """Short names of today's occasions for a person report."""
-    return tuple(o.kind.removeprefix("occasion_") for o in occasions(p, ctx, birthdays))
+def occasion_names(found: list[Occasion]) -> tuple[str, ...]:
+    """Short names of a person's :func:`occasions` for their report."""
+    return tuple(o.kind.removeprefix("occasion_") for o in found)
 
 
 def _birthday(p: Person, ctx: Context, birthdays: dict[str, str]) -> str | None:
@@ -214,8 +214,9 @@ def build(
     meetings: list[Meeting],
     today_meetings: list[Meeting],
     yesterday_meetings: list[Meeting],
-    birthdays: dict[str, str],
+    occasions: dict[str, list[Occasion]],
 ) -> list[Signal]:
+    """Every signal, most urgent first; ``occasions``: each person's :func:`occasions`."""
     out: list[Signal] = []
     for key in sorted(people):
         p, rep = people[key], reports[key]
@@ -223,7 +224,7 @@ def build(
         out.extend(_rhythm_signals(p, rep, ctx))
         out.extend(_lopsided(p, rep, ctx))
         out.extend(_stage_signals(p, rep, ctx))
-        for o in occasions(p, ctx, birthdays):
+        for o in occasions[key]:
             out.append(Signal(o.kind, key, o.urgency, o.facts, o.because))
     out.extend(_meeting_today(today_meetings, people, reports, ctx))
     out.extend(_meeting_followup(yesterday_meetings, people, reports, ctx))
@@ -787,4 +788,4 @@ def _families(addresses: tuple[str, ...]) -> set[str]:
     return out
 
 
-__all__ = ["Occasion", "build", "days_until", "occasions", "occasions_of", "org_family"]
+__all__ = ["Occasion", "build", "days_until", "occasion_names", "occasions", "org_family"]
