@@ -266,7 +266,7 @@ def measure_stages(path: Path, now: datetime) -> dict[str, float]:
     tc._threads(messages, c)
     out["threads"] = time.process_time() - t
     del messages, c
-    touches = tc.find_touches(source, directory, settings.max_recipients, ts, columns)
+    touches = tc.find_touches(source, directory, settings.max_recipients, ts, tc.Ahead(columns))
     del columns
     clock = eng._clock(settings, now, ZoneInfo(settings.timezone))
     t = time.process_time()

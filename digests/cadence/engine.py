@@ -101,9 +101,7 @@ def _analyze(
     events = _unique_events(history.events)
     meetings, ooo_days, birthdays = _calendar(events, directory, settings, clock)
     source = message_source(history.messages)
-    columns = ahead.take() if ahead is not None and ahead.now == clock.now else None
-    touches = find_touches(source, directory, settings.max_recipients, clock.now, columns)
-    del columns  # the messages' columns: a million messages' worth, no longer needed
+    touches = find_touches(source, directory, settings.max_recipients, clock.now, ahead)
     ledgers = fold_touches(touches, clock, away=ooo_days)
     starts = [mt.start for mt in meetings] + ([int(touches.date[0])] if len(touches) else [])
     history_start = min(starts, default=None)

@@ -190,13 +190,15 @@ def find_touches(
     d: Directory,
     max_recipients: int,
     now: int,
-    columns: MessageColumns | None = None,
+    ahead: Ahead | None = None,
 ) -> Touches:
     """The touches among the messages of ``source`` dated up to ``now``, threaded.
 
-    ``columns``: the messages as :func:`read_messages` read them ahead (up to the same ``now``),
-    while identity was being worked out; read here when not given."""
-    if columns is None or columns.now != now:
+    ``ahead``: the messages as :func:`read_messages` read them ahead (up to the same ``now``),
+    while identity was being worked out; read here when not given. Taken, not kept: a million
+    messages' columns are freed once classified."""
+    columns = ahead.take() if ahead is not None and ahead.now == now else None
+    if columns is None:
         columns = read_messages(source, now)
     emails = source.emails
     index: dict[str, int] = {}
