@@ -492,6 +492,8 @@ _LIST_OR_ROOM_NAME = re.compile(
     re.IGNORECASE,
 )
 
+_DL_LOCAL = re.compile(r"dl[-_.]")  # dl-sales@: a distribution list
+
 
 def not_a_person(email: str, name: str = "") -> bool:
     """Is this calendar participant a room, a resource, a distribution list or a calendar's own
@@ -501,7 +503,7 @@ def not_a_person(email: str, name: str = "") -> bool:
     local = email.partition("@")[0]
     return (
         domain.endswith(_CALENDAR_IDS)
-        or bool(re.match(r"dl[-_.]", local))
+        or bool(_DL_LOCAL.match(local))
         or bool(_LIST_OR_ROOM_NAME.search(name))
     )
 

@@ -41,6 +41,7 @@ table scans, not a Python loop per message.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import re
 from collections import Counter, defaultdict
@@ -431,6 +432,16 @@ def _runs(tokens: list[str], longest: int = 3) -> Iterable[str]:
 def robot_word(email: str) -> str | None:
     """The robot word in the local part (``noreply`` for ``drive-shares-dm-noreply@``), if any."""
     tokens = local_tokens(email)
+    # Every word _robot_word_in finds is in the joined tokens: most local parts contain none of
+    # them, and one search says so (identity classifies every address of the store).
+    if not _robot_hint().search("".join(tokens)):
+        return None
+    return _robot_word_in(tokens)
+
+
+def _robot_word_in(tokens: list[str]) -> str | None:
+    """The rules of :func:`robot_word`: a robot word as a token or a joined run of tokens, a
+    robot prefix or suffix of one token."""
     for run in _runs(tokens):
         if run in ROBOT_WORDS:
             return run
@@ -445,6 +456,15 @@ def robot_word(email: str) -> str | None:
 
 # Robot words also recognised at the end of a one-word local part.
 ROBOT_SUFFIXES = ("alert", "alerts", "notify", "newsletter", "mailer")
+
+
+@functools.cache
+def _robot_hint() -> re.Pattern[str]:
+    """Any word :func:`_robot_word_in` looks for, anywhere (the cheap first test)."""
+    words = sorted({*ROBOT_WORDS, *ROBOT_PREFIXES, *ROBOT_SUFFIXES}, key=lambda w: (-len(w), w))
+    return re.compile("|".join(map(re.escape, words)))
+
+
 # First labels of a sender's domain that mass-mailing services send from ("customermail.x.com",
 # "e.x.com", "news.x.com", "x.m0.net"): with no two-way contact, such a sender is a robot.
 BULK_SENDER_LABELS = frozenset(
@@ -478,7 +498,11 @@ BULK_SENDER_DOMAINS = frozenset({"m0.net", "mcsv.net", "rsgsv.net", "exacttarget
 
 def bulk_sender_domain(email: str) -> str | None:
     """The mass-mailing part of a sender's domain (``customermail.expedia.com``), if any."""
-    domain = email.rpartition("@")[2]
+    return _bulk_sender_domain(email.rpartition("@")[2])
+
+
+@functools.lru_cache(maxsize=1 << 14)  # many addresses share a domain
+def _bulk_sender_domain(domain: str) -> str | None:
     labels = domain.split(".")
     for i in range(len(labels) - 1):
         if ".".join(labels[i:]) in BULK_SENDER_DOMAINS:
@@ -513,7 +537,11 @@ LIST_HOST_LABELS = frozenset({"lists", "list", "listserv", "listserver", "mailma
 
 def list_host(email: str) -> str | None:
     """The list host in ``email``'s domain (``x@yahoogroups.com``, ``y@lists.example.org``)."""
-    domain = email.rpartition("@")[2]
+    return _list_host(email.rpartition("@")[2])
+
+
+@functools.lru_cache(maxsize=1 << 14)  # many addresses share a domain
+def _list_host(domain: str) -> str | None:
     labels = domain.split(".")
     for i in range(len(labels) - 1):
         suffix = ".".join(labels[i:])
@@ -821,11 +849,12 @@ def _cluster_kind(kinds: Mapping[str, PersonKind]) -> PersonKind:
 
 
 def _best_name(members: list[str], key: str, acts: Mapping[str, AddressActivity]) -> str:
+    main = acts.get(key)
+    if main is not None and main.name and "@" not in main.name:
+        return main.name
     names = Counter(
         acts[e].name for e in members if e in acts and acts[e].name and "@" not in acts[e].name
     )
-    if key in acts and acts[key].name and "@" not in acts[key].name:
-        return acts[key].name
     if names:
         return names.most_common(1)[0][0]
     return key.split("@", 1)[0]
@@ -834,18 +863,22 @@ def _best_name(members: list[str], key: str, acts: Mapping[str, AddressActivity]
 def _make_person(
     members: list[str], acts: Mapping[str, AddressActivity], rules: Rules, my_name: str
 ) -> Person:
-    members.sort(key=lambda e: (-(acts[e].total if e in acts else 0), e))
-    key = members[0]
-    kinds: dict[str, PersonKind] = {}
-    reasons: list[str] = []
-    for e in members:
-        kind, why = classify(e, acts.get(e), rules)
-        kinds[e] = kind
-        prefix = f"{e}: " if len(members) > 1 and why else ""
-        reasons.extend(prefix + w for w in why)
-    kind = _cluster_kind(kinds)
-    if len(members) > 1 and kind != "self":
-        reasons.append(f"{len(members)} addresses merged by people.aliases")
+    if len(members) == 1:  # most clusters: the address's own kind and reasons
+        key = members[0]
+        kind, why = classify(key, acts.get(key), rules)
+        reasons = list(why)
+    else:
+        members.sort(key=lambda e: (-(acts[e].total if e in acts else 0), e))
+        key = members[0]
+        kinds: dict[str, PersonKind] = {}
+        reasons = []
+        for e in members:
+            kind, why = classify(e, acts.get(e), rules)
+            kinds[e] = kind
+            reasons.extend(f"{e}: {w}" for w in why)
+        kind = _cluster_kind(kinds)
+        if kind != "self":
+            reasons.append(f"{len(members)} addresses merged by people.aliases")
     cluster_acts = [acts[e] for e in members if e in acts]
     two_way = is_two_way(cluster_acts)
     reasons.append(_two_way_reason(cluster_acts, two_way))
@@ -898,11 +931,13 @@ def _merge_same_names(
     other address closes the loop, and the history is one."""
     distinct = [set(g) for g in config.people.get("distinct") or ()]
     groups: dict[str, list[Person]] = defaultdict(list)
+    out: list[Person] = []
     for p in made:
-        k = name_key(p.name)
-        if k and p.kind == "person":
+        k = name_key(p.name) if p.kind == "person" else None
+        if k:
             groups[k].append(p)
-    out = [p for p in made if not (name_key(p.name) and p.kind == "person")]
+        else:
+            out.append(p)
     for _k, group in sorted(groups.items()):  # one order whatever the hash seed
         group.sort(key=lambda p: p.key)
         out.extend(_merge_group(group, distinct, acts, rules, config))

@@ -9,7 +9,7 @@ engine) add their fields to that dict.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,6 +70,19 @@ def _max(values: Iterable[int | None]) -> int | None:
 
 def stats_for(acts: list[AddressActivity]) -> PersonStats:
     """Sum one cluster's address aggregates."""
+    if len(acts) == 1:  # most clusters: one address's figures as they are
+        a = acts[0]
+        return PersonStats(
+            first_touch=_dt(_min((a.in_first, a.out_first, a.meet_first))),
+            last_touch=_dt(_max((a.in_last, a.out_last, a.meet_last))),
+            last_inbound=_dt(a.in_last),
+            last_outbound=_dt(a.out_last),
+            messages_in=a.sent,
+            messages_out=a.out,
+            direct_in=a.sent_direct,
+            direct_out=a.out_direct,
+            meetings=a.meetings,
+        )
     last_in = _max(a.in_last for a in acts)
     last_out = _max(a.out_last for a in acts)
     return PersonStats(
@@ -85,13 +98,33 @@ def stats_for(acts: list[AddressActivity]) -> PersonStats:
     )
 
 
-def person_stats(identity: Identity, activity: Activity) -> dict[str, PersonStats]:
-    """Stats of every cluster, by person key."""
-    out: dict[str, PersonStats] = {}
-    for key, person in identity.people.items():
-        acts = [activity.by_email[e] for e in person.addresses if e in activity.by_email]
-        out[key] = stats_for(acts)
-    return out
+class StatsByKey(Mapping[str, PersonStats]):
+    """The stats of every cluster, by person key, each summed when first asked for (a screen
+    shows a few of 20,000 clusters)."""
+
+    def __init__(self, identity: Identity, activity: Activity) -> None:
+        self._people = identity.people
+        self._by_email = activity.by_email
+        self._done: dict[str, PersonStats] = {}
+
+    def __getitem__(self, key: str) -> PersonStats:
+        got = self._done.get(key)
+        if got is None:
+            by_email = self._by_email
+            acts = [by_email[e] for e in self._people[key].addresses if e in by_email]
+            got = self._done[key] = stats_for(acts)
+        return got
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._people)
+
+    def __len__(self) -> int:
+        return len(self._people)
+
+
+def person_stats(identity: Identity, activity: Activity) -> Mapping[str, PersonStats]:
+    """Stats of every cluster, by person key (summed when asked for)."""
+    return StatsByKey(identity, activity)
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -184,7 +217,7 @@ class PeopleView:
 
     identity: Identity
     activity: Activity
-    stats: dict[str, PersonStats]
+    stats: Mapping[str, PersonStats]
     as_of: datetime | None
 
 

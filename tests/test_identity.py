@@ -7,14 +7,18 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
 from keepwarm.daemon.config import Config, loads
 from keepwarm.daemon.identity import (
+    ROBOT_PREFIXES,
+    ROBOT_SUFFIXES,
+    ROBOT_WORDS,
     Identity,
     Person,
+    _robot_word_in,
     local_tokens,
     machine_sender,
     merge_candidates,
@@ -230,6 +234,34 @@ def test_auto_submitted_sender_is_a_robot() -> None:
 def test_role_accounts(addr: str) -> None:
     store, cfg = build(talk(addr))
     assert kind(resolve(store, cfg), addr) == "role"
+
+
+_ROBOT_PARTS = sorted(ROBOT_WORDS | set(ROBOT_PREFIXES) | set(ROBOT_SUFFIXES))
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_ROBOT_PARTS),
+            st.sampled_from(["x", "jo", "hot", "daily", "mary", "12", "s", "ing", "er", "ly"]),
+            st.text("abnoprelyitsdfm0-._+=", max_size=6),
+        ),
+        max_size=5,
+    ).map("".join)
+)
+@example("")  # every robot word in a few frames
+def test_robot_word_first_test_hides_no_rule(local: str) -> None:
+    """robot_word answers first by one search for any robot word; the rules give the same."""
+    for addr in (f"{local or 'x'}@example.com", *_robot_frames(local)):
+        assert robot_word(addr) == _robot_word_in(local_tokens(addr)), addr
+
+
+def _robot_frames(local: str) -> list[str]:
+    """Each robot word alone, as a token, a prefix and a suffix (the draws may miss some)."""
+    if local:
+        return []
+    frames = ("{}", "x.{}", "hot{}", "{}-12345", "a-{}-b", "daily{}")
+    return [f.format(w) + "@example.com" for w in _ROBOT_PARTS for f in frames]
 
 
 def test_token_matching_not_substring() -> None:

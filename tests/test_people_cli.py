@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
 from keepwarm.daemon.cli import cli
+from keepwarm.daemon.config import loads
+from keepwarm.daemon.people_stats import load_view
 from keepwarm.daemon.store import Store
 
 ME = "me@example.com"
@@ -125,6 +127,29 @@ def test_person_shows_history_and_reasons(cfg: Path) -> None:
     news = run(cfg, "person", "news@shop.com")
     assert "list or bulk" in news or "automated" in news
     assert "Bob Stone" in run(cfg, "person", "bob stone")
+
+
+def test_people_view_stats_cover_every_cluster(cfg: Path) -> None:
+    """The view's stats (summed when first asked for) are a mapping over every cluster, summed
+    over the cluster's addresses."""
+    config = loads(cfg.read_text() + '[people]\naliases = [["bob@corp.com", "fan@corp.com"]]\n')
+    store = Store.open(config.store_path)
+    try:
+        view = load_view(store, config, None)
+    finally:
+        store.close()
+    assert len(view.stats) == len(view.identity.people)
+    assert set(view.stats) == set(view.identity.people)
+    bob = view.stats["bob@corp.com"]  # two addresses
+    assert (bob.messages_in, bob.messages_out, bob.direct_in, bob.meetings) == (3, 1, 3, 0)
+    assert bob.first_touch == T0 and bob.last_touch == T0 + timedelta(days=20)
+    assert bob.last_outbound == T0 and bob.last_inbound == T0 + timedelta(days=20)
+    carol = view.stats["carol@corp.com"]  # one address: a meeting after my message
+    assert (carol.messages_in, carol.messages_out, carol.meetings) == (0, 1, 1)
+    assert carol.first_touch == T0 + timedelta(days=4)
+    assert carol.last_touch == T0 + timedelta(days=5)
+    assert carol.last_inbound is None and carol.last_outbound == T0 + timedelta(days=4)
+    assert view.stats["bob@corp.com"] is bob  # summed once
 
 
 def test_person_unknown_address_is_a_clear_error(cfg: Path) -> None:
