@@ -172,6 +172,16 @@ class MicrosoftAuth:
         self._token: str | None = None
         self._expires_at = 0.0
 
+    def close(self) -> None:
+        """Close the sign-in service's pooled connections (reopened if it is used again)."""
+        self.session.close()
+
+    def __enter__(self) -> MicrosoftAuth:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- msal ---------------------------------------------------------------------------------
     def app(self) -> msal.PublicClientApplication:
         if self._app is None:

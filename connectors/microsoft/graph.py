@@ -184,8 +184,16 @@ class GraphClient:
         self.requests = 0  # HTTP requests sent, retries included (for benchmarks and logs)
 
     def close(self) -> None:
-        """Close the pooled connections (the client opens new ones if it is used again)."""
+        """Close the pooled connections, Graph's and the sign-in service's (the client opens new
+        ones if it is used again)."""
         self.session.close()
+        self.auth.close()
+
+    def __enter__(self) -> GraphClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def url(self, path_or_url: str) -> str:
         if path_or_url.startswith(("http://", "https://")):

@@ -27,11 +27,11 @@ def microsoft(obj: Ctx, account: str) -> None:
     if acct.spec.login != "microsoft":
         raise UserError(f'account "{account}" is of kind "{acct.kind}", not "microsoft"')
     try:
-        auth = microsoft_auth(acct, config)
-        flow = auth.start_device_flow()
-        click.echo(str(flow.get("message") or _message(flow)))
-        click.echo("Waiting for you to sign in (Ctrl-C to give up)...", err=True)
-        who = auth.finish_device_flow(flow)
+        with microsoft_auth(acct, config) as auth:
+            flow = auth.start_device_flow()
+            click.echo(str(flow.get("message") or _message(flow)))
+            click.echo("Waiting for you to sign in (Ctrl-C to give up)...", err=True)
+            who = auth.finish_device_flow(flow)
     except AuthRequired as exc:
         raise UserError(f"{exc}. Run 'keepwarm auth microsoft {account}' to try again") from None
     except ConnectorError as exc:
