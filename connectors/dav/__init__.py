@@ -99,6 +99,8 @@ def _probe(o: DavOptions, ctx: Context, timeout: float, *, calendars: bool) -> s
             exc.fix or "check url and ca_file in the account's [[accounts]] table, and the network"
         )
         raise
+    finally:
+        session.close()
     names = ", ".join(c.name for c in found) or "none"
     what = session.flavour.what
     return (

@@ -177,6 +177,12 @@ class DavSession:
             )
         return self._client
 
+    def close(self) -> None:
+        """Close the pooled connections (a later request opens new ones)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def _send(
         self, method: str, url: str, body: str, depth: int | None, *, what: str
     ) -> tuple[int, Any]:

@@ -170,6 +170,14 @@ class CollectionSync:
         return found, self.session.choose(found)
 
     def run(self) -> Iterator[Batch]:
+        """The batches of this run; the session's connections are closed when it ends, fails or
+        is dropped."""
+        try:
+            yield from self._run()
+        finally:
+            self.session.close()
+
+    def _run(self) -> Iterator[Batch]:
         start_day = self.cursor.day
         start_home = self.cursor.home
         found, chosen = self._listing()
