@@ -29,8 +29,8 @@ from keepwarm.core.vocabulary import DIGEST_MARKER
 from keepwarm.daemon.config import Config
 from keepwarm.daemon.digest_job import (
     LedgerRow,
+    chosen_delivery,
     delivery_claim,
-    make_delivery,
     record_ledger,
 )
 from keepwarm.daemon.store import Store, ledger
@@ -127,8 +127,8 @@ def _resend(
         if not claimed:
             return None  # someone is delivering right now: look again after the next sync
         try:
-            chosen = delivery or make_delivery(config)
-            chosen.deliver(message, local_date=day, html=html, before_data=lambda: None)
+            with chosen_delivery(config, delivery) as chosen:
+                chosen.deliver(message, local_date=day, html=html, before_data=lambda: None)
         except DeliveryError as exc:
             if not exc.maybe_sent:
                 log.warning("digest %s: could not be sent again: %s", day, exc)

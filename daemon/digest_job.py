@@ -288,6 +288,19 @@ def make_delivery(config: Config) -> Delivery:
     return factory(config)
 
 
+@contextlib.contextmanager
+def chosen_delivery(config: Config, given: Delivery | None) -> Iterator[Delivery]:
+    """``given``, or the configured delivery, made for this use and closed after it."""
+    if given is not None:
+        yield given
+        return
+    made = make_delivery(config)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
 def file_delivery(config: Config) -> Delivery:
     return FileOutbox(config.outbox)
 
@@ -437,7 +450,11 @@ def _run_digest(
         chosen = delivery or make_delivery(config)
     except DeliveryError as exc:
         return _replace(base, state="failed", error=str(exc))
-    return _deliver(store, chosen, msg, rendered, base, now, sleep, retry_delays)
+    try:
+        return _deliver(store, chosen, msg, rendered, base, now, sleep, retry_delays)
+    finally:
+        if delivery is None:
+            chosen.close()
 
 
 def _replace(o: DigestOutcome, **changes: Any) -> DigestOutcome:
@@ -457,7 +474,8 @@ def _settle_previous(
         return DigestOutcome("already_sent", local_date, row.subject, error=row.last_error)
     if row.state == "sending":
         try:
-            known = (delivery or make_delivery(config)).delivered(local_date, row.message_id)
+            with chosen_delivery(config, delivery) as chosen:
+                known = chosen.delivered(local_date, row.message_id)
         except DeliveryError:
             known = None
         if known is False:

@@ -39,6 +39,9 @@ class GmailDelivery:
     def delivered(self, local_date: date, message_id: str) -> bool | None:
         return None  # gmail.metadata forbids search (q); the ledger decides
 
+    def close(self) -> None:
+        self.client.close()
+
     def deliver(
         self,
         message: EmailMessage,

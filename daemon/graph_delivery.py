@@ -29,6 +29,9 @@ class GraphDelivery:
         self.account = account
         self.can_read_mail = can_read_mail
 
+    def close(self) -> None:
+        self.client.close()
+
     def delivered(self, local_date: date, message_id: str) -> bool | None:
         """True when the message is in Sent Items; None when that cannot be told."""
         if not self.can_read_mail:

@@ -76,6 +76,9 @@ class Delivery(Protocol):
         before_data: Callable[[], None],
     ) -> str: ...
 
+    def close(self) -> None:
+        """Close its connections (the maker of a delivery closes it after the day's send)."""
+
 
 # -- the message ----------------------------------------------------------------------------------
 def message_id_for(local_date: date, recipient: str, *, resend: int = 0) -> str:
@@ -162,6 +165,9 @@ class FileOutbox:
             return None
         return str(headers.get("Message-ID", "")).strip() == message_id
 
+    def close(self) -> None:
+        """Nothing to close: each file is closed when it is written."""
+
     def deliver(
         self,
         message: EmailMessage,
@@ -208,6 +214,9 @@ class SmtpDelivery:
 
     def delivered(self, local_date: date, message_id: str) -> bool | None:
         return None  # an SMTP server cannot be asked
+
+    def close(self) -> None:
+        """Nothing to close: each delivery opens and closes its own SMTP connection."""
 
     def deliver(
         self,

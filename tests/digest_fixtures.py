@@ -225,6 +225,9 @@ class RecordingDelivery:
         RECORDED.append(message)
         return "recorded"
 
+    def close(self) -> None:
+        pass
+
 
 def recording_delivery(config: Config) -> RecordingDelivery:
     return RecordingDelivery()
