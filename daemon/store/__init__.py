@@ -251,14 +251,18 @@ class Store:
         try:
             _create_private(p)
             conn = sqlite3.connect(p)
-            _configure(conn)
-            conn.execute("PRAGMA busy_timeout=10000")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode=wal")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            store = cls(conn, p)
-            store.migrate()
+            try:
+                _configure(conn)
+                conn.execute("PRAGMA busy_timeout=10000")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode=wal")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                store = cls(conn, p)
+                store.migrate()
+            except BaseException:
+                conn.close()  # a database that cannot be opened leaves no connection behind
+                raise
         except sqlite3.DatabaseError as exc:
             known = database_problem(p, exc)
             if known is not None:
@@ -319,6 +323,12 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
