@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import ClassVar, Protocol
 
 import pytest
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Batch, Connector
 from keepwarm.daemon.store import Store
@@ -127,7 +128,7 @@ class ConnectorContract:
         return outcome.state
 
     def test_full_then_incremental_gives_the_same_set(self, world: World) -> None:
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         world.add_messages(self.initial_messages)
         assert self._sync(store, world) == "ok"
         assert self.stored(store, world.account) == sorted(world.expected_ids())
@@ -140,20 +141,20 @@ class ConnectorContract:
     def test_resume_from_every_cursor_loses_and_duplicates_nothing(self, world: World) -> None:
         world.add_messages(self.initial_messages)
         batches: list[Batch] = []
-        reference = Store.memory()
+        reference = close_after_test(Store.memory())
         self._sync(reference, world, on_batch=lambda _a, _p, b: batches.append(b))
         expected = self.stored(reference, world.account)
         assert expected == sorted(world.expected_ids())
         assert len(batches) >= 2, "the world should make the connector yield several batches"
         for k in range(1, len(batches)):
-            store = Store.memory()
+            store = close_after_test(Store.memory())
             for b in batches[:k]:
                 store.apply_batch(world.account, world.kind, b)  # as if killed after batch k
             assert self._sync(store, world) == "ok"
             assert self.stored(store, world.account) == expected, f"resuming after batch {k}"
 
     def test_deletions_are_applied(self, world: World) -> None:
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         world.add_messages(self.initial_messages)
         self._sync(store, world)
         gone = world.delete_one()
@@ -173,7 +174,7 @@ class ConnectorContract:
     def test_a_changed_event_replaces_its_old_version(self, world: World) -> None:
         if self.records != "events":
             pytest.skip("messages do not change at their source; events do")
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         world.add_messages(self.initial_messages)
         assert self._sync(store, world) == "ok"
         uid, start = world.change_one()
@@ -184,7 +185,7 @@ class ConnectorContract:
     def test_expired_cursor_resyncs_without_duplicates(self, world: World) -> None:
         if not self.has_cursor_expiry:
             pytest.skip("this source has no cursor that can expire")
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         world.add_messages(self.initial_messages)
         self._sync(store, world)
         world.expire_cursor()
@@ -195,7 +196,7 @@ class ConnectorContract:
     def test_auth_failure_parks_account_with_a_fix(self, world: World) -> None:
         if not self.has_auth:
             pytest.skip("this source has no credentials")
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         world.add_messages(3)
         world.break_auth()
         assert self._sync(store, world) == "auth_required"
@@ -208,7 +209,7 @@ class ConnectorContract:
     def test_transient_errors_back_off_and_lose_nothing(self, world: World) -> None:
         if not self.has_transient_errors:
             pytest.skip("this source has no transient failures")
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         world.add_messages(self.initial_messages)
         world.fail_transiently()
         assert self._sync(store, world) in ("backoff", "ok")
@@ -219,7 +220,9 @@ class ConnectorContract:
     def test_timestamps_are_utc(self, world: World) -> None:
         world.add_messages(4)
         batches: list[Batch] = []
-        self._sync(Store.memory(), world, on_batch=lambda _a, _p, b: batches.append(b))
+        self._sync(
+            close_after_test(Store.memory()), world, on_batch=lambda _a, _p, b: batches.append(b)
+        )
         records = [m.date for b in batches for m in b.messages] + [
             e.start for b in batches for e in b.events
         ]

@@ -45,9 +45,9 @@ def auth_for(
 def sign_in(emu: GraphEmulator, token_path: Path, **kw: bool) -> str:
     """Run the real msal device-code flow against the emulator, approved at once."""
     emu.auto_approve = True
-    auth = auth_for(emu, token_path, **kw)
-    flow = auth.start_device_flow()
-    return auth.finish_device_flow(flow)
+    with auth_for(emu, token_path, **kw) as auth:
+        flow = auth.start_device_flow()
+        return auth.finish_device_flow(flow)
 
 
 def connector_for(

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from cadence_helpers import NOW as NOW_ENGINE
 from cadence_helpers import H, ago, run, signals
 from click.testing import CliRunner
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Address, Batch, ContactMeta, MessageMeta
 from keepwarm.daemon import decisions
@@ -60,7 +61,7 @@ timezone = "Europe/Berlin"
 def setup(
     messages: list[MessageMeta], contacts: list[ContactMeta], extra: str = ""
 ) -> tuple[Store, Config, Identity]:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("mail", "maildir", Batch(messages=messages))
     store.apply_batch("book", "vcard", Batch(contacts=contacts))
     cfg = decisions.decided_config(loads(CONFIG + extra), store, NOW)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from cadence_helpers import ME, NOW, H, ago, run
 from hypothesis import example, given
 from hypothesis import strategies as st
+from leakcheck import close_after_test
 
 from keepwarm.digests.queries import History
 
@@ -410,7 +411,7 @@ def test_the_stores_row_stream_equals_records_in_any_order(
                 markers=markers,
             )
         )
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("a", "maildir", Batch(messages=metas))
     streamed = load_history(store.conn, until=NOW, stream=True)
     records = load_history(store.conn, until=NOW)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from contract import ConnectorContract, stored_event_uids
 from davworld import ME, NOW, caldav, meeting, needs_radicale, radicale, user
 from fakes.radicale import Radicale
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Batch
 from keepwarm.connectors.dav.calendar import CalDavConnector
@@ -42,7 +43,7 @@ def test_initial_sync_reads_every_calendar_and_a_chosen_one(radicale: Radicale, 
     radicale.put(user, "work", "a.ics", meeting("a", NOW - timedelta(days=3), title="Budget"))
     radicale.put(user, "home", "b.ics", meeting("b", NOW + timedelta(days=2)))
     radicale.put(user, "work", "old.ics", meeting("old", NOW - timedelta(days=900)))  # outside
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     out = run_account(store, caldav(radicale, user))
     assert out.state == "ok", out.error
     assert uids(store) == ["a", "b"]
@@ -54,7 +55,7 @@ def test_initial_sync_reads_every_calendar_and_a_chosen_one(radicale: Radicale, 
         )
     }
     assert people == {"me@example.com", "ann@example.org"}
-    only = Store.memory()
+    only = close_after_test(Store.memory())
     assert run_account(only, caldav(radicale, user, collections=("Family",))).state == "ok"
     assert uids(only) == ["b"]
 
@@ -66,7 +67,7 @@ def test_added_changed_and_deleted_events_and_one_request_when_nothing_changed(
     radicale.make_calendar(user, "home", "Home")
     radicale.put(user, "work", "a.ics", meeting("a", NOW - timedelta(days=3)))
     radicale.put(user, "work", "b.ics", meeting("b", NOW - timedelta(days=2)))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, caldav(radicale, user)).state == "ok"
     idle = caldav(radicale, user)
     out = run_account(store, idle)
@@ -102,7 +103,7 @@ def test_a_recurring_series_with_an_exception_is_expanded_in_the_window(
         + exception.split("PRODID:-//keepwarm tests//EN\r\n", 1)[1]
     )
     radicale.put(user, "work", "weekly.ics", both)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, caldav(radicale, user)).state == "ok"
     rows = store.conn.execute(
         "SELECT start, title, recurring FROM events ORDER BY start"
@@ -126,7 +127,7 @@ def test_a_server_without_the_sync_report_is_compared_by_etag(
     radicale.make_calendar(user, "work", "Work")
     radicale.put(user, "work", "a.ics", meeting("a", NOW - timedelta(days=3)))
     radicale.put(user, "work", "b.ics", meeting("b", NOW - timedelta(days=2)))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, caldav(radicale, user)).state == "ok"
     assert uids(store) == ["a", "b"]
     radicale.put(user, "work", "a.ics", meeting("a", NOW - timedelta(days=3), title="Moved"))
@@ -144,7 +145,7 @@ def test_a_server_without_the_sync_report_is_compared_by_etag(
 def test_a_series_more_frequent_than_daily_is_skipped(radicale: Radicale, user: str) -> None:
     radicale.make_calendar(user, "work", "Work")
     radicale.put(user, "work", "h.ics", meeting("h", NOW, extra=("RRULE:FREQ=HOURLY",)))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     out = run_account(store, caldav(radicale, user))
     assert out.state == "ok" and uids(store) == []
     assert out.skipped == {"repeats more often than daily": 1}
@@ -156,7 +157,7 @@ def test_a_token_invalidated_by_the_server_means_a_full_read_of_that_calendar(
     radicale.make_calendar(user, "work", "Work")
     for i in range(4):
         radicale.put(user, "work", f"e{i}.ics", meeting(f"e{i}", NOW - timedelta(days=i + 1)))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, caldav(radicale, user)).state == "ok"
     radicale.delete(user, "work", "e1.ics")
     radicale.put(user, "work", "e9.ics", meeting("e9", NOW - timedelta(hours=5)))
@@ -178,7 +179,7 @@ def test_a_server_down_mid_sync_backs_off_and_the_next_sync_loses_nothing(
         radicale.put(
             user, "a" if i % 2 else "b", f"e{i}.ics", meeting(f"e{i}", NOW - timedelta(days=i + 1))
         )
-    store = Store.memory()
+    store = close_after_test(Store.memory())
 
     def stop_after_first(_account: str, _progress: object, _batch: Batch) -> None:
         radicale.stop()
@@ -200,7 +201,7 @@ def test_a_server_down_mid_sync_backs_off_and_the_next_sync_loses_nothing(
 
 def test_wrong_password_parks_the_account_with_a_fix(radicale: Radicale, user: str) -> None:
     radicale.make_calendar(user, "work", "Work")
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     out = run_account(store, caldav(radicale, user, password="wrong"))
     assert out.state == "auth_required"
     assert out.error == "the CALDAV server 127.0.0.1 refused the user name or password"
@@ -208,7 +209,7 @@ def test_wrong_password_parks_the_account_with_a_fix(radicale: Radicale, user: s
 
 
 def test_an_untrusted_certificate_is_a_clear_error(radicale: Radicale, user: str) -> None:
-    out = run_account(Store.memory(), caldav(radicale, user, ca=False))
+    out = run_account(close_after_test(Store.memory()), caldav(radicale, user, ca=False))
     assert out.state == "failing"
     assert out.error == (
         "cannot make a secure connection to the CALDAV server 127.0.0.1: "
@@ -219,7 +220,9 @@ def test_an_untrusted_certificate_is_a_clear_error(radicale: Radicale, user: str
 
 def test_an_unknown_calendar_name_lists_the_calendars_there(radicale: Radicale, user: str) -> None:
     radicale.make_calendar(user, "work", "Work")
-    out = run_account(Store.memory(), caldav(radicale, user, collections=("Wrok",)))
+    out = run_account(
+        close_after_test(Store.memory()), caldav(radicale, user, collections=("Wrok",))
+    )
     assert out.state == "failing"
     assert out.error == "calendar 'Wrok' not found on 127.0.0.1; the account has: \"Work\""
 
@@ -241,7 +244,7 @@ def test_a_url_that_is_no_dav_server_says_so(radicale: Radicale, user: str) -> N
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
-        out = run_account(Store.memory(), caldav(radicale, user, url=url))
+        out = run_account(close_after_test(Store.memory()), caldav(radicale, user, url=url))
     finally:
         server.shutdown()
         server.server_close()
@@ -253,7 +256,7 @@ def test_a_url_that_is_no_dav_server_says_so(radicale: Radicale, user: str) -> N
 def test_discovery_through_the_well_known_address(radicale: Radicale, user: str) -> None:
     radicale.make_calendar(user, "work", "Work")
     radicale.put(user, "work", "a.ics", meeting("a", NOW - timedelta(days=1)))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     out = run_account(store, caldav(radicale, user, url=radicale.base_url + "nothing/here/"))
     assert out.state == "ok", out.error
     assert uids(store) == ["a"]
@@ -267,7 +270,7 @@ def test_the_next_day_brings_the_next_occurrence_into_the_window(
         user, "work", "s.ics", meeting("s", NOW - timedelta(days=1), extra=("RRULE:FREQ=WEEKLY",))
     )
     radicale.put(user, "work", "f.ics", meeting("f", NOW + timedelta(days=20)))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, caldav(radicale, user)).state == "ok"
     assert store.counts()["events"] == 3  # yesterday's, and two in the next two weeks
     later = caldav(radicale, user, now=NOW + timedelta(days=7))
@@ -282,7 +285,7 @@ def test_a_calendar_removed_on_the_server_stays_in_the_history_with_a_notice(
     radicale.make_calendar(user, "work", "Work")
     radicale.put(user, "work", "p.ics", meeting("past", NOW - timedelta(days=2)))
     radicale.put(user, "work", "f.ics", meeting("future", NOW + timedelta(days=2)))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, caldav(radicale, user)).state == "ok"
     radicale.delete_collection(user, "work")
     out = run_account(store, caldav(radicale, user))

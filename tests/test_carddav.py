@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from davworld import needs_radicale, radicale, settings, user
 from fakes.radicale import Radicale
+from leakcheck import close_after_test
 
 from keepwarm.connectors.dav.contacts import CardDavConnector
 from keepwarm.connectors.vcard import NO_EMAIL
@@ -54,7 +55,7 @@ def test_address_books_sync_incrementally(radicale: Radicale, user: str) -> None
     )
     radicale.put(user, "contacts", "tom.vcf", card("tom", "Tom", "tom@y.example"))
     radicale.put(user, "contacts", "nomail.vcf", card("n", "No Mail"))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     out = run_account(store, carddav(radicale, user))
     assert out.state == "ok", out.error
     assert book(store) == {"Maya Patel": ("maya@x.example",), "Tom": ("tom@y.example",)}
@@ -75,7 +76,7 @@ def test_a_chosen_address_book_and_one_removed_on_the_server(radicale: Radicale,
     radicale.make_addressbook(user, "family", "Family")
     radicale.put(user, "work", "a.vcf", card("a", "Ann", "ann@work.example"))
     radicale.put(user, "family", "b.vcf", card("b", "Bo", "bo@home.example"))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, carddav(radicale, user, collections=("Work",))).state == "ok"
     assert set(book(store)) == {"Ann"}
     assert run_account(store, carddav(radicale, user)).state == "ok"
@@ -86,7 +87,7 @@ def test_a_chosen_address_book_and_one_removed_on_the_server(radicale: Radicale,
 
 
 def test_wrong_password(radicale: Radicale, user: str) -> None:
-    out = run_account(Store.memory(), carddav(radicale, user, password="nope"))
+    out = run_account(close_after_test(Store.memory()), carddav(radicale, user, password="nope"))
     assert out.state == "auth_required"
     assert out.error == "the CARDDAV server 127.0.0.1 refused the user name or password"
 
@@ -106,7 +107,7 @@ def test_a_sync_cut_short_resumes_without_losing_or_duplicating(
     batches = list(conn.sync(None))
     assert len(batches) >= 3
     for k in range(1, len(batches)):
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         for b in batches[:k]:
             store.apply_batch("cards", "carddav", b)
         assert (

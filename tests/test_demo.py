@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from leakcheck import close_after_test
 
 from keepwarm.connectors.headers import header_block, parse_header_block
 from keepwarm.daemon.cli import Ctx, cli, parse_as_of
@@ -179,7 +180,7 @@ def test_default_day_is_a_tuesday() -> None:
 
 def test_direct_import_matches_the_connectors(demo: tuple[DemoManifest, PeopleView]) -> None:
     m, view = demo
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     import_direct(store, m)
     cfg = Ctx(str(m.config_path)).config
     direct = load_view(store, cfg, parse_as_of(m.as_of, cfg.zone))

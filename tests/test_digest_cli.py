@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from digest_fixtures import builder
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Address, Batch, MessageMeta
 from keepwarm.daemon import digest_job
@@ -32,7 +33,9 @@ outbox = "{tmp_path}/outbox"
 """
     )
     monkeypatch.setattr(digest_job, "_default_builder", lambda: builder())
-    store = Store.open(tmp_path / "kw.db")  # Maria is in the mail, so she can be snoozed
+    store = close_after_test(
+        Store.open(tmp_path / "kw.db")
+    )  # Maria is in the mail, so she can be snoozed
     store.apply_batch(
         "a",
         "maildir",

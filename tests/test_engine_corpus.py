@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Batch, MessageMeta
 from keepwarm.connectors.headers import header_block, message_from_headers, parse_header_block
@@ -47,7 +48,7 @@ def _self_addresses(msgs: list[MessageMeta]) -> list[str]:
 def test_enron_top_20_are_people(shared_data: Path, tmp_path: Path, user: str) -> None:
     msgs = _messages(shared_data / "enron-maildir-sample", user)
     me = _self_addresses(msgs)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch(user, "maildir", Batch(messages=msgs))
     quoted = ", ".join(f'"{a}"' for a in me)
     config = cfgmod.loads(

@@ -11,6 +11,7 @@ import pytest
 from contract import ConnectorContract
 from fakes.google_api import CALENDAR_READONLY, GMAIL_METADATA, GoogleEmulator
 from fakes.google_world import GoogleFaults, calendar_connector, fast_retry, write_token
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Batch, Deletion, EventMeta
 from keepwarm.connectors.google.calendar import to_event, wanted_calendar
@@ -120,7 +121,7 @@ def test_full_then_incremental_with_changes_and_cancellations(
     ids = [cal.put_event(ME, meeting(-d)) for d in (1, 2, 3, 5, 8)]
     cal.put_event(ME, meeting(-900))  # outside the 2-year window
     cal.put_event(ME, meeting(30))  # beyond the 2-week horizon
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run(store, emu, token) == "ok"
     assert store.counts()["events"] == 5
     cal.cancel_event(ME, ids[0])
@@ -152,7 +153,7 @@ def test_event_types_responses_and_privacy(emu: GoogleEmulator, token: Path) -> 
     cal.put_event(ME, {**meeting(-4), "eventType": "workingLocation", "attendees": []})
     batches: list[Any] = []
     c = calendar_connector(emu, token, store_subjects=False)
-    run_account(Store.memory(), c, on_batch=lambda _a, _p, b: batches.append(b))
+    run_account(close_after_test(Store.memory()), c, on_batch=lambda _a, _p, b: batches.append(b))
     events = [e for b in batches for e in b.events]
     assert sorted(e.event_type for e in events) == ["birthday", "default", "outOfOffice"]
     assert all(e.title is None for e in events)
@@ -169,7 +170,7 @@ def test_event_types_responses_and_privacy(emu: GoogleEmulator, token: Path) -> 
 def test_expired_sync_token_triggers_a_clean_resync(emu: GoogleEmulator, token: Path) -> None:
     cal = emu.calendar
     ids = [cal.put_event(ME, meeting(-d)) for d in (1, 2, 3)]
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run(store, emu, token) == "ok"
     cal.expire_tokens()
     del cal.calendars[ME].events[
@@ -194,7 +195,7 @@ def test_resume_from_any_cursor(emu: GoogleEmulator, token: Path) -> None:
         cal.put_event(ME, meeting(-d))
         cal.put_event("team@group.calendar.google.com", meeting(-d - 0.5, summary="Team"))
     batches: list[Any] = []
-    ref = Store.memory()
+    ref = close_after_test(Store.memory())
     run_account(
         ref,
         calendar_connector(emu, token, page_size=2),
@@ -202,7 +203,7 @@ def test_resume_from_any_cursor(emu: GoogleEmulator, token: Path) -> None:
     )
     assert ref.counts()["events"] == 10 and len(batches) >= 5
     for k in range(1, len(batches)):
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         for b in batches[:k]:
             store.apply_batch("cal", "gcal", b)
         assert run(store, emu, token) == "ok"
@@ -213,16 +214,18 @@ def test_configured_calendars_only(emu: GoogleEmulator, token: Path) -> None:
     emu.calendar.add_calendar("team@group.calendar.google.com")
     emu.calendar.put_event("team@group.calendar.google.com", meeting(-1))
     emu.calendar.put_event(ME, meeting(-2))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run(store, emu, token, calendars=("primary",)) == "ok"
     assert store.counts()["events"] == 1
-    out = run_account(Store.memory(), calendar_connector(emu, token, calendars=("nope",)))
+    out = run_account(
+        close_after_test(Store.memory()), calendar_connector(emu, token, calendars=("nope",))
+    )
     assert out.state == "failing" and "calendars" in (out.error or "")
 
 
 def test_gmail_only_token_asks_for_auth(emu: GoogleEmulator, tmp_path: Path) -> None:
     tok = write_token(emu, tmp_path / "gmail-only.json", (GMAIL_METADATA,))
-    out = run_account(Store.memory(), calendar_connector(emu, tok))
+    out = run_account(close_after_test(Store.memory()), calendar_connector(emu, tok))
     assert out.state == "auth_required" and out.fix == "keepwarm auth google cal"
 
 
@@ -280,7 +283,7 @@ def test_a_colleagues_calendar_is_not_read_as_mine(emu: GoogleEmulator, token: P
     cal.put_event(carol, both)
     cal.put_event(ME, both)
     cal.put_event("me-side@group.calendar.google.com", meeting(-3, summary="Side project"))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run(store, emu, token) == "ok"  # default: my own calendars only
     seen = _copies(store)
     assert set(seen) == {"All three", "Side project"}
@@ -288,7 +291,7 @@ def test_a_colleagues_calendar_is_not_read_as_mine(emu: GoogleEmulator, token: P
     assert (carol, False) in seen["All three"][1] and (ME, True) in seen["All three"][1]
 
     # Read explicitly, Carol's calendar still does not speak for me.
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     batches: list[Any] = []
     c = calendar_connector(emu, token, page_size=2, calendars=("primary", carol))
     assert run_account(store, c, on_batch=lambda _a, _p, b: batches.append(b)).state == "ok"
@@ -307,7 +310,7 @@ def test_a_cursor_from_before_own_calendars_were_known_rereads_from_scratch(
     import time
 
     emu.calendar.put_event(ME, meeting(-1, summary="Mine"))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.ensure_account("cal", "gcal")
     colleagues = to_event(
         meeting(-2, summary="Carol's", id="c1"),

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fakes.google_api import CONTACTS_READONLY, GoogleEmulator
 from fakes.google_world import client_for, write_token
+from leakcheck import close_after_test
 
 from keepwarm.connectors.google.contacts import GoogleContactsConnector
 from keepwarm.connectors.vcard import NO_EMAIL
@@ -82,7 +83,7 @@ def test_contacts_with_groups_dates_and_work_then_changes_by_sync_token(
     )
     tom = emu.contacts.put(person("Tom", "tom@y.example"))
     emu.contacts.put(person("No Mail"))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     out = run_account(store, connector(emu, token))
     assert out.state == "ok", out.error
     assert out.skipped == {NO_EMAIL: 1}
@@ -111,7 +112,7 @@ def test_an_expired_sync_token_lists_everything_again_without_duplicates(
     emu: GoogleEmulator, token: Path
 ) -> None:
     ids = [emu.contacts.put(person(f"P{i}", f"p{i}@x.example")) for i in range(5)]
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, connector(emu, token)).state == "ok"
     emu.contacts.delete(ids[0])
     emu.contacts.put(person("New", "new@x.example"))
@@ -128,7 +129,7 @@ def test_a_listing_cut_short_resumes(emu: GoogleEmulator, token: Path) -> None:
     batches = list(connector(emu, token).sync(None))
     assert len(batches) == 4
     for k in range(1, len(batches)):
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         for b in batches[:k]:
             store.apply_batch("gc", "gcontacts", b)
         assert run_account(store, connector(emu, token)).state == "ok"
@@ -139,7 +140,7 @@ def test_without_the_contacts_scope_nothing_is_asked(emu: GoogleEmulator, tmp_pa
     from fakes.google_api import GMAIL_METADATA
 
     token = write_token(emu, tmp_path / "t.json", (GMAIL_METADATA,))
-    out = run_account(Store.memory(), connector(emu, token))
+    out = run_account(close_after_test(Store.memory()), connector(emu, token))
     assert out.state == "auth_required"
     assert out.fix == "keepwarm auth google gc"
     assert not emu.calls  # the missing scope is found before any request

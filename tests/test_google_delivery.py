@@ -13,8 +13,9 @@ import pytest
 from digest_fixtures import NOW, builder, config
 from fakes.google_api import CALENDAR_READONLY, GMAIL_METADATA, GMAIL_SEND, GoogleEmulator
 from fakes.google_world import write_token
+from leakcheck import close_after_test
 
-from keepwarm.daemon.digest_job import make_delivery, run_digest
+from keepwarm.daemon.digest_job import chosen_delivery, make_delivery, run_digest
 from keepwarm.daemon.gmail_delivery import GmailDelivery
 from keepwarm.daemon.store import Store
 from keepwarm.digests.deliver import DeliveryError
@@ -47,7 +48,8 @@ timeout = "5s"
 
 def test_digest_is_sent_once_through_gmail(tmp_path: Path, emu: GoogleEmulator) -> None:
     cfg = gmail_config(tmp_path, emu, (GMAIL_METADATA, CALENDAR_READONLY, GMAIL_SEND))
-    assert isinstance(make_delivery(cfg), GmailDelivery)
+    with chosen_delivery(cfg, None) as delivery:
+        assert isinstance(delivery, GmailDelivery)
     store = Store.open(tmp_path / "kw.db")
     try:
         out = run_digest(cfg, store, now=NOW, report_builder=builder(), sleep=lambda s: None)
@@ -71,7 +73,8 @@ def _message() -> EmailMessage:
 
 
 def _deliver(cfg: Any) -> None:
-    make_delivery(cfg).deliver(_message(), local_date=NOW.date(), html="", before_data=lambda: None)
+    with chosen_delivery(cfg, None) as delivery:
+        delivery.deliver(_message(), local_date=NOW.date(), html="", before_data=lambda: None)
 
 
 def test_token_without_gmail_send_asks_to_authorise_again(
@@ -99,7 +102,7 @@ def test_dropped_connection_while_sending_is_maybe_sent(
     tmp_path: Path, emu: GoogleEmulator
 ) -> None:
     cfg = gmail_config(tmp_path, emu, (GMAIL_METADATA, GMAIL_SEND))
-    delivery = make_delivery(cfg)
+    delivery = close_after_test(make_delivery(cfg))
     assert isinstance(delivery, GmailDelivery)
     _ = delivery.client.creds
     delivery.client.http().credentials.refresh(

@@ -9,6 +9,7 @@ import pytest
 from contract import ConnectorContract, stored_ids
 from fakes.google_api import GMAIL_METADATA, GoogleEmulator
 from fakes.google_world import GoogleFaults, fast_retry, gmail_connector, write_token
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import AuthRequired, Batch
 from keepwarm.connectors.google.gmail import history_actions, to_record
@@ -68,7 +69,7 @@ def sync(store: Store, world: GmailWorld, **opts: object) -> str:
 
 
 def test_spam_and_trash_are_removed_and_restored(world: GmailWorld) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     msgs = world.emu.add_mail(6)
     assert sync(store, world) == "ok"
     world.emu.mailbox.add_labels(msgs[0].id, ["SPAM"])
@@ -90,7 +91,7 @@ def test_spam_and_trash_are_removed_and_restored(world: GmailWorld) -> None:
 def test_archived_and_categorised_mail_is_kept_with_markers_drafts_are_not(
     world: GmailWorld,
 ) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     world.emu.add_mail(2, labels={"CATEGORY_PROMOTIONS"})
     world.emu.add_mail(1, labels={"DRAFT"})
     world.emu.add_mail(1, labels={"SENT"})
@@ -111,7 +112,7 @@ def test_subjects_are_dropped_when_privacy_says_so(world: GmailWorld) -> None:
     world.emu.add_mail(3)
     batches: list[Batch] = []
     run_account(
-        Store.memory(),
+        close_after_test(Store.memory()),
         world.connector(store_subjects=False),
         on_batch=lambda _a, _p, b: batches.append(b),
     )  # type: ignore[arg-type]
@@ -128,7 +129,7 @@ def test_backfill_window_stops_paging(world: GmailWorld) -> None:
     now = int(time.time() * 1000)
     world.emu.add_mail(20, start_ms=now - 400 * day, step_ms=day)  # 400..381 days old
     world.emu.add_mail(5, start_ms=now - 10 * day, step_ms=day)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, world, backfill=timedelta(days=365)) == "ok"
     assert len(stored_ids(store, "gm")) == 5
     assert world.emu.calls["gmail.users.messages.get"] < 15  # did not fetch the whole mailbox
@@ -146,7 +147,7 @@ def test_backfill_tolerates_list_order_that_disagrees_with_dates(world: GmailWor
     world.emu.add_mail(600, start_ms=now - 600 * 60_000)  # the last 10 hours
     old = world.emu.add_mail(1, start_ms=now - 400 * day)[0]
     world.emu.mailbox.misplace(old.id, at=3)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     opts = {"page_size": 500, "batch_size": 50, "records_per_batch": 250}
     out = run_account(store, world.connector(backfill=timedelta(days=365), **opts))  # type: ignore[arg-type]
     assert out.state == "ok"
@@ -157,7 +158,7 @@ def test_backfill_tolerates_list_order_that_disagrees_with_dates(world: GmailWor
 
 def test_empty_history_pages_with_a_next_page_token_are_followed(world: GmailWorld) -> None:
     world.emu.add_mail(4)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, world) == "ok"
     world.emu.add_mail(7)
     world.emu.mailbox.empty_history_pages = 2
@@ -179,7 +180,11 @@ def test_header_names_arrive_whatever_their_case(world: GmailWorld) -> None:
     ]
     world.emu.mailbox.add(headers, labels={"INBOX"})
     batches: list[Batch] = []
-    run_account(Store.memory(), world.connector(), on_batch=lambda _a, _p, b: batches.append(b))  # type: ignore[arg-type]
+    run_account(
+        close_after_test(Store.memory()),
+        world.connector(),
+        on_batch=lambda _a, _p, b: batches.append(b),
+    )  # type: ignore[arg-type]
     (msg,) = [m for b in batches for m in b.messages]
     assert msg.sender is not None and msg.sender.email == "ann@example.org"
     assert [a.email for a in msg.cc] == ["bob@example.org"]
@@ -190,7 +195,7 @@ def test_header_names_arrive_whatever_their_case(world: GmailWorld) -> None:
 
 def test_incremental_without_change_costs_one_call(world: GmailWorld) -> None:
     world.emu.add_mail(7)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, world) == "ok"
     before, units = world.emu.calls.copy(), world.emu.units_used
     assert sync(store, world) == "ok"
@@ -203,7 +208,7 @@ def test_rate_limits_and_part_failures_are_retried(world: GmailWorld) -> None:
     world.emu.add_mail(30)
     world.emu.fail_next(2, "429")
     world.emu.inject(0.0, part_rate=0.3)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     # Retry-After: 1 is within the in-process cap: waited out, not handed back to the daemon.
     assert sync(store, world, retry=RetryPolicy(attempts=6, base=0.01, cap=2.0)) == "ok"
     assert world.emu.faults_injected["429"] == 2 and sum(world.emu.faults_injected.values()) > 2
@@ -213,14 +218,14 @@ def test_rate_limits_and_part_failures_are_retried(world: GmailWorld) -> None:
 def test_refused_too_long_gives_transient_error_with_retry_after(world: GmailWorld) -> None:
     world.emu.add_mail(3)
     world.emu.fail_next(100, "429")
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     out = run_account(store, world.connector(retry=fast_retry(3)))  # type: ignore[arg-type]
     assert out.state == "backoff" and out.retry_after is not None and out.retry_after >= 1
 
 
 def test_missing_token_file_asks_for_auth(world: GmailWorld) -> None:
     world.token.unlink()
-    out = run_account(Store.memory(), world.connector())  # type: ignore[arg-type]
+    out = run_account(close_after_test(Store.memory()), world.connector())  # type: ignore[arg-type]
     assert out.state == "auth_required" and out.fix == "keepwarm auth google gm"
 
 
@@ -242,23 +247,28 @@ def test_password_change_revokes_gmail_tokens_and_says_so(
     world.emu.add_mail(2)
     cal_token = write_token(world.emu, tmp_path / "cal.json", (CALENDAR_READONLY,))
     world.emu.change_password()
-    out = run_account(Store.memory(), world.connector())  # type: ignore[arg-type]
+    out = run_account(close_after_test(Store.memory()), world.connector())  # type: ignore[arg-type]
     assert out.state == "auth_required" and out.fix == "keepwarm auth google gm"
     assert "password" in (out.error or "")
     # a token without Gmail scopes survives a password change
-    assert run_account(Store.memory(), calendar_connector(world.emu, cal_token)).state == "ok"
+    assert (
+        run_account(
+            close_after_test(Store.memory()), calendar_connector(world.emu, cal_token)
+        ).state
+        == "ok"
+    )
 
 
 def test_refreshed_token_is_saved_0600(world: GmailWorld) -> None:
     world.emu.add_mail(2)
-    assert sync(Store.memory(), world) == "ok"
+    assert sync(close_after_test(Store.memory()), world) == "ok"
     assert world.token.stat().st_mode & 0o777 == 0o600
     import json
 
     saved = json.loads(world.token.read_text())
     assert saved["token"].startswith("ya29.emu-") and saved["refresh_token"]
     calls = world.emu.calls.copy()
-    assert sync(Store.memory(), world) == "ok"  # reuses the saved access token
+    assert sync(close_after_test(Store.memory()), world) == "ok"  # reuses the saved access token
     assert world.emu.calls - calls  # it did sync
 
 
@@ -277,7 +287,7 @@ def test_twenty_percent_faults_converge(world: GmailWorld) -> None:
     world.emu.stall_seconds = 0.6
     world.emu.add_mail(300)  # enough requests that every kind of fault is drawn
     world.emu.inject(0.2)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert _sync_until_caught_up(store, world)[-1] == "ok"
     world.emu.add_mail(20)
     for _ in range(3):
@@ -338,7 +348,7 @@ def test_to_record_falls_back_to_internal_date() -> None:
 def test_damaged_or_foreign_cursor_starts_a_clean_full_sync(world: GmailWorld) -> None:
     world.emu.add_mail(5)
     for bad in ("not json", '{"v": 99}', '{"v": 1, "mode": "incr", "history_id": "x"}'):
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         store.ensure_account("gm", "gmail")
         store.conn.execute("UPDATE accounts SET cursor = ? WHERE name = 'gm'", (bad,))
         assert sync(store, world) == "ok"
@@ -358,7 +368,7 @@ def test_batches_adapt_to_gmail_per_user_concurrency(tmp_path: Path) -> None:
         connector = gmail_connector(
             emu, token, batch_size=50, max_concurrency=10, retry=retry, concurrency=10
         )
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         out = run_account(store, connector)
         assert out.state == "ok", out.error
         assert len(stored_ids(store, "gm")) == 600
@@ -380,7 +390,7 @@ def test_rate_limits_without_retry_after_slow_the_pace(tmp_path: Path, reply: st
         retry = RetryPolicy(attempts=6, base=0.1, cap=2.0)
         # configured at three times the quota the project really has
         connector = gmail_connector(emu, token, units_per_minute=72_000, retry=retry, batch_size=20)
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         out = run_account(store, connector)
         assert out.state == "ok", out.error
         assert len(stored_ids(store, "gm")) == 240

@@ -68,15 +68,15 @@ def test_kill_9_during_backfill_then_restart(tmp_path: Path, emu: GoogleEmulator
     emu.add_mail(TOTAL, record=False, step_ms=30_000)
     cfg = config(tmp_path, emu)
     env = {**os.environ, "KEEPWARM_CONFIG": str(cfg)}
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [KEEPWARM, "sync", "mail"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 120
-    while emu.calls["gmail.users.messages.get"] < TOTAL // 3 and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
+    ) as proc:
+        deadline = time.monotonic() + 120
+        while emu.calls["gmail.users.messages.get"] < TOTAL // 3 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
     assert proc.returncode == -signal.SIGKILL
     fetched_before = emu.calls["gmail.users.messages.get"]
     partial = stored(tmp_path / "kw.db")

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from fakes.google_api import GoogleEmulator
 from fakes.google_world import gmail_connector, write_config, write_token
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import TransientError
 from keepwarm.daemon.cli import cli
@@ -74,7 +75,7 @@ def test_other_refusals_are_a_failing_account_not_a_traceback_or_a_retry_loop(
     emu.add_mail(3)
     token = write_token(emu, tmp_path / "token.json")
     emu.fail_next(1, "400")  # e.g. a Workspace user without Gmail: 400 failedPrecondition
-    out = run_account(Store.memory(), gmail_connector(emu, token))
+    out = run_account(close_after_test(Store.memory()), gmail_connector(emu, token))
     assert out.state == "failing" and out.fix
     assert "failedPrecondition" in (out.error or "") and "Mail service not enabled" in (
         out.error or ""
@@ -97,7 +98,7 @@ def test_refused_batch_parts_are_mapped_not_taken_for_deleted_messages(
     emu.add_mail(4)
     token = write_token(emu, tmp_path / "token.json")
     emu.fail_next_parts(1, "400")
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     out = run_account(store, gmail_connector(emu, token, batch_size=2))
     assert out.state == "failing" and "failedPrecondition" in (out.error or "")
     assert store.counts()["message_sources"] == 0  # nothing committed as if it were gone

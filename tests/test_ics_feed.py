@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from davworld import NOW, meeting
+from leakcheck import close_after_test
 
 from keepwarm.connectors.local.ics import IcsConnector, feed_url
 from keepwarm.daemon.cli import cli
@@ -93,7 +94,7 @@ def connector(url: str, now: Any = NOW) -> IcsConnector:
 
 def test_conditional_get_then_changes_then_a_new_day(feed: Feed) -> None:
     feed.publish("a", "b", etag='"v1"')
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, connector(feed.url)).state == "ok"
     assert uids(store) == ["a", "b"]
     assert run_account(store, connector(feed.url)).added == 0
@@ -108,13 +109,13 @@ def test_conditional_get_then_changes_then_a_new_day(feed: Feed) -> None:
 
 def test_a_calendar_no_longer_published_is_a_clear_error(feed: Feed) -> None:
     feed.status = 404
-    out = run_account(Store.memory(), connector(feed.url))
+    out = run_account(close_after_test(Store.memory()), connector(feed.url))
     assert out.state == "failing"
     assert out.error == (
         "the published calendar at 127.0.0.1 answered 404: it is private, moved or no longer published"
     )
     feed.status = 503
-    assert run_account(Store.memory(), connector(feed.url)).state == "backoff"
+    assert run_account(close_after_test(Store.memory()), connector(feed.url)).state == "backoff"
 
 
 def test_addresses_and_the_config() -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
 from keepwarm.daemon.config import Config, loads
@@ -82,7 +83,7 @@ def build(
     events: list[EventMeta] = (),
     extra: str = "",  # type: ignore[assignment]
 ) -> tuple[Store, Config]:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("a", "maildir", Batch(messages=list(messages), events=list(events)))
     return store, config(extra)
 
@@ -496,12 +497,12 @@ def test_resolve_is_stable_under_order_and_duplicates(seed: int, dupes: int) -> 
     copies = [
         replace(m, account="b", provider_id="b" + m.provider_id) for m in rng.sample(msgs, dupes)
     ]
-    store = Store.memory()
-    for m in shuffled:
-        store.apply_batch("a", "maildir", Batch(messages=[m]))
-    if copies:
-        store.apply_batch("b", "maildir", Batch(messages=copies))
-    assert _snapshot(resolve(store, cfg)) == expected
+    with Store.memory() as store:
+        for m in shuffled:
+            store.apply_batch("a", "maildir", Batch(messages=[m]))
+        if copies:
+            store.apply_batch("b", "maildir", Batch(messages=copies))
+        assert _snapshot(resolve(store, cfg)) == expected
 
 
 def test_empty_store_has_only_me() -> None:

@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Batch, MessageMeta
 from keepwarm.connectors.headers import header_block, message_from_headers, parse_header_block
@@ -32,7 +33,7 @@ def _messages(root: Path) -> list[MessageMeta]:
 
 def test_every_spamassassin_list_is_a_list(shared_data: Path) -> None:
     messages = _messages(shared_data / "spamassassin-ham")
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("sa", "maildir", Batch(messages=messages))
     config = loads(f'[me]\nname = "Owner"\naddresses = ["{OWNER}"]\ntimezone = "UTC"\n')
     ident = resolve(store, config)

@@ -18,6 +18,7 @@ from contract import ConnectorContract, stored_ids
 from fakes.dovecot import Dovecot, available
 from fakes.tcpproxy import TcpProxy
 from imapclient import IMAPClient
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Batch, Connector
 from keepwarm.connectors.imap.connector import ImapConnector
@@ -243,7 +244,7 @@ class TestDovecotContract(ConnectorContract):
 
 # -- IMAP specifics -----------------------------------------------------------------------------------
 def test_full_then_incremental_with_new_deleted_and_moved(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     a = [box.append("INBOX") for _ in range(6)]
     b = [box.append("Archive") for _ in range(4)]
     assert sync(store, box.connector()) == "ok"
@@ -267,7 +268,7 @@ def test_full_then_incremental_with_new_deleted_and_moved(box: Mailbox) -> None:
 
 
 def test_idle_incremental_sync_touches_nothing(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     for _ in range(7):
         box.append("INBOX")
     sync(store, box.connector())
@@ -282,7 +283,7 @@ def test_idle_incremental_sync_touches_nothing(box: Mailbox) -> None:
 
 
 def test_junk_trash_drafts_are_skipped_and_folders_option(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     keep = box.append("INBOX")
     for f in ("Junk", "Trash", "Drafts"):
         box.append(f)
@@ -302,7 +303,7 @@ def test_junk_trash_drafts_are_skipped_and_folders_option(box: Mailbox) -> None:
 
 
 def test_uidvalidity_change_resyncs_without_duplicates(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     mids = [box.append("INBOX") for _ in range(8)]
     sync(store, box.connector())
     old = {r[0] for r in store.conn.execute("SELECT provider_id FROM message_sources")}
@@ -316,7 +317,7 @@ def test_uidvalidity_change_resyncs_without_duplicates(box: Mailbox) -> None:
 
 
 def test_uidvalidity_change_of_recreated_folder(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     mids = [box.append("Projects") for _ in range(4)]
     sync(store, box.connector())
     box.admin.select_folder("Projects")
@@ -331,7 +332,7 @@ def test_uidvalidity_change_of_recreated_folder(box: Mailbox) -> None:
 
 
 def test_connection_dropped_mid_fetch_is_resumed(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     mids = [box.append("INBOX") for _ in range(30)]
     box.tweaks["fetch_chunk"] = 30
     box.proxy.cut_after = 3000  # the single FETCH response is larger than this
@@ -349,7 +350,7 @@ def test_a_connection_cut_mid_fetch_again_and_again_is_told_in_words(
     import logging
 
     caplog.set_level(logging.INFO, logger="keepwarm")
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     for _ in range(30):
         box.append("INBOX")
     box.tweaks["fetch_chunk"] = 30
@@ -392,7 +393,7 @@ def test_a_refused_command_is_told_in_words() -> None:
 
 
 def test_connection_that_keeps_dropping_backs_off_and_loses_nothing(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     mids = [box.append("INBOX") for _ in range(12)]
     seen: list[Batch] = []
     box.proxy.refuse = False
@@ -412,7 +413,7 @@ def test_connection_that_keeps_dropping_backs_off_and_loses_nothing(box: Mailbox
 
 
 def test_wrong_password_parks_account_with_fix(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     box.append("INBOX")
     box.write_password("not-it")
     outcome = run_account(store, box.connector())
@@ -424,7 +425,7 @@ def test_wrong_password_parks_account_with_fix(box: Mailbox) -> None:
 
 
 def test_password_file_problems_are_reported(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     box.password_file.chmod(0o644)
     outcome = run_account(store, box.connector())
     assert outcome.state == "auth_required" and "chmod 600" in (outcome.fix or "")
@@ -435,7 +436,7 @@ def test_password_file_problems_are_reported(box: Mailbox) -> None:
 
 @pytest.mark.parametrize("security", ["tls", "starttls", "none"])
 def test_tls_starttls_and_loopback_plaintext(box: Mailbox, security: str) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     mid = box.append("INBOX")
     box.security = security
     box.port = {"tls": box.server.tls_port, "starttls": box.server.port, "none": box.server.port}[
@@ -448,21 +449,21 @@ def test_tls_starttls_and_loopback_plaintext(box: Mailbox, security: str) -> Non
 def test_untrusted_certificate_is_a_clear_error(box: Mailbox) -> None:
     box.append("INBOX")
     box.security, box.port, box.ca_file = "tls", box.server.tls_port, None
-    outcome = run_account(Store.memory(), box.connector())
+    outcome = run_account(close_after_test(Store.memory()), box.connector())
     assert outcome.state == "failing"
     assert "ca_file" in (outcome.error or "") and "certificate" in (outcome.error or "")
 
 
 def test_tls_against_a_plain_port_is_a_clear_error(box: Mailbox) -> None:
     box.security, box.port = "tls", box.server.port
-    outcome = run_account(Store.memory(), box.connector())
+    outcome = run_account(close_after_test(Store.memory()), box.connector())
     assert outcome.state == "failing" and "starttls" in (outcome.error or "")
 
 
 def test_never_sets_seen_and_never_fetches_bodies(box: Mailbox) -> None:
     for _ in range(3):
         box.append("INBOX")
-    sync(Store.memory(), box.connector())
+    sync(close_after_test(Store.memory()), box.connector())
     box.admin.select_folder("INBOX", readonly=True)
     assert len(box.admin.search("UNSEEN")) == 3
     deadline = time.monotonic() + 5
@@ -478,7 +479,7 @@ def test_never_sets_seen_and_never_fetches_bodies(box: Mailbox) -> None:
 
 
 def test_backfill_window_limits_the_first_sync_only(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     old = datetime.now(UTC) - timedelta(days=400)
     box.append("INBOX", date=old)
     recent = box.append("INBOX", date=datetime.now(UTC) - timedelta(days=3))
@@ -491,7 +492,7 @@ def test_backfill_window_limits_the_first_sync_only(box: Mailbox) -> None:
 
 
 def test_hostile_headers_are_handled(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     good = box.append("INBOX")
     hostile = [
         b"From: =?utf-8?b?////?= <x@example.com>\r\nTo: \x00\x01 <y@example.com>\r\nMessage-ID: <h1@x>\r\nDate: Thu, 1 Jan 1706 00:00:00 +0000\r\n\r\nb\r\n",
@@ -517,7 +518,7 @@ def test_hostile_headers_are_handled(box: Mailbox) -> None:
 def test_a_folder_deleted_on_the_server_stays_in_history_and_is_reported(box: Mailbox) -> None:
     """Deleting a folder on the server silently removed its 822 messages (issue 15, item 11):
     now they stay, and the account says what happened."""
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     keep = box.append("INBOX")
     old = [box.append("Old") for _ in range(3)]
     sync(store, box.connector())
@@ -534,7 +535,7 @@ def test_a_folder_deleted_on_the_server_stays_in_history_and_is_reported(box: Ma
 
 
 def test_a_folder_the_config_no_longer_selects_is_removed(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     keep = box.append("INBOX")
     box.append("Newsletters")
     sync(store, box.connector())
@@ -546,7 +547,7 @@ def test_a_folder_the_config_no_longer_selects_is_removed(box: Mailbox) -> None:
 
 
 def test_mail_moved_to_junk_is_removed_and_deleted_mail_is_kept(box: Mailbox) -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     spam, deleted, moved, kept = (box.append("INBOX") for _ in range(4))
     sync(store, box.connector())
     box.move("INBOX", "Junk", spam)
@@ -566,14 +567,14 @@ def test_store_subjects_off_keeps_no_subject(box: Mailbox) -> None:
     )
     config = loads(text)
     conn = make_connector(config.account(ACCOUNT), config)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, conn) == "ok"
     assert store.conn.execute("SELECT subject FROM messages").fetchall() == [(None,)]
 
 
 def test_plain_rfc3501_server_path(box: Mailbox) -> None:
     """Without ESEARCH (use_extensions off) the same results come from plain SEARCH."""
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     box.tweaks["use_extensions"] = False
     mids = [box.append("INBOX") for _ in range(6)]
     sync(store, box.connector())
@@ -587,7 +588,7 @@ def test_a_silent_server_times_out_and_backs_off(box: Mailbox) -> None:
     box.proxy.stall = True
     box.extra = 'timeout = "0.3s"\n'
     started = time.monotonic()
-    outcome = run_account(Store.memory(), box.connector())
+    outcome = run_account(close_after_test(Store.memory()), box.connector())
     assert outcome.state == "backoff" and "timed out" in (outcome.error or "")
     assert box.proxy.connections == 3  # the first try and two reconnects
     assert time.monotonic() - started < 30
@@ -599,7 +600,7 @@ def test_connection_dropped_during_the_tls_handshake_is_retried(box: Mailbox) ->
     try:
         proxy.cut_after = 200  # inside the server's TLS handshake messages
         box.security, box.port = "tls", proxy.port
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         assert sync(store, box.connector()) == "ok"
         assert proxy.cuts == 1 and ids(store) == [mid]
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from leakcheck import close_after_test
 from localmail import make_message, write_maildir_message
 
 from keepwarm.daemon.cli import cli
@@ -57,7 +59,7 @@ def test_import_prints_the_summary_and_a_rerun_adds_nothing(cfg: Path, tmp_path:
     maildir(root, 2, start=5)
     third = runner.invoke(cli, ["--config", str(cfg), "import", "maildir", str(root)])
     assert third.output.strip() == "2 imported"
-    store = Store.open(tmp_path / "kw.db")
+    store = close_after_test(Store.open(tmp_path / "kw.db"))
     assert store.counts()["messages"] == 7
     assert [s.name for s in store.account_states()] == [default_account_name("maildir", root)]
 
@@ -134,16 +136,15 @@ def test_kill_9_mid_import_leaves_a_consistent_store_and_the_next_run_resumes(
     db = tmp_path / "kw.db"
     proc = subprocess.run([sys.executable, "-c", KILLER, str(db), str(root)], check=False)
     assert proc.returncode == -9
-    conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    assert conn.execute("SELECT count(*) FROM messages").fetchone() == (20,)
-    conn.close()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT count(*) FROM messages").fetchone() == (20,)
     result = CliRunner().invoke(
         cli, ["--config", str(cfg), "import", "maildir", str(root), "--account", "acct"]
     )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("25 imported")  # the first 20 were not read again
-    store = Store.open(db)
+    store = close_after_test(Store.open(db))
     assert store.counts()["messages"] == 45 and store.counts()["message_sources"] == 45
 
 
@@ -170,7 +171,7 @@ def test_first_ctrl_c_stops_after_the_batch_in_hand(tmp_path: Path) -> None:
     from keepwarm.daemon.sync import run_account
 
     root = maildir(tmp_path / "Mail", 30)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     stop = threading.Event()
 
     def press_ctrl_c(*_: object) -> None:
@@ -211,7 +212,7 @@ def test_import_ics_folder(cfg: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     first = runner.invoke(cli, ["--config", str(cfg), "import", "ics", str(tmp_path / "cal")])
     assert first.exit_code == 0 and first.output.strip() == "1 imported", first.output
-    store = Store.open(tmp_path / "kw.db")
+    store = close_after_test(Store.open(tmp_path / "kw.db"))
     assert store.conn.execute("SELECT my_response FROM events").fetchall() == [("accepted",)]
 
 
@@ -235,6 +236,6 @@ def test_invalid_addresses_are_not_people_and_are_counted(cfg: Path, tmp_path: P
         r.output.strip()
         == "1 imported (2 invalid addresses left out), 1 skipped: 1 invalid address"
     )
-    db = sqlite3.connect(tmp_path / "kw.db")
-    emails = {e for (e,) in db.execute("SELECT email FROM addresses")}
+    with contextlib.closing(sqlite3.connect(tmp_path / "kw.db")) as db:
+        emails = {e for (e,) in db.execute("SELECT email FROM addresses")}
     assert emails == {"me@example.com"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Connector
 from keepwarm.connectors.local.maildir import MaildirConnector
@@ -21,7 +22,7 @@ def files_under(root: Path) -> int:
 def import_twice(
     tmp_path: Path, make: type[Connector] | object, *args: object
 ) -> tuple[SyncOutcome, Store]:
-    store = Store.open(tmp_path / "kw.db")
+    store = close_after_test(Store.open(tmp_path / "kw.db"))
     first = run_account(store, make(*args))  # type: ignore[operator]
     assert first.state == "ok", first.error
     counts = store.counts()
@@ -94,7 +95,8 @@ def test_every_ics_file_parses_without_crashing(shared_data: Path, tmp_path: Pat
     from keepwarm.connectors.local.ics import IcsConnector
 
     root = shared_data / "ics"
-    manifest = list(csv.DictReader((root / "MANIFEST.csv").open(encoding="utf-8")))
+    with (root / "MANIFEST.csv").open(encoding="utf-8") as fh:
+        manifest = list(csv.DictReader(fh))
     assert len(manifest) > 500
     # for the likely-real calendars that parse as a whole, no VEVENT is lost on the way
     mismatched = []
@@ -106,7 +108,7 @@ def test_every_ics_file_parses_without_crashing(shared_data: Path, tmp_path: Pat
                 mismatched.append((row["local_path"], n, row["vevent"]))
     assert len(mismatched) <= len(manifest) * 0.02, mismatched[:10]
     # the whole folder through the connector and the store: no crash, nothing unexplained
-    store = Store.open(tmp_path / "kw.db")
+    store = close_after_test(Store.open(tmp_path / "kw.db"))
     make = lambda: IcsConnector(  # noqa: E731
         "corpus",
         root,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from contract import ConnectorContract
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Batch, EventMeta
 from keepwarm.connectors.local.ics import IcsConnector
@@ -190,7 +191,7 @@ def test_rescan_by_content_hash_replaces_a_changed_file_and_keeps_a_removed_one(
         calendar(vevent("a1", ":20240305T100000Z"), vevent("a2", ":20240306T100000Z")),
     )
     write(folder / "sub" / "b.ics", calendar(vevent("b1", ":20240305T110000Z")))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, connector(folder)).added == 3
     assert run_account(store, connector(folder)).batches == 0  # unchanged: nothing read
     write(a, calendar(vevent("a1", ":20240305T120000Z")))  # a1 moved, a2 gone
@@ -216,11 +217,11 @@ def test_resuming_from_every_cursor_loses_and_duplicates_nothing(tmp_path: Path)
         write(folder / f"{i}.ics", calendar(vevent(f"e{i}", f":2024030{i + 1}T100000Z")))
     batches: list[Batch] = list(connector(folder, batch_size=1).sync(None))
     assert len(batches) >= 3
-    reference = Store.memory()
+    reference = close_after_test(Store.memory())
     run_account(reference, connector(folder, batch_size=1))
     expected = event_sources(reference)
     for k in range(1, len(batches)):
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         for b in batches[:k]:
             store.apply_batch("cal", "ics", b)
         assert run_account(store, connector(folder, batch_size=1)).state == "ok"
@@ -229,7 +230,7 @@ def test_resuming_from_every_cursor_loses_and_duplicates_nothing(tmp_path: Path)
 
 def test_single_file_path_and_idempotent_reimport(tmp_path: Path) -> None:
     path = write(tmp_path / "one.ics", calendar(vevent("x", ":20240305T100000Z")))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, connector(path)).added == 1
     store.clear_cursor("cal")
     again = run_account(store, connector(path))

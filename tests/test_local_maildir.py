@@ -12,6 +12,7 @@ import pytest
 from contract import ConnectorContract, stored_ids
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from leakcheck import close_after_test
 from localmail import MaildirWorld, make_message, write_maildir_message
 
 from keepwarm.connectors.base import Batch, MessageMeta, SourceError
@@ -82,7 +83,7 @@ def test_incremental_rescan_adds_new_files_and_deletes_vanished_ones(tmp_path: P
     paths = [
         write_maildir_message(root, f"{i}.M1.host", make_message(i).as_bytes()) for i in range(4)
     ]
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync_store(store, MaildirConnector("a", root))[0] == 4
     # a flag change renames the file and moving new/ -> cur/ keeps the name: neither is new mail
     paths[0].rename(paths[0].with_name(paths[0].name + ":2,S"))
@@ -104,7 +105,7 @@ def test_moves_spam_and_vanished_folders(tmp_path: Path) -> None:
     b = write_maildir_message(root, "2.M1.host:2,S", make_message(2).as_bytes())
     for i in (3, 4):
         write_maildir_message(root / ".Old", f"{i}.M1.host:2,S", make_message(i).as_bytes())
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync_store(store, MaildirConnector("a", root))[0] == 4
     (root / ".Archive" / "cur").mkdir(parents=True)
     (root / ".Junk" / "cur").mkdir(parents=True)
@@ -124,7 +125,7 @@ def test_moves_spam_and_vanished_folders(tmp_path: Path) -> None:
 def test_a_changed_file_replaces_its_record(tmp_path: Path) -> None:
     root = tmp_path / "Mail"
     path = write_maildir_message(root, "1.M1.host", make_message(1).as_bytes())
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     sync_store(store, MaildirConnector("a", root))
     path.write_bytes(make_message(1, subject="Edited subject, longer").as_bytes())
     os.utime(path, (1_800_000_000, 1_800_000_000))
@@ -136,7 +137,9 @@ def test_a_changed_file_replaces_its_record(tmp_path: Path) -> None:
 def test_missing_path_is_a_clear_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         collect(MaildirConnector("a", tmp_path / "nope"))
-    outcome = run_account(Store.memory(), MaildirConnector("a", tmp_path / "nope"))
+    outcome = run_account(
+        close_after_test(Store.memory()), MaildirConnector("a", tmp_path / "nope")
+    )
     assert outcome.state == "failing" and "does not exist" in (outcome.error or "")
 
 
@@ -146,7 +149,7 @@ def test_trash_and_spam_folders_are_skipped_and_counted_once(tmp_path: Path) -> 
     write_maildir_message(root / ".Trash", "2.M1.host", make_message(2).as_bytes())
     (root / "deleted_items").mkdir()
     (root / "deleted_items" / "1.").write_bytes(make_message(3).as_bytes())
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     added, skips = sync_store(store, MaildirConnector("a", root))
     assert (added, skips) == (1, {"in trash or spam folder": 2})
     assert sync_store(store, MaildirConnector("a", root)) == (0, {})
@@ -200,7 +203,7 @@ def test_missing_and_duplicate_message_ids(tmp_path: Path) -> None:
     write_maildir_message(
         root / ".Archive", "copy.M1.host", make_message(2, message_id="<same@x>").as_bytes()
     )
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     added, skips = sync_store(store, MaildirConnector("a", root))
     assert skips == {}
     assert store.counts()["messages"] == 3 and store.counts()["message_sources"] == 4
@@ -258,7 +261,7 @@ def test_unreadable_files_are_counted_and_retried(
         return real(path)
 
     monkeypatch.setattr(mod, "read_head", fake)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync_store(store, MaildirConnector("a", root)) == (1, {"unreadable": 2})
     monkeypatch.setattr(mod, "read_head", real)  # permissions fixed: picked up next time
     assert sync_store(store, MaildirConnector("a", root)) == (1, {"unreadable": 1})
@@ -303,7 +306,7 @@ def test_damaged_cursor_means_one_full_rescan_without_duplicates(tmp_path: Path)
     root = tmp_path / "Mail"
     for i in range(3):
         one(root, f"{i}.M1.host", make_message(i).as_bytes())
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     sync_store(store, MaildirConnector("a", root))
     with store.atomic():
         store.conn.execute("UPDATE accounts SET cursor = '{\"v\": 99}'")
@@ -337,7 +340,7 @@ def test_importing_twice_or_rescanning_is_idempotent(
             write_maildir_message(
                 root / (".F" if i % 2 else ""), f"{i}.M.host", msg.as_bytes(), sub
             )
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         first = run_account(store, MaildirConnector("a", root, batch_size=batch_size))
         snapshot = store.counts()
         assert first.added == snapshot["messages"]
@@ -431,7 +434,7 @@ def test_an_import_killed_after_any_batch_resumes_to_the_same_store(tmp_path: Pa
         assert outcome.state == "ok", outcome.error
         return batches
 
-    reference = Store.memory()
+    reference = close_after_test(Store.memory())
     first = run(reference)
     change_maildir(root)
     second = run(reference)
@@ -439,7 +442,7 @@ def test_an_import_killed_after_any_batch_resumes_to_the_same_store(tmp_path: Pa
     for before, batches in (([], first), (first, second)):
         assert any(b.keep_cursor for b in batches) and len(batches) > 10
         for k in range(1, len(batches)):
-            store = Store.memory()
+            store = close_after_test(Store.memory())
             for b in before + batches[:k]:  # as if killed after batch k
                 store.apply_batch("a", "maildir", b)
             run(store)

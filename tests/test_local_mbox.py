@@ -10,6 +10,7 @@ import pytest
 from contract import ConnectorContract, stored_ids
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from leakcheck import close_after_test
 from localmail import MboxWorld, envelope, make_message, mbox_entry
 
 from keepwarm.connectors.base import Batch, MessageMeta, SourceError
@@ -94,7 +95,7 @@ def test_takeout_style_crlf_and_no_blank_line_between_messages(tmp_path: Path) -
 def test_appended_messages_are_read_from_the_stored_offset(tmp_path: Path) -> None:
     path = tmp_path / "m.mbox"
     path.write_bytes(b"".join(mbox_entry(make_message(i)) for i in range(3)))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, MboxConnector("a", path)).added == 3
     with open(path, "ab") as fh:
         fh.write(mbox_entry(make_message(3)))
@@ -108,7 +109,7 @@ def test_appended_messages_are_read_from_the_stored_offset(tmp_path: Path) -> No
 def test_rewritten_or_shrunk_file_is_read_again_and_replaces_the_records(tmp_path: Path) -> None:
     path = tmp_path / "m.mbox"
     path.write_bytes(b"".join(mbox_entry(make_message(i)) for i in range(4)))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     run_account(store, MboxConnector("a", path))
     # compacted by a mail client: same size class, different content before the offset
     path.write_bytes(b"".join(mbox_entry(make_message(i)) for i in (0, 2, 3, 5, 6)))
@@ -177,7 +178,7 @@ def test_import_then_append_then_rescan_is_idempotent(
         path = Path(tmp) / "m.mbox"
         cut = min(split, len(entries))
         path.write_bytes(b"".join(entries[:cut]))
-        store = Store.memory()
+        store = close_after_test(Store.memory())
         run_account(store, MboxConnector("a", path, batch_size=batch_size))
         with open(path, "ab") as fh:
             fh.write(b"".join(entries[cut:]))

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from leakcheck import close_after_test
 from localmail import double_unless_seven, make_message, mbox_entry, write_maildir_message
 
 from keepwarm.connectors.base import Batch
@@ -65,7 +66,7 @@ def batches(connector: MailFileConnector) -> list[tuple[object, ...]]:
 
 
 def stored(connector: MailFileConnector) -> list[tuple[object, ...]]:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     run_account(store, connector)  # type: ignore[arg-type]
     return store.conn.execute(
         """SELECT m.message_id, m.date, m.subject, m.markers, s.provider_id,
@@ -174,6 +175,8 @@ def test_workers_exit_when_the_importer_is_killed(tmp_path: Path) -> None:
         assert proc.stdout.read() == ""  # the pipe closed: nobody holds it any more
     finally:
         proc.kill()
+        proc.wait()
+        proc.stdout.close()
         for k in kids:  # orphans have a new parent: the list taken before the kill
             if _running(k):
                 os.kill(k, signal.SIGKILL)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from leakcheck import close_after_test
 from localmail import make_message, write_maildir_message
 
 from keepwarm.connectors.local import maildir as mod
@@ -40,7 +41,7 @@ def synced(root: Path) -> Store:
     """A store after one full scan of a settled maildir made by :func:`build`."""
     build(root)
     settle(root)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, root) == 3
     return store
 
@@ -106,7 +107,7 @@ def test_a_folder_changed_in_the_same_clock_tick_as_the_scan_is_listed_again(
     settle(root)
     now = time.time()
     os.utime(root / "archive" / "2001", (now, now))  # modified just before the scan
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     sync(store, root)
     (root / "archive" / "2001" / "4.").write_bytes(make_message(4).as_bytes())
     os.utime(root / "archive" / "2001", (now, now))  # the clock did not tick: same mtime
@@ -119,7 +120,7 @@ def test_a_new_maildir_inside_a_hidden_folder_is_found(tmp_path: Path) -> None:
     build(root)
     (root / ".Drafts").mkdir()  # not (yet) a maildir: nothing to read in it
     settle(root)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     sync(store, root)
     write_maildir_message(root / ".Drafts", "5.M1.host:2,", make_message(5).as_bytes())
     assert sync(store, root) == 1 and ".Drafts/5.M1.host" in stored(store)
@@ -153,7 +154,7 @@ def test_a_file_that_could_not_be_read_is_tried_again(
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     with monkeypatch.context() as m:
         m.setattr(mod, "read_head", fails)
         assert sync(store, root) == 2

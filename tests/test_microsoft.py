@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from contract import stored_ids
 from fakes.graph_api import GraphEmulator
+from leakcheck import close_after_test
 from ms_world import ACCOUNT, auth_for, connector_for, sign_in
 
 from keepwarm.connectors.base import AuthRequired, Batch, TransientError
@@ -72,8 +73,8 @@ def test_silent_token_comes_from_the_cache_and_the_file_is_not_rewritten(
     emu: GraphEmulator, token: Path
 ) -> None:
     before = (token.stat().st_mtime_ns, token.read_text())
-    auth = auth_for(emu, token)
-    assert auth.access_token().startswith("at-")
+    with auth_for(emu, token) as auth:
+        assert auth.access_token().startswith("at-")
     assert emu.token_requests["refresh_token"] == 0  # scope echo -> cache hit, no refresh
     assert (token.stat().st_mtime_ns, token.read_text()) == before
 
@@ -85,7 +86,7 @@ def test_expired_refresh_token_parks_the_account_with_the_fix(
     path = tmp_path / "office.json"
     sign_in(emu, path)
     emu.refresh_tokens.clear()  # the refresh token expired (AADSTS700082)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     emu.add_message()
     outcome = run_account(store, connector_for(emu, path))
     assert outcome.state == "auth_required"
@@ -96,7 +97,9 @@ def test_expired_refresh_token_parks_the_account_with_the_fix(
 
 
 def test_no_sign_in_yet_is_auth_required(emu: GraphEmulator, tmp_path: Path) -> None:
-    outcome = run_account(Store.memory(), connector_for(emu, tmp_path / "none.json"))
+    outcome = run_account(
+        close_after_test(Store.memory()), connector_for(emu, tmp_path / "none.json")
+    )
     assert outcome.state == "auth_required"
     assert outcome.fix == f"keepwarm auth microsoft {ACCOUNT}"
 
@@ -104,8 +107,10 @@ def test_no_sign_in_yet_is_auth_required(emu: GraphEmulator, tmp_path: Path) -> 
 def test_wrong_client_id_is_a_clear_error(emu: GraphEmulator, tmp_path: Path) -> None:
     from keepwarm.connectors.base import SourceError
 
-    auth = auth_for(emu, tmp_path / "x.json", client_id="not-registered")
-    with pytest.raises(SourceError, match="client_id"):
+    with (
+        auth_for(emu, tmp_path / "x.json", client_id="not-registered") as auth,
+        pytest.raises(SourceError, match="client_id"),
+    ):
         auth.start_device_flow()
 
 
@@ -114,7 +119,7 @@ def test_only_metadata_fields_are_requested_with_immutable_ids(
     emu: GraphEmulator, token: Path
 ) -> None:
     emu.add_bulk(30)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, emu, token) == "ok"
     assert emu.selected and not (emu.selected & BODY_FIELDS)
     assert emu.selected <= {*MESSAGE_FIELDS, "parentFolderId", "id"}
@@ -140,7 +145,7 @@ def test_records_are_mapped_from_graph_fields(emu: GraphEmulator, token: Path) -
     )
     batches: list[Batch] = []
     run_account(
-        Store.memory(),
+        close_after_test(Store.memory()),
         connector_for(emu, token, now=datetime(2025, 6, 1, tzinfo=UTC)),
         on_batch=lambda _a, _p, b: batches.append(b),
     )
@@ -162,7 +167,7 @@ def test_junk_deleted_drafts_and_draft_flags_are_skipped(emu: GraphEmulator, tok
     emu.add_message("inbox", is_draft=True)
     sub = emu.create_folder("Old project", "deleteditems")
     emu.add_message(sub)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, emu, token) == "ok"
     assert stored_ids(store, ACCOUNT) == [msgid(emu, keep)]
 
@@ -171,7 +176,7 @@ def test_backfill_window_is_applied(emu: GraphEmulator, token: Path) -> None:
     now = datetime.now(UTC)
     recent = emu.add_message(sent=now - timedelta(days=30))
     emu.add_message(sent=now - timedelta(days=400))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, emu, token, backfill=timedelta(days=365)) == "ok"
     assert stored_ids(store, ACCOUNT) == [msgid(emu, recent)]
 
@@ -182,7 +187,7 @@ def test_message_moved_between_folders_stays_one_interaction(
     projects = emu.create_folder("Projects", "inbox")
     a = emu.add_message("inbox")
     b = emu.add_message(projects)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, emu, token, page_size=1) == "ok"
     emu.move_message(a, projects)  # source folder synced before the target
     emu.move_message(b, "inbox")  # target folder synced before the source
@@ -202,7 +207,7 @@ def test_message_moved_between_folders_stays_one_interaction(
 
 def test_folders_created_renamed_and_deleted_later(emu: GraphEmulator, token: Path) -> None:
     emu.add_message("inbox")
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, emu, token) == "ok"
     clients = emu.create_folder("Clients", "inbox")
     c1 = emu.add_message(clients)
@@ -227,7 +232,7 @@ def test_expired_delta_token_resyncs_only_that_round_without_duplicates(
     emu: GraphEmulator, token: Path
 ) -> None:
     emu.add_bulk(40)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, emu, token, page_size=7) == "ok"
     emu.expire_tokens()
     emu.add_bulk(5)
@@ -239,7 +244,7 @@ def test_expired_delta_token_resyncs_only_that_round_without_duplicates(
 
 def test_incremental_sync_with_no_change_is_cheap(emu: GraphEmulator, token: Path) -> None:
     emu.add_bulk(200)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, emu, token) == "ok"
     before = emu.graph_requests
     assert sync(store, emu, token) == "ok"
@@ -256,7 +261,7 @@ def test_retry_after_is_parsed_as_float() -> None:
 
 
 def _client(emu: GraphEmulator, token: Path, sleeps: list[float] | None = None) -> GraphClient:
-    client = make_client(auth_for(emu, token), graph_endpoint=emu.graph_endpoint)
+    client = close_after_test(make_client(auth_for(emu, token), graph_endpoint=emu.graph_endpoint))
     if sleeps is not None:
         client.sleep = sleeps.append
     return client
@@ -330,7 +335,7 @@ def test_expired_delta_state_as_410_with_location_or_400_sync_state_not_found(
     emu.sync_state_status = status
     emu.add_bulk(30)
     emu.add_event(subject="Before")
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, emu, token, page_size=7) == "ok"
     emu.expire_tokens()
     emu.add_bulk(4)
@@ -347,7 +352,7 @@ def test_replayed_delta_items_are_stored_once(emu: GraphEmulator, token: Path) -
     now = datetime.now(UTC)
     for d in range(5):
         emu.add_event(subject=f"Meeting {d}", start=now - timedelta(days=d + 1))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     first = run_account(store, connector_for(emu, token, page_size=4))
     assert first.state == "ok" and first.added == 35
     gone = emu.add_message()
@@ -368,7 +373,7 @@ def test_calendar_window_over_graphs_1825_day_limit_is_clamped_and_said(
     emu.add_event(subject="Six years ago", start=now - timedelta(days=6 * 365))
     conn = connector_for(emu, token)
     conn.options.window_past = timedelta(days=10 * 365)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     with caplog.at_level("WARNING"):
         out = run_account(store, conn)
     assert out.state == "ok", out.error
@@ -446,7 +451,7 @@ def test_twenty_percent_faults_converge_with_nothing_lost(emu: GraphEmulator, to
     emu.add_event(subject="Standup")
     emu.timeout_sleep = 0.6
     emu.fault_rate = 0.2
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     states = _converge(store, emu, token)  # a backfill under faults
     assert states[-1] == "ok", states
     assert stored_ids(store, ACCOUNT) == sorted(emu.expected_message_ids())
@@ -497,7 +502,7 @@ def test_calendar_events_are_mapped_and_bodies_never_stored(
         subject="Holiday", start=now + timedelta(days=3), show_as="oof", is_organizer=True
     )
     batches: list[Batch] = []
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     run_account(store, connector_for(emu, token), on_batch=lambda _a, _p, b: batches.append(b))
     events = {e.title: e for b in batches for e in b.events}
     assert set(events) == {"Budget review", "Cancelled sync", "Weekly", "Holiday"}
@@ -554,7 +559,7 @@ def test_recurring_meetings_take_their_people_from_the_series_master(
     emu.add_series(subject="Away", start=now - timedelta(days=30), count=2, show_as="oof",
                    is_organizer=True, organizer=emu.user)  # fmt: skip
     batches: list[Batch] = []
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     before = emu.routes.copy()
     run_account(store, connector_for(emu, token), on_batch=lambda _a, _p, b: batches.append(b))
     events = [e for b in batches for e in b.events]
@@ -599,7 +604,9 @@ def test_occurrences_of_a_series_whose_master_is_gone_are_skipped(
         del emu.events[master]  # deleted between the delta and the lookup
     batches: list[Batch] = []
     out = run_account(
-        Store.memory(), connector_for(emu, token), on_batch=lambda _a, _p, b: batches.append(b)
+        close_after_test(Store.memory()),
+        connector_for(emu, token),
+        on_batch=lambda _a, _p, b: batches.append(b),
     )
     assert out.state == "ok"
     assert not [e for b in batches for e in b.events]
@@ -615,7 +622,7 @@ def test_calendar_deletions_and_window(emu: GraphEmulator, token: Path) -> None:
     keep = emu.add_event(subject="Keep", start=now - timedelta(days=5))
     drop = emu.add_event(subject="Drop", start=now - timedelta(days=4))
     emu.add_event(subject="Too old", start=now - timedelta(days=1000))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert sync(store, emu, token) == "ok"
     assert store.counts()["events"] == 2
     emu.delete_event(drop)
@@ -630,7 +637,7 @@ def test_titles_are_not_stored_when_subjects_are_off(emu: GraphEmulator, token: 
     emu.add_message(subject="Private subject")
     conn = connector_for(emu, token)
     conn.options.keep_subjects = False
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, conn).state == "ok"
     dump = "\n".join(store.conn.iterdump())
     assert "Private title" not in dump and "Private subject" not in dump
@@ -640,12 +647,14 @@ def test_titles_are_not_stored_when_subjects_are_off(emu: GraphEmulator, token: 
 def test_send_mail_needs_mail_send_and_is_accepted(emu: GraphEmulator, tmp_path: Path) -> None:
     plain = tmp_path / "plain.json"
     sign_in(emu, plain)
-    client = make_client(auth_for(emu, plain), graph_endpoint=emu.graph_endpoint)
+    client = close_after_test(make_client(auth_for(emu, plain), graph_endpoint=emu.graph_endpoint))
     with pytest.raises(AuthRequired):
         send_mail(client, to=["me@contoso.test"], subject="Digest", text="hi")
     with_send = tmp_path / "send.json"
     sign_in(emu, with_send, send=True)
-    client = make_client(auth_for(emu, with_send, send=True), graph_endpoint=emu.graph_endpoint)
+    client = close_after_test(
+        make_client(auth_for(emu, with_send, send=True), graph_endpoint=emu.graph_endpoint)
+    )
     send_mail(
         client,
         to=["me@contoso.test"],
@@ -665,7 +674,9 @@ def test_send_mail_is_not_retried_after_a_dropped_connection(
 ) -> None:
     path = tmp_path / "send.json"
     sign_in(emu, path, send=True)
-    client = make_client(auth_for(emu, path, send=True), graph_endpoint=emu.graph_endpoint)
+    client = close_after_test(
+        make_client(auth_for(emu, path, send=True), graph_endpoint=emu.graph_endpoint)
+    )
     emu.force("drop")
     with pytest.raises(TransientError):
         send_mail(client, to=["me@contoso.test"], subject="Digest", text="hi")
@@ -677,8 +688,8 @@ def test_token_file_permissions_survive_refresh(emu: GraphEmulator, tmp_path: Pa
     path = tmp_path / "office.json"
     sign_in(emu, path)
     os.chmod(path, 0o600)
-    auth = auth_for(emu, path)
-    auth.access_token()
+    with auth_for(emu, path) as auth:
+        auth.access_token()
     assert emu.token_requests["refresh_token"] == 1
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -690,7 +701,9 @@ def test_send_mime_keeps_every_header(emu: GraphEmulator, tmp_path: Path) -> Non
 
     path = tmp_path / "send.json"
     sign_in(emu, path, send=True)
-    client = make_client(auth_for(emu, path, send=True), graph_endpoint=emu.graph_endpoint)
+    client = close_after_test(
+        make_client(auth_for(emu, path, send=True), graph_endpoint=emu.graph_endpoint)
+    )
     msg = EmailMessage()
     msg["From"] = msg["To"] = emu.user
     msg["Subject"] = "Your keepwarm digest"
@@ -709,7 +722,7 @@ def test_a_request_graph_rejects_is_a_failing_state_not_a_crash(
 ) -> None:
     emu.add_message()
     emu.force("400")
-    outcome = run_account(Store.memory(), connector_for(emu, token))
+    outcome = run_account(close_after_test(Store.memory()), connector_for(emu, token))
     assert outcome.state == "failing"
     assert outcome.error and "ErrorInvalidRequest" in outcome.error
 
@@ -723,7 +736,9 @@ def test_keepwarm_digests_in_sent_items_are_marked(emu: GraphEmulator, token: Pa
     )
     batches: list[Batch] = []
     run_account(
-        Store.memory(), connector_for(emu, token), on_batch=lambda _a, _p, b: batches.append(b)
+        close_after_test(Store.memory()),
+        connector_for(emu, token),
+        on_batch=lambda _a, _p, b: batches.append(b),
     )
     [m] = [m for b in batches for m in b.messages]
     assert "keepwarm-digest" in m.markers
@@ -733,7 +748,7 @@ def test_calendar_window_moves_forward_with_time(emu: GraphEmulator, token: Path
     t0 = datetime.now(UTC).replace(microsecond=0)
     emu.add_event(subject="Soon", start=t0 + timedelta(days=2))
     later = emu.add_event(subject="Later", start=t0 + timedelta(days=20))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, connector_for(emu, token, now=t0)).state == "ok"
     assert [r[0] for r in store.conn.execute("SELECT title FROM events")] == ["Soon"]
     t1 = t0 + timedelta(days=10)  # the window's future edge is now 24 days out
@@ -751,7 +766,7 @@ def test_backfill_reports_progress_against_the_folder_totals(
     emu.add_bulk(30)
     progress = []
     run_account(
-        Store.memory(),
+        close_after_test(Store.memory()),
         connector_for(emu, token, page_size=10, calendar=False),
         on_batch=lambda _a, p, _b: progress.append(p),
     )
@@ -765,7 +780,7 @@ def test_events_that_change_outside_the_window_are_not_deleted(
 ) -> None:
     t0 = datetime.now(UTC).replace(microsecond=0)
     old = emu.add_event(subject="Old but real", start=t0 - timedelta(days=3))
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, connector_for(emu, token, now=t0)).state == "ok"
     t1 = t0 + timedelta(days=10)
     conn = connector_for(emu, token, now=t1)
@@ -813,14 +828,16 @@ def test_https_authority_and_graph_with_a_private_ca(tmp_path: Path) -> None:
                 timeout=timedelta(seconds=5),
             )
 
-        untrusted = auth(None, tmp_path / "u.json")
-        with pytest.raises(SourceError, match="ca_file"):
+        with (
+            auth(None, tmp_path / "u.json") as untrusted,
+            pytest.raises(SourceError, match="ca_file"),
+        ):
             untrusted.start_device_flow()
         trusted = auth(ca_file, tmp_path / "t.json")
         flow = trusted.start_device_flow()
         assert trusted.finish_device_flow(flow) == emu.user
-        client = make_client(trusted, graph_endpoint=emu.graph_endpoint)
-        store = Store.memory()
+        client = make_client(trusted, graph_endpoint=emu.graph_endpoint)  # the sync closes it
+        store = close_after_test(Store.memory())
         from keepwarm.connectors.microsoft.connector import MicrosoftConnector, Options
 
         assert run_account(store, MicrosoftConnector(ACCOUNT, client, Options())).state == "ok"
@@ -834,7 +851,7 @@ def test_batch_members_of_a_mailbox_not_enabled_raise_rather_than_delete(
 
     mid = emu.add_message()
     emu.mailbox_enabled = False
-    client = make_client(auth_for(emu, token), graph_endpoint=emu.graph_endpoint)
+    client = close_after_test(make_client(auth_for(emu, token), graph_endpoint=emu.graph_endpoint))
     with pytest.raises(MailboxNotEnabled) as exc:
         client.batch_get({mid: f"/me/messages/{mid}?$select=id"})
     assert exc.value.fix and "licence" in exc.value.fix

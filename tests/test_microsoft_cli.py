@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fakes.graph_api import GraphEmulator
+from leakcheck import close_after_test
 from ms_world import sign_in
 
 from keepwarm.daemon.cli import cli
@@ -156,18 +157,18 @@ def test_kill_9_during_a_20000_message_backfill_then_resume(
     sign_in(emu, tmp_path / "tokens" / "office.json", calendar=False)
     db = tmp_path / "keepwarm.db"
 
-    proc = _keepwarm(cfg, "sync", "office")
-    deadline = time.monotonic() + 60
-    while _count(db) < 3000 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the backfill finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with _keepwarm(cfg, "sync", "office") as proc:
+        deadline = time.monotonic() + 60
+        while _count(db) < 3000 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the backfill finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     partial = _count(db)
     assert 0 < partial < 20_000
 
-    proc = _keepwarm(cfg, "sync", "office")
-    _out, err = proc.communicate(timeout=120)
+    with _keepwarm(cfg, "sync", "office") as proc:
+        _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
     stored = _stored(db)
     assert stored == sorted(emu.expected_message_ids())
@@ -214,7 +215,7 @@ def test_digest_without_mail_send_permission_says_how_to_fix(
     with cfg.open("a", encoding="utf-8") as fh:
         fh.write('\n[delivery]\nmethod = "microsoft"\naccount = "office"\n')
     sign_in(emu, tmp_path / "tokens" / "office.json")  # signed in before Mail.Send was wanted
-    delivery = graph_delivery(load(cfg))
+    delivery = close_after_test(graph_delivery(load(cfg)))
     from email.message import EmailMessage
 
     msg = EmailMessage()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fakes.graph_api import GraphEmulator
+from leakcheck import close_after_test
 from ms_world import ACCOUNT, auth_for, sign_in
 
 from keepwarm.connectors.microsoft.account import MicrosoftConnector, Options, make_client
@@ -26,7 +27,7 @@ def connector(emu: GraphEmulator, token: Path, *, contacts: bool = True) -> Micr
     auth = auth_for(emu, token, mail=False, calendar=True, contacts=contacts)
     client = make_client(auth, graph_endpoint=emu.graph_endpoint, timeout=timedelta(seconds=5))
     options = Options(mail=False, calendar=False, contacts=contacts, me=(emu.user,))
-    return MicrosoftConnector(ACCOUNT, client, options)
+    return MicrosoftConnector(ACCOUNT, client, options)  # its sync closes the client
 
 
 def book(store: Store) -> dict[str, tuple[object, ...]]:
@@ -58,7 +59,7 @@ def test_contacts_from_every_folder_then_changes_and_deletions(
     emu.add_contact(displayName="No Mail", emailAddresses=[])
     board = emu.add_contact_folder("Board members")
     emu.add_contact(board, displayName="Ann Lee", emailAddresses=["ann@lee.example"])
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     out = run_account(store, connector(emu, token))
     assert out.state == "ok", out.error
     assert out.skipped == {NO_EMAIL: 1}
@@ -92,7 +93,7 @@ def test_an_expired_delta_reads_the_folder_again_and_removes_what_is_gone(
     ids = [
         emu.add_contact(displayName=f"P{i}", emailAddresses=[f"p{i}@x.example"]) for i in range(4)
     ]
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, connector(emu, token)).state == "ok"
     emu.expire_tokens()
     emu.delete_contact(ids[0])
@@ -105,7 +106,7 @@ def test_contacts_are_off_unless_asked_for(emu: GraphEmulator, tmp_path: Path) -
     token = tmp_path / "t.json"
     sign_in(emu, token, mail=False, calendar=True)
     emu.add_contact(displayName="Tom", emailAddresses=["tom@y.example"])
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     assert run_account(store, connector(emu, token, contacts=False)).state == "ok"
     assert store.counts()["contacts"] == 0 and emu.routes["contactFolders"] == 0
     assert "Contacts.Read" not in emu.consented

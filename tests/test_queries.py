@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from leakcheck import close_after_test
+
 from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
 from keepwarm.daemon.store import Store
 from keepwarm.daemon.store.history import load_history
@@ -12,7 +14,7 @@ T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def _store() -> Store:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     msgs = [
         MessageMeta(
             account="a",

@@ -13,6 +13,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Batch, EventMeta, MessageMeta
 from keepwarm.connectors.headers import message_from_headers, parse_header_block
@@ -83,7 +84,7 @@ def setup(
     events: list[EventMeta] = (),  # type: ignore[assignment]
 ) -> tuple[Store, Config]:
     """The store and a config; ``me``: more lines of the [me] table."""
-    store = Store.open(tmp_path / "kw.db")
+    store = close_after_test(Store.open(tmp_path / "kw.db"))
     store.apply_batch("a", "maildir", Batch(messages=box.items, events=list(events)))
     path = tmp_path / "config.toml"
     path.write_text(

@@ -61,8 +61,11 @@ def test_notifier_is_silent_without_a_socket_and_ignores_another_pids_watchdog()
     other = Notifier.from_environment(
         {"NOTIFY_SOCKET": "/nonexistent", "WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1"}
     )
-    assert other.watchdog_interval is None
-    assert not other.ready()  # an unreachable socket is not an error
+    try:
+        assert other.watchdog_interval is None
+        assert not other.ready()  # an unreachable socket is not an error
+    finally:
+        other.close()
 
 
 # -- the lock -------------------------------------------------------------------------------------

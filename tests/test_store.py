@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from leakcheck import close_after_test
+
 from keepwarm.connectors.base import Address, Attendee, Batch, Deletion, EventMeta, MessageMeta
 from keepwarm.daemon.store import Store
 
@@ -28,14 +30,14 @@ def msg(pid: str, account: str = "a", mid: str | None = "m1@x", **kw: object) ->
 
 
 def test_database_is_private_and_wal(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "state" / "kw.db")
+    store = close_after_test(Store.open(tmp_path / "state" / "kw.db"))
     mode = stat.S_IMODE(os.stat(tmp_path / "state" / "kw.db").st_mode)
     assert mode == 0o600
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_batch_and_cursor_commit_together_and_reapply_is_noop() -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     batch = Batch(messages=[msg("1"), msg("2", mid="m2@x", subject="Other")], cursor="c1")
     r1 = store.apply_batch("a", "maildir", batch)
     assert r1.added == 2 and store.cursor("a") == "c1"
@@ -46,7 +48,7 @@ def test_batch_and_cursor_commit_together_and_reapply_is_noop() -> None:
 
 
 def test_failed_batch_rolls_back_records_and_cursor() -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     bad = Batch(messages=[msg("1"), msg("2", date=datetime(2024, 1, 1))], cursor="c1")  # naive date
     with contextlib.suppress(AssertionError):
         store.apply_batch("a", "maildir", bad)
@@ -54,7 +56,7 @@ def test_failed_batch_rolls_back_records_and_cursor() -> None:
 
 
 def test_dedupe_by_message_id_across_accounts_and_by_content_key() -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("a", "maildir", Batch(messages=[msg("1")]))
     store.apply_batch("b", "imap", Batch(messages=[msg("INBOX/1/7", account="b")]))
     # Lotus-style copy: another Message-ID, same content
@@ -64,7 +66,7 @@ def test_dedupe_by_message_id_across_accounts_and_by_content_key() -> None:
 
 
 def test_untrusted_message_id_is_not_merged() -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("a", "maildir", Batch(messages=[msg("1")]))
     store.apply_batch(
         "a",
@@ -80,7 +82,7 @@ def test_deleted_mail_stays_in_history_and_spam_is_removed() -> None:
     """History is what happened (issue 15, item 11): mail deleted at its source stays; a
     message that turns out to be spam, a record replaced by a fresh read, and a folder the user
     no longer syncs are removed."""
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("a", "maildir", Batch(messages=[msg("1")]))
     store.apply_batch("b", "imap", Batch(messages=[msg("9", account="b")]))
     r = store.apply_batch("a", "maildir", Batch(deletions=[Deletion("a", "1")]))
@@ -100,7 +102,7 @@ def test_deleted_mail_stays_in_history_and_spam_is_removed() -> None:
 
 
 def test_forget_deleted_removes_deleted_mail_and_what_was_kept() -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("a", "maildir", Batch(messages=[msg("1"), msg("2", mid="m2@x", subject="b")]))
     store.apply_batch("a", "maildir", Batch(deletions=[Deletion("a", "1")]))
     assert store.counts()["messages"] == 2
@@ -112,7 +114,7 @@ def test_forget_deleted_removes_deleted_mail_and_what_was_kept() -> None:
 
 
 def test_a_vanished_folder_is_kept_even_when_forgetting_deleted_mail() -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.forget_deleted = True
     store.apply_batch("a", "imap", Batch(messages=[msg("Old/1/1")]))
     batch = Batch(
@@ -126,7 +128,7 @@ def test_a_vanished_folder_is_kept_even_when_forgetting_deleted_mail() -> None:
 
 
 def test_a_moved_message_is_one_message_and_leaves_no_trace_of_the_move() -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("a", "imap", Batch(messages=[msg("INBOX/1/5")]))
     store.apply_batch("a", "imap", Batch(messages=[msg("Archive/1/9")]))  # the copy arrives first
     r = store.apply_batch("a", "imap", Batch(deletions=[Deletion("a", "INBOX/1/5")]))
@@ -142,7 +144,7 @@ def test_a_moved_message_is_one_message_and_leaves_no_trace_of_the_move() -> Non
 def test_a_spam_folder_sighting_turns_a_deletion_into_spam() -> None:
     """IMAP cannot say where a message went: a Message-ID now in the account's Junk folder
     makes its deletion a spam report."""
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("a", "imap", Batch(messages=[msg("INBOX/1/5", mid="junk@x")]))
     batch = Batch(deletions=[Deletion("a", "INBOX/1/5")], spam_message_ids=["junk@x"])
     r = store.apply_batch("a", "imap", batch)
@@ -150,7 +152,7 @@ def test_a_spam_folder_sighting_turns_a_deletion_into_spam() -> None:
 
 
 def test_forgetting_an_account_forgets_its_history_too() -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("a", "maildir", Batch(messages=[msg("1")]))
     store.apply_batch("a", "maildir", Batch(deletions=[Deletion("a", "1")]))
     store.forget_account("a")
@@ -159,7 +161,7 @@ def test_forgetting_an_account_forgets_its_history_too() -> None:
 
 def test_a_reset_keeps_what_the_new_read_no_longer_has() -> None:
     """An mbox compacted by a mail client is read again whole: what was deleted from it stays."""
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("a", "mbox", Batch(messages=[msg("0"), msg("100", mid="m2@x", subject="b")]))
     r = store.apply_batch(
         "a", "mbox", Batch(messages=[msg("0", mid="m2@x", subject="b")], reset=True)
@@ -172,7 +174,7 @@ def test_a_reset_keeps_what_the_new_read_no_longer_has() -> None:
 
 
 def test_events_deleted_from_a_calendar_are_removed_unless_the_calendar_vanished() -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     ev = EventMeta(
         account="c",
         provider_id="e1",
@@ -189,7 +191,7 @@ def test_events_deleted_from_a_calendar_are_removed_unless_the_calendar_vanished
 
 
 def test_events_dedupe_by_uid_and_update_in_place() -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     ev = EventMeta(
         account="a",
         provider_id="e1",
@@ -212,7 +214,7 @@ def test_events_dedupe_by_uid_and_update_in_place() -> None:
 
 
 def test_failed_batch_does_not_leave_stale_address_ids() -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     new_sender = Address("carol@example.com", "Carol")
     bad = Batch(
         messages=[msg("1", sender=new_sender), msg("2", mid="m2@x", date=datetime(2024, 1, 1))]
@@ -227,7 +229,7 @@ def test_failed_batch_does_not_leave_stale_address_ids() -> None:
 
 
 def test_display_name_learnt_after_a_nameless_sighting() -> None:
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     store.apply_batch("a", "maildir", Batch(messages=[msg("1", to=(Address("bob@example.com"),))]))
     later = msg("2", mid="m2@x", sender=Address("bob@example.com", "Bob Stone"), subject="x")
     store.apply_batch("a", "maildir", Batch(messages=[later]))

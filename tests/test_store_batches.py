@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from leakcheck import close_after_test
 from test_store import T0, msg
 
 from keepwarm.connectors.base import Address, Batch, Deletion, MessageMeta
@@ -47,7 +48,7 @@ def apply_all(
     batches: list[Batch], size: int | None
 ) -> tuple[list[tuple[object, ...]], ApplyResult]:
     """Apply ``batches`` as they are (``size`` None) or with their messages ``size`` a batch."""
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     total = ApplyResult()
     for b in batches:
         parts = [b]
@@ -158,7 +159,7 @@ def message_of(store: Store, pid: str) -> int:
 def test_of_two_stored_candidates_the_first_stored_is_the_one(together: bool) -> None:
     """A record that matches two stored messages by Message-ID, or as a shifted copy of
     either, joins the one stored first (what the per-message queries returned first)."""
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     stored = [
         msg("a", mid="dup@x", date=T0 - timedelta(hours=36), subject="One"),
         msg("b", mid="dup@x", date=T0 + timedelta(hours=36), subject="Two"),

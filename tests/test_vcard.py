@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 from click.testing import CliRunner
+from leakcheck import close_after_test
 
 from keepwarm.connectors.local.vcard import VcardConnector
 from keepwarm.connectors.vcard import NO_EMAIL, contacts_of, date_value
@@ -168,7 +169,7 @@ def test_the_connector_adds_changes_and_removes_contacts(tmp_path: Path) -> None
     book.mkdir()
     (book / "all.vcf").write_text(V3 + V4)
     (book / "apple.vcf").write_text(APPLE)
-    store = Store.memory()
+    store = close_after_test(Store.memory())
     out = run_account(store, VcardConnector("book", book))
     assert out.state == "ok" and out.added == 3
     assert out.skipped == {NO_EMAIL: 1}

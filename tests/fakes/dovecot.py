@@ -112,11 +112,10 @@ class Dovecot:
         self.port, self.tls_port = free_port(), free_port()
         conf = self.root / "dovecot.conf"
         conf.write_text(self._config())
-        self.proc = subprocess.Popen(
-            [DOVECOT, "-F", "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.root / "dovecot.stderr", "wb"),  # noqa: SIM115
-        )
+        with open(self.root / "dovecot.stderr", "wb") as err:  # the server keeps its own copy
+            self.proc = subprocess.Popen(
+                [DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err
+            )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -127,11 +127,12 @@ level = warning
 mask_passwords = True
 """
         )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "radicale", "--config", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.root / "radicale.log", "ab"),  # noqa: SIM115
-        )
+        with open(self.root / "radicale.log", "ab") as log:  # the server keeps its own copy
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "radicale", "--config", str(conf)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
