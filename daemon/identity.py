@@ -823,9 +823,7 @@ class _UnionFind:
 
 
 def _clusters(emails: Iterable[str], config: Config, me: frozenset[str]) -> dict[str, list[str]]:
-    uf = _UnionFind()
-    for e in emails:
-        uf.find(e)
+    uf = _UnionFind()  # only the addresses that aliases or mine join: the rest are alone
     for group in config.people.get("aliases") or ():
         group = [g for g in group if g]
         for other in group[1:]:
@@ -833,9 +831,10 @@ def _clusters(emails: Iterable[str], config: Config, me: frozenset[str]) -> dict
     mine = sorted(me)
     for other in mine[1:]:
         uf.union(mine[0], other)
-    out: dict[str, list[str]] = defaultdict(list)
-    for e in list(uf.parent):
-        out[uf.find(e)].append(e)
+    joined = uf.parent
+    out: dict[str, list[str]] = {e: [e] for e in emails if e not in joined}
+    for e in list(joined):
+        out.setdefault(uf.find(e), []).append(e)
     return out
 
 
@@ -911,8 +910,10 @@ def resolve_activity(activity: Activity, config: Config) -> Identity:
     made = _merge_same_names(made, activity.by_email, rules, config)
     people: dict[str, Person] = {}
     person_of: dict[str, str] = {}
+    book = bool(address_book.of(config))
     for p in made:
-        p = address_book.annotate(p, config)  # names and reasons from your address book
+        if book:
+            p = address_book.annotate(p, config)  # names and reasons from your address book
         people[p.key] = p
         for e in p.addresses:
             person_of[e] = p.key

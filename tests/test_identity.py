@@ -322,6 +322,25 @@ def test_aliases_merge_and_key_is_most_used_address() -> None:
     assert not merge_candidates(ident)
 
 
+def test_alias_groups_chain_and_keep_addresses_without_mail() -> None:
+    """Two alias groups that share an address are one person, and an alias never seen in mail
+    still belongs to it; my addresses are one cluster; everyone else stays alone."""
+    msgs = talk("al@old.com", "Al Ray") + talk("al@new.com") + talk("bo@corp.com")
+    extra = (
+        "[people]\naliases = ["
+        '["al@old.com", "al@new.com"], ["al@new.com", "al@home.example"], ["x@solo.example"]]'
+    )
+    store, cfg = build(msgs, extra=extra)
+    ident = resolve(store, cfg)
+    al = person(ident, "al@home.example")
+    assert set(al.addresses) == {"al@old.com", "al@new.com", "al@home.example"}
+    assert {ident.person_of[a] for a in al.addresses} == {al.key}
+    assert al.name == "Al Ray" and al.two_way
+    assert person(ident, "bo@corp.com").addresses == ("bo@corp.com",)
+    assert "x@solo.example" not in ident.person_of  # a group of one joins nothing
+    assert set(person(ident, ME).addresses) == {ME, "janedoe@gmail.com"}  # mine: one cluster
+
+
 def test_alias_of_one_way_halves_is_two_way() -> None:
     msgs = [mail(ME, ["al@old.com"]), mail("al@new.com", [ME])]
     store, cfg = build(msgs)
