@@ -14,6 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 from statistics import median
 from zoneinfo import ZoneInfo
 
+from keepwarm.core.memory import release_freed_memory
 from keepwarm.digests.cadence import signals as sig
 from keepwarm.digests.cadence.ledger import (
     DAY,
@@ -71,7 +72,9 @@ def read_ahead(history: History, now: datetime) -> Ahead:
     """The messages of ``history`` up to ``now``, read before the directory is known: the
     daemon reads them while identity's own queries run."""
     with _gc_paused():
-        return Ahead(read_messages(message_source(history.messages), int(now.timestamp())))
+        ahead = Ahead(read_messages(message_source(history.messages), int(now.timestamp())))
+    release_freed_memory()  # the chunks' rows, freed: the heap keeps them otherwise
+    return ahead
 
 
 @contextmanager
@@ -102,7 +105,9 @@ def _analyze(
     meetings, ooo_days, birthdays = _calendar(events, directory, settings, clock)
     source = message_source(history.messages)
     touches = find_touches(source, directory, settings.max_recipients, clock.now, ahead)
+    release_freed_memory()  # the messages' columns and the classification's arrays
     ledgers = fold_touches(touches, clock, away=ooo_days)
+    release_freed_memory()
     starts = [mt.start for mt in meetings] + ([int(touches.date[0])] if len(touches) else [])
     history_start = min(starts, default=None)
     my_orgs = frozenset(

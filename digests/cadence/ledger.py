@@ -411,25 +411,55 @@ def _open_loops(
     away: Sequence[int],
     history: tuple[I64, I64],
 ) -> tuple[dict[int, list[Owed]], dict[int, list[Owed]]]:
-    """Open loops, judged on each conversation's last message: owed by me and owed to me."""
-    first, last, out = c.first, c.last, c.out
+    """Open loops, judged on each conversation's last message: owed by me and owed to me.
+
+    Each condition narrows the mask as soon as it is known, so only a few per-conversation
+    arrays are alive at once (a million messages make hundreds of thousands of conversations)."""
+    first, last = c.first, c.last
     size = last - first + 1
-    age = clock.now - c.date[last]
-    days_away = np.asarray(away, dtype=np.int64)
-    since = len(days_away) - np.searchsorted(days_away, c.day[last], side="right")
-    present = age - since * DAY  # the time since it came, less my days out of office
-    last_out = np.maximum.reduceat(np.where(out, np.arange(len(out)), -1), first)
+    last_out = np.maximum.reduceat(np.where(c.out, np.arange(len(c.out)), -1), first)
     trailing = np.where(last_out < first, size, last - last_out)  # their messages at the end
     mine_before = last_out >= first
-    is_reply = (c.flags[last] & F_REPLY) != 0
+    del last_out
+    by_me = _owed_by_me(c, clock, t, away, history, trailing, mine_before)
+    to_me = _owed_to_me(c, clock, t, size)
+    return (
+        _owed(c, last[by_me], trailing[by_me], t, clock),
+        _owed(c, last[to_me], size[to_me], t, clock),
+    )
+
+
+def _owed_by_me(
+    c: _Conversations,
+    clock: Clock,
+    t: Touches,
+    away: Sequence[int],
+    history: tuple[I64, I64],
+    trailing: I64,
+    mine_before: Bools,
+) -> Bools:
+    """The conversations whose last message waits for my answer."""
+    last, out = c.last, c.out
+    age = clock.now - c.date[last]
+    ok = (age >= clock.reply_grace) & ~out[last] & c.direct_k[last]
+    days_away = np.asarray(away, dtype=np.int64)
+    since = len(days_away) - np.searchsorted(days_away, c.day[last], side="right")
+    ok &= age - since * DAY <= clock.reply_max_age  # the time since it came, less my days away
+    del age, since
+    # my own mail is visible around it: else my answer may be where keepwarm can't see
+    ok &= t.coverage.sent_since(c.date[last] - SENT_SEEN_BEFORE)
+    flags = c.flags[last]
+    ok &= (flags & F_NOT_ASKING) == 0  # it asks something
     # they started something (not an answer to a message of mine missing from the mailbox), or
     # they wrote again after my last message and were not answered
-    waits = np.where(mine_before, trailing >= 2, ~is_reply)
-    asks = (c.flags[last] & F_NOT_ASKING) == 0
+    ok &= np.where(mine_before, trailing >= 2, (flags & F_REPLY) == 0)
+    question = (flags & F_QUESTION) != 0  # a question is no answer, nor just news
+    del flags
     # nothing came in the thread after it: a thread that went on without me was dealt with
     thread_end = np.zeros(len(t.date), dtype=np.int64)
     np.maximum.at(thread_end, t.thread, t.date)
-    ends_thread = c.date[last] >= thread_end[c.thread[last]]
+    ok &= c.date[last] >= thread_end[c.thread[last]]
+    del thread_end
     # they keep me informed rather than ask: INFORMS_MIN direct messages seen, none answered; or
     # INFORMS_MIN messages of theirs (in To or Cc) and never one of mine to them
     asked, answered = history
@@ -438,15 +468,22 @@ def _open_loops(
         np.bincount(c.person[out], minlength=n) == 0
     )
     informs = ((asked >= INFORMS_MIN) & (answered == 0)) | one_way
-    # I have written to them since (in any thread): they have heard from me; or my last message to
-    # them, shortly before, still had no answer in its own thread, and theirs (in a thread of
-    # its own) is most likely that answer
-    rows = np.arange(len(out))
-    mine_rows = rows[out]
+    ok &= ~informs[c.person[last]] | question | (mine_before & (trailing >= 2))  # or they chase
+    ok &= _not_heard_from_me(c, mine_before, question)
+    return ok
+
+
+def _not_heard_from_me(c: _Conversations, mine_before: Bools, question: Bools) -> Bools:
+    """The conversations whose last message I have not written after (in any thread): else
+    they have heard from me; or my last message to them, shortly before, still had no answer in
+    its own thread, and theirs (in a thread of its own) is most likely that answer."""
+    last = c.last
+    mine_rows = np.flatnonzero(c.out)
     keys = c.person[mine_rows] * (1 << 40) + c.date[mine_rows]
     order = np.argsort(keys, kind="stable")
     mine_dates = np.append(-1, keys[order])  # -1: a floor below every key
     mine_open = np.append(False, (mine_rows == c.last[c.conv[mine_rows]])[order])
+    del keys, order, mine_rows
     them = c.person[last] * (1 << 40)
     after = np.searchsorted(mine_dates, them + c.date[last], side="right")
     not_since = (after >= len(mine_dates)) | (
@@ -455,44 +492,29 @@ def _open_loops(
     answers_me = mine_open[after - 1] & (
         mine_dates[after - 1] >= them + c.date[last] - ANSWER_WINDOW
     )
-    question = (c.flags[last] & F_QUESTION) != 0  # a question is no answer, nor just news
     not_since &= ~(answers_me & ~mine_before & ~question)  # in one conversation the order is known
-    owed_by_me = (
-        ~out[last]
-        & c.direct_k[last]
-        & asks
-        & waits
-        & ends_thread
-        & not_since
-        & (~informs[c.person[last]] | question | (mine_before & (trailing >= 2)))  # or they chase
-        & (age >= clock.reply_grace)
-        & (present <= clock.reply_max_age)
-        # my own mail is visible around it: else my answer may be where keepwarm can't see
-        & t.coverage.sent_since(c.date[last] - SENT_SEEN_BEFORE)
-    )
-    mine_only = c.n_out == size
+    return not_since
+
+
+def _owed_to_me(c: _Conversations, clock: Clock, t: Touches, size: I64) -> Bools:
+    """The conversations I started whose answer I am still waiting for."""
+    first, last, out = c.first, c.last, c.out
+    age = clock.now - c.date[last]
+    ok = (age >= clock.outreach_wait) & (age <= clock.reply_max_age)
+    del age
+    ok &= c.n_out == size  # my messages only
     started = (c.flags[first] & (F_NOT_ASKING | F_REPLY)) == 0  # not an answer or a forward
-    by_me_first = c.opens_thread[first] & out[first] & c.direct_k[first] & started
+    ok &= c.opens_thread[first] & out[first] & c.direct_k[first] & started & c.related[first]
+    del started
     # they have been in touch since (any thread): nothing to chase
     theirs_last = np.full(len(t.persons), -1, dtype=np.int64)
     np.maximum.at(theirs_last, c.person[~out], c.date[~out])
-    quiet_since = theirs_last[c.person[last]] < c.date[last]
-    owed_to_me = (
-        by_me_first
-        & c.related[first]
-        & mine_only
-        & quiet_since
-        & (age >= clock.outreach_wait)
-        & (age <= clock.reply_max_age)
-        # my incoming mail is visible before (else my "new" thread may answer a lost message)
-        # and after it (else their answer may be where keepwarm can't see)
-        & t.coverage.received_near(c.date[first], SENT_SEEN_BEFORE)
-        & t.coverage.received_after(c.date[last] + clock.reply_grace)
-    )
-    return (
-        _owed(c, last[owed_by_me], trailing[owed_by_me], t, clock),
-        _owed(c, last[owed_to_me], size[owed_to_me], t, clock),
-    )
+    ok &= theirs_last[c.person[last]] < c.date[last]
+    # my incoming mail is visible before (else my "new" thread may answer a lost message)
+    # and after it (else their answer may be where keepwarm can't see)
+    ok &= t.coverage.received_near(c.date[first], SENT_SEEN_BEFORE)
+    ok &= t.coverage.received_after(c.date[last] + clock.reply_grace)
+    return ok
 
 
 INFORMS_MIN = 2  # messages seen, none answered: a sender who keeps me informed
@@ -584,8 +606,11 @@ def _recent_subjects(
     """
     rows = np.flatnonzero(mask)
     rows = rows[np.lexsort((-date[rows], person[rows]))]
-    ps, ds, ts = person[rows].tolist(), date[rows].tolist(), touch[rows].tolist()
-    bounds = [i for i in range(len(ps)) if i == 0 or ps[i] != ps[i - 1]] + [len(ps)]
+    # columns, not lists: a walk reads a few rows per person, and a million Python ints would
+    # cost more memory than everything else here
+    ps, ds, ts = person[rows], date[rows], touch[rows]
+    del rows
+    bounds = [*np.flatnonzero(run_starts(ps)).tolist(), len(ps)]
     pending = list(itertools.pairwise(bounds))  # (next row, end) of each person's walk
     found: dict[int, list[tuple[int, str]]] = {}
     distinct: dict[int, set[str]] = {}
@@ -593,13 +618,15 @@ def _recent_subjects(
     step = 2 * SUBJECTS_KEPT
     while pending:
         batch = [(lo, min(hi, lo + step), hi) for lo, hi in pending]
-        subjects = iter(touches.subjects([ts[i] for lo, stop, _ in batch for i in range(lo, stop)]))
+        wanted = np.concatenate([ts[lo:stop] for lo, stop, _ in batch]).tolist()
+        subjects = iter(touches.subjects(wanted))
         pending = []
         for lo, stop, hi in batch:
-            p = ps[lo]
+            p = int(ps[lo])
             seen = found.setdefault(p, [])
             names = distinct.setdefault(p, set())
-            floor, done = _walk(ds, lo, stop, subjects, seen, names, floors.get(p))
+            dates = ds[lo:stop].tolist()
+            floor, done = _walk(dates, 0, stop - lo, subjects, seen, names, floors.get(p))
             if floor is not None:
                 floors[p] = floor
             if not done and stop < hi:
