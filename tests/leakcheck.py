@@ -10,7 +10,7 @@ closes them:
 * An unclosed ``sqlite3.Connection`` warns only from Python 3.13 on. On older Pythons every
   connection opened through ``sqlite3.connect`` is made an instance of a subclass that warns, in
   its finaliser, exactly as 3.13 does, with the traceback of where it was opened when tracemalloc
-  runs (``PYTHONTRACEMALLOC=12 pytest ...``).
+  runs (``PYTHONTRACEMALLOC=25 pytest ...``).
 * An object caught in a reference cycle is finalised whenever the garbage collector next runs,
   which may be during a later test (which would then fail for another test's leak) or never. A
   collection after every test finalises it while the test that leaked it is still the one being
@@ -57,7 +57,7 @@ if sys.version_info < (3, 13):
             where = (
                 "\nopened at:\n" + "\n".join(allocated.format())
                 if allocated is not None
-                else " (run with PYTHONTRACEMALLOC=12 to see where it was opened)"
+                else " (run with PYTHONTRACEMALLOC=25 to see where it was opened)"
             )
             warnings.warn(
                 f"unclosed database in {self!r}{where}", ResourceWarning, stacklevel=1, source=self

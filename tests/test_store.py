@@ -7,10 +7,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Address, Attendee, Batch, Deletion, EventMeta, MessageMeta
-from keepwarm.daemon.store import Store
+from keepwarm.daemon.store import Store, StoreError
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -254,3 +255,13 @@ def test_sqlite_errors_the_user_must_act_on_are_one_line() -> None:
     assert full is not None and "Free disk space" in str(full)
     assert database_problem(path, sqlite3.IntegrityError("UNIQUE constraint failed")) is None
     assert database_problem(path, sqlite3.OperationalError("no such table: x")) is None
+
+
+def test_a_file_that_is_no_database_is_an_error_and_leaves_no_connection_open(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kw.db"
+    path.write_bytes(b"not a database\n" * 512)
+    with pytest.raises(StoreError, match="is damaged"):
+        Store.open(path)
+    # the leak check fails this test if the connection opened to find that out is left open
