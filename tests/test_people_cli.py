@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
+from keepwarm.core import gc_paused
 from keepwarm.daemon.cli import cli
 from keepwarm.daemon.config import loads
 from keepwarm.daemon.people_stats import load_view
@@ -150,6 +153,38 @@ def test_people_view_stats_cover_every_cluster(cfg: Path) -> None:
     assert carol.last_touch == T0 + timedelta(days=5)
     assert carol.last_inbound is None and carol.last_outbound == T0 + timedelta(days=4)
     assert view.stats["bob@corp.com"] is bob  # summed once
+
+
+def test_history_commands_pause_the_collector(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """people and person do their work with the cyclic collector paused, and restore it."""
+    from keepwarm.daemon.commands import people as people_cmd
+
+    seen: list[bool] = []
+    load = people_cmd.load_view
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(people_cmd, "load_view", spy)
+    assert gc.isenabled()
+    run(cfg, "people")
+    run(cfg, "person", "bob@corp.com")
+    assert seen == [False, False] and gc.isenabled()
+
+
+def test_gc_paused_restores_the_collector_as_it_was() -> None:
+    with pytest.raises(RuntimeError), gc_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # it was off: left off
+    finally:
+        gc.enable()
 
 
 def test_person_unknown_address_is_a_clear_error(cfg: Path) -> None:

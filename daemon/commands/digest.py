@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from keepwarm.core import gc_paused
 from keepwarm.daemon.commands.base import (
     EXIT_FAIL,
     Ctx,
@@ -51,6 +52,7 @@ __all__ = ["cli", "digest"]
     "--force", is_flag=True, help="With --send: deliver again even if today's digest went out."
 )
 @pass_ctx
+@gc_paused()
 def digest(
     obj: Ctx, as_of: str | None, out: Path | None, as_json: bool, send: bool, force: bool
 ) -> None:

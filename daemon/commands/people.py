@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from keepwarm.connectors.headers import normalize_address
+from keepwarm.core import gc_paused
 from keepwarm.core.specs import ENGINE_DEFAULTS as E
 from keepwarm.daemon import completion, decisions, freshness
 from keepwarm.daemon.commands.base import (
@@ -239,6 +240,7 @@ def print_candidates(cands: list[tuple[Person, Person, str]], as_json: bool) -> 
 @click.option("--plain", is_flag=True, help="Tab-separated columns and no summary (for scripts).")
 @as_of_option
 @pass_ctx
+@gc_paused()
 def people(
     obj: Ctx,
     as_json: bool,
@@ -346,6 +348,7 @@ def find_person(identity: Identity, query: str) -> Person:
 )
 @as_of_option
 @pass_ctx
+@gc_paused()
 def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: str | None) -> None:
     """One person's history (recent mail and meetings) and why they are classified as they are."""
     config = obj.config
