@@ -1,6 +1,6 @@
 """Start-up stays light: the commands every user and script runs often (``--version``, ``--help``,
 ``status``) never import the heavy libraries (the engine's numpy, the templates, the calendar
-parser, the Google and Microsoft SDKs...), which load only in the commands that use them.
+parser, the Google and Microsoft SDKs, ssl...), which load only in the commands that use them.
 
 This checks which modules a fresh process imported, never how long it took (bench/cli_scale.py
 prints the times)."""
@@ -29,6 +29,8 @@ HEAVY = (
     "requests",
     "imapclient",
     "smtplib",
+    "ssl",  # with urllib.request and http.client: only a network sync needs them
+    "urllib.request",
 )
 
 PROBE = """

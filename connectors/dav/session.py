@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
-from xml.sax.saxutils import escape
 
 from keepwarm.connectors.base import AuthRequired, SourceError, TransientError
 
@@ -44,6 +43,13 @@ CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
 CARDDAV_NS = "urn:ietf:params:xml:ns:carddav"
 CS_NS = "http://calendarserver.org/ns/"
 MULTIGET_CHUNK = 100
+
+
+def _escape(text: str) -> str:
+    """``text`` as XML character data."""
+    from xml.sax.saxutils import escape  # it imports urllib.request and ssl: only when syncing
+
+    return escape(text)
 
 
 def _q(ns: str, name: str) -> str:
@@ -358,7 +364,7 @@ class DavSession:
         body = (
             '<?xml version="1.0" encoding="utf-8"?>'
             '<D:sync-collection xmlns:D="DAV:">'
-            f"<D:sync-token>{escape(token or '')}</D:sync-token>"
+            f"<D:sync-token>{_escape(token or '')}</D:sync-token>"
             "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop>"
             "</D:sync-collection>"
         )
@@ -391,7 +397,7 @@ class DavSession:
                 '<?xml version="1.0" encoding="utf-8"?>'
                 f'<X:{f.multiget} xmlns:D="DAV:" xmlns:X="{f.ns}">'
                 f"<D:prop><D:getetag/><X:{f.data}/></D:prop>"
-                + "".join(f"<D:href>{escape(urlsplit(h).path or h)}</D:href>" for h in chunk)
+                + "".join(f"<D:href>{_escape(urlsplit(h).path or h)}</D:href>" for h in chunk)
                 + f"</X:{f.multiget}>"
             )
             try:
