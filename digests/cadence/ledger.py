@@ -14,7 +14,6 @@ one :class:`Ledger` per person; meetings are added one by one (:func:`add_meetin
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -240,9 +239,10 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
     loops_by_me, loops_to_me = _open_loops(c, clock, t, away, (asked, answered))
     person, date, contact = c.person, c.date, c.contact
     contact_first, contact_last = _extremes(person, date, contact, n_persons)
+    # subjects first: their walk's arrays come and go before the days' dicts are built
+    subjects = _recent_subjects(person, date, c.touch, contact, t)
     days = _max_by_day(person, c.day, c.weight, contact)
     one_way = _max_by_day(person, c.day, c.weight, c.out & ~contact)
-    subjects = _recent_subjects(person, date, c.touch, contact, t)
     domains = _domains(person, date, t.sender_domain[c.touch], ~c.out, t.domains)
 
     p_first = np.flatnonzero(run_starts(person))
@@ -605,32 +605,32 @@ def _recent_subjects(
     until the walk has enough distinct subjects that the older rows cannot beat.
     """
     rows = np.flatnonzero(mask)
-    rows = rows[np.lexsort((-date[rows], person[rows]))]
-    # columns, not lists: a walk reads a few rows per person, and a million Python ints would
+    rows = rows[np.lexsort((-date[rows], person[rows]))]  # by person, then newest first
+    # rows, not lists: a walk reads a few rows per person, and a million Python ints would
     # cost more memory than everything else here
-    ps, ds, ts = person[rows], date[rows], touch[rows]
-    del rows
-    bounds = [*np.flatnonzero(run_starts(ps)).tolist(), len(ps)]
-    pending = list(itertools.pairwise(bounds))  # (next row, end) of each person's walk
+    starts = np.flatnonzero(run_starts(person[rows]))
+    bounds = [*starts.tolist(), len(rows)]
+    # (next row, end, person) of each person's walk
+    pending = list(zip(bounds[:-1], bounds[1:], person[rows[starts]].tolist(), strict=True))
+    del starts, bounds
     found: dict[int, list[tuple[int, str]]] = {}
     distinct: dict[int, set[str]] = {}
     floors: dict[int, int] = {}  # the date of the walk's last needed subject, once known
     step = 2 * SUBJECTS_KEPT
     while pending:
-        batch = [(lo, min(hi, lo + step), hi) for lo, hi in pending]
-        wanted = np.concatenate([ts[lo:stop] for lo, stop, _ in batch]).tolist()
+        batch = [(lo, min(hi, lo + step), hi, p) for lo, hi, p in pending]
+        wanted = np.concatenate([touch[rows[lo:stop]] for lo, stop, _, _ in batch]).tolist()
         subjects = iter(touches.subjects(wanted))
         pending = []
-        for lo, stop, hi in batch:
-            p = int(ps[lo])
+        for lo, stop, hi, p in batch:
             seen = found.setdefault(p, [])
             names = distinct.setdefault(p, set())
-            dates = ds[lo:stop].tolist()
+            dates = date[rows[lo:stop]].tolist()
             floor, done = _walk(dates, 0, stop - lo, subjects, seen, names, floors.get(p))
             if floor is not None:
                 floors[p] = floor
             if not done and stop < hi:
-                pending.append((stop, hi))
+                pending.append((stop, hi, p))
     return {p: latest_subjects(seen) for p, seen in found.items() if seen}
 
 

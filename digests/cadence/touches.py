@@ -218,8 +218,10 @@ def find_touches(
         [domain_ids.setdefault(e.rpartition("@")[2], len(domain_ids)) for e in emails],
         dtype=np.int64,
     )
-    m = columns.messages
-    c = _classify(m, columns.recipients, addr_person, is_self, is_list, len(index), max_recipients)
+    m, packed, coverage = columns.messages, columns.recipients, columns.coverage(is_self)
+    del columns  # the seen messages' columns: freed before the classification's arrays come
+    c = _classify(m, packed, addr_person, is_self, is_list, len(index), max_recipients)
+    del packed
     thread = _threads(m, c)
     sender = m.sender[c.rows]
     return Touches(
@@ -231,7 +233,7 @@ def find_touches(
         k=c.k,
         thread=thread,
         flags=m.flags[c.rows] | np.where(_unthreaded(m)[c.rows], F_UNTHREADED, 0),
-        coverage=columns.coverage(is_self),
+        coverage=coverage,
         sender_domain=np.where(c.out, -1, addr_domain[sender]),
         domains=list(domain_ids),
         inc_touch=c.inc_touch,
