@@ -7,13 +7,12 @@ ignored, except meetings later today (for preparation).
 from __future__ import annotations
 
 import fnmatch
-import gc
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from statistics import median
 from zoneinfo import ZoneInfo
 
+from keepwarm.core import gc_paused
 from keepwarm.core.memory import release_freed_memory
 from keepwarm.digests.cadence import signals as sig
 from keepwarm.digests.cadence.ledger import (
@@ -64,30 +63,17 @@ def analyze(
     of ``history`` as :func:`read_ahead` read them (read here when not given)."""
     if now.tzinfo is None:
         raise ValueError("analyze needs an aware datetime for now")
-    with _gc_paused():
+    with gc_paused():
         return _analyze(history, directory, settings, now, ahead)
 
 
 def read_ahead(history: History, now: datetime) -> Ahead:
     """The messages of ``history`` up to ``now``, read before the directory is known: the
     daemon reads them while identity's own queries run."""
-    with _gc_paused():
+    with gc_paused():
         ahead = Ahead(read_messages(message_source(history.messages), int(now.timestamp())))
     release_freed_memory()  # the chunks' rows, freed: the heap keeps them otherwise
     return ahead
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a million acyclic records are built: its
-    repeated full scans would otherwise cost more than the work itself."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _analyze(
