@@ -357,7 +357,15 @@ class Service:
 
     # -- start-up ---------------------------------------------------------------------------------
     def start(self) -> None:
-        """Check permissions, take the lock, open the store, start the worker, plan the jobs."""
+        """Check permissions, take the lock, open the store, start the worker, plan the jobs;
+        a start that fails closes what it had opened (lock, store, worker, wake-up sockets)."""
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
         problems = permission_problems(self.config)
         if problems:
             lines = "\n".join(f"  - {p.detail}; fix: {p.fix}" for p in problems)
@@ -375,7 +383,6 @@ class Service:
         try:
             self.store = Store.open(self.config.store_path)
         except StoreError as exc:
-            self.lock.release()
             raise StartupError(str(exc)) from None
         self.worker = Worker(
             self.config.store_path, self._wake, self.digest_job, self.connector_factory, self.clock
@@ -383,7 +390,6 @@ class Service:
         self.worker.start()
         self.worker.opened.wait(30)
         if self.worker.open_error:
-            self.close()
             raise StartupError(self.worker.open_error)
         if self.config.delivery_method == "file":  # debris of a write killed mid-way
             from keepwarm.digests.deliver import FileOutbox
@@ -398,7 +404,6 @@ class Service:
             problem = database_problem(self.config.store_path, exc)
             if problem is None:
                 raise
-            self.close()
             raise StartupError(str(problem)) from None
         names = ", ".join(sorted(self.accounts)) or "none"
         log.info(

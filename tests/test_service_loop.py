@@ -359,3 +359,15 @@ def test_waking_after_the_catch_up_window_skips_that_days_digest(
     assert calls == []
     plan = service.digest.plan
     assert plan is not None and plan.local_date > soon.date()
+
+
+def test_a_refused_start_closes_what_the_service_opened(tmp_path: Path) -> None:
+    """keepwarm run that refuses to start (here: a config others can read) leaves no socket,
+    lock or store open; the leak check fails this test otherwise."""
+    from keepwarm.daemon.errors import StartupError
+
+    config = _config(tmp_path, "07:30")
+    config.path.chmod(0o644)
+    service = Service(str(config.path), config)
+    with pytest.raises(StartupError, match="refusing to start"):
+        service.start()
