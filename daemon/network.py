@@ -89,11 +89,18 @@ def end_of_local_day(now: datetime, config: Config) -> datetime:
 
 @dataclass(frozen=True, eq=False)
 class ReadAhead:
-    """The history as of ``now`` with its messages already read (:func:`identity_and_messages`)."""
+    """The history as of a moment with its messages already read (:func:`identity_and_messages`);
+    the moment is the messages' ``now``."""
 
-    now: datetime
     history: History
     messages: Ahead
+
+
+def _history(store: Store, config: Config, now: datetime) -> History:
+    """The stored history up to ``now``, and today's meetings (for preparation)."""
+    return load_history(
+        store.conn, until=now, events_until=end_of_local_day(now, config), stream=True
+    )
 
 
 def identity_and_messages(
@@ -107,10 +114,8 @@ def identity_and_messages(
     from keepwarm.digests.cadence import read_ahead  # the engine loads numpy: only when it runs
 
     def read() -> ReadAhead:
-        history = load_history(
-            store.conn, until=now, events_until=end_of_local_day(now, config), stream=True
-        )
-        return ReadAhead(now, history, read_ahead(history, now))
+        history = _history(store, config, now)
+        return ReadAhead(history, read_ahead(history, now))
 
     reader = store.reader()
     if reader is None:
@@ -144,15 +149,13 @@ def build_report(
     as :func:`identity_and_messages` read it with ``identity``'s activity."""
     from keepwarm.digests.cadence import analyze  # the engine loads numpy: only when it runs
 
-    if ahead is not None and ahead.now != now:
+    if ahead is not None and ahead.messages.now != int(now.timestamp()):
         ahead = None
     if identity is None:
         activity, ahead = identity_and_messages(store, config, now, now)
         identity = resolve_activity(activity, config)
     if ahead is None:
-        history = load_history(
-            store.conn, until=now, events_until=end_of_local_day(now, config), stream=True
-        )
+        history = _history(store, config, now)
         messages = None
     else:
         history, messages = ahead.history, ahead.messages
