@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import click
 
 from keepwarm.core import gc_paused
+from keepwarm.daemon import jsonout
 from keepwarm.daemon.commands.base import (
     EXIT_FAIL,
     Ctx,
@@ -82,7 +82,7 @@ def digest(
         outcome = run_digest(config, store, now=now, send=send, out=out, force=force)
     if as_json:
         click.echo(
-            json.dumps(
+            jsonout.dumps(
                 {
                     "date": outcome.local_date.isoformat(),
                     "subject": outcome.subject,
@@ -91,7 +91,6 @@ def digest(
                     "error": outcome.error,
                     "suggestions": [s.to_json() for s in outcome.suggestions],
                 },
-                indent=2,
                 ensure_ascii=False,
             )
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,7 +11,7 @@ import click
 from keepwarm.connectors.headers import normalize_address
 from keepwarm.core import gc_paused
 from keepwarm.core.specs import ENGINE_DEFAULTS as E
-from keepwarm.daemon import completion, decisions, freshness
+from keepwarm.daemon import completion, decisions, freshness, jsonout
 from keepwarm.daemon.commands.base import (
     Ctx,
     UserError,
@@ -210,7 +209,7 @@ def print_candidates(cands: list[tuple[Person, Person, str]], as_json: bool) -> 
             }
             for a, b, why in cands
         ]
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(jsonout.dumps(rows))
         return
     if not cands:
         click.echo("no likely merges found")
@@ -281,7 +280,7 @@ def people(
         if wanted(report, p.key, tier=tier, fading=fading, lopsided=lopsided, owed=owed)
     ]
     if as_json:
-        click.echo(json.dumps(people_records(view, all_kinds, report, chosen), indent=2))
+        click.echo(jsonout.dumps(people_records(view, all_kinds, report, chosen)))
     else:
         explain = bool(tier or fading or lopsided or owed)
         print_people(view, config.zone, all_kinds, report, chosen, explain, plain)
@@ -385,7 +384,7 @@ def person(obj: Ctx, address: str, as_json: bool, limit: int, why: bool, as_of: 
         record.update(engine_fields(report.person(p.key)))
         record["signals"] = [signal_json(s) for s in report.signals_for(p.key)]
     if as_json:
-        click.echo(json.dumps(_with_history(record, msgs, meets), indent=2))
+        click.echo(jsonout.dumps(_with_history(record, msgs, meets)))
         return
     _print_person(record, msgs, meets, config.zone, config.store_subjects)
     _print_decisions(mine, dict.fromkeys(p.addresses, p.name), config)
