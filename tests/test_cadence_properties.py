@@ -480,3 +480,116 @@ def test_the_share_of_covered_weeks_is_the_share_of_weeks_with_a_day(
     weeks = {(d - first) // 7 for d in set(days) if first <= d <= last}
     want = 1.0 if end <= start else min(1.0, len(weeks) / max(1, -(-(end - start) // WEEK)))
     assert cov._sent_weeks.share(start, end) == want
+
+
+@given(
+    days=st.lists(st.integers(min_value=19_000, max_value=19_400), max_size=60),
+    when=st.lists(
+        st.integers(min_value=18_900 * 86400, max_value=19_500 * 86400), min_size=1, max_size=40
+    ),
+    span=st.integers(min_value=-3 * 86400, max_value=40 * 86400),
+    far=st.booleans(),
+)
+@example(days=[19_010], when=[19_003 * 86400, 19_017 * 86400 + 1], span=7 * 86400, far=False)
+@example(days=[19_010], when=[19_003 * 86400 - 1, 19_018 * 86400], span=7 * 86400, far=True)
+@example(days=[], when=[19_017 * 86400], span=7 * 86400, far=False)
+def test_mail_near_a_time_is_a_day_with_mail_within_the_span(
+    days: list[int], when: list[int], span: int, far: bool
+) -> None:
+    """The day-count lookup agrees with looking for a day in each span directly, also when a
+    stray date centuries away makes the range too long to count densely."""
+    import numpy as np
+
+    from keepwarm.digests.cadence.coverage import DAY, Coverage
+
+    if far:
+        days = [*days, 19_000 + (1 << 21)]
+    stamps = np.array(days, dtype=np.int64) * DAY
+    cov = Coverage.of(stamps, stamps)
+    at = np.array(when, dtype=np.int64)
+    want = [any((w - span) // DAY <= d <= (w + span) // DAY for d in days) for w in when]
+    assert cov.sent_near(at, span).tolist() == want
+    assert cov.received_near(at, span).tolist() == want
+
+
+class _SubjectSource:
+    """What the recent-subjects walk reads of the touches: the persons and subjects on demand."""
+
+    def __init__(self, n_persons: int, subjects: list[str | None]) -> None:
+        self.persons = [f"p{i}" for i in range(n_persons)]
+        self._subjects = subjects
+
+    def subjects(self, touches: list[int]) -> list[str | None]:
+        return [self._subjects[t] for t in touches]
+
+
+_WALK_SUBJECTS = [None, "", *"abcdefghijklmnopqrst"]
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=2),  # person
+            st.integers(min_value=0, max_value=60),  # date
+            st.sampled_from(_WALK_SUBJECTS),
+            st.booleans(),  # in the mask
+        ),
+        max_size=250,
+    )
+)
+# 7 distinct subjects in the first 8 rows: the 8th comes in the second round
+@example(rows=[(0, 50 - i, s, True) for i, s in enumerate("aabcdefghijklmnop")])
+# a row as old as the 8th distinct subject, read after it, with a subject that sorts first
+@example(rows=[(1, 10 - i, s, True) for i, s in enumerate("bcdefghi")] + [(1, 3, "a", True)])
+def test_the_recent_subjects_walk_finds_the_latest_subjects_of_all_rows(
+    rows: list[tuple[int, int, str | None, bool]],
+) -> None:
+    """Reading each person's rows newest first and only as far as needed gives what
+    latest_subjects gives on all of them."""
+    import numpy as np
+
+    from keepwarm.digests.cadence.ledger import _recent_subjects, latest_subjects
+
+    person = np.array([r[0] for r in rows], dtype=np.int64)
+    date = np.array([r[1] for r in rows], dtype=np.int64)
+    mask = np.array([r[3] for r in rows], dtype=np.bool_)
+    source = _SubjectSource(3, [r[2] for r in rows])
+    got = _recent_subjects(person, date, np.arange(len(rows)), mask, source)  # type: ignore[arg-type]
+    want = {}
+    for p in range(3):
+        seen = [(d, s) for q, d, s, m in rows if q == p and m and s]
+        if seen:
+            want[p] = latest_subjects(seen)
+    assert got == want
+
+
+@given(
+    columns=st.lists(
+        st.tuples(st.integers(min_value=1, max_value=6), st.randoms(use_true_random=False)),
+        min_size=1,
+        max_size=3,
+    ),
+    n=st.integers(min_value=0, max_value=40),
+    huge=st.booleans(),
+)
+def test_one_integer_key_sorts_rows_as_lexsort_does(
+    columns: list[tuple[int, random.Random]], n: int, huge: bool
+) -> None:
+    """sort_order is lexsort (ties in the rows' order), also when its key would not fit and it
+    falls back to lexsort; not stable, it still sorts by the columns."""
+    import numpy as np
+
+    from keepwarm.digests.cadence.ledger import sort_order
+
+    cols = [
+        (np.array([rnd.randrange(bound) for _ in range(n)], dtype=np.int64), bound)
+        for bound, rnd in columns
+    ]
+    if huge:
+        cols.append((np.zeros(n, dtype=np.int64), 1 << 62))
+    want = np.lexsort(tuple(c for c, _ in reversed(cols)))
+    assert sort_order(cols).tolist() == want.tolist()
+    loose = sort_order(cols, stable=False)
+    assert [tuple(int(c[i]) for c, _ in cols) for i in loose] == [
+        tuple(int(c[i]) for c, _ in cols) for i in want
+    ]

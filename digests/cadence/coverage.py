@@ -36,10 +36,14 @@ class Coverage:
     first: int | None  # epoch seconds of my first sent mail
     _sent_weeks: _Weeks = field(init=False, repr=False)
     _received_weeks: _Weeks = field(init=False, repr=False)
+    _sent_days: _DayCounts = field(init=False, repr=False)
+    _received_days: _DayCounts = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_sent_weeks", _Weeks(self.sent))
         object.__setattr__(self, "_received_weeks", _Weeks(self.received))
+        object.__setattr__(self, "_sent_days", _DayCounts(self.sent))
+        object.__setattr__(self, "_received_days", _DayCounts(self.received))
 
     @classmethod
     def of(cls, sent: I64, received: I64) -> Coverage:
@@ -65,26 +69,55 @@ class Coverage:
         seen: NDArray[np.bool_] = when < self.last_received
         return seen
 
-    @staticmethod
-    def _near(days: I64, when: I64, span: int) -> NDArray[np.bool_]:
-        lo = np.searchsorted(days, (when - span) // DAY, side="left")
-        hi = np.searchsorted(days, (when + span) // DAY, side="right")
-        seen: NDArray[np.bool_] = hi > lo
-        return seen
-
     def sent_near(self, when: I64, span: int) -> NDArray[np.bool_]:
         """For each time in ``when``: did the user send anything on the days within ``span``?"""
-        return self._near(self.sent, when, span)
+        return self._sent_days.any_between((when - span) // DAY, (when + span) // DAY)
 
     def received_near(self, when: I64, span: int) -> NDArray[np.bool_]:
         """For each time in ``when``: did any mail come in on the days within ``span``?"""
-        return self._near(self.received, when, span)
+        return self._received_days.any_between((when - span) // DAY, (when + span) // DAY)
 
     def covered(self, start: int, end: int, *, received: bool = False) -> bool:
         """Is the user seen writing through most of ``[start, end)`` (and, with ``received``,
         mail seen coming in through most of it too)?"""
         ok = self._sent_weeks.share(start, end) >= COVERED_SHARE
         return ok and (not received or self._received_weeks.share(start, end) >= COVERED_SHARE)
+
+
+class _DayCounts:
+    """Sorted distinct days, ready to say for a million spans at once whether a span holds one
+    of them: a count of the days up to each day of their range, looked up at both ends of each
+    span (two gathers from a small array instead of two binary searches per span). A range too
+    long for that (a stray date centuries away) falls back to the binary searches."""
+
+    __slots__ = ("_base", "_counts", "_days")
+
+    MAX_RANGE = 1 << 20  # days (about 2,900 years)
+
+    def __init__(self, days: I64) -> None:
+        self._days = days
+        self._base = int(days[0]) if len(days) else 0
+        size = int(days[-1]) - self._base + 1 if len(days) else 0
+        self._counts: NDArray[np.int32] | None = None
+        if size <= self.MAX_RANGE:
+            # _counts[i]: how many of the days are before day _base + i
+            counts = np.zeros(size + 1, dtype=np.int32)
+            counts[days - self._base + 1] = 1
+            self._counts = np.cumsum(counts, dtype=np.int32)
+
+    def any_between(self, first: I64, last: I64) -> NDArray[np.bool_]:
+        """For each ``i``: is one of the days in ``[first[i], last[i]]``?"""
+        counts = self._counts
+        if counts is None:
+            lo = np.searchsorted(self._days, first, side="left")
+            hi = np.searchsorted(self._days, last, side="right")
+            found: NDArray[np.bool_] = hi > lo
+            return found
+        top = len(counts) - 1
+        upto = counts[np.clip(last - (self._base - 1), 0, top)]
+        before = counts[np.clip(first - self._base, 0, top)]
+        seen: NDArray[np.bool_] = upto > before
+        return seen
 
 
 class _Weeks:
