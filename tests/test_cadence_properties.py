@@ -593,3 +593,56 @@ def test_one_integer_key_sorts_rows_as_lexsort_does(
     assert [tuple(int(c[i]) for c, _ in cols) for i in loose] == [
         tuple(int(c[i]) for c, _ in cols) for i in want
     ]
+
+
+@given(
+    days=st.dictionaries(
+        st.integers(min_value=0, max_value=400), st.floats(min_value=0.01, max_value=3.0)
+    ),
+    one_way=st.dictionaries(
+        st.integers(min_value=0, max_value=400), st.floats(min_value=0.01, max_value=3.0)
+    ),
+    counts=st.tuples(*[st.integers(min_value=0, max_value=9)] * 3),
+    today=st.integers(min_value=0, max_value=420),
+    half=st.floats(min_value=1.0, max_value=400.0),
+)
+def test_both_strengths_are_the_decayed_contact_added_day_by_day(
+    days: dict[int, float],
+    one_way: dict[int, float],
+    counts: tuple[int, int, int],
+    today: int,
+    half: float,
+) -> None:
+    """strengths (today and 30 days before, with each age's factor worked out once) equals the
+    strength formula computed directly, to the last bit."""
+    import math
+
+    from keepwarm.digests.cadence.ledger import Ledger
+    from keepwarm.digests.cadence.rhythm import LENGTH_FULL_DAYS, Decay, strengths
+
+    def decayed(days: dict[int, float], today: int) -> float:
+        total = 0.0
+        for d in sorted(days):
+            if d <= today:
+                total += days[d] * math.pow(0.5, (today - d) / half)
+        return total
+
+    def strength(led: Ledger, today: int) -> float:
+        base = decayed(led.days, today)
+        base += 0.25 * decayed({d: w for d, w in one_way.items() if d not in led.days}, today)
+        if base <= 0.0:
+            return 0.0
+        ins, outs = led.msgs_in + led.meetings, led.msgs_out + led.meetings
+        recip = min(ins, outs) / max(ins, outs) if max(ins, outs) else 0.0
+        past = [d for d in led.days if d <= today]
+        span = (max(past) - min(past)) if past else 0
+        length = min(1.0, span / LENGTH_FULL_DAYS)
+        return round(base * (1 + 0.5 * recip) * (1 + 0.5 * length), 6)
+
+    led = Ledger("p", days=days, one_way_days=one_way)
+    led.msgs_in, led.msgs_out, led.meetings = counts
+    decay = Decay(half)
+    assert strengths(led, today, today - 30, decay) == (
+        strength(led, today),
+        strength(led, today - 30),
+    )

@@ -31,24 +31,20 @@ def _addresses(p: Person, ctx: Context) -> tuple[str, ...]:
 
 def organisation_of(ctx: Context, p: Person) -> Organisation | None:
     orgs = ctx.settings.organisations
+    if not orgs:
+        return None
     return next((orgs[a] for a in _addresses(p, ctx) if a in orgs), None)
 
 
 def occasions(p: Person, ctx: Context) -> list[OccasionParts]:
     """The address book's occasions for one person: an anniversary within two days, a job
     change it recorded within ``new_window``."""
-    from keepwarm.digests.cadence.signals import days_until, local_date
+    from keepwarm.digests.cadence.signals import days_until
 
     out: list[OccasionParts] = []
-    today = local_date(ctx, ctx.clock.now)
-    md = next(
-        (
-            ctx.settings.anniversaries[a]
-            for a in _addresses(p, ctx)
-            if a in ctx.settings.anniversaries
-        ),
-        None,
-    )
+    today = ctx.local_today
+    book = ctx.settings.anniversaries
+    md = next((book[a] for a in _addresses(p, ctx) if a in book), None) if book else None
     if md is not None:
         n = days_until(today, md)
         if n <= ANNIVERSARY_LEAD_DAYS:

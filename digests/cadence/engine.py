@@ -34,7 +34,7 @@ from keepwarm.digests.cadence.model import (
     TierSpec,
     TierUsage,
 )
-from keepwarm.digests.cadence.rhythm import rhythm, strength
+from keepwarm.digests.cadence.rhythm import Decay, rhythm, strengths
 from keepwarm.digests.cadence.state import Context, Person
 from keepwarm.digests.cadence.touches import (
     Ahead,
@@ -252,23 +252,21 @@ def _people(
     today: int,
     ooo_days: tuple[int, ...],
 ) -> dict[str, Person]:
-    half = max(settings.half_life.total_seconds() / DAY, 1.0)
+    decay = Decay(max(settings.half_life.total_seconds() / DAY, 1.0))
     cadences = tuple(t.cadence.total_seconds() / DAY for t in settings.tiers)
+    pins = any(t.members for t in settings.tiers)
     out: dict[str, Person] = {}
     for key in sorted(ledgers):
         led = ledgers[key]
-        info = d.people.get(key)
-        addresses = info.addresses if info is not None else (key,)
-        pinned = _pinned_tier((*addresses, key), settings.tiers)
+        pinned = None
+        if pins:
+            info = d.people.get(key)
+            addresses = info.addresses if info is not None else (key,)
+            pinned = _pinned_tier((*addresses, key), settings.tiers)
         pin_cadence = cadences[pinned] if pinned is not None else None
         r = rhythm(led.days, today, ooo_days, cadences, pin_cadence)
-        out[key] = Person(
-            led=led,
-            strength=strength(led, today, half),
-            strength_then=strength(led, today - DRIFT_DAYS, half),
-            pinned=pinned,
-            rhythm=r,
-        )
+        now, then = strengths(led, today, today - DRIFT_DAYS, decay)
+        out[key] = Person(led=led, strength=now, strength_then=then, pinned=pinned, rhythm=r)
     return out
 
 

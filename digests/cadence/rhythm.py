@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -56,29 +57,61 @@ class Rhythm:
         )
 
 
-def decayed(days: dict[int, float], today: int, half_life_days: float) -> float:
-    total = 0.0
-    for d in sorted(days):
-        if d <= today:
-            total += days[d] * math.pow(0.5, (today - d) / half_life_days)
-    return total
+class Decay(dict[int, float]):
+    """A contact day's weight factor by its age in days, ``0.5 ** (age / half_life)``, worked
+    out once per age (the engine asks it of every contact day of every person, twice)."""
+
+    def __init__(self, half_life_days: float) -> None:
+        super().__init__()
+        self.half_life_days = half_life_days
+
+    def __missing__(self, age: int) -> float:
+        got = self[age] = math.pow(0.5, age / self.half_life_days)
+        return got
 
 
-def strength(led: Ledger, today: int, half_life_days: float) -> float:
-    """Time-decayed contact, boosted by reciprocity and history length. Zero before any touch."""
-    base = decayed(led.days, today, half_life_days)
-    one_way = {d: w for d, w in led.one_way_days.items() if d not in led.days}
-    base += 0.25 * decayed(one_way, today, half_life_days)
-    if base <= 0.0:
-        return 0.0
+def strengths(led: Ledger, today: int, then: int, decay: Decay) -> tuple[float, float]:
+    """The strength as of ``today`` and as of ``then`` (an earlier day): time-decayed contact,
+    boosted by reciprocity and history length; zero before any touch. Each contact day's
+    decayed weight is added in day order."""
+    two_way = sorted(led.days.items())
+    one_way = sorted((d, w) for d, w in led.one_way_days.items() if d not in led.days)
     ins, outs = led.msgs_in + led.meetings, led.msgs_out + led.meetings
     recip = min(ins, outs) / max(ins, outs) if max(ins, outs) else 0.0
-    past = [d for d in led.days if d <= today]
-    span = (max(past) - min(past)) if past else 0
+    return (
+        _strength(two_way, one_way, today, decay, recip),
+        _strength(two_way, one_way, then, decay, recip),
+    )
+
+
+def _strength(
+    two_way: list[tuple[int, float]],
+    one_way: list[tuple[int, float]],
+    today: int,
+    decay: Decay,
+    recip: float,
+) -> float:
+    base = 0.0
+    first = last = None
+    for d, w in two_way:
+        if d <= today:
+            base += w * decay[today - d]
+            if first is None:
+                first = d
+            last = d
+    one = 0.0
+    for d, w in one_way:
+        if d <= today:
+            one += w * decay[today - d]
+    base += 0.25 * one
+    if base <= 0.0:
+        return 0.0
+    span = last - first if first is not None and last is not None else 0
     length = min(1.0, span / LENGTH_FULL_DAYS)
     return round(base * (1 + 0.5 * recip) * (1 + 0.5 * length), 6)
 
 
+@functools.lru_cache(maxsize=4096)  # few distinct typical gaps: each person asks
 def prior_cadence(
     typical: float | None, cadences: tuple[float, ...], pinned: float | None
 ) -> float:
@@ -101,7 +134,10 @@ def rhythm(
     pinned: float | None,
 ) -> Rhythm:
     """The person's rhythm and how overdue they are, ``today`` being the local day number."""
-    cdays = tuple(sorted(d for d in days if d <= today))
+    ordered = sorted(days)
+    if ordered and ordered[-1] > today:
+        ordered = [d for d in ordered if d <= today]
+    cdays = tuple(ordered)
     begun = episodes(cdays)
     gaps = [b - a for a, b in itertools.pairwise(begun)]
     recent = gaps[-RECENT_GAPS:]

@@ -82,7 +82,7 @@ def days_until(today: date, month_day: str) -> int:
 # -- occasions ------------------------------------------------------------------------------------
 def occasions(p: Person, ctx: Context, birthdays: dict[str, str]) -> list[Occasion]:
     out: list[Occasion] = []
-    today = local_date(ctx, ctx.clock.now)
+    today = ctx.local_today
     md = _birthday(p, ctx, birthdays)
     if md is not None:
         n = days_until(today, md)
@@ -113,6 +113,8 @@ def occasion_names(found: list[Occasion]) -> tuple[str, ...]:
 def _birthday(p: Person, ctx: Context, birthdays: dict[str, str]) -> str | None:
     if p.led.key in birthdays:
         return birthdays[p.led.key]
+    if not ctx.settings.birthdays:
+        return None
     info = ctx.directory.people.get(p.led.key)
     for a in (*(info.addresses if info else ()), p.led.key):
         if a in ctx.settings.birthdays:
@@ -151,6 +153,8 @@ def org_family(domain: str) -> str | None:
 
 
 def _job_change(p: Person, ctx: Context) -> list[Occasion]:
+    if len(p.led.domains_in) < 2:
+        return []  # one sender domain: no change
     doms = {d: v for d, v in p.led.domains_in.items() if org_family(d) is not None}
     if len(doms) < 2:
         return []
@@ -407,10 +411,12 @@ def _stage_signals(p: Person, rep: PersonReport, ctx: Context) -> list[Signal]:
         return []  # one exchange is not yet a relationship
     if rep.days_since_contact is not None and rep.days_since_contact < NURTURE_QUIET_DAYS:
         return []  # you are in touch right now: nothing to nurture yet
+    if p.stage not in ("new", "growing"):
+        return []  # only new and growing ties are nurtured
     fam = _families(rep.addresses)
     if ctx.my_surname and ctx.my_surname in _name_words(rep.name):
         return []  # family
-    if p.stage in ("new", "growing") and (not fam or fam <= ctx.my_domains):
+    if not fam or fam <= ctx.my_domains:
         return []  # only professional ties beyond my organisation: colleagues meet anyway,
         # friends and family (free-mail addresses) are not what keepwarm nurtures
     facts = NurtureFacts(
@@ -533,7 +539,8 @@ def _introduce(
     if len(strong) < 2:
         return []
     together = _together(touches, meetings, strong)
-    topics = {k: _recurring_topics(p) for k, p in people.items()}
+    words: dict[str, tuple[str, frozenset[str]]] = {}  # people share their threads' subjects
+    topics = {k: _recurring_topics(p, words) for k, p in people.items()}
     spread = Counter(w for words in topics.values() for w in words)  # people per topic word
     names = {k: _name_words(reports[k].name) for k in strong}
     mine = _my_name_words(ctx)
@@ -754,12 +761,22 @@ TOPIC_MAX_PEOPLE = 2  # a topic word shared with more people than this names no 
 INTRODUCE_MIN_STARTS = 4  # separate conversations with each of the two: a tie, not a contact
 
 
-def _recurring_topics(p: Person) -> set[str]:
-    """Topic words that come back in at least two different subjects with this person."""
-    seen: Counter[str] = Counter()
-    for subject in {bare(s).casefold() for _d, s in p.led.subjects}:
-        seen.update(topic_words([subject]))
-    return {w for w, n in seen.items() if n >= 2}
+def _recurring_topics(p: Person, words: dict[str, tuple[str, frozenset[str]]]) -> set[str]:
+    """Topic words that come back in at least two different subjects with this person.
+    ``words``: each subject's bare casefolded form and its topic words, filled as they come."""
+    different: dict[str, frozenset[str]] = {}  # bare casefolded subject -> its topic words
+    for _d, s in p.led.subjects:
+        got = words.get(s)
+        if got is None:
+            subject = bare(s).casefold()
+            got = words[s] = (subject, frozenset(topic_words([subject])))
+        different[got[0]] = got[1]
+    seen: set[str] = set()
+    again: set[str] = set()
+    for found in different.values():
+        again |= seen & found
+        seen |= found
+    return again
 
 
 def _name_words(name: str) -> set[str]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from keepwarm.digests.cadence.coverage import Coverage
@@ -42,6 +42,10 @@ class Context:
     coverage: Coverage | None = None  # when the mailbox shows my mail (None: everywhere)
     my_domains: frozenset[str] = frozenset()  # organisation families of my own addresses
     my_surname: str | None = None  # people who share it are family, not professional ties
+    local_today: date = field(init=False)  # the user's local date of ``clock.now``
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "local_today", self.clock.local(self.clock.now).date())
 
     def covered(self, start: int, end: int, *, received: bool = False) -> bool:
         """Is my own mail visible through most of ``[start, end)`` (and, with ``received``, my
