@@ -131,7 +131,10 @@ def iso(dt: datetime | None) -> str | None:
     """ISO 8601 UTC with a Z, seconds precision."""
     if dt is None:
         return None
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = dt.astimezone(UTC)
+    if utc.year < 1000:  # strftime writes such a year without its leading zeros
+        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc.isoformat()[:19] + "Z"  # the same text, twice as fast (every record has four)
 
 
 def person_record(person: Person, stats: PersonStats) -> dict[str, Any]:

@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
 from keepwarm.core import gc_paused
 from keepwarm.daemon.cli import cli
 from keepwarm.daemon.config import loads
-from keepwarm.daemon.people_stats import load_view
+from keepwarm.daemon.people_stats import iso, load_view
 from keepwarm.daemon.store import Store
 
 ME = "me@example.com"
@@ -98,6 +100,20 @@ def test_people_json_lists_relationships_only(cfg: Path) -> None:
     assert bob["name"] == "Bob Stone" and bob["kind"] == "person"
     carol = next(r for r in rows if r["key"] == "carol@corp.com")
     assert carol["meetings"] == 1 and carol["name"] == "Carol King"
+
+
+@given(
+    st.datetimes(
+        timezones=st.timezones(),
+        min_value=datetime(1, 1, 2),  # astimezone(UTC) stays within datetime's years
+        max_value=datetime(9999, 12, 30),
+    )
+)
+@example(datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC))  # strftime writes "999", not "0999"
+@example(datetime(1000, 1, 1, tzinfo=UTC))
+@example(datetime(2025, 3, 3, 9, 0, 59, 999999, tzinfo=UTC))  # seconds cut, never rounded
+def test_iso_writes_what_strftime_writes(dt: datetime) -> None:
+    assert iso(dt) == dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_people_as_of_limits_history(cfg: Path) -> None:

@@ -107,15 +107,14 @@ def print_people(
         return
     headers = ["name", "address", "last touch", "in", "out", "meetings"]
     rows = [_people_row(view, p, zone, all_kinds) for p in people]
-    for line in table([*headers, *(["kind"] if all_kinds else [])], rows, (3, 4, 5), plain):
-        click.echo(line)
-    if plain:
-        return
-    n_rel = sum(1 for p in people if p.kind == "person" and p.two_way)
-    summary = plural(n_rel, "relationship")
-    if all_kinds:
-        summary += f" among {plural(len(people), 'address cluster')}"
-    click.echo(summary)
+    lines = table([*headers, *(["kind"] if all_kinds else [])], rows, (3, 4, 5), plain)
+    if not plain:
+        n_rel = sum(1 for p in people if p.kind == "person" and p.two_way)
+        summary = plural(n_rel, "relationship")
+        if all_kinds:
+            summary += f" among {plural(len(people), 'address cluster')}"
+        lines.append(summary)
+    click.echo("\n".join(lines))  # in one piece: a line at a time, each flushed, took longer
 
 
 def _people_row(view: PeopleView, p: Person, zone: ZoneInfo, all_kinds: bool) -> list[str]:
@@ -184,17 +183,17 @@ def print_network(
                 f"{sig.kind}: {'; '.join(sig.because)}" for sig in report.signals_for(p.key)
             ]
     lines = table(headers, rows, (4, 5, 6, 7), plain)
-    click.echo(lines[0])
+    out = [lines[0]]
     for i, line in enumerate(lines[1:]):
-        click.echo(line)
+        out.append(line)
         if not plain:
-            for note in notes.get(i, ()):
-                click.echo(f"    {note}")
+            out.extend(f"    {note}" for note in notes.get(i, ()))
     if not plain:
-        click.echo(
+        out.append(
             f"{plural(len(people), 'person', 'people')} "
             "(owed: replies you owe / replies owed to you)"
         )
+    click.echo("\n".join(out))  # in one piece, as print_people does
 
 
 def print_candidates(cands: list[tuple[Person, Person, str]], as_json: bool) -> None:
