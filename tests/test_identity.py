@@ -17,9 +17,16 @@ from keepwarm.daemon.identity import (
     ROBOT_PREFIXES,
     ROBOT_SUFFIXES,
     ROBOT_WORDS,
+    AddressActivity,
     Identity,
     Person,
+    Rules,
+    _best_name,
+    _one_address_person,
     _robot_word_in,
+    _two_way_reason,
+    classify,
+    is_two_way,
     local_tokens,
     machine_sender,
     merge_candidates,
@@ -263,6 +270,43 @@ def _robot_frames(local: str) -> list[str]:
         return []
     frames = ("{}", "x.{}", "hot{}", "{}-12345", "a-{}-b", "daily{}")
     return [f.format(w) + "@example.com" for w in _ROBOT_PARTS for f in frames]
+
+
+@given(
+    email=st.sampled_from(
+        [ME, "bob@corp.com", "noreply@shop.com", "info@corp.com", "x@lists.corp.com", "jd@x.org"]
+    ),
+    name=st.sampled_from(["", "Bob Stone", "Jane Doe", "bob@corp.com", "Shop Team"]),
+    counts=st.lists(st.integers(0, 3), min_size=7, max_size=7),
+    in_mail=st.booleans(),
+)
+def test_one_address_person_is_what_the_rules_of_any_cluster_give(
+    email: str, name: str, counts: list[int], in_mail: bool
+) -> None:
+    """The fast path for a cluster of one address: its classification, the two-way test and
+    reason of its figures, its best name (mine when it is me), as for a cluster of several."""
+    sent, sent_direct, sent_auto, out, out_direct, meetings, accepted = counts
+    act = AddressActivity(
+        1,
+        email,
+        name,
+        sent=sent + sent_direct,
+        sent_direct=sent_direct,
+        sent_auto=sent_auto,
+        out=out + out_direct,
+        out_direct=out_direct,
+        meetings=meetings + accepted,
+        meetings_accepted=accepted,
+    )
+    acts = {email: act} if in_mail else {}
+    rules = Rules.from_config(config())
+    p = _one_address_person(email, acts, rules, "Jane Doe")
+    kind, why = classify(email, acts.get(email), rules)
+    figures = list(acts.values())
+    assert (p.key, p.addresses, p.kind) == (email, (email,), kind)
+    assert p.two_way == is_two_way(figures)
+    assert p.reasons == (*why, _two_way_reason(figures, p.two_way))
+    assert p.name == ("Jane Doe" if kind == "self" else _best_name([email], email, acts))
 
 
 def test_token_matching_not_substring() -> None:
