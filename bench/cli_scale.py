@@ -34,14 +34,14 @@ from pathlib import Path
 from benchlib import ENV, KEEPWARM, Run, cache_root, compile_package, load, run
 from engine import SYNTHETIC_END, config_text, generate
 
-STORE_VERSION = "1"  # bump when the generated store changes
+STORE_VERSION = "2"  # bump when the generated store changes (2: threading keys as numbers)
 ACCOUNT = "archive"
 AS_OF = (SYNTHETIC_END - timedelta(days=1)).date().isoformat()  # its last full day
 
 
 def build(n: int, addresses: int) -> Path:
     """The cached store of ``n`` messages: ``DIR/config.toml`` and ``DIR/keepwarm.db``."""
-    root = cache_root() / f"cli-{n}-{addresses}"
+    root = cache_root() / f"cli-{n}-{addresses}-v{STORE_VERSION}"
     marker = root / ".complete"
     if marker.exists() and marker.read_text() == STORE_VERSION:
         return root

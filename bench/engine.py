@@ -41,6 +41,7 @@ def _rss_mb() -> float:
 def generate(path: Path, n_messages: int, n_addresses: int, seed: int = 7) -> None:
     """Write a synthetic store: Zipf-like contact popularity, threads, lists, meetings."""
     from keepwarm.daemon.store import Store
+    from keepwarm.daemon.store.migrations import fill_thread_keys
 
     rng = random.Random(seed)
     store = Store.open(path)
@@ -97,6 +98,7 @@ def generate(path: Path, n_messages: int, n_addresses: int, seed: int = 7) -> No
         if len(batch_m) >= 50_000:
             _flush(conn, batch_m, batch_a)
     _flush(conn, batch_m, batch_a)
+    fill_thread_keys(conn)  # what the store works out for each message it writes
     _events(conn, rng, t0, span, n_addresses, max(1000, n_messages // 50))
     conn.commit()
     conn.close()

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol, TypeAlias, cast
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias, cast
 
 from keepwarm.core.records import Attendee as Attendee  # the connectors' type, without names
+from keepwarm.core.threadkeys import COLUMNS as THREAD_KEY_COLUMNS
+from keepwarm.core.threadkeys import thread_keys
 from keepwarm.core.vocabulary import ROLE_BCC as ROLE_BCC
 from keepwarm.core.vocabulary import ROLE_CC as ROLE_CC
 from keepwarm.core.vocabulary import ROLE_TO as ROLE_TO
@@ -52,25 +54,24 @@ class MessageRecord:
         return len(self.to) + len(self.cc) + len(self.bcc)
 
 
-# A message as the engine reads it in bulk (:meth:`MessageSource.chunks`): the stored columns, with
-# the sender as an address id (an index into :attr:`MessageSource.emails`). The keys that are only
-# compared, never shown (Message-IDs, References, normalized subject, thread id) come as UTF-8
-# bytes: decoding a million of them would cost more than the rest of the read. ``refs`` and
-# ``markers`` are the stored space-separated strings; ``listed`` is True when it has a List-Id.
-MessageRow = tuple[
-    int,  # id
-    int,  # date, UTC epoch seconds
-    int | None,  # sender address id
-    bytes | None,  # message_id
-    bytes | None,  # in_reply_to
-    bytes | None,  # refs
-    bytes | None,  # norm_subject (the subject itself: MessageSource.subjects)
-    bytes | None,  # thread_hint
-    bool,  # listed
-    str | None,  # markers
-]
+# The messages as the engine reads them in bulk (:meth:`MessageSource.chunks`): numbers only, one
+# sequence per column. ``sender`` is an address id (an index into :attr:`MessageSource.emails`) or
+# -1; ``listed`` is 1 when the message has a List-Id. The keys that are only compared, never shown
+# (Message-ID, In-Reply-To, References, thread id, normalized subject) come as the stored 64-bit
+# hashes of :mod:`keepwarm.core.threadkeys`: a million strings would cost more than the rest.
+MESSAGE_COLUMNS = ("id", "date", "sender", "listed", *THREAD_KEY_COLUMNS)
 Packed: TypeAlias = "Sequence[int] | NDArray[np.int64]"  # recipients, see pack_recipient
 CHUNK = 4096  # rows per chunk: big enough to amortise the calls, small enough to stay in cache
+
+
+class MessageChunk(NamedTuple):
+    """Some messages, as columns: one sequence of numbers per name of :data:`MESSAGE_COLUMNS`
+    (lists of ints or int64 arrays, all the same length); and the stored ``markers`` strings
+    (space separated) of those that have any, with their ids (``marked``)."""
+
+    columns: Sequence[Packed]
+    marked: Packed
+    markers: Sequence[str]
 
 
 def pack_recipient(message: int, role: int, address: int, stride: int) -> int:
@@ -92,7 +93,7 @@ class MessageSource(Protocol):
         """Address id -> address (``""`` for ids that are not used)."""
         ...
 
-    def chunks(self) -> Iterator[list[MessageRow]]:
+    def chunks(self) -> Iterator[MessageChunk]:
         """Every message once, in no particular order."""
         ...
 
@@ -140,10 +141,6 @@ class History:
     names: Mapping[str, str] = field(default_factory=dict)
 
 
-def _utf8(text: str | None) -> bytes | None:
-    return None if text is None else text.encode("utf-8", "surrogatepass")
-
-
 class RecordMessages:
     """:class:`MessageRecord` objects in memory as a :class:`MessageSource`.
 
@@ -162,29 +159,27 @@ class RecordMessages:
                 emails.append(email)
             return got
 
-        rows: list[MessageRow] = []
+        columns: list[list[int]] = [[] for _name in MESSAGE_COLUMNS]
+        markers: list[str] = []  # of each row ("" for none)
         recipients: list[tuple[int, int, int]] = []
         for m in unique.values():
-            sender = aid(m.sender) if m.sender is not None else None
-            rows.append(
-                (
-                    m.id,
-                    m.date,
-                    sender,
-                    _utf8(m.message_id),
-                    _utf8(m.in_reply_to),
-                    _utf8(" ".join(m.refs) or None),
-                    _utf8(m.norm_subject),
-                    _utf8(m.thread_hint),
-                    bool(m.list_id),
-                    " ".join(sorted(m.markers)) or None,
-                )
+            refs = " ".join(m.refs) or None
+            row = (
+                m.id,
+                m.date,
+                aid(m.sender) if m.sender is not None else -1,
+                int(bool(m.list_id)),
+                *thread_keys(m.message_id, m.in_reply_to, refs, m.thread_hint, m.norm_subject),
             )
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+            markers.append(" ".join(sorted(m.markers)))
             for role, addrs in ((ROLE_TO, m.to), (ROLE_CC, m.cc), (ROLE_BCC, m.bcc)):
                 for a in dict.fromkeys(addrs):  # the store keeps an address once per role
                     recipients.append((m.id, role, aid(a)))
         self._emails = emails
-        self._rows = rows
+        self._columns = columns
+        self._markers = markers
         self._subjects = {m.id: m.subject for m in unique.values()}
         self._recipients = [pack_recipient(*r, len(emails)) for r in recipients]
 
@@ -192,9 +187,13 @@ class RecordMessages:
     def emails(self) -> Sequence[str]:
         return self._emails
 
-    def chunks(self) -> Iterator[list[MessageRow]]:
-        for i in range(0, len(self._rows), CHUNK):
-            yield self._rows[i : i + CHUNK]
+    def chunks(self) -> Iterator[MessageChunk]:
+        for i in range(0, len(self._markers), CHUNK):
+            part = [column[i : i + CHUNK] for column in self._columns]
+            rows = [
+                (m, mk) for m, mk in zip(part[0], self._markers[i : i + CHUNK], strict=True) if mk
+            ]
+            yield MessageChunk(part, [m for m, _mk in rows], [mk for _m, mk in rows])
 
     def recipients(self) -> Iterator[Packed]:
         for i in range(0, len(self._recipients), CHUNK):

@@ -435,9 +435,11 @@ def test_the_stores_row_stream_equals_records_in_any_order(
         emails = source.emails  # type: ignore[attr-defined]
         out = []
         for chunk in source.chunks():  # type: ignore[attr-defined]
-            for row in chunk:
-                sender = emails[row[2]] if row[2] is not None else None
-                out.append((*row[:2], sender, *row[3:]))
+            markers = dict(zip(list(chunk.marked), chunk.markers, strict=True))
+            for row in zip(*(list(c) for c in chunk.columns), strict=True):
+                mid, date, sender, *rest = (int(x) for x in row)
+                who = emails[sender] if sender >= 0 else None
+                out.append((mid, date, who, *rest, markers.get(mid)))
         return sorted(out)
 
     def recipients(source: object) -> list[tuple]:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Literal
 
 from keepwarm.connectors.base import Address, Batch, Deletion, EventMeta, MessageMeta
 from keepwarm.connectors.headers import normalize_subject
+from keepwarm.core.threadkeys import thread_keys
 from keepwarm.daemon.errors import StoreError as StoreError
 from keepwarm.daemon.store import contacts
 from keepwarm.daemon.store.copies import copy_key, same_sender, shifted
@@ -796,10 +797,12 @@ class Store:
         sender = self.address_id(msg.sender) if msg.sender else None
         n_recipients = len({a.email for a in (*msg.to, *msg.cc, *msg.bcc)})
         markers = " ".join(msg.markers) or None
+        refs = " ".join(msg.references) or None
         cur = self.conn.execute(
             """INSERT INTO messages (message_id, content_key, date, sender, subject, norm_subject,
-                   in_reply_to, refs, thread_hint, list_id, markers, n_recipients, copy_key)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   in_reply_to, refs, thread_hint, list_id, markers, n_recipients, copy_key,
+                   k_message_id, k_in_reply_to, k_ref_first, k_ref_last, k_thread_hint, k_subject)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 msg.message_id,
                 keys.content,
@@ -808,12 +811,15 @@ class Store:
                 msg.subject,
                 keys.norm_subject,
                 msg.in_reply_to,
-                " ".join(msg.references) or None,
+                refs,
                 msg.thread_hint,
                 msg.list_id,
                 markers,
                 n_recipients,
                 keys.copy,
+                *thread_keys(
+                    msg.message_id, msg.in_reply_to, refs, msg.thread_hint, keys.norm_subject
+                ),
             ),
         )
         assert cur.lastrowid is not None

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from keepwarm.core.vocabulary import not_contact
 from keepwarm.digests.cadence.coverage import Coverage
 from keepwarm.digests.cadence.model import Directory
-from keepwarm.digests.queries import ROLE_BCC, ROLE_TO, EventRecord, MessageSource
+from keepwarm.digests.queries import ROLE_BCC, ROLE_TO, EventRecord, MessageChunk, MessageSource
 
 # Per-message flags (bits of :attr:`_Messages.flags`), from the stored markers.
 F_SENT_FOLDER = 1  # filed in a Sent folder: the user's mail whatever its From says
@@ -245,26 +245,6 @@ def find_touches(
 
 
 # -- reading --------------------------------------------------------------------------------------
-def _keys(values: Sequence[bytes | None]) -> I64:
-    """Message keys (Message-ID, thread id, subject) as 64-bit hashes; 0 means none."""
-    return np.array([(hash(v) or 1) if v else 0 for v in values], dtype=np.int64)
-
-
-def _ref_keys(refs: Sequence[bytes | None]) -> tuple[I64, I64]:
-    """The first and last References entries (the thread root is enough to join, the parent
-    pins the branch); the last is 0 when it is the first."""
-    first = np.zeros(len(refs), dtype=np.int64)
-    last = np.zeros(len(refs), dtype=np.int64)
-    if any(refs):
-        for i, r in enumerate(refs):
-            got = r.split() if r else None
-            if got:
-                first[i] = hash(got[0]) or 1
-                if got[-1] != got[0]:
-                    last[i] = hash(got[-1]) or 1
-    return first, last
-
-
 @dataclass(frozen=True, eq=False)
 class _Messages:
     """The messages that may be touches (dated up to now, with a sender, not list, bulk or
@@ -344,38 +324,35 @@ def read_messages(source: MessageSource, now: int) -> MessageColumns:
     )
 
 
-def _read_chunk(
-    chunk: Sequence[Sequence[Any]], now: int
-) -> tuple[list[I64], tuple[I64, I64, Bools]]:
-    """One chunk of rows: the columns of its possible touches, and the date, sender and
-    Sent-folder flag of each of its messages seen up to ``now``."""
-    c: list[Sequence[Any]] = list(zip(*chunk, strict=True))
-    ids, dates, senders, msgids, irts, refs, nsubj, hints, listed, marks = c
-    date = np.array(dates, dtype=np.int64)
-    sender = np.array([-1 if x is None else x for x in senders], dtype=np.int64)
+def _read_chunk(chunk: MessageChunk, now: int) -> tuple[list[I64], tuple[I64, I64, Bools]]:
+    """One chunk: the columns of its possible touches, and the date, sender and Sent-folder flag
+    of each of its messages seen up to ``now``."""
+    ids, date, sender, listed, *keys = (np.asarray(c, dtype=np.int64) for c in chunk.columns)
     flags = np.zeros(len(date), dtype=np.int64)
-    bulk = np.array(listed, dtype=np.bool_)
-    if any(marks):
-        classes = [marker_class(mk) if mk else (False, 0) for mk in marks]
-        bulk |= np.array([b for b, _f in classes], np.bool_)
-        flags = np.array([f for _b, f in classes], dtype=np.int64)
+    bulk = listed != 0
+    if len(chunk.marked):
+        classes = {mk: marker_class(mk) for mk in set(chunk.markers)}
+        got = [classes[mk] for mk in chunk.markers]
+        at = _positions(ids, np.asarray(chunk.marked, dtype=np.int64))
+        bulk[at] |= np.array([b for b, _f in got], np.bool_)
+        flags[at] = np.array([f for _b, f in got], dtype=np.int64)
     seen = (date <= now) & (sender >= 0)
     keep = seen & ~bulk
-    cols = [
-        np.array(ids, dtype=np.int64),
-        date,
-        sender,
-        _keys(msgids),
-        _keys(irts),
-        *_ref_keys(refs),
-        _keys(hints),
-        _keys(nsubj),
-        flags,
-    ]
+    msgid, irt, ref_first, ref_last, hint, subject = keys
+    cols = [ids, date, sender, msgid, irt, ref_first, ref_last, hint, subject, flags]
     if not keep.all():
         rows = np.flatnonzero(keep)
         cols = [col[rows] for col in cols]
     return cols, (date[seen], sender[seen], (flags[seen] & F_SENT_FOLDER) != 0)
+
+
+def _positions(ids: I64, wanted: I64) -> I64:
+    """Where each of ``wanted`` (all present) is in ``ids`` (distinct, usually sorted)."""
+    if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
+        return np.searchsorted(ids, wanted)
+    order = np.argsort(ids)
+    found: I64 = order[np.searchsorted(ids, wanted, sorter=order)]
+    return found
 
 
 # -- classification -------------------------------------------------------------------------------
