@@ -207,7 +207,7 @@ def measure_command(config_path: Path, now: datetime) -> dict[str, Any]:
     decided = decisions.decided_config(config, store, now)
     lap("open_and_decisions_s")
     activity, ahead = identity_and_messages(store, decided, now, now)
-    lap("activity_queries_and_messages_s")  # at once: SQL in a thread, messages here
+    lap("messages_and_activity_s")  # one read of the messages: identity's counts and the engine's
     identity = resolve_activity(activity, decided)
     lap("identity_s")
     view = PeopleView(identity, activity, person_stats(identity, activity), now)

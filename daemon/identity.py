@@ -42,20 +42,23 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from keepwarm.connectors.headers import display_name, normalize_address, not_a_person
 from keepwarm.core.specs import ENGINE_DEFAULTS
 from keepwarm.core.vocabulary import BULK_MARKERS, DIGEST_MARKER, FREEMAIL, is_auto
 from keepwarm.daemon import address_book
 from keepwarm.daemon.config import Config
+from keepwarm.daemon.mail_counts import MailCounts, MarkerClasses, count_mail
 from keepwarm.daemon.store import Store, activity
+
+if TYPE_CHECKING:  # numpy and the engine load only where they run
+    from keepwarm.digests.cadence.touches import EveryMessage
 
 PersonKind = Literal["person", "list", "robot", "role", "excluded", "self"]
 
@@ -290,20 +293,20 @@ class Activity:
             self.by_email = {a.email: a for a in self.by_id.values()}
 
 
-def marker_classes(store: Store) -> tuple[list[str], list[str], list[str]]:
-    """The distinct stored ``markers`` strings that mean bulk, automatic, and our own digest."""
-    bulk: list[str] = []
-    auto: list[str] = []
-    digest: list[str] = []
-    for markers in activity.distinct_markers(store.conn):
-        words = set(str(markers).split())
+def marker_classes(names: Iterable[str]) -> MarkerClasses:
+    """Which of these stored ``markers`` strings mean bulk, automatic, and our own digest."""
+    bulk: set[str] = set()
+    auto: set[str] = set()
+    digest: set[str] = set()
+    for markers in names:
+        words = set(markers.split())
         if words & BULK_MARKERS:
-            bulk.append(markers)
+            bulk.add(markers)
         if any(is_auto(w) for w in words):
-            auto.append(markers)
+            auto.add(markers)
         if DIGEST_MARKER in words:
-            digest.append(markers)
-    return bulk, auto, digest
+            digest.add(markers)
+    return MarkerClasses(frozenset(bulk), frozenset(auto), frozenset(digest))
 
 
 def self_addresses(config: Config) -> frozenset[str]:
@@ -322,8 +325,14 @@ def self_addresses(config: Config) -> frozenset[str]:
 FAR_FUTURE = 2**62
 
 
-def load_activity(store: Store, config: Config, as_of: datetime | None = None) -> Activity:
-    """Aggregate every address's mail and meetings up to ``as_of`` (all of history if None)."""
+def load_activity(
+    store: Store,
+    config: Config,
+    as_of: datetime | None = None,
+    every: EveryMessage | None = None,
+) -> Activity:
+    """Aggregate every address's mail and meetings up to ``as_of`` (all of history if None).
+    ``every``: the messages, when already read with the engine's (up to ``as_of`` at least)."""
     me = self_addresses(config)
     by_id: dict[int, AddressActivity] = {}
     by_email: dict[str, AddressActivity] = {}
@@ -332,80 +341,49 @@ def load_activity(store: Store, config: Config, as_of: datetime | None = None) -
         by_id[act.id] = act
         by_email[act.email] = act
     self_ids = frozenset(by_email[e].id for e in me if e in by_email)
-    bulk, auto, digest = marker_classes(store)
+    until = int(as_of.timestamp()) if as_of else FAR_FUTURE
+    if every is None:
+        every = read_every(store, until)
+    classes = marker_classes(every.markers)
+    max_r = int(config.engine.get("max_recipients") or ENGINE_DEFAULTS.max_recipients)
+    counts = count_mail(every, classes, self_ids, until, max_r)
+    del every
+    _add_counts(counts, by_id, self_ids)
     params: dict[str, Any] = {
-        "bulk": json.dumps(bulk),
-        "auto": json.dumps(auto),
-        "digest": json.dumps(digest),
-        "self": json.dumps(sorted(self_ids)),
-        "as_of": int(as_of.timestamp()) if as_of else FAR_FUTURE,
-        "max_r": int(config.engine.get("max_recipients") or ENGINE_DEFAULTS.max_recipients),
+        "as_of": until,
         "max_a": int(config.engine.get("max_attendees") or ENGINE_DEFAULTS.max_attendees),
     }
-    _load_messages(store, params, by_id)
     _load_meetings(store, params, by_id)
-    sent = _filed_as_sent(store, params, by_id)
-    return Activity(by_id, self_ids, as_of, tuple(bulk), by_email, sent)
+    filed = frozenset(by_id[aid].email for aid in counts.filed_as_sent if aid in by_id)
+    return Activity(by_id, self_ids, as_of, tuple(sorted(classes.bulk)), by_email, filed)
 
 
-def _filed_as_sent(
-    store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]
-) -> frozenset[str]:
-    return frozenset(
-        by_id[aid].email for (aid,) in activity.filed_as_sent(store.conn, params) if aid in by_id
-    )
+def read_every(store: Store, until: int) -> EveryMessage:
+    """Every stored message up to ``until`` (epoch seconds), as identity counts them."""
+    from keepwarm.daemon.store.history import MessageStream
+    from keepwarm.digests.cadence.touches import read_every as read
+
+    return read(MessageStream(store.conn), until)
 
 
-def _load_messages(store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]) -> None:
-    _load_sent(store, params, by_id)
-    _load_received_from_me(store, params, by_id)
-    _load_list_share(store, params, by_id)
-
-
-def _load_sent(store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]) -> None:
-    """What each address sent me: all, bulk, automatic, direct; first and last."""
-    for aid, n, nb, na, nd, first, last in activity.sent(store.conn, params):
+def _add_counts(counts: MailCounts, by_id: dict[int, AddressActivity], me: frozenset[int]) -> None:
+    """What each address sent me, received from me and, for an address that never wrote to me
+    directly (only such can be a list address, see _list_reason), how much of what it received
+    from others is list or bulk mail."""
+    for aid, s in counts.sent.items():
         a = by_id.get(aid)
         if a is not None:
-            a.sent, a.sent_bulk, a.sent_auto, a.sent_direct = n, nb or 0, na or 0, nd or 0
-            a.in_first, a.in_last = first, last
-
-
-def _load_received_from_me(
-    store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]
-) -> None:
-    """What each address received from me: all, direct; first, last and last direct."""
-    for aid, n, nd, first, last, dlast in activity.received_from_me(store.conn, params):
+            a.sent, a.sent_bulk, a.sent_auto, a.sent_direct = s.n, s.bulk, s.auto, s.direct
+            a.in_first, a.in_last = s.first, s.last
+    for aid, r in counts.received.items():
         a = by_id.get(aid)
         if a is not None:
-            a.out, a.out_direct, a.out_first, a.out_last, a.out_direct_last = (
-                n,
-                nd or 0,
-                first,
-                last,
-                dlast,
-            )
-
-
-def _load_list_share(
-    store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]
-) -> None:
-    """For an address that never wrote to me directly (only such can be a list address, see
-    _list_reason): how much of what it received is list or bulk mail."""
-    conn = store.conn
-    bulk_recv = {
-        aid: n
-        for aid, n in activity.received_bulk(conn, params)
-        if aid in by_id and by_id[aid].sent_direct == 0
-    }
-    for aid in json.loads(params["self"]):
-        bulk_recv.pop(aid, None)
-    if bulk_recv:
-        totals = activity.received_total(conn, {**params, "ids": json.dumps(sorted(bulk_recv))})
-        for aid, n in totals:
-            a = by_id.get(aid)
-            if a is not None:
-                a.recv_other, a.recv_bulk = n, bulk_recv.get(aid, 0)
+            a.out, a.out_direct, a.out_first, a.out_last = r.n, r.direct, r.first, r.last
+            a.out_direct_last = r.direct_last
+    for aid, n in counts.received_bulk.items():
+        a = by_id.get(aid)
+        if a is not None and a.sent_direct == 0 and aid not in me:
+            a.recv_other, a.recv_bulk = counts.received_other[aid], n
 
 
 def _load_meetings(store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]) -> None:

@@ -6,14 +6,19 @@ The digest and the people commands both call :func:`build_report`, so they alway
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from keepwarm.daemon import address_book
 from keepwarm.daemon.config import Config
-from keepwarm.daemon.identity import Activity, Identity, load_activity, resolve_activity
+from keepwarm.daemon.identity import (
+    FAR_FUTURE,
+    Activity,
+    Identity,
+    load_activity,
+    resolve_activity,
+)
 from keepwarm.daemon.store import Store
 from keepwarm.daemon.store.history import load_history
 from keepwarm.digests.cadence import (
@@ -106,32 +111,16 @@ def _history(store: Store, config: Config, now: datetime) -> History:
 def identity_and_messages(
     store: Store, config: Config, as_of: datetime | None, now: datetime
 ) -> tuple[Activity, ReadAhead]:
-    """Identity's activity as of ``as_of`` and the engine's messages up to ``now``, read at the
-    same time on two cores: identity's queries run inside SQLite on a second connection in a
-    thread (their answers come whole, so the thread needs Python's GIL only at the end), while
-    this thread reads the messages, which is Python work. A store without a file reads them one
-    after the other."""
+    """Identity's activity as of ``as_of`` (all of history when None) and the engine's messages
+    up to ``now``, from one read of the messages: identity counts every message up to the later
+    of the two, the engine keeps those up to ``now``."""
     from keepwarm.digests.cadence import read_ahead  # the engine loads numpy: only when it runs
 
-    def read() -> ReadAhead:
-        history = _history(store, config, now)
-        return ReadAhead(history, read_ahead(history, now))
-
-    reader = store.reader()
-    if reader is None:
-        return load_activity(store, config, as_of), read()
-    try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="keepwarm-identity") as pool:
-            job = pool.submit(load_activity, reader, config, as_of)
-            try:
-                ahead = read()
-            except BaseException:  # Ctrl-C or an error here: stop the thread's query too
-                reader.conn.interrupt()
-                raise
-            activity = job.result()
-    finally:  # the thread is done (leaving the pool waits for it)
-        reader.close()
-    return activity, ahead
+    history = _history(store, config, now)
+    until = max(int(as_of.timestamp()) if as_of else FAR_FUTURE, int(now.timestamp()))
+    ahead = read_ahead(history, now, until)
+    activity = load_activity(store, config, as_of, ahead.take_every())
+    return activity, ReadAhead(history, ahead)
 
 
 def build_report(

@@ -56,10 +56,11 @@ class MessageRecord:
 
 # The messages as the engine reads them in bulk (:meth:`MessageSource.chunks`): numbers only, one
 # sequence per column. ``sender`` is an address id (an index into :attr:`MessageSource.emails`) or
-# -1; ``listed`` is 1 when the message has a List-Id. The keys that are only compared, never shown
+# -1; ``listed`` is 1 when the message has a List-Id; ``n_recipients`` counts its distinct To, Cc
+# and Bcc addresses. The keys that are only compared, never shown
 # (Message-ID, In-Reply-To, References, thread id, normalized subject) come as the stored 64-bit
 # hashes of :mod:`keepwarm.core.threadkeys`: a million strings would cost more than the rest.
-MESSAGE_COLUMNS = ("id", "date", "sender", "listed", *THREAD_KEY_COLUMNS)
+MESSAGE_COLUMNS = ("id", "date", "sender", "listed", "n_recipients", *THREAD_KEY_COLUMNS)
 Packed: TypeAlias = "Sequence[int] | NDArray[np.int64]"  # recipients, see pack_recipient
 CHUNK = 4096  # rows per chunk: big enough to amortise the calls, small enough to stay in cache
 
@@ -93,8 +94,9 @@ class MessageSource(Protocol):
         """Address id -> address (``""`` for ids that are not used)."""
         ...
 
-    def chunks(self) -> Iterator[MessageChunk]:
-        """Every message once, in no particular order."""
+    def chunks(self, until: int | None = None) -> Iterator[MessageChunk]:
+        """Every message once, in no particular order; those dated after ``until`` (epoch
+        seconds) may be left out."""
         ...
 
     def recipients(self) -> Iterator[Packed]:
@@ -169,6 +171,7 @@ class RecordMessages:
                 m.date,
                 aid(m.sender) if m.sender is not None else -1,
                 int(bool(m.list_id)),
+                len({*m.to, *m.cc, *m.bcc}),
                 *thread_keys(m.message_id, m.in_reply_to, refs, m.thread_hint, m.norm_subject),
             )
             for column, value in zip(columns, row, strict=True):
@@ -187,7 +190,7 @@ class RecordMessages:
     def emails(self) -> Sequence[str]:
         return self._emails
 
-    def chunks(self) -> Iterator[MessageChunk]:
+    def chunks(self, until: int | None = None) -> Iterator[MessageChunk]:
         for i in range(0, len(self._markers), CHUNK):
             part = [column[i : i + CHUNK] for column in self._columns]
             rows = [

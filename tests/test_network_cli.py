@@ -158,26 +158,16 @@ def test_person_why_prints_signals_and_facts(cfg: Path) -> None:
     assert owed["facts"]["subject"] == "a question"
 
 
-def test_identity_and_messages_read_at_once_equal_one_after_the_other(
-    cfg: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Identity's queries in a thread on a second connection while the messages are read give
-    the same activity and report as reading them one after the other on one connection."""
+def test_identity_and_the_engine_from_one_read_equal_each_reading_alone(cfg: Path) -> None:
+    """Identity's counts and the engine's messages from one read of the messages give the same
+    activity and report as each reading them alone; as of no moment (``keepwarm people`` without
+    --as-of), identity counts all of history, the engine what is dated up to now."""
     from keepwarm.daemon.identity import load_activity, resolve_activity
     from keepwarm.daemon.network import identity_and_messages
 
     config = cfgmod.load(cfg)
     store = Store.open(config.store_path)
-    threads: list[str] = []
-    real_reader = Store.reader
-
-    def counted(self: Store) -> Store | None:
-        threads.append("reader")
-        return real_reader(self)
-
-    monkeypatch.setattr(Store, "reader", counted)
     activity, ahead = identity_and_messages(store, config, NOW, NOW)
-    assert threads == ["reader"]
     together = build_report(
         config, store, NOW, identity=resolve_activity(activity, config), ahead=ahead
     )
@@ -185,13 +175,16 @@ def test_identity_and_messages_read_at_once_equal_one_after_the_other(
     assert activity == alone
     assert together == build_report(config, store, NOW, identity=resolve_activity(alone, config))
     assert ahead.messages.take() is None  # handed over to the engine, not kept
+    assert ahead.messages.take_every() is None  # identity's, counted and let go
 
-    monkeypatch.setattr(Store, "reader", lambda self: None)  # e.g. an in-memory store
-    activity2, ahead2 = identity_and_messages(store, config, NOW, NOW)
-    assert activity2 == alone
-    assert (
-        build_report(config, store, NOW, identity=resolve_activity(activity2, config), ahead=ahead2)
-        == together
+    everything, ahead = identity_and_messages(store, config, None, NOW)
+    assert everything == load_activity(store, config, None) != alone
+    late = int((NOW + timedelta(days=3)).timestamp())
+    assert everything.by_email[BOB].in_last == late  # identity sees the message after now
+    assert alone.by_email[BOB].in_last < late
+    identity = resolve_activity(everything, config)
+    assert build_report(config, store, NOW, identity=identity, ahead=ahead) == build_report(
+        config, store, NOW, identity=identity
     )
     store.close()
 
@@ -211,49 +204,16 @@ def test_messages_read_ahead_for_another_moment_are_not_used(cfg: Path) -> None:
     store.close()
 
 
-def test_an_error_in_identitys_thread_reaches_the_command(
-    cfg: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A failing query in the thread is the command's error, with its message, not a hang."""
+def test_a_failing_read_is_the_commands_error(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failing read is the command's one-line error, with its message, not a hang."""
     import sqlite3
 
-    from keepwarm.daemon import identity
+    from keepwarm.daemon.store import history
 
     def broken(*args: object, **kwargs: object) -> object:
         raise sqlite3.DatabaseError("database disk image is malformed")
 
-    monkeypatch.setattr(identity, "marker_classes", broken)
+    monkeypatch.setattr(history, "answers", broken)
     result = CliRunner().invoke(cli, ["--config", str(cfg), "people", "--as-of", AS_OF])
     assert result.exit_code != 0
     assert "malformed" in result.output or "damaged" in result.output, result.output
-
-
-def test_a_failed_message_read_stops_identitys_thread_and_closes_its_connection(
-    cfg: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import sqlite3
-
-    from keepwarm.daemon.network import identity_and_messages
-    from keepwarm.digests.cadence import engine
-
-    config = cfgmod.load(cfg)
-    store = Store.open(config.store_path)
-    readers: list[Store] = []
-    real_reader = Store.reader
-
-    def kept(self: Store) -> Store | None:
-        got = real_reader(self)
-        assert got is not None
-        readers.append(got)
-        return got
-
-    def failing(*args: object) -> object:
-        raise sqlite3.DatabaseError("database disk image is malformed")
-
-    monkeypatch.setattr(Store, "reader", kept)
-    monkeypatch.setattr(engine, "read_ahead", failing)
-    with pytest.raises(sqlite3.DatabaseError, match="malformed"):
-        identity_and_messages(store, config, NOW, NOW)
-    with pytest.raises(sqlite3.ProgrammingError):  # closed
-        readers[0].conn.execute("SELECT 1")
-    store.close()

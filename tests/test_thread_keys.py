@@ -171,7 +171,7 @@ def test_records_in_memory_carry_the_keys_the_store_writes() -> None:
         markers=frozenset({"subject:re"}),
     )
     (chunk,) = RecordMessages([rec]).chunks()
-    assert [list(c) for c in chunk.columns][4:] == [
+    assert [list(c) for c in chunk.columns][5:] == [
         [k] for k in thread_keys("<7@x>", "<6@x>", "<5@x> <6@x>", "t", "plan")
     ]
     assert (list(chunk.marked), list(chunk.markers)) == ([7], ["subject:re"])

@@ -286,20 +286,6 @@ class Store:
                 os.chmod(side, 0o600)
         return store
 
-    def reader(self) -> Store | None:
-        """A second connection to the same database for reads from another thread (None for an
-        in-memory store, or when it cannot be opened: then the reads run here). Close it."""
-        if self.path is None:
-            return None
-        try:
-            conn = sqlite3.connect(self.path, check_same_thread=False)
-            _configure(conn)
-            conn.execute("PRAGMA busy_timeout=10000")
-            conn.execute("PRAGMA query_only=ON")
-        except sqlite3.Error:
-            return None
-        return Store(conn, self.path)
-
     @classmethod
     def memory(cls) -> Store:
         conn = sqlite3.connect(":memory:")

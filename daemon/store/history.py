@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import queue
 import sqlite3
 import sys
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from keepwarm.core.records import Attendee, ResponseStatus
 from keepwarm.core.threadkeys import COLUMNS as THREAD_KEY_COLUMNS
@@ -61,7 +64,7 @@ def load_addresses(conn: sqlite3.Connection) -> dict[int, tuple[str, str]]:
 
 _MESSAGE_SQL = f"""
     SELECT group_concat(id), group_concat(date), group_concat(ifnull(sender, -1)),
-           group_concat(list_id IS NOT NULL), {", ".join(f"group_concat({c})" for c in THREAD_KEY_COLUMNS)},
+           group_concat(list_id IS NOT NULL), group_concat(n_recipients), {", ".join(f"group_concat({c})" for c in THREAD_KEY_COLUMNS)},
            group_concat(id) FILTER (WHERE markers IS NOT NULL),
            json_group_array(markers) FILTER (WHERE markers IS NOT NULL)
     FROM messages NOT INDEXED WHERE id BETWEEN ? AND ? AND date <= ?"""
@@ -83,6 +86,79 @@ _RECIPIENT_SQL = f"""
 _RECIPIENT_RANGE = 1 << 18  # message ids per range (a few MB of text)
 _NO_LIMIT = 2**62
 _BATCH = 900  # ids per IN (...) query, under SQLite's variable limit
+
+
+READERS = 2  # connections answering the bulk reads at once (one per core of a small machine)
+
+
+def answers(
+    conn: sqlite3.Connection, sql: str, params: Sequence[tuple[object, ...]]
+) -> Iterator[tuple[Any, ...]]:
+    """The one row ``sql`` answers for each of ``params``, in order.
+
+    SQLite builds each answer without Python's GIL, so with a database file the queries run
+    :data:`READERS` at a time, on read-only connections of their own in threads, while the
+    caller works on the answers already in (a few queries ahead, not all: each answer is megabytes
+    of text). Each connection reads what was committed when its query started: a write committed
+    meanwhile (the daemon syncing) may show in later ranges and not in earlier ones, as it would
+    have in a read one range after the other. In memory, or when a second connection cannot be
+    opened, the queries run here, one after the other."""
+    readers = _readers(conn, min(READERS, len(params)))
+    if not readers:
+        for p in params:
+            yield conn.execute(sql, p).fetchone()
+        return
+    free: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+    for r in readers:
+        free.put(r)
+
+    def ask(p: tuple[object, ...]) -> tuple[Any, ...]:
+        reader = free.get()
+        try:
+            row: tuple[Any, ...] = reader.execute(sql, p).fetchone()
+            return row
+        finally:
+            free.put(reader)
+
+    try:
+        with ThreadPoolExecutor(len(readers), thread_name_prefix="keepwarm-read") as pool:
+            todo = iter(params)
+            pending = deque(pool.submit(ask, p) for p in itertools.islice(todo, len(readers)))
+            try:
+                while pending:
+                    row = pending.popleft().result()
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        pending.append(pool.submit(ask, nxt))
+                    yield row
+            except BaseException:  # an error, Ctrl-C, or the caller stopped: stop the queries
+                for r in readers:
+                    r.interrupt()
+                for f in pending:
+                    f.cancel()
+                raise
+    finally:  # every thread is done (leaving the pool waits for them)
+        for r in readers:
+            r.close()
+
+
+def _readers(conn: sqlite3.Connection, n: int) -> list[sqlite3.Connection]:
+    """``n`` read-only connections to the database file of ``conn`` (none when it has no file,
+    ``n`` is below 2, or one cannot be opened)."""
+    path = next((str(r[2]) for r in conn.execute("PRAGMA database_list") if r[1] == "main"), "")
+    if n < 2 or not path:
+        return []
+    opened: list[sqlite3.Connection] = []
+    try:
+        for _ in range(n):
+            reader = sqlite3.connect(path, check_same_thread=False, timeout=10)
+            opened.append(reader)
+            reader.execute("PRAGMA query_only=ON")
+    except sqlite3.Error:
+        for reader in opened:
+            reader.close()
+        return []
+    return opened
 
 
 class MessageStream:
@@ -110,16 +186,17 @@ class MessageStream:
     def emails(self) -> Sequence[str]:
         return self._emails
 
-    def chunks(self) -> Iterator[MessageChunk]:
+    def chunks(self, until: int | None = None) -> Iterator[MessageChunk]:
+        """The messages up to ``until`` (the stream's own moment when None)."""
         import numpy as np  # only the engine reads these in bulk
 
-        until = self.until if self.until is not None else _NO_LIMIT
+        if until is None:
+            until = self.until if self.until is not None else _NO_LIMIT
         lo, hi = self.conn.execute("SELECT min(id), max(id) FROM messages").fetchone()
         if lo is None:
             return
-        for start in range(lo, hi + 1, _MESSAGE_RANGE):
-            row = self.conn.execute(_MESSAGE_SQL, (start, start + _MESSAGE_RANGE - 1, until))
-            *texts, marked, markers = row.fetchone()
+        ranges = [(s, s + _MESSAGE_RANGE - 1, until) for s in range(lo, hi + 1, _MESSAGE_RANGE)]
+        for *texts, marked, markers in answers(self.conn, _MESSAGE_SQL, ranges):
             if texts[0] is None:
                 continue
             columns = [np.fromstring(t, dtype=np.int64, sep=",") for t in texts]
@@ -134,9 +211,11 @@ class MessageStream:
         ).fetchone()
         if lo is None:
             return
-        for start in range(lo, hi + 1, _RECIPIENT_RANGE):
-            args = (len(self._emails), start, start + _RECIPIENT_RANGE - 1)
-            text = self.conn.execute(_RECIPIENT_SQL, args).fetchone()[0]
+        stride = len(self._emails)
+        ranges = [
+            (stride, s, s + _RECIPIENT_RANGE - 1) for s in range(lo, hi + 1, _RECIPIENT_RANGE)
+        ]
+        for (text,) in answers(self.conn, _RECIPIENT_SQL, ranges):
             if text:
                 yield np.fromstring(text, dtype=np.int64, sep=",")
 

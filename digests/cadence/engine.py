@@ -42,7 +42,7 @@ from keepwarm.digests.cadence.touches import (
     classify_event,
     find_touches,
     out_of_office,
-    read_messages,
+    read_all,
 )
 from keepwarm.digests.queries import EventRecord, History, message_source
 
@@ -67,11 +67,13 @@ def analyze(
         return _analyze(history, directory, settings, now, ahead)
 
 
-def read_ahead(history: History, now: datetime) -> Ahead:
-    """The messages of ``history`` up to ``now``, read before the directory is known: the
-    daemon reads them while identity's own queries run."""
+def read_ahead(history: History, now: datetime, until: int | None = None) -> Ahead:
+    """The messages of ``history`` up to ``now``, read before the directory is known (identity
+    counts them first); with ``until`` (epoch seconds, not before ``now``), every message up to
+    then as well (:class:`~keepwarm.digests.cadence.touches.EveryMessage`)."""
     with gc_paused():
-        ahead = Ahead(read_messages(message_source(history.messages), int(now.timestamp())))
+        source = message_source(history.messages)
+        ahead = Ahead(*read_all(source, int(now.timestamp()), until))
     release_freed_memory()  # the chunks' rows, freed: the heap keeps them otherwise
     return ahead
 

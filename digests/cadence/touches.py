@@ -282,60 +282,143 @@ class MessageColumns:
         return Coverage.of(self.seen_date[mine], self.seen_date[~mine])
 
 
+@dataclass(frozen=True, eq=False)
+class EveryMessage:
+    """Every message dated up to ``until`` (list and bulk mail and mail without a sender
+    included), as columns, for whoever counts them all (identity, in the daemon): ids, dates,
+    senders (-1: none), List-Id present, distinct recipients, and the markers, as an index into
+    ``markers`` (-1: none). ``recipients`` are the To/Cc/Bcc rows of all messages, packed with
+    ``stride`` (:func:`keepwarm.digests.queries.pack_recipient`)."""
+
+    until: int
+    stride: int
+    id: I64
+    date: I64
+    sender: I64
+    listed: Bools
+    n_recipients: I64
+    marks: I64
+    markers: list[str]
+    recipients: I64
+
+
 class Ahead:
     """Messages read ahead (:func:`read_messages`), handed over once: whoever takes them holds
-    the only reference, so a million messages' columns do not outlive their classification."""
+    the only reference, so a million messages' columns do not outlive their classification.
+    ``every``: every message up to a later moment as well, when asked for (identity)."""
 
-    __slots__ = ("_columns", "now")
+    __slots__ = ("_columns", "_every", "now")
 
-    def __init__(self, columns: MessageColumns) -> None:
+    def __init__(self, columns: MessageColumns, every: EveryMessage | None = None) -> None:
         self._columns: MessageColumns | None = columns
+        self._every = every
         self.now = columns.now
 
     def take(self) -> MessageColumns | None:
         columns, self._columns = self._columns, None
         return columns
 
+    def take_every(self) -> EveryMessage | None:
+        every, self._every = self._every, None
+        return every
+
 
 def read_messages(source: MessageSource, now: int) -> MessageColumns:
     """Read the messages of ``source`` dated up to ``now`` (epoch seconds) into columns."""
+    return read_all(source, now)[0]
+
+
+def read_all(
+    source: MessageSource, now: int, until: int | None = None
+) -> tuple[MessageColumns, EveryMessage | None]:
+    """:func:`read_messages`, and with ``until`` (not before ``now``) every message up to then
+    too (:class:`EveryMessage`), from the same read."""
+    if until is not None and until < now:
+        raise ValueError("until is before now")
+    names: dict[str, int] = {}
     parts: list[list[I64]] = []
     seen_parts: list[tuple[I64, I64, Bools]] = []
-    for chunk in source.chunks():
-        cols, seen = _read_chunk(chunk, now)
+    every_parts: list[list[I64]] = []
+    for chunk in source.chunks(until if until is not None else now):
+        cols, seen, rest = _read_chunk(chunk, now, until, names)
         parts.append(cols)
         seen_parts.append(seen)
+        if rest is not None:
+            every_parts.append(rest)
     if not parts:
-        parts.append([np.zeros(0, dtype=np.int64)] * 10)
+        parts.append([_EMPTY] * 10)
     a = [np.concatenate(col) for col in zip(*parts, strict=True)]
     del parts
-    empty = np.zeros(0, dtype=np.int64)
-    seen_date = np.concatenate([empty, *(part[0] for part in seen_parts)])
-    seen_sender = np.concatenate([empty, *(part[1] for part in seen_parts)])
+    seen_date = np.concatenate([_EMPTY, *(part[0] for part in seen_parts)])
+    seen_sender = np.concatenate([_EMPTY, *(part[1] for part in seen_parts)])
     filed = np.concatenate([np.zeros(0, dtype=np.bool_), *(part[2] for part in seen_parts)])
-    packed = [np.asarray(chunk, dtype=np.int64).reshape(-1) for chunk in source.recipients()]
-    return MessageColumns(
+    del seen_parts
+    recipients = _recipients(source)
+    columns = MessageColumns(
         now=now,
         messages=_Messages(*a),
         seen_date=seen_date,
         seen_sender=seen_sender,
         seen_filed_sent=filed,
-        recipients=np.concatenate([empty, *packed]),
+        recipients=recipients,
+    )
+    if until is None:
+        return columns, None
+    return columns, _every(source, until, every_parts, names, recipients)
+
+
+def read_every(source: MessageSource, until: int) -> EveryMessage:
+    """Every message of ``source`` up to ``until`` (:class:`EveryMessage`), without the
+    engine's columns."""
+    names: dict[str, int] = {}
+    parts = [_read_chunk(chunk, None, until, names)[2] for chunk in source.chunks(until)]
+    return _every(source, until, [p for p in parts if p is not None], names, _recipients(source))
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+def _recipients(source: MessageSource) -> I64:
+    packed = [np.asarray(chunk, dtype=np.int64).reshape(-1) for chunk in source.recipients()]
+    return np.concatenate([_EMPTY, *packed])
+
+
+def _every(
+    source: MessageSource, until: int, parts: list[list[I64]], names: dict[str, int], packed: I64
+) -> EveryMessage:
+    e = [np.concatenate([_EMPTY, *col]) for col in zip(*parts, strict=True)] or [_EMPTY] * 6
+    return EveryMessage(
+        until, len(source.emails), e[0], e[1], e[2], e[3] != 0, e[4], e[5], list(names), packed
     )
 
 
-def _read_chunk(chunk: MessageChunk, now: int) -> tuple[list[I64], tuple[I64, I64, Bools]]:
-    """One chunk: the columns of its possible touches, and the date, sender and Sent-folder flag
-    of each of its messages seen up to ``now``."""
-    ids, date, sender, listed, *keys = (np.asarray(c, dtype=np.int64) for c in chunk.columns)
+def _read_chunk(
+    chunk: MessageChunk, now: int | None, until: int | None, names: dict[str, int]
+) -> tuple[list[I64], tuple[I64, I64, Bools], list[I64] | None]:
+    """One chunk: the columns of its possible touches and the date, sender and Sent-folder flag
+    of each of its messages seen up to ``now`` (none without ``now``); with ``until``, the
+    columns of :class:`EveryMessage` up to then (markers numbered in ``names``)."""
+    ids, date, sender, listed, n_recipients, *keys = (
+        np.asarray(c, dtype=np.int64) for c in chunk.columns
+    )
     flags = np.zeros(len(date), dtype=np.int64)
     bulk = listed != 0
+    marks = np.full(len(date), -1, dtype=np.int64)
     if len(chunk.marked):
-        classes = {mk: marker_class(mk) for mk in set(chunk.markers)}
-        got = [classes[mk] for mk in chunk.markers]
+        got = [marker_class(mk) for mk in chunk.markers]  # memoised: few distinct strings
         at = _positions(ids, np.asarray(chunk.marked, dtype=np.int64))
         bulk[at] |= np.array([b for b, _f in got], np.bool_)
         flags[at] = np.array([f for _b, f in got], dtype=np.int64)
+        if until is not None:
+            marks[at] = [names.setdefault(mk, len(names)) for mk in chunk.markers]
+    every = None
+    if until is not None:
+        upto = date <= until
+        every = [
+            c if upto.all() else c[upto] for c in (ids, date, sender, listed, n_recipients, marks)
+        ]
+    if now is None:
+        return [], (_EMPTY, _EMPTY, np.zeros(0, dtype=np.bool_)), every
     seen = (date <= now) & (sender >= 0)
     keep = seen & ~bulk
     msgid, irt, ref_first, ref_last, hint, subject = keys
@@ -343,7 +426,7 @@ def _read_chunk(chunk: MessageChunk, now: int) -> tuple[list[I64], tuple[I64, I6
     if not keep.all():
         rows = np.flatnonzero(keep)
         cols = [col[rows] for col in cols]
-    return cols, (date[seen], sender[seen], (flags[seen] & F_SENT_FOLDER) != 0)
+    return cols, (date[seen], sender[seen], (flags[seen] & F_SENT_FOLDER) != 0), every
 
 
 def _positions(ids: I64, wanted: I64) -> I64:

@@ -1,0 +1,71 @@
+"""The bulk reads' queries run two at a time on connections of their own (daemon/store/history.py
+``answers``): the same answers, in order, as one after the other; nothing left open or running
+when a query fails or the reader stops early."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from leakcheck import close_after_test
+
+from keepwarm.daemon.store import Store
+from keepwarm.daemon.store.history import READERS, answers
+
+# The parameter, unless it is 3: then json() fails on purpose ("malformed JSON").
+SQL = "SELECT CASE WHEN ?1 = 3 THEN json('not json') ELSE ?1 * 10 END, ?1"
+
+
+def _readers_running() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("keepwarm-read")]
+
+
+def test_answers_come_in_order_from_threads_as_one_after_the_other(tmp_path: Path) -> None:
+    store = close_after_test(Store.open(tmp_path / "kw.db"))
+    params = [(i,) for i in (5, 1, 7, 2, 9, 4)]
+    sequential = [store.conn.execute(SQL, p).fetchone() for p in params]
+    got = []
+    for row in answers(store.conn, SQL, params):
+        got.append(row)
+        if len(got) == 1:
+            # the next ones are read meanwhile, in threads (at most READERS; the pool may reuse one)
+            assert 1 <= len(_readers_running()) <= READERS
+    assert got == sequential == [(p[0] * 10, p[0]) for p in params]
+    assert _readers_running() == []
+
+
+def test_in_memory_the_queries_run_here_one_after_the_other() -> None:
+    store = close_after_test(Store.memory())
+    rows = []
+    for row in answers(store.conn, SQL, [(1,), (2,)]):
+        assert _readers_running() == []
+        rows.append(row)
+    assert rows == [(10, 1), (20, 2)]
+    assert list(answers(store.conn, SQL, [])) == []
+
+
+@pytest.mark.parametrize("where", [0, 1, 4])
+def test_a_failing_query_is_the_readers_error_and_leaves_nothing_open(
+    tmp_path: Path, where: int
+) -> None:
+    """Whether the failing query is the first, the next one or later, the error reaches the
+    caller and every reader connection is closed (an unclosed one fails the test) and done."""
+    store = close_after_test(Store.open(tmp_path / "kw.db"))
+    params = [(i,) for i in range(10, 16)]
+    params[where] = (3,)
+    got = []
+    with pytest.raises(sqlite3.OperationalError, match="malformed JSON"):
+        for row in answers(store.conn, SQL, params):
+            got.append(row)
+    assert got == [(p[0] * 10, p[0]) for p in params[:where]]
+    assert _readers_running() == []
+
+
+def test_a_reader_that_stops_early_leaves_nothing_open(tmp_path: Path) -> None:
+    store = close_after_test(Store.open(tmp_path / "kw.db"))
+    rows = answers(store.conn, SQL, [(i,) for i in range(10, 20)])
+    assert next(rows) == (100, 10)
+    rows.close()
+    assert _readers_running() == []
