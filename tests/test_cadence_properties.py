@@ -648,3 +648,22 @@ def test_both_strengths_are_the_decayed_contact_added_day_by_day(
         strength(led, today),
         strength(led, today - 30),
     )
+
+
+@given(
+    values=st.lists(st.integers(min_value=-(1 << 40), max_value=1 << 40), max_size=30),
+    near=st.booleans(),
+)
+def test_distinct_values_and_their_positions_are_what_unique_gives(
+    values: list[int], near: bool
+) -> None:
+    """_distinct (an array over a short range, else a sort) agrees with np.unique."""
+    import numpy as np
+
+    from keepwarm.digests.cadence.ledger import _distinct
+
+    array = np.array([v % 5000 if near else v for v in values], dtype=np.int64)
+    distinct, position = _distinct(array)
+    want, inverse = np.unique(array, return_inverse=True)
+    assert distinct.tolist() == want.tolist()
+    assert position.tolist() == inverse.tolist()

@@ -7,6 +7,7 @@ ignored, except meetings later today (for preparation).
 from __future__ import annotations
 
 import fnmatch
+from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from statistics import median
@@ -326,19 +327,23 @@ CLOSE_MIN_SPAN = 28  # ... over at least four weeks
 def holds_tier(p: Person, cadence_days: float, today: int) -> bool:
     """May ``p`` sit in a tier of this cadence? A close tier (every month or more often) needs
     contact on several days over weeks; an outer one, any two-way contact."""
-    days = [d for d in p.rhythm.contact_days if d <= today]
+    days = p.rhythm.contact_days  # sorted
+    n = bisect_right(days, today)  # the days up to today
     if cadence_days > CLOSE_CADENCE_DAYS:
-        return bool(days)
-    return len(days) >= CLOSE_MIN_DAYS and days[-1] - days[0] >= CLOSE_MIN_SPAN
+        return n > 0
+    return n >= CLOSE_MIN_DAYS and days[n - 1] - days[0] >= CLOSE_MIN_SPAN
 
 
 def _assign_stages(people: dict[str, Person], ctx: Context) -> None:
     settings = ctx.settings
     new_days = settings.new_window.total_seconds() / DAY
     growing: list[Person] = []
+    # both quarters must be in view to compare them
+    recent_from = ctx.today - GROWING_LOOKBACK
+    in_view = ctx.covered((recent_from - GROWING_LOOKBACK) * DAY, ctx.clock.now, received=True)
     for p in people.values():
         p.stage = _stage(p, ctx, new_days)
-        if p.stage == "established" and _is_growing(p, ctx):
+        if p.stage == "established" and in_view and _is_growing(p, ctx):
             growing.append(p)
     growing.sort(key=lambda p: (-p.strength, p.led.key))
     for p in growing[: settings.max_growing]:
@@ -391,20 +396,18 @@ def _quiet_stage(p: Person, ctx: Context) -> Stage | None:
 def _is_growing(p: Person, ctx: Context) -> bool:
     """A young relationship whose contact is increasing: first met within about six months (or
     barely in touch before the last quarter), and more contact days in the last quarter than in
-    the one before, both quarters visible in the mailbox. A long-standing strong tie is
-    established however busy it is lately."""
+    the one before (the caller checks both quarters are visible in the mailbox). A
+    long-standing strong tie is established however busy it is lately."""
     today = ctx.today
-    days = p.rhythm.contact_days
+    days = p.rhythm.contact_days  # sorted
     if not days:
         return False
     recent_from = today - GROWING_LOOKBACK
-    if not ctx.covered((recent_from - GROWING_LOOKBACK) * DAY, ctx.clock.now, received=True):
-        return False  # both quarters must be in view to compare them
-    earlier = sum(1 for d in days if d <= recent_from)
+    earlier = bisect_right(days, recent_from)
     if today - days[0] > YOUNG_MAX_AGE and earlier > YOUNG_MAX_EARLIER_DAYS:
         return False
     recent = len(days) - earlier
-    before = sum(1 for d in days if recent_from - GROWING_LOOKBACK < d <= recent_from)
+    before = earlier - bisect_right(days, recent_from - GROWING_LOOKBACK)
     return recent >= 3 and recent > before
 
 

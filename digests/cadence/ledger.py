@@ -140,7 +140,7 @@ def latest_subjects(
 def _newest(latest: dict[str, int], keep: int = SUBJECTS_KEPT) -> list[tuple[int, str]]:
     """The ``keep`` newest of subjects and their latest dates, as (date, subject), newest first
     (ties by subject)."""
-    return sorted(((d, s) for s, d in latest.items()), key=lambda x: (-x[0], x[1]))[:keep]
+    return [(-d, s) for d, s in sorted([(-d, s) for s, d in latest.items()])[:keep]]
 
 
 _MIXED = 1 << 40  # a UTC day during which the zone's offset changes
@@ -191,11 +191,9 @@ class Clock:
         zone = self.zone
         if zone is None:
             return (ts + self.offset) // DAY
-        utc = ts // DAY
-        ordered = np.sort(utc)
-        utc_days = ordered[run_starts(ordered)]
+        utc_days, of_day = _distinct(ts // DAY)
         per_day = np.array([self._day_offset(u, zone) for u in utc_days.tolist()], dtype=np.int64)
-        offsets = per_day[np.searchsorted(utc_days, utc)]
+        offsets = per_day[of_day]
         for i in np.flatnonzero(offsets == _MIXED).tolist():
             offsets[i] = _utcoffset(int(ts[i]), zone)
         out: I64 = (ts + offsets) // DAY
@@ -204,6 +202,24 @@ class Clock:
     def local(self, ts: int) -> datetime:
         """``ts`` as a naive local wall-clock datetime (for dates and times of day)."""
         return datetime.fromtimestamp(ts + self.offset_at(ts), UTC).replace(tzinfo=None)
+
+
+DENSE_MAX = 1 << 20  # a range of integers this long is looked up in an array of its own
+
+
+def _distinct(values: I64) -> tuple[I64, I64]:
+    """The distinct ``values`` (sorted) and, for each value, its position among them: marked in
+    an array over their range when it is short (days), else sorted and searched."""
+    if len(values) and int(values.max()) - int(values.min()) < DENSE_MAX:
+        low = int(values.min())
+        present = np.zeros(int(values.max()) - low + 1, dtype=np.bool_)
+        present[values - low] = True
+        position = np.cumsum(present, dtype=np.int64) - 1
+        distinct: I64 = np.flatnonzero(present) + low
+        return distinct, position[values - low]
+    ordered = np.sort(values)
+    distinct = ordered[run_starts(ordered)]
+    return distinct, np.searchsorted(distinct, values)
 
 
 def _utcoffset(ts: int, zone: ZoneInfo) -> int:
@@ -262,6 +278,11 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
     rows = zip(
         p_of.tolist(), p_n.tolist(), p_out.tolist(), p_min.tolist(), p_max.tolist(), strict=True
     )
+    w_in, w_out = counts["w_in"], counts["w_out"]
+    w_in_answered, w_out_answered = counts["w_in_answered"], counts["w_out_answered"]
+    by_me, by_them = counts["threads_by_me"], counts["threads_by_them"]
+    asked_me, i_answered = asked.tolist(), answered.tolist()
+    i_asked_them, they_answered_me = i_asked.tolist(), they_answered.tolist()
     for p, total, sent, lo, hi in rows:
         key = t.persons[p]
         ledgers[key] = Ledger(
@@ -274,19 +295,19 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
             last_seen=hi,
             msgs_in=total - sent,
             msgs_out=sent,
-            w_in=counts["w_in"][p],
-            w_out=counts["w_out"][p],
-            w_in_answered=counts["w_in_answered"][p],
-            w_out_answered=counts["w_out_answered"][p],
+            w_in=w_in[p],
+            w_out=w_out[p],
+            w_in_answered=w_in_answered[p],
+            w_out_answered=w_out_answered[p],
             my_latencies=my_lat.get(p, []),
             their_latencies=their_lat.get(p, []),
-            threads_by_me=counts["threads_by_me"][p],
-            threads_by_them=counts["threads_by_them"][p],
+            threads_by_me=by_me[p],
+            threads_by_them=by_them[p],
             owed_by_me=loops_by_me.get(p, []),
-            asked_me=int(asked[p]),
-            i_answered=int(answered[p]),
-            i_asked=int(i_asked[p]),
-            they_answered=int(they_answered[p]),
+            asked_me=asked_me[p],
+            i_answered=i_answered[p],
+            i_asked=i_asked_them[p],
+            they_answered=they_answered_me[p],
             owed_to_me=loops_to_me.get(p, []),
             subjects=subjects.get(p, []),
             domains_in=domains.get(p, {}),
@@ -488,7 +509,14 @@ def _not_heard_from_me(c: _Conversations, mine_before: Bools, question: Bools) -
     last = c.last
     mine_rows = np.flatnonzero(c.out)
     keys = c.person[mine_rows] * (1 << 40) + c.date[mine_rows]
-    order = np.argsort(keys, kind="stable")
+    date = c.date[mine_rows]
+    low = int(date.min()) if len(date) else 0
+    by = (
+        (c.person[mine_rows], int(c.person.max()) + 1),
+        (date - low, int(date.max(initial=low)) - low + 1),
+    )
+    order = sort_order(by)  # by key, ties in row order
+    del date, by
     mine_dates = np.append(-1, keys[order])  # -1: a floor below every key
     mine_open = np.append(False, (mine_rows == c.last[c.conv[mine_rows]])[order])
     del keys, order, mine_rows

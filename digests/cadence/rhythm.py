@@ -72,38 +72,41 @@ class Decay(dict[int, float]):
 
 def strengths(led: Ledger, today: int, then: int, decay: Decay) -> tuple[float, float]:
     """The strength as of ``today`` and as of ``then`` (an earlier day): time-decayed contact,
-    boosted by reciprocity and history length; zero before any touch. Each contact day's
-    decayed weight is added in day order."""
-    two_way = sorted(led.days.items())
-    one_way = sorted((d, w) for d, w in led.one_way_days.items() if d not in led.days)
+    boosted by reciprocity and history length; zero before any touch. Each total adds its
+    contact days' decayed weights in day order."""
+    now_base = then_base = 0.0
+    first = now_last = then_last = None
+    for d, w in sorted(led.days.items()):
+        if d <= today:
+            now_base += w * decay[today - d]
+            now_last = d
+            if first is None:
+                first = d
+        if d <= then:
+            then_base += w * decay[then - d]
+            then_last = d
+    if led.one_way_days:
+        now_one = then_one = 0.0
+        for d, w in sorted(led.one_way_days.items()):
+            if d not in led.days:
+                if d <= today:
+                    now_one += w * decay[today - d]
+                if d <= then:
+                    then_one += w * decay[then - d]
+        now_base += 0.25 * now_one
+        then_base += 0.25 * then_one
+    if now_base <= 0.0 and then_base <= 0.0:
+        return 0.0, 0.0
     ins, outs = led.msgs_in + led.meetings, led.msgs_out + led.meetings
     recip = min(ins, outs) / max(ins, outs) if max(ins, outs) else 0.0
     return (
-        _strength(two_way, one_way, today, decay, recip),
-        _strength(two_way, one_way, then, decay, recip),
+        _boosted(now_base, recip, first, now_last),
+        _boosted(then_base, recip, first, then_last),
     )
 
 
-def _strength(
-    two_way: list[tuple[int, float]],
-    one_way: list[tuple[int, float]],
-    today: int,
-    decay: Decay,
-    recip: float,
-) -> float:
-    base = 0.0
-    first = last = None
-    for d, w in two_way:
-        if d <= today:
-            base += w * decay[today - d]
-            if first is None:
-                first = d
-            last = d
-    one = 0.0
-    for d, w in one_way:
-        if d <= today:
-            one += w * decay[today - d]
-    base += 0.25 * one
+def _boosted(base: float, recip: float, first: int | None, last: int | None) -> float:
+    """The decayed contact ``base``, raised for reciprocity and for the span of contact days."""
     if base <= 0.0:
         return 0.0
     span = last - first if first is not None and last is not None else 0

@@ -786,11 +786,14 @@ def _name_words(name: str) -> set[str]:
     return {w for w in re.split(r"[^a-z]+", name.casefold()) if len(w) >= 3}
 
 
+_TOPIC_WORD = re.compile(r"[a-z][a-z0-9-]{3,}")
+
+
 def topic_words(subjects: Iterable[str]) -> set[str]:
     """The words that name a topic in these subjects (4+ letters, not the small talk of mail)."""
     out: set[str] = set()
     for s in subjects:
-        for w in re.findall(r"[a-z][a-z0-9-]{3,}", s.casefold()):
+        for w in _TOPIC_WORD.findall(s.casefold()):
             if w not in _STOPWORDS:
                 out.add(w)
     return out
