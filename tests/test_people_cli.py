@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gc
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,8 +18,10 @@ from hypothesis import strategies as st
 from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
 from keepwarm.core import gc_paused
 from keepwarm.daemon.cli import cli
+from keepwarm.daemon.commands.people import _order, selected_people
 from keepwarm.daemon.config import loads
-from keepwarm.daemon.people_stats import iso, load_view
+from keepwarm.daemon.identity import Identity, Person
+from keepwarm.daemon.people_stats import PeopleView, PersonStats, iso, load_view
 from keepwarm.daemon.store import Store
 
 ME = "me@example.com"
@@ -169,6 +173,70 @@ def test_people_view_stats_cover_every_cluster(cfg: Path) -> None:
     assert carol.last_touch == T0 + timedelta(days=5)
     assert carol.last_inbound is None and carol.last_outbound == T0 + timedelta(days=4)
     assert view.stats["bob@corp.com"] is bob  # summed once
+
+
+KINDS = ("person", "self", "role", "list", "robot", "excluded")
+
+
+class _Stats(dict[str, PersonStats]):
+    """The view's figures, counting which were asked for."""
+
+    def __init__(self, items: dict[str, PersonStats]) -> None:
+        super().__init__(items)
+        self.asked: set[str] = set()
+
+    def __getitem__(self, key: str) -> PersonStats:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(KINDS),
+            st.booleans(),  # two-way
+            st.none() | st.integers(0, 5),  # last touch, days after T0 (ties on purpose)
+            st.integers(0, 2),  # interactions
+            st.none() | st.integers(0, 30),  # rank in the engine's report
+        ),
+        max_size=12,
+    ),
+    st.booleans(),
+)
+def test_selected_people_in_the_reports_order_then_by_last_touch(
+    drawn: list[tuple[str, bool, int | None, int, int | None]], all_kinds: bool
+) -> None:
+    """The engine's order, then the people it has no data on by kind (with --all), last touch
+    and address: what sorting everyone by last touch and then, stably, by rank gave. Only the
+    people outside the report have their figures summed for it."""
+    people: dict[str, Person] = {}
+    stats: dict[str, PersonStats] = {}
+    ranked: list[tuple[int, str]] = []
+    for i, (kind, two_way, day, n, rank) in enumerate(drawn):
+        key = f"p{i % 7}x{i}@corp.com"
+        people[key] = Person(key, key, (key,), kind, (), two_way)  # type: ignore[arg-type]
+        last = None if day is None else T0 + timedelta(days=day)
+        stats[key] = PersonStats(last, last, None, None, n, 0, 0, 0, 0)
+        if rank is not None:
+            ranked.append((rank, key))
+    report = SimpleNamespace(people=[SimpleNamespace(key=k) for _, k in sorted(ranked)])
+    view = PeopleView(Identity(people, {k: k for k in people}, frozenset()), None, stats, None)  # type: ignore[arg-type]
+    chosen = [
+        p
+        for p in people.values()
+        if (p.kind == "person" and p.two_way) or (all_kinds and stats[p.key].interactions > 0)
+    ]
+    chosen.sort(key=lambda p: _order(p, stats[p.key], all_kinds))
+    rank_of = {r.key: i for i, r in enumerate(report.people)}
+    chosen.sort(key=lambda p: rank_of.get(p.key, len(rank_of)))
+    assert selected_people(view, all_kinds, None) == sorted(
+        chosen, key=lambda p: _order(p, stats[p.key], all_kinds)
+    )
+    counted = _Stats(stats)
+    view = replace(view, stats=counted)
+    assert selected_people(view, all_kinds, report) == chosen  # type: ignore[arg-type]
+    if not all_kinds:
+        assert counted.asked == {p.key for p in chosen if p.key not in rank_of}
 
 
 def test_history_commands_pause_the_collector(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:

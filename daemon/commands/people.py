@@ -54,11 +54,15 @@ def selected_people(
         for p in view.identity.people.values()
         if (p.kind == "person" and p.two_way) or (all_kinds and view.stats[p.key].interactions > 0)
     ]
-    chosen.sort(key=lambda p: _order(p, view.stats[p.key], all_kinds))
-    if report is not None:
-        rank = {r.key: i for i, r in enumerate(report.people)}
-        chosen.sort(key=lambda p: rank.get(p.key, len(rank)))
-    return chosen
+    if report is None:
+        return sorted(chosen, key=lambda p: _order(p, view.stats[p.key], all_kinds))
+    # The report's order, then the others by last touch: only those need their figures (the
+    # table of the engine's view shows none of them).
+    rank = {r.key: i for i, r in enumerate(report.people)}
+    ranked = sorted((p for p in chosen if p.key in rank), key=lambda p: rank[p.key])
+    rest = [p for p in chosen if p.key not in rank]
+    rest.sort(key=lambda p: _order(p, view.stats[p.key], all_kinds))
+    return ranked + rest
 
 
 def _order(p: Person, s: PersonStats, all_kinds: bool) -> tuple[Any, ...]:
