@@ -187,7 +187,7 @@ def measure_command(config_path: Path, now: datetime) -> dict[str, Any]:
     decisions, the activity queries, identity resolution, per-person figures, the engine's
     report (decisions, history queries, engine) and the JSON output."""
     from keepwarm.daemon import config as cfgmod
-    from keepwarm.daemon import decisions
+    from keepwarm.daemon import decisions, jsonout
     from keepwarm.daemon.commands.people import people_records
     from keepwarm.daemon.identity import resolve_activity
     from keepwarm.daemon.network import identity_and_messages
@@ -214,7 +214,7 @@ def measure_command(config_path: Path, now: datetime) -> dict[str, Any]:
     lap("person_figures_s")
     report = decisions.build_report(config, store, now, identity=identity, ahead=ahead)
     lap("report_s")
-    text = json.dumps(people_records(view, False, report), indent=2)
+    text = jsonout.dumps(people_records(view, False, report))  # as the command writes it
     lap("output_s")
     out["total_s"] = round(sum(v for k, v in out.items() if k.endswith("_s")), 2)
     out["people"] = text.count('"key"')
