@@ -31,6 +31,7 @@ HEAVY = (
     "smtplib",
     "ssl",  # with urllib.request and http.client: only a network sync needs them
     "urllib.request",
+    "keepwarm.daemon.packaged",  # importlib.resources and the packaged files: init and service
 )
 
 PROBE = """

@@ -13,7 +13,6 @@ import click
 from keepwarm.connectors.headers import normalize_address
 from keepwarm.daemon import config as cfgmod
 from keepwarm.daemon.commands.base import Ctx, UserError, cli, pass_ctx
-from keepwarm.daemon.packaged import example_config, shell_command
 
 __all__ = ["STARTER", "cli", "local_zone_name", "this_command"]
 
@@ -98,6 +97,8 @@ def _addresses(value: str | tuple[str, ...]) -> tuple[str, ...]:
 
 def this_command(obj: Ctx) -> str:
     """``keepwarm`` plus ``--config PATH`` when the config is not at the default place."""
+    from keepwarm.daemon.packaged import shell_command  # importlib.resources: not at start-up
+
     path = cfgmod.find_config(obj.config_path)
     if path.absolute() == cfgmod.default_config_path() or not obj.config_path:
         return "keepwarm"
@@ -147,6 +148,7 @@ def init(
     'keepwarm init --name "Jane Doe" --address jane@example.com --timezone Europe/Berlin'.
     """
     from keepwarm.core.files import write_private
+    from keepwarm.daemon.packaged import example_config
 
     if example:
         click.echo(example_config(), nl=False)
