@@ -14,7 +14,7 @@ one :class:`Ledger` per person; meetings are added one by one (:func:`add_meetin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -498,15 +498,17 @@ def _owed_by_me(
     )
     informs = ((asked >= INFORMS_MIN) & (answered == 0)) | one_way
     ok &= ~informs[c.person[last]] | question | (mine_before & (trailing >= 2))  # or they chase
-    ok &= _not_heard_from_me(c, mine_before, question)
+    still = np.flatnonzero(ok)  # the last check only for the conversations still waiting
+    ok[still] = _not_heard_from_me(c, still, mine_before[still], question[still])
     return ok
 
 
-def _not_heard_from_me(c: _Conversations, mine_before: Bools, question: Bools) -> Bools:
-    """The conversations whose last message I have not written after (in any thread): else
-    they have heard from me; or my last message to them, shortly before, still had no answer in
-    its own thread, and theirs (in a thread of its own) is most likely that answer."""
-    last = c.last
+def _not_heard_from_me(c: _Conversations, convs: I64, mine_before: Bools, question: Bools) -> Bools:
+    """Of the conversations ``convs``, those whose last message I have not written after (in
+    any thread): else they have heard from me; or my last message to them, shortly before,
+    still had no answer in its own thread, and theirs (in a thread of its own) is most likely
+    that answer. ``mine_before`` and ``question``: of each of ``convs``."""
+    last = c.last[convs]
     mine_rows = np.flatnonzero(c.out)
     keys = c.person[mine_rows] * (1 << 40) + c.date[mine_rows]
     date = c.date[mine_rows]
@@ -568,8 +570,12 @@ def _answer_history(c: _Conversations, t: Touches) -> tuple[I64, I64, I64, I64]:
     # a message that answers the other's last one asks nothing: only openers count
     prev = np.append(-1, rows[:-1])
     opener = (rows == c.first[c.conv]) | (c.out[np.maximum(prev, 0)] == c.out)
-    received = opener & ~c.out & c.direct_k & t.coverage.sent_near(c.date, SENT_SEEN_BEFORE)
-    sent = opener & c.out & c.direct_k & t.coverage.received_near(c.date, SENT_SEEN_BEFORE)
+    received = opener & ~c.out & c.direct_k
+    at = np.flatnonzero(received)  # the coverage is looked up for these rows only
+    received[at] = t.coverage.sent_near(c.date[at], SENT_SEEN_BEFORE)
+    sent = opener & c.out & c.direct_k
+    at = np.flatnonzero(sent)
+    sent[at] = t.coverage.received_near(c.date[at], SENT_SEEN_BEFORE)
     return (
         np.bincount(c.person[received], minlength=n),
         np.bincount(c.person[received & (last_out[c.conv] > rows)], minlength=n),
@@ -587,14 +593,15 @@ def _next(candidates: I64) -> I64:
 
 def _grouped(person: I64, values: I64) -> dict[int, list[int]]:
     """``values`` as lists by person (``person`` sorted)."""
-    out: dict[int, list[int]] = {}
-    if not len(person):
-        return out
-    bounds = np.flatnonzero(person[1:] != person[:-1]) + 1
-    heads = person[np.append(0, bounds)].tolist()
-    for p, chunk in zip(heads, np.split(values, bounds), strict=True):
-        out[p] = chunk.tolist()
-    return out
+    every = values.tolist()
+    return {p: every[lo:hi] for p, lo, hi in _runs(person)}
+
+
+def _runs(values: I64) -> Iterator[tuple[int, int, int]]:
+    """``(value, start, end)`` of each run of equal ``values`` (grouped)."""
+    starts = np.flatnonzero(run_starts(values))
+    bounds = [*starts.tolist(), len(values)]
+    return zip(values[starts].tolist(), bounds, bounds[1:], strict=False)
 
 
 def sort_order(columns: Sequence[tuple[I64, int]], *, stable: bool = True) -> I64:
@@ -642,21 +649,17 @@ def _max_by_day(
 ) -> dict[int, dict[int, float]]:
     """Per person, the heaviest weight of each day (days in order), among the rows in ``mask``."""
     p, d, w = person[mask], day[mask], weight[mask]
-    out: dict[int, dict[int, float]] = {}
     if not len(p):
-        return out
+        return {}
     low = int(d.min())
     order = sort_order(((p, int(p.max()) + 1), (d - low, int(d.max()) - low + 1)), stable=False)
     p, d, w = p[order], d[order], w[order]
     heads = np.flatnonzero(run_starts(p) | run_starts(d))  # each (person, day) once
     heaviest = np.maximum.reduceat(w, heads).tolist()
-    p, d = p[heads], d[heads]
-    days = d.tolist()
-    starts = np.flatnonzero(run_starts(p))
-    bounds = [*starts.tolist(), len(days)]
-    for who, lo, hi in zip(p[starts].tolist(), bounds, bounds[1:], strict=False):
-        out[who] = dict(zip(days[lo:hi], heaviest[lo:hi], strict=True))
-    return out
+    days = d[heads].tolist()
+    return {
+        who: dict(zip(days[lo:hi], heaviest[lo:hi], strict=True)) for who, lo, hi in _runs(p[heads])
+    }
 
 
 def _recent_subjects(

@@ -764,6 +764,8 @@ INTRODUCE_MIN_STARTS = 4  # separate conversations with each of the two: a tie, 
 def _recurring_topics(p: Person, words: dict[str, tuple[str, frozenset[str]]]) -> set[str]:
     """Topic words that come back in at least two different subjects with this person.
     ``words``: each subject's bare casefolded form and its topic words, filled as they come."""
+    if len(p.led.subjects) < 2:
+        return set()  # one subject: no word comes back
     different: dict[str, frozenset[str]] = {}  # bare casefolded subject -> its topic words
     for _d, s in p.led.subjects:
         got = words.get(s)
