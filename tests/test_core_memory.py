@@ -35,3 +35,39 @@ def test_without_malloc_trim_nothing_happens(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(sys, "platform", "darwin")
     memory.release_freed_memory()
     assert memory._trim is None
+
+
+_LARGE = """
+import sys
+from keepwarm.core import memory
+
+def resident_kb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+if sys.argv[1] == "set":
+    memory.large_blocks_from_the_system()
+first = bytearray(8 << 20)  # mapped for itself; freeing it raises glibc's threshold by default
+del first
+second = bytearray(8 << 20)  # by default now from the heap
+pin = bytearray(1000)  # a live block after it: the heap cannot shrink from its end
+before = resident_kb()
+del second
+print(before - resident_kb())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_large_freed_blocks_leave_the_resident_set() -> None:
+    """Set, a freed 8 MB block goes back to the system; by default glibc keeps it in the heap
+    once a block that big has been freed (run in fresh processes: the setting is global)."""
+    import subprocess
+
+    def freed_kb(mode: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", _LARGE, mode], capture_output=True, text=True, check=True
+        )
+        return int(out.stdout)
+
+    assert freed_kb("set") > 7_000
+    assert freed_kb("default") < 1_000

@@ -14,7 +14,7 @@ from statistics import median
 from zoneinfo import ZoneInfo
 
 from keepwarm.core import gc_paused
-from keepwarm.core.memory import release_freed_memory
+from keepwarm.core.memory import large_blocks_from_the_system, release_freed_memory
 from keepwarm.digests.cadence import signals as sig
 from keepwarm.digests.cadence.ledger import (
     DAY,
@@ -64,6 +64,7 @@ def analyze(
     of ``history`` as :func:`read_ahead` read them (read here when not given)."""
     if now.tzinfo is None:
         raise ValueError("analyze needs an aware datetime for now")
+    large_blocks_from_the_system()
     with gc_paused():
         return _analyze(history, directory, settings, now, ahead)
 
@@ -72,6 +73,7 @@ def read_ahead(history: History, now: datetime, until: int | None = None) -> Ahe
     """The messages of ``history`` up to ``now``, read before the directory is known (identity
     counts them first); with ``until`` (epoch seconds, not before ``now``), every message up to
     then as well (:class:`~keepwarm.digests.cadence.touches.EveryMessage`)."""
+    large_blocks_from_the_system()
     with gc_paused():
         source = message_source(history.messages)
         ahead = Ahead(*read_all(source, int(now.timestamp()), until))
