@@ -667,3 +667,26 @@ def test_distinct_values_and_their_positions_are_what_unique_gives(
     want, inverse = np.unique(array, return_inverse=True)
     assert distinct.tolist() == want.tolist()
     assert position.tolist() == inverse.tolist()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.integers(0, 50), st.integers(-(2**61), 2**61)), st.integers(0, 10**9)
+        ),
+        unique_by=lambda r: r[1],
+        max_size=60,
+    ),
+    st.booleans(),
+)
+@example([(0, 5), (-(2**61), 3), (2**61, 9), (0, 1)], False)  # too wide a span: lexsort itself
+def test_date_order_is_lexsort_by_date_then_id(rows: list[tuple[int, int]], by_id: bool) -> None:
+    import numpy as np
+
+    from keepwarm.digests.cadence.touches import date_order
+
+    if by_id:  # as the store reads them
+        rows.sort(key=lambda r: r[1])
+    date = np.array([d for d, _ in rows], dtype=np.int64)
+    ids = np.array([i for _, i in rows], dtype=np.int64)
+    assert date_order(date, ids).tolist() == np.lexsort((ids, date)).tolist()

