@@ -16,8 +16,9 @@ from click.testing import CliRunner
 from leakcheck import close_after_test
 from localmail import make_message, write_maildir_message
 
+from keepwarm.connectors import registry
 from keepwarm.daemon.cli import cli
-from keepwarm.daemon.commands.local import default_account_name
+from keepwarm.daemon.commands.local import ImportKinds, default_account_name
 from keepwarm.daemon.store import Store
 
 
@@ -62,6 +63,18 @@ def test_import_prints_the_summary_and_a_rerun_adds_nothing(cfg: Path, tmp_path:
     store = close_after_test(Store.open(tmp_path / "kw.db"))
     assert store.counts()["messages"] == 7
     assert [s.name for s in store.account_states()] == [default_account_name("maildir", root)]
+
+
+def test_import_kinds_are_the_importable_kinds_found_when_needed(cfg: Path) -> None:
+    """The KIND choice: every kind that declares itself importable, in the registry's order,
+    in the usage line, the help and the error for another word."""
+    kinds = registry.kinds_where(lambda k: k.importable)
+    assert ImportKinds().choices == kinds and "maildir" in kinds
+    shown = "{" + "|".join(kinds) + "}"
+    res = CliRunner().invoke(cli, ["--config", str(cfg), "import", "mail", "x"])
+    assert res.exit_code == 2 and shown in res.output
+    assert f"'mail' is not one of {', '.join(repr(k) for k in kinds)}" in res.output
+    assert shown in CliRunner().invoke(cli, ["import", "--help"]).output
 
 
 def test_default_account_name_is_stable_and_readable(tmp_path: Path) -> None:

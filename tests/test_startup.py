@@ -47,8 +47,10 @@ print("\\nLOADED " + json.dumps(loaded))
 """
 
 
-def loaded_by(args: list[str], tmp_path: Path) -> list[str]:
-    probe = PROBE.replace("HEAVY", repr(json.dumps(HEAVY)))
+def loaded_by(args: list[str], tmp_path: Path, watched: tuple[str, ...] = HEAVY) -> list[str]:
+    """Which of the ``watched`` modules (and, for a top-level name, its submodules) a fresh
+    ``keepwarm ARGS`` imported."""
+    probe = PROBE.replace("HEAVY", repr(json.dumps(watched)))
     proc = subprocess.run(
         [sys.executable, "-c", probe, *args],
         capture_output=True,
@@ -78,6 +80,29 @@ def test_light_commands_import_no_heavy_library(tmp_path: Path, args: list[str])
     cfg = config(tmp_path)
     loaded_by(["--config", str(cfg), "status"], tmp_path)  # creates the database (migrations)
     assert loaded_by(["--config", str(cfg), *args], tmp_path) == []
+
+
+KIND_MODULES = tuple(
+    f"keepwarm.connectors.{m}" for m in ("local", "imap", "dav", "google", "microsoft")
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "kinds"),
+    [
+        (["--version"], []),
+        (["--help"], []),
+        (["status"], ["keepwarm.connectors.google", "keepwarm.connectors.microsoft"]),
+    ],
+)
+def test_only_the_configured_kinds_modules_load(
+    tmp_path: Path, args: list[str], kinds: list[str]
+) -> None:
+    """A connector kind's module loads when an account of that kind is configured (or
+    ``keepwarm import`` needs its choices), not at every start-up."""
+    cfg = config(tmp_path)  # a gmail and a microsoft account
+    loaded_by(["--config", str(cfg), "status"], tmp_path)  # creates the database (migrations)
+    assert loaded_by(["--config", str(cfg), *args], tmp_path, KIND_MODULES) == kinds
 
 
 def test_the_engine_loads_where_it_runs(tmp_path: Path) -> None:

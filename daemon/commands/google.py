@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from keepwarm.connectors.google import GoogleOptions
 from keepwarm.daemon import completion
 from keepwarm.daemon.commands.base import EXIT_FAIL, Ctx, UserError, auth, pass_ctx
 from keepwarm.daemon.config import Account, Config
@@ -40,6 +39,8 @@ def google_scopes(config: Config, account: Account) -> list[str]:
 
 
 def _client_secrets(config: Config, account: Account, given: Path | None) -> Path:
+    from keepwarm.connectors.google import GoogleOptions  # a kind's module: where it is used
+
     if given is not None:
         return given
     path = config.token_path(account)
@@ -100,6 +101,7 @@ def google(
     the digest is delivered through that account.
     """
     from keepwarm.connectors.base import ConnectorError
+    from keepwarm.connectors.google import GoogleOptions
     from keepwarm.connectors.google.auth import (
         missing_scopes,
         read_client_config,

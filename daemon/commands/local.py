@@ -27,7 +27,25 @@ from keepwarm.daemon.words import plural
 
 __all__ = ["cli", "default_account_name", "import_account"]
 
-KINDS = registry.kinds_where(lambda k: k.importable)  # what `keepwarm import` reads
+
+class ImportKinds(click.Choice[str]):
+    """The kinds ``keepwarm import`` reads, as a choice found when first needed: finding them
+    imports the module of every connector kind, which no other command needs (about 10 ms of
+    every command's start-up)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+        self._kinds: tuple[str, ...] | None = None
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        if self._kinds is None:
+            self._kinds = registry.kinds_where(lambda k: k.importable)
+        return self._kinds
+
+    @choices.setter
+    def choices(self, value: tuple[str, ...]) -> None:  # click.Choice sets them: () here
+        pass
 
 
 def default_account_name(kind: str, path: Path | str) -> str:
@@ -100,7 +118,7 @@ def _check_name(obj: Ctx, config: Config, name: str, kind: str) -> None:
 
 
 @cli.command("import")
-@click.argument("kind", type=click.Choice(KINDS))
+@click.argument("kind", type=ImportKinds())
 @click.argument("path", type=click.Path())  # a string: for ics, also a calendar's address
 @click.option(
     "--account",
