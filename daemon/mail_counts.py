@@ -16,7 +16,7 @@ most ``max_recipients`` addresses. *Mine* is mail from one of my addresses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,8 +37,7 @@ class MarkerClasses:
     digest: frozenset[str]
 
 
-@dataclass(frozen=True)
-class Sent:
+class Sent(NamedTuple):
     """What one address sent me (not from me): see :class:`~keepwarm.daemon.identity.AddressActivity`."""
 
     n: int
@@ -49,8 +48,7 @@ class Sent:
     last: int
 
 
-@dataclass(frozen=True)
-class Received:
+class Received(NamedTuple):
     """What one address received from me."""
 
     n: int
@@ -120,28 +118,61 @@ def _recipient_rows(every: EveryMessage) -> tuple[NDArray[np.int64], ...]:
     """(row in ``every``, role, address) of each To/Cc/Bcc row of the messages of ``every``."""
     import numpy as np
 
-    stride = every.stride
-    packed = every.recipients
-    message = packed // (4 * stride)
-    ids = every.id
-    if len(ids) and not np.all(ids[1:] > ids[:-1]):
-        order = np.argsort(ids, kind="stable")
-        pos = order[np.minimum(np.searchsorted(ids, message, sorter=order), len(ids) - 1)]
-    else:
-        pos = np.minimum(np.searchsorted(ids, message), max(len(ids) - 1, 0))
-    found = ids[pos] == message if len(ids) else np.zeros(len(message), dtype=np.bool_)
-    packed = packed[found]
-    return pos[found], (packed // stride) % 4, packed % stride
+    head, address = np.divmod(every.recipients, every.stride)
+    message, role = head >> 2, head & 3  # head = message * 4 + role
+    del head
+    row = _rows_of(every.id, message)
+    found = row >= 0
+    return row[found], role[found], address[found]
 
 
-def _groups(key: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64], list[int]]:
-    """``key`` sorted: (order, the start of each run of one key, the keys)."""
+def _rows_of(ids: NDArray[np.int64], wanted: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Where each of ``wanted`` is in ``ids`` (distinct), -1 where it is not: a table over the
+    range of ids when it is compact (ids are given in order and seldom skip), else a search."""
     import numpy as np
 
-    order = np.argsort(key, kind="stable")
-    ordered = key[order]
-    starts = np.flatnonzero(np.append(True, ordered[1:] != ordered[:-1])) if len(key) else key
-    return order, starts, ordered[starts].tolist()
+    if not len(ids):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    low, high = int(ids.min()), int(ids.max())
+    if high - low < 4 * len(ids) + 1024:
+        table = np.full(high - low + 1, -1, dtype=np.int64)
+        table[ids - low] = np.arange(len(ids))
+        inside = (wanted >= low) & (wanted <= high)
+        found: NDArray[np.int64] = np.where(inside, table[np.clip(wanted - low, 0, high - low)], -1)
+        return found
+    order = np.argsort(ids)
+    pos = order[np.minimum(np.searchsorted(ids, wanted, sorter=order), len(ids) - 1)]
+    searched: NDArray[np.int64] = np.where(ids[pos] == wanted, pos, -1)
+    return searched
+
+
+def _per_address(
+    address: NDArray[np.int64], *flags: NDArray[np.bool_]
+) -> tuple[list[int], list[list[int]]]:
+    """The addresses present, and for each of ``flags`` how many of each address's rows have
+    it (address ids are small: counted in one pass, no sort)."""
+    import numpy as np
+
+    n = np.bincount(address)
+    present = np.flatnonzero(n)
+    sums = [n[present].tolist()]
+    for flag in flags:
+        sums.append(np.bincount(address[flag], minlength=len(n))[present].tolist())
+    return present.tolist(), sums
+
+
+def _dates(
+    address: NDArray[np.int64], date: NDArray[np.int64], present: list[int]
+) -> tuple[list[int], list[int]]:
+    """The first and last ``date`` of each present address."""
+    import numpy as np
+
+    top = int(address.max()) + 1
+    first = np.full(top, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(top, np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(first, address, date)
+    np.maximum.at(last, address, date)
+    return first[present].tolist(), last[present].tolist()
 
 
 def _sent(
@@ -151,50 +182,40 @@ def _sent(
     auto: NDArray[np.bool_],
     direct: NDArray[np.bool_],
 ) -> dict[int, Sent]:
-    import numpy as np
-
     if not len(sender):
         return {}
-    order, starts, keys = _groups(sender)
-    date = date[order]
-    columns = (
-        np.diff(np.append(starts, len(order))),
-        np.add.reduceat(bulk[order].astype(np.int64), starts),
-        np.add.reduceat(auto[order].astype(np.int64), starts),
-        np.add.reduceat(direct[order].astype(np.int64), starts),
-        np.minimum.reduceat(date, starts),
-        np.maximum.reduceat(date, starts),
-    )
-    rows = zip(keys, *(c.tolist() for c in columns), strict=True)
+    keys, (n, nb, na, nd) = _per_address(sender, bulk, auto, direct)
+    first, last = _dates(sender, date, keys)
+    rows = zip(keys, n, nb, na, nd, first, last, strict=True)
     return {k: Sent(*values) for k, *values in rows}
 
 
 def _received(
     address: NDArray[np.int64], date: NDArray[np.int64], direct: NDArray[np.bool_]
 ) -> dict[int, Received]:
-    import numpy as np
-
     if not len(address):
         return {}
-    order, starts, keys = _groups(address)
-    date, direct = date[order], direct[order]
-    direct_date = np.where(direct, date, np.iinfo(np.int64).min)
-    direct_last = np.maximum.reduceat(direct_date, starts).tolist()
-    columns = (
-        np.diff(np.append(starts, len(order))),
-        np.add.reduceat(direct.astype(np.int64), starts),
-        np.minimum.reduceat(date, starts),
-        np.maximum.reduceat(date, starts),
-    )
-    rows = zip(keys, *(c.tolist() for c in columns), direct_last, strict=True)
+    keys, (n, nd) = _per_address(address, direct)
+    first, last = _dates(address, date, keys)
+    direct_last = dict(zip(*_direct_last(address[direct], date[direct]), strict=True))
+    rows = zip(keys, n, nd, first, last, strict=True)
     return {
-        k: Received(n, nd, first, last, None if nd == 0 else dl)
-        for k, n, nd, first, last, dl in rows
+        k: Received(count, n_direct, lo, hi, direct_last.get(k))
+        for k, count, n_direct, lo, hi in rows
     }
 
 
-def _counts(address: NDArray[np.int64]) -> dict[int, int]:
+def _direct_last(address: NDArray[np.int64], date: NDArray[np.int64]) -> tuple[list[int], ...]:
     import numpy as np
 
-    keys, n = np.unique(address, return_counts=True)
-    return dict(zip(keys.tolist(), n.tolist(), strict=True))
+    if not len(address):
+        return [], []
+    present = np.flatnonzero(np.bincount(address)).tolist()
+    return present, _dates(address, date, present)[1]
+
+
+def _counts(address: NDArray[np.int64]) -> dict[int, int]:
+    if not len(address):
+        return {}
+    keys, (n,) = _per_address(address)
+    return dict(zip(keys, n, strict=True))

@@ -4,11 +4,14 @@ when a query fails or the reader stops early."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from leakcheck import close_after_test
 
 from keepwarm.daemon.store import Store
@@ -69,3 +72,16 @@ def test_a_reader_that_stops_early_leaves_nothing_open(tmp_path: Path) -> None:
     assert next(rows) == (100, 10)
     rows.close()
     assert _readers_running() == []
+
+
+@given(lo=st.integers(-5, 10**7), span=st.integers(1, 10**7), most=st.integers(1, 1 << 18))
+def test_ranges_cover_every_id_once_and_use_both_readers(lo: int, span: int, most: int) -> None:
+    from keepwarm.daemon.store.history import _MIN_RANGE, _split
+
+    hi = lo + span - 1
+    ranges = _split(lo, hi, most)
+    assert ranges[0][0] == lo and ranges[-1][1] == hi
+    assert all(a <= b and b - a + 1 <= most for a, b in ranges)
+    assert all(b + 1 == c for (_, b), (c, _) in itertools.pairwise(ranges))
+    if span >= READERS * _MIN_RANGE:
+        assert len(ranges) >= READERS

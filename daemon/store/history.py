@@ -143,6 +143,18 @@ def answers(
             r.close()
 
 
+_MIN_RANGE = 1 << 13  # ids: a range smaller than this is not worth a query of its own
+
+
+def _split(lo: int, hi: int, most: int) -> list[tuple[int, int]]:
+    """``[lo, hi]`` in ranges of at most ``most`` ids, and at least :data:`READERS` of them when
+    each still has :data:`_MIN_RANGE` ids (so that a mailbox of 100,000 messages is read on two
+    cores too)."""
+    n = max(-(-(hi - lo + 1) // most), min(READERS, (hi - lo + 1) // _MIN_RANGE), 1)
+    size = -(-(hi - lo + 1) // n)
+    return [(a, min(a + size - 1, hi)) for a in range(lo, hi + 1, size)]
+
+
 def _readers(conn: sqlite3.Connection, n: int) -> list[sqlite3.Connection]:
     """``n`` read-only connections to the database file of ``conn`` (none when it has no file,
     ``n`` is below 2, or one cannot be opened)."""
@@ -196,7 +208,7 @@ class MessageStream:
         lo, hi = self.conn.execute("SELECT min(id), max(id) FROM messages").fetchone()
         if lo is None:
             return
-        ranges = [(s, s + _MESSAGE_RANGE - 1, until) for s in range(lo, hi + 1, _MESSAGE_RANGE)]
+        ranges = [(a, b, until) for a, b in _split(lo, hi, _MESSAGE_RANGE)]
         for *texts, marked, markers in answers(self.conn, _MESSAGE_SQL, ranges):
             if texts[0] is None:
                 continue
@@ -213,9 +225,7 @@ class MessageStream:
         if lo is None:
             return
         stride = len(self._emails)
-        ranges = [
-            (stride, s, s + _RECIPIENT_RANGE - 1) for s in range(lo, hi + 1, _RECIPIENT_RANGE)
-        ]
+        ranges = [(stride, a, b) for a, b in _split(lo, hi, _RECIPIENT_RANGE)]
         for (text,) in answers(self.conn, _RECIPIENT_SQL, ranges):
             if text:
                 yield np.fromstring(text, dtype=np.int64, sep=",")
