@@ -85,3 +85,36 @@ def test_ranges_cover_every_id_once_and_use_both_readers(lo: int, span: int, mos
     assert all(b + 1 == c for (_, b), (c, _) in itertools.pairwise(ranges))
     if span >= READERS * _MIN_RANGE:
         assert len(ranges) >= READERS
+
+
+def test_subjects_in_one_query_in_any_order_and_none_for_what_is_not_stored() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from keepwarm.connectors.base import Address, Batch, MessageMeta
+    from keepwarm.daemon.store.history import MessageStream
+
+    store = close_after_test(Store.memory())
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    metas = [
+        MessageMeta(
+            account="a",
+            provider_id=str(i),
+            date=day + timedelta(hours=i),
+            sender=Address("ann@example.org"),
+            to=(Address("me@example.com"),),
+            message_id=f"<{i}@x>",
+            subject=None if i == 2 else f"subject {i}",
+        )
+        for i in range(1, 5)
+    ]
+    store.apply_batch("a", "maildir", Batch(messages=metas))
+    ids = {str(s): int(m) for m, s in store.conn.execute("SELECT id, message_id FROM messages")}
+    one, two, four = ids["<1@x>"], ids["<2@x>"], ids["<4@x>"]
+    stream = MessageStream(store.conn)
+    assert stream.subjects([four, 10_000, one, two]) == {
+        four: "subject 4",
+        10_000: None,
+        one: "subject 1",
+        two: None,
+    }
+    assert stream.subjects([]) == {}
