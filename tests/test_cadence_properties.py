@@ -690,3 +690,50 @@ def test_date_order_is_lexsort_by_date_then_id(rows: list[tuple[int, int]], by_i
     date = np.array([d for d, _ in rows], dtype=np.int64)
     ids = np.array([i for _, i in rows], dtype=np.int64)
     assert date_order(date, ids).tolist() == np.lexsort((ids, date)).tolist()
+
+
+_TOPIC_VOCABULARY = ["budget", "kafka", "merger", "pipeline", "offsite", "hiring", "x"]
+
+
+@given(
+    subjects=st.lists(
+        st.lists(
+            st.lists(st.sampled_from(_TOPIC_VOCABULARY), min_size=1, max_size=3).map(" ".join),
+            max_size=6,
+        ),
+        max_size=12,
+    ),
+    candidates=st.sets(st.sampled_from(_TOPIC_VOCABULARY)),
+    known=st.sets(st.integers(min_value=0, max_value=11)),
+)
+def test_a_topics_spread_is_counted_as_far_as_it_matters(
+    subjects: list[list[str]], candidates: set[str], known: set[int]
+) -> None:
+    """_spread (counting each candidate word only up to one past TOPIC_MAX_PEOPLE, and stopping
+    once every candidate got there) decides like counting the recurring topics of everyone."""
+    from collections import Counter
+
+    from keepwarm.digests.cadence.ledger import Ledger
+    from keepwarm.digests.cadence.rhythm import Rhythm
+    from keepwarm.digests.cadence.signals import TOPIC_MAX_PEOPLE, _recurring_topics, _spread
+    from keepwarm.digests.cadence.state import Person
+
+    people = {
+        f"p{i}": Person(
+            Ledger(f"p{i}", subjects=[(n, s) for n, s in enumerate(subs)]),
+            0.0,
+            0.0,
+            None,
+            Rhythm((), None, 7.0, None, 0, None, None),
+        )
+        for i, subs in enumerate(subjects)
+    }
+    words: dict[str, tuple[str, frozenset[str]]] = {}
+    topics = {k: _recurring_topics(p, words) for k, p in people.items()}
+    everyone = Counter(w for found in topics.values() for w in found)
+    given = {k: t for k, t in topics.items() if int(k[1:]) in known}
+    spread = _spread(people, candidates, given, {})
+    for w in candidates:
+        assert (spread[w] <= TOPIC_MAX_PEOPLE) == (everyone[w] <= TOPIC_MAX_PEOPLE)
+        if everyone[w] <= TOPIC_MAX_PEOPLE:
+            assert spread[w] == everyone[w]

@@ -538,18 +538,14 @@ def _introduce(
     strong, families = _strong_ties(people, reports, ctx)
     if len(strong) < 2:
         return []
-    together = _together(touches, meetings, strong)
+    apart = _strangers(strong, families, _together(touches, meetings, strong), reports, ctx)
     words: dict[str, tuple[str, frozenset[str]]] = {}  # people share their threads' subjects
-    topics = {k: _recurring_topics(p, words) for k, p in people.items()}
-    spread = Counter(w for words in topics.values() for w in words)  # people per topic word
-    names = {k: _name_words(reports[k].name) for k in strong}
-    mine = _my_name_words(ctx)
+    topics = {k: _recurring_topics(p, words) for k, p in strong.items()}
+    # the words a pair could be introduced on: only their spread over everyone matters
+    candidates = {w for a, b in apart for w in topics[a] & topics[b] if len(w) >= 5}
+    spread = _spread(people, candidates, topics, words)
     pairs: list[tuple[float, str, str, str]] = []
-    for a, b in itertools.combinations(sorted(strong), 2):
-        if (a, b) in together or families[a] & families[b]:
-            continue
-        if names[a] & names[b] or (names[a] | names[b]) & mine:
-            continue  # one family: they know each other
+    for a, b in apart:
         topic = _shared_topic(topics[a], topics[b], spread)
         if topic is not None:
             pairs.append((min(strong[a].strength, strong[b].strength), a, b, topic))
@@ -600,6 +596,49 @@ def _my_name_words(ctx: Context) -> set[str]:
         if info.kind == "self"
         for w in _name_words(info.name)
     }
+
+
+def _strangers(
+    strong: dict[str, Person],
+    families: dict[str, set[str]],
+    together: set[tuple[str, str]],
+    reports: dict[str, PersonReport],
+    ctx: Context,
+) -> list[tuple[str, str]]:
+    """The pairs of ``strong`` (in key order) who may not know each other: never on a mail or
+    in a meeting with me together, of different organisations, not one family."""
+    names = {k: _name_words(reports[k].name) for k in strong}
+    mine = _my_name_words(ctx)
+    return [
+        (a, b)
+        for a, b in itertools.combinations(sorted(strong), 2)
+        if (a, b) not in together
+        and not families[a] & families[b]
+        and not names[a] & names[b]  # one family: they know each other
+        and not (names[a] | names[b]) & mine
+    ]
+
+
+def _spread(
+    people: dict[str, Person],
+    candidates: set[str],
+    known: dict[str, set[str]],
+    words: dict[str, tuple[str, frozenset[str]]],
+) -> Counter[str]:
+    """How many people each of ``candidates`` is a recurring topic with, counted up to one more
+    than :data:`TOPIC_MAX_PEOPLE` (more is too many either way, and once every candidate is
+    there the others' subjects need not be read). ``known``: recurring topics worked out."""
+    spread: Counter[str] = Counter()
+    counting = set(candidates)
+    for k, p in people.items():
+        if not counting:
+            break
+        found = known.get(k)
+        for w in (found if found is not None else _recurring_topics(p, words)) & counting:
+            spread[w] += 1
+            if spread[w] > TOPIC_MAX_PEOPLE:
+                counting.discard(w)
+    return spread
 
 
 def _shared_topic(a: set[str], b: set[str], spread: Counter[str]) -> str | None:
