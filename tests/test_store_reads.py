@@ -118,3 +118,18 @@ def test_subjects_in_one_query_in_any_order_and_none_for_what_is_not_stored() ->
         two: None,
     }
     assert stream.subjects([]) == {}
+
+
+def test_inside_a_transaction_the_reads_see_what_it_wrote(tmp_path: Path) -> None:
+    """Rows written but not committed are visible to their connection alone: the reads then run
+    on it, not on connections of their own."""
+    store = close_after_test(Store.open(tmp_path / "kw.db"))
+    conn = store.conn
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.commit()
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(5)])
+    sql = "SELECT count(*) FROM t WHERE x >= ?"
+    assert list(answers(conn, sql, [(0,), (3,)])) == [(5,), (2,)]
+    conn.rollback()
+    assert list(answers(conn, sql, [(0,), (3,)])) == [(0,), (0,)]

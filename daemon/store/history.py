@@ -105,9 +105,11 @@ def answers(
     caller works on the answers already in (a few queries ahead, not all: each answer is megabytes
     of text). Each connection reads what was committed when its query started: a write committed
     meanwhile (the daemon syncing) may show in later ranges and not in earlier ones, as it would
-    have in a read one range after the other. In memory, or when a second connection cannot be
-    opened, the queries run here, one after the other."""
-    readers = _readers(conn, min(READERS, len(params)))
+    have in a read one range after the other. In memory, inside a transaction of ``conn`` (its
+    uncommitted rows are visible to it alone), or when a second connection cannot be opened, the
+    queries run here, one after the other."""
+    # a connection in the middle of a transaction reads what it wrote: only it can
+    readers = [] if conn.in_transaction else _readers(conn, min(READERS, len(params)))
     if not readers:
         for p in params:
             yield conn.execute(sql, p).fetchone()
