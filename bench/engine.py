@@ -380,6 +380,10 @@ def main() -> None:
         now = SYNTHETIC_END
         if not db.exists():
             generate(db, args.messages, args.addresses)
+        else:  # a store kept from an older release: brought up to date as any command would
+            from keepwarm.daemon.store import Store
+
+            Store.open(db).close()
         gen = time.perf_counter() - t
         r = _child(["--child", "synthetic", str(db), "--now", now.isoformat()])
         print(

@@ -581,7 +581,7 @@ def test_one_integer_key_sorts_rows_as_lexsort_does(
     falls back to lexsort; not stable, it still sorts by the columns."""
     import numpy as np
 
-    from keepwarm.digests.cadence.ledger import sort_order
+    from keepwarm.digests.cadence.touches import sort_order
 
     cols = [
         (np.array([rnd.randrange(bound) for _ in range(n)], dtype=np.int64), bound)

@@ -550,24 +550,43 @@ def _classify(
     )
 
 
+def sort_order(columns: Sequence[tuple[I64, int]], *, stable: bool = True) -> I64:
+    """The order ``np.lexsort`` gives rows sorted by ``columns`` (the first is the primary key;
+    each comes with a bound above its values, which are >= 0): ties keep the rows' order, or,
+    not ``stable``, come in any order (for callers that do not depend on it).
+
+    The columns (and the row number) make one integer key, sorted once: several times faster
+    than lexsort on a million rows. Keys that would not fit in 62 bits fall back to lexsort."""
+    n = len(columns[0][0])
+    size = n if stable else 1
+    for _, bound in columns:
+        size *= max(bound, 1)
+    if size >= 1 << 62:
+        return np.lexsort(tuple(col for col, _ in reversed(columns)))
+    key = np.zeros(n, dtype=np.int64)
+    for col, bound in columns:
+        key *= bound
+        key += col
+    if stable:
+        key *= n
+        key += np.arange(n, dtype=np.int64)
+    order: I64 = np.argsort(key)
+    return order
+
+
 def date_order(date: I64, ids: I64) -> I64:
     """The order of messages by date, then id (ids are distinct): ``np.lexsort((ids, date))``,
-    as one sort of one number per message where date and rank fit in 63 bits (always, for
-    dates of this millennium), three times as fast."""
+    as :func:`sort_order` makes it."""
     n = len(date)
     if not n:
         return np.zeros(0, dtype=np.int64)
     low = int(date.min())
-    span = int(date.max()) - low + 1
-    if span * n >= 1 << 62:
-        return np.lexsort((ids, date))
+    by_date = (date - low, int(date.max()) - low + 1)
     if n > 1 and not np.all(ids[1:] > ids[:-1]):
         rank = np.empty(n, dtype=np.int64)
         rank[np.argsort(ids)] = np.arange(n)
-    else:
-        rank = np.arange(n, dtype=np.int64)
-    order: I64 = np.argsort((date - low) * n + rank)  # distinct keys: any sort gives one order
-    return order
+        return sort_order((by_date, (rank, n)), stable=False)
+    return sort_order((by_date,))  # ties keep the rows' order: the ids'
 
 
 def _unthreaded(m: _Messages) -> Bools:
