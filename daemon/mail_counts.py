@@ -15,6 +15,7 @@ most ``max_recipients`` addresses. *Mine* is mail from one of my addresses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -82,22 +83,20 @@ def count_mail(
 
     if every.until < as_of:
         raise ValueError("the messages read do not reach as_of")
-    names = every.markers
 
-    def marked(test: set[str] | frozenset[str] | None, word: str = "") -> NDArray[np.bool_]:
-        # one entry per markers string, and a last one (False) for index -1: no markers
-        flags = [(m in test) if test is not None else word in f" {m.lower()} " for m in names]
-        return np.array([*flags, False], dtype=np.bool_)
+    def marked(test: Callable[[str], bool]) -> NDArray[np.bool_]:
+        """Per message: do its markers pass ``test``? (none: no)"""
+        # one entry per markers string, and a last one for index -1: no markers
+        return np.array([*map(test, every.markers), False], dtype=np.bool_)[every.marks]
 
-    marks = every.marks
-    seen = (every.date <= as_of) & ~marked(classes.digest)[marks]
+    seen = (every.date <= as_of) & ~marked(classes.digest.__contains__)
     sender = every.sender
     mine = np.isin(sender, np.array(sorted(self_ids), dtype=np.int64))
-    bulk = every.listed | marked(classes.bulk)[marks]
-    auto = marked(classes.auto)[marks]
+    bulk = every.listed | marked(classes.bulk.__contains__)
+    auto = marked(classes.auto.__contains__)
     direct = ~bulk & ~auto & (every.n_recipients <= max_recipients)
     theirs = seen & (sender >= 0) & ~mine
-    filed = theirs & marked(None, SENT_FOLDER)[marks]
+    filed = theirs & marked(lambda m: SENT_FOLDER in f" {m.lower()} ")
     sent = _sent(sender[theirs], every.date[theirs], bulk[theirs], auto[theirs], direct[theirs])
 
     row, role, address = _recipient_rows(every)
@@ -118,32 +117,14 @@ def _recipient_rows(every: EveryMessage) -> tuple[NDArray[np.int64], ...]:
     """(row in ``every``, role, address) of each To/Cc/Bcc row of the messages of ``every``."""
     import numpy as np
 
+    from keepwarm.digests.cadence.touches import rows_of
+
     head, address = np.divmod(every.recipients, every.stride)
     message, role = head >> 2, head & 3  # head = message * 4 + role
     del head
-    row = _rows_of(every.id, message)
+    row = rows_of(every.id, message)
     found = row >= 0
     return row[found], role[found], address[found]
-
-
-def _rows_of(ids: NDArray[np.int64], wanted: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Where each of ``wanted`` is in ``ids`` (distinct), -1 where it is not: a table over the
-    range of ids when it is compact (ids are given in order and seldom skip), else a search."""
-    import numpy as np
-
-    if not len(ids):
-        return np.full(len(wanted), -1, dtype=np.int64)
-    low, high = int(ids.min()), int(ids.max())
-    if high - low < 4 * len(ids) + 1024:
-        table = np.full(high - low + 1, -1, dtype=np.int64)
-        table[ids - low] = np.arange(len(ids))
-        inside = (wanted >= low) & (wanted <= high)
-        found: NDArray[np.int64] = np.where(inside, table[np.clip(wanted - low, 0, high - low)], -1)
-        return found
-    order = np.argsort(ids)
-    pos = order[np.minimum(np.searchsorted(ids, wanted, sorter=order), len(ids) - 1)]
-    searched: NDArray[np.int64] = np.where(ids[pos] == wanted, pos, -1)
-    return searched
 
 
 def _per_address(
@@ -195,23 +176,16 @@ def _received(
 ) -> dict[int, Received]:
     if not len(address):
         return {}
-    keys, (n, nd) = _per_address(address, direct)
-    first, last = _dates(address, date, keys)
-    direct_last = dict(zip(*_direct_last(address[direct], date[direct]), strict=True))
-    rows = zip(keys, n, nd, first, last, strict=True)
-    return {
-        k: Received(count, n_direct, lo, hi, direct_last.get(k))
-        for k, count, n_direct, lo, hi in rows
-    }
-
-
-def _direct_last(address: NDArray[np.int64], date: NDArray[np.int64]) -> tuple[list[int], ...]:
     import numpy as np
 
-    if not len(address):
-        return [], []
-    present = np.flatnonzero(np.bincount(address)).tolist()
-    return present, _dates(address, date, present)[1]
+    keys, (n, nd) = _per_address(address, direct)
+    first, last = _dates(address, date, keys)
+    _, direct_last = _dates(address, np.where(direct, date, np.iinfo(np.int64).min), keys)
+    rows = zip(keys, n, nd, first, last, direct_last, strict=True)
+    return {
+        k: Received(count, n_direct, lo, hi, dl if n_direct else None)
+        for k, count, n_direct, lo, hi, dl in rows
+    }
 
 
 def _counts(address: NDArray[np.int64]) -> dict[int, int]:

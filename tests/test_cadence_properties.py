@@ -737,3 +737,28 @@ def test_a_topics_spread_is_counted_as_far_as_it_matters(
         assert (spread[w] <= TOPIC_MAX_PEOPLE) == (everyone[w] <= TOPIC_MAX_PEOPLE)
         if everyone[w] <= TOPIC_MAX_PEOPLE:
             assert spread[w] == everyone[w]
+
+
+@given(
+    ids=st.lists(st.integers(0, 2**40), unique=True, max_size=50),
+    wanted=st.lists(st.integers(0, 2**40), max_size=50),
+    spread=st.booleans(),
+    shuffle=st.randoms(use_true_random=False),
+)
+def test_rows_of_finds_each_id_where_it_is(
+    ids: list[int], wanted: list[int], spread: bool, shuffle: random.Random
+) -> None:
+    """A table over a compact range of ids, or a search over scattered ones: the same answer."""
+    import numpy as np
+
+    from keepwarm.digests.cadence.touches import rows_of
+
+    if not spread:  # compact: the table
+        ids = [i % 200 for i in ids]
+        ids = list(dict.fromkeys(ids))
+        wanted = [w % 260 for w in wanted]
+    shuffle.shuffle(ids)
+    wanted += ids[:3]
+    where = {v: i for i, v in enumerate(ids)}
+    got = rows_of(np.array(ids, dtype=np.int64), np.array(wanted, dtype=np.int64))
+    assert got.tolist() == [where.get(w, -1) for w in wanted]

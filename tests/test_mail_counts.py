@@ -154,28 +154,3 @@ def test_counts_equal_the_sql_oracle(tmp_path: Path, mail: list[Any], cut: int |
         )
     filed = {got.by_id[aid].email for aid in want["filed"]}
     assert got.filed_as_sent == filed
-
-
-@given(
-    ids=st.lists(st.integers(0, 2**40), unique=True, max_size=50),
-    wanted=st.lists(st.integers(0, 2**40), max_size=50),
-    spread=st.booleans(),
-    shuffle=st.randoms(use_true_random=False),
-)
-def test_rows_of_finds_each_id_where_it_is(
-    ids: list[int], wanted: list[int], spread: bool, shuffle: Any
-) -> None:
-    """A table over a compact range of ids, or a search over scattered ones: the same answer."""
-    import numpy as np
-
-    from keepwarm.daemon.mail_counts import _rows_of
-
-    if not spread:  # compact: the table
-        ids = [i % 200 for i in ids]
-        ids = list(dict.fromkeys(ids))
-        wanted = [w % 260 for w in wanted]
-    shuffle.shuffle(ids)
-    wanted += ids[:3]
-    where = {v: i for i, v in enumerate(ids)}
-    got = _rows_of(np.array(ids, dtype=np.int64), np.array(wanted, dtype=np.int64))
-    assert got.tolist() == [where.get(w, -1) for w in wanted]

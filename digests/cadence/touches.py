@@ -406,7 +406,7 @@ def _read_chunk(
     marks = np.full(len(date), -1, dtype=np.int64)
     if len(chunk.marked):
         got = [marker_class(mk) for mk in chunk.markers]  # memoised: few distinct strings
-        at = _positions(ids, np.asarray(chunk.marked, dtype=np.int64))
+        at = rows_of(ids, np.asarray(chunk.marked, dtype=np.int64))
         bulk[at] |= np.array([b for b, _f in got], np.bool_)
         flags[at] = np.array([f for _b, f in got], dtype=np.int64)
         if until is not None:
@@ -429,13 +429,22 @@ def _read_chunk(
     return cols, (date[seen], sender[seen], (flags[seen] & F_SENT_FOLDER) != 0), every
 
 
-def _positions(ids: I64, wanted: I64) -> I64:
-    """Where each of ``wanted`` (all present) is in ``ids`` (distinct, usually sorted)."""
-    if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
-        return np.searchsorted(ids, wanted)
+def rows_of(ids: I64, wanted: I64) -> I64:
+    """Where each of ``wanted`` is in ``ids`` (distinct message ids), -1 where it is not: a table
+    over the range of ids when it is compact (the store's ids seldom skip), else a search."""
+    if not len(ids):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    low, high = int(ids.min()), int(ids.max())
+    if high - low < 4 * len(ids) + 1024:
+        table = np.full(high - low + 1, -1, dtype=np.int64)
+        table[ids - low] = np.arange(len(ids))
+        inside = (wanted >= low) & (wanted <= high)
+        found: I64 = np.where(inside, table[np.clip(wanted - low, 0, high - low)], -1)
+        return found
     order = np.argsort(ids)
-    found: I64 = order[np.searchsorted(ids, wanted, sorter=order)]
-    return found
+    pos = order[np.minimum(np.searchsorted(ids, wanted, sorter=order), len(ids) - 1)]
+    searched: I64 = np.where(ids[pos] == wanted, pos, -1)
+    return searched
 
 
 # -- classification -------------------------------------------------------------------------------
@@ -472,15 +481,9 @@ def _classify(
     n = len(m.id)
     stride = len(addr_person)
     msg = packed // (4 * stride)
-    # message id -> row (the store reads both in id order; records may come in any order)
-    if n and not np.all(m.id[1:] > m.id[:-1]):
-        by_id = np.argsort(m.id, kind="stable")
-        pos = np.searchsorted(m.id, msg, sorter=by_id)
-        pos = by_id[np.minimum(pos, n - 1)]
-    else:
-        pos = np.minimum(np.searchsorted(m.id, msg), max(n - 1, 0))
-    found = (m.id[pos] == msg) if n else np.zeros(len(msg), dtype=np.bool_)
+    pos = rows_of(m.id, msg)  # message id -> row (-1: a message that is not a possible touch)
     del msg
+    found = pos >= 0
     row, packed = pos[found], packed[found]
     del pos, found
     addr = packed % stride
