@@ -15,12 +15,9 @@ from __future__ import annotations
 import itertools
 import json
 import operator
-import queue
 import sqlite3
 import sys
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, cast
 
@@ -114,6 +111,10 @@ def answers(
         for p in params:
             yield conn.execute(sql, p).fetchone()
         return
+    import queue  # threads only where a big read runs: not at every command's start
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     free: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
     for r in readers:
         free.put(r)
