@@ -54,10 +54,10 @@ from keepwarm.core.specs import ENGINE_DEFAULTS
 from keepwarm.core.vocabulary import BULK_MARKERS, DIGEST_MARKER, FREEMAIL, is_auto
 from keepwarm.daemon import address_book
 from keepwarm.daemon.config import Config
-from keepwarm.daemon.mail_counts import MailCounts, MarkerClasses, count_mail
 from keepwarm.daemon.store import Store, activity
 
 if TYPE_CHECKING:  # numpy and the engine load only where they run
+    from keepwarm.daemon.mail_counts import MailCounts, MarkerClasses
     from keepwarm.digests.cadence.touches import EveryMessage
 
 PersonKind = Literal["person", "list", "robot", "role", "excluded", "self"]
@@ -306,6 +306,8 @@ def marker_classes(names: Iterable[str]) -> MarkerClasses:
             auto.add(markers)
         if DIGEST_MARKER in words:
             digest.add(markers)
+    from keepwarm.daemon.mail_counts import MarkerClasses
+
     return MarkerClasses(frozenset(bulk), frozenset(auto), frozenset(digest))
 
 
@@ -346,6 +348,8 @@ def load_activity(
         every = read_every(store, until)
     classes = marker_classes(every.markers)
     max_r = int(config.engine.get("max_recipients") or ENGINE_DEFAULTS.max_recipients)
+    from keepwarm.daemon.mail_counts import count_mail
+
     counts = count_mail(every, classes, self_ids, until, max_r)
     del every
     _add_counts(counts, by_id, self_ids)
