@@ -650,6 +650,94 @@ def test_both_strengths_are_the_decayed_contact_added_day_by_day(
     )
 
 
+_DAYS = st.dictionaries(
+    st.integers(min_value=0, max_value=400), st.floats(min_value=0.01, max_value=3.0), max_size=30
+)
+
+
+@given(
+    people=st.lists(
+        st.tuples(
+            _DAYS,
+            _DAYS,
+            st.tuples(*[st.integers(min_value=0, max_value=9)] * 3),
+            st.booleans(),
+            st.sampled_from([None, 7.0, 90.0]),
+        ),
+        max_size=12,
+    ),
+    today=st.integers(min_value=0, max_value=420),
+    half=st.floats(min_value=1.0, max_value=400.0),
+    away=st.lists(st.integers(min_value=0, max_value=420), unique=True),
+)
+def test_everyones_rhythm_and_strengths_at_once_are_each_ones_to_the_last_bit(
+    people: list[
+        tuple[dict[int, float], dict[int, float], tuple[int, int, int], bool, float | None]
+    ],
+    today: int,
+    half: float,
+    away: list[int],
+) -> None:
+    """all_rhythms and all_strengths (numpy, every person at once) give exactly what rhythm and
+    strengths give one person at a time: days in any order, one-way days that are two-way too,
+    days after today, nobody, ledgers without days."""
+    from keepwarm.digests.cadence.ledger import Ledger
+    from keepwarm.digests.cadence.rhythm import (
+        Days,
+        Decay,
+        all_rhythms,
+        all_strengths,
+        rhythm,
+        strengths,
+    )
+
+    ledgers = []
+    for days, one_way, (msgs_in, msgs_out, meetings), shuffled, _pin in people:
+        items = list(days.items())
+        if shuffled:  # meetings add days after the mail's: not in day order
+            random.Random(len(items)).shuffle(items)
+        led = Ledger("p", days=dict(items), one_way_days=one_way)
+        led.msgs_in, led.msgs_out, led.meetings = msgs_in, msgs_out, meetings
+        ledgers.append(led)
+    pins = [pin for *_rest, pin in people]
+    ooo = tuple(sorted(away))
+    cadences = (7.0, 30.0, 90.0)
+    every = Days([led.days for led in ledgers])
+    assert all_rhythms(every, today, ooo, cadences, pins) == [
+        rhythm(led.days, today, ooo, cadences, pin) for led, pin in zip(ledgers, pins, strict=True)
+    ]
+    assert all_strengths(ledgers, today, today - 30, Decay(half), every) == [
+        strengths(led, today, today - 30, Decay(half)) for led in ledgers
+    ]
+    assert all_strengths(ledgers, today, today - 30, Decay(half)) == [
+        strengths(led, today, today - 30, Decay(half)) for led in ledgers
+    ]
+
+
+@given(
+    runs=st.lists(
+        st.lists(st.floats(min_value=0.0, max_value=1e6, allow_subnormal=False), max_size=40),
+        max_size=8,
+    )
+)
+def test_runs_are_added_term_after_term(runs: list[list[float]]) -> None:
+    """_sum_in_order adds each run as a Python loop does (numpy's own sums pair terms up)."""
+    import numpy as np
+
+    from keepwarm.digests.cadence.rhythm import _sum_in_order
+
+    def added(run: list[float]) -> float:
+        total = 0.0
+        for x in run:
+            total += x
+        return total
+
+    terms = np.array([x for run in runs for x in run], dtype=np.float64)
+    length = np.array([len(run) for run in runs], dtype=np.int64)
+    start = np.cumsum(length) - length
+    assert _sum_in_order(terms, start, length).tolist() == [added(run) for run in runs]
+
+
 @given(
     values=st.lists(st.integers(min_value=-(1 << 40), max_value=1 << 40), max_size=30),
     near=st.booleans(),

@@ -35,7 +35,7 @@ from keepwarm.digests.cadence.model import (
     TierSpec,
     TierUsage,
 )
-from keepwarm.digests.cadence.rhythm import Decay, rhythm, strengths
+from keepwarm.digests.cadence.rhythm import Days, Decay, all_rhythms, all_strengths
 from keepwarm.digests.cadence.state import Context, Person
 from keepwarm.digests.cadence.touches import (
     Ahead,
@@ -260,19 +260,22 @@ def _people(
     decay = Decay(max(settings.half_life.total_seconds() / DAY, 1.0))
     cadences = tuple(t.cadence.total_seconds() / DAY for t in settings.tiers)
     pins = any(t.members for t in settings.tiers)
-    out: dict[str, Person] = {}
-    for key in sorted(ledgers):
-        led = ledgers[key]
-        pinned = None
-        if pins:
-            info = d.people.get(key)
-            addresses = info.addresses if info is not None else (key,)
-            pinned = _pinned_tier((*addresses, key), settings.tiers)
-        pin_cadence = cadences[pinned] if pinned is not None else None
-        r = rhythm(led.days, today, ooo_days, cadences, pin_cadence)
-        now, then = strengths(led, today, today - DRIFT_DAYS, decay)
-        out[key] = Person(led=led, strength=now, strength_then=then, pinned=pinned, rhythm=r)
-    return out
+    leds = [ledgers[key] for key in sorted(ledgers)]
+    pinned: list[int | None] = [None] * len(leds)
+    if pins:
+        for i, led in enumerate(leds):
+            info = d.people.get(led.key)
+            addresses = info.addresses if info is not None else (led.key,)
+            pinned[i] = _pinned_tier((*addresses, led.key), settings.tiers)
+    # every person at once (numpy), the same figures as rhythm() and strengths() one by one
+    days = Days([led.days for led in leds])
+    pin_cadences = [cadences[p] if p is not None else None for p in pinned]
+    rhythms = all_rhythms(days, today, ooo_days, cadences, pin_cadences)
+    both = all_strengths(leds, today, today - DRIFT_DAYS, decay, days)
+    return {
+        led.key: Person(led=led, strength=now, strength_then=then, pinned=pin, rhythm=r)
+        for led, (now, then), pin, r in zip(leds, both, pinned, rhythms, strict=True)
+    }
 
 
 def _assign_tiers(

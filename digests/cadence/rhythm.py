@@ -19,10 +19,17 @@ import bisect
 import functools
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import median
 
+import numpy as np
+from numpy.typing import NDArray
+
 from keepwarm.digests.cadence.ledger import Ledger
+
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
 
 RECENT_GAPS = 8
 FULL_GAPS = 5
@@ -105,6 +112,126 @@ def strengths(led: Ledger, today: int, then: int, decay: Decay) -> tuple[float, 
     )
 
 
+def all_strengths(
+    ledgers: Sequence[Ledger], today: int, then: int, decay: Decay, days: Days | None = None
+) -> list[tuple[float, float]]:
+    """:func:`strengths` of every ledger, to the last bit, with numpy: each person's decayed
+    weights are still added one day after another in day order (the people side by side), the
+    same float operations follow element by element, and only the rounding is Python's.
+    ``days``: the ledgers' :class:`Days`, when known."""
+    two = days if days is not None else Days([led.days for led in ledgers])
+    one = Days([led.one_way_days for led in ledgers])
+    one.drop(two)  # a day both ways counts once, as a two-way day
+    now_base, now_n = two.decayed(today, decay)
+    then_base, then_n = two.decayed(then, decay)
+    now_base += 0.25 * one.decayed(today, decay)[0]  # (+ 0.0: unchanged)
+    then_base += 0.25 * one.decayed(then, decay)[0]
+    ins = np.fromiter((led.msgs_in + led.meetings for led in ledgers), np.int64, len(ledgers))
+    outs = np.fromiter((led.msgs_out + led.meetings for led in ledgers), np.int64, len(ledgers))
+    most = np.maximum(ins, outs)
+    recip = np.minimum(ins, outs) / np.where(most > 0, most, 1)  # 0.0 where there is none
+    now_v = _boosted_all(now_base, recip, two, now_n, now_n)
+    then_v = _boosted_all(then_base, recip, two, now_n, then_n)
+    zero = (now_base <= 0.0) & (then_base <= 0.0)
+    return [
+        (0.0, 0.0) if z else (round(a, 6) if a > 0.0 else 0.0, round(b, 6) if b > 0.0 else 0.0)
+        for a, b, z in zip(now_v.tolist(), then_v.tolist(), zero.tolist(), strict=True)
+    ]
+
+
+def _boosted_all(base: F64, recip: F64, days: Days, first_n: I64, last_n: I64) -> F64:
+    """:func:`_boosted` before its rounding, for everyone: ``first_n`` and ``last_n`` count the
+    days up to the first's and the last's horizon (the first is the earliest counted day)."""
+    day = days.day
+    if not len(day):
+        return base * (1 + 0.5 * recip) * (1 + 0.5 * np.zeros(len(base)))
+    first = day[np.minimum(days.start, len(day) - 1)]
+    last = day[np.maximum(days.start + last_n - 1, 0)]
+    span = np.where((first_n > 0) & (last_n > 0), last - first, 0)
+    length = np.minimum(1.0, span / LENGTH_FULL_DAYS)
+    boosted: F64 = base * (1 + 0.5 * recip) * (1 + 0.5 * length)
+    return np.where(base > 0.0, boosted, 0.0)
+
+
+class Days:
+    """Every person's days (of a ``{day: weight}`` dict each), in day order, one person after
+    another: ``day`` and ``weight`` from ``start[i]`` for ``length[i]`` are person ``i``'s."""
+
+    def __init__(self, dicts: Sequence[dict[int, float]]) -> None:
+        n = len(dicts)
+        self.length: I64 = np.fromiter(map(len, dicts), np.int64, n)
+        total = int(self.length.sum())
+        self.start: I64 = np.cumsum(self.length) - self.length
+        self.day: I64 = np.fromiter(itertools.chain.from_iterable(dicts), np.int64, total)
+        self.weight: F64 = np.fromiter(
+            itertools.chain.from_iterable(d.values() for d in dicts), np.float64, total
+        )
+        self.who: I64 = np.repeat(np.arange(n, dtype=np.int64), self.length)
+        if total > 1:
+            same = self.who[1:] == self.who[:-1]
+            late = same & (self.day[1:] <= self.day[:-1])
+            if late.any():  # some dicts are not in day order: sort those people's days
+                unsorted = np.zeros(n, dtype=bool)
+                unsorted[self.who[1:][late]] = True
+                rows = np.flatnonzero(unsorted[self.who])
+                order = rows[np.lexsort((self.day[rows], self.who[rows]))]
+                self.day[rows], self.weight[rows] = self.day[order], self.weight[order]
+
+    def drop(self, other: Days) -> None:
+        """Weigh nothing (0.0) on a day that is a day of the same person in ``other``."""
+        if not len(self.day) or not len(other.day):
+            return
+        low = min(int(self.day.min()), int(other.day.min()))
+        span = max(int(self.day.max()), int(other.day.max())) - low + 1
+        theirs = other.who * span + (other.day - low)  # ascending: people, then days in order
+        mine = self.who * span + (self.day - low)
+        at = np.minimum(np.searchsorted(theirs, mine), len(theirs) - 1)
+        self.weight[theirs[at] == mine] = 0.0
+
+    def upto(self, day: int) -> I64:
+        """How many of each person's days are on or before ``day``."""
+        return np.bincount(self.who[self.day <= day], minlength=len(self.length))
+
+    def decayed(self, as_of: int, decay: Decay) -> tuple[F64, I64]:
+        """Each person's weights of the days up to ``as_of``, times their decay by age, added
+        in day order; and how many days that is."""
+        day = self.day
+        kept = day <= as_of
+        terms = np.zeros(len(day))
+        if kept.any():
+            age = as_of - day[kept]
+            oldest = int(age.max())
+            if oldest <= 4 * len(age) + 10_000:  # a table of every age up to the oldest
+                table = np.array([decay[a] for a in range(oldest + 1)], dtype=np.float64)
+                factor = table[age]
+            else:
+                ages, where = np.unique(age, return_inverse=True)
+                factor = np.array([decay[a] for a in ages.tolist()], dtype=np.float64)[where]
+            terms[kept] = self.weight[kept] * factor
+        count = np.bincount(self.who[kept], minlength=len(self.length))
+        return _sum_in_order(terms, self.start, self.length), count
+
+
+def _sum_in_order(terms: F64, start: I64, length: I64) -> F64:
+    """Each run's sum (run ``i``: ``length[i]`` terms from ``start[i]``), added one term after
+    another from 0.0 as a Python loop would (``np.add.reduceat`` adds in another order): the
+    runs side by side, longest first, one position at a time."""
+    n = len(length)
+    total = np.zeros(n)
+    if not n:
+        return total
+    longest_first = np.argsort(-length, kind="stable")
+    starts, lengths = start[longest_first], length[longest_first]
+    # still running at position k: the runs longer than k (a prefix, longest first)
+    running = n - np.cumsum(np.bincount(lengths, minlength=int(lengths[0]) + 1))
+    sums = np.zeros(n)
+    for k in range(int(lengths[0])):
+        m = int(running[k])
+        sums[:m] += terms[starts[:m] + k]
+    total[longest_first] = sums
+    return total
+
+
 def _boosted(base: float, recip: float, first: int | None, last: int | None) -> float:
     """The decayed contact ``base``, raised for reciprocity and for the span of contact days."""
     if base <= 0.0:
@@ -141,12 +268,103 @@ def rhythm(
     if ordered and ordered[-1] > today:
         ordered = [d for d in ordered if d <= today]
     cdays = tuple(ordered)
-    begun = episodes(cdays)
-    gaps = [b - a for a, b in itertools.pairwise(begun)]
-    recent = gaps[-RECENT_GAPS:]
-    typical = float(median(recent)) if recent else None
+    return _rhythm(cdays, episodes(cdays), today, ooo_days, cadences, pinned)
+
+
+def all_rhythms(
+    days: Days,
+    today: int,
+    ooo_days: tuple[int, ...],
+    cadences: tuple[float, ...],
+    pinned: Sequence[float | None],
+) -> list[Rhythm]:
+    """:func:`rhythm` of every person of ``days`` (``pinned``: each one's pinned cadence), to
+    the last bit: numpy finds the episodes and the median gaps, and works the same float
+    operations as :func:`rhythm` element by element (only the final rounding is Python's)."""
+    n = len(days.length)
+    upto = days.upto(today)
+    day, who = days.day, days.who
+    begins = np.ones(len(day), dtype=bool)  # a person's first day, or after a gap: an episode
+    begins[1:] = (day[1:] - day[:-1] > EPISODE_GAP_DAYS) | (who[1:] != who[:-1])
+    begins &= day <= today
+    n_begun = np.bincount(who[begins], minlength=n)
+    typical, n_gaps = _recent_median_gaps(day[begins], who[begins], n_begun)
+    known = n_gaps > 0
+    typicals: list[float | None] = [
+        t if k else None for t, k in zip(typical.tolist(), known.tolist(), strict=True)
+    ]
+    prior = np.array(
+        [prior_cadence(t, cadences, p) for t, p in zip(typicals, pinned, strict=True)],
+        dtype=np.float64,
+    )
+    w = np.minimum(1.0, n_gaps / FULL_GAPS)
+    learnt = np.where(known, w * typical + (1 - w) * prior, prior)
+    expected = np.maximum(MIN_GAP_DAYS, learnt)
+    last = day[np.maximum(days.start + upto - 1, 0)] if len(day) else np.zeros(n, np.int64)
+    since = today - last
+    away = np.asarray(ooo_days, dtype=np.int64)
+    paused = int(np.searchsorted(away, today, side="right")) - np.searchsorted(
+        away, last, side="right"
+    )
+    silence = np.maximum(0, since - paused)
+    ratio = silence / expected
+    all_days = day.tolist()
+    rows = zip(
+        days.start.tolist(),
+        upto.tolist(),
+        typicals,
+        expected.tolist(),
+        since.tolist(),
+        paused.tolist(),
+        silence.tolist(),
+        ratio.tolist(),
+        n_begun.tolist(),
+        strict=True,
+    )
+    return [
+        Rhythm(tuple(all_days[at : at + k]), t, e, s, p, q, round(r, 4), b)
+        if k
+        else Rhythm((), t, e, None, 0, None, None, b)
+        for at, k, t, e, s, p, q, r, b in rows
+    ]
+
+
+def _recent_median_gaps(begun: I64, who: I64, n_begun: I64) -> tuple[F64, I64]:
+    """Per person, the median of the last :data:`RECENT_GAPS` gaps between the days their
+    episodes began (``begun``, person by person, in order), as ``statistics.median`` gives it;
+    and how many gaps that is (0: no median)."""
+    n = len(n_begun)
+    n_gaps = np.minimum(np.maximum(n_begun - 1, 0), RECENT_GAPS)
+    same = who[1:] == who[:-1]
+    gap, gap_who = (begun[1:] - begun[:-1])[same], who[1:][same]
+    # a gap's place counted from the person's last gap: keep the last RECENT_GAPS
+    from_end = (np.cumsum(np.maximum(n_begun - 1, 0)) - 1)[gap_who] - np.arange(len(gap))
+    keep = from_end < RECENT_GAPS
+    table = np.full((n, RECENT_GAPS), np.iinfo(np.int64).max, dtype=np.int64)
+    table[gap_who[keep], from_end[keep]] = gap[keep]
+    table.sort(axis=1)
+    rows = np.arange(n)
+    half = n_gaps // 2
+    upper = table[rows, np.minimum(half, RECENT_GAPS - 1)]
+    lower = table[rows, np.maximum(half - 1, 0)]
+    odd = n_gaps % 2 == 1
+    median_gap = np.where(odd, upper.astype(np.float64), (lower + upper) / 2)
+    return np.where(n_gaps > 0, median_gap, 0.0), n_gaps
+
+
+def _rhythm(
+    cdays: tuple[int, ...],
+    begun: list[int],
+    today: int,
+    ooo_days: tuple[int, ...],
+    cadences: tuple[float, ...],
+    pinned: float | None,
+) -> Rhythm:
+    """:func:`rhythm` from the contact days up to today and the days their episodes began."""
+    gaps = [b - a for a, b in itertools.pairwise(begun[-RECENT_GAPS - 1 :])]  # the recent ones
+    typical = float(median(gaps)) if gaps else None
     prior = prior_cadence(typical, cadences, pinned)
-    w = min(1.0, len(recent) / FULL_GAPS)
+    w = min(1.0, len(gaps) / FULL_GAPS)
     learnt = (w * typical + (1 - w) * prior) if typical is not None else prior
     expected = max(MIN_GAP_DAYS, learnt)
     if not cdays:
