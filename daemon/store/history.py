@@ -180,6 +180,23 @@ def _readers(conn: sqlite3.Connection, n: int) -> list[sqlite3.Connection]:
     return opened
 
 
+def _parse_messages(row: tuple[Any, ...]) -> tuple[list[Any], Any, list[str]]:
+    """The columns of one answer of :data:`_MESSAGE_SQL`, the ids of the messages with markers
+    and their markers (empty columns when the range holds no message)."""
+    import numpy as np
+
+    *texts, marked, markers = row
+    columns = [np.fromstring(t or "", dtype=np.int64, sep=",") for t in texts]
+    ids = np.fromstring(marked or "", dtype=np.int64, sep=",")
+    return columns, ids, json.loads(markers) if marked else []
+
+
+def _parse_packed(row: tuple[Any, ...]) -> Any:
+    import numpy as np
+
+    return np.fromstring(row[0] or "", dtype=np.int64, sep=",")
+
+
 class MessageStream:
     """The stored messages up to ``until``, read from the database each time they are asked for.
 
@@ -206,24 +223,38 @@ class MessageStream:
         return self._emails
 
     def chunks(self, until: int | None = None) -> Iterator[MessageChunk]:
-        """The messages up to ``until`` (the stream's own moment when None)."""
+        """The messages up to ``until`` (the stream's own moment when None), a block of ids at a
+        time (:mod:`keepwarm.daemon.store.blocks`: kept blocks are not read again)."""
         import numpy as np  # only the engine reads these in bulk
+
+        from keepwarm.daemon.store import blocks
 
         if until is None:
             until = self.until if self.until is not None else _NO_LIMIT
         lo, hi = self.conn.execute("SELECT min(id), max(id) FROM messages").fetchone()
         if lo is None:
             return
-        ranges = [(a, b, until) for a, b in _split(lo, hi, _MESSAGE_RANGE)]
-        for *texts, marked, markers in answers(self.conn, _MESSAGE_SQL, ranges):
-            if texts[0] is None:
+        pieces = blocks.pieces_of(lo, hi, lambda a, b: _split(a, b, _MESSAGE_RANGE))
+        query = blocks.Query(_MESSAGE_SQL, lambda r: (*r, _NO_LIMIT), answers)  # every date
+        for columns, marked, markers in blocks.message_blocks(
+            self.conn, pieces, query, _parse_messages
+        ):
+            if not len(columns[0]):
                 continue
-            columns = [np.fromstring(t, dtype=np.int64, sep=",") for t in texts]
-            ids = np.fromstring(marked or "", dtype=np.int64, sep=",")
-            yield MessageChunk(columns, ids, json.loads(markers) if marked else [])
+            date = columns[1]
+            if int(date.max()) > until:  # the block holds every date: keep those up to until
+                keep = date <= until
+                if not keep.any():
+                    continue
+                at = np.searchsorted(columns[0], marked)
+                kept_marks = keep[at]
+                markers = [m for m, k in zip(markers, kept_marks.tolist(), strict=True) if k]
+                marked = marked[kept_marks]
+                columns = [c[keep] for c in columns]
+            yield MessageChunk(columns, marked, markers)
 
     def recipients(self) -> Iterator[Packed]:
-        import numpy as np  # only the engine reads these in bulk
+        from keepwarm.daemon.store import blocks
 
         lo, hi = self.conn.execute(
             "SELECT min(message), max(message) FROM message_addresses"
@@ -231,10 +262,11 @@ class MessageStream:
         if lo is None:
             return
         stride = len(self._emails)
-        ranges = [(stride, a, b) for a, b in _split(lo, hi, _RECIPIENT_RANGE)]
-        for (text,) in answers(self.conn, _RECIPIENT_SQL, ranges):
-            if text:
-                yield np.fromstring(text, dtype=np.int64, sep=",")
+        pieces = blocks.pieces_of(lo, hi, lambda a, b: _split(a, b, _RECIPIENT_RANGE))
+        query = blocks.Query(_RECIPIENT_SQL, lambda r: (stride, *r), answers)
+        for packed in blocks.recipient_blocks(self.conn, pieces, query, _parse_packed, stride):
+            if len(packed):
+                yield packed
 
     def subjects(self, ids: Sequence[int]) -> dict[int, str | None]:
         """The subjects of these messages (None for a message without one or not stored): one

@@ -375,6 +375,15 @@ def m0007_thread_keys(db: Database) -> None:
     fill_thread_keys(conn)
 
 
+@migrations(name="0008_column_blocks")
+def m0008_column_blocks(db: Database) -> None:
+    """The engine's bulk reads kept as arrays, and the triggers that drop a kept block whenever
+    a message or recipient row in it changes (:mod:`keepwarm.daemon.store.blocks`)."""
+    from keepwarm.daemon.store.blocks import SCHEMA
+
+    db.executescript(SCHEMA)
+
+
 _FILL_BATCH = 50_000
 
 
