@@ -4,6 +4,7 @@ ends; a block is kept only when it is what is stored."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Address, Batch, MessageMeta
 from keepwarm.daemon.store import Store, blocks
-from keepwarm.daemon.store.history import _MESSAGE_SQL, MessageStream
+from keepwarm.daemon.store.history import _MESSAGE_SQL, _RECIPIENT_SQL, MessageStream
 
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
 GAP_BLOCK = 2  # the raw row below puts later messages' ids in block 2; block 1 stays empty
@@ -72,17 +73,25 @@ def _read(conn: sqlite3.Connection, until: int | None = None) -> dict[str, Any]:
 
 
 def _truth(path: Path, until: int | None = None) -> dict[str, Any]:
-    """What SQLite answers from the stored rows: read with no kept block (dropped inside a
-    transaction that is rolled back)."""
+    """What SQLite answers from the stored rows, without blocks: the bulk queries over every id
+    at once, the dates filtered by SQL."""
     conn = sqlite3.connect(path)
     try:
-        conn.execute("BEGIN")
-        conn.execute("DELETE FROM message_blocks")
-        conn.execute("DELETE FROM recipient_blocks")
-        return _read(conn, until)
+        *texts, marked, markers = conn.execute(_MESSAGE_SQL, (0, 2**62, until or 2**62)).fetchone()
+        stride = len(MessageStream(conn).emails)
+        (packed,) = conn.execute(_RECIPIENT_SQL, (stride, 0, 2**62)).fetchone()
     finally:
-        conn.rollback()
         conn.close()
+
+    def ints(text: str | None) -> list[int]:
+        return [int(x) for x in text.split(",")] if text else []
+
+    return {
+        "columns": [ints(t) for t in texts] if texts[0] else [],
+        "marked": ints(marked),
+        "markers": json.loads(markers) if marked else [],
+        "recipients": ints(packed),
+    }
 
 
 def _kept(conn: sqlite3.Connection, table: str = "message_blocks") -> list[int]:
