@@ -7,7 +7,7 @@ is kept: per *block* of :data:`BLOCK_IDS` message ids, the columns as little-end
 ``BLOB`` (the narrowest of 1, 2, 4 or 8 bytes that holds each column), in ``message_blocks`` and
 ``recipient_blocks``. A later read takes a kept block as it is, and asks SQLite only for the
 others. Nothing in a block is new: ids, dates, address ids, 64-bit hashes of threading keys
-and the markers already stored; it costs about 90 bytes a message on disk.
+and the markers already stored; it costs about 50 bytes a message on disk (recipients included).
 
 A kept block is never stale: triggers on ``messages`` and ``message_addresses`` (migration 0008)
 delete the block of any row inserted, deleted or changed, in the same transaction as the change.
