@@ -319,3 +319,33 @@ def test_columns_come_back_as_they_were_in_the_narrowest_width(column: Any) -> N
     assert got is not None and [g.tolist() for g in got] == [column.tolist(), column[::-1].tolist()]
     assert all(g.dtype == np.int64 for g in got)
     assert len(data) == sum(int(w) for w in widths) * len(column)
+
+
+@pytest.mark.parametrize("fails", ["the bulk read", "a kept block's read"])
+def test_a_failing_read_is_the_readers_error_and_leaves_nothing_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """The error reaches the caller; the keeping connection is closed (an unclosed one fails
+    the test at teardown) and holds no lock: another connection writes at once."""
+    from keepwarm.daemon.store import history
+
+    store = _store(tmp_path)
+    if fails == "the bulk read":
+
+        def broken(*args: object, **kwargs: object) -> object:
+            raise sqlite3.DatabaseError("database disk image is malformed")
+
+        monkeypatch.setattr(history, "answers", broken)
+    else:
+        _read(store.conn)  # every block kept; then the first kept block is damaged
+        store.conn.execute("UPDATE message_blocks SET data = x'00' WHERE block = 0")
+        store.conn.commit()
+        monkeypatch.setattr(
+            blocks.Query, "rows", lambda *a: (_ for _ in ()).throw(sqlite3.DatabaseError("io"))
+        )
+    with pytest.raises(sqlite3.DatabaseError):
+        _read(store.conn)
+    other = sqlite3.connect(tmp_path / "kw.db", timeout=0)
+    other.execute("UPDATE messages SET subject = 'x' WHERE id = 1")
+    other.commit()
+    other.close()

@@ -255,8 +255,9 @@ def blocks(
         kept = set()
     keeper = Keeper.open(conn) if len(kept) < len(pieces) else Keeper(None)
     todo = [query.params(r) for p in pieces if p.block not in kept for r in p.ranges]
-    answers = query.ask(conn, query.sql, todo)
+    answers: Iterator[tuple[Any, ...]] = iter(())
     try:
+        answers = query.ask(conn, query.sql, todo)
         for piece in pieces:
             got = None
             if piece.block in kept:
