@@ -74,7 +74,7 @@ def test_a_leaked_connection_socket_or_file_fails_the_test_that_leaked_it(tmp_pa
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a pytest run of its own: minutes on a loaded 2-core machine
         cwd=tmp_path,
     )
     summary = run.stdout
