@@ -492,19 +492,20 @@ _LIST_OR_ROOM_NAME = re.compile(
     re.IGNORECASE,
 )
 
-_DL_LOCAL = re.compile(r"dl[-_.]")  # dl-sales@: a distribution list
+_DL_LOCAL = ("dl-", "dl_", "dl.")  # dl-sales@: a distribution list
 
 
 def not_a_person(email: str, name: str = "") -> bool:
     """Is this calendar participant a room, a resource, a distribution list or a calendar's own
     id rather than a person? (``CUTYPE`` and the providers' resource flags are checked by the
     connectors; this catches what they leave: ``DL-...`` names, room names, calendar ids.)"""
-    domain = email.rpartition("@")[2]
-    local = email.partition("@")[0]
+    # No "@" in those ids or prefixes: the address ends with a calendar id exactly when its
+    # domain does, and starts with "dl-" exactly when its local part does (identity asks this of
+    # every address in the store, so it splits none).
     return (
-        domain.endswith(_CALENDAR_IDS)
-        or bool(_DL_LOCAL.match(local))
-        or bool(_LIST_OR_ROOM_NAME.search(name))
+        email.endswith(_CALENDAR_IDS)
+        or email.startswith(_DL_LOCAL)
+        or (bool(name) and _LIST_OR_ROOM_NAME.search(name) is not None)
     )
 
 

@@ -231,6 +231,23 @@ class Person:
     two_way: bool  # real two-way contact (docs/how-it-works.md, "What counts as contact")
 
 
+def _person(
+    key: str,
+    name: str,
+    addresses: tuple[str, ...],
+    kind: PersonKind,
+    reasons: tuple[str, ...],
+    two_way: bool,
+) -> Person:
+    """``Person(...)`` without the frozen dataclass's six ``object.__setattr__`` calls (identity
+    makes one per address of the store): the same fields in the same instance dictionary."""
+    p = object.__new__(Person)
+    p.__dict__.update(
+        key=key, name=name, addresses=addresses, kind=kind, reasons=reasons, two_way=two_way
+    )
+    return p
+
+
 @dataclass(frozen=True)
 class Identity:
     people: Mapping[str, Person]  # key -> Person, every cluster of every kind
@@ -401,6 +418,8 @@ def _load_meetings(store: Store, params: dict[str, Any], by_id: dict[int, Addres
 def local_tokens(email: str) -> list[str]:
     """The local part split on . - _ + = (a VERP / plus tag is just more tokens)."""
     local = email.rsplit("@", 1)[0].lower()
+    if local.isalnum():  # no separator in it: one token (most local parts)
+        return [local]
     return [t for t in _TOKEN_SPLIT.split(local) if t]
 
 
@@ -413,12 +432,13 @@ def _runs(tokens: list[str], longest: int = 3) -> Iterable[str]:
 
 def robot_word(email: str) -> str | None:
     """The robot word in the local part (``noreply`` for ``drive-shares-dm-noreply@``), if any."""
-    tokens = local_tokens(email)
-    # Every word _robot_word_in finds is in the joined tokens: most local parts contain none of
-    # them, and one search says so (identity classifies every address of the store).
-    if not _robot_hint().search("".join(tokens)):
+    # Every word _robot_word_in finds is in the joined tokens (the local part without its
+    # separators): most local parts contain none of them, and one search says so (identity
+    # classifies every address of the store).
+    local = email.rsplit("@", 1)[0].lower()
+    if not _robot_hint().search(local if local.isalnum() else _TOKEN_SPLIT.sub("", local)):
         return None
-    return _robot_word_in(tokens)
+    return _robot_word_in(local_tokens(email))
 
 
 def _robot_word_in(tokens: list[str]) -> str | None:
@@ -535,6 +555,10 @@ def _list_host(domain: str) -> str | None:
 
 
 _DIGITS = re.compile(r"\d")
+_DOMAIN_IN_LOCAL = re.compile(r"\.(com|net|org)\d*$")
+_DOMAIN_IN_NAME = re.compile(r"\.(com|net|org)\b")
+_NAME_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
+_LABEL_SPLIT = re.compile(r"[.-]")
 _NAME_AND_NUMBER = re.compile(r"[a-z][a-z._-]*\d+")  # a person's choice at a free-mail provider
 
 
@@ -572,11 +596,12 @@ def machine_sender(email: str, name: str) -> str | None:
     numbered = len(_DIGITS.findall(local)) >= 4 and not (
         domain in FREEMAIL and _NAME_AND_NUMBER.fullmatch(local)  # jhess75671@aol.com: Jim Hess
     )
-    if numbered or re.search(r"\.(com|net|org)\d*$", local):
+    if numbered or _DOMAIN_IN_LOCAL.search(local):
         return "automated sender: a generated address"
     name = display_name(name)  # "scott.josey@enron.com" as a name is no service's name
-    words = set(re.split(r"[^a-z0-9]+", name.casefold()))
-    if "!" in name or re.search(r"\.(com|net|org)\b", name.casefold()):
+    folded = name.casefold()
+    words = set(_NAME_WORD_SPLIT.split(folded))
+    if "!" in name or _DOMAIN_IN_NAME.search(folded):
         return f'automated sender: "{name}" is the name of a service'
     hit = sorted(words & ORG_NAME_WORDS)
     if hit:
@@ -594,11 +619,11 @@ def _domain_name(email: str, name: str) -> str | None:
     """The domain label that ``name`` spells, or None: "TD Waterhouse" sending from
     tdwaterhouse.com is the organisation, not a person, unless the local part is one of the
     name's words (john@johnsmith.com is John Smith at his own domain)."""
-    words = [w for w in re.split(r"[^a-z0-9]+", name.casefold()) if w]
+    words = [w for w in _NAME_WORD_SPLIT.split(name.casefold()) if w]
     if not words or "," in name:  # "Last, First" is how archives write people
         return None
     domain = email.rpartition("@")[2]
-    labels = {lab for lab in re.split(r"[.-]", domain) if len(lab) >= 4} - _GENERIC_LABELS
+    labels = {lab for lab in _LABEL_SPLIT.split(domain) if len(lab) >= 4} - _GENERIC_LABELS
     compact = "".join(words)
     if compact in labels and not set(local_tokens(email)) & set(words):
         return compact
@@ -610,13 +635,18 @@ def role_word(email: str, extra: frozenset[str] = frozenset()) -> str | None:
     tokens = local_tokens(email)
     if not tokens:
         return None
-    words = ROLE_WORDS | extra
+    words = _role_words(extra)
     joined = "".join(tokens)
     if joined in words:
         return joined
     if tokens[0] in words:
         return tokens[0]
     return tokens[-1] if len(tokens) > 1 and tokens[-1] in DEPARTMENT_WORDS else None
+
+
+@functools.lru_cache(maxsize=8)
+def _role_words(extra: frozenset[str]) -> frozenset[str]:
+    return ROLE_WORDS | extra
 
 
 class Exclusions:
@@ -629,6 +659,11 @@ class Exclusions:
         )
         self.globs = tuple(str(g).lower() for g in exclude.get("globs") or ())
         self.regexes = tuple(re.compile(r, re.IGNORECASE) for r in exclude.get("regexes") or ())
+        self._any = bool(self.addresses or self.domains or self.globs or self.regexes)
+
+    def __bool__(self) -> bool:
+        """Is there any rule? (none: nothing is excluded)"""
+        return self._any
 
     def match(self, email: str) -> str | None:
         if email in self.addresses:
@@ -700,17 +735,44 @@ Verdict = tuple[PersonKind, list[str]]
 
 
 def classify(email: str, act: AddressActivity | None, rules: Rules) -> Verdict:
-    """The kind of one address and the reasons, before clustering."""
+    """The kind of one address and the reasons, before clustering: the first that applies of
+    self or excluded, list, robot, role and person (identity asks this of every address in the
+    store: the rules are written out here in their order, not as a chain of calls)."""
     a = act or AddressActivity(0, email, "")
     mine = _yours_or_excluded(email, a, rules)
     if mine:
         return mine
-    two_way = is_two_way([a])
+    domain = email.rpartition("@")[2]
+    two_way = (a.out_direct > 0 and a.sent_direct > 0) or a.meetings_accepted > 0  # is_two_way
+    list_reason = _list_reason(a) if a.sent_bulk or a.recv_bulk else None  # none without bulk
+    # A mailing list: its host, a distribution list's address, or its mail's headers when we do
+    # not write to each other.
+    host = _list_host(domain)
+    if host:
+        return "list", [f'a mailing list address ("{host}" hosts lists)']
+    if not_a_person(email, a.name):
+        return "list", ["a distribution list, room or calendar, not a person"]
+    if list_reason and not two_way:  # header evidence first: updates@ximian.com is a list
+        return "list", [list_reason]
+    # An automated sender: a robot's word in the address, a generated address or a mass
+    # mailer's (unless we write to each other), or mostly automatic mail.
     vouched = email in rules.not_roles  # the user says this role-looking address is a person
-    list_reason = _list_reason(a)
-    found = _list_kind(email, a, list_reason, two_way) or _robot_kind(email, a, vouched, two_way)
-    if found:
-        return found
+    if not vouched:
+        word = robot_word(email)
+        if word:
+            return "robot", [f'automated sender: local part contains "{word}"']
+        if not two_way:
+            machine = machine_sender(email, a.name)
+            if machine:
+                return "robot", [machine]
+            bulk_domain = _bulk_sender_domain(domain)
+            if bulk_domain:
+                return "robot", [f'automated sender: "{bulk_domain}" sends mass mail']
+    if a.sent and a.sent_auto / a.sent > MOSTLY:
+        return "robot", [
+            f"{_share(a.sent_auto, a.sent)} messages from this address are automatic "
+            "(Auto-Submitted or an empty Return-Path)"
+        ]
     role = None if vouched else role_word(email, rules.roles)
     if role:
         return "role", [f'role mailbox: "{role}" is a role, not a person']
@@ -726,52 +788,28 @@ def _yours_or_excluded(email: str, a: AddressActivity, rules: Rules) -> Verdict 
         ]
     if email in rules.me:
         return "self", ["one of your addresses (me.addresses or an account's own address)"]
-    why = rules.exclusions.match(email)
+    why = rules.exclusions.match(email) if rules.exclusions else None
     if why:
         return "excluded", [why]
     if email in rules.not_me:
         return None
-    if rules.my_name and name_key(a.name) == rules.my_name:
+    # each word of my name is in a name that has my name_key (name_key's words are runs of the
+    # casefolded name): one look for my longest word spares name_key on every other address
+    if (
+        rules.my_name
+        and _my_longest_word(rules.my_name) in a.name.casefold()
+        and (name_key(a.name) == rules.my_name)
+    ):
         return "self", [f'likely one of your addresses: its display name is yours ("{a.name}")']
     if a.sent == 0 and a.recv_other == 0 and _my_alias(email, rules):
         return "self", ["likely one of your addresses: your name at your domain"]
     return None
 
 
-def _list_kind(
-    email: str, a: AddressActivity, list_reason: str | None, two_way: bool
-) -> Verdict | None:
-    """A mailing list (its host, a distribution list's address, or its mail's headers when we
-    do not write to each other)."""
-    host = list_host(email)
-    if host:
-        return "list", [f'a mailing list address ("{host}" hosts lists)']
-    if not_a_person(email, a.name):
-        return "list", ["a distribution list, room or calendar, not a person"]
-    if list_reason and not two_way:  # header evidence first: updates@ximian.com is a list
-        return "list", [list_reason]
-    return None
-
-
-def _robot_kind(email: str, a: AddressActivity, vouched: bool, two_way: bool) -> Verdict | None:
-    """An automated sender: a robot's word in the address, a generated address or a mass
-    mailer's (unless we write to each other), or mostly automatic mail."""
-    word = None if vouched else robot_word(email)
-    if word:
-        return "robot", [f'automated sender: local part contains "{word}"']
-    if not vouched and not two_way:
-        machine = machine_sender(email, a.name)
-        if machine:
-            return "robot", [machine]
-        bulk_domain = bulk_sender_domain(email)
-        if bulk_domain:
-            return "robot", [f'automated sender: "{bulk_domain}" sends mass mail']
-    if a.sent and a.sent_auto / a.sent > MOSTLY:
-        return "robot", [
-            f"{_share(a.sent_auto, a.sent)} messages from this address are automatic "
-            "(Auto-Submitted or an empty Return-Path)"
-        ]
-    return None
+@functools.cache
+def _my_longest_word(key: str) -> str:
+    """The longest word of a :func:`name_key`."""
+    return max(key.split(), key=len)
 
 
 def _list_reason(a: AddressActivity) -> str | None:
@@ -878,13 +916,17 @@ def _one_address_person(
     a = acts.get(key)
     kind, why = classify(key, a, rules)
     if a is None:  # one of my addresses that is in no mail
-        two_way, out, inbound, meet = False, 0, 0, 0
+        two_way, out, inbound, meet, name = False, 0, 0, 0, ""
     else:
-        out, inbound, meet = a.out_direct, a.sent_direct, a.meetings_accepted
+        out, inbound, meet, name = a.out_direct, a.sent_direct, a.meetings_accepted, a.name
         two_way = (out > 0 and inbound > 0) or meet > 0  # is_two_way of one address
-    name = my_name if kind == "self" else _best_name([key], key, acts)
-    reason = _contact_reason(out, inbound, meet, two_way)
-    return Person(key, name, (key,), kind, (*why, reason), two_way)
+    if kind == "self":
+        name = my_name
+    elif not name or "@" in name:  # _best_name of one address
+        name = key.split("@", 1)[0]
+    return _person(
+        key, name, (key,), kind, (*why, _contact_reason(out, inbound, meet, two_way)), two_way
+    )
 
 
 def _two_way_reason(acts: list[AddressActivity], two_way: bool) -> str:
@@ -896,10 +938,10 @@ def _two_way_reason(acts: list[AddressActivity], two_way: bool) -> str:
 
 def _contact_reason(out: int, inbound: int, meet: int, two_way: bool) -> str:
     """The reason every person has: the direct messages each way and the meetings."""
-    facts = f"{out} direct messages from you, {inbound} to you, {meet} small meetings they accepted"
-    if two_way:
-        return f"two-way contact: {facts}"
-    return f"no two-way contact yet: {facts}"
+    return (
+        f"{'two-way contact' if two_way else 'no two-way contact yet'}: {out} direct messages"
+        f" from you, {inbound} to you, {meet} small meetings they accepted"
+    )
 
 
 def resolve_activity(activity: Activity, config: Config) -> Identity:
@@ -907,18 +949,30 @@ def resolve_activity(activity: Activity, config: Config) -> Identity:
     rules = Rules.from_config(config, activity.filed_as_sent)
     emails: set[str] = set(activity.by_email) | set(rules.me)
     clusters = _clusters(emails, config, rules.me)
-    made = [_make_person(m, activity.by_email, rules, config.name) for m in clusters.values()]
-    made = _merge_same_names(made, activity.by_email, rules, config)
+    acts, my_name = activity.by_email, config.name
+    made = [
+        _one_address_person(m[0], acts, rules, my_name)
+        if len(m) == 1
+        else _make_person(m, acts, rules, my_name)
+        for m in clusters.values()
+    ]
+    made = _merge_same_names(made, acts, rules, config)
     people: dict[str, Person] = {}
     person_of: dict[str, str] = {}
+    mine: set[str] = set()
     book = bool(address_book.of(config))
     for p in made:
         if book:
             p = address_book.annotate(p, config)  # names and reasons from your address book
-        people[p.key] = p
-        for e in p.addresses:
-            person_of[e] = p.key
-    mine = {e for p in made if p.kind == "self" for e in p.addresses}
+        key = p.key
+        people[key] = p
+        if len(p.addresses) == 1:
+            person_of[key] = key
+        else:
+            for e in p.addresses:
+                person_of[e] = key
+        if p.kind == "self":
+            mine.update(p.addresses)
     return Identity(people=people, person_of=person_of, self_addresses=frozenset(mine))
 
 
@@ -941,6 +995,9 @@ def _merge_same_names(
         else:
             out.append(p)
     for _k, group in sorted(groups.items()):  # one order whatever the hash seed
+        if len(group) == 1:  # most names: nothing to merge
+            out.append(group[0])
+            continue
         group.sort(key=lambda p: p.key)
         out.extend(_merge_group(group, distinct, acts, rules, config))
     return out

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
+from keepwarm.connectors.headers import not_a_person
 from keepwarm.daemon.config import Config, loads
 from keepwarm.daemon.identity import (
     ROBOT_PREFIXES,
@@ -22,6 +23,7 @@ from keepwarm.daemon.identity import (
     Person,
     Rules,
     _best_name,
+    _my_longest_word,
     _one_address_person,
     _robot_word_in,
     _two_way_reason,
@@ -526,6 +528,52 @@ def test_name_key() -> None:
     assert name_key("Lopez, Maria (OldCorp)") == name_key("maria  LOPEZ") == "lopez maria"
     assert name_key("Lopez  Maria") == name_key("Maria Lopez")  # PST exports: "Last  First"
     assert name_key("Support") is None and name_key("a@b.com") is None and name_key("") is None
+
+
+@given(
+    words=st.lists(
+        st.text("aAjJnNeEdDoOßẞİı (),.[]-_'0", min_size=1, max_size=6), min_size=1, max_size=4
+    ),
+    mine=st.sampled_from(["Jane Doe", "Doe Jane", "Strasse Anna", "İpek Ak", "Jo Ann-Doe"]),
+)
+@example(words=["DOE, JANE", "(Home)"], mine="Jane Doe")
+@example(words=["Straẞe", "ANNA"], mine="Strasse Anna")
+def test_my_name_first_look_hides_no_match(words: list[str], mine: str) -> None:
+    """Identity looks for my name's longest word in a display name before comparing name_keys
+    (most names are not mine): every name with my name_key has that word in it."""
+    name = " ".join(words)
+    key = name_key(mine)
+    assert key is not None
+    if name_key(name) == key:
+        assert _my_longest_word(key) in name.casefold()
+    rules = Rules.from_config(
+        loads(f'[me]\nname = "{mine}"\naddresses = ["{ME}"]\ntimezone = "UTC"\n')
+    )
+    kind, _ = classify("x@else.example", AddressActivity(1, "x@else.example", name), rules)
+    assert (kind == "self") is (name_key(name) == key and "@" not in name)
+
+
+@pytest.mark.parametrize(
+    ("email", "name", "expected"),
+    [
+        ("dl-sales@acme.com", "", True),
+        ("dl_sales@acme.com", "", True),
+        ("dl.sales@acme.com", "", True),
+        ("dlsales@acme.com", "", False),
+        ("sales@dl-acme.com", "", False),
+        ("c_123@resource.calendar.google.com", "", True),
+        ("x@group.v.calendar.google.com", "", True),
+        ("resource.calendar.google.com@acme.com", "", False),
+        ("ann@acme.com", "DL-Sales", True),
+        ("ann@acme.com", "Distribution List all", True),
+        ("ann@acme.com", "Boardroom 3", True),
+        ("ann@acme.com", "Conf Rm 2", True),
+        ("ann@acme.com", "Ann Lee", False),
+        ("ann@acme.com", "", False),
+    ],
+)
+def test_not_a_person(email: str, name: str, expected: bool) -> None:
+    assert not_a_person(email, name) is expected
 
 
 def _corpus() -> list[MessageMeta]:
