@@ -353,13 +353,9 @@ def load_activity(
     """Aggregate every address's mail and meetings up to ``as_of`` (all of history if None).
     ``every``: the messages, when already read with the engine's (up to ``as_of`` at least)."""
     me = self_addresses(config)
-    by_id: dict[int, AddressActivity] = {}
-    by_email: dict[str, AddressActivity] = {}
-    for aid, email, name in activity.addresses(store.conn):
-        act = AddressActivity(int(aid), str(email), str(name or ""))
-        by_id[act.id] = act
-        by_email[act.email] = act
-    self_ids = frozenset(by_email[e].id for e in me if e in by_email)
+    rows = activity.addresses(store.conn)
+    id_of = {email: aid for aid, email, _ in rows}
+    self_ids = frozenset(id_of[e] for e in me if e in id_of)
     until = int(as_of.timestamp()) if as_of else FAR_FUTURE
     if every is None:
         every = read_every(store, until)
@@ -367,9 +363,10 @@ def load_activity(
     max_r = int(config.engine.get("max_recipients") or ENGINE_DEFAULTS.max_recipients)
     from keepwarm.daemon.mail_counts import count_mail
 
-    counts = count_mail(every, classes, self_ids, until, max_r)
+    counts = count_mail(every, classes, self_ids, until, max_r, [aid for aid, _, _ in rows])
     del every
-    _add_counts(counts, by_id, self_ids)
+    by_id = _with_counts(rows, counts, self_ids)
+    by_email = {a.email: a for a in by_id.values()}
     params: dict[str, Any] = {
         "as_of": until,
         "max_a": int(config.engine.get("max_attendees") or ENGINE_DEFAULTS.max_attendees),
@@ -387,24 +384,42 @@ def read_every(store: Store, until: int) -> EveryMessage:
     return read(MessageStream(store.conn), until)
 
 
-def _add_counts(counts: MailCounts, by_id: dict[int, AddressActivity], me: frozenset[int]) -> None:
-    """What each address sent me, received from me and, for an address that never wrote to me
-    directly (only such can be a list address, see _list_reason), how much of what it received
-    from others is list or bulk mail."""
-    for aid, s in counts.sent.items():
-        a = by_id.get(aid)
-        if a is not None:
-            a.sent, a.sent_bulk, a.sent_auto, a.sent_direct = s.n, s.bulk, s.auto, s.direct
-            a.in_first, a.in_last = s.first, s.last
-    for aid, r in counts.received.items():
-        a = by_id.get(aid)
-        if a is not None:
-            a.out, a.out_direct, a.out_first, a.out_last = r.n, r.direct, r.first, r.last
-            a.out_direct_last = r.direct_last
-    for aid, n in counts.received_bulk.items():
-        a = by_id.get(aid)
-        if a is not None and a.sent_direct == 0 and aid not in me:
-            a.recv_other, a.recv_bulk = counts.received_other[aid], n
+def _with_counts(
+    rows: list[tuple[int, str, str | None]], counts: MailCounts, me: frozenset[int]
+) -> dict[int, AddressActivity]:
+    """Each stored address (id, email, name) with what it sent me, received from me and, for an
+    address that never wrote to me directly (only such can be a list address, see
+    _list_reason), what it received from others and how much of that is list or bulk mail."""
+    by_id: dict[int, AddressActivity] = {}
+    c = counts
+    figures = zip(
+        rows,
+        c.sent,
+        c.sent_bulk,
+        c.sent_auto,
+        c.sent_direct,
+        c.in_first,
+        c.in_last,
+        c.out,
+        c.out_direct,
+        c.out_first,
+        c.out_last,
+        c.out_direct_last,
+        c.received_other,
+        c.received_bulk,
+        strict=True,
+    )
+    for (
+        aid,
+        email,
+        name,
+    ), sent, bulk, auto, direct, i0, i1, out, od, o0, o1, odl, ro, rb in figures:
+        if not rb or direct or aid in me:
+            ro = rb = 0
+        by_id[aid] = AddressActivity(
+            aid, email, name or "", sent, bulk, auto, direct, i0, i1, out, od, o0, o1, odl, ro, rb
+        )
+    return by_id
 
 
 def _load_meetings(store: Store, params: dict[str, Any], by_id: dict[int, AddressActivity]) -> None:
@@ -947,7 +962,8 @@ def _contact_reason(out: int, inbound: int, meet: int, two_way: bool) -> str:
 def resolve_activity(activity: Activity, config: Config) -> Identity:
     """Build the identity from already loaded activity (lets the CLI reuse one load for stats)."""
     rules = Rules.from_config(config, activity.filed_as_sent)
-    emails: set[str] = set(activity.by_email) | set(rules.me)
+    # in the order the addresses were loaded (the same objects one after the other in memory)
+    emails = [*activity.by_email, *(e for e in sorted(rules.me) if e not in activity.by_email)]
     clusters = _clusters(emails, config, rules.me)
     acts, my_name = activity.by_email, config.name
     made = [
@@ -957,23 +973,13 @@ def resolve_activity(activity: Activity, config: Config) -> Identity:
         for m in clusters.values()
     ]
     made = _merge_same_names(made, acts, rules, config)
-    people: dict[str, Person] = {}
-    person_of: dict[str, str] = {}
-    mine: set[str] = set()
-    book = bool(address_book.of(config))
-    for p in made:
-        if book:
-            p = address_book.annotate(p, config)  # names and reasons from your address book
-        key = p.key
-        people[key] = p
-        if len(p.addresses) == 1:
-            person_of[key] = key
-        else:
-            for e in p.addresses:
-                person_of[e] = key
-        if p.kind == "self":
-            mine.update(p.addresses)
-    return Identity(people=people, person_of=person_of, self_addresses=frozenset(mine))
+    if address_book.of(config):  # names and reasons from your address book
+        made = [address_book.annotate(p, config) for p in made]
+    return Identity(
+        people={p.key: p for p in made},
+        person_of={e: p.key for p in made for e in p.addresses},
+        self_addresses=frozenset(e for p in made if p.kind == "self" for e in p.addresses),
+    )
 
 
 SAME_NAME_MAX = 3  # more addresses than this sharing a full name are likely different people
@@ -1050,8 +1056,12 @@ def name_key(name: str) -> str | None:
     """
     if not name or "@" in name:
         return None
-    n = _PAREN.sub(" ", name)
-    words = _NONWORD.sub(" ", n.casefold()).split()
+    folded = (_PAREN.sub(" ", name) if "(" in name or "[" in name else name).casefold()
+    words = folded.split()
+    # only letters and digits between the spaces (str.isalnum is re's \w but "_", and split's
+    # spaces are re's \s): nothing for _NONWORD to replace
+    if not "".join(words).isalnum():
+        words = _NONWORD.sub(" ", folded).split()
     if len(words) < 2:
         return None
     return " ".join(sorted(words))

@@ -15,9 +15,9 @@ most ``max_recipients`` addresses. *Mine* is mail from one of my addresses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,36 +38,27 @@ class MarkerClasses:
     digest: frozenset[str]
 
 
-class Sent(NamedTuple):
-    """What one address sent me (not from me): see :class:`~keepwarm.daemon.identity.AddressActivity`."""
-
-    n: int
-    bulk: int
-    auto: int
-    direct: int
-    first: int
-    last: int
-
-
-class Received(NamedTuple):
-    """What one address received from me."""
-
-    n: int
-    direct: int
-    first: int
-    last: int
-    direct_last: int | None
-
-
 @dataclass(frozen=True)
 class MailCounts:
-    """Per address id: what it sent me, what it received from me, what it received from others
-    (To/Cc of mail not from me: all and bulk), and the senders of mail filed as sent."""
+    """What each of the addresses asked for (``ids``) did, one list per figure in the order of
+    ``ids``: what it sent me (not from me: all, bulk, automatic, direct; the first and last date,
+    None when it sent nothing), what it received from me (all, direct; first, last and last
+    direct date, None when none), what it received from others (To/Cc of mail not from me: all
+    and bulk); and the senders of mail filed as sent (ids)."""
 
-    sent: dict[int, Sent]
-    received: dict[int, Received]
-    received_other: dict[int, int]
-    received_bulk: dict[int, int]
+    sent: list[int]
+    sent_bulk: list[int]
+    sent_auto: list[int]
+    sent_direct: list[int]
+    in_first: list[int | None]
+    in_last: list[int | None]
+    out: list[int]
+    out_direct: list[int]
+    out_first: list[int | None]
+    out_last: list[int | None]
+    out_direct_last: list[int | None]
+    received_other: list[int]
+    received_bulk: list[int]
     filed_as_sent: frozenset[int]
 
 
@@ -77,8 +68,10 @@ def count_mail(
     self_ids: frozenset[int],
     as_of: int,
     max_recipients: int,
+    ids: Sequence[int],
 ) -> MailCounts:
-    """Count ``every`` message up to ``as_of`` (epoch seconds; ``every`` must reach it)."""
+    """Count ``every`` message up to ``as_of`` (epoch seconds; ``every`` must reach it) for the
+    addresses ``ids`` (address ids >= 0)."""
     import numpy as np
 
     if every.until < as_of:
@@ -89,26 +82,50 @@ def count_mail(
         # one entry per markers string, and a last one for index -1: no markers
         return np.array([*map(test, every.markers), False], dtype=np.bool_)[every.marks]
 
-    seen = (every.date <= as_of) & ~marked(classes.digest.__contains__)
     sender = every.sender
-    mine = np.isin(sender, np.array(sorted(self_ids), dtype=np.int64))
+    row, role, address = _recipient_rows(every)
+    wanted = np.array(ids, dtype=np.int64)
+    top = 1 + max(
+        int(wanted.max(initial=-1)), int(sender.max(initial=-1)), int(address.max(initial=-1))
+    )
+    per = _PerAddress(wanted, top)
+    is_me = np.zeros(top + 1, dtype=np.bool_)  # per address id, and a last False for -1: none
+    is_me[[i for i in self_ids if 0 <= i < top]] = True
+
+    seen = (every.date <= as_of) & ~marked(classes.digest.__contains__)
+    mine = is_me[sender]
     bulk = every.listed | marked(classes.bulk.__contains__)
     auto = marked(classes.auto.__contains__)
     direct = ~bulk & ~auto & (every.n_recipients <= max_recipients)
     theirs = seen & (sender >= 0) & ~mine
     filed = theirs & marked(lambda m: SENT_FOLDER in f" {m.lower()} ")
-    sent = _sent(sender[theirs], every.date[theirs], bulk[theirs], auto[theirs], direct[theirs])
 
-    row, role, address = _recipient_rows(every)
-    date = every.date[row]
+    who, date = sender[theirs], every.date[theirs]
+    n_sent = per.count(who)
+    in_first, in_last = per.dates(who, date, n_sent)
+
     out = (seen & mine)[row]
-    received = _received(address[out], date[out], direct[row][out])
-    other = ((seen & ~mine)[row]) & ((role == ROLE_TO) | (role == ROLE_CC))
+    out_row = row[out]
+    to, date, out_direct = address[out], every.date[out_row], direct[out_row]
+    n_out, n_direct = per.count(to), per.count(to[out_direct])
+    out_first, out_last = per.dates(to, date, n_out)
+    _, direct_last = per.dates(to[out_direct], date[out_direct], n_direct)
+
+    other = (seen & ~mine)[row] & ((role == ROLE_TO) | (role == ROLE_CC))
     return MailCounts(
-        sent=sent,
-        received=received,
-        received_other=_counts(address[other]),
-        received_bulk=_counts(address[other & bulk[row]]),
+        sent=n_sent,
+        sent_bulk=per.count(who[bulk[theirs]]),
+        sent_auto=per.count(who[auto[theirs]]),
+        sent_direct=per.count(who[direct[theirs]]),
+        in_first=in_first,
+        in_last=in_last,
+        out=n_out,
+        out_direct=n_direct,
+        out_first=out_first,
+        out_last=out_last,
+        out_direct_last=direct_last,
+        received_other=per.count(address[other]),
+        received_bulk=per.count(address[other & bulk[row]]),
         filed_as_sent=frozenset(np.unique(sender[filed]).tolist()),
     )
 
@@ -127,69 +144,32 @@ def _recipient_rows(every: EveryMessage) -> tuple[NDArray[np.int64], ...]:
     return row[found], role[found], address[found]
 
 
-def _per_address(
-    address: NDArray[np.int64], *flags: NDArray[np.bool_]
-) -> tuple[list[int], list[list[int]]]:
-    """The addresses present, and for each of ``flags`` how many of each address's rows have
-    it (address ids are small: counted in one pass, no sort)."""
-    import numpy as np
+class _PerAddress:
+    """Figures per address id (counted over ``top`` ids in one pass, no sort), read out for the
+    addresses ``wanted``, in their order."""
 
-    n = np.bincount(address)
-    present = np.flatnonzero(n)
-    sums = [n[present].tolist()]
-    for flag in flags:
-        sums.append(np.bincount(address[flag], minlength=len(n))[present].tolist())
-    return present.tolist(), sums
+    def __init__(self, wanted: NDArray[np.int64], top: int) -> None:
+        self.wanted, self.top = wanted, top
 
+    def count(self, address: NDArray[np.int64]) -> list[int]:
+        """How many of ``address`` are each wanted address."""
+        import numpy as np
 
-def _dates(
-    address: NDArray[np.int64], date: NDArray[np.int64], present: list[int]
-) -> tuple[list[int], list[int]]:
-    """The first and last ``date`` of each present address."""
-    import numpy as np
+        counted: list[int] = np.bincount(address, minlength=self.top)[self.wanted].tolist()
+        return counted
 
-    top = int(address.max()) + 1
-    first = np.full(top, np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(top, np.iinfo(np.int64).min, dtype=np.int64)
-    np.minimum.at(first, address, date)
-    np.maximum.at(last, address, date)
-    return first[present].tolist(), last[present].tolist()
+    def dates(
+        self, address: NDArray[np.int64], date: NDArray[np.int64], n: list[int]
+    ) -> tuple[list[int | None], list[int | None]]:
+        """The first and last ``date`` of each wanted address (None where ``n`` is 0)."""
+        import numpy as np
 
-
-def _sent(
-    sender: NDArray[np.int64],
-    date: NDArray[np.int64],
-    bulk: NDArray[np.bool_],
-    auto: NDArray[np.bool_],
-    direct: NDArray[np.bool_],
-) -> dict[int, Sent]:
-    if not len(sender):
-        return {}
-    keys, (n, nb, na, nd) = _per_address(sender, bulk, auto, direct)
-    first, last = _dates(sender, date, keys)
-    rows = zip(keys, n, nb, na, nd, first, last, strict=True)
-    return {k: Sent(*values) for k, *values in rows}
-
-
-def _received(
-    address: NDArray[np.int64], date: NDArray[np.int64], direct: NDArray[np.bool_]
-) -> dict[int, Received]:
-    if not len(address):
-        return {}
-    import numpy as np
-
-    keys, (n, nd) = _per_address(address, direct)
-    first, last = _dates(address, date, keys)
-    _, direct_last = _dates(address, np.where(direct, date, np.iinfo(np.int64).min), keys)
-    rows = zip(keys, n, nd, first, last, direct_last, strict=True)
-    return {
-        k: Received(count, n_direct, lo, hi, dl if n_direct else None)
-        for k, count, n_direct, lo, hi, dl in rows
-    }
-
-
-def _counts(address: NDArray[np.int64]) -> dict[int, int]:
-    if not len(address):
-        return {}
-    keys, (n,) = _per_address(address)
-    return dict(zip(keys, n, strict=True))
+        first = np.full(self.top, np.iinfo(np.int64).max, dtype=np.int64)
+        last = np.full(self.top, np.iinfo(np.int64).min, dtype=np.int64)
+        np.minimum.at(first, address, date)
+        np.maximum.at(last, address, date)
+        lo, hi = first[self.wanted].tolist(), last[self.wanted].tolist()
+        return (
+            [x if k else None for x, k in zip(lo, n, strict=True)],
+            [x if k else None for x, k in zip(hi, n, strict=True)],
+        )
