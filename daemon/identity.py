@@ -597,10 +597,17 @@ def _my_alias(email: str, rules: Rules) -> bool:
     local, _, domain = email.partition("@")
     if domain not in rules.my_domains:
         return False
-    first, last = rules.my_words
-    plain = re.sub(r"[^a-z]", "", local.lower())
-    forms = {last, first[:1] + last, first + last, last + first[:1], last + first}
-    return plain in forms
+    return _NOT_LETTER.sub("", local.lower()) in _alias_forms(rules.my_words)
+
+
+_NOT_LETTER = re.compile(r"[^a-z]")
+
+
+@functools.lru_cache(maxsize=8)
+def _alias_forms(my_words: tuple[str, str]) -> frozenset[str]:
+    """The local parts (letters only) that are my surname alone or with my initial or name."""
+    first, last = my_words
+    return frozenset({last, first[:1] + last, first + last, last + first[:1], last + first})
 
 
 def machine_sender(email: str, name: str) -> str | None:
@@ -614,13 +621,14 @@ def machine_sender(email: str, name: str) -> str | None:
     if numbered or _DOMAIN_IN_LOCAL.search(local):
         return "automated sender: a generated address"
     name = display_name(name)  # "scott.josey@enron.com" as a name is no service's name
+    if not name:
+        return None
     folded = name.casefold()
-    words = set(_NAME_WORD_SPLIT.split(folded))
     if "!" in name or _DOMAIN_IN_NAME.search(folded):
         return f'automated sender: "{name}" is the name of a service'
-    hit = sorted(words & ORG_NAME_WORDS)
+    hit = ORG_NAME_WORDS.intersection(_NAME_WORD_SPLIT.split(folded))
     if hit:
-        return f'automated sender: "{name}" names an organisation ("{hit[0]}")'
+        return f'automated sender: "{name}" names an organisation ("{min(hit)}")'
     org = _domain_name(email, name)
     if org:
         return f'automated sender: "{name}" is the name of its domain ("{org}")'
@@ -638,8 +646,10 @@ def _domain_name(email: str, name: str) -> str | None:
     if not words or "," in name:  # "Last, First" is how archives write people
         return None
     domain = email.rpartition("@")[2]
-    labels = {lab for lab in _LABEL_SPLIT.split(domain) if len(lab) >= 4} - _GENERIC_LABELS
     compact = "".join(words)
+    if compact not in domain:  # nor in its labels (most names)
+        return None
+    labels = {lab for lab in _LABEL_SPLIT.split(domain) if len(lab) >= 4} - _GENERIC_LABELS
     if compact in labels and not set(local_tokens(email)) & set(words):
         return compact
     return None
@@ -750,44 +760,20 @@ Verdict = tuple[PersonKind, list[str]]
 
 
 def classify(email: str, act: AddressActivity | None, rules: Rules) -> Verdict:
-    """The kind of one address and the reasons, before clustering: the first that applies of
-    self or excluded, list, robot, role and person (identity asks this of every address in the
-    store: the rules are written out here in their order, not as a chain of calls)."""
+    """The kind of one address and the reasons, before clustering."""
     a = act or AddressActivity(0, email, "")
     mine = _yours_or_excluded(email, a, rules)
     if mine:
         return mine
     domain = email.rpartition("@")[2]
     two_way = (a.out_direct > 0 and a.sent_direct > 0) or a.meetings_accepted > 0  # is_two_way
-    list_reason = _list_reason(a) if a.sent_bulk or a.recv_bulk else None  # none without bulk
-    # A mailing list: its host, a distribution list's address, or its mail's headers when we do
-    # not write to each other.
-    host = _list_host(domain)
-    if host:
-        return "list", [f'a mailing list address ("{host}" hosts lists)']
-    if not_a_person(email, a.name):
-        return "list", ["a distribution list, room or calendar, not a person"]
-    if list_reason and not two_way:  # header evidence first: updates@ximian.com is a list
-        return "list", [list_reason]
-    # An automated sender: a robot's word in the address, a generated address or a mass
-    # mailer's (unless we write to each other), or mostly automatic mail.
     vouched = email in rules.not_roles  # the user says this role-looking address is a person
-    if not vouched:
-        word = robot_word(email)
-        if word:
-            return "robot", [f'automated sender: local part contains "{word}"']
-        if not two_way:
-            machine = machine_sender(email, a.name)
-            if machine:
-                return "robot", [machine]
-            bulk_domain = _bulk_sender_domain(domain)
-            if bulk_domain:
-                return "robot", [f'automated sender: "{bulk_domain}" sends mass mail']
-    if a.sent and a.sent_auto / a.sent > MOSTLY:
-        return "robot", [
-            f"{_share(a.sent_auto, a.sent)} messages from this address are automatic "
-            "(Auto-Submitted or an empty Return-Path)"
-        ]
+    list_reason = _list_reason(a) if a.sent_bulk or a.recv_bulk else None  # none without bulk
+    found = _list_kind(email, domain, a, list_reason, two_way) or _robot_kind(
+        email, domain, a, vouched, two_way
+    )
+    if found:
+        return found
     role = None if vouched else role_word(email, rules.roles)
     if role:
         return "role", [f'role mailbox: "{role}" is a role, not a person']
@@ -818,6 +804,45 @@ def _yours_or_excluded(email: str, a: AddressActivity, rules: Rules) -> Verdict 
         return "self", [f'likely one of your addresses: its display name is yours ("{a.name}")']
     if a.sent == 0 and a.recv_other == 0 and _my_alias(email, rules):
         return "self", ["likely one of your addresses: your name at your domain"]
+    return None
+
+
+def _list_kind(
+    email: str, domain: str, a: AddressActivity, list_reason: str | None, two_way: bool
+) -> Verdict | None:
+    """A mailing list (its host, a distribution list's address, or its mail's headers when we
+    do not write to each other)."""
+    host = _list_host(domain)
+    if host:
+        return "list", [f'a mailing list address ("{host}" hosts lists)']
+    if not_a_person(email, a.name):
+        return "list", ["a distribution list, room or calendar, not a person"]
+    if list_reason and not two_way:  # header evidence first: updates@ximian.com is a list
+        return "list", [list_reason]
+    return None
+
+
+def _robot_kind(
+    email: str, domain: str, a: AddressActivity, vouched: bool, two_way: bool
+) -> Verdict | None:
+    """An automated sender: a robot's word in the address, a generated address or a mass
+    mailer's (unless we write to each other), or mostly automatic mail."""
+    if not vouched:
+        word = robot_word(email)
+        if word:
+            return "robot", [f'automated sender: local part contains "{word}"']
+        if not two_way:
+            machine = machine_sender(email, a.name)
+            if machine:
+                return "robot", [machine]
+            bulk_domain = _bulk_sender_domain(domain)
+            if bulk_domain:
+                return "robot", [f'automated sender: "{bulk_domain}" sends mass mail']
+    if a.sent and a.sent_auto / a.sent > MOSTLY:
+        return "robot", [
+            f"{_share(a.sent_auto, a.sent)} messages from this address are automatic "
+            "(Auto-Submitted or an empty Return-Path)"
+        ]
     return None
 
 
@@ -857,7 +882,10 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _clusters(emails: Iterable[str], config: Config, me: frozenset[str]) -> dict[str, list[str]]:
+def _clusters(
+    emails: Iterable[str], config: Config, me: frozenset[str]
+) -> tuple[list[str], list[list[str]]]:
+    """The addresses alone (most), and the clusters of several that aliases or mine join."""
     uf = _UnionFind()  # only the addresses that aliases or mine join: the rest are alone
     for group in config.people.get("aliases") or ():
         group = [g for g in group if g]
@@ -867,10 +895,10 @@ def _clusters(emails: Iterable[str], config: Config, me: frozenset[str]) -> dict
     for other in mine[1:]:
         uf.union(mine[0], other)
     joined = uf.parent
-    out: dict[str, list[str]] = {e: [e] for e in emails if e not in joined}
+    groups: dict[str, list[str]] = {}
     for e in list(joined):
-        out.setdefault(uf.find(e), []).append(e)
-    return out
+        groups.setdefault(uf.find(e), []).append(e)
+    return [e for e in emails if e not in joined], list(groups.values())
 
 
 def _cluster_kind(kinds: Mapping[str, PersonKind]) -> PersonKind:
@@ -964,14 +992,10 @@ def resolve_activity(activity: Activity, config: Config) -> Identity:
     rules = Rules.from_config(config, activity.filed_as_sent)
     # in the order the addresses were loaded (the same objects one after the other in memory)
     emails = [*activity.by_email, *(e for e in sorted(rules.me) if e not in activity.by_email)]
-    clusters = _clusters(emails, config, rules.me)
+    alone, joined = _clusters(emails, config, rules.me)
     acts, my_name = activity.by_email, config.name
-    made = [
-        _one_address_person(m[0], acts, rules, my_name)
-        if len(m) == 1
-        else _make_person(m, acts, rules, my_name)
-        for m in clusters.values()
-    ]
+    made = [_one_address_person(e, acts, rules, my_name) for e in alone]
+    made += [_make_person(m, acts, rules, my_name) for m in joined]
     made = _merge_same_names(made, acts, rules, config)
     if address_book.of(config):  # names and reasons from your address book
         made = [address_book.annotate(p, config) for p in made]
