@@ -572,13 +572,17 @@ def test_the_recent_subjects_walk_finds_the_latest_subjects_of_all_rows(
         max_size=3,
     ),
     n=st.integers(min_value=0, max_value=40),
-    huge=st.booleans(),
+    extra=st.sampled_from(["none", "tight", "huge"]),
+    seed=st.integers(min_value=0, max_value=1 << 32),
 )
 def test_one_integer_key_sorts_rows_as_lexsort_does(
-    columns: list[tuple[int, random.Random]], n: int, huge: bool
+    columns: list[tuple[int, random.Random]], n: int, extra: str, seed: int
 ) -> None:
-    """sort_order is lexsort (ties in the rows' order), also when its key would not fit and it
-    falls back to lexsort; not stable, it still sorts by the columns."""
+    """sort_order is lexsort (ties in the rows' order), also when its key would not fit with the
+    row numbers ("tight": lexsort, or not stable an argsort of the key) or at all ("huge":
+    lexsort); not stable, it still sorts by the columns."""
+    import math
+
     import numpy as np
 
     from keepwarm.digests.cadence.touches import sort_order
@@ -587,8 +591,11 @@ def test_one_integer_key_sorts_rows_as_lexsort_does(
         (np.array([rnd.randrange(bound) for _ in range(n)], dtype=np.int64), bound)
         for bound, rnd in columns
     ]
-    if huge:
-        cols.append((np.zeros(n, dtype=np.int64), 1 << 62))
+    if extra != "none":
+        # tight: the key fits in 63 bits, but not with a row number beside it
+        bound = ((1 << 63) - 1) // math.prod(b for _, b in cols) if extra == "tight" else 1 << 62
+        rnd = random.Random(seed)
+        cols.append((np.array([rnd.randrange(bound) for _ in range(n)], dtype=np.int64), bound))
     want = np.lexsort(tuple(c for c, _ in reversed(cols)))
     assert sort_order(cols).tolist() == want.tolist()
     loose = sort_order(cols, stable=False)
@@ -850,3 +857,34 @@ def test_rows_of_finds_each_id_where_it_is(
     where = {v: i for i, v in enumerate(ids)}
     got = rows_of(np.array(ids, dtype=np.int64), np.array(wanted, dtype=np.int64))
     assert got.tolist() == [where.get(w, -1) for w in wanted]
+
+
+@given(
+    pool=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=6),
+    picks=st.lists(st.integers(0, 5), max_size=50),
+    bits=st.sampled_from([None, 0, 1, 2, 8]),
+    shared_low=st.booleans(),
+)
+def test_group_order_brings_equal_keys_together_rows_in_order(
+    pool: list[int], picks: list[int], bits: int | None, shared_low: bool
+) -> None:
+    """group_order is a stable argsort up to the order of the groups, also when keys share the
+    bits it sorts by (few bits, or keys equal in their low bits): those runs are sorted again."""
+    import numpy as np
+
+    from keepwarm.digests.cadence.touches import group_order
+
+    if shared_low:  # keys that differ in their high bits only
+        pool = [(v & ~0xFFFF) | 0x1234 for v in pool]
+    keys = np.array([pool[i % len(pool)] for i in picks], dtype=np.int64)
+    order = group_order(keys, bits).tolist()
+    assert sorted(order) == list(range(len(keys)))
+    groups: dict[int, list[int]] = {}
+    runs: list[int] = []
+    for row in order:
+        key = int(keys[row])
+        if not runs or runs[-1] != key:
+            assert key not in groups  # each key in one run
+            runs.append(key)
+        groups.setdefault(key, []).append(row)
+    assert all(rows == sorted(rows) for rows in groups.values())

@@ -537,10 +537,10 @@ def _classify(
     inc_touch = np.concatenate((touch_of[pair_row[sent]], touch_of[received]))
     inc_person = np.concatenate((pair_person[sent], sender_person[received]))
     inc_direct = np.concatenate((pair_direct[sent], me_in_to[received]))
-    by_touch = np.argsort(inc_touch)
+    by_touch = sort_order(((inc_touch, len(rows)),))  # each touch's people in order
     others = other & touch[pair_row]
     oth_touch = touch_of[pair_row[others]]
-    oth_order = np.argsort(oth_touch, kind="stable")
+    oth_order = sort_order(((oth_touch, len(rows)),))
     return _Classified(
         rows=rows,
         out=out[rows],
@@ -558,22 +558,58 @@ def sort_order(columns: Sequence[tuple[I64, int]], *, stable: bool = True) -> I6
     each comes with a bound above its values, which are >= 0): ties keep the rows' order, or,
     not ``stable``, come in any order (for callers that do not depend on it).
 
-    The columns (and the row number) make one integer key, sorted once: several times faster
-    than lexsort on a million rows. Keys that would not fit in 62 bits fall back to lexsort."""
+    The columns and the row number make one integer key whose values are sorted (several times
+    faster than an argsort, which is itself several times faster than lexsort on a million rows);
+    the row number is read back from the key's low bits. A key too wide to hold the row number
+    in 63 bits is argsorted alone when the order of ties does not matter (and it fits), else
+    the rows are lexsorted."""
     n = len(columns[0][0])
-    size = n if stable else 1
+    size = 1
     for _, bound in columns:
         size *= max(bound, 1)
-    if size >= 1 << 62:
+    bits = max(n - 1, 0).bit_length()  # row numbers are below 1 << bits
+    with_rows = size << bits < 1 << 63
+    if not with_rows and (stable or size >= 1 << 63):
         return np.lexsort(tuple(col for col, _ in reversed(columns)))
     key = np.zeros(n, dtype=np.int64)
     for col, bound in columns:
         key *= bound
         key += col
-    if stable:
-        key *= n
-        key += np.arange(n, dtype=np.int64)
-    order: I64 = np.argsort(key)
+    if not with_rows:
+        order: I64 = np.argsort(key)
+        return order
+    key <<= bits
+    key |= np.arange(n, dtype=np.int64)
+    key.sort()
+    key &= (1 << bits) - 1
+    return key
+
+
+def group_order(keys: I64, bits: int | None = None) -> I64:
+    """An order of the rows that brings equal ``keys`` (64-bit hashes) together, rows in order
+    within each group; the groups come in no particular order.
+
+    The key's low bits and the row number make one integer whose values are sorted (as in
+    :func:`sort_order`; a stable argsort of the whole keys takes several times as long). Keys
+    that differ only in their other bits are then told apart: the runs they share, rare, are
+    sorted again by the whole key. ``bits``: how many of the key's bits go in (tests)."""
+    n = len(keys)
+    row_bits = max(n - 1, 0).bit_length()
+    low = 63 - row_bits if bits is None else min(bits, 63 - row_bits)
+    packed = keys & ((1 << low) - 1)
+    packed <<= row_bits
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    order = packed & ((1 << row_bits) - 1)
+    packed >>= row_bits  # the low bits of each row's key, in order
+    key = keys[order]
+    mixed = (packed[1:] == packed[:-1]) & (key[1:] != key[:-1])
+    if mixed.any():
+        run = np.cumsum(run_starts(packed)) - 1
+        bad = np.zeros(int(run[-1]) + 1, dtype=np.bool_)
+        bad[run[1:][mixed]] = True
+        at = np.flatnonzero(bad[run])  # the rows of the runs holding several keys
+        order[at] = order[at][np.lexsort((order[at], key[at], run[at]))]
     return order
 
 
@@ -624,7 +660,7 @@ def _key_edges(columns: tuple[I64, ...]) -> tuple[I64, I64]:
     first touch that carried it."""
     touch = np.concatenate([np.flatnonzero(col) for col in columns])
     key = np.concatenate([col[col != 0] for col in columns])
-    order = np.argsort(key)  # any order within a key: its first touch is taken below
+    order = group_order(key)  # any order within a key: its first touch is taken below
     touch, key = touch[order], key[order]
     del order
     starts = run_starts(key)
@@ -647,7 +683,7 @@ def _subject_edges(date: I64, subject: I64, eligible: Bools, c: _Classified) -> 
     cand = np.flatnonzero(eligible)
     if not len(cand):
         return none
-    order = cand[np.argsort(subject[cand], kind="stable")]  # by subject, then date (as cand)
+    order = cand[group_order(subject[cand])]  # by subject, then date (as cand)
     subj = subject[order]
     window = np.where(subj != 0, SUBJECT_WINDOW_DAYS, EMPTY_SUBJECT_WINDOW_DAYS) * _DAY
     close = (subj[1:] == subj[:-1]) & (date[order][1:] - date[order][:-1] <= window[1:])
@@ -657,7 +693,7 @@ def _subject_edges(date: I64, subject: I64, eligible: Bools, c: _Classified) -> 
     # the people on each touch
     touch = np.concatenate((c.inc_touch, c.oth_touch))
     person = np.concatenate((c.inc_person, c.oth_person))
-    by_touch = np.argsort(touch, kind="stable")
+    by_touch = sort_order(((touch, len(date)),))
     person = person[by_touch]
     per_touch = np.bincount(touch, minlength=len(date))
     del touch, by_touch
