@@ -877,8 +877,10 @@ def test_group_order_brings_equal_keys_together_rows_in_order(
     if shared_low:  # keys that differ in their high bits only
         pool = [(v & ~0xFFFF) | 0x1234 for v in pool]
     keys = np.array([pool[i % len(pool)] for i in picks], dtype=np.int64)
-    order = group_order(keys, bits).tolist()
+    order_array, sorted_keys = group_order(keys, bits)
+    order = order_array.tolist()
     assert sorted(order) == list(range(len(keys)))
+    assert sorted_keys.tolist() == keys[order_array].tolist()
     groups: dict[int, list[int]] = {}
     runs: list[int] = []
     for row in order:
@@ -888,3 +890,71 @@ def test_group_order_brings_equal_keys_together_rows_in_order(
             runs.append(key)
         groups.setdefault(key, []).append(row)
     assert all(rows == sorted(rows) for rows in groups.values())
+
+
+@given(
+    mail=st.lists(
+        st.tuples(
+            st.sampled_from([0, 0, 1, 3, 40]),  # days after the touch before
+            st.sampled_from([0, 7, -(2**63), 2**63 - 1]),  # subject key (0: none)
+            st.booleans(),  # no thread id: the subject rule applies
+            st.sets(st.integers(0, 11), min_size=1, max_size=3),  # its people
+        ),
+        max_size=60,
+    )
+)
+# person 0's thread is pushed out by eight threads of people on no other touch: a new one
+@example([(0, 7, True, {0}), *[(0, 7, True, {p}) for p in range(1, 9)], (1, 7, True, {0})])
+def test_the_subject_rule_joins_as_run_touch_by_touch_per_subject(
+    mail: list[tuple[int, int, bool, set[int]]],
+) -> None:
+    """_subject_edges (stretches, touches that share nobody left out of the run where they
+    cannot push a thread out) gives the edges of the rule run plainly: each subject's touches in
+    date order, joining the oldest open thread (of the last SUBJECT_OPEN_MAX opened) whose last
+    touch is within the window and that shares a person."""
+    import numpy as np
+
+    from keepwarm.digests.cadence import touches as tc
+
+    day, date = 0, []
+    for gap, *_ in mail:
+        day += gap
+        date.append(day * 86400)
+    want: set[tuple[int, int]] = set()
+    for key in {k for _, k, eligible, _ in mail if eligible}:
+        span = (tc.SUBJECT_WINDOW_DAYS if key else tc.EMPTY_SUBJECT_WINDOW_DAYS) * 86400
+        threads: list[tuple[int, list[int], set[int]]] = []  # first, [last], people
+        for i, (_, k, eligible, people) in enumerate(mail):
+            if k != key or not eligible:
+                continue
+            for first, last, members in threads:
+                if last[0] >= date[i] - span and members & people:
+                    want.add((first, i))
+                    members |= people
+                    last[0] = date[i]
+                    break
+            else:
+                threads.append((i, [date[i]], set(people)))
+                if len(threads) > tc.SUBJECT_OPEN_MAX:
+                    threads.pop(0)
+    inc = [(i, min(p)) for i, (*_, p) in enumerate(mail)]
+    oth = [(i, q) for i, (*_, p) in enumerate(mail) for q in sorted(p - {min(p)})]
+    none = np.zeros(0, dtype=np.int64)
+    c = tc._Classified(
+        rows=none,
+        out=np.zeros(0, dtype=np.bool_),
+        k=none,
+        inc_touch=np.array([t for t, _ in inc], dtype=np.int64),
+        inc_person=np.array([p for _, p in inc], dtype=np.int64),
+        inc_direct=np.zeros(len(inc), dtype=np.bool_),
+        oth_touch=np.array([t for t, _ in oth], dtype=np.int64),
+        oth_person=np.array([p for _, p in oth], dtype=np.int64),
+    )
+    a, b = tc._subject_edges(
+        np.array(date, dtype=np.int64),
+        np.array([k for _, k, _, _ in mail], dtype=np.int64),
+        np.array([e for _, _, e, _ in mail], dtype=np.bool_),
+        c,
+    )
+    assert set(zip(a.tolist(), b.tolist(), strict=True)) == want
+    assert len(a) == len(want)

@@ -200,24 +200,9 @@ def find_touches(
     columns = ahead.take() if ahead is not None and ahead.now == now else None
     if columns is None:
         columns = read_messages(source, now)
-    emails = source.emails
     index: dict[str, int] = {}
-    addr_person = np.array(
-        [
-            index.setdefault(k, len(index)) if (k := person_of(d, e) if e else None) else -1
-            for e in emails
-        ],
-        dtype=np.int64,
-    )
-    is_self = np.array([e in d.self_addresses for e in emails], dtype=np.bool_)
-    is_list = np.array(
-        [bool(e) and d.kind_of(d.key_of(e)) == "list" for e in emails], dtype=np.bool_
-    )
     domain_ids: dict[str, int] = {}
-    addr_domain = np.array(
-        [domain_ids.setdefault(e.rpartition("@")[2], len(domain_ids)) for e in emails],
-        dtype=np.int64,
-    )
+    addr_person, is_self, is_list, addr_domain = _addresses(source.emails, d, index, domain_ids)
     m, packed, coverage = columns.messages, columns.recipients, columns.coverage(is_self)
     del columns  # the seen messages' columns: freed before the classification's arrays come
     c = _classify(m, packed, addr_person, is_self, is_list, len(index), max_recipients)
@@ -241,6 +226,37 @@ def find_touches(
         inc_direct=c.inc_direct,
         oth_touch=c.oth_touch,
         oth_person=c.oth_person,
+    )
+
+
+def _addresses(
+    emails: Sequence[str], d: Directory, persons: dict[str, int], domains: dict[str, int]
+) -> tuple[I64, Bools, Bools, I64]:
+    """Per address (one pass): its person (numbered in ``persons``; -1: not a person, or me),
+    whether it is mine, whether it is a list's, and its domain (numbered in ``domains``)."""
+    mine = d.self_addresses
+    key_of, kind_of = d.key_of, d.kind_of
+    person: list[int] = []
+    is_self: list[bool] = []
+    is_list: list[bool] = []
+    domain: list[int] = []
+    for e in emails:
+        domain.append(domains.setdefault(e.rpartition("@")[2], len(domains)))
+        me = e in mine
+        is_self.append(me)
+        if not e:
+            person.append(-1)
+            is_list.append(False)
+            continue
+        key = key_of(e)
+        kind = kind_of(key)
+        is_list.append(kind == "list")
+        person.append(persons.setdefault(key, len(persons)) if kind == "person" and not me else -1)
+    return (
+        np.array(person, dtype=np.int64),
+        np.array(is_self, dtype=np.bool_),
+        np.array(is_list, dtype=np.bool_),
+        np.array(domain, dtype=np.int64),
     )
 
 
@@ -585,9 +601,9 @@ def sort_order(columns: Sequence[tuple[I64, int]], *, stable: bool = True) -> I6
     return key
 
 
-def group_order(keys: I64, bits: int | None = None) -> I64:
+def group_order(keys: I64, bits: int | None = None) -> tuple[I64, I64]:
     """An order of the rows that brings equal ``keys`` (64-bit hashes) together, rows in order
-    within each group; the groups come in no particular order.
+    within each group (the groups come in no particular order), and the keys in that order.
 
     The key's low bits and the row number make one integer whose values are sorted (as in
     :func:`sort_order`; a stable argsort of the whole keys takes several times as long). Keys
@@ -610,7 +626,8 @@ def group_order(keys: I64, bits: int | None = None) -> I64:
         bad[run[1:][mixed]] = True
         at = np.flatnonzero(bad[run])  # the rows of the runs holding several keys
         order[at] = order[at][np.lexsort((order[at], key[at], run[at]))]
-    return order
+        key[at] = keys[order[at]]
+    return order, key
 
 
 def date_order(date: I64, ids: I64) -> I64:
@@ -656,18 +673,14 @@ def _threads(m: _Messages, c: _Classified) -> I64:
 
 
 def _key_edges(columns: tuple[I64, ...]) -> tuple[I64, I64]:
-    """Edges from every touch carrying a key (in any of ``columns``, one entry per touch) to the
-    first touch that carried it."""
+    """Edges joining the touches that carry one key (in any of ``columns``, one entry per
+    touch): each to the next one that carries it (a chain joins them as well as a star)."""
     touch = np.concatenate([np.flatnonzero(col) for col in columns])
-    key = np.concatenate([col[col != 0] for col in columns])
-    order = group_order(key)  # any order within a key: its first touch is taken below
-    touch, key = touch[order], key[order]
+    order, key = group_order(np.concatenate([col[col != 0] for col in columns]))
+    touch = touch[order]
     del order
-    starts = run_starts(key)
-    heads = np.flatnonzero(starts)
-    first = np.minimum.reduceat(touch, heads)[np.cumsum(starts) - 1] if len(heads) else touch
-    joins = first != touch
-    return first[joins], touch[joins]
+    joins = np.flatnonzero((key[1:] == key[:-1]) & (touch[1:] != touch[:-1]))
+    return touch[joins], touch[joins + 1]
 
 
 def _subject_edges(date: I64, subject: I64, eligible: Bools, c: _Classified) -> tuple[I64, I64]:
@@ -676,60 +689,87 @@ def _subject_edges(date: I64, subject: I64, eligible: Bools, c: _Classified) -> 
 
     Each subject is its own sequence, run in date order, and a gap longer than the window closes
     every open thread: each *stretch* of a subject (touches at most the window apart) is
-    independent. A stretch where no person is on two of its touches joins nothing, so only the
-    stretches with a shared person are run, touch by touch.
+    independent. A touch none of whose people is on another touch of its stretch neither joins
+    nor is joined: it is left out of the run, touch by touch, unless it may push another thread
+    out of the few kept open (a stretch of more than :data:`SUBJECT_OPEN_MAX` touches).
     """
     none = np.zeros(0, np.int64), np.zeros(0, np.int64)
     cand = np.flatnonzero(eligible)
     if not len(cand):
         return none
-    order = cand[group_order(subject[cand])]  # by subject, then date (as cand)
-    subj = subject[order]
-    window = np.where(subj != 0, SUBJECT_WINDOW_DAYS, EMPTY_SUBJECT_WINDOW_DAYS) * _DAY
-    close = (subj[1:] == subj[:-1]) & (date[order][1:] - date[order][:-1] <= window[1:])
+    by_subject, subj = group_order(subject[cand])
+    order = cand[by_subject]  # by subject, then date (as cand)
+    del by_subject
+    span = np.where(subj != 0, SUBJECT_WINDOW_DAYS, EMPTY_SUBJECT_WINDOW_DAYS) * _DAY
+    day = date[order]
+    close = (subj[1:] == subj[:-1]) & (day[1:] - day[:-1] <= span[1:])
+    del subj, day
     stretch = np.cumsum(np.append(True, ~close))  # the stretch of each touch in ``order``
-    del subj, window, close
+    paired = np.append(close, False) | np.append(False, close)  # not alone in its stretch
+    del close
+    order, stretch, span = order[paired], stretch[paired], span[paired]
+    del paired
+    if not len(order):
+        return none
 
     # the people on each touch
     touch = np.concatenate((c.inc_touch, c.oth_touch))
     person = np.concatenate((c.inc_person, c.oth_person))
-    by_touch = sort_order(((touch, len(date)),))
-    person = person[by_touch]
+    person = person[sort_order(((touch, len(date)),))]
     per_touch = np.bincount(touch, minlength=len(date))
-    del touch, by_touch
+    del touch
+    counts = per_touch[order]
     lo = (np.cumsum(per_touch) - per_touch)[order]  # where each touch's people start
-    hi = lo + per_touch[order]
+    del per_touch
+    entry = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    people = person[entry + np.arange(len(entry))]  # the people of order[0], order[1]...
+    del person, entry, lo
+    row = np.repeat(np.arange(len(order)), counts)  # each entry's touch in ``order``
 
-    # stretches where some person is on two touches (each touch has each person once)
-    counts = hi - lo
-    starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
-    people = person[starts + np.arange(len(starts))]  # the people of order[0], order[1]...
-    width = int(person.max(initial=0)) + 1
-    pairs = np.sort(np.repeat(stretch, counts) * width + people)
-    shared = np.zeros(int(stretch.max(initial=0)) + 1, dtype=np.bool_)
-    shared[pairs[1:][pairs[1:] == pairs[:-1]] // width] = True
-    keep = shared[stretch]
-    del counts, starts, people, pairs
-    todo, lo, hi, stretch = order[keep], lo[keep], hi[keep], stretch[keep]
-    if not len(todo):
+    # the touches with a person who is on another touch of their stretch (each touch has each
+    # person once), and the stretches too long to leave the others out
+    part = stretch[row]
+    by = sort_order(
+        ((part, int(stretch[-1]) + 1), (people, int(people.max(initial=0)) + 1)), stable=False
+    )
+    part, who = part[by], people[by]
+    same = (part[1:] == part[:-1]) & (who[1:] == who[:-1])
+    del part, who
+    shared_entry = np.zeros(len(row), dtype=np.bool_)
+    shared_entry[by[1:][same]] = True
+    shared_entry[by[:-1][same]] = True
+    del by, same
+    shared = np.bincount(row[shared_entry], minlength=len(order)) > 0
+    del shared_entry
+    sizes = np.bincount(stretch)
+    any_shared = np.bincount(stretch[shared], minlength=len(sizes)) > 0
+    keep = shared | ((sizes > SUBJECT_OPEN_MAX) & any_shared)[stretch]
+    del sizes, any_shared, shared
+    if not keep.any():
         return none
-    alone = hi - lo == 1  # most mail is with one person
-    first_person = person[lo]
+    members = people[keep[row]].tolist()  # the people of the touches kept, in order
+    del people, row
+    todo, counts, stretch, span = order[keep], counts[keep], stretch[keep], span[keep]
+    ends = np.cumsum(counts)
+    return _run_subjects(todo, date[todo], stretch, span, ends - counts, ends, members)
 
+
+def _run_subjects(
+    todo: I64, day: I64, stretch: I64, span: I64, lo: I64, hi: I64, people: list[int]
+) -> tuple[I64, I64]:
+    """The subject rule run touch by touch (``todo``, by stretch then date): the edges from the
+    first touch of the thread each joins to the touch. ``people[lo[i]:hi[i]]``: the people of
+    ``todo[i]``."""
     edges_a: list[int] = []
     edges_b: list[int] = []
     current = -1
     threads: list[list[Any]] = []  # open threads of the current stretch: [first, last, people]
-    span = 0
-    for i, day, key, part, single, p, a, b in _rows(
-        todo, date[todo], subject[todo], stretch, alone, first_person, lo, hi
-    ):
-        members = {p} if single else set(person[a:b].tolist())
+    for i, when, part, window, a, b in _rows(todo, day, stretch, span, lo, hi):
+        members = {people[a]} if b - a == 1 else set(people[a:b])
         if part != current:
-            current, threads = part, [[i, day, members]]
-            span = (SUBJECT_WINDOW_DAYS if key else EMPTY_SUBJECT_WINDOW_DAYS) * _DAY
+            current, threads = part, [[i, when, members]]
             continue
-        since = day - span
+        since = when - window
         # Dates only grow, so an expired thread is never joined again; dropping the expired ones
         # at the front changes nothing else, as the cap below evicts from the front too.
         while threads and threads[0][1] < since:
@@ -739,10 +779,10 @@ def _subject_edges(date: I64, subject: I64, eligible: Bools, c: _Classified) -> 
                 edges_a.append(t[0])
                 edges_b.append(i)
                 t[2].update(members)
-                t[1] = day
+                t[1] = when
                 break
         else:
-            threads.append([i, day, members])
+            threads.append([i, when, members])
             if len(threads) > SUBJECT_OPEN_MAX:
                 threads.pop(0)
     return np.array(edges_a, dtype=np.int64), np.array(edges_b, dtype=np.int64)
