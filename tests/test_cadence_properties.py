@@ -752,15 +752,15 @@ def test_runs_are_added_term_after_term(runs: list[list[float]]) -> None:
 def test_distinct_values_and_their_positions_are_what_unique_gives(
     values: list[int], near: bool
 ) -> None:
-    """_distinct (an array over a short range, else a sort) agrees with np.unique."""
+    """distinct (an array over a short range, else a sort) agrees with np.unique."""
     import numpy as np
 
-    from keepwarm.digests.cadence.ledger import _distinct
+    from keepwarm.digests.cadence.coverage import distinct
 
     array = np.array([v % 5000 if near else v for v in values], dtype=np.int64)
-    distinct, position = _distinct(array)
+    found, position = distinct(array)
     want, inverse = np.unique(array, return_inverse=True)
-    assert distinct.tolist() == want.tolist()
+    assert found.tolist() == want.tolist()
     assert position.tolist() == inverse.tolist()
 
 

@@ -48,8 +48,8 @@ class Coverage:
     @classmethod
     def of(cls, sent: I64, received: I64) -> Coverage:
         return cls(
-            np.unique(sent // DAY),
-            np.unique(received // DAY),
+            distinct(sent // DAY)[0],
+            distinct(received // DAY)[0],
             int(sent.max()) if len(sent) else -1,
             int(received.max()) if len(received) else -1,
             int(sent.min()) if len(sent) else None,
@@ -82,6 +82,23 @@ class Coverage:
         mail seen coming in through most of it too)?"""
         ok = self._sent_weeks.share(start, end) >= COVERED_SHARE
         return ok and (not received or self._received_weeks.share(start, end) >= COVERED_SHARE)
+
+
+DENSE_MAX = 1 << 20  # a range of integers this long is looked up in an array of its own
+
+
+def distinct(values: I64) -> tuple[I64, I64]:
+    """The distinct ``values`` (sorted) and, for each value, its position among them: marked in
+    an array over their range when it is short (days), else sorted (``np.unique``)."""
+    if len(values) and int(values.max()) - int(values.min()) < DENSE_MAX:
+        low = int(values.min())
+        present = np.zeros(int(values.max()) - low + 1, dtype=np.bool_)
+        present[values - low] = True
+        position = np.cumsum(present, dtype=np.int64) - 1
+        found: I64 = np.flatnonzero(present) + low
+        return found, position[values - low]
+    unique, inverse = np.unique(values, return_inverse=True)
+    return unique, inverse
 
 
 class _DayCounts:

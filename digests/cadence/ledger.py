@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from numpy.typing import NDArray
 
+from keepwarm.digests.cadence.coverage import distinct
 from keepwarm.digests.cadence.subjects import over
 from keepwarm.digests.cadence.touches import (
     F_FORWARD,
@@ -192,7 +193,7 @@ class Clock:
         zone = self.zone
         if zone is None:
             return (ts + self.offset) // DAY
-        utc_days, of_day = _distinct(ts // DAY)
+        utc_days, of_day = distinct(ts // DAY)
         per_day = np.array([self._day_offset(u, zone) for u in utc_days.tolist()], dtype=np.int64)
         offsets = per_day[of_day]
         for i in np.flatnonzero(offsets == _MIXED).tolist():
@@ -203,24 +204,6 @@ class Clock:
     def local(self, ts: int) -> datetime:
         """``ts`` as a naive local wall-clock datetime (for dates and times of day)."""
         return datetime.fromtimestamp(ts + self.offset_at(ts), UTC).replace(tzinfo=None)
-
-
-DENSE_MAX = 1 << 20  # a range of integers this long is looked up in an array of its own
-
-
-def _distinct(values: I64) -> tuple[I64, I64]:
-    """The distinct ``values`` (sorted) and, for each value, its position among them: marked in
-    an array over their range when it is short (days), else sorted and searched."""
-    if len(values) and int(values.max()) - int(values.min()) < DENSE_MAX:
-        low = int(values.min())
-        present = np.zeros(int(values.max()) - low + 1, dtype=np.bool_)
-        present[values - low] = True
-        position = np.cumsum(present, dtype=np.int64) - 1
-        distinct: I64 = np.flatnonzero(present) + low
-        return distinct, position[values - low]
-    ordered = np.sort(values)
-    distinct = ordered[run_starts(ordered)]
-    return distinct, np.searchsorted(distinct, values)
 
 
 def _utcoffset(ts: int, zone: ZoneInfo) -> int:
