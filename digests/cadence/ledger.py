@@ -33,6 +33,7 @@ from keepwarm.digests.cadence.touches import (
     Touches,
     run_starts,
     sort_order,
+    weights,
 )
 
 DAY = 86400
@@ -347,7 +348,9 @@ class _Conversations:
         size = last - first + 1
         n_out = np.add.reduceat(out.astype(np.int64), first)
         two_way_conv = (size > 1) & (n_out > 0) & (n_out < size)
-        direct_k = t.inc_direct[order] & (t.k[touch] <= DIRECT_K)
+        direct = t.inc_direct[order]
+        k = t.k[touch]
+        direct_k = direct & (k <= DIRECT_K)
         # once both sides wrote directly to each other, direct mail either way is contact
         n_persons = len(t.persons)
         flags = t.flags[touch]
@@ -361,8 +364,8 @@ class _Conversations:
             person=person,
             touch=touch,
             thread=thread,
-            direct=t.inc_direct[order],
-            weight=t.weights()[order],
+            direct=direct,
+            weight=weights(direct, k),
             date=date,
             out=out,
             day=clock.days(date),

@@ -113,6 +113,13 @@ def person_of(d: Directory, address: str) -> str | None:
     return key if d.kind_of(key) == "person" else None
 
 
+def weights(direct: Bools, k: I64) -> NDArray[np.float64]:
+    """The weight of touches to people: To (or my To) 1, Cc/Bcc a half, over ``k``, the number
+    of people sharing each touch."""
+    w: NDArray[np.float64] = np.where(direct, TO_WEIGHT, CC_WEIGHT)
+    return w / k
+
+
 @dataclass(frozen=True, eq=False)
 class Touches:
     """The mail that touches people, one entry per message, oldest first (by date, then id).
@@ -158,11 +165,6 @@ class Touches:
         ids = self.message[np.asarray(touches, dtype=np.int64)].tolist()
         got = self.source.subjects(sorted(set(ids)))
         return [got.get(i) for i in ids]
-
-    def weights(self) -> NDArray[np.float64]:
-        """The weight of each ``inc_*`` row: To (or my To) 1, Cc/Bcc a half, over ``k``."""
-        w: NDArray[np.float64] = np.where(self.inc_direct, TO_WEIGHT, CC_WEIGHT)
-        return w / self.k[self.inc_touch]
 
     def together(self, keys: Collection[str]) -> set[tuple[str, str]]:
         """Pairs (sorted) of ``keys`` that were on one mail shared by several people."""
