@@ -138,9 +138,13 @@ def first_read(root: Path, argv: list[str], env: dict[str, str]) -> Run:
     an import, or after a change in every block: it reads every message from SQL and keeps the
     blocks for the commands after it."""
     run([KEEPWARM, "--config", str(root / "config.toml"), "status"], env)  # migrated first
-    with sqlite3.connect(root / "keepwarm.db") as conn:
+    conn = sqlite3.connect(root / "keepwarm.db")
+    try:
         conn.execute("DELETE FROM message_blocks")
         conn.execute("DELETE FROM recipient_blocks")
+        conn.commit()
+    finally:
+        conn.close()
     return run(argv, env)
 
 

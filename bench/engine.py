@@ -386,9 +386,13 @@ def main() -> None:
 
             Store.open(db).close()
         gen = time.perf_counter() - t
-        with sqlite3.connect(db) as conn:  # as after an import: no column block kept yet
+        conn = sqlite3.connect(db)  # as after an import: no column block kept yet
+        try:
             conn.execute("DELETE FROM message_blocks")
             conn.execute("DELETE FROM recipient_blocks")
+            conn.commit()
+        finally:
+            conn.close()
         r = _child(["--child", "synthetic", str(db), "--now", now.isoformat()])
         print(
             f"synthetic, first read (no column block kept: read from SQL, then kept): "

@@ -217,3 +217,37 @@ def test_a_failing_read_is_the_commands_error(cfg: Path, monkeypatch: pytest.Mon
     result = CliRunner().invoke(cli, ["--config", str(cfg), "people", "--as-of", AS_OF])
     assert result.exit_code != 0
     assert "malformed" in result.output or "damaged" in result.output, result.output
+
+
+def test_the_next_command_takes_the_kept_blocks_and_says_the_same(cfg: Path) -> None:
+    """The first command keeps the messages it read (daemon/store/blocks.py); the next takes
+    them and prints the same; a new message drops its block and shows in the next one."""
+    import sqlite3
+    from contextlib import closing
+
+    db = cfg.parent / "kw.db"
+    args = ["--config", str(cfg), "people", "--json", "--all", "--as-of", AS_OF]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT count(*) FROM message_blocks").fetchone()[0] >= 1
+    again = CliRunner().invoke(cli, args)
+    assert again.output == first.output
+    store = Store.open(db)
+    try:
+        late = MessageMeta(
+            account="a",
+            provider_id="new",
+            date=NOW - timedelta(days=1),
+            sender=Address("erin@delta.io"),
+            to=(Address(ME),),
+            message_id="new@x",
+            subject="hello",
+        )
+        store.apply_batch("a", "maildir", Batch(messages=[late]))
+    finally:
+        store.close()
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT count(*) FROM message_blocks").fetchone()[0] == 0
+    changed = CliRunner().invoke(cli, args)
+    assert "erin@delta.io" in changed.output and "erin@delta.io" not in first.output
