@@ -133,3 +133,15 @@ def test_inside_a_transaction_the_reads_see_what_it_wrote(tmp_path: Path) -> Non
     assert list(answers(conn, sql, [(0,), (3,)])) == [(5,), (2,)]
     conn.rollback()
     assert list(answers(conn, sql, [(0,), (3,)])) == [(0,), (0,)]
+
+
+def test_the_bounds_of_the_ids_are_looked_up_not_scanned() -> None:
+    """The bulk reads start with the smallest and largest message id: each must be one look-up
+    at an end of a key (a query with both min() and max() scans every row instead)."""
+    from keepwarm.daemon.store.history import _MESSAGE_BOUNDS, _RECIPIENT_BOUNDS
+
+    store = close_after_test(Store.memory())
+    for sql in (_MESSAGE_BOUNDS, _RECIPIENT_BOUNDS):
+        plan = " / ".join(str(r[3]) for r in store.conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "SCAN message" not in plan, plan
+        assert plan.count("SEARCH") == 2, plan

@@ -87,6 +87,11 @@ _SUBJECTS_SQL = """
 # The left table of a LEFT JOIN is always SQLite's outer loop: the subjects come in the order of
 # the ids (a null for an id not stored), one rowid look-up each (fastest with the ids sorted).
 _NO_LIMIT = 2**62
+_MESSAGE_BOUNDS = "SELECT (SELECT min(id) FROM messages), (SELECT max(id) FROM messages)"
+_RECIPIENT_BOUNDS = """SELECT (SELECT min(message) FROM message_addresses),
+                              (SELECT max(message) FROM message_addresses)"""
+# One min() or max() per query: SQLite then looks it up at one end of the key, where
+# ``SELECT min(id), max(id)`` scans every row (0.1 s and 0.3 s on a million messages).
 
 
 READERS = 2  # connections answering the bulk reads at once (one per core of a small machine)
@@ -231,7 +236,7 @@ class MessageStream:
 
         if until is None:
             until = self.until if self.until is not None else _NO_LIMIT
-        lo, hi = self.conn.execute("SELECT min(id), max(id) FROM messages").fetchone()
+        lo, hi = self.conn.execute(_MESSAGE_BOUNDS).fetchone()
         if lo is None:
             return
         pieces = blocks.pieces_of(lo, hi, lambda a, b: _split(a, b, _MESSAGE_RANGE))
@@ -256,9 +261,7 @@ class MessageStream:
     def recipients(self) -> Iterator[Packed]:
         from keepwarm.daemon.store import blocks
 
-        lo, hi = self.conn.execute(
-            "SELECT min(message), max(message) FROM message_addresses"
-        ).fetchone()
+        lo, hi = self.conn.execute(_RECIPIENT_BOUNDS).fetchone()
         if lo is None:
             return
         stride = len(self._emails)
