@@ -698,3 +698,24 @@ def test_contact_days_are_local_days_with_the_offset_of_their_own_date_across_ds
         ts = int(local.timestamp())
         assert clock.local(ts) == local.replace(tzinfo=None)
         assert clock.day(ts) == local.date().toordinal() - datetime(1970, 1, 1).toordinal()
+
+
+def test_person_reports_are_whole_dataclass_instances() -> None:
+    """The engine sets a PersonReport's fields at once (not through the frozen __init__): every
+    field, in the dataclass's order, and the same object the constructor builds."""
+    import dataclasses
+
+    from keepwarm.digests.cadence import PersonReport
+
+    h = H()
+    weekly(h, BOB, 35 + 7 * 20, 35)
+    weekly(h, CAROL, 35 + 30 * 10, 35, every=30)
+    r = run(h)
+    names = [f.name for f in dataclasses.fields(PersonReport)]
+    assert not hasattr(PersonReport, "__post_init__")  # that the shortcut would skip
+    assert len(r.people) == 2
+    for rep in r.people:
+        assert list(vars(rep)) == names
+        assert PersonReport(**{n: getattr(rep, n) for n in names}) == rep
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            rep.name = "x"  # type: ignore[misc]

@@ -11,6 +11,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from statistics import median
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from keepwarm.core import gc_paused
@@ -432,44 +433,59 @@ def _share(part: int, whole: int) -> float | None:
 def _report(
     p: Person, ctx: Context, history: History, occasions: list[sig.Occasion]
 ) -> PersonReport:
-    led, r, s = p.led, p.rhythm, ctx.settings
+    led, r = p.led, p.rhythm
     info = ctx.directory.people.get(led.key)
     addresses = info.addresses if info is not None else (led.key,)
     name = (info.name if info is not None else "") or _name(addresses, history) or led.key
     by_me, by_them = led.initiated_by_me, led.initiated_by_them
-    subjects = [subj for _d, subj in latest_subjects(led.subjects, 3)]
-    return PersonReport(
-        key=led.key,
-        name=name,
-        addresses=tuple(addresses),
-        tier=s.tiers[p.tier].name if p.tier is not None else None,
-        pinned=p.pinned is not None,
-        strength=p.strength,
-        stage=p.stage,
-        two_way=bool(r.contact_days),
-        contact_days=len(r.contact_days),
-        typical_gap_days=r.typical_gap,
-        expected_gap_days=round(r.expected_gap, 2),
-        days_since_contact=r.days_since,
-        overdue_ratio=r.overdue_ratio,
-        last_contact=_dt(led.last_contact),
-        first_contact=_dt(led.first_contact),
-        initiated_by_me=by_me,
-        initiated_by_them=by_them,
-        messages_in=led.w_in,
-        messages_out=led.w_out,
-        answered_by_me=_share(led.w_in_answered, led.w_in),
-        answered_by_them=_share(led.w_out_answered, led.w_out),
-        my_reply_hours=_median_hours(led.my_latencies),
-        their_reply_hours=_median_hours(led.their_latencies),
-        meetings_by_me=led.meetings_by_me,
-        meetings_by_them=led.meetings_by_them,
-        replies_owed_by_me=len(led.owed_by_me),
-        replies_owed_to_me=len(led.owed_to_me),
-        balance=round((by_me - by_them) / (by_me + by_them), 3) if by_me + by_them else 0.0,
-        last_subjects=tuple(subjects),
-        occasions=sig.occasion_names(occasions),
+    seen = led.subjects
+    # one subject is its own latest (most people); else the three latest distinct ones
+    latest = seen if len(seen) < 2 else latest_subjects(seen, 3)
+    w_in, w_out = led.w_in, led.w_out
+    return _person_report(
+        {
+            "key": led.key,
+            "name": name,
+            "addresses": tuple(addresses),
+            "tier": ctx.settings.tiers[p.tier].name if p.tier is not None else None,
+            "pinned": p.pinned is not None,
+            "strength": p.strength,
+            "stage": p.stage,
+            "two_way": bool(r.contact_days),
+            "contact_days": len(r.contact_days),
+            "typical_gap_days": r.typical_gap,
+            "expected_gap_days": round(r.expected_gap, 2),
+            "days_since_contact": r.days_since,
+            "overdue_ratio": r.overdue_ratio,
+            "last_contact": _dt(led.last_contact),
+            "first_contact": _dt(led.first_contact),
+            "initiated_by_me": by_me,
+            "initiated_by_them": by_them,
+            "messages_in": w_in,
+            "messages_out": w_out,
+            "answered_by_me": _share(led.w_in_answered, w_in),
+            "answered_by_them": _share(led.w_out_answered, w_out),
+            "my_reply_hours": _median_hours(led.my_latencies),
+            "their_reply_hours": _median_hours(led.their_latencies),
+            "meetings_by_me": led.meetings_by_me,
+            "meetings_by_them": led.meetings_by_them,
+            "replies_owed_by_me": len(led.owed_by_me),
+            "replies_owed_to_me": len(led.owed_to_me),
+            "balance": round((by_me - by_them) / (by_me + by_them), 3) if by_me + by_them else 0.0,
+            "last_subjects": tuple([subj for _d, subj in latest]),
+            "occasions": sig.occasion_names(occasions) if occasions else (),
+        }
     )
+
+
+def _person_report(values: dict[str, Any]) -> PersonReport:
+    """``PersonReport(**values)`` without the frozen dataclass's ``__init__`` (a call of
+    ``object.__setattr__`` per field, 30 fields, 18,000 people: 0.05 s on the 1M store): the
+    same object, its fields set at once. ``values`` has every field, in order (a test checks
+    what a new field would break)."""
+    report: PersonReport = object.__new__(PersonReport)
+    report.__dict__.update(values)
+    return report
 
 
 def _name(addresses: Iterable[str], history: History) -> str:
