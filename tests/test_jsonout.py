@@ -138,3 +138,53 @@ def test_an_integer_too_long_to_print_is_refused_as_json_dumps_refuses_it() -> N
     with pytest.raises(ValueError) as theirs:
         json.dumps([huge], indent=2)
     assert str(ours.value) == str(theirs.value)
+
+
+# Records: lists of dicts with the same keys in the same order (a column at a time).
+column_values = st.one_of(
+    st.lists(leaves, min_size=1, max_size=3),  # one kind of column each: leaves, lists of them,
+    st.lists(st.lists(text, max_size=3), min_size=1, max_size=3),  # lists of strings, tuples,
+    st.lists(st.lists(leaves, max_size=3).map(tuple), min_size=1, max_size=3),
+    st.lists(values, min_size=1, max_size=3),  # anything (nested, mixed, None or a list)
+)
+
+
+@given(
+    st.lists(st.tuples(text, column_values), min_size=1, max_size=6, unique_by=lambda c: c[0]),
+    st.integers(min_value=8, max_value=20),
+)
+@example([("a%s", [1]), ("%", ["x"])], 8)  # the template's own character in keys
+@example([("k", [[]]), ("l", [["a", "b"], []])], 9)
+def test_records_same_text_as_json_dumps(
+    columns: list[tuple[str, list[Any]]], n_records: int
+) -> None:
+    rows = [{k: vs[i % len(vs)] for k, vs in columns} for i in range(n_records)]
+    same(rows)
+
+
+def test_records_a_column_at_a_time() -> None:
+    """A list of records goes through the columns (the path that must give the same text),
+    and the records that are not alike fall back to a value at a time."""
+    from keepwarm.daemon import jsonout
+
+    rows = [
+        {"key": f"p{i}@x.com", "n": i, "f": i / 3, "on": i % 2 == 0, "none": None, "l": ["a"] * i}
+        for i in range(10)
+    ]
+    writer = jsonout._Writer(True)
+    assert jsonout._columns(writer, rows, True) == json.dumps(rows, indent=2)
+    assert jsonout._columns(writer, [*rows[:9], {"n": 1, "key": "x"}], True) is None  # other keys
+    assert jsonout._columns(writer, [*rows[:9], {**rows[0], "x": 1}], True) is None
+    assert jsonout._columns(writer, [{1: 2}] * 9, True) is None  # keys not all str
+    same(rows)
+    same([*rows, [1, 2]])
+
+
+def test_records_without_the_c_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where Python has no _json C module, records are written a value at a time, alike."""
+    from keepwarm.daemon import jsonout
+
+    rows = [{"a": i, "b": [str(i)]} for i in range(9)]
+    monkeypatch.setattr(jsonout, "c_make_encoder", None)
+    assert jsonout._columns(jsonout._Writer(True), rows, True) is None
+    same(rows)
