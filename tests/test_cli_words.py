@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
 from keepwarm.connectors.headers import message_from_headers
@@ -29,6 +31,36 @@ def test_plural_and_table() -> None:
     lines = table(["name", "n"], [["a" * 50, "1"], ["b", "22"]], right=(1,))
     assert lines[1] == "a" * 50 + "   1" and lines[2].endswith(" 22")
     assert table(["name", "n"], [["a b", "1"]], plain=True) == ["name\tn", "a b\t1"]
+
+
+@given(
+    st.integers(min_value=1, max_value=5).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.text(max_size=6), min_size=n, max_size=n),
+            st.lists(st.lists(st.text(max_size=9), min_size=n, max_size=n), max_size=6),
+            st.sets(st.integers(min_value=0, max_value=n - 1)),
+        )
+    )
+)
+@example((["{0}", "n"], [["{}", "%s"], ["", "é\u2028"]], {1}))
+@example(([""], [[""]], set()))
+def test_table_pads_cells_as_ljust_and_rjust_do(
+    drawn: tuple[list[str], list[list[str]], set[int]],
+) -> None:
+    """table (a column's width at once, each line one str.format) writes the lines of the
+    cell-by-cell ljust/rjust it replaced."""
+    headers, rows, right = drawn
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
+        ]
+        return "  ".join(padded).rstrip()
+
+    assert table(headers, rows, sorted(right)) == [line(headers), *(line(r) for r in rows)]
 
 
 def test_x_from_gives_the_name_a_bare_from_lacks() -> None:
