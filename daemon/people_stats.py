@@ -28,21 +28,22 @@ from keepwarm.daemon.identity import (
 from keepwarm.daemon.store import Store, reads
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PersonStats:
     """What happened with one person up to ``as_of``.
 
     ``messages_in``: messages from them; ``messages_out``: messages from me with them as To, Cc
     or Bcc (our own digests never count). ``direct_*`` count only the ones that can be a touch
     (not list/bulk/automatic, at most ``engine.max_recipients`` recipients). ``meetings``: small
-    meetings (at most ``engine.max_attendees``) not declined. ``first_touch``/``last_touch``
-    span all of those messages and meetings.
+    meetings (at most ``engine.max_attendees``) not declined. The first and last touch span all
+    of those messages and meetings. Times are UTC epoch seconds (``*_at``), as datetimes in the
+    properties.
     """
 
-    first_touch: datetime | None
-    last_touch: datetime | None
-    last_inbound: datetime | None
-    last_outbound: datetime | None
+    first_touch_at: int | None
+    last_touch_at: int | None
+    last_inbound_at: int | None
+    last_outbound_at: int | None
     messages_in: int
     messages_out: int
     direct_in: int
@@ -52,6 +53,22 @@ class PersonStats:
     @property
     def interactions(self) -> int:
         return self.messages_in + self.messages_out + self.meetings
+
+    @property
+    def first_touch(self) -> datetime | None:
+        return _dt(self.first_touch_at)
+
+    @property
+    def last_touch(self) -> datetime | None:
+        return _dt(self.last_touch_at)
+
+    @property
+    def last_inbound(self) -> datetime | None:
+        return _dt(self.last_inbound_at)
+
+    @property
+    def last_outbound(self) -> datetime | None:
+        return _dt(self.last_outbound_at)
 
 
 def _dt(ts: int | None) -> datetime | None:
@@ -73,28 +90,28 @@ def stats_for(acts: list[AddressActivity]) -> PersonStats:
     if len(acts) == 1:  # most clusters: one address's figures as they are
         a = acts[0]
         return PersonStats(
-            first_touch=_dt(_min((a.in_first, a.out_first, a.meet_first))),
-            last_touch=_dt(_max((a.in_last, a.out_last, a.meet_last))),
-            last_inbound=_dt(a.in_last),
-            last_outbound=_dt(a.out_last),
-            messages_in=a.sent,
-            messages_out=a.out,
-            direct_in=a.sent_direct,
-            direct_out=a.out_direct,
-            meetings=a.meetings,
+            _min((a.in_first, a.out_first, a.meet_first)),
+            _max((a.in_last, a.out_last, a.meet_last)),
+            a.in_last,
+            a.out_last,
+            a.sent,
+            a.out,
+            a.sent_direct,
+            a.out_direct,
+            a.meetings,
         )
     last_in = _max(a.in_last for a in acts)
     last_out = _max(a.out_last for a in acts)
     return PersonStats(
-        first_touch=_dt(_min(v for a in acts for v in (a.in_first, a.out_first, a.meet_first))),
-        last_touch=_dt(_max((last_in, last_out, _max(a.meet_last for a in acts)))),
-        last_inbound=_dt(last_in),
-        last_outbound=_dt(last_out),
-        messages_in=sum(a.sent for a in acts),
-        messages_out=sum(a.out for a in acts),
-        direct_in=sum(a.sent_direct for a in acts),
-        direct_out=sum(a.out_direct for a in acts),
-        meetings=sum(a.meetings for a in acts),
+        _min(v for a in acts for v in (a.in_first, a.out_first, a.meet_first)),
+        _max((last_in, last_out, _max(a.meet_last for a in acts))),
+        last_in,
+        last_out,
+        sum(a.sent for a in acts),
+        sum(a.out for a in acts),
+        sum(a.sent_direct for a in acts),
+        sum(a.out_direct for a in acts),
+        sum(a.meetings for a in acts),
     )
 
 
@@ -134,7 +151,29 @@ def iso(dt: datetime | None) -> str | None:
     utc = dt.astimezone(UTC)
     if utc.year < 1000:  # strftime writes such a year without its leading zeros
         return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return utc.isoformat()[:19] + "Z"  # the same text, twice as fast (every record has four)
+    return utc.isoformat()[:19] + "Z"  # the same text, twice as fast
+
+
+_DATES: dict[int, str] = {}  # day number since the epoch -> "2026-05-31T"
+_MINUTES: list[str] = []  # minute of the day -> "09:05:" (made on first use)
+_SECONDS = [f"{s:02}Z" for s in range(60)]
+
+
+def iso_at(ts: int | None) -> str | None:
+    """:func:`iso` of an epoch second (``iso(datetime.fromtimestamp(ts, UTC))``), from the texts
+    of its day (each worked out once), its minute of the day and its second: four times as fast
+    (every record of ``keepwarm people --json`` has four)."""
+    if ts is None:
+        return None
+    day, second = divmod(ts, 86400)
+    date = _DATES.get(day)
+    if date is None:
+        text = iso(datetime.fromtimestamp(day * 86400, UTC)) or ""
+        date = _DATES[day] = text[: -len("00:00:00Z")]
+    if not _MINUTES:
+        _MINUTES.extend(f"{m // 60:02}:{m % 60:02}:" for m in range(24 * 60))
+    minute, second = divmod(second, 60)
+    return date + _MINUTES[minute] + _SECONDS[second]
 
 
 def person_record(person: Person, stats: PersonStats) -> dict[str, Any]:
@@ -145,10 +184,10 @@ def person_record(person: Person, stats: PersonStats) -> dict[str, Any]:
         "addresses": list(person.addresses),
         "kind": person.kind,
         "two_way": person.two_way,
-        "first_touch": iso(stats.first_touch),
-        "last_touch": iso(stats.last_touch),
-        "last_inbound": iso(stats.last_inbound),
-        "last_outbound": iso(stats.last_outbound),
+        "first_touch": iso_at(stats.first_touch_at),
+        "last_touch": iso_at(stats.last_touch_at),
+        "last_inbound": iso_at(stats.last_inbound_at),
+        "last_outbound": iso_at(stats.last_outbound_at),
         "messages_in": stats.messages_in,
         "messages_out": stats.messages_out,
         "direct_in": stats.direct_in,

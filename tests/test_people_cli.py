@@ -215,7 +215,7 @@ def test_selected_people_in_the_reports_order_then_by_last_touch(
     for i, (kind, two_way, day, n, rank) in enumerate(drawn):
         key = f"p{i % 7}x{i}@corp.com"
         people[key] = Person(key, key, (key,), kind, (), two_way)  # type: ignore[arg-type]
-        last = None if day is None else T0 + timedelta(days=day)
+        last = None if day is None else int((T0 + timedelta(days=day)).timestamp())
         stats[key] = PersonStats(last, last, None, None, n, 0, 0, 0, 0)
         if rank is not None:
             ranked.append((rank, key))
@@ -309,3 +309,15 @@ def test_module_imports_first_without_cycles(module: str) -> None:
         [sys.executable, "-c", f"import {module}"], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+@given(
+    st.integers(min_value=-62135596800, max_value=253402300799)  # years 1 to 9999
+    | st.integers(min_value=0, max_value=4_000_000_000)
+)
+def test_iso_of_an_epoch_second_is_iso_of_its_datetime(ts: int) -> None:
+    """iso_at (texts of the day, minute and second, made once) writes what iso writes."""
+    from keepwarm.daemon.people_stats import iso_at
+
+    assert iso_at(ts) == iso(datetime.fromtimestamp(ts, UTC))
+    assert iso_at(None) is None

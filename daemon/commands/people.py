@@ -66,7 +66,7 @@ def selected_people(
 
 
 def _order(p: Person, s: PersonStats, all_kinds: bool) -> tuple[Any, ...]:
-    last = -(s.last_touch.timestamp()) if s.last_touch else 0.0
+    last = -float(s.last_touch_at) if s.last_touch_at is not None else 0.0
     kind_rank = ("person", "self", "role", "list", "robot", "excluded").index(p.kind)
     return (kind_rank if all_kinds else 0, last, p.key)
 
