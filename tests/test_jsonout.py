@@ -188,3 +188,19 @@ def test_records_without_the_c_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jsonout, "c_make_encoder", None)
     assert jsonout._columns(jsonout._Writer(True), rows, True) is None
     same(rows)
+
+
+@given(st.lists(values, min_size=1, max_size=12), st.integers(min_value=0, max_value=12))
+def test_items_of_two_parts_joined_are_the_lists_items(items_: list[Any], cut: int) -> None:
+    """dumps(a + b) is "[\\n  " + items(a) + ",\\n  " + items(b) + "\\n]" (how people --json
+    joins its two halves); an empty list has no items to write."""
+    from keepwarm.daemon.jsonout import items
+
+    head, tail = items_[: max(cut, 1)], items_[max(cut, 1) :]
+    for ensure_ascii in (True, False):
+        parts = [items(p, ensure_ascii=ensure_ascii) for p in (head, tail) if p]
+        assert "[\n  " + ",\n  ".join(parts) + "\n]" == json.dumps(
+            items_, indent=2, ensure_ascii=ensure_ascii
+        )
+    with pytest.raises(ValueError, match="non-empty"):
+        items([])

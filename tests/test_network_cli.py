@@ -126,6 +126,37 @@ def test_people_json_has_engine_fields_strongest_first(cfg: Path) -> None:
     assert -1.0 <= bob["balance"] <= 1.0
 
 
+def test_people_json_in_two_processes_is_the_same_text(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """people --json made in two halves (the second in a forked child) prints what one process
+    prints; with --all as well."""
+    import os
+
+    from keepwarm.daemon import forked
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    for flags in ((), ("--all",)):
+        monkeypatch.setattr(forked, "MIN_ITEMS", 10**9)
+        alone = run(cfg, "people", "--json", "--as-of", AS_OF, *flags)
+        assert not forks
+        monkeypatch.setattr(forked, "MIN_ITEMS", 2)
+        assert run(cfg, "people", "--json", "--as-of", AS_OF, *flags) == alone
+        assert len(forks) == 1
+        forks.clear()
+        assert len(json.loads(alone)) >= 3
+
+
 def test_people_filters(cfg: Path) -> None:
     def keys(*flags: str) -> set[str]:
         return {

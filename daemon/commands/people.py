@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,7 +12,7 @@ import click
 from keepwarm.connectors.headers import normalize_address
 from keepwarm.core import gc_paused
 from keepwarm.core.specs import ENGINE_DEFAULTS as E
-from keepwarm.daemon import completion, decisions, freshness, jsonout
+from keepwarm.daemon import completion, decisions, forked, freshness, jsonout
 from keepwarm.daemon.commands.base import (
     Ctx,
     UserError,
@@ -39,7 +40,7 @@ from keepwarm.daemon.store import Store
 from keepwarm.daemon.words import kind_word, plural, table, tier_word
 from keepwarm.digests.cadence import NetworkReport, PersonReport
 
-__all__ = ["PeopleView", "cli", "load_view", "people_records"]
+__all__ = ["PeopleView", "cli", "load_view", "people_json", "people_records"]
 
 
 def selected_people(
@@ -86,6 +87,20 @@ def people_records(
             record.update(engine_fields(report.person(p.key)))
         out.append(record)
     return out
+
+
+def people_json(
+    view: PeopleView, all_kinds: bool, report: NetworkReport | None, people: list[Person]
+) -> str:
+    """The text of ``keepwarm people --json`` (``jsonout.dumps(people_records(...))``), made in
+    two halves on two cores when there are many (:func:`keepwarm.daemon.forked.in_two`)."""
+    if not people:
+        return "[]"
+
+    def make(part: Sequence[Person]) -> str:
+        return jsonout.items(people_records(view, all_kinds, report, list(part)))
+
+    return "[\n  " + forked.in_two(make, people, ",\n  ") + "\n]"
 
 
 def _day(dt: datetime | None, zone: ZoneInfo) -> str:
@@ -283,7 +298,7 @@ def people(
         if wanted(report, p.key, tier=tier, fading=fading, lopsided=lopsided, owed=owed)
     ]
     if as_json:
-        click.echo(jsonout.dumps(people_records(view, all_kinds, report, chosen)))
+        click.echo(people_json(view, all_kinds, report, chosen))
     else:
         explain = bool(tier or fading or lopsided or owed)
         print_people(view, config.zone, all_kinds, report, chosen, explain, plain)
