@@ -97,7 +97,11 @@ def occasions(p: Person, ctx: Context, birthdays: dict[str, str]) -> list[Occasi
                 )
             )
     out.extend(_anniversary(p, ctx, today))
-    from_book = [Occasion(*o) for o in book.occasions(p, ctx)]  # anniversary, job change
+    from_book = (  # anniversary, job change: none without an address book's
+        [Occasion(*o) for o in book.occasions(p, ctx)]
+        if ctx.settings.anniversaries or ctx.settings.organisations
+        else []
+    )
     out.extend(from_book)
     if not any(o.kind == "occasion_job_change" for o in from_book):
         out.extend(_job_change(p, ctx))
