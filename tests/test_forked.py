@@ -18,19 +18,35 @@ def make(part: Sequence[str]) -> str:
     return "\n".join(part)
 
 
+FORKED: list[int] = []  # the children in_two forked during the test
+
+
 def no_child_left() -> bool:
-    """Every child of this process has been waited for (no zombie, nothing running)."""
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
+    """Every child in_two forked has been waited for (no zombie, nothing running; the test
+    process has other children: servers of other tests)."""
+    for pid in FORKED:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not a child any more: reaped
+            continue
+        return False
+    return True
 
 
 @pytest.fixture(autouse=True)
 def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tests decide whether a fork can pay, not the machine's cores."""
+    """The tests decide whether a fork can pay, not the machine's cores; the forks are noted."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            FORKED.append(pid)
+        return pid
+
+    FORKED.clear()
+    monkeypatch.setattr(os, "fork", fork)
 
 
 def test_two_halves_in_two_processes_make_the_same_text() -> None:
@@ -50,7 +66,7 @@ def test_two_halves_in_two_processes_make_the_same_text() -> None:
     assert head == make(ITEMS)
     assert int(pid_line) != parent  # the second half came from another process
     assert made_in == [len(ITEMS) // 2]  # this process made only the first half
-    assert no_child_left()
+    assert FORKED and no_child_left()
 
 
 def test_few_items_one_core_or_no_fork_stay_in_one_process(
@@ -79,7 +95,7 @@ def test_few_items_one_core_or_no_fork_stay_in_one_process(
         m.setattr(os, "fork", no_fork)
         assert forked.in_two(here, ITEMS, "\n", min_items=2) == make(ITEMS)
     assert seen == [len(ITEMS)] * 4  # all of it, here, each time
-    assert no_child_left()
+    assert not FORKED
 
 
 def test_no_fork_while_another_thread_runs() -> None:
@@ -96,7 +112,7 @@ def test_no_fork_while_another_thread_runs() -> None:
             return make(part)
 
         assert forked.in_two(here, ITEMS, "\n", min_items=2) == make(ITEMS)
-        assert pids == {parent}
+        assert pids == {parent} and not FORKED
     finally:
         stop.set()
         other.join()
@@ -116,7 +132,7 @@ def test_a_failing_child_its_half_is_made_here() -> None:
     assert forked.in_two(fails_in_child, ITEMS, "\n", min_items=2) == make(ITEMS)
     half = len(ITEMS) // 2
     assert second == [ITEMS[:half], ITEMS[half:]]  # its own half, then the child's
-    assert no_child_left()
+    assert FORKED and no_child_left()
 
 
 def test_an_error_is_the_error_one_process_raises() -> None:
@@ -132,7 +148,7 @@ def test_an_error_is_the_error_one_process_raises() -> None:
 
     with pytest.raises(BadItem, match="bad item"):
         forked.in_two(strict, ITEMS, "\n", min_items=2)
-    assert no_child_left()
+    assert FORKED and no_child_left()
 
 
 def test_an_error_here_stops_and_reaps_the_child(tmp_path: Path) -> None:
@@ -149,5 +165,5 @@ def test_an_error_here_stops_and_reaps_the_child(tmp_path: Path) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         forked.in_two(slow_child, ITEMS, "\n", min_items=2)
-    assert no_child_left()
+    assert FORKED and no_child_left()
     assert not finished.exists()  # killed, not waited for until it was done
