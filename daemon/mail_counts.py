@@ -113,19 +113,19 @@ def count_mail(
 
     other = (seen & ~mine)[row] & ((role == ROLE_TO) | (role == ROLE_CC))
     return MailCounts(
-        sent=n_sent,
-        sent_bulk=per.count(who[bulk[theirs]]),
-        sent_auto=per.count(who[auto[theirs]]),
-        sent_direct=per.count(who[direct[theirs]]),
+        sent=n_sent.tolist(),
+        sent_bulk=per.count(who[bulk[theirs]]).tolist(),
+        sent_auto=per.count(who[auto[theirs]]).tolist(),
+        sent_direct=per.count(who[direct[theirs]]).tolist(),
         in_first=in_first,
         in_last=in_last,
-        out=n_out,
-        out_direct=n_direct,
+        out=n_out.tolist(),
+        out_direct=n_direct.tolist(),
         out_first=out_first,
         out_last=out_last,
         out_direct_last=direct_last,
-        received_other=per.count(address[other]),
-        received_bulk=per.count(address[other & bulk[row]]),
+        received_other=per.count(address[other]).tolist(),
+        received_bulk=per.count(address[other & bulk[row]]).tolist(),
         filed_as_sent=frozenset(np.unique(sender[filed]).tolist()),
     )
 
@@ -151,15 +151,15 @@ class _PerAddress:
     def __init__(self, wanted: NDArray[np.int64], top: int) -> None:
         self.wanted, self.top = wanted, top
 
-    def count(self, address: NDArray[np.int64]) -> list[int]:
+    def count(self, address: NDArray[np.int64]) -> NDArray[np.int64]:
         """How many of ``address`` are each wanted address."""
         import numpy as np
 
-        counted: list[int] = np.bincount(address, minlength=self.top)[self.wanted].tolist()
+        counted: NDArray[np.int64] = np.bincount(address, minlength=self.top)[self.wanted]
         return counted
 
     def dates(
-        self, address: NDArray[np.int64], date: NDArray[np.int64], n: list[int]
+        self, address: NDArray[np.int64], date: NDArray[np.int64], n: NDArray[np.int64]
     ) -> tuple[list[int | None], list[int | None]]:
         """The first and last ``date`` of each wanted address (None where ``n`` is 0)."""
         import numpy as np
@@ -168,8 +168,10 @@ class _PerAddress:
         last = np.full(self.top, np.iinfo(np.int64).min, dtype=np.int64)
         np.minimum.at(first, address, date)
         np.maximum.at(last, address, date)
-        lo, hi = first[self.wanted].tolist(), last[self.wanted].tolist()
-        return (
-            [x if k else None for x, k in zip(lo, n, strict=True)],
-            [x if k else None for x, k in zip(hi, n, strict=True)],
-        )
+        none = n == 0
+        out: list[list[int | None]] = []
+        for found in (first, last):
+            values = found[self.wanted].astype(object)  # Python ints, and None where none
+            values[none] = None
+            out.append(values.tolist())
+        return out[0], out[1]
