@@ -245,7 +245,7 @@ def fold_touches(touches: Touches, clock: Clock, away: Sequence[int] = ()) -> di
     asked, answered, i_asked, they_answered = _answer_history(c, t)
     loops_by_me, loops_to_me = _open_loops(c, clock, t, away, (asked, answered))
     person, date, contact = c.person, c.date, c.contact
-    contact_first, contact_last = _extremes(person, date, contact, n_persons)
+    contact_first, contact_last = _extremes(person, date, contact)
     # subjects first: their walk's arrays come and go before the days' dicts are built
     subjects = _recent_subjects(person, date, c.touch, contact, t)
     days = _max_by_day(person, c.day, c.weight, contact)
@@ -591,20 +591,16 @@ def _runs(values: I64) -> Iterator[tuple[int, int, int]]:
     return zip(values[starts].tolist(), bounds, bounds[1:], strict=False)
 
 
-def _extremes(
-    person: I64, date: I64, mask: Bools, n_persons: int
-) -> tuple[dict[int, int], dict[int, int]]:
-    """The first and last ``date`` by person, among the rows in ``mask``."""
+def _extremes(person: I64, date: I64, mask: Bools) -> tuple[dict[int, int], dict[int, int]]:
+    """The first and last ``date`` by person (``person`` sorted), among the rows in ``mask``."""
     p, d = person[mask], date[mask]
     if not len(p):
         return {}, {}
-    lo = np.full(n_persons, np.iinfo(np.int64).max)
-    hi = np.full(n_persons, np.iinfo(np.int64).min)
-    np.minimum.at(lo, p, d)
-    np.maximum.at(hi, p, d)
-    present = sorted(set(p.tolist()))
-    lows, highs = lo.tolist(), hi.tolist()
-    return {i: lows[i] for i in present}, {i: highs[i] for i in present}
+    heads = np.flatnonzero(run_starts(p))
+    who = p[heads].tolist()
+    lows = np.minimum.reduceat(d, heads).tolist()
+    highs = np.maximum.reduceat(d, heads).tolist()
+    return dict(zip(who, lows, strict=True)), dict(zip(who, highs, strict=True))
 
 
 def _max_by_day(
@@ -703,19 +699,15 @@ def _domains(
     out: dict[int, dict[str, list[int]]] = {}
     if not len(p):
         return out
-    low = int(d.min())
-    by = ((p, int(p.max()) + 1), (dom + 1, len(names) + 1), (d - low, int(d.max()) - low + 1))
-    order = sort_order(by, stable=False)  # a (person, domain)'s first and last are its dates'
-    del by
+    order = sort_order(((p, int(p.max()) + 1), (dom + 1, len(names) + 1)), stable=False)
     p, d, dom = p[order], d[order], dom[order]
     heads = np.flatnonzero(run_starts(p) | run_starts(dom))
-    tails = np.append(heads[1:], len(p)) - 1
     columns = (
         p[heads].tolist(),
         dom[heads].tolist(),
-        d[heads].tolist(),
-        d[tails].tolist(),
-        (tails - heads + 1).tolist(),
+        np.minimum.reduceat(d, heads).tolist(),
+        np.maximum.reduceat(d, heads).tolist(),
+        np.diff(np.append(heads, len(p))).tolist(),
     )
     for who, domain, first, last, n in zip(*columns, strict=True):
         out.setdefault(who, {})[names[domain]] = [first, last, n]
