@@ -329,6 +329,17 @@ def test_my_unanswered_outreach_waits_outreach_wait() -> None:
     assert {s.person_key for s in signals(r, "awaiting_reply")} == {BOB}
 
 
+def test_no_follow_up_when_they_wrote_since_in_another_thread() -> None:
+    h = H()
+    for who in (BOB, CAROL):
+        h.exchange(who, ago(60), subject="how are you")
+    h.mail(ago(8), ME, [BOB], subject="intro")
+    h.mail(ago(8), ME, [CAROL], subject="plans")
+    h.mail(ago(4), CAROL, [ME], subject="something else")  # in touch since: nothing to chase
+    r = run(h)
+    assert {s.person_key for s in signals(r, "awaiting_reply")} == {BOB}
+
+
 # -- reciprocity ----------------------------------------------------------------------------------
 def test_lopsided_in_both_directions() -> None:
     h = H()

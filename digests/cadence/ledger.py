@@ -391,9 +391,11 @@ def _reciprocity(
     out, date = c.out, c.date
     n = len(date)
     window = date >= clock.window_start
-    pos = np.arange(n, dtype=np.int64)
-    answer = np.where(out, _next(np.where(out, n, pos)), _next(np.where(out, pos, n)))
-    del pos
+    # the answer to a message: the next row the other way (the start of the next run of rows
+    # one way), or none (n)
+    turns = run_starts(out)
+    answer = np.append(np.flatnonzero(turns)[1:], n)[np.cumsum(turns) - 1]
+    del turns
     answered = window & (answer <= c.last[c.conv])
     latency = date[np.minimum(answer, n - 1)] - date
     del answer
@@ -528,17 +530,22 @@ def _owed_to_me(c: _Conversations, clock: Clock, t: Touches, size: I64) -> Bools
     ok = (age >= clock.outreach_wait) & (age <= clock.reply_max_age)
     del age
     ok &= c.n_out == size  # my messages only
+    convs = np.flatnonzero(ok)  # the other checks only for the conversations still in question
+    first, last = first[convs], last[convs]
     started = (c.flags[first] & (F_NOT_ASKING | F_REPLY)) == 0  # not an answer or a forward
-    ok &= c.opens_thread[first] & out[first] & c.direct_k[first] & started & c.related[first]
+    still = c.opens_thread[first] & out[first] & c.direct_k[first] & started & c.related[first]
     del started
     # they have been in touch since (any thread): nothing to chase
+    heads = np.flatnonzero(run_starts(c.person))  # rows come by person
     theirs_last = np.full(len(t.persons), -1, dtype=np.int64)
-    np.maximum.at(theirs_last, c.person[~out], c.date[~out])
-    ok &= theirs_last[c.person[last]] < c.date[last]
+    theirs = np.maximum.reduceat(np.where(out, -1, c.date), heads)
+    theirs_last[c.person[heads]] = np.maximum(theirs, -1)  # -1: none (as for the others)
+    still &= theirs_last[c.person[last]] < c.date[last]
     # my incoming mail is visible before (else my "new" thread may answer a lost message)
     # and after it (else their answer may be where keepwarm can't see)
-    ok &= t.coverage.received_near(c.date[first], SENT_SEEN_BEFORE)
-    ok &= t.coverage.received_after(c.date[last] + clock.reply_grace)
+    still &= t.coverage.received_near(c.date[first], SENT_SEEN_BEFORE)
+    still &= t.coverage.received_after(c.date[last] + clock.reply_grace)
+    ok[convs] = still
     return ok
 
 
@@ -569,13 +576,6 @@ def _answer_history(c: _Conversations, t: Touches) -> tuple[I64, I64, I64, I64]:
         np.bincount(c.person[sent], minlength=n),
         np.bincount(c.person[sent & (last_in[c.conv] > rows)], minlength=n),
     )
-
-
-def _next(candidates: I64) -> I64:
-    """For each position, the smallest candidate after it (``candidates`` holds a position or a
-    number past the end; the caller checks the result stays in the conversation)."""
-    suffix = np.minimum.accumulate(candidates[::-1])[::-1]
-    return np.append(suffix[1:], len(candidates))
 
 
 def _grouped(person: I64, values: I64) -> dict[int, list[int]]:
