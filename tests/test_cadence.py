@@ -214,6 +214,19 @@ def test_contact_days_count_days_not_messages() -> None:
     assert r.person(BOB).strength == pytest.approx(r.person(CAROL).strength)  # type: ignore[union-attr]
 
 
+def test_a_mail_to_too_many_counts_distinct_addresses() -> None:
+    """An address in both To and Cc is one recipient: five rows, three addresses."""
+    from keepwarm.digests.cadence.touches import find_touches
+    from keepwarm.digests.queries import RecordMessages
+
+    h = H(covered=False)
+    h.mail(ago(5), ME, [BOB, CAROL, DAN], cc=[BOB, CAROL], subject="plan")
+    now = int(NOW.timestamp())
+    source = RecordMessages(h.messages)
+    assert len(find_touches(source, directory(), 3, now)) == 1
+    assert len(find_touches(source, directory(), 2, now)) == 0
+
+
 # -- threading and open loops ---------------------------------------------------------------------
 def test_auto_reply_is_not_a_reply() -> None:
     h = H()

@@ -509,9 +509,13 @@ def _classify(
     del packed
 
     # a mail to more than max_recipients distinct addresses is a broadcast, not a touch
-    pairs = np.sort(row * stride + addr)
-    too_big = np.bincount(pairs[run_starts(pairs)] // stride, minlength=n) > max_recipients
-    del pairs
+    # (distinct addresses are counted only where the rows are more than that: the others fit)
+    too_big = np.bincount(row, minlength=n) > max_recipients
+    crowded = too_big[row]
+    pairs = np.sort(row[crowded] * stride + addr[crowded])
+    too_big[too_big] = False
+    too_big |= np.bincount(pairs[run_starts(pairs)] // stride, minlength=n) > max_recipients
+    del pairs, crowded
     listed = np.bincount(row[is_list[addr]], minlength=n) > 0  # a post to a list address
     out = is_self[m.sender] | ((m.flags & F_SENT_FOLDER) != 0)
     visible = role != ROLE_BCC
@@ -551,7 +555,7 @@ def _classify(
     touch_of[rows] = np.arange(len(rows))
 
     sent = mine & touch[pair_row]
-    received = rows[~out[rows]]
+    received = np.flatnonzero(touch & ~out)  # in message order: sorted by touch below
     inc_touch = np.concatenate((touch_of[pair_row[sent]], touch_of[received]))
     inc_person = np.concatenate((pair_person[sent], sender_person[received]))
     inc_direct = np.concatenate((pair_direct[sent], me_in_to[received]))
@@ -562,7 +566,7 @@ def _classify(
     return _Classified(
         rows=rows,
         out=out[rows],
-        k=np.where(out[rows], k_out[rows], k_in[rows]),
+        k=np.where(out, k_out, k_in)[rows],
         inc_touch=inc_touch[by_touch],
         inc_person=inc_person[by_touch],
         inc_direct=inc_direct[by_touch],
