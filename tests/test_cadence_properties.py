@@ -958,3 +958,33 @@ def test_the_subject_rule_joins_as_run_touch_by_touch_per_subject(
     )
     assert set(zip(a.tolist(), b.tolist(), strict=True)) == want
     assert len(a) == len(want)
+
+
+@given(
+    n=st.integers(min_value=1, max_value=40),
+    edges=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39)), max_size=60),
+)
+def test_components_are_each_nodes_smallest_member(n: int, edges: list[tuple[int, int]]) -> None:
+    """_components (hooking roots, then following only the nodes not yet at a root) labels each
+    node with the smallest node connected to it, as a plain union-find does."""
+    import numpy as np
+
+    from keepwarm.digests.cadence.touches import _components
+
+    edges = [(a % n, b % n) for a, b in edges]
+    root = list(range(n))
+
+    def find(x: int) -> int:
+        while root[x] != x:
+            x = root[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        root[max(ra, rb)] = min(ra, rb)
+    got = _components(
+        n,
+        np.array([a for a, _ in edges], dtype=np.int64),
+        np.array([b for _, b in edges], dtype=np.int64),
+    )
+    assert got.tolist() == [find(x) for x in range(n)]

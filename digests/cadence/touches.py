@@ -804,7 +804,7 @@ def _rows(*columns: NDArray[Any], size: int = 1 << 14) -> Iterator[tuple[Any, ..
 def _components(n: int, a: I64, b: I64) -> I64:
     """Connected components of ``n`` nodes joined by edges ``a[i] - b[i]``: each node's smallest
     member (hooking roots onto the smaller root, then halving paths until every node points at
-    its root)."""
+    its root: only the nodes not yet pointing at a root are followed, fewer at each step)."""
     parent = np.arange(n, dtype=np.int64)
     while len(a):
         ra, rb = parent[a], parent[b]
@@ -813,11 +813,13 @@ def _components(n: int, a: I64, b: I64) -> I64:
         if not len(a):
             break
         np.minimum.at(parent, np.maximum(ra, rb), np.minimum(ra, rb))
-        while True:
-            grand = parent[parent]
-            if np.array_equal(grand, parent):
-                break
-            parent = grand
+        nodes = np.flatnonzero(parent != np.arange(n))
+        while len(nodes):
+            up = parent[nodes]
+            grand = parent[up]
+            moved = grand != up
+            nodes = nodes[moved]
+            parent[nodes] = grand[moved]
     return parent
 
 
