@@ -456,27 +456,33 @@ def _owed_by_me(
     trailing: I64,
     mine_before: Bools,
 ) -> Bools:
-    """The conversations whose last message waits for my answer."""
+    """The conversations whose last message waits for my answer.
+
+    The first checks narrow the conversations to those still in question, and the others run
+    on those only (most conversations end with my message, or mail not addressed to me)."""
     last, out = c.last, c.out
     age = clock.now - c.date[last]
     ok = (age >= clock.reply_grace) & ~out[last] & c.direct_k[last]
+    convs = np.flatnonzero(ok)
+    age, last = age[convs], last[convs]
+    trailing, mine_before = trailing[convs], mine_before[convs]
     days_away = np.asarray(away, dtype=np.int64)
     since = len(days_away) - np.searchsorted(days_away, c.day[last], side="right")
-    ok &= age - since * DAY <= clock.reply_max_age  # the time since it came, less my days away
+    still = age - since * DAY <= clock.reply_max_age  # the time since it came, less days away
     del age, since
     # my own mail is visible around it: else my answer may be where keepwarm can't see
-    ok &= t.coverage.sent_since(c.date[last] - SENT_SEEN_BEFORE)
+    still &= t.coverage.sent_since(c.date[last] - SENT_SEEN_BEFORE)
     flags = c.flags[last]
-    ok &= (flags & F_NOT_ASKING) == 0  # it asks something
+    still &= (flags & F_NOT_ASKING) == 0  # it asks something
     # they started something (not an answer to a message of mine missing from the mailbox), or
     # they wrote again after my last message and were not answered
-    ok &= np.where(mine_before, trailing >= 2, (flags & F_REPLY) == 0)
+    still &= np.where(mine_before, trailing >= 2, (flags & F_REPLY) == 0)
     question = (flags & F_QUESTION) != 0  # a question is no answer, nor just news
     del flags
     # nothing came in the thread after it: a thread that went on without me was dealt with
     thread_end = np.zeros(len(t.date), dtype=np.int64)
     np.maximum.at(thread_end, t.thread, t.date)
-    ok &= c.date[last] >= thread_end[c.thread[last]]
+    still &= c.date[last] >= thread_end[c.thread[last]]
     del thread_end
     # they keep me informed rather than ask: INFORMS_MIN direct messages seen, none answered; or
     # INFORMS_MIN messages of theirs (in To or Cc) and never one of mine to them
@@ -486,9 +492,10 @@ def _owed_by_me(
         np.bincount(c.person[out], minlength=n) == 0
     )
     informs = ((asked >= INFORMS_MIN) & (answered == 0)) | one_way
-    ok &= ~informs[c.person[last]] | question | (mine_before & (trailing >= 2))  # or they chase
-    still = np.flatnonzero(ok)  # the last check only for the conversations still waiting
-    ok[still] = _not_heard_from_me(c, still, mine_before[still], question[still])
+    still &= ~informs[c.person[last]] | question | (mine_before & (trailing >= 2))  # they chase
+    at = np.flatnonzero(still)  # the last check only for the conversations still waiting
+    still[at] = _not_heard_from_me(c, convs[at], mine_before[at], question[at])
+    ok[convs] = still
     return ok
 
 
