@@ -569,19 +569,21 @@ def _answer_history(c: _Conversations, t: Touches) -> tuple[I64, I64, I64, I64]:
     last_out = np.maximum.reduceat(np.where(c.out, rows, -1), c.first)
     last_in = np.maximum.reduceat(np.where(~c.out, rows, -1), c.first)
     # a message that answers the other's last one asks nothing: only openers count
-    prev = np.append(-1, rows[:-1])
-    opener = (rows == c.first[c.conv]) | (c.out[np.maximum(prev, 0)] == c.out)
-    received = opener & ~c.out & c.direct_k
-    at = np.flatnonzero(received)  # the coverage is looked up for these rows only
-    received[at] = t.coverage.sent_near(c.date[at], SENT_SEEN_BEFORE)
-    sent = opener & c.out & c.direct_k
-    at = np.flatnonzero(sent)
-    sent[at] = t.coverage.received_near(c.date[at], SENT_SEEN_BEFORE)
+    opener = np.append(True, c.out[1:] == c.out[:-1])  # the same way as the row before ...
+    opener[c.first] = True  # ... or a conversation's first
+    asking = opener & c.direct_k
+    del opener
+    # the coverage is looked up for these rows only
+    received = np.flatnonzero(asking & ~c.out)
+    received = received[t.coverage.sent_near(c.date[received], SENT_SEEN_BEFORE)]
+    sent = np.flatnonzero(asking & c.out)
+    sent = sent[t.coverage.received_near(c.date[sent], SENT_SEEN_BEFORE)]
+    del asking
     return (
         np.bincount(c.person[received], minlength=n),
-        np.bincount(c.person[received & (last_out[c.conv] > rows)], minlength=n),
+        np.bincount(c.person[received[last_out[c.conv[received]] > received]], minlength=n),
         np.bincount(c.person[sent], minlength=n),
-        np.bincount(c.person[sent & (last_in[c.conv] > rows)], minlength=n),
+        np.bincount(c.person[sent[last_in[c.conv[sent]] > sent]], minlength=n),
     )
 
 
