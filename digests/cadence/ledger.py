@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -623,11 +624,12 @@ def _max_by_day(
     order = sort_order(((p, int(p.max()) + 1), (d - low, int(d.max()) - low + 1)), stable=False)
     p, d, w = p[order], d[order], w[order]
     heads = np.flatnonzero(run_starts(p) | run_starts(d))  # each (person, day) once
-    heaviest = np.maximum.reduceat(w, heads).tolist()
-    days = d[heads].tolist()
-    return {
-        who: dict(zip(days[lo:hi], heaviest[lo:hi], strict=True)) for who, lo, hi in _runs(p[heads])
-    }
+    entries = zip(d[heads].tolist(), np.maximum.reduceat(w, heads).tolist(), strict=True)
+    p = p[heads]
+    starts = np.flatnonzero(run_starts(p))
+    sizes = np.diff(np.append(starts, len(p))).tolist()
+    # each person's days, taken in turn from the one iterator of them all
+    return {who: dict(islice(entries, n)) for who, n in zip(p[starts].tolist(), sizes, strict=True)}
 
 
 def _recent_subjects(
