@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from leakcheck import close_after_test
 
 from keepwarm.connectors.base import Address, Attendee, Batch, EventMeta, MessageMeta
-from keepwarm.connectors.headers import not_a_person
+from keepwarm.connectors.headers import _LIST_OR_ROOM_NAME, not_a_person
 from keepwarm.daemon.config import Config, loads
 from keepwarm.daemon.identity import (
     ROBOT_PREFIXES,
@@ -589,6 +589,18 @@ def test_my_name_first_look_hides_no_match(words: list[str], mine: str) -> None:
 )
 def test_not_a_person(email: str, name: str, expected: bool) -> None:
     assert not_a_person(email, name) is expected
+
+
+@given(
+    st.text("dlistrbuonc fegmaRDOMLI_-.\u0130\u0131\u017f\u212a\t", max_size=20)
+    | st.text(max_size=12)
+)
+@example("DL-all")
+@example("Conf. Rm 3")
+@example("BOARDROOM")
+def test_list_or_room_name_first_look_hides_no_match(name: str) -> None:
+    """not_a_person searches a display name only when it could match; the search decides."""
+    assert not_a_person("ann@acme.com", name) is bool(_LIST_OR_ROOM_NAME.search(name))
 
 
 def _corpus() -> list[MessageMeta]:
