@@ -37,6 +37,7 @@ def no_child_left() -> bool:
 def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tests decide whether a fork can pay, not the machine's cores; the forks are noted."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.3, 0.4))  # a core is free
     real_fork = os.fork
 
     def fork() -> int:
@@ -85,6 +86,9 @@ def test_few_items_one_core_or_no_fork_stay_in_one_process(
         m.setattr(os, "sched_getaffinity", lambda pid: {0})
         assert forked.in_two(here, ITEMS, "\n", min_items=2) == make(ITEMS)
     with monkeypatch.context() as m:
+        m.setattr(os, "getloadavg", lambda: (1.6, 1.0, 0.5))  # both cores busy: no free one
+        assert forked.in_two(here, ITEMS, "\n", min_items=2) == make(ITEMS)
+    with monkeypatch.context() as m:
         m.delattr(os, "fork")  # Windows
         assert forked.in_two(here, ITEMS, "\n", min_items=2) == make(ITEMS)
 
@@ -94,7 +98,7 @@ def test_few_items_one_core_or_no_fork_stay_in_one_process(
     with monkeypatch.context() as m:
         m.setattr(os, "fork", no_fork)
         assert forked.in_two(here, ITEMS, "\n", min_items=2) == make(ITEMS)
-    assert seen == [len(ITEMS)] * 4  # all of it, here, each time
+    assert seen == [len(ITEMS)] * 5  # all of it, here, each time
     assert not FORKED
 
 

@@ -136,6 +136,7 @@ def test_people_json_in_two_processes_is_the_same_text(
     from keepwarm.daemon import forked
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     forks: list[int] = []
     real_fork = os.fork
 
