@@ -292,11 +292,14 @@ def people(
     if merges or report is None:
         print_candidates(merge_candidates(view.identity), as_json)
         return
-    chosen = [
-        p
-        for p in selected_people(view, all_kinds, report)
-        if wanted(report, p.key, tier=tier, fading=fading, lopsided=lopsided, owed=owed)
-    ]
+    chosen = _filtered(
+        selected_people(view, all_kinds, report),
+        report,
+        tier=tier,
+        fading=fading,
+        lopsided=lopsided,
+        owed=owed,
+    )
     if as_json:
         click.echo(people_json(view, all_kinds, report, chosen))
     else:
@@ -304,6 +307,25 @@ def people(
         print_people(view, config.zone, all_kinds, report, chosen, explain, plain)
     if problem and not plain and not as_json:
         click.echo(f"note: {problem}", err=True)
+
+
+def _filtered(
+    people: list[Person],
+    report: NetworkReport,
+    *,
+    tier: str | None,
+    fading: bool,
+    lopsided: bool,
+    owed: bool,
+) -> list[Person]:
+    """The people the filters want (all of them without a filter: no look-up then)."""
+    if not (tier or fading or lopsided or owed):
+        return people
+    return [
+        p
+        for p in people
+        if wanted(report, p.key, tier=tier, fading=fading, lopsided=lopsided, owed=owed)
+    ]
 
 
 def _check_tier(config: Config, tier: str | None) -> None:
