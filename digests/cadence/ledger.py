@@ -617,12 +617,17 @@ def _max_by_day(
     person: I64, day: I64, weight: NDArray[np.float64], mask: Bools
 ) -> dict[int, dict[int, float]]:
     """Per person, the heaviest weight of each day (days in order), among the rows in ``mask``."""
-    p, d, w = person[mask], day[mask], weight[mask]
-    if not len(p):
+    rows = np.flatnonzero(mask)
+    if not len(rows):
         return {}
+    p, d = person[rows], day[rows]
     low = int(d.min())
     order = sort_order(((p, int(p.max()) + 1), (d - low, int(d.max()) - low + 1)), stable=False)
-    p, d, w = p[order], d[order], w[order]
+    del p, d  # the rows in their new order are gathered once: no second copy of each column
+    rows = rows[order]
+    del order
+    p, d, w = person[rows], day[rows], weight[rows]
+    del rows
     heads = np.flatnonzero(run_starts(p) | run_starts(d))  # each (person, day) once
     entries = zip(d[heads].tolist(), np.maximum.reduceat(w, heads).tolist(), strict=True)
     p = p[heads]
@@ -706,12 +711,17 @@ def _domains(
     person: I64, date: I64, domain: I64, mask: Bools, names: list[str]
 ) -> dict[int, dict[str, list[int]]]:
     """Per person and sender domain of the rows in ``mask``: [first date, last date, messages]."""
-    p, d, dom = person[mask], date[mask], domain[mask]
+    rows = np.flatnonzero(mask)
     out: dict[int, dict[str, list[int]]] = {}
-    if not len(p):
+    if not len(rows):
         return out
+    p, dom = person[rows], domain[rows]
     order = sort_order(((p, int(p.max()) + 1), (dom + 1, len(names) + 1)), stable=False)
-    p, d, dom = p[order], d[order], dom[order]
+    del p, dom  # gathered once, in the new order (as in _max_by_day)
+    rows = rows[order]
+    del order
+    p, d, dom = person[rows], date[rows], domain[rows]
+    del rows
     heads = np.flatnonzero(run_starts(p) | run_starts(dom))
     columns = (
         p[heads].tolist(),
