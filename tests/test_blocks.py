@@ -232,6 +232,15 @@ def test_a_damaged_block_is_read_again(tmp_path: Path, damage: str) -> None:
     store.conn.execute(damage)
     store.conn.commit()
     assert _read(store.conn) == truth
+    # kept again, whole: every block loads
+    stride = len(MessageStream(store.conn).emails)
+    for table, load in (
+        ("message_blocks", blocks._load_messages),
+        ("recipient_blocks", lambda row: blocks._load_recipients(row, stride)),
+    ):
+        rows = store.conn.execute(f"SELECT {blocks.KEPT[table]}, format FROM {table}").fetchall()
+        assert len(rows) == len(ALL)
+        assert all(r[-1] == blocks.FORMAT and load(tuple(r[:-1])) is not None for r in rows)
     assert _read(store.conn) == truth
 
 

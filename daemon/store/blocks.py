@@ -253,7 +253,8 @@ def blocks(
         }
     except sqlite3.OperationalError:  # a store from before the blocks (tests open old schemas)
         kept = set()
-    keeper = Keeper.open(conn) if len(kept) < len(pieces) else Keeper(None)
+    # the keeper's snapshot comes before any read it may keep: now, when some block is missing
+    keeper = Keeper.open(conn) if len(kept) < len(pieces) else None
     todo = [query.params(r) for p in pieces if p.block not in kept for r in p.ranges]
     answers: Iterator[tuple[Any, ...]] = iter(())
     try:
@@ -266,18 +267,20 @@ def blocks(
                     (piece.block, FORMAT),
                 ).fetchone()
                 got = load(tuple(row)) if row is not None else None
-                if got is None:  # changed since (or damaged): read it now
+                if got is None:  # dropped since, or damaged: read it now, and keep it again
+                    keeper = keeper or Keeper.open(conn)  # (before the read)
                     got = read(query.rows(conn, piece.ranges))
                     keep(keeper, piece.block, got)
             else:
                 got = read([next(answers) for _r in piece.ranges])
-                keep(keeper, piece.block, got)
+                keep(keeper or Keeper(None), piece.block, got)
             yield got
     finally:
         close = getattr(answers, "close", None)
         if close is not None:
             close()
-        keeper.close()
+        if keeper is not None:
+            keeper.close()
 
 
 KEPT = {
