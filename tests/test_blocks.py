@@ -358,3 +358,20 @@ def test_a_failing_read_is_the_readers_error_and_leaves_nothing_open(
     other.execute("UPDATE messages SET subject = 'x' WHERE id = 1")
     other.commit()
     other.close()
+
+
+def test_a_block_of_another_number_of_columns_is_read_again(tmp_path: Path) -> None:
+    """A block kept before the bulk read took another column (and FORMAT was not bumped) is
+    read again rather than given to the engine with a column missing."""
+    store = _store(tmp_path)
+    truth = _truth(tmp_path / "kw.db")
+    _read(store.conn)
+    n, widths, data = store.conn.execute(
+        "SELECT n, widths, data FROM message_blocks WHERE block = 0"
+    ).fetchone()
+    store.conn.execute(  # the last column dropped
+        "UPDATE message_blocks SET widths = ?, data = ? WHERE block = 0",
+        (widths[:-1], data[: len(data) - int(widths[-1]) * n]),
+    )
+    store.conn.commit()
+    assert _read(store.conn) == truth

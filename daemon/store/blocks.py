@@ -299,12 +299,17 @@ def message_blocks(
     pieces: list[Piece],
     query: Query,
     parse: Callable[[tuple[Any, ...]], MessageBlock],
+    columns: int,
 ) -> Iterator[MessageBlock]:
     """Every message of ``pieces``, a block at a time, as ``query`` answers them for an id
-    range (``parse``-d): kept blocks as they are, the others read and kept."""
-    return blocks(
-        conn, "message_blocks", pieces, query, _load_messages, _reader(parse), _keep_messages
-    )
+    range (``parse``-d into ``columns`` columns): kept blocks as they are (a kept block of
+    another number of columns is read again), the others read and kept."""
+
+    def load(row: tuple[Any, ...]) -> MessageBlock | None:
+        got = _load_messages(row)
+        return got if got is not None and len(got[0]) == columns else None
+
+    return blocks(conn, "message_blocks", pieces, query, load, _reader(parse), _keep_messages)
 
 
 def _reader(

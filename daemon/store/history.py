@@ -25,6 +25,7 @@ from keepwarm.core.records import Attendee, ResponseStatus
 from keepwarm.core.threadkeys import COLUMNS as THREAD_KEY_COLUMNS
 from keepwarm.core.vocabulary import ROLE_BCC, ROLE_CC, ROLE_TO
 from keepwarm.digests.queries import (
+    MESSAGE_COLUMNS,
     EventRecord,
     History,
     MessageChunk,
@@ -242,7 +243,7 @@ class MessageStream:
         pieces = blocks.pieces_of(lo, hi, lambda a, b: _split(a, b, _MESSAGE_RANGE))
         query = blocks.Query(_MESSAGE_SQL, lambda r: (*r, _NO_LIMIT), answers)  # every date
         for columns, marked, markers in blocks.message_blocks(
-            self.conn, pieces, query, _parse_messages
+            self.conn, pieces, query, _parse_messages, len(MESSAGE_COLUMNS)
         ):
             if not len(columns[0]):
                 continue
