@@ -70,3 +70,17 @@ def compile_package() -> None:
 def load() -> str:
     """The machine's load, to print beside figures that depend on it."""
     return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+
+
+def drop_column_blocks(db: Path) -> None:
+    """Drop the store's kept column blocks (daemon/store/blocks.py), as after an import: the next
+    command reads every message from SQL and keeps the blocks again."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("DELETE FROM message_blocks")
+        conn.execute("DELETE FROM recipient_blocks")
+        conn.commit()
+    finally:
+        conn.close()

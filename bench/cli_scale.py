@@ -33,7 +33,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from benchlib import ENV, KEEPWARM, Run, cache_root, compile_package, load, run
+from benchlib import ENV, KEEPWARM, Run, cache_root, compile_package, drop_column_blocks, load, run
 from engine import SYNTHETIC_END, config_text, generate
 
 STORE_VERSION = "2"  # bump when the generated store changes (2: threading keys as numbers)
@@ -138,13 +138,7 @@ def first_read(root: Path, argv: list[str], env: dict[str, str]) -> Run:
     an import, or after a change in every block: it reads every message from SQL and keeps the
     blocks for the commands after it."""
     run([KEEPWARM, "--config", str(root / "config.toml"), "status"], env)  # migrated first
-    conn = sqlite3.connect(root / "keepwarm.db")
-    try:
-        conn.execute("DELETE FROM message_blocks")
-        conn.execute("DELETE FROM recipient_blocks")
-        conn.commit()
-    finally:
-        conn.close()
+    drop_column_blocks(root / "keepwarm.db")
     return run(argv, env)
 
 

@@ -30,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchlib import drop_column_blocks
+
 ME = "me@example.com"
 SYNTHETIC_END = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -387,13 +389,7 @@ def main() -> None:
 
             Store.open(db).close()
         gen = time.perf_counter() - t
-        conn = sqlite3.connect(db)  # as after an import: no column block kept yet
-        try:
-            conn.execute("DELETE FROM message_blocks")
-            conn.execute("DELETE FROM recipient_blocks")
-            conn.commit()
-        finally:
-            conn.close()
+        drop_column_blocks(db)  # as after an import: no column block kept yet
         r = _child(["--child", "synthetic", str(db), "--now", now.isoformat()])
         print(
             f"synthetic, first read (no column block kept: read from SQL, then kept): "

@@ -25,6 +25,8 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+from keepwarm.core.threadkeys import COLUMNS as THREAD_KEY_COLUMNS
+
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
@@ -44,13 +46,26 @@ MESSAGE_COLUMNS_READ = (
     "list_id",
     "n_recipients",
     "markers",
-    "k_message_id",
-    "k_in_reply_to",
-    "k_ref_first",
-    "k_ref_last",
-    "k_thread_hint",
-    "k_subject",
+    *THREAD_KEY_COLUMNS,
 )
+
+
+def _triggers(blocks: str, table: str, key: str, columns: tuple[str, ...] = ()) -> str:
+    """The triggers that drop the block of any row of ``table`` (its message id: ``key``)
+    inserted, deleted or changed (in ``columns``, all when none)."""
+    of = f" OF {', '.join(columns)}" if columns else ""
+    drop = f"DELETE FROM {blocks} WHERE block"
+    return f"""
+CREATE TRIGGER {blocks}_insert AFTER INSERT ON {table} BEGIN
+    {drop} = NEW.{key} >> {BLOCK_BITS};
+END;
+CREATE TRIGGER {blocks}_delete AFTER DELETE ON {table} BEGIN
+    {drop} = OLD.{key} >> {BLOCK_BITS};
+END;
+CREATE TRIGGER {blocks}_update AFTER UPDATE{of} ON {table} BEGIN
+    {drop} IN (OLD.{key} >> {BLOCK_BITS}, NEW.{key} >> {BLOCK_BITS});
+END;"""
+
 
 SCHEMA = f"""
 CREATE TABLE message_blocks (
@@ -69,26 +84,8 @@ CREATE TABLE recipient_blocks (
     stride INTEGER NOT NULL,              -- the stride they are packed with
     data BLOB NOT NULL                    -- (message * 4 + role) * stride + address, 8 bytes each
 );
-CREATE TRIGGER message_blocks_insert AFTER INSERT ON messages BEGIN
-    DELETE FROM message_blocks WHERE block = NEW.id >> {BLOCK_BITS};
-END;
-CREATE TRIGGER message_blocks_delete AFTER DELETE ON messages BEGIN
-    DELETE FROM message_blocks WHERE block = OLD.id >> {BLOCK_BITS};
-END;
-CREATE TRIGGER message_blocks_update AFTER UPDATE OF {", ".join(MESSAGE_COLUMNS_READ)} ON messages
-BEGIN
-    DELETE FROM message_blocks WHERE block IN (OLD.id >> {BLOCK_BITS}, NEW.id >> {BLOCK_BITS});
-END;
-CREATE TRIGGER recipient_blocks_insert AFTER INSERT ON message_addresses BEGIN
-    DELETE FROM recipient_blocks WHERE block = NEW.message >> {BLOCK_BITS};
-END;
-CREATE TRIGGER recipient_blocks_delete AFTER DELETE ON message_addresses BEGIN
-    DELETE FROM recipient_blocks WHERE block = OLD.message >> {BLOCK_BITS};
-END;
-CREATE TRIGGER recipient_blocks_update AFTER UPDATE ON message_addresses BEGIN
-    DELETE FROM recipient_blocks
-    WHERE block IN (OLD.message >> {BLOCK_BITS}, NEW.message >> {BLOCK_BITS});
-END;
+{_triggers("message_blocks", "messages", "id", MESSAGE_COLUMNS_READ)}
+{_triggers("recipient_blocks", "message_addresses", "message")}
 """
 
 T = TypeVar("T")
