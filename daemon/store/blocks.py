@@ -240,16 +240,7 @@ def blocks(
     (asked for all such pieces at once, before the first is needed) and kept."""
     if not pieces:
         return
-    try:
-        kept = {
-            int(b)
-            for (b,) in conn.execute(
-                f"SELECT block FROM {table} WHERE block BETWEEN ? AND ? AND format = ?",
-                (pieces[0].block, pieces[-1].block, FORMAT),
-            )
-        }
-    except sqlite3.OperationalError:  # a store from before the blocks (tests open old schemas)
-        kept = set()
+    kept = _kept_blocks(conn, table, pieces[0].block, pieces[-1].block)
     # the keeper's snapshot comes before any read it may keep: now, when some block is missing
     keeper = Keeper.open(conn) if len(kept) < len(pieces) else None
     todo = [query.params(r) for p in pieces if p.block not in kept for r in p.ranges]
@@ -257,20 +248,15 @@ def blocks(
     try:
         answers = query.ask(conn, query.sql, todo)
         for piece in pieces:
-            got = None
-            if piece.block in kept:
-                row = conn.execute(
-                    f"SELECT {KEPT[table]} FROM {table} WHERE block = ? AND format = ?",
-                    (piece.block, FORMAT),
-                ).fetchone()
-                got = load(tuple(row)) if row is not None else None
-                if got is None:  # dropped since, or damaged: read it now, and keep it again
-                    keeper = keeper or Keeper.open(conn)  # (before the read)
-                    got = read(query.rows(conn, piece.ranges))
-                    keep(keeper, piece.block, got)
-            else:
+            if piece.block not in kept:
                 got = read([next(answers) for _r in piece.ranges])
                 keep(keeper or Keeper(None), piece.block, got)
+            elif (loaded := _load_kept(conn, table, piece.block, load)) is not None:
+                got = loaded
+            else:  # dropped since, or damaged: read it now, and keep it again
+                keeper = keeper or Keeper.open(conn)  # (before the read)
+                got = read(query.rows(conn, piece.ranges))
+                keep(keeper, piece.block, got)
             yield got
     finally:
         close = getattr(answers, "close", None)
@@ -278,6 +264,30 @@ def blocks(
             close()
         if keeper is not None:
             keeper.close()
+
+
+def _kept_blocks(conn: sqlite3.Connection, table: str, first: int, last: int) -> set[int]:
+    """The blocks ``first`` to ``last`` kept in ``table`` (in the current format)."""
+    try:
+        return {
+            int(b)
+            for (b,) in conn.execute(
+                f"SELECT block FROM {table} WHERE block BETWEEN ? AND ? AND format = ?",
+                (first, last, FORMAT),
+            )
+        }
+    except sqlite3.OperationalError:  # a store from before the blocks (tests open old schemas)
+        return set()
+
+
+def _load_kept(
+    conn: sqlite3.Connection, table: str, block: int, load: Callable[[tuple[Any, ...]], T | None]
+) -> T | None:
+    """Kept ``block`` of ``table``, ``load``-ed (None when it is gone since or does not load)."""
+    row = conn.execute(
+        f"SELECT {KEPT[table]} FROM {table} WHERE block = ? AND format = ?", (block, FORMAT)
+    ).fetchone()
+    return load(tuple(row)) if row is not None else None
 
 
 KEPT = {
