@@ -77,7 +77,8 @@ def _truth(path: Path, until: int | None = None) -> dict[str, Any]:
     at once, the dates filtered by SQL."""
     conn = sqlite3.connect(path)
     try:
-        *texts, marked, markers = conn.execute(_MESSAGE_SQL, (0, 2**62, until or 2**62)).fetchone()
+        dated = _MESSAGE_SQL + " AND date <= ?"  # SQL's own date filter
+        *texts, marked, markers = conn.execute(dated, (0, 2**62, until or 2**62)).fetchone()
         stride = len(MessageStream(conn).emails)
         (packed,) = conn.execute(_RECIPIENT_SQL, (stride, 0, 2**62)).fetchone()
     finally:

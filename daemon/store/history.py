@@ -66,12 +66,12 @@ _MESSAGE_SQL = f"""
            group_concat(list_id IS NOT NULL), group_concat(n_recipients), {", ".join(f"group_concat({c})" for c in THREAD_KEY_COLUMNS)},
            group_concat(id) FILTER (WHERE markers IS NOT NULL),
            json_group_array(markers) FILTER (WHERE markers IS NOT NULL)
-    FROM messages NOT INDEXED WHERE id BETWEEN ? AND ? AND date <= ?"""
+    FROM messages WHERE id BETWEEN ? AND ?"""
 # One text of comma-separated numbers per column and range of message ids: SQLite writes them
 # without Python's GIL and numpy parses them, several times as fast as a Python tuple per row.
 # The markers (words, not numbers) come as one JSON array, with the ids of the messages that
-# have any (most have none). NOT INDEXED: with
-# ``date <= ?`` SQLite would walk the date index and fetch every row at random.
+# have any (most have none). Every date: a range is kept whole (blocks.py), and the dates up to
+# the moment asked for are taken after.
 _MESSAGE_RANGE = 1 << 17  # message ids per query (a few MB of text)
 _RECORD_SQL = """
     SELECT id, date, sender, message_id, in_reply_to, refs, subject, norm_subject, thread_hint,
@@ -241,7 +241,7 @@ class MessageStream:
         if lo is None:
             return
         pieces = blocks.pieces_of(lo, hi, lambda a, b: _split(a, b, _MESSAGE_RANGE))
-        query = blocks.Query(_MESSAGE_SQL, lambda r: (*r, _NO_LIMIT), answers)  # every date
+        query = blocks.Query(_MESSAGE_SQL, lambda r: r, answers)
         for columns, marked, markers in blocks.message_blocks(
             self.conn, pieces, query, _parse_messages, len(MESSAGE_COLUMNS)
         ):
