@@ -349,16 +349,18 @@ def load_activity(
     config: Config,
     as_of: datetime | None = None,
     every: EveryMessage | None = None,
+    addresses: Mapping[int, tuple[str, str]] | None = None,
 ) -> Activity:
     """Aggregate every address's mail and meetings up to ``as_of`` (all of history if None).
-    ``every``: the messages, when already read with the engine's (up to ``as_of`` at least)."""
+    ``every``: the messages, when already read with the engine's (up to ``as_of`` at least);
+    ``addresses``: the stored addresses (id -> (email, name)), when already read with them."""
     me = self_addresses(config)
-    rows = activity.addresses(store.conn)
+    rows = _address_rows(store, addresses)
     id_of = {email: aid for aid, email, _ in rows}
     self_ids = frozenset(id_of[e] for e in me if e in id_of)
     until = int(as_of.timestamp()) if as_of else FAR_FUTURE
     if every is None:
-        every = read_every(store, until)
+        every = read_every(store, until, {aid: (email, name or "") for aid, email, name in rows})
     classes = marker_classes(every.markers)
     max_r = int(config.engine.get("max_recipients") or ENGINE_DEFAULTS.max_recipients)
     from keepwarm.daemon.mail_counts import count_mail
@@ -376,12 +378,23 @@ def load_activity(
     return Activity(by_id, self_ids, as_of, tuple(sorted(classes.bulk)), by_email, filed)
 
 
-def read_every(store: Store, until: int) -> EveryMessage:
+def _address_rows(
+    store: Store, addresses: Mapping[int, tuple[str, str]] | None
+) -> list[tuple[int, str, str | None]]:
+    """Every stored address as (id, email, name): from ``addresses`` when already read."""
+    if addresses is None:
+        return activity.addresses(store.conn)
+    return [(aid, email, name) for aid, (email, name) in addresses.items()]
+
+
+def read_every(
+    store: Store, until: int, addresses: Mapping[int, tuple[str, str]] | None = None
+) -> EveryMessage:
     """Every stored message up to ``until`` (epoch seconds), as identity counts them."""
     from keepwarm.daemon.store.history import MessageStream
     from keepwarm.digests.cadence.touches import read_every as read
 
-    return read(MessageStream(store.conn), until)
+    return read(MessageStream(store.conn, addresses=addresses), until)
 
 
 def _with_counts(

@@ -20,7 +20,7 @@ from keepwarm.daemon.identity import (
     resolve_activity,
 )
 from keepwarm.daemon.store import Store
-from keepwarm.daemon.store.history import load_history
+from keepwarm.daemon.store.history import MessageStream, load_history
 from keepwarm.digests.cadence import (
     Directory,
     EngineSettings,
@@ -119,7 +119,9 @@ def identity_and_messages(
     history = _history(store, config, now)
     until = max(int(as_of.timestamp()) if as_of else FAR_FUTURE, int(now.timestamp()))
     ahead = read_ahead(history, now, until)
-    activity = load_activity(store, config, as_of, ahead.take_every())
+    stream = history.messages  # a MessageStream (_history streams): its addresses, read once
+    addresses = stream.addresses if isinstance(stream, MessageStream) else None
+    activity = load_activity(store, config, as_of, ahead.take_every(), addresses)
     return activity, ReadAhead(history, ahead)
 
 
