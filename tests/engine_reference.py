@@ -5,14 +5,17 @@ compare the columnar path (:mod:`keepwarm.digests.cadence.touches` and
 
 It reads :class:`~keepwarm.digests.queries.MessageRecord` objects and fills the engine's own
 :class:`~keepwarm.digests.cadence.ledger.Ledger`; the rules are those of the module docstrings
-of ``touches.py``, ``ledger.py`` and ``coverage.py``.
+of ``touches.py``, ``ledger.py`` and ``coverage.py``. Each person's strength and rhythm are
+worked out one person at a time too (``rhythm.py`` works out everyone at once).
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from statistics import median
 from typing import Any
 
 from keepwarm.digests.cadence import touches
@@ -27,6 +30,16 @@ from keepwarm.digests.cadence.ledger import (
     Owed,
 )
 from keepwarm.digests.cadence.model import Directory
+from keepwarm.digests.cadence.rhythm import (
+    EPISODE_GAP_DAYS,
+    FULL_GAPS,
+    LENGTH_FULL_DAYS,
+    MIN_GAP_DAYS,
+    RECENT_GAPS,
+    Decay,
+    Rhythm,
+    prior_cadence,
+)
 from keepwarm.digests.cadence.subjects import over
 from keepwarm.digests.cadence.touches import (
     CC_WEIGHT,
@@ -438,3 +451,99 @@ def _note_domain(led: Ledger, address: str, date: int) -> None:
         slot[0] = min(slot[0], date)
         slot[1] = max(slot[1], date)
         slot[2] += 1
+
+
+# -- per person, one at a time (the engine works out everyone at once: rhythm.all_strengths,
+# rhythm.all_rhythms; tests/test_cadence_properties.py checks they give these to the last bit)
+def strengths(led: Ledger, today: int, then: int, decay: Decay) -> tuple[float, float]:
+    """The strength as of ``today`` and as of ``then`` (an earlier day): time-decayed contact,
+    boosted by reciprocity and history length; zero before any touch. Each total adds its
+    contact days' decayed weights in day order."""
+    now_base = then_base = 0.0
+    first = now_last = then_last = None
+    for d, w in sorted(led.days.items()):
+        if d <= today:
+            now_base += w * decay[today - d]
+            now_last = d
+            if first is None:
+                first = d
+        if d <= then:
+            then_base += w * decay[then - d]
+            then_last = d
+    if led.one_way_days:
+        now_one = then_one = 0.0
+        for d, w in sorted(led.one_way_days.items()):
+            if d not in led.days:
+                if d <= today:
+                    now_one += w * decay[today - d]
+                if d <= then:
+                    then_one += w * decay[then - d]
+        now_base += 0.25 * now_one
+        then_base += 0.25 * then_one
+    if now_base <= 0.0 and then_base <= 0.0:
+        return 0.0, 0.0
+    ins, outs = led.msgs_in + led.meetings, led.msgs_out + led.meetings
+    recip = min(ins, outs) / max(ins, outs) if max(ins, outs) else 0.0
+    return (
+        _boosted(now_base, recip, first, now_last),
+        _boosted(then_base, recip, first, then_last),
+    )
+
+
+def _boosted(base: float, recip: float, first: int | None, last: int | None) -> float:
+    """The decayed contact ``base``, raised for reciprocity and for the span of contact days."""
+    if base <= 0.0:
+        return 0.0
+    span = last - first if first is not None and last is not None else 0
+    length = min(1.0, span / LENGTH_FULL_DAYS)
+    return round(base * (1 + 0.5 * recip) * (1 + 0.5 * length), 6)
+
+
+def rhythm(
+    days: dict[int, float],
+    today: int,
+    ooo_days: tuple[int, ...],
+    cadences: tuple[float, ...],
+    pinned: float | None,
+) -> Rhythm:
+    """The person's rhythm and how overdue they are, ``today`` being the local day number."""
+    ordered = sorted(days)
+    if ordered and ordered[-1] > today:
+        ordered = [d for d in ordered if d <= today]
+    cdays = tuple(ordered)
+    return _rhythm(cdays, episodes(cdays), today, ooo_days, cadences, pinned)
+
+
+def _rhythm(
+    cdays: tuple[int, ...],
+    begun: list[int],
+    today: int,
+    ooo_days: tuple[int, ...],
+    cadences: tuple[float, ...],
+    pinned: float | None,
+) -> Rhythm:
+    """:func:`rhythm` from the contact days up to today and the days their episodes began."""
+    gaps = [b - a for a, b in itertools.pairwise(begun[-RECENT_GAPS - 1 :])]  # the recent ones
+    typical = float(median(gaps)) if gaps else None
+    prior = prior_cadence(typical, cadences, pinned)
+    w = min(1.0, len(gaps) / FULL_GAPS)
+    learnt = (w * typical + (1 - w) * prior) if typical is not None else prior
+    expected = max(MIN_GAP_DAYS, learnt)
+    if not cdays:
+        return Rhythm(cdays, None, expected, None, 0, None, None, len(begun))
+    last = cdays[-1]
+    since = today - last
+    paused = bisect.bisect_right(ooo_days, today) - bisect.bisect_right(ooo_days, last)
+    silence = max(0, since - paused)
+    return Rhythm(
+        cdays, typical, expected, since, paused, silence, round(silence / expected, 4), len(begun)
+    )
+
+
+def episodes(contact_days: tuple[int, ...]) -> list[int]:
+    """The days episodes of contact began (see the module docstring)."""
+    return [
+        d
+        for i, d in enumerate(contact_days)
+        if i == 0 or d - contact_days[i - 1] > EPISODE_GAP_DAYS
+    ]

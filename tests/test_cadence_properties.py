@@ -626,8 +626,10 @@ def test_both_strengths_are_the_decayed_contact_added_day_by_day(
     strength formula computed directly, to the last bit."""
     import math
 
+    from engine_reference import strengths
+
     from keepwarm.digests.cadence.ledger import Ledger
-    from keepwarm.digests.cadence.rhythm import LENGTH_FULL_DAYS, Decay, strengths
+    from keepwarm.digests.cadence.rhythm import LENGTH_FULL_DAYS, Decay
 
     def decayed(days: dict[int, float], today: int) -> float:
         total = 0.0
@@ -688,15 +690,10 @@ def test_everyones_rhythm_and_strengths_at_once_are_each_ones_to_the_last_bit(
     """all_rhythms and all_strengths (numpy, every person at once) give exactly what rhythm and
     strengths give one person at a time: days in any order, one-way days that are two-way too,
     days after today, nobody, ledgers without days."""
+    from engine_reference import rhythm, strengths
+
     from keepwarm.digests.cadence.ledger import Ledger
-    from keepwarm.digests.cadence.rhythm import (
-        Days,
-        Decay,
-        all_rhythms,
-        all_strengths,
-        rhythm,
-        strengths,
-    )
+    from keepwarm.digests.cadence.rhythm import Days, Decay, all_rhythms, all_strengths
 
     ledgers = []
     for days, one_way, (msgs_in, msgs_out, meetings), shuffled, _pin in people:

@@ -268,7 +268,8 @@ def _people(
             info = d.people.get(led.key)
             addresses = info.addresses if info is not None else (led.key,)
             pinned[i] = _pinned_tier((*addresses, led.key), settings.tiers)
-    # every person at once (numpy), the same figures as rhythm() and strengths() one by one
+    # every person at once (numpy), the same figures as tests/engine_reference.py's rhythm() and
+    # strengths() one by one
     days = Days([led.days for led in leds])
     pin_cadences = [cadences[p] if p is not None else None for p in pinned]
     rhythms = all_rhythms(days, today, ooo_days, cadences, pin_cadences)

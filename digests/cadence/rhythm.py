@@ -1,4 +1,4 @@
-"""Strength, rhythm and overdue ratio for one person, from their ledger. Pure arithmetic.
+"""Strength, rhythm and overdue ratio of each person, from their ledger. Pure arithmetic.
 
 * strength: each two-way contact day's weight, halved every ``half_life`` of age, summed; one-way
   days count a quarter; then raised by up to 50% for reciprocity (messages both ways) and up to
@@ -15,12 +15,10 @@
 
 from __future__ import annotations
 
-import bisect
 import functools
 import itertools
 import math
 from collections.abc import Sequence
-from statistics import median
 from typing import NamedTuple
 
 import numpy as np
@@ -77,41 +75,6 @@ class Decay(dict[int, float]):
     def __missing__(self, age: int) -> float:
         got = self[age] = math.pow(0.5, age / self.half_life_days)
         return got
-
-
-def strengths(led: Ledger, today: int, then: int, decay: Decay) -> tuple[float, float]:
-    """The strength as of ``today`` and as of ``then`` (an earlier day): time-decayed contact,
-    boosted by reciprocity and history length; zero before any touch. Each total adds its
-    contact days' decayed weights in day order."""
-    now_base = then_base = 0.0
-    first = now_last = then_last = None
-    for d, w in sorted(led.days.items()):
-        if d <= today:
-            now_base += w * decay[today - d]
-            now_last = d
-            if first is None:
-                first = d
-        if d <= then:
-            then_base += w * decay[then - d]
-            then_last = d
-    if led.one_way_days:
-        now_one = then_one = 0.0
-        for d, w in sorted(led.one_way_days.items()):
-            if d not in led.days:
-                if d <= today:
-                    now_one += w * decay[today - d]
-                if d <= then:
-                    then_one += w * decay[then - d]
-        now_base += 0.25 * now_one
-        then_base += 0.25 * then_one
-    if now_base <= 0.0 and then_base <= 0.0:
-        return 0.0, 0.0
-    ins, outs = led.msgs_in + led.meetings, led.msgs_out + led.meetings
-    recip = min(ins, outs) / max(ins, outs) if max(ins, outs) else 0.0
-    return (
-        _boosted(now_base, recip, first, now_last),
-        _boosted(then_base, recip, first, then_last),
-    )
 
 
 def all_strengths(
@@ -231,15 +194,6 @@ def _sum_in_order(terms: F64, start: I64, length: I64) -> F64:
     return total
 
 
-def _boosted(base: float, recip: float, first: int | None, last: int | None) -> float:
-    """The decayed contact ``base``, raised for reciprocity and for the span of contact days."""
-    if base <= 0.0:
-        return 0.0
-    span = last - first if first is not None and last is not None else 0
-    length = min(1.0, span / LENGTH_FULL_DAYS)
-    return round(base * (1 + 0.5 * recip) * (1 + 0.5 * length), 6)
-
-
 @functools.lru_cache(maxsize=4096)  # few distinct typical gaps: each person asks
 def prior_cadence(
     typical: float | None, cadences: tuple[float, ...], pinned: float | None
@@ -253,21 +207,6 @@ def prior_cadence(
         return cadences[-1]
     t = max(typical, 1.0)
     return min(cadences, key=lambda c: (abs(math.log(c / t)), c))
-
-
-def rhythm(
-    days: dict[int, float],
-    today: int,
-    ooo_days: tuple[int, ...],
-    cadences: tuple[float, ...],
-    pinned: float | None,
-) -> Rhythm:
-    """The person's rhythm and how overdue they are, ``today`` being the local day number."""
-    ordered = sorted(days)
-    if ordered and ordered[-1] > today:
-        ordered = [d for d in ordered if d <= today]
-    cdays = tuple(ordered)
-    return _rhythm(cdays, episodes(cdays), today, ooo_days, cadences, pinned)
 
 
 def all_rhythms(
@@ -352,41 +291,6 @@ def _recent_median_gaps(begun: I64, who: I64, n_begun: I64) -> tuple[F64, I64]:
     odd = n_gaps % 2 == 1
     median_gap = np.where(odd, upper.astype(np.float64), (lower + upper) / 2)
     return np.where(n_gaps > 0, median_gap, 0.0), n_gaps
-
-
-def _rhythm(
-    cdays: tuple[int, ...],
-    begun: list[int],
-    today: int,
-    ooo_days: tuple[int, ...],
-    cadences: tuple[float, ...],
-    pinned: float | None,
-) -> Rhythm:
-    """:func:`rhythm` from the contact days up to today and the days their episodes began."""
-    gaps = [b - a for a, b in itertools.pairwise(begun[-RECENT_GAPS - 1 :])]  # the recent ones
-    typical = float(median(gaps)) if gaps else None
-    prior = prior_cadence(typical, cadences, pinned)
-    w = min(1.0, len(gaps) / FULL_GAPS)
-    learnt = (w * typical + (1 - w) * prior) if typical is not None else prior
-    expected = max(MIN_GAP_DAYS, learnt)
-    if not cdays:
-        return Rhythm(cdays, None, expected, None, 0, None, None, len(begun))
-    last = cdays[-1]
-    since = today - last
-    paused = bisect.bisect_right(ooo_days, today) - bisect.bisect_right(ooo_days, last)
-    silence = max(0, since - paused)
-    return Rhythm(
-        cdays, typical, expected, since, paused, silence, round(silence / expected, 4), len(begun)
-    )
-
-
-def episodes(contact_days: tuple[int, ...]) -> list[int]:
-    """The days episodes of contact began (see the module docstring)."""
-    return [
-        d
-        for i, d in enumerate(contact_days)
-        if i == 0 or d - contact_days[i - 1] > EPISODE_GAP_DAYS
-    ]
 
 
 def human_gap(days: float) -> str:
