@@ -526,13 +526,9 @@ BULK_SENDER_LABELS = frozenset(
 BULK_SENDER_DOMAINS = frozenset({"m0.net", "mcsv.net", "rsgsv.net", "exacttarget.com", "bfi0.com"})
 
 
-def bulk_sender_domain(email: str) -> str | None:
-    """The mass-mailing part of a sender's domain (``customermail.expedia.com``), if any."""
-    return _bulk_sender_domain(email.rpartition("@")[2])
-
-
 @functools.lru_cache(maxsize=1 << 14)  # many addresses share a domain
 def _bulk_sender_domain(domain: str) -> str | None:
+    """The mass-mailing part of a sender's domain (``customermail.expedia.com``), if any."""
     labels = domain.split(".")
     for i in range(len(labels) - 1):
         if ".".join(labels[i:]) in BULK_SENDER_DOMAINS:
@@ -565,13 +561,9 @@ LIST_HOST_DOMAINS = frozenset(
 LIST_HOST_LABELS = frozenset({"lists", "list", "listserv", "listserver", "mailman", "majordomo"})
 
 
-def list_host(email: str) -> str | None:
-    """The list host in ``email``'s domain (``x@yahoogroups.com``, ``y@lists.example.org``)."""
-    return _list_host(email.rpartition("@")[2])
-
-
 @functools.lru_cache(maxsize=1 << 14)  # many addresses share a domain
 def _list_host(domain: str) -> str | None:
+    """The list host in a domain (``yahoogroups.com``, ``lists.example.org``), if any."""
     labels = domain.split(".")
     for i in range(len(labels) - 1):
         suffix = ".".join(labels[i:])

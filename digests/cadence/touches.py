@@ -68,11 +68,6 @@ I64 = NDArray[np.int64]
 Bools = NDArray[np.bool_]
 
 
-def not_a_touch(markers: str) -> bool:
-    """Do these space-separated markers make a message bulk or automatic?"""
-    return marker_class(markers)[0]
-
-
 def marker_class(markers: str) -> tuple[bool, int]:
     """``(not a touch, flags)`` of a stored markers string (memoised: few distinct strings)."""
     got = _MARKER_CLASSES.get(markers)
